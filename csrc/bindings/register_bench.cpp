@@ -1,0 +1,14 @@
+#include <pybind11/pybind11.h>
+
+#include "cupti/session.h"
+
+namespace py = pybind11;
+using namespace skipnative;
+
+void register_bench(py::module_& m) {
+  m.def("bench_record_path", &bench_record_path, py::arg("n"), py::arg("clock") = "auto",
+        py::call_guard<py::gil_scoped_release>(),
+        "ns per launch record: enter+exit callback into the per-thread buffers");
+  m.def("bench_clock_read", &bench_clock_read, py::arg("n"), py::arg("clock") = "auto",
+        py::call_guard<py::gil_scoped_release>(), "ns per bare clock read");
+}

@@ -1,0 +1,159 @@
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "core/records.h"
+#include "cupti/api_table.h"
+#include "cupti/loader.h"
+#include "cupti/session.h"
+
+namespace py = pybind11;
+using namespace skipnative;
+
+namespace {
+
+// A view of a result vector as a flat uint8 array; `owner` keeps it alive.
+template <class T>
+py::array_t<uint8_t> bytes_view(const std::vector<T>& v, py::handle owner) {
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(v.data());
+  static const uint8_t empty = 0;
+  return py::array_t<uint8_t>({py::ssize_t(v.size() * sizeof(T))}, {py::ssize_t(1)},
+                              v.empty() ? &empty : p, owner);
+}
+
+SessionOptions options_from(const py::dict& d) {
+  SessionOptions o;
+  for (auto item : d) {
+    std::string k = py::str(item.first);
+    py::handle v = item.second;
+    if (k == "clock") o.clock = v.cast<std::string>();
+    else if (k == "latency_timestamps") o.latency_timestamps = v.cast<bool>();
+    else if (k == "memcpy") o.memcpy = v.cast<bool>();
+    else if (k == "memset") o.memset = v.cast<bool>();
+    else if (k == "activity_buffer_bytes") o.activity_buffer_bytes = v.cast<size_t>();
+    else if (k == "max_activity_buffers") o.max_activity_buffers = v.cast<size_t>();
+    else if (k == "launch_chunk_records") o.launch_chunk_records = v.cast<size_t>();
+    else if (k == "max_launch_bytes") o.max_launch_bytes = v.cast<size_t>();
+    else if (k == "max_gpu_records") o.max_gpu_records = v.cast<size_t>();
+    else if (k == "wheel_dirs") o.wheel_dirs = v.cast<std::vector<std::string>>();
+    else throw py::value_error("unknown session option '" + k + "'");
+  }
+  if (o.activity_buffer_bytes < 4096) throw py::value_error("activity_buffer_bytes must be >= 4096");
+  if (o.max_activity_buffers < 1) throw py::value_error("max_activity_buffers must be >= 1");
+  if (o.launch_chunk_records < 1) throw py::value_error("launch_chunk_records must be >= 1");
+  return o;
+}
+
+py::dict metadata(const Session& s) {
+  py::dict d;
+  const CuptiApi* api = s.api();
+  if (api) {
+    d["cupti_version"] = api->version;
+    d["cupti_path"] = api->path;
+    d["cupti_origin"] = api->origin;
+    d["cupti_test_double"] = api->is_test_double;
+  }
+  d["record_layout"] = int(s.layout());
+  const ClockParams& c = s.clock();
+  d["clock"] = clock_kind_name(c.kind);
+  d["clock_ticks_per_second"] = c.ticks_per_second;
+  d["clock_realtime_offset_ns"] = c.realtime_offset_ns;
+  d["clock_realtime_uncertainty_ns"] = c.realtime_uncertainty_ns;
+  d["t_start_ns"] = s.t_start_ns();
+  d["t_stop_ns"] = s.t_stop_ns();
+  const SessionStats& st = s.stats();
+  py::dict dropped;
+  dropped["launches"] = st.launches_dropped;
+  dropped["cupti"] = st.cupti_dropped;
+  dropped["gpu_rows"] = st.gpu_rows_dropped;
+  d["dropped"] = dropped;
+  d["buffers_refused"] = st.buffers_refused;
+  d["buffers_completed"] = st.buffers_completed;
+  d["max_buffers_in_use"] = st.max_buffers_in_use;
+  d["records_ignored"] = st.records_ignored;
+  d["callbacks_unavailable"] = st.callbacks_unavailable;
+  d["latency_timestamps"] = s.options().latency_timestamps;
+  d["activity_buffer_bytes"] = s.options().activity_buffer_bytes;
+  d["max_activity_buffers"] = s.options().max_activity_buffers;
+  d["max_launch_bytes"] = s.options().max_launch_bytes;
+  return d;
+}
+
+}  // namespace
+
+void register_session(py::module_& m) {
+  static py::exception<SessionError> exc(m, "CaptureError", PyExc_RuntimeError);
+
+  py::class_<Session>(m, "Session")
+      .def(py::init([](const py::dict& opts) { return new Session(options_from(opts)); }),
+           py::arg("options") = py::dict())
+      .def("start", &Session::start, py::call_guard<py::gil_scoped_release>())
+      .def("stop", &Session::stop, py::call_guard<py::gil_scoped_release>())
+      .def("mark", &Session::mark)
+      .def_property_readonly("active", &Session::active)
+      .def_property_readonly("finished", &Session::finished)
+      .def("launches_bytes",
+           [](py::object self) { return bytes_view(self.cast<Session&>().launches(), self); })
+      .def("kernels_bytes",
+           [](py::object self) { return bytes_view(self.cast<Session&>().kernels(), self); })
+      .def("copies_bytes",
+           [](py::object self) { return bytes_view(self.cast<Session&>().copies(), self); })
+      .def("markers_bytes",
+           [](py::object self) { return bytes_view(self.cast<Session&>().markers(), self); })
+      .def("strings", &Session::strings)
+      .def("metadata", &metadata);
+
+  m.def("record_sizes", [] {
+    py::dict d;
+    d["launch"] = sizeof(LaunchRow);
+    d["kernel"] = sizeof(KernelRow);
+    d["copy"] = sizeof(CopyRow);
+    d["marker"] = sizeof(MarkerRow);
+    return d;
+  });
+
+  m.def("api_table", [] {
+    py::list out;
+    for (const auto& a : subscribed_apis())
+      out.append(py::make_tuple(a.domain, a.cbid, int(a.kind), a.name));
+    return out;
+  });
+
+  m.def(
+      "load_cupti",
+      [](const std::vector<std::string>& wheel_dirs) {
+        std::string why;
+        const CuptiApi* api = load_cupti(wheel_dirs, &why);
+        py::dict d;
+        d["loaded"] = api != nullptr;
+        d["why"] = why;
+        if (api) {
+          d["path"] = api->path;
+          d["origin"] = api->origin;
+          d["version"] = api->version;
+          d["test_double"] = api->is_test_double;
+        }
+        return d;
+      },
+      py::arg("wheel_dirs"));
+
+  m.def("probe_driver", [] {
+    std::string why;
+    int count = 0;
+    bool ok = probe_driver(&why, &count);
+    return py::make_tuple(ok, why, count);
+  });
+
+  // Subscribes and unsubscribes at once: tells whether CUPTI is free.
+  m.def("probe_subscriber", [] {
+    const CuptiApi* api = loaded_cupti();
+    if (!api) return py::make_tuple(false, std::string("libcupti not loaded"));
+    if (active_session()) return py::make_tuple(false, std::string("a skipnative session is capturing"));
+    CUpti_SubscriberHandle h = nullptr;
+    CUptiResult r = api->Subscribe(
+        &h, [](void*, CUpti_CallbackDomain, CUpti_CallbackId, const void*) {}, nullptr);
+    if (r != CUPTI_SUCCESS) return py::make_tuple(false, api->error_string(r));
+    api->Unsubscribe(h);
+    return py::make_tuple(true, std::string());
+  });
+}

@@ -1,0 +1,89 @@
+// Record layouts. These are the rows that cross into Python as numpy
+// structured arrays (the dtypes in bindings/register_session.cpp mirror them
+// field for field) and the rows of the .skip file's tables.
+//
+// Times: launch records hold raw clock ticks until the session converts them
+// (core/clock.h); every record that leaves a session holds nanoseconds of the
+// session clock.
+#pragma once
+
+#include <cstdint>
+
+namespace skipnative {
+
+// What a launch-callback API does; decides how the analysis treats it.
+enum class ApiKind : uint8_t {
+  kKernel = 0,  // single-kernel launch
+  kGraph = 1,   // graph launch (many kernels, one correlation id)
+  kCopy = 2,    // async memcpy
+  kSet = 3,     // async memset
+  kSync = 4,    // host synchronisation (stream/device/event sync, sync memcpy)
+  kEvent = 5,   // event record / stream wait event (cross-stream dependencies)
+  kOther = 6,
+};
+
+// Hot-path record: written once, at the API's exit callback (24 bytes).
+struct LaunchRecord {
+  uint64_t t_begin;  // ticks at the enter callback
+  uint64_t t_end;    // ticks at the exit callback
+  uint32_t correlation_id;
+  uint16_t cbid;
+  uint8_t domain;  // 0 = runtime API, 1 = driver API
+  uint8_t kind;    // ApiKind
+};
+static_assert(sizeof(LaunchRecord) == 24, "LaunchRecord is 24 bytes");
+
+// A launch as it leaves the session (ns, with its thread).
+struct LaunchRow {
+  uint64_t t_begin;
+  uint64_t t_end;
+  uint32_t correlation_id;
+  uint32_t tid;
+  uint16_t cbid;
+  uint8_t domain;
+  uint8_t kind;
+  uint32_t pad;
+};
+static_assert(sizeof(LaunchRow) == 32, "LaunchRow is 32 bytes");
+
+// A kernel execution (decoded from CUPTI's kernel activity record).
+struct KernelRow {
+  uint64_t t_start;
+  uint64_t t_end;
+  uint64_t t_queued;     // 0 unless latency timestamps were enabled
+  uint64_t t_submitted;  // 0 unless latency timestamps were enabled
+  uint64_t graph_node_id;
+  uint32_t correlation_id;
+  uint32_t name_id;
+  uint32_t device;
+  uint32_t stream;
+  uint32_t graph_id;
+  int32_t grid[3];
+  int32_t block[3];
+  uint32_t pad;
+};
+static_assert(sizeof(KernelRow) == 88, "KernelRow is 88 bytes");
+
+// A memcpy or memset execution.
+struct CopyRow {
+  uint64_t t_start;
+  uint64_t t_end;
+  uint64_t bytes;
+  uint32_t correlation_id;
+  uint32_t device;
+  uint32_t stream;
+  uint8_t is_set;     // 0 = memcpy, 1 = memset
+  uint8_t copy_kind;  // CUpti_ActivityMemcpyKind for copies
+  uint16_t pad;
+};
+static_assert(sizeof(CopyRow) == 40, "CopyRow is 40 bytes");
+
+// A marker from cap.mark(name).
+struct MarkerRow {
+  uint64_t t;
+  uint32_t name_id;
+  uint32_t tid;
+};
+static_assert(sizeof(MarkerRow) == 16, "MarkerRow is 16 bytes");
+
+}  // namespace skipnative

@@ -1,0 +1,79 @@
+#include "core/thread_buffers.h"
+
+#include <algorithm>
+
+namespace skipnative {
+
+LaunchBuffers::LaunchBuffers(size_t chunk_records, size_t prealloc_chunks, size_t max_chunks)
+    : chunk_records_(std::max<size_t>(chunk_records, 1)),
+      prealloc_chunks_(std::min(prealloc_chunks, max_chunks)),
+      max_chunks_(max_chunks) {
+  if (prealloc_chunks_) {
+    prealloc_recs_.reset(new LaunchRecord[prealloc_chunks_ * chunk_records_]);
+    prealloc_chunk_headers_.reset(new Chunk[prealloc_chunks_]);
+    for (size_t i = 0; i < prealloc_chunks_; ++i) {
+      prealloc_chunk_headers_[i].capacity = uint32_t(chunk_records_);
+      prealloc_chunk_headers_[i].recs = prealloc_recs_.get() + i * chunk_records_;
+    }
+  }
+}
+
+LaunchBuffers::~LaunchBuffers() = default;
+
+ThreadBuffer* LaunchBuffers::attach(uint32_t tid) {
+  auto tb = std::make_unique<ThreadBuffer>();
+  tb->tid = tid;
+  tb->owner = this;
+  ThreadBuffer* raw = tb.get();
+  raw->head = raw->tail = new_chunk();  // may be null at the cap: push() counts drops
+  std::lock_guard<std::mutex> lock(mu_);
+  threads_.push_back(std::move(tb));
+  return raw;
+}
+
+Chunk* LaunchBuffers::new_chunk() {
+  size_t i = chunks_used_.fetch_add(1, std::memory_order_relaxed);
+  if (i < prealloc_chunks_) return &prealloc_chunk_headers_[i];
+  if (i >= max_chunks_) {
+    chunks_used_.fetch_sub(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  auto header = std::make_unique<Chunk>();
+  std::unique_ptr<LaunchRecord[]> recs(new LaunchRecord[chunk_records_]);
+  header->capacity = uint32_t(chunk_records_);
+  header->recs = recs.get();
+  Chunk* raw = header.get();
+  std::lock_guard<std::mutex> lock(mu_);
+  extra_headers_.push_back(std::move(header));
+  extra_recs_.push_back(std::move(recs));
+  return raw;
+}
+
+Chunk* LaunchBuffers::grow(ThreadBuffer* tb) {
+  Chunk* c = new_chunk();
+  if (c == nullptr) return nullptr;
+  if (tb->tail == nullptr) {
+    // The list is empty (attach hit the cap); publish the head under the lock the
+    // collector takes.
+    std::lock_guard<std::mutex> lock(mu_);
+    tb->head = c;
+  } else {
+    tb->tail->next.store(c, std::memory_order_release);
+  }
+  tb->tail = c;
+  return c;
+}
+
+uint64_t LaunchBuffers::dropped() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t d = 0;
+  for (const auto& tb : threads_) d += tb->dropped.load(std::memory_order_relaxed);
+  return d;
+}
+
+size_t LaunchBuffers::bytes_reserved() const {
+  size_t chunks = std::max(prealloc_chunks_, chunks_used_.load(std::memory_order_relaxed));
+  return chunks * chunk_records_ * sizeof(LaunchRecord);
+}
+
+}  // namespace skipnative

@@ -1,0 +1,106 @@
+// Per-thread chunked record buffers for the launch hot path.
+//
+// Each thread that launches gets a ThreadBuffer (under a mutex, once per thread
+// per session). After that a record is stored with no lock and no allocation
+// while the current chunk has room; a full chunk is replaced by one from a
+// preallocated block (one atomic increment), and only past that block is memory
+// allocated, under a mutex, up to the configured cap. Past the cap, records are
+// counted as dropped, never lost silently.
+//
+// The one way into shared state: the owner thread appends to its chunk list
+// (release stores of `count` and `next`); the collector walks the list with
+// acquire loads, so it may run while owners still append (stop during launches)
+// and sees every record whose store completed.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "core/records.h"
+
+namespace skipnative {
+
+struct Chunk {
+  std::atomic<Chunk*> next{nullptr};
+  std::atomic<uint32_t> count{0};
+  uint32_t capacity = 0;
+  LaunchRecord* recs = nullptr;
+};
+
+struct ThreadBuffer {
+  uint32_t tid = 0;
+  Chunk* head = nullptr;
+  Chunk* tail = nullptr;
+  std::atomic<uint64_t> dropped{0};
+  class LaunchBuffers* owner = nullptr;
+};
+
+class LaunchBuffers {
+ public:
+  // chunk_records: records per chunk; prealloc_chunks: chunks allocated up front;
+  // max_chunks: cap on chunks in all (memory cap = max_chunks * chunk bytes).
+  LaunchBuffers(size_t chunk_records, size_t prealloc_chunks, size_t max_chunks);
+  ~LaunchBuffers();
+  LaunchBuffers(const LaunchBuffers&) = delete;
+  LaunchBuffers& operator=(const LaunchBuffers&) = delete;
+
+  ThreadBuffer* attach(uint32_t tid);
+
+  // Hot path. Owner thread only.
+  static inline void push(ThreadBuffer* tb, const LaunchRecord& r) {
+    Chunk* c = tb->tail;
+    uint32_t n = c ? c->count.load(std::memory_order_relaxed) : 0;
+    if (__builtin_expect(c == nullptr || n == c->capacity, 0)) {
+      c = tb->owner->grow(tb);
+      if (c == nullptr) {
+        tb->dropped.store(tb->dropped.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_relaxed);
+        return;
+      }
+      n = 0;
+    }
+    c->recs[n] = r;
+    c->count.store(n + 1, std::memory_order_release);
+  }
+
+  // Calls f(tid, const LaunchRecord*, count) for every filled run of records.
+  template <class F>
+  void for_each(F&& f) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& tb : threads_) {
+      for (Chunk* c = tb->head; c != nullptr; c = c->next.load(std::memory_order_acquire)) {
+        uint32_t n = c->count.load(std::memory_order_acquire);
+        if (n) f(tb->tid, c->recs, n);
+      }
+    }
+  }
+
+  uint64_t dropped() const;
+  size_t chunks_in_use() const { return chunks_used_.load(std::memory_order_relaxed); }
+  size_t max_chunks() const { return max_chunks_; }
+  size_t chunk_records() const { return chunk_records_; }
+  size_t bytes_reserved() const;
+
+  Chunk* grow(ThreadBuffer* tb);
+
+ private:
+  Chunk* new_chunk();
+
+  const size_t chunk_records_;
+  const size_t prealloc_chunks_;
+  const size_t max_chunks_;
+  std::unique_ptr<LaunchRecord[]> prealloc_recs_;
+  std::unique_ptr<Chunk[]> prealloc_chunk_headers_;
+  std::atomic<size_t> chunks_used_{0};
+
+  mutable std::mutex mu_;
+  std::vector<std::unique_ptr<ThreadBuffer>> threads_;
+  std::vector<std::unique_ptr<Chunk>> extra_headers_;
+  std::vector<std::unique_ptr<LaunchRecord[]>> extra_recs_;
+};
+
+}  // namespace skipnative

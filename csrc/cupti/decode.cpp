@@ -1,0 +1,116 @@
+#include "cupti/decode.h"
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace skipnative {
+
+RecordLayout layout_for_version(uint32_t version) {
+  if (version >= 130000) return RecordLayout::kCuda13;
+  // CUDA 12.0 shipped CUPTI API version 17; 12.x versions stay below 130000.
+  if (version >= 17) return RecordLayout::kCuda12;
+  throw std::runtime_error("CUPTI API version " + std::to_string(version) +
+                           " is older than CUDA 12.0; skipnative decodes CUDA 12.x and 13.x");
+}
+
+namespace {
+
+uint32_t intern_name(const char* name, DecodeTarget& out) {
+  if (name == nullptr) return 0;
+  // CUPTI shares one name string among all records of a kernel, so the pointer
+  // is a fast key; the string compare guards against a reused address.
+  auto it = out.name_cache->find(name);
+  if (it != out.name_cache->end() && it->second.second == name) return it->second.first;
+  uint32_t id = out.names->intern(name);
+  (*out.name_cache)[name] = {id, name};
+  return id;
+}
+
+bool room(DecodeTarget& out) {
+  if (out.kernels->size() + out.copies->size() < out.max_rows) return true;
+  ++*out.rows_dropped;
+  return false;
+}
+
+template <class K>
+void decode_kernel(const K* k, DecodeTarget& out) {
+  if (!room(out)) return;
+  KernelRow r{};
+  r.t_start = k->start;
+  r.t_end = k->end;
+  r.t_queued = k->queued == CUPTI_TIMESTAMP_UNKNOWN ? 0 : k->queued;
+  r.t_submitted = k->submitted == CUPTI_TIMESTAMP_UNKNOWN ? 0 : k->submitted;
+  r.graph_node_id = k->graphNodeId;
+  r.correlation_id = k->correlationId;
+  r.name_id = intern_name(k->name, out);
+  r.device = k->deviceId;
+  r.stream = k->streamId;
+  r.graph_id = k->graphId;
+  r.grid[0] = k->gridX;
+  r.grid[1] = k->gridY;
+  r.grid[2] = k->gridZ;
+  r.block[0] = k->blockX;
+  r.block[1] = k->blockY;
+  r.block[2] = k->blockZ;
+  out.kernels->push_back(r);
+}
+
+template <class M>
+void decode_copy(const M* m, DecodeTarget& out) {
+  if (!room(out)) return;
+  CopyRow r{};
+  r.t_start = m->start;
+  r.t_end = m->end;
+  r.bytes = m->bytes;
+  r.correlation_id = m->correlationId;
+  r.device = m->deviceId;
+  r.stream = m->streamId;
+  r.is_set = 0;
+  r.copy_kind = m->copyKind;
+  out.copies->push_back(r);
+}
+
+void decode_set(const CUpti_ActivityMemset4* m, DecodeTarget& out) {
+  if (!room(out)) return;
+  CopyRow r{};
+  r.t_start = m->start;
+  r.t_end = m->end;
+  r.bytes = m->bytes;
+  r.correlation_id = m->correlationId;
+  r.device = m->deviceId;
+  r.stream = m->streamId;
+  r.is_set = 1;
+  out.copies->push_back(r);
+}
+
+}  // namespace
+
+void decode_buffer(const CuptiApi& api, RecordLayout layout, uint8_t* buffer, size_t valid,
+                   DecodeTarget& out) {
+  CUpti_Activity* rec = nullptr;
+  while (api.ActivityGetNextRecord(buffer, valid, &rec) == CUPTI_SUCCESS) {
+    switch (rec->kind) {
+      case CUPTI_ACTIVITY_KIND_KERNEL:
+      case CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL:
+        if (layout == RecordLayout::kCuda13)
+          decode_kernel(reinterpret_cast<const CUpti_ActivityKernel10*>(rec), out);
+        else
+          decode_kernel(reinterpret_cast<const CUpti_ActivityKernel9*>(rec), out);
+        break;
+      case CUPTI_ACTIVITY_KIND_MEMCPY:
+        if (layout == RecordLayout::kCuda13)
+          decode_copy(reinterpret_cast<const CUpti_ActivityMemcpy6*>(rec), out);
+        else
+          decode_copy(reinterpret_cast<const CUpti_ActivityMemcpy5*>(rec), out);
+        break;
+      case CUPTI_ACTIVITY_KIND_MEMSET:
+        decode_set(reinterpret_cast<const CUpti_ActivityMemset4*>(rec), out);
+        break;
+      default:
+        ++*out.records_ignored;
+    }
+  }
+}
+
+}  // namespace skipnative

@@ -1,0 +1,38 @@
+// Decodes CUPTI activity buffers into skipnative rows. Layouts differ between
+// CUPTI versions, so the record structs are chosen by the version found at run
+// time: CUDA 13.x (API version >= 130000) writes Kernel10 / Memcpy6, CUDA 12.x
+// writes Kernel9 / Memcpy5; both write Memset4.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core/records.h"
+#include "core/string_table.h"
+#include "cupti/loader.h"
+
+namespace skipnative {
+
+enum class RecordLayout : uint8_t { kCuda12 = 12, kCuda13 = 13 };
+
+// The layout for a CUPTI API version; throws for versions before CUDA 12.
+RecordLayout layout_for_version(uint32_t version);
+
+struct DecodeTarget {
+  std::vector<KernelRow>* kernels;
+  std::vector<CopyRow>* copies;
+  StringTable* names;
+  size_t max_rows;             // cap on kernels + copies kept
+  uint64_t* rows_dropped;      // rows over the cap
+  uint64_t* records_ignored;   // other activity kinds
+  std::unordered_map<const char*, std::pair<uint32_t, std::string>>* name_cache;
+};
+
+// Walks one completed buffer.
+void decode_buffer(const CuptiApi& api, RecordLayout layout, uint8_t* buffer, size_t valid,
+                   DecodeTarget& out);
+
+}  // namespace skipnative

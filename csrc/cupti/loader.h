@@ -1,0 +1,56 @@
+// Finds and dlopens libcupti (never linked), resolving every function a
+// session calls. Search order: the copy already in the process (torch links
+// libcupti.so.13), the nvidia-cuda-cupti wheel folders the caller found on
+// sys.path, $SKIPNATIVE_CUPTI_LIBRARY, the system's loader path. The first
+// library that loads and resolves is kept for the life of the process: CUPTI
+// cannot be unloaded safely.
+#pragma once
+
+#include <cupti.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+
+namespace skipnative {
+
+struct CuptiApi {
+  std::string path;    // what was loaded
+  std::string origin;  // "in-process", "wheel", "env", "system"
+  uint32_t version = 0;
+  bool is_test_double = false;
+  ExternalClockFn double_clock = nullptr;
+
+  CUptiResult (*GetVersion)(uint32_t*) = nullptr;
+  CUptiResult (*GetResultString)(CUptiResult, const char**) = nullptr;
+  CUptiResult (*Subscribe)(CUpti_SubscriberHandle*, CUpti_CallbackFunc, void*) = nullptr;
+  CUptiResult (*Unsubscribe)(CUpti_SubscriberHandle) = nullptr;
+  CUptiResult (*EnableCallback)(uint32_t, CUpti_SubscriberHandle, CUpti_CallbackDomain,
+                                CUpti_CallbackId) = nullptr;
+  CUptiResult (*ActivityEnable)(CUpti_ActivityKind) = nullptr;
+  CUptiResult (*ActivityDisable)(CUpti_ActivityKind) = nullptr;
+  CUptiResult (*ActivityRegisterCallbacks)(CUpti_BuffersCallbackRequestFunc,
+                                           CUpti_BuffersCallbackCompleteFunc) = nullptr;
+  CUptiResult (*ActivityRegisterTimestampCallback)(CUpti_TimestampCallbackFunc) = nullptr;
+  CUptiResult (*ActivityFlushAll)(uint32_t) = nullptr;
+  CUptiResult (*ActivityGetNextRecord)(uint8_t*, size_t, CUpti_Activity**) = nullptr;
+  CUptiResult (*ActivityGetNumDroppedRecords)(CUcontext, uint32_t, size_t*) = nullptr;
+  CUptiResult (*ActivityEnableLatencyTimestamps)(uint8_t) = nullptr;  // optional
+
+  std::string error_string(CUptiResult r) const;
+};
+
+// Returns the process's CUPTI, loading it on first use; nullptr with `*why`
+// explaining every attempt when none could be loaded.
+const CuptiApi* load_cupti(const std::vector<std::string>& wheel_dirs, std::string* why);
+
+// The CUPTI already loaded, or nullptr.
+const CuptiApi* loaded_cupti();
+
+// Whether a CUDA driver and at least one device are usable (dlopen libcuda.so.1,
+// cuInit, cuDeviceGetCount). `*why` says what failed.
+bool probe_driver(std::string* why, int* device_count);
+
+}  // namespace skipnative

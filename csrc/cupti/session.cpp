@@ -1,0 +1,335 @@
+#include "cupti/session.h"
+
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+
+#include "cupti/api_table.h"
+
+namespace skipnative {
+
+namespace {
+
+// Shared state read by the callbacks. The launch path reads g_buffers and
+// g_generation (relaxed: a stale generation only sends a thread to attach());
+// g_session is what the buffer callbacks deliver to.
+std::atomic<Session*> g_session{nullptr};
+std::atomic<LaunchBuffers*> g_buffers{nullptr};
+std::atomic<uint64_t> g_generation{1};
+ClockParams g_clock;  // set at session start, before any callback is enabled
+const ApiKindTable* g_kinds = nullptr;
+
+// A stopped session's launch buffers stay allocated until the next stop, so a
+// callback still in flight when its session stopped never writes freed memory.
+std::mutex g_retired_mu;
+std::unique_ptr<LaunchBuffers> g_retired;
+
+struct Slot {
+  ThreadBuffer* tb = nullptr;
+  uint64_t generation = 0;
+};
+thread_local Slot t_slot;
+thread_local uint32_t t_tid = 0;
+
+uint64_t CUPTIAPI timestamp_callback() { return ticks_to_ns(g_clock, read_ticks(g_clock)); }
+
+void after_fork_in_child() {
+  // A forked child must not write into the parent's session (its copy of the
+  // buffers is private, and CUDA is unusable after fork anyway).
+  g_session.store(nullptr);
+  g_buffers.store(nullptr);
+  g_generation.fetch_add(1);
+}
+
+std::once_flag g_atfork_once;
+
+}  // namespace
+
+uint32_t current_tid() {
+  if (t_tid == 0) t_tid = uint32_t(syscall(SYS_gettid));
+  return t_tid;
+}
+
+Session* active_session() { return g_session.load(std::memory_order_acquire); }
+
+Session::Session(SessionOptions opts) : opts_(std::move(opts)) {}
+
+Session::~Session() {
+  if (state_ == State::kActive) {
+    try {
+      stop();
+    } catch (...) {
+    }
+  }
+  std::lock_guard<std::mutex> lock(buffers_mu_);
+  for (uint8_t* b : free_buffers_) std::free(b);
+}
+
+void Session::check(CUptiResult r, const char* what) {
+  if (r != CUPTI_SUCCESS)
+    throw SessionError(std::string(what) + " failed: " + api_->error_string(r));
+}
+
+void Session::on_api(void*, CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
+                     const void* cbdata) {
+  const auto* info = static_cast<const CUpti_CallbackData*>(cbdata);
+  if (info->callbackSite == CUPTI_API_ENTER) {
+    // Shared with the exit callback of this same call, so nesting needs no stack.
+    *info->correlationData = read_ticks(g_clock);
+    return;
+  }
+  const uint64_t t_end = read_ticks(g_clock);
+  Slot& slot = t_slot;
+  const uint64_t gen = g_generation.load(std::memory_order_relaxed);
+  if (__builtin_expect(slot.generation != gen, 0)) {
+    LaunchBuffers* lb = g_buffers.load(std::memory_order_acquire);
+    if (lb == nullptr) return;
+    slot.tb = lb->attach(current_tid());
+    slot.generation = gen;
+  }
+  const uint8_t dom = domain == CUPTI_CB_DOMAIN_DRIVER_API ? 1 : 0;
+  LaunchBuffers::push(slot.tb, LaunchRecord{*info->correlationData, t_end, info->correlationId,
+                                            uint16_t(cbid), dom, g_kinds->kind(dom, cbid)});
+}
+
+uint8_t* Session::acquire_buffer() {
+  std::lock_guard<std::mutex> lock(buffers_mu_);
+  if (buffers_outstanding_ >= opts_.max_activity_buffers) {
+    ++stats_.buffers_refused;
+    return nullptr;
+  }
+  uint8_t* b;
+  if (!free_buffers_.empty()) {
+    b = free_buffers_.back();
+    free_buffers_.pop_back();
+  } else {
+    b = static_cast<uint8_t*>(std::aligned_alloc(8, (opts_.activity_buffer_bytes + 7) & ~size_t(7)));
+    if (b == nullptr) {
+      ++stats_.buffers_refused;
+      return nullptr;
+    }
+  }
+  ++buffers_outstanding_;
+  stats_.max_buffers_in_use = std::max<uint64_t>(stats_.max_buffers_in_use, buffers_outstanding_);
+  return b;
+}
+
+void Session::release_buffer(uint8_t* b) {
+  std::lock_guard<std::mutex> lock(buffers_mu_);
+  --buffers_outstanding_;
+  free_buffers_.push_back(b);
+}
+
+void Session::on_buffer_requested(uint8_t** buffer, size_t* size, size_t* max_records) {
+  Session* s = g_session.load(std::memory_order_acquire);
+  *max_records = 0;
+  *buffer = s ? s->acquire_buffer() : nullptr;
+  *size = *buffer ? ((s->opts_.activity_buffer_bytes + 7) & ~size_t(7)) : 0;
+}
+
+void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffer, size_t,
+                                  size_t valid) {
+  Session* s = g_session.load(std::memory_order_acquire);
+  if (s == nullptr) {
+    std::free(buffer);  // delivered after its session stopped
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(s->decode_mu_);
+    DecodeTarget t{&s->kernels_,           &s->copies_,           &s->names_,
+                   s->opts_.max_gpu_records, &s->stats_.gpu_rows_dropped,
+                   &s->stats_.records_ignored, &s->name_cache_};
+    if (buffer != nullptr && valid > 0) decode_buffer(*s->api_, s->layout_, buffer, valid, t);
+    size_t dropped = 0;
+    if (s->api_->ActivityGetNumDroppedRecords(ctx, stream, &dropped) == CUPTI_SUCCESS)
+      s->stats_.cupti_dropped += dropped;
+    ++s->stats_.buffers_completed;
+  }
+  if (buffer != nullptr) s->release_buffer(buffer);
+}
+
+void Session::start() {
+  if (state_ == State::kActive) throw SessionError("this session is already capturing");
+  if (state_ == State::kStopped)
+    throw SessionError("this session has finished; start a new one for another capture");
+  std::call_once(g_atfork_once, [] { pthread_atfork(nullptr, nullptr, after_fork_in_child); });
+
+  std::string why;
+  api_ = load_cupti(opts_.wheel_dirs, &why);
+  if (api_ == nullptr) throw SessionError(why);
+  try {
+    layout_ = layout_for_version(api_->version);
+  } catch (const std::runtime_error& e) {
+    throw SessionError(e.what());
+  }
+  Session* expected = nullptr;
+  if (!g_session.compare_exchange_strong(expected, this))
+    throw SessionError(
+        "another skipnative session is capturing in this process; stop it before starting one");
+
+  try {
+    g_kinds = &api_kind_table();
+    try {
+      clock_ = make_clock(opts_.clock, api_->double_clock);
+    } catch (const std::runtime_error& e) {
+      throw SessionError(e.what());
+    }
+    g_clock = clock_;
+    size_t chunk_bytes = opts_.launch_chunk_records * sizeof(LaunchRecord);
+    launch_buffers_ = std::make_unique<LaunchBuffers>(
+        opts_.launch_chunk_records, opts_.launch_prealloc_chunks,
+        std::max<size_t>(opts_.max_launch_bytes / std::max<size_t>(chunk_bytes, 1), 1));
+
+    CUptiResult r = api_->Subscribe(&subscriber_, &Session::on_api, this);
+    if (r == CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED) {
+      subscriber_ = nullptr;
+      throw SessionError(
+          "CUPTI already has a subscriber in this process (" + api_->error_string(r) +
+          "). torch.profiler (Kineto) subscribes at its first use and keeps the subscription: "
+          "run skipnative's capture before any torch.profiler use, or in its own process");
+    }
+    check(r, "cuptiSubscribe");
+    for (const auto& a : subscribed_apis()) {
+      CUptiResult e = api_->EnableCallback(
+          1, subscriber_,
+          a.domain ? CUPTI_CB_DOMAIN_DRIVER_API : CUPTI_CB_DOMAIN_RUNTIME_API, a.cbid);
+      if (e != CUPTI_SUCCESS) stats_.callbacks_unavailable.emplace_back(a.name);
+    }
+    // The timestamp callback must be in place before any activity kind is enabled.
+    check(api_->ActivityRegisterTimestampCallback(&timestamp_callback),
+          "cuptiActivityRegisterTimestampCallback");
+    check(api_->ActivityRegisterCallbacks(&Session::on_buffer_requested,
+                                          &Session::on_buffer_completed),
+          "cuptiActivityRegisterCallbacks");
+    if (opts_.latency_timestamps) {
+      if (api_->ActivityEnableLatencyTimestamps == nullptr)
+        throw SessionError("this CUPTI has no cuptiActivityEnableLatencyTimestamps");
+      check(api_->ActivityEnableLatencyTimestamps(1), "cuptiActivityEnableLatencyTimestamps");
+    }
+    std::vector<CUpti_ActivityKind> kinds = {CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL};
+    if (opts_.memcpy) kinds.push_back(CUPTI_ACTIVITY_KIND_MEMCPY);
+    if (opts_.memset) kinds.push_back(CUPTI_ACTIVITY_KIND_MEMSET);
+    for (auto k : kinds) {
+      check(api_->ActivityEnable(k), "cuptiActivityEnable");
+      enabled_kinds_.push_back(k);
+    }
+    t_start_ns_ = ticks_to_ns(clock_, read_ticks(clock_));
+    g_generation.fetch_add(1, std::memory_order_relaxed);
+    g_buffers.store(launch_buffers_.get(), std::memory_order_release);
+  } catch (...) {
+    teardown_cupti(false);
+    g_session.store(nullptr);
+    state_ = State::kStopped;
+    throw;
+  }
+  state_ = State::kActive;
+}
+
+void Session::teardown_cupti(bool flush) {
+  g_buffers.store(nullptr, std::memory_order_release);
+  if (api_ == nullptr) return;
+  if (flush) api_->ActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
+  for (auto k : enabled_kinds_) api_->ActivityDisable(k);
+  enabled_kinds_.clear();
+  if (flush) api_->ActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
+  if (opts_.latency_timestamps && api_->ActivityEnableLatencyTimestamps)
+    api_->ActivityEnableLatencyTimestamps(0);
+  if (subscriber_ != nullptr) {
+    for (const auto& a : subscribed_apis())
+      api_->EnableCallback(0, subscriber_,
+                           a.domain ? CUPTI_CB_DOMAIN_DRIVER_API : CUPTI_CB_DOMAIN_RUNTIME_API,
+                           a.cbid);
+    api_->Unsubscribe(subscriber_);
+    subscriber_ = nullptr;
+  }
+}
+
+void Session::stop() {
+  if (state_ != State::kActive) throw SessionError("this session is not capturing");
+  t_stop_ns_ = ticks_to_ns(clock_, read_ticks(clock_));
+  teardown_cupti(true);
+  {
+    std::lock_guard<std::mutex> lock(decode_mu_);
+    size_t dropped = 0;
+    if (api_->ActivityGetNumDroppedRecords(nullptr, 0, &dropped) == CUPTI_SUCCESS)
+      stats_.cupti_dropped += dropped;
+  }
+  g_session.store(nullptr, std::memory_order_release);
+  g_generation.fetch_add(1, std::memory_order_relaxed);
+  state_ = State::kStopped;
+  collect_launches();
+  {
+    std::lock_guard<std::mutex> lock(markers_mu_);
+    for (auto& m : markers_) m.t = ticks_to_ns(clock_, m.t);
+  }
+  std::lock_guard<std::mutex> lock(g_retired_mu);
+  g_retired = std::move(launch_buffers_);
+}
+
+void Session::collect_launches() {
+  stats_.launches_dropped = launch_buffers_->dropped();
+  launches_.clear();
+  launch_buffers_->for_each([&](uint32_t tid, const LaunchRecord* r, uint32_t n) {
+    for (uint32_t i = 0; i < n; ++i)
+      launches_.push_back(LaunchRow{ticks_to_ns(clock_, r[i].t_begin),
+                                    ticks_to_ns(clock_, r[i].t_end), r[i].correlation_id, tid,
+                                    r[i].cbid, r[i].domain, r[i].kind, 0});
+  });
+  std::sort(launches_.begin(), launches_.end(), [](const LaunchRow& a, const LaunchRow& b) {
+    return a.t_begin != b.t_begin ? a.t_begin < b.t_begin : a.correlation_id < b.correlation_id;
+  });
+}
+
+void Session::mark(const std::string& name) {
+  if (state_ != State::kActive) throw SessionError("mark() needs a capturing session");
+  uint64_t t = read_ticks(clock_);
+  uint32_t id = names_.intern(name);
+  std::lock_guard<std::mutex> lock(markers_mu_);
+  markers_.push_back(MarkerRow{t, id, current_tid()});
+}
+
+double bench_clock_read(size_t n, const std::string& clock) {
+  ClockParams p = make_clock(clock, nullptr);
+  uint64_t sink = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < n; ++i) sink += read_ticks(p);
+  auto t1 = std::chrono::steady_clock::now();
+  asm volatile("" ::"r"(sink));
+  return std::chrono::duration<double, std::nano>(t1 - t0).count() / double(n);
+}
+
+double bench_record_path(size_t n, const std::string& clock) {
+  if (g_session.load() != nullptr) throw SessionError("a session is capturing; benchmark refused");
+  g_kinds = &api_kind_table();
+  g_clock = make_clock(clock, nullptr);
+  size_t chunk = 16384;
+  LaunchBuffers lb(chunk, n / chunk + 2, n / chunk + 2);
+  g_generation.fetch_add(1);
+  g_buffers.store(&lb);
+  uint64_t corr_data = 0;
+  CUpti_CallbackData info{};
+  info.correlationData = &corr_data;
+  auto t0 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < n; ++i) {
+    info.correlationId = uint32_t(i);
+    info.callbackSite = CUPTI_API_ENTER;
+    Session::on_api(nullptr, CUPTI_CB_DOMAIN_RUNTIME_API,
+                    CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000, &info);
+    info.callbackSite = CUPTI_API_EXIT;
+    Session::on_api(nullptr, CUPTI_CB_DOMAIN_RUNTIME_API,
+                    CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000, &info);
+  }
+  auto t1 = std::chrono::steady_clock::now();
+  g_buffers.store(nullptr);
+  g_generation.fetch_add(1);
+  size_t stored = 0;
+  lb.for_each([&](uint32_t, const LaunchRecord*, uint32_t k) { stored += k; });
+  if (stored != n) throw SessionError("record-path benchmark lost records");
+  return std::chrono::duration<double, std::nano>(t1 - t0).count() / double(n);
+}
+
+}  // namespace skipnative

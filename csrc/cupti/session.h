@@ -1,0 +1,138 @@
+// A capture session: the CUPTI subscriber, the launch callbacks, the activity
+// buffers and the clock. One session at a time per process (CUPTI allows one
+// subscriber); a finished session keeps its results until it is destroyed.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/records.h"
+#include "core/string_table.h"
+#include "core/thread_buffers.h"
+#include "cupti/decode.h"
+#include "cupti/loader.h"
+
+namespace skipnative {
+
+struct SessionOptions {
+  std::string clock = "auto";
+  bool latency_timestamps = false;
+  bool memcpy = true;
+  bool memset = true;
+  size_t activity_buffer_bytes = 4u << 20;
+  size_t max_activity_buffers = 64;  // cap on buffers held at once
+  size_t launch_chunk_records = 16384;
+  size_t launch_prealloc_chunks = 16;
+  size_t max_launch_bytes = 512u << 20;
+  size_t max_gpu_records = 64u << 20;
+  std::vector<std::string> wheel_dirs;  // nvidia-cuda-cupti lib folders on sys.path
+};
+
+class SessionError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct SessionStats {
+  uint64_t launches_dropped = 0;      // launch records over max_launch_bytes
+  uint64_t cupti_dropped = 0;         // CUPTI's count (no buffer space)
+  uint64_t buffers_refused = 0;       // buffer requests refused at max_activity_buffers
+  uint64_t gpu_rows_dropped = 0;      // decoded rows over max_gpu_records
+  uint64_t records_ignored = 0;       // activity kinds not decoded
+  uint64_t buffers_completed = 0;
+  uint64_t max_buffers_in_use = 0;
+  std::vector<std::string> callbacks_unavailable;
+};
+
+class Session {
+ public:
+  explicit Session(SessionOptions opts);
+  ~Session();
+
+  void start();
+  void stop();
+  bool active() const { return state_ == State::kActive; }
+  bool finished() const { return state_ == State::kStopped; }
+  void mark(const std::string& name);
+
+  // Results, valid after stop().
+  const std::vector<LaunchRow>& launches() const { return launches_; }
+  const std::vector<KernelRow>& kernels() const { return kernels_; }
+  const std::vector<CopyRow>& copies() const { return copies_; }
+  const std::vector<MarkerRow>& markers() const { return markers_; }
+  std::vector<std::string> strings() const { return names_.snapshot(); }
+  const SessionStats& stats() const { return stats_; }
+  const ClockParams& clock() const { return clock_; }
+  const CuptiApi* api() const { return api_; }
+  RecordLayout layout() const { return layout_; }
+  uint64_t t_start_ns() const { return t_start_ns_; }
+  uint64_t t_stop_ns() const { return t_stop_ns_; }
+  const SessionOptions& options() const { return opts_; }
+
+  // The launch callback, exposed for the record-path benchmark.
+  static void on_api(void* userdata, CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
+                     const void* cbdata);
+
+ private:
+  enum class State { kNew, kActive, kStopped };
+
+  static void on_buffer_requested(uint8_t** buffer, size_t* size, size_t* max_records);
+  static void on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffer, size_t size,
+                                  size_t valid);
+  uint8_t* acquire_buffer();
+  void release_buffer(uint8_t* b);
+  void check(CUptiResult r, const char* what);
+  void teardown_cupti(bool flush);
+  void collect_launches();
+
+  SessionOptions opts_;
+  State state_ = State::kNew;
+  const CuptiApi* api_ = nullptr;
+  RecordLayout layout_ = RecordLayout::kCuda13;
+  CUpti_SubscriberHandle subscriber_ = nullptr;
+  ClockParams clock_;
+  uint64_t t_start_ns_ = 0, t_stop_ns_ = 0;
+  std::vector<CUpti_ActivityKind> enabled_kinds_;
+
+  std::unique_ptr<LaunchBuffers> launch_buffers_;
+  StringTable names_;
+
+  std::mutex buffers_mu_;
+  std::vector<uint8_t*> free_buffers_;
+  size_t buffers_outstanding_ = 0;
+
+  std::mutex decode_mu_;
+  std::unordered_map<const char*, std::pair<uint32_t, std::string>> name_cache_;
+  std::vector<KernelRow> kernels_;
+  std::vector<CopyRow> copies_;
+
+  std::mutex markers_mu_;
+  std::vector<MarkerRow> markers_;  // ticks until stop(), then ns
+
+  std::vector<LaunchRow> launches_;
+  SessionStats stats_;
+};
+
+// The session the callbacks write to, if any.
+Session* active_session();
+
+// The record path measured without a GPU: n enter/exit callback pairs through
+// Session::on_api into a fresh LaunchBuffers. Returns ns per record. Refuses
+// while a session is active.
+double bench_record_path(size_t n, const std::string& clock);
+
+// ns per clock read of the given kind (bare read_ticks).
+double bench_clock_read(size_t n, const std::string& clock);
+
+// This thread's OS id.
+uint32_t current_tid();
+
+}  // namespace skipnative

@@ -1,0 +1,26 @@
+"""skipnative: a low-overhead CUPTI profiler for LLM inference.
+
+``available()`` says whether capture works here; ``capture()`` records launch
+calls and GPU activity with skipnative's own CUPTI session; ``load()`` reads a
+``.skip`` file or a torch.profiler (Kineto) trace; ``Trace.metrics()`` computes
+the SKIP metrics (TKLQT and its parts, AKD, IL, GPU idle, CPU/GPU-bound).
+"""
+
+from skipnative._capture import Capture, CaptureError, capture
+from skipnative._loader import available
+from skipnative.errors import TraceError
+from skipnative.io import load
+from skipnative.trace import Trace
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Capture",
+    "CaptureError",
+    "Trace",
+    "TraceError",
+    "__version__",
+    "available",
+    "capture",
+    "load",
+]

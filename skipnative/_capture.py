@@ -1,0 +1,225 @@
+"""Low-level capture: skipnative's own CUPTI session around a block of code."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from skipnative import _records
+from skipnative._loader import native, wheel_cupti_dirs
+from skipnative.trace import (
+    GPU_DTYPE,
+    LAUNCH_DTYPE,
+    OP_DTYPE,
+    REGION_DTYPE,
+    StringTable,
+    Trace,
+)
+
+
+class CaptureError(RuntimeError):
+    """A capture could not start or stop; the message says why."""
+
+
+_COPY_NAMES = {0: "Memcpy Unknown", 1: "Memcpy HtoD", 2: "Memcpy DtoH", 8: "Memcpy DtoD"}
+
+
+class Capture:
+    """A CUPTI capture session: launch-call enter/exit and GPU activity.
+
+    Use as ``with skipnative.capture() as cap: ...``; after the block,
+    ``cap.trace`` holds the result. ``cap.mark(name)`` starts a region (an
+    iteration) at the current time. Options:
+
+    - ``clock``: "auto" (TSC on x86-64 with an invariant TSC, cntvct on aarch64,
+      else CLOCK_MONOTONIC_RAW), or one of those by name;
+    - ``latency_timestamps``: CUPTI's queued/submitted kernel timestamps;
+    - ``activity_buffer_bytes`` / ``max_activity_buffers``: the activity-buffer
+      pool (records beyond it are dropped and counted);
+    - ``max_launch_bytes``: memory cap of the launch-record buffers;
+    - ``max_gpu_records``: cap on decoded kernel/copy rows.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: str = "auto",
+        latency_timestamps: bool = False,
+        memcpy: bool = True,
+        memset: bool = True,
+        activity_buffer_bytes: int = 4 << 20,
+        max_activity_buffers: int = 64,
+        max_launch_bytes: int = 512 << 20,
+        launch_chunk_records: int = 16384,
+        max_gpu_records: int = 64 << 20,
+        synchronize: bool = True,
+    ):
+        mod, why = native()
+        if mod is None:
+            raise CaptureError(why)
+        self._mod = mod
+        self._synchronize = synchronize
+        self._session = mod.Session(
+            {
+                "clock": clock,
+                "latency_timestamps": latency_timestamps,
+                "memcpy": memcpy,
+                "memset": memset,
+                "activity_buffer_bytes": activity_buffer_bytes,
+                "max_activity_buffers": max_activity_buffers,
+                "max_launch_bytes": max_launch_bytes,
+                "launch_chunk_records": launch_chunk_records,
+                "max_gpu_records": max_gpu_records,
+                "wheel_dirs": wheel_cupti_dirs(),
+            }
+        )
+        self._trace: Trace | None = None
+
+    def start(self) -> Capture:
+        try:
+            self._session.start()
+        except self._mod.CaptureError as e:
+            raise CaptureError(str(e)) from None
+        return self
+
+    def stop(self) -> Trace:
+        if self._synchronize:
+            _synchronize_torch()
+        try:
+            self._session.stop()
+        except self._mod.CaptureError as e:
+            raise CaptureError(str(e)) from None
+        self._trace = None
+        return self.trace
+
+    def __enter__(self) -> Capture:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._session.active:
+            self.stop()
+
+    def mark(self, name: str) -> None:
+        """A timestamped marker: starts a region named `name`."""
+        try:
+            self._session.mark(name)
+        except self._mod.CaptureError as e:
+            raise CaptureError(str(e)) from None
+
+    @property
+    def active(self) -> bool:
+        return self._session.active
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._session.metadata())
+
+    def raw(self) -> dict[str, np.ndarray]:
+        """The native tables as numpy structured arrays (session clock ns)."""
+        s = self._session
+        return {
+            "launches": s.launches_bytes().view(_records.LAUNCH_DTYPE),
+            "kernels": s.kernels_bytes().view(_records.KERNEL_DTYPE),
+            "copies": s.copies_bytes().view(_records.COPY_DTYPE),
+            "markers": s.markers_bytes().view(_records.MARKER_DTYPE),
+        }
+
+    @property
+    def trace(self) -> Trace:
+        if not self._session.finished:
+            raise CaptureError("the capture has not finished; its trace exists after stop()")
+        if self._trace is None:
+            self._trace = _to_trace(self._mod, self._session, self.raw())
+        return self._trace
+
+
+def capture(**options: Any) -> Capture:
+    """``with skipnative.capture() as cap:`` — see :class:`Capture` for options."""
+    return Capture(**options)
+
+
+def _synchronize_torch() -> None:
+    """Waits for queued GPU work, so stop() sees its records (torch only, if in use)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+def _to_trace(mod, session, raw: dict[str, np.ndarray]) -> Trace:
+    native_strings = session.strings()
+    strings = StringTable(native_strings)
+    pid = os.getpid()
+
+    api_names = {(d, c): n for d, c, _k, n in mod.api_table()}
+    lr = raw["launches"]
+    launches = np.zeros(len(lr), dtype=LAUNCH_DTYPE)
+    launches["t_begin"] = lr["t_begin"]
+    launches["t_end"] = lr["t_end"]
+    launches["correlation"] = lr["correlation"]
+    launches["pid"] = pid
+    launches["tid"] = lr["tid"]
+    launches["cbid"] = lr["cbid"]
+    launches["kind"] = lr["kind"]
+    if len(lr):
+        keys = lr["domain"].astype(np.int64) << 32 | lr["cbid"].astype(np.int64)
+        uniq, inv = np.unique(keys, return_inverse=True)
+        ids = np.array(
+            [
+                strings.intern(api_names.get((int(k >> 32), int(k & 0xFFFFFFFF)), f"cbid {k}"))
+                for k in uniq
+            ],
+            dtype=np.int32,
+        )
+        launches["name_id"] = ids[inv]
+
+    kr, cr = raw["kernels"], raw["copies"]
+    gpu = np.zeros(len(kr) + len(cr), dtype=GPU_DTYPE)
+    k = gpu[: len(kr)]
+    for f in ("t_start", "t_end", "t_queued", "t_submitted", "device", "stream", "graph_id"):
+        k[f] = kr[f]
+    k["correlation"] = kr["correlation"]
+    k["graph_node_id"] = kr["graph_node_id"]
+    k["name_id"] = kr["name_id"]
+    k["grid"] = kr["grid"]
+    k["block"] = kr["block"]
+    c = gpu[len(kr) :]
+    for f in ("t_start", "t_end", "device", "stream", "bytes"):
+        c[f] = cr[f]
+    c["correlation"] = cr["correlation"]
+    c["kind"] = np.where(cr["is_set"] == 1, 2, 1)
+    copy_labels = [(cr["is_set"] == 1, "Memset (Device)")]
+    copy_labels += [((cr["is_set"] == 0) & (cr["copy_kind"] == k), v) for k, v in _COPY_NAMES.items()]
+    copy_labels.append(((cr["is_set"] == 0) & ~np.isin(cr["copy_kind"], list(_COPY_NAMES)), "Memcpy"))
+    for mask, label in copy_labels:
+        if mask.any():
+            c["name_id"][mask] = strings.intern(label)
+    gpu = gpu[np.argsort(gpu["t_start"], kind="stable")]
+
+    meta = dict(session.metadata())
+    mr = raw["markers"]
+    order = np.argsort(mr["t"], kind="stable")
+    mr = mr[order]
+    regions = np.zeros(len(mr), dtype=REGION_DTYPE)
+    regions["t_begin"] = mr["t"]
+    regions["t_end"] = np.append(mr["t"][1:], meta["t_stop_ns"]) if len(mr) else []
+    regions["name_id"] = mr["name_id"]
+    regions["kind"] = 0
+
+    meta.update(
+        source="skipnative",
+        pid=pid,
+        time_unit="ns",
+        clock_domain="session",
+    )
+    meta.setdefault("devices", [])
+    return Trace(
+        launches=launches,
+        gpu=gpu,
+        ops=np.zeros(0, dtype=OP_DTYPE),
+        regions=regions,
+        strings=strings.strings,
+        meta=meta,
+    )

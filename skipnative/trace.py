@@ -1,0 +1,161 @@
+"""The trace model: columnar numpy tables and a string table.
+
+Native captures and imported Kineto traces produce the same model, so every
+metric, file format and export works on both. Times are int64 nanoseconds;
+names are int32 ids into ``strings``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from skipnative._records import API_KINDS
+
+LAUNCH_DTYPE = np.dtype(
+    [
+        ("t_begin", "<i8"),
+        ("t_end", "<i8"),
+        ("correlation", "<i8"),
+        ("pid", "<i8"),
+        ("tid", "<i8"),
+        ("name_id", "<i4"),
+        ("cbid", "<i4"),
+        ("kind", "u1"),  # index into API_KINDS
+    ]
+)
+
+GPU_KINDS = ("kernel", "memcpy", "memset")
+GPU_DTYPE = np.dtype(
+    [
+        ("t_start", "<i8"),
+        ("t_end", "<i8"),
+        ("t_queued", "<i8"),  # 0: unknown
+        ("t_submitted", "<i8"),  # 0: unknown
+        ("correlation", "<i8"),
+        ("device", "<i4"),
+        ("stream", "<i8"),
+        ("kind", "u1"),  # index into GPU_KINDS
+        ("name_id", "<i4"),
+        ("graph_id", "<i8"),
+        ("graph_node_id", "<i8"),
+        ("bytes", "<i8"),
+        ("grid", "<i4", (3,)),
+        ("block", "<i4", (3,)),
+    ]
+)
+
+OP_DTYPE = np.dtype(
+    [
+        ("t_begin", "<i8"),
+        ("t_end", "<i8"),
+        ("pid", "<i8"),
+        ("tid", "<i8"),
+        ("name_id", "<i4"),
+        ("depth", "<i4"),  # 0: a top-level op
+        ("parent", "<i8"),  # row of the enclosing op, -1 at top level
+        ("top", "<i8"),  # row of the top-level op that contains it
+    ]
+)
+
+REGION_KINDS = ("marker", "step")
+REGION_DTYPE = np.dtype(
+    [("t_begin", "<i8"), ("t_end", "<i8"), ("name_id", "<i4"), ("kind", "u1")]
+)
+
+KIND_KERNEL = API_KINDS.index("kernel")
+KIND_GRAPH = API_KINDS.index("graph")
+KIND_SYNC = API_KINDS.index("sync")
+
+
+class StringTable:
+    """Append-only interning table (id 0 is the empty string)."""
+
+    def __init__(self, strings: list[str] | None = None):
+        self.strings: list[str] = list(strings) if strings else [""]
+        self._ids = {s: i for i, s in enumerate(self.strings)}
+
+    def intern(self, s: str) -> int:
+        i = self._ids.get(s)
+        if i is None:
+            i = len(self.strings)
+            self.strings.append(s)
+            self._ids[s] = i
+        return i
+
+
+@dataclass
+class Trace:
+    launches: np.ndarray
+    gpu: np.ndarray
+    ops: np.ndarray
+    regions: np.ndarray
+    strings: list[str]
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None
+
+    @property
+    def source(self) -> str:
+        return str(self.meta.get("source", "unknown"))
+
+    def name(self, ids) -> Any:
+        """Name(s) for id(s)."""
+        if np.isscalar(ids):
+            return self.strings[int(ids)]
+        return [self.strings[int(i)] for i in ids]
+
+    @property
+    def kernels(self) -> np.ndarray:
+        return self.gpu[self.gpu["kind"] == 0]
+
+    def metrics(self, region: str | None = None, device: int | None = None):
+        """SKIP metrics (SPEC.md §2–3) per region and device: a list of RegionMetrics."""
+        from skipnative.metrics import compute_metrics
+
+        return compute_metrics(self, region=region, device=device)
+
+    def save(self, path: str, *, overwrite: bool = False) -> None:
+        from skipnative.io.skipfile import save
+
+        save(self, path, overwrite=overwrite)
+
+    # pandas views (pandas is optional)
+    def launches_df(self):
+        return _frame(self, self.launches, "name_id")
+
+    def gpu_df(self):
+        return _frame(self, self.gpu, "name_id")
+
+    def ops_df(self):
+        return _frame(self, self.ops, "name_id")
+
+    def __repr__(self) -> str:
+        return (
+            f"Trace(source={self.source!r}, launches={len(self.launches)}, "
+            f"gpu={len(self.gpu)}, ops={len(self.ops)}, regions={len(self.regions)})"
+        )
+
+
+def _frame(trace: Trace, table: np.ndarray, name_col: str):
+    try:
+        import pandas as pd
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("DataFrame views need pandas: pip install pandas") from e
+    cols = {}
+    for f in table.dtype.names:
+        col = table[f]
+        if col.ndim > 1:
+            for j in range(col.shape[1]):
+                cols[f"{f}_{'xyz'[j]}"] = col[:, j]
+        else:
+            cols[f] = col
+    df = pd.DataFrame(cols)
+    strings = np.asarray(trace.strings, dtype=object)
+    df["name"] = strings[table[name_col]]
+    return df
+
+
+def empty(dtype: np.dtype) -> np.ndarray:
+    return np.zeros(0, dtype=dtype)

@@ -1,0 +1,525 @@
+// A CUPTI test double: exports the CUPTI functions skipnative calls, compiled
+// against the real cupti.h, and simulates a GPU behind them.
+//
+// Launch entry points (skipnative_double_*) call the subscribed callback with
+// ENTER and EXIT around a configurable launch-call cost and queue activity
+// records from a simulated GPU: per stream, FIFO; a kernel starts at the later
+// of its submission (call exit + submit latency) and its predecessor's end.
+//
+// Time is virtual by default (an atomic ns counter, exported as
+// skipnative_double_clock_ns, which skipnative's "library" clock reads), so
+// tests can expect exact timestamps. In real-time mode the double reads the
+// timestamp callback skipnative registered and spins for the launch cost.
+//
+// Activity buffers are filled as CUPTI would and held until
+// cuptiActivityFlushAll, so a bounded buffer pool runs out at an exact record
+// count; records without a buffer are counted as dropped.
+#include <cupti.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#define DOUBLE_API extern "C" __attribute__((visibility("default")))
+
+namespace {
+
+struct State {
+  std::mutex mu;
+  uint32_t version = CUPTI_API_VERSION;
+  std::atomic<uint64_t> now{1000000};
+  bool real_time = false;
+  uint64_t launch_cost = 2000;
+  uint64_t submit_latency = 1000;
+  uint32_t device = 0;
+
+  bool subscribed = false;
+  bool held_by_other = false;
+  CUpti_CallbackFunc callback = nullptr;
+  void* userdata = nullptr;
+  std::set<std::pair<int, int>> enabled_callbacks;
+  std::set<int> enabled_kinds;
+  bool latency = false;
+  CUpti_BuffersCallbackRequestFunc request = nullptr;
+  CUpti_BuffersCallbackCompleteFunc complete = nullptr;
+  CUpti_TimestampCallbackFunc timestamp = nullptr;
+
+  std::atomic<uint32_t> next_correlation{1};
+  uint32_t next_graph = 1;
+  std::map<uint32_t, uint64_t> stream_free;
+  std::set<std::string> names;
+
+  uint8_t* buf = nullptr;
+  size_t buf_size = 0, buf_used = 0;
+  std::vector<std::pair<uint8_t*, size_t>> full;
+  size_t dropped = 0;
+  uint64_t records_written = 0;
+  uint64_t buffers_requested = 0;
+};
+
+State& st() {
+  static State* s = new State();  // never destroyed: callbacks may outlive static teardown
+  return *s;
+}
+
+uint64_t now_ns() {
+  State& s = st();
+  if (s.real_time && s.timestamp) return s.timestamp();
+  return s.now.load();
+}
+
+void spend(uint64_t ns) {
+  State& s = st();
+  if (s.real_time && s.timestamp) {
+    uint64_t until = s.timestamp() + ns;
+    while (s.timestamp() < until) {
+    }
+  } else {
+    s.now.fetch_add(ns);
+  }
+}
+
+size_t record_size(uint32_t version, int kind) {
+  bool v13 = version >= 130000;
+  switch (kind) {
+    case CUPTI_ACTIVITY_KIND_KERNEL:
+    case CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL:
+      return v13 ? sizeof(CUpti_ActivityKernel10) : sizeof(CUpti_ActivityKernel9);
+    case CUPTI_ACTIVITY_KIND_MEMCPY:
+      return v13 ? sizeof(CUpti_ActivityMemcpy6) : sizeof(CUpti_ActivityMemcpy5);
+    case CUPTI_ACTIVITY_KIND_MEMSET:
+      return sizeof(CUpti_ActivityMemset4);
+    default:
+      return sizeof(CUpti_ActivityMarker2);
+  }
+}
+
+// Reserves room for one record in the current buffer (caller holds mu).
+uint8_t* reserve(State& s, size_t size) {
+  if (s.buf && s.buf_used + size > s.buf_size) {
+    s.full.emplace_back(s.buf, s.buf_used);
+    s.buf = nullptr;
+  }
+  if (!s.buf) {
+    if (!s.request) return nullptr;
+    uint8_t* b = nullptr;
+    size_t sz = 0, max_records = 0;
+    ++s.buffers_requested;
+    s.request(&b, &sz, &max_records);
+    if (!b || sz < size) return nullptr;
+    s.buf = b;
+    s.buf_size = sz;
+    s.buf_used = 0;
+  }
+  uint8_t* p = s.buf + s.buf_used;
+  s.buf_used += (size + 7) & ~size_t(7);
+  return p;
+}
+
+template <class K>
+void write_kernel(State& s, uint32_t corr, uint32_t stream, const char* name, uint64_t start,
+                  uint64_t end, uint64_t queued, uint64_t submitted, uint32_t graph_id,
+                  uint64_t node_id) {
+  uint8_t* p = reserve(s, sizeof(K));
+  if (!p) {
+    ++s.dropped;
+    return;
+  }
+  K k;
+  std::memset(&k, 0, sizeof(k));
+  k.kind = CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL;
+  k.start = start;
+  k.end = end;
+  k.completed = end;
+  k.deviceId = s.device;
+  k.contextId = 1;
+  k.streamId = stream;
+  k.gridX = 128;
+  k.gridY = 1;
+  k.gridZ = 1;
+  k.blockX = 256;
+  k.blockY = 1;
+  k.blockZ = 1;
+  k.correlationId = corr;
+  k.name = name;
+  k.queued = s.latency ? queued : CUPTI_TIMESTAMP_UNKNOWN;
+  k.submitted = s.latency ? submitted : CUPTI_TIMESTAMP_UNKNOWN;
+  k.graphId = graph_id;
+  k.graphNodeId = node_id;
+  std::memcpy(p, &k, sizeof(k));
+  ++s.records_written;
+}
+
+template <class M>
+void write_copy(State& s, uint32_t corr, uint32_t stream, uint64_t bytes, uint64_t start,
+                uint64_t end) {
+  uint8_t* p = reserve(s, sizeof(M));
+  if (!p) {
+    ++s.dropped;
+    return;
+  }
+  M m;
+  std::memset(&m, 0, sizeof(m));
+  m.kind = CUPTI_ACTIVITY_KIND_MEMCPY;
+  m.copyKind = CUPTI_ACTIVITY_MEMCPY_KIND_HTOD;
+  m.bytes = bytes;
+  m.start = start;
+  m.end = end;
+  m.deviceId = s.device;
+  m.contextId = 1;
+  m.streamId = stream;
+  m.correlationId = corr;
+  std::memcpy(p, &m, sizeof(m));
+  ++s.records_written;
+}
+
+void write_set(State& s, uint32_t corr, uint32_t stream, uint64_t bytes, uint64_t start,
+               uint64_t end) {
+  uint8_t* p = reserve(s, sizeof(CUpti_ActivityMemset4));
+  if (!p) {
+    ++s.dropped;
+    return;
+  }
+  CUpti_ActivityMemset4 m;
+  std::memset(&m, 0, sizeof(m));
+  m.kind = CUPTI_ACTIVITY_KIND_MEMSET;
+  m.bytes = bytes;
+  m.start = start;
+  m.end = end;
+  m.deviceId = s.device;
+  m.contextId = 1;
+  m.streamId = stream;
+  m.correlationId = corr;
+  std::memcpy(p, &m, sizeof(m));
+  ++s.records_written;
+}
+
+// Calls the subscriber around `body`, as CUPTI does around an API call.
+template <class Body>
+uint32_t api_call(int domain, int cbid, uint64_t cost, Body body) {
+  State& s = st();
+  uint32_t corr = s.next_correlation.fetch_add(1);
+  CUpti_CallbackFunc cb;
+  void* ud;
+  bool on;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    cb = s.callback;
+    ud = s.userdata;
+    on = s.subscribed && s.enabled_callbacks.count({domain, cbid});
+  }
+  uint64_t correlation_data = 0;
+  CUpti_CallbackData info;
+  std::memset(&info, 0, sizeof(info));
+  info.correlationId = corr;
+  info.correlationData = &correlation_data;
+  info.functionName = "simulated";
+  CUpti_CallbackDomain dom = domain ? CUPTI_CB_DOMAIN_DRIVER_API : CUPTI_CB_DOMAIN_RUNTIME_API;
+  uint64_t t_begin = now_ns();
+  if (on && cb) {
+    info.callbackSite = CUPTI_API_ENTER;
+    cb(ud, dom, CUpti_CallbackId(cbid), &info);
+  }
+  spend(cost);
+  uint64_t t_end = now_ns();
+  if (on && cb) {
+    info.callbackSite = CUPTI_API_EXIT;
+    cb(ud, dom, CUpti_CallbackId(cbid), &info);
+  }
+  body(corr, t_begin, t_end);
+  return corr;
+}
+
+const char* stable_name(State& s, const char* name) {
+  return s.names.insert(name ? name : "").first->c_str();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- CUPTI API --
+
+DOUBLE_API CUptiResult cuptiGetVersion(uint32_t* version) {
+  *version = st().version;
+  return CUPTI_SUCCESS;
+}
+
+DOUBLE_API CUptiResult cuptiGetResultString(CUptiResult result, const char** str) {
+  switch (result) {
+    case CUPTI_SUCCESS:
+      *str = "CUPTI_SUCCESS";
+      break;
+    case CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED:
+      *str = "CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED";
+      break;
+    case CUPTI_ERROR_INVALID_PARAMETER:
+      *str = "CUPTI_ERROR_INVALID_PARAMETER";
+      break;
+    default:
+      *str = "CUPTI_ERROR_UNKNOWN";
+  }
+  return CUPTI_SUCCESS;
+}
+
+DOUBLE_API CUptiResult cuptiSubscribe(CUpti_SubscriberHandle* subscriber,
+                                      CUpti_CallbackFunc callback, void* userdata) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (s.subscribed || s.held_by_other) return CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED;
+  s.subscribed = true;
+  s.callback = callback;
+  s.userdata = userdata;
+  *subscriber = reinterpret_cast<CUpti_SubscriberHandle>(&s);
+  return CUPTI_SUCCESS;
+}
+
+DOUBLE_API CUptiResult cuptiUnsubscribe(CUpti_SubscriberHandle subscriber) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (!s.subscribed || subscriber != reinterpret_cast<CUpti_SubscriberHandle>(&s))
+    return CUPTI_ERROR_INVALID_PARAMETER;
+  s.subscribed = false;
+  s.callback = nullptr;
+  s.enabled_callbacks.clear();
+  return CUPTI_SUCCESS;
+}
+
+DOUBLE_API CUptiResult cuptiEnableCallback(uint32_t enable, CUpti_SubscriberHandle subscriber,
+                                           CUpti_CallbackDomain domain, CUpti_CallbackId cbid) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (!s.subscribed || subscriber != reinterpret_cast<CUpti_SubscriberHandle>(&s))
+    return CUPTI_ERROR_INVALID_PARAMETER;
+  std::pair<int, int> key{domain == CUPTI_CB_DOMAIN_DRIVER_API ? 1 : 0, int(cbid)};
+  if (enable)
+    s.enabled_callbacks.insert(key);
+  else
+    s.enabled_callbacks.erase(key);
+  return CUPTI_SUCCESS;
+}
+
+DOUBLE_API CUptiResult cuptiActivityEnable(CUpti_ActivityKind kind) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.enabled_kinds.insert(int(kind));
+  return CUPTI_SUCCESS;
+}
+
+DOUBLE_API CUptiResult cuptiActivityDisable(CUpti_ActivityKind kind) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.enabled_kinds.erase(int(kind));
+  return CUPTI_SUCCESS;
+}
+
+DOUBLE_API CUptiResult cuptiActivityRegisterCallbacks(CUpti_BuffersCallbackRequestFunc request,
+                                                      CUpti_BuffersCallbackCompleteFunc complete) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.request = request;
+  s.complete = complete;
+  return CUPTI_SUCCESS;
+}
+
+DOUBLE_API CUptiResult cuptiActivityRegisterTimestampCallback(CUpti_TimestampCallbackFunc f) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.timestamp = f;
+  return CUPTI_SUCCESS;
+}
+
+DOUBLE_API CUptiResult cuptiActivityEnableLatencyTimestamps(uint8_t enable) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.latency = enable != 0;
+  return CUPTI_SUCCESS;
+}
+
+DOUBLE_API CUptiResult cuptiActivityFlushAll(uint32_t) {
+  State& s = st();
+  std::vector<std::pair<uint8_t*, size_t>> deliver;
+  CUpti_BuffersCallbackCompleteFunc complete;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (s.buf) {
+      s.full.emplace_back(s.buf, s.buf_used);
+      s.buf = nullptr;
+    }
+    deliver.swap(s.full);
+    complete = s.complete;
+  }
+  for (auto& [b, used] : deliver)
+    if (complete) complete(nullptr, 0, b, used, used);
+  return CUPTI_SUCCESS;
+}
+
+DOUBLE_API CUptiResult cuptiActivityGetNextRecord(uint8_t* buffer, size_t valid,
+                                                  CUpti_Activity** record) {
+  if (!buffer) return CUPTI_ERROR_INVALID_PARAMETER;
+  uint8_t* p;
+  if (*record == nullptr) {
+    p = buffer;
+  } else {
+    uint8_t* cur = reinterpret_cast<uint8_t*>(*record);
+    p = cur + ((record_size(st().version, (*record)->kind) + 7) & ~size_t(7));
+  }
+  if (p >= buffer + valid) return CUPTI_ERROR_MAX_LIMIT_REACHED;
+  *record = reinterpret_cast<CUpti_Activity*>(p);
+  return CUPTI_SUCCESS;
+}
+
+DOUBLE_API CUptiResult cuptiActivityGetNumDroppedRecords(CUcontext, uint32_t, size_t* dropped) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  *dropped = s.dropped;
+  s.dropped = 0;  // CUPTI resets the count at each query
+  return CUPTI_SUCCESS;
+}
+
+// ------------------------------------------------------------ test controls --
+
+DOUBLE_API uint64_t skipnative_double_clock_ns() { return now_ns(); }
+
+DOUBLE_API void skipnative_double_reset(uint32_t version) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.version = version;
+  s.now = 1000000;
+  s.real_time = false;
+  s.launch_cost = 2000;
+  s.submit_latency = 1000;
+  s.device = 0;
+  s.held_by_other = false;
+  s.next_correlation = 1;
+  s.next_graph = 1;
+  s.stream_free.clear();
+  s.dropped = 0;
+  s.records_written = 0;
+  s.buffers_requested = 0;
+}
+
+DOUBLE_API void skipnative_double_configure(uint64_t launch_cost_ns, uint64_t submit_latency_ns,
+                                            uint32_t device, int real_time) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.launch_cost = launch_cost_ns;
+  s.submit_latency = submit_latency_ns;
+  s.device = device;
+  s.real_time = real_time != 0;
+}
+
+DOUBLE_API void skipnative_double_advance(uint64_t ns) { spend(ns); }
+
+DOUBLE_API void skipnative_double_hold_subscriber(int held) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.held_by_other = held != 0;
+}
+
+// A single-kernel launch through (domain, cbid). Returns its correlation id.
+DOUBLE_API uint32_t skipnative_double_launch(int domain, int cbid, uint32_t stream,
+                                             const char* name, uint64_t duration_ns) {
+  return api_call(domain, cbid, st().launch_cost, [&](uint32_t corr, uint64_t t_begin, uint64_t t_end) {
+    State& s = st();
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (!s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL)) return;
+    uint64_t submitted = t_end + s.submit_latency;
+    uint64_t start = std::max(submitted, s.stream_free[stream]);
+    uint64_t end = start + duration_ns;
+    s.stream_free[stream] = end;
+    const char* n = stable_name(s, name);
+    uint64_t queued = t_begin + s.launch_cost / 2;
+    if (s.version >= 130000)
+      write_kernel<CUpti_ActivityKernel10>(s, corr, stream, n, start, end, queued, submitted, 0, 0);
+    else
+      write_kernel<CUpti_ActivityKernel9>(s, corr, stream, n, start, end, queued, submitted, 0, 0);
+  });
+}
+
+// Many launches in one call (stress tests): kernel i gets names[i % n_names].
+DOUBLE_API uint64_t skipnative_double_launch_many(uint64_t count, int domain, int cbid,
+                                                  uint32_t stream, const char* name,
+                                                  uint64_t duration_ns) {
+  for (uint64_t i = 0; i < count; ++i)
+    skipnative_double_launch(domain, cbid, stream, name, duration_ns);
+  return count;
+}
+
+// A graph launch of n kernels (run back to back on `stream`, one correlation id).
+DOUBLE_API uint32_t skipnative_double_graph_launch(int domain, int cbid, uint32_t stream,
+                                                   const char* name, uint32_t n_kernels,
+                                                   uint64_t duration_ns) {
+  return api_call(domain, cbid, st().launch_cost, [&](uint32_t corr, uint64_t, uint64_t t_end) {
+    State& s = st();
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (!s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL)) return;
+    uint32_t graph = s.next_graph++;
+    uint64_t t = std::max(t_end + s.submit_latency, s.stream_free[stream]);
+    const char* n = stable_name(s, name);
+    for (uint32_t i = 0; i < n_kernels; ++i) {
+      if (s.version >= 130000)
+        write_kernel<CUpti_ActivityKernel10>(s, corr, stream, n, t, t + duration_ns, 0, 0, graph,
+                                             i + 1);
+      else
+        write_kernel<CUpti_ActivityKernel9>(s, corr, stream, n, t, t + duration_ns, 0, 0, graph,
+                                            i + 1);
+      t += duration_ns;
+    }
+    s.stream_free[stream] = t;
+  });
+}
+
+// An async memcpy (is_set = 0) or memset (is_set = 1).
+DOUBLE_API uint32_t skipnative_double_copy(int domain, int cbid, uint32_t stream, uint64_t bytes,
+                                           uint64_t duration_ns, int is_set) {
+  return api_call(domain, cbid, st().launch_cost, [&](uint32_t corr, uint64_t, uint64_t t_end) {
+    State& s = st();
+    std::lock_guard<std::mutex> lock(s.mu);
+    int kind = is_set ? CUPTI_ACTIVITY_KIND_MEMSET : CUPTI_ACTIVITY_KIND_MEMCPY;
+    if (!s.enabled_kinds.count(kind)) return;
+    uint64_t start = std::max(t_end + s.submit_latency, s.stream_free[stream]);
+    s.stream_free[stream] = start + duration_ns;
+    if (is_set)
+      write_set(s, corr, stream, bytes, start, start + duration_ns);
+    else if (s.version >= 130000)
+      write_copy<CUpti_ActivityMemcpy6>(s, corr, stream, bytes, start, start + duration_ns);
+    else
+      write_copy<CUpti_ActivityMemcpy5>(s, corr, stream, bytes, start, start + duration_ns);
+  });
+}
+
+// A synchronising call: returns when every simulated stream is idle.
+DOUBLE_API uint32_t skipnative_double_sync(int domain, int cbid) {
+  State& s = st();
+  uint64_t idle;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    idle = 0;
+    for (auto& [stream, t] : s.stream_free) idle = std::max(idle, t);
+  }
+  uint64_t t = now_ns() + s.launch_cost;
+  uint64_t cost = s.launch_cost + (idle > t ? idle - t : 0);
+  return api_call(domain, cbid, cost, [](uint32_t, uint64_t, uint64_t) {});
+}
+
+DOUBLE_API int skipnative_double_subscribed() { return st().subscribed ? 1 : 0; }
+DOUBLE_API int skipnative_double_enabled_callbacks() {
+  std::lock_guard<std::mutex> lock(st().mu);
+  return int(st().enabled_callbacks.size());
+}
+DOUBLE_API int skipnative_double_enabled_kinds() {
+  std::lock_guard<std::mutex> lock(st().mu);
+  return int(st().enabled_kinds.size());
+}
+DOUBLE_API int skipnative_double_latency_enabled() { return st().latency ? 1 : 0; }
+DOUBLE_API int skipnative_double_has_timestamp_callback() { return st().timestamp ? 1 : 0; }
+DOUBLE_API uint64_t skipnative_double_call_timestamp_callback() {
+  return st().timestamp ? st().timestamp() : 0;
+}
+DOUBLE_API uint64_t skipnative_double_records_written() { return st().records_written; }
+DOUBLE_API uint64_t skipnative_double_buffers_requested() { return st().buffers_requested; }
