@@ -48,7 +48,7 @@ py::dict metadata(const Session& s) {
   py::dict d;
   const CuptiApi* api = s.api();
   if (api) {
-    d["cupti_version"] = api->version;
+    d["cupti_version"] = s.cupti_version();
     d["cupti_path"] = api->path;
     d["cupti_origin"] = api->origin;
     d["cupti_test_double"] = api->is_test_double;
@@ -82,7 +82,7 @@ py::dict metadata(const Session& s) {
 }  // namespace
 
 void register_session(py::module_& m) {
-  static py::exception<SessionError> exc(m, "CaptureError", PyExc_RuntimeError);
+  py::register_exception<SessionError>(m, "CaptureError", PyExc_RuntimeError);
 
   py::class_<Session>(m, "Session")
       .def(py::init([](const py::dict& opts) { return new Session(options_from(opts)); }),

@@ -161,8 +161,9 @@ void Session::start() {
   std::string why;
   api_ = load_cupti(opts_.wheel_dirs, &why);
   if (api_ == nullptr) throw SessionError(why);
+  check(api_->GetVersion(&version_), "cuptiGetVersion");
   try {
-    layout_ = layout_for_version(api_->version);
+    layout_ = layout_for_version(version_);
   } catch (const std::runtime_error& e) {
     throw SessionError(e.what());
   }

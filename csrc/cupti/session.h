@@ -73,6 +73,7 @@ class Session {
   const ClockParams& clock() const { return clock_; }
   const CuptiApi* api() const { return api_; }
   RecordLayout layout() const { return layout_; }
+  uint32_t cupti_version() const { return version_; }
   uint64_t t_start_ns() const { return t_start_ns_; }
   uint64_t t_stop_ns() const { return t_stop_ns_; }
   const SessionOptions& options() const { return opts_; }
@@ -97,6 +98,7 @@ class Session {
   State state_ = State::kNew;
   const CuptiApi* api_ = nullptr;
   RecordLayout layout_ = RecordLayout::kCuda13;
+  uint32_t version_ = 0;
   CUpti_SubscriberHandle subscriber_ = nullptr;
   ClockParams clock_;
   uint64_t t_start_ns_ = 0, t_stop_ns_ = 0;

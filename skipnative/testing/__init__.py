@@ -31,9 +31,19 @@ def _cbid(api: str) -> tuple[int, int]:
     raise ValueError(f"skipnative does not subscribe to {api!r}")
 
 
+_DOUBLE = "libskipnative_cupti_double.so"
+
+
 def library_path() -> str:
-    """Path of the CUPTI test double shipped with skipnative."""
-    return str(Path(__file__).with_name("libskipnative_cupti_double.so"))
+    """Path of the CUPTI test double shipped with skipnative (installed beside the
+    compiled module's testing/ folder; in an editable install that differs from
+    this file's folder)."""
+    from skipnative import _native
+
+    for folder in (Path(_native.__file__).parent / "testing", Path(__file__).parent):
+        if (folder / _DOUBLE).is_file():
+            return str(folder / _DOUBLE)
+    raise FileNotFoundError(f"{_DOUBLE} is not installed beside skipnative._native")
 
 
 class SimulatedGpu:

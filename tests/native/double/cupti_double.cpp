@@ -227,11 +227,13 @@ uint32_t api_call(int domain, int cbid, uint64_t cost, Body body) {
     cb(ud, dom, CUpti_CallbackId(cbid), &info);
   }
   spend(cost);
-  uint64_t t_end = now_ns();
   if (on && cb) {
     info.callbackSite = CUPTI_API_EXIT;
     cb(ud, dom, CUpti_CallbackId(cbid), &info);
   }
+  // The call returns after its exit callback; with several threads sharing the
+  // virtual clock, read it here so submission never precedes that callback.
+  uint64_t t_end = now_ns();
   body(corr, t_begin, t_end);
   return corr;
 }

@@ -1,0 +1,345 @@
+"""Capture through the CUPTI test double: exact timestamps in virtual time."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import skipnative
+from skipnative import _native
+from skipnative._records import API_KINDS
+from skipnative.trace import GPU_KINDS
+
+COST, LATENCY = 2000, 1000
+
+
+def names(trace, ids):
+    return [trace.strings[i] for i in ids]
+
+
+def test_available_names_the_double(gpu):
+    ok, why = skipnative.available()
+    assert ok, why
+    assert "test double" in why and "libskipnative_cupti_double" in why
+
+
+def test_cpu_bound_exact_timestamps(gpu):
+    # Host work between launches is longer than each kernel: the GPU is idle at
+    # every submission, so each kernel starts exactly latency after its call returns.
+    with skipnative.capture(clock="library") as cap:
+        t0 = gpu.now()
+        for i in range(5):
+            gpu.launch(f"k{i}", 3000)
+            gpu.advance(10000)
+    t = cap.trace
+    assert len(t.launches) == 5 and len(t.gpu) == 5
+    period = COST + 10000
+    begins = t0 + period * np.arange(5)
+    np.testing.assert_array_equal(t.launches["t_begin"], begins)
+    np.testing.assert_array_equal(t.launches["t_end"], begins + COST)
+    np.testing.assert_array_equal(t.gpu["t_start"], begins + COST + LATENCY)
+    np.testing.assert_array_equal(t.gpu["t_end"], begins + COST + LATENCY + 3000)
+    np.testing.assert_array_equal(t.gpu["correlation"], t.launches["correlation"])
+    assert names(t, t.gpu["name_id"]) == [f"k{i}" for i in range(5)]
+    assert names(t, t.launches["name_id"]) == ["cudaLaunchKernel"] * 5
+
+
+def test_gpu_bound_exact_timestamps(gpu):
+    # Kernels of 50 us launched every 2 us queue behind each other.
+    with skipnative.capture(clock="library") as cap:
+        t0 = gpu.now()
+        for _ in range(4):
+            gpu.launch("gemm", 50000)
+    t = cap.trace
+    first = t0 + COST + LATENCY
+    np.testing.assert_array_equal(t.gpu["t_start"], first + 50000 * np.arange(4))
+    np.testing.assert_array_equal(t.gpu["t_end"], first + 50000 * np.arange(1, 5))
+    # each launch returned long before its kernel could start
+    assert (t.gpu["t_start"][1:] > t.launches["t_end"][1:] + LATENCY).all()
+
+
+def test_latency_timestamps_on_request(gpu):
+    with skipnative.capture(clock="library", latency_timestamps=True) as cap:
+        assert gpu.latency_enabled
+        t0 = gpu.now()
+        gpu.launch("k", 1000)
+    assert not gpu.latency_enabled  # restored at stop
+    k = cap.trace.gpu[0]
+    assert k["t_submitted"] == t0 + COST + LATENCY
+    assert k["t_queued"] == t0 + COST // 2
+    with skipnative.capture(clock="library") as cap2:
+        gpu.launch("k", 1000)
+    assert cap2.trace.gpu[0]["t_submitted"] == 0 and cap2.trace.gpu[0]["t_queued"] == 0
+
+
+def test_driver_api_launches(gpu):
+    with skipnative.capture(clock="library") as cap:
+        gpu.launch("triton_k", 1000, api="cuLaunchKernel")
+        gpu.launch("triton_k", 1000, api="cuLaunchKernelEx")
+        gpu.launch("aten_k", 1000, api="cudaLaunchKernelExC")
+    t = cap.trace
+    assert names(t, t.launches["name_id"]) == ["cuLaunchKernel", "cuLaunchKernelEx",
+                                               "cudaLaunchKernelExC"]
+    assert set(t.launches["kind"]) == {API_KINDS.index("kernel")}
+    assert np.isin(t.gpu["correlation"], t.launches["correlation"]).all()
+
+
+def test_graph_launch_one_call_many_kernels(gpu):
+    with skipnative.capture(clock="library") as cap:
+        t0 = gpu.now()
+        corr = gpu.graph_launch("node", 4, 1500)
+    t = cap.trace
+    assert len(t.launches) == 1 and t.launches["kind"][0] == API_KINDS.index("graph")
+    assert (t.gpu["correlation"] == corr).all()
+    assert len(set(t.gpu["graph_id"])) == 1 and t.gpu["graph_id"][0] > 0
+    np.testing.assert_array_equal(t.gpu["graph_node_id"], [1, 2, 3, 4])
+    np.testing.assert_array_equal(t.gpu["t_start"], t0 + COST + LATENCY + 1500 * np.arange(4))
+
+
+def test_copies_sets_and_syncs(gpu):
+    with skipnative.capture(clock="library") as cap:
+        gpu.copy(4096, 700)
+        gpu.copy(512, 300, memset=True)
+        gpu.launch("k", 5000)
+        sync_corr = gpu.sync()
+    t = cap.trace
+    kinds = [GPU_KINDS[k] for k in t.gpu["kind"]]
+    assert kinds == ["memcpy", "memset", "kernel"]
+    assert t.gpu["bytes"][0] == 4096 and t.gpu["bytes"][1] == 512
+    assert names(t, t.gpu["name_id"])[:2] == ["Memcpy HtoD", "Memset (Device)"]
+    sync = t.launches[t.launches["correlation"] == sync_corr][0]
+    assert API_KINDS[sync["kind"]] == "sync"
+    # the synchronising call returns when the GPU is idle
+    assert sync["t_end"] == t.gpu["t_end"].max()
+
+
+def test_multithreaded_launches(gpu):
+    n_threads, per = 8, 2000
+    tids = {}
+
+    def work(i):
+        tids[i] = threading.get_native_id()
+        gpu.launch_many(per, f"t{i}", 100, stream=10 + i)
+
+    with skipnative.capture(clock="library") as cap:
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    t = cap.trace
+    assert len(t.launches) == n_threads * per == len(t.gpu)
+    assert cap.metadata["dropped"] == {"launches": 0, "cupti": 0, "gpu_rows": 0}
+    # every kernel joins its launch, and the launch was made on the kernel's thread
+    order = np.argsort(t.launches["correlation"])
+    idx = np.searchsorted(t.launches["correlation"][order], t.gpu["correlation"])
+    joined = t.launches[order][idx]
+    assert (joined["correlation"] == t.gpu["correlation"]).all()
+    for i in range(n_threads):
+        mine = t.gpu["stream"] == 10 + i
+        assert mine.sum() == per
+        assert set(joined["tid"][mine]) == {tids[i]}
+    assert (joined["t_end"] <= t.gpu["t_start"]).all()
+
+
+def test_activity_buffer_exhaustion_counts_exact_drops(gpu):
+    # Buffers of 4096 bytes hold floor(4096 / record size) kernel records; with
+    # two buffers at most, every kernel past 2 * capacity is dropped and counted.
+    record = 4096 // _kernel_record_slots(gpu)
+    per_buffer = 4096 // record
+    n = 2 * per_buffer + 37
+    with skipnative.capture(clock="library", activity_buffer_bytes=4096,
+                            max_activity_buffers=2) as cap:
+        gpu.launch_many(n, "k", 10)
+    md = cap.metadata
+    assert len(cap.trace.gpu) == 2 * per_buffer
+    assert md["dropped"]["cupti"] == n - 2 * per_buffer
+    assert md["buffers_refused"] >= 1
+    assert md["max_buffers_in_use"] == 2
+    assert len(cap.trace.launches) == n  # launch records are not affected
+
+
+def _kernel_record_slots(gpu):
+    with skipnative.capture(clock="library", activity_buffer_bytes=4096,
+                            max_activity_buffers=1) as cap:
+        gpu.launch_many(200, "probe", 10)
+    return len(cap.trace.gpu)
+
+
+def test_launch_buffer_cap_counts_exact_drops(gpu):
+    # chunks of 16 records, a cap of exactly two chunks: 32 records kept
+    with skipnative.capture(clock="library", launch_chunk_records=16,
+                            max_launch_bytes=2 * 16 * 24) as cap:
+        gpu.launch_many(50, "k", 10)
+    assert len(cap.trace.launches) == 32
+    assert cap.metadata["dropped"]["launches"] == 18
+    assert len(cap.trace.gpu) == 50
+
+
+def test_gpu_row_cap_counts_exact_drops(gpu):
+    with skipnative.capture(clock="library", max_gpu_records=10) as cap:
+        gpu.launch_many(25, "k", 10)
+    assert len(cap.trace.gpu) == 10
+    assert cap.metadata["dropped"]["gpu_rows"] == 15
+
+
+@pytest.mark.parametrize("version,layout", [(130001, 13), (26, 12), (18, 12)])
+def test_record_layouts_by_cupti_version(gpu, version, layout):
+    gpu.reset(version=version)
+    gpu.configure(launch_cost_ns=COST, submit_latency_ns=LATENCY)
+    with skipnative.capture(clock="library", latency_timestamps=True) as cap:
+        t0 = gpu.now()
+        gpu.launch("gemm_bf16", 4000, stream=3)
+        gpu.copy(1 << 20, 900, stream=3)
+        gpu.graph_launch("node", 2, 100, stream=3)
+    t = cap.trace
+    assert cap.metadata["record_layout"] == layout
+    k = t.gpu[0]
+    assert t.strings[k["name_id"]] == "gemm_bf16"
+    assert (k["t_start"], k["t_end"]) == (t0 + COST + LATENCY, t0 + COST + LATENCY + 4000)
+    assert k["t_submitted"] == t0 + COST + LATENCY and k["stream"] == 3
+    assert tuple(k["grid"]) == (128, 1, 1) and tuple(k["block"]) == (256, 1, 1)
+    assert t.gpu["bytes"][1] == 1 << 20 and GPU_KINDS[t.gpu["kind"][1]] == "memcpy"
+    np.testing.assert_array_equal(t.gpu["graph_node_id"][2:], [1, 2])
+
+
+def test_cupti_before_cuda_12_is_refused(gpu):
+    gpu.reset(version=14)
+    with pytest.raises(skipnative.CaptureError, match="older than CUDA 12.0"):
+        skipnative.capture().start()
+    assert not gpu.subscribed
+
+
+def test_subscriber_conflict_names_the_cause(gpu):
+    gpu.hold_subscriber(True)
+    ok, why = skipnative.available()
+    assert not ok and "another subscriber" in why
+    with pytest.raises(skipnative.CaptureError) as e:
+        skipnative.capture().start()
+    msg = str(e.value)
+    assert "MULTIPLE_SUBSCRIBERS" in msg and "torch.profiler" in msg and "own process" in msg
+    gpu.hold_subscriber(False)
+    with skipnative.capture(clock="library") as cap:  # usable again afterwards
+        gpu.launch("k", 10)
+    assert len(cap.trace.gpu) == 1
+
+
+def test_lifecycle_double_start_and_stop_without_start(gpu):
+    cap = skipnative.capture(clock="library")
+    with pytest.raises(skipnative.CaptureError, match="not capturing"):
+        cap.stop()
+    cap.start()
+    with pytest.raises(skipnative.CaptureError, match="already capturing"):
+        cap.start()
+    other = skipnative.capture(clock="library")
+    with pytest.raises(skipnative.CaptureError, match="another skipnative session"):
+        other.start()
+    cap.stop()
+    with pytest.raises(skipnative.CaptureError, match="finished"):
+        cap.start()
+    with pytest.raises(skipnative.CaptureError, match="not capturing"):
+        cap.stop()
+
+
+def test_exception_inside_block_stops_cleanly(gpu):
+    with pytest.raises(ZeroDivisionError), skipnative.capture(clock="library") as cap:
+        gpu.launch("k", 10)
+        1 / 0  # noqa: B018
+    assert not cap.active and not gpu.subscribed
+    assert len(cap.trace.gpu) == 1
+
+
+def test_stop_leaves_cupti_as_found(gpu):
+    with skipnative.capture(clock="library"):
+        assert gpu.subscribed
+        # launch APIs by cbid, never whole domains
+        assert gpu.enabled_callbacks == len(_native.api_table())
+        assert gpu.enabled_activity_kinds == 3
+    assert not gpu.subscribed
+    assert gpu.enabled_callbacks == 0 and gpu.enabled_activity_kinds == 0
+    gpu.launch("after", 10)  # no session: nothing is recorded, nothing breaks
+    with skipnative.capture(clock="library") as cap:
+        gpu.launch("k", 10)
+    assert len(cap.trace.launches) == 1 and cap.trace.strings[cap.trace.gpu["name_id"][0]] == "k"
+
+
+def test_second_session_after_first(gpu):
+    for i in range(3):
+        with skipnative.capture(clock="library") as cap:
+            gpu.launch_many(10 + i, "k", 10)
+        assert len(cap.trace.launches) == 10 + i == len(cap.trace.gpu)
+
+
+def test_markers_make_regions(gpu):
+    with skipnative.capture(clock="library") as cap:
+        for i in range(3):
+            cap.mark(f"iter{i}")
+            t = gpu.now()
+            gpu.launch("k", 100)
+            gpu.advance(5000)
+            assert t >= 0
+    t = cap.trace
+    assert [t.strings[i] for i in t.regions["name_id"]] == ["iter0", "iter1", "iter2"]
+    assert (t.regions["t_end"][:-1] == t.regions["t_begin"][1:]).all()
+    assert (np.diff(t.regions["t_begin"]) == COST + 5000).all()
+    with pytest.raises(skipnative.CaptureError, match="capturing session"):
+        cap.mark("late")
+
+
+def test_timestamp_callback_is_the_session_clock(gpu):
+    with skipnative.capture(clock="library"):
+        assert gpu.has_timestamp_callback
+        assert gpu.call_timestamp_callback() == gpu.now()
+
+
+@pytest.mark.parametrize("clock", ["auto", "monotonic_raw"])
+def test_real_clock_orders_launch_and_kernel(gpu, clock):
+    # Real time: the double stamps GPU records through the timestamp callback
+    # skipnative registered and spins for the launch cost, as a GPU would.
+    gpu.configure(launch_cost_ns=3000, submit_latency_ns=2000, real_time=True)
+    with skipnative.capture(clock=clock) as cap:
+        for _ in range(50):
+            gpu.launch("k", 1000)
+    t = cap.trace
+    assert cap.metadata["clock"] in ("tsc", "cntvct", "monotonic_raw")
+    lq = t.gpu["t_start"] - t.launches["t_begin"]
+    assert (lq >= 3000 + 2000).all()
+    assert (t.launches["t_end"] - t.launches["t_begin"] >= 3000).all()
+    assert (np.diff(t.launches["t_begin"]) > 0).all()
+
+
+def test_unknown_clock_is_an_error(gpu):
+    with pytest.raises(skipnative.CaptureError, match="unknown clock"):
+        skipnative.capture(clock="sundial").start()
+    assert not gpu.subscribed
+
+
+def test_unknown_option_is_an_error():
+    with pytest.raises(ValueError, match="activity_buffer_bytes"):
+        skipnative.capture(activity_buffer_bytes=10)
+
+
+def test_stop_while_threads_still_launch(gpu):
+    stop = threading.Event()
+    launched = [0] * 4
+
+    def work(i):
+        while not stop.is_set():
+            launched[i] += gpu.launch_many(200, "k", 10, stream=i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    cap = skipnative.capture(clock="library").start()
+    for th in threads:
+        th.start()
+    while sum(launched) < 4000:
+        pass
+    trace = cap.stop()
+    stop.set()
+    for th in threads:
+        th.join()
+    n = len(trace.launches)
+    assert 0 < n <= sum(launched)
+    assert (trace.launches["t_end"] >= trace.launches["t_begin"]).all()
+    assert len(np.unique(trace.launches["correlation"])) == n
