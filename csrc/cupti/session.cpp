@@ -32,8 +32,11 @@ struct Slot {
   ThreadBuffer* tb = nullptr;
   uint64_t generation = 0;
 };
-thread_local Slot t_slot;
-thread_local uint32_t t_tid = 0;
+// initial-exec: the extension is dlopen'ed, and the default TLS model would make
+// every hot-path access a __tls_get_addr call. Two small variables fit in the
+// static TLS space glibc reserves for such modules.
+__attribute__((tls_model("initial-exec"))) thread_local Slot t_slot;
+__attribute__((tls_model("initial-exec"))) thread_local uint32_t t_tid = 0;
 
 uint64_t CUPTIAPI timestamp_callback() { return ticks_to_ns(g_clock, read_ticks(g_clock)); }
 
