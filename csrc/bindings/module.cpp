@@ -8,10 +8,12 @@ namespace py = pybind11;
 void register_session(py::module_& m);
 void register_clock(py::module_& m);
 void register_bench(py::module_& m);
+void register_kineto(py::module_& m);
 
 PYBIND11_MODULE(_native, m) {
   m.doc() = "skipnative native core: CUPTI session, clock, record buffers";
   register_session(m);
   register_clock(m);
   register_bench(m);
+  register_kineto(m);
 }

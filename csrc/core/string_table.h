@@ -1,10 +1,11 @@
-// Interned strings (kernel names, marker names). Rows carry uint32 ids; the
+// Interned strings (kernel, op and marker names). Rows carry uint32 ids; the
 // table crosses into Python once, as a list. Thread-safe: interning happens on
-// CUPTI's buffer-completion thread and from Python (markers), never on the
-// launch hot path.
+// CUPTI's buffer-completion thread, in the trace reader and from Python
+// (markers), never on the launch hot path.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -22,8 +23,8 @@ class StringTable {
 
  private:
   mutable std::mutex mu_;
-  std::vector<std::string> strings_;
-  std::unordered_map<std::string, uint32_t> ids_;
+  std::deque<std::string> strings_;  // stable storage: the map's keys view into it
+  std::unordered_map<std::string_view, uint32_t> ids_;
 };
 
 }  // namespace skipnative

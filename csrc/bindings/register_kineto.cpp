@@ -1,0 +1,51 @@
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "kineto/trace_reader.h"
+
+namespace py = pybind11;
+using skipnative::kineto::ReadError;
+using skipnative::kineto::TraceReader;
+
+namespace {
+
+template <class T>
+py::array_t<uint8_t> table(const std::vector<T>& v, py::handle owner) {
+  static const uint8_t empty = 0;
+  const uint8_t* p = v.empty() ? &empty : reinterpret_cast<const uint8_t*>(v.data());
+  return py::array_t<uint8_t>({py::ssize_t(v.size() * sizeof(T))}, {py::ssize_t(1)}, p, owner);
+}
+
+}  // namespace
+
+void register_kineto(py::module_& m) {
+  py::register_exception<ReadError>(m, "TraceReadError", PyExc_ValueError);
+  py::class_<TraceReader>(m, "KinetoReader")
+      .def(py::init<>())
+      .def("feed",
+           [](TraceReader& r, py::bytes chunk) {
+             char* data = nullptr;
+             Py_ssize_t n = 0;
+             PyBytes_AsStringAndSize(chunk.ptr(), &data, &n);
+             py::gil_scoped_release nogil;
+             r.feed(data, size_t(n));
+           })
+      .def("finish", &TraceReader::finish, py::call_guard<py::gil_scoped_release>())
+      .def("launches", [](py::object self) { return table(self.cast<TraceReader&>().launches, self); })
+      .def("gpu", [](py::object self) { return table(self.cast<TraceReader&>().gpu, self); })
+      .def("ops", [](py::object self) { return table(self.cast<TraceReader&>().ops, self); })
+      .def("steps", [](py::object self) { return table(self.cast<TraceReader&>().steps, self); })
+      .def("strings", [](TraceReader& r) { return r.names.snapshot(); })
+      .def_readonly("top_level", &TraceReader::top_level)
+      .def_readonly("events", &TraceReader::events)
+      .def_readonly("ignored_events", &TraceReader::ignored_events);
+  m.def("kineto_record_sizes", [] {
+    py::dict d;
+    d["launch"] = sizeof(skipnative::kineto::LaunchEvent);
+    d["gpu"] = sizeof(skipnative::kineto::GpuEvent);
+    d["op"] = sizeof(skipnative::kineto::OpEvent);
+    d["step"] = sizeof(skipnative::kineto::StepEvent);
+    return d;
+  });
+}

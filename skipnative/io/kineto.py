@@ -1,0 +1,190 @@
+"""torch.profiler (Kineto) chrome traces -> Trace.
+
+The JSON is streamed through the native reader (csrc/kineto/trace_reader.cpp)
+in chunks, decompressing gzip on the way, so memory stays near the size of the
+columns it keeps rather than the size of the file.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+import numpy as np
+
+from skipnative._records import API_KINDS
+from skipnative.errors import TraceError
+from skipnative.trace import (
+    GPU_DTYPE,
+    LAUNCH_DTYPE,
+    OP_DTYPE,
+    REGION_DTYPE,
+    StringTable,
+    Trace,
+)
+
+CHUNK = 8 << 20
+
+_K_LAUNCH = np.dtype(
+    [("ts", "<i8"), ("dur", "<i8"), ("correlation", "<i8"), ("pid", "<i8"), ("tid", "<i8"),
+     ("name_id", "<i4"), ("cbid", "<i4")]
+)
+_K_GPU = np.dtype(
+    [("ts", "<i8"), ("dur", "<i8"), ("correlation", "<i8"), ("device", "<i8"), ("stream", "<i8"),
+     ("bytes", "<i8"), ("name_id", "<i4"), ("kind", "<i4"), ("grid", "<i4", (3,)),
+     ("block", "<i4", (3,))]
+)
+_K_OP = np.dtype(
+    [("ts", "<i8"), ("dur", "<i8"), ("pid", "<i8"), ("tid", "<i8"), ("external_id", "<i8"),
+     ("parent", "<i8"), ("top", "<i8"), ("name_id", "<i4"), ("depth", "<i4")]
+)
+_K_STEP = np.dtype(
+    [("ts", "<i8"), ("dur", "<i8"), ("pid", "<i8"), ("tid", "<i8"), ("name_id", "<i4"),
+     ("_pad", "<i4")]
+)
+
+# Launch-API names (as Kineto writes them) -> API_KINDS. Subscribed APIs come
+# from the native table; a few older or synchronous names are added.
+_EXTRA_KINDS = {
+    "cudaLaunch": "kernel",
+    "cuLaunch": "kernel",
+    "cuLaunchGrid": "kernel",
+    "cuLaunchGridAsync": "kernel",
+    "cudaMemcpy": "sync",
+    "cudaMemset": "sync",
+    "cudaStreamSynchronize": "sync",
+    "cudaDeviceSynchronize": "sync",
+    "cudaEventSynchronize": "sync",
+    "cuStreamSynchronize": "sync",
+    "cuCtxSynchronize": "sync",
+    "cuEventSynchronize": "sync",
+    "cuMemcpy": "sync",
+    "cuMemcpyHtoD_v2": "sync",
+    "cuMemcpyDtoH_v2": "sync",
+}
+
+
+def api_kind_by_name() -> dict[str, int]:
+    from skipnative import _native
+
+    kinds = {name: kind for _d, _c, kind, name in _native.api_table()}
+    for name, kind in _EXTRA_KINDS.items():
+        kinds.setdefault(name, API_KINDS.index(kind))
+    return kinds
+
+
+def _open_chunks(path: str):
+    """Yields decompressed chunks of the file (gzip detected by its magic)."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+        f.seek(0)
+        if head == b"\x1f\x8b":
+            d = zlib.decompressobj(wbits=47)
+            while True:
+                raw = f.read(CHUNK)
+                if not raw:
+                    break
+                out = d.decompress(raw)
+                while d.unused_data:  # concatenated gzip members
+                    rest = d.unused_data
+                    d = zlib.decompressobj(wbits=47)
+                    out += d.decompress(rest)
+                if out:
+                    yield out
+            if not d.eof:
+                raise TraceError(path, "truncated gzip stream (the file ends mid-stream)")
+            tail = d.flush()
+            if tail:
+                yield tail
+        else:
+            while True:
+                raw = f.read(CHUNK)
+                if not raw:
+                    break
+                yield raw
+
+
+def load_kineto(path: str) -> Trace:
+    from skipnative import _native
+
+    reader = _native.KinetoReader()
+    try:
+        for chunk in _open_chunks(path):
+            reader.feed(chunk)
+        reader.finish()
+    except _native.TraceReadError as e:
+        raise TraceError(path, str(e)) from None
+    except zlib.error as e:
+        raise TraceError(path, f"corrupt gzip data ({e})") from None
+    except (OSError, EOFError) as e:
+        raise TraceError(path, f"cannot read: {e}") from None
+    return _to_trace(path, reader)
+
+
+def _meta(path: str, top: dict[str, str]) -> dict:
+    meta: dict = {"source": "kineto", "time_unit": "ns", "clock_domain": "unix"}
+    devices = []
+    for key in ("deviceProperties", "schemaVersion", "distributedInfo", "traceName",
+                "baseTimeNanoseconds", "displayTimeUnit"):
+        if key in top:
+            try:
+                value = json.loads(top[key])
+            except ValueError:
+                continue
+            if key == "deviceProperties" and isinstance(value, list):
+                for d in value:
+                    if isinstance(d, dict):
+                        devices.append({"id": d.get("id"), "name": d.get("name")})
+            else:
+                meta[key] = value
+    meta["devices"] = devices
+    return meta
+
+
+def _to_trace(path: str, reader) -> Trace:
+    strings = StringTable(reader.strings())
+    meta = _meta(path, dict(reader.top_level))
+    base = meta.get("baseTimeNanoseconds")
+    base = int(base) if isinstance(base, int) and not isinstance(base, bool) else 0
+
+    kl = reader.launches().view(_K_LAUNCH)
+    launches = np.zeros(len(kl), dtype=LAUNCH_DTYPE)
+    launches["t_begin"] = kl["ts"] + base
+    launches["t_end"] = kl["ts"] + kl["dur"] + base
+    for f in ("correlation", "pid", "tid", "name_id", "cbid"):
+        launches[f] = kl[f]
+    if len(kl):
+        kinds = api_kind_by_name()
+        uniq, inv = np.unique(kl["name_id"], return_inverse=True)
+        other = API_KINDS.index("other")
+        k = np.array([kinds.get(strings.strings[i], other) for i in uniq], dtype=np.uint8)
+        launches["kind"] = k[inv]
+
+    kg = reader.gpu().view(_K_GPU)
+    gpu = np.zeros(len(kg), dtype=GPU_DTYPE)
+    gpu["t_start"] = kg["ts"] + base
+    gpu["t_end"] = kg["ts"] + kg["dur"] + base
+    for f in ("correlation", "device", "stream", "bytes", "name_id", "grid", "block"):
+        gpu[f] = kg[f]
+    gpu["kind"] = kg["kind"]
+    order = np.argsort(gpu["t_start"], kind="stable")
+    gpu = gpu[order]
+
+    ko = reader.ops().view(_K_OP)
+    ops = np.zeros(len(ko), dtype=OP_DTYPE)
+    ops["t_begin"] = ko["ts"] + base
+    ops["t_end"] = ko["ts"] + ko["dur"] + base
+    for f in ("pid", "tid", "name_id", "depth", "parent", "top"):
+        ops[f] = ko[f]
+
+    ks = reader.steps().view(_K_STEP)
+    ks = ks[np.argsort(ks["ts"], kind="stable")]
+    regions = np.zeros(len(ks), dtype=REGION_DTYPE)
+    regions["t_begin"] = ks["ts"] + base
+    regions["t_end"] = ks["ts"] + ks["dur"] + base
+    regions["name_id"] = ks["name_id"]
+    regions["kind"] = 1
+
+    meta["events"] = int(reader.events)
+    return Trace(launches=launches, gpu=gpu, ops=ops, regions=regions,
+                 strings=strings.strings, meta=meta, path=path)
