@@ -1,0 +1,253 @@
+"""SKIP run metrics (SPEC.md §2–3): TKLQT and its parts, AKD, IL, GPU idle and
+busy time, queueing and the CPU/GPU-bound classification, per region and device.
+
+Everything is vectorised over the trace's columns. Conventions beyond SPEC.md:
+
+- a kernel counts towards TKLQT when its launch is a single-kernel launch API,
+  or when it is the earliest-starting kernel of a graph launch;
+- ``api = t_end(l) − t_begin(l)`` and ``wait = t_start(k) − t_end(l)`` as
+  written; ``wait`` is negative when a kernel starts before its launch call
+  returns (counted in ``n_early_start``); a kernel with negative ``t_lq``
+  contributes 0 to ``tklqt``, ``launch_api`` and ``launch_wait`` alike, so
+  ``tklqt == launch_api + launch_wait`` holds exactly;
+- with no counted kernels, ``queued_fraction`` is 0 and the run is CPU-bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from skipnative.trace import KIND_GRAPH, KIND_KERNEL, Trace
+
+GPU_BOUND_THRESHOLD = 0.5
+METRIC_KEYS = (
+    "n_kernels",
+    "n_counted_kernels",
+    "n_unmatched_kernels",
+    "n_negative_lq",
+    "tklqt_us",
+    "launch_api_us",
+    "launch_wait_us",
+    "akd_us",
+    "il_us",
+    "gpu_idle_us",
+    "gpu_busy_us",
+    "gpu_idle_union_us",
+    "queued_fraction",
+    "bound",
+)
+
+
+@dataclass
+class RegionMetrics:
+    name: str
+    device: int
+    metrics: dict[str, Any]
+    top_kernels: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "device": self.device, "metrics": self.metrics,
+                "top_kernels": self.top_kernels}
+
+
+@dataclass
+class KernelTable:
+    """Per-kernel join of a trace: everything the metrics need, as columns."""
+
+    t_start: np.ndarray
+    t_end: np.ndarray
+    t_submitted: np.ndarray
+    device: np.ndarray
+    stream: np.ndarray
+    name_id: np.ndarray
+    launch: np.ndarray  # row in trace.launches, -1 when unmatched
+    l_begin: np.ndarray  # launch t_begin (0 when unmatched)
+    l_end: np.ndarray
+    counted: np.ndarray  # contributes to TKLQT (SPEC §2)
+    anchor: np.ndarray  # time that places the kernel in a region
+    queued: np.ndarray  # stream predecessor still running when the launch returned
+
+
+def join_kernels(trace: Trace) -> KernelTable:
+    g = trace.gpu[trace.gpu["kind"] == 0]
+    lc = trace.launches["correlation"]
+    order = np.argsort(lc, kind="stable")
+    sorted_corr = lc[order]
+    pos = np.searchsorted(sorted_corr, g["correlation"])
+    pos_c = np.minimum(pos, max(len(sorted_corr) - 1, 0))
+    found = (pos < len(sorted_corr)) & (g["correlation"] >= 0)
+    if len(sorted_corr):
+        found &= sorted_corr[pos_c] == g["correlation"]
+    launch = np.where(found, order[pos_c] if len(order) else -1, -1)
+
+    ln = trace.launches
+    has = launch >= 0
+    li = np.where(has, launch, 0)
+    l_begin = np.where(has, ln["t_begin"][li] if len(ln) else 0, 0)
+    l_end = np.where(has, ln["t_end"][li] if len(ln) else 0, 0)
+    l_kind = np.where(has, ln["kind"][li] if len(ln) else 255, 255)
+
+    counted = has & (l_kind == KIND_KERNEL)
+    graph = has & (l_kind == KIND_GRAPH)
+    if graph.any():
+        gi = np.flatnonzero(graph)
+        o = np.lexsort((g["t_start"][gi], launch[gi]))
+        gi = gi[o]
+        first = np.ones(len(gi), dtype=bool)
+        first[1:] = launch[gi][1:] != launch[gi][:-1]
+        counted[gi[first]] = True
+
+    anchor = np.where(has, l_begin, g["t_start"])
+
+    # stream predecessor (kernels, GPU start order) still running at launch return
+    so = np.lexsort((g["t_start"], g["stream"], g["device"]))
+    prev_end = np.full(len(g), np.iinfo(np.int64).min, dtype=np.int64)
+    if len(so) > 1:
+        same = (g["device"][so][1:] == g["device"][so][:-1]) & (
+            g["stream"][so][1:] == g["stream"][so][:-1]
+        )
+        pe = np.where(same, g["t_end"][so][:-1], np.iinfo(np.int64).min)
+        prev_end[so[1:]] = pe
+    queued = has & (prev_end > l_end)
+
+    return KernelTable(
+        t_start=g["t_start"], t_end=g["t_end"], t_submitted=g["t_submitted"],
+        device=g["device"], stream=g["stream"], name_id=g["name_id"], launch=launch,
+        l_begin=l_begin, l_end=l_end, counted=counted, anchor=anchor, queued=queued,
+    )
+
+
+def _union_length(start: np.ndarray, end: np.ndarray) -> int:
+    if len(start) == 0:
+        return 0
+    o = np.argsort(start, kind="stable")
+    s, e = start[o], end[o]
+    run_end = np.maximum.accumulate(e)
+    # a new busy block starts where a kernel starts after everything before it ended
+    new_block = np.ones(len(s), dtype=bool)
+    new_block[1:] = s[1:] > run_end[:-1]
+    block_id = np.cumsum(new_block) - 1
+    block_start = s[new_block]
+    block_end = np.zeros(len(block_start), dtype=np.int64)
+    np.maximum.at(block_end, block_id, e)
+    return int((block_end - block_start).sum())
+
+
+def _top_kernels(trace: Trace, name_id, dur, k: int | None) -> list[dict[str, Any]]:
+    if len(name_id) == 0:
+        return []
+    uniq, inv = np.unique(name_id, return_inverse=True)
+    count = np.bincount(inv)
+    total = np.bincount(inv, weights=dur.astype(np.float64))
+    names = [trace.strings[i] for i in uniq]
+    order = sorted(range(len(uniq)), key=lambda i: (-total[i], -count[i], names[i]))
+    if k is not None:
+        order = order[:k]
+    return [
+        {"name": names[i], "count": int(count[i]), "total_us": total[i] / 1e3,
+         "mean_us": total[i] / count[i] / 1e3}
+        for i in order
+    ]
+
+
+def _regions(trace: Trace) -> list[tuple[str, int | None, int | None]]:
+    out: list[tuple[str, int | None, int | None]] = [("all", None, None)]
+    for r in trace.regions:
+        out.append((trace.strings[r["name_id"]], int(r["t_begin"]), int(r["t_end"])))
+    return out
+
+
+def _start_time(trace: Trace, top_begin: np.ndarray, t0, t1, kt: KernelTable, sel) -> int | None:
+    if len(top_begin):
+        if t0 is None:
+            return int(top_begin[0])
+        i = np.searchsorted(top_begin, t0)
+        if i < len(top_begin) and top_begin[i] < t1:
+            return int(top_begin[i])
+    if t0 is not None:
+        return int(t0)
+    lb = trace.launches["t_begin"]
+    if len(lb):
+        return int(lb.min())
+    return int(kt.t_start[sel].min()) if sel.any() else None
+
+
+def region_metrics(trace: Trace, kt: KernelTable, sel: np.ndarray, start: int | None,
+                   top: int | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Metrics of the kernels selected by `sel` (one region, one device)."""
+    dur = (kt.t_end - kt.t_start)[sel]
+    counted = sel & kt.counted
+    lq = kt.t_start[counted] - kt.l_begin[counted]
+    api = kt.l_end[counted] - kt.l_begin[counted]
+    wait = kt.t_start[counted] - kt.l_end[counted]
+    neg = lq < 0
+    ok = ~neg
+    tklqt = int(lq[ok].sum())
+    launch_api = int(api[ok].sum())
+    launch_wait = int(wait[ok].sum())
+
+    sub = kt.t_submitted[counted]
+    has_sub = ok & (sub > 0)
+    submit = np.clip(sub[has_sub] - kt.l_end[counted][has_sub], 0, None)
+    submit = np.minimum(submit, np.maximum(wait[has_sub], 0))
+    queue = wait[has_sub] - submit
+
+    n_kernels = int(sel.sum())
+    n_counted = int(counted.sum())
+    il = int(kt.t_end[sel].max() - start) if n_kernels and start is not None else 0
+    busy = _union_length(kt.t_start[sel], kt.t_end[sel])
+    qf = float(kt.queued[counted].mean()) if n_counted else 0.0
+    m = {
+        "n_kernels": n_kernels,
+        "n_counted_kernels": n_counted,
+        "n_unmatched_kernels": int((sel & (kt.launch < 0)).sum()),
+        "n_negative_lq": int(neg.sum()),
+        "tklqt_us": tklqt / 1e3,
+        "launch_api_us": launch_api / 1e3,
+        "launch_wait_us": launch_wait / 1e3,
+        "akd_us": float(dur.mean()) / 1e3 if n_kernels else 0.0,
+        "il_us": il / 1e3,
+        "gpu_idle_us": (il - int(dur.sum())) / 1e3,
+        "gpu_busy_us": busy / 1e3,
+        "gpu_idle_union_us": (il - busy) / 1e3,
+        "queued_fraction": qf,
+        "bound": "gpu" if qf >= GPU_BOUND_THRESHOLD else "cpu",
+        # beyond the required keys
+        "min_negative_lq_us": float(lq[neg].min()) / 1e3 if neg.any() else 0.0,
+        "n_early_start": int((ok & (wait < 0)).sum()),
+        "n_latency_kernels": int(has_sub.sum()),
+        "launch_submit_us": int(submit.sum()) / 1e3,
+        "launch_queue_us": int(queue.sum()) / 1e3,
+        "mean_lq_us": (tklqt / max(int(ok.sum()), 1)) / 1e3,
+        "median_lq_us": float(np.median(lq[ok])) / 1e3 if ok.any() else 0.0,
+    }
+    return m, _top_kernels(trace, kt.name_id[sel], dur, top)
+
+
+def compute_metrics(trace: Trace, region: str | None = None, device: int | None = None,
+                    top: int | None = 10, kt: KernelTable | None = None) -> list[RegionMetrics]:
+    """Metrics for "all" and every region (or the regions named `region`), per device."""
+    kt = kt if kt is not None else join_kernels(trace)
+    ops = trace.ops
+    top_begin = np.sort(ops["t_begin"][ops["depth"] == 0]) if len(ops) else np.zeros(0, np.int64)
+    devices = np.unique(kt.device)
+    out = []
+    for name, t0, t1 in _regions(trace):
+        if region is not None and name != region:
+            continue
+        in_region = np.ones(len(kt.anchor), dtype=bool) if t0 is None else (
+            (kt.anchor >= t0) & (kt.anchor < t1))
+        start = _start_time(trace, top_begin, t0, t1, kt, in_region)
+        region_devices = np.unique(kt.device[in_region]) if in_region.any() else devices[:1]
+        if len(region_devices) == 0:
+            region_devices = np.array([-1])
+        for d in region_devices:
+            if device is not None and int(d) != device:
+                continue
+            sel = in_region & (kt.device == d)
+            m, tk = region_metrics(trace, kt, sel, start, top)
+            out.append(RegionMetrics(name=name, device=int(d), metrics=m, top_kernels=tk))
+    return out
