@@ -1,0 +1,1 @@
+"""The `skip` command: one module per subcommand."""

@@ -1,0 +1,61 @@
+"""`skip analyze TRACE`: SKIP metrics per region and device."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from skipnative.cli._common import fmt_value, short_name, table
+from skipnative.metrics import METRIC_KEYS
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("analyze", help="SKIP metrics (TKLQT, AKD, IL, ...) of a trace")
+    p.add_argument("trace", help=".skip file or torch.profiler trace (.json, .json.gz)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--region", help="only regions with this name ('all', 'ProfilerStep#3', ...)")
+    p.add_argument("--top", type=int, default=10, metavar="K", help="top kernels per region")
+    p.set_defaults(run=run)
+
+
+def analysis(path: str, region: str | None, top: int) -> dict:
+    import skipnative
+    from skipnative.io import detect_format
+
+    fmt = detect_format(path)
+    from skipnative.metrics import compute_metrics
+
+    trace = skipnative.load(path)
+    regions = compute_metrics(trace, region=region, top=top)
+    return {
+        "trace": path,
+        "format": fmt,
+        "regions": [r.to_dict() for r in regions],
+    }
+
+
+def run(args) -> int:
+    from skipnative.cli.main import UserError
+
+    if args.top < 0:
+        raise UserError("--top must be >= 0")
+    result = analysis(args.trace, args.region, args.top)
+    if args.region is not None and not result["regions"]:
+        raise UserError(f"{args.trace}: no region named {args.region!r}")
+    if args.json:
+        json.dump(result, sys.stdout, separators=(",", ":"))
+        sys.stdout.write("\n")
+        return 0
+    print(f"{result['trace']} ({result['format']})")
+    for r in result["regions"]:
+        m = r["metrics"]
+        print(f"\nregion {r['name']}  device {r['device']}  -> {m['bound'].upper()}-bound "
+              f"(queued fraction {m['queued_fraction']:.2f})")
+        rows = [[k, fmt_value(m[k])] for k in METRIC_KEYS if k not in ("bound",)]
+        print(table(rows, ["metric", "value"]))
+        if r["top_kernels"]:
+            print()
+            rows = [[short_name(k["name"]), fmt_value(k["count"]), fmt_value(k["total_us"]),
+                     fmt_value(k["mean_us"])] for k in r["top_kernels"]]
+            print(table(rows, ["top kernels", "count", "total_us", "mean_us"]))
+    return 0

@@ -1,0 +1,59 @@
+"""`skip`: profile, analyze and compare LLM-inference traces."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from skipnative.cli import analyze, compare, export, info
+
+COMMANDS = {
+    "info": info,
+    "analyze": analyze,
+    "compare": compare,
+    "export": export,
+}
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="skip", description=__doc__)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, mod in COMMANDS.items():
+        mod.add_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from skipnative import CaptureError, TraceError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (TraceError, CaptureError, UserError) as e:
+        print(f"skip: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("skip: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except MemoryError:
+        print("skip: error: out of memory", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"skip: error: {e.filename or ''}: {e.strerror or e}".replace(": :", ":"),
+              file=sys.stderr)
+        return 1
+    except Exception as e:  # never a traceback for the user; say what broke
+        print(f"skip: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Chrome/Perfetto trace export that follows Kineto's event conventions.
+
+Launch calls are ``cuda_runtime`` / ``cuda_driver`` complete events on their
+CPU thread, GPU work is ``kernel`` / ``gpu_memcpy`` / ``gpu_memset`` on
+pid = device and tid = stream, ATen ops are ``cpu_op``, regions are
+``user_annotation`` (ProfilerStep#N keeps its name), and each launch is tied to
+its GPU work by an ``ac2g`` flow whose id is the correlation id. Timestamps are
+unix microseconds with nanosecond decimals, as torch.profiler writes them, so
+tools built for torch.profiler traces (HTA, skip analyze) read the export.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from skipnative._records import API_KINDS
+from skipnative.errors import TraceError
+from skipnative.trace import GPU_KINDS, Trace
+
+_GPU_CAT = {"kernel": "kernel", "memcpy": "gpu_memcpy", "memset": "gpu_memset"}
+
+
+def _us(ns: int) -> str:
+    # exact decimal microseconds, like Kineto's nanosecond-resolution traces
+    sign = "-" if ns < 0 else ""
+    ns = abs(int(ns))
+    return f"{sign}{ns // 1000}.{ns % 1000:03d}"
+
+
+def unix_offset_ns(trace: Trace) -> int:
+    """ns to add to the trace's times to place them on the unix axis."""
+    if trace.meta.get("clock_domain") == "session":
+        return int(trace.meta.get("clock_realtime_offset_ns", 0))
+    return 0
+
+
+def export_perfetto(trace: Trace, path: str, *, overwrite: bool = False) -> int:
+    """Writes the trace as chrome-trace JSON (gzip when `path` ends in .gz). Returns
+    the number of events written."""
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise TraceError(path, "already exists (use --force to replace it)")
+    off = unix_offset_ns(trace)
+    s = trace.strings
+    pid_cpu = int(trace.meta.get("pid", 0) or 0)
+    events: list[str] = []
+    add = events.append
+    dumps = json.dumps
+
+    ln = trace.launches
+    for r in ln:
+        kind = API_KINDS[r["kind"]] if r["kind"] < len(API_KINDS) else "other"
+        name = s[r["name_id"]]
+        cat = "cuda_driver" if name.startswith("cu") and not name.startswith("cuda") else "cuda_runtime"
+        ts = int(r["t_begin"]) + off
+        pid = int(r["pid"]) or pid_cpu
+        add(f'{{"ph":"X","cat":"{cat}","name":{dumps(name)},"pid":{pid},"tid":{int(r["tid"])},'
+            f'"ts":{_us(ts)},"dur":{_us(int(r["t_end"] - r["t_begin"]))},'
+            f'"args":{{"correlation":{int(r["correlation"])},"cbid":{int(r["cbid"])},'
+            f'"kind":"{kind}"}}}}')
+        if r["correlation"] >= 0 and kind in ("kernel", "graph", "copy", "set"):
+            add(f'{{"ph":"s","id":{int(r["correlation"])},"pid":{pid},"tid":{int(r["tid"])},'
+                f'"ts":{_us(ts)},"cat":"ac2g","name":"ac2g"}}')
+
+    corr_with_launch = set(int(c) for c in ln["correlation"])
+    devices = set()
+    for g in trace.gpu:
+        kind = GPU_KINDS[g["kind"]]
+        dev, stream = int(g["device"]), int(g["stream"])
+        devices.add(dev)
+        ts = int(g["t_start"]) + off
+        args = [f'"device":{dev}', f'"stream":{stream}', f'"correlation":{int(g["correlation"])}']
+        if kind == "kernel":
+            args.append(f'"grid":[{",".join(str(int(x)) for x in g["grid"])}]')
+            args.append(f'"block":[{",".join(str(int(x)) for x in g["block"])}]')
+            if g["graph_id"]:
+                args.append(f'"graph id":{int(g["graph_id"])}')
+                args.append(f'"graph node id":{int(g["graph_node_id"])}')
+            if g["t_queued"]:
+                args.append(f'"queued ts":{_us(int(g["t_queued"]) + off)}')
+            if g["t_submitted"]:
+                args.append(f'"submitted ts":{_us(int(g["t_submitted"]) + off)}')
+        else:
+            args.append(f'"bytes":{int(g["bytes"])}')
+        add(f'{{"ph":"X","cat":"{_GPU_CAT[kind]}","name":{dumps(s[g["name_id"]])},'
+            f'"pid":{dev},"tid":{stream},"ts":{_us(ts)},'
+            f'"dur":{_us(int(g["t_end"] - g["t_start"]))},"args":{{{",".join(args)}}}}}')
+        if int(g["correlation"]) in corr_with_launch:
+            add(f'{{"ph":"f","id":{int(g["correlation"])},"pid":{dev},"tid":{stream},'
+                f'"ts":{_us(ts)},"cat":"ac2g","name":"ac2g","bp":"e"}}')
+
+    for o in trace.ops:
+        pid = int(o["pid"]) or pid_cpu
+        add(f'{{"ph":"X","cat":"cpu_op","name":{dumps(s[o["name_id"]])},"pid":{pid},'
+            f'"tid":{int(o["tid"])},"ts":{_us(int(o["t_begin"]) + off)},'
+            f'"dur":{_us(int(o["t_end"] - o["t_begin"]))}}}')
+
+    region_tid = int(np.bincount(ln["tid"].astype(np.int64) % (1 << 31)).argmax()) if len(ln) else 0
+    for r in trace.regions:
+        add(f'{{"ph":"X","cat":"user_annotation","name":{dumps(s[r["name_id"]])},'
+            f'"pid":{pid_cpu},"tid":{region_tid},"ts":{_us(int(r["t_begin"]) + off)},'
+            f'"dur":{_us(int(r["t_end"] - r["t_begin"]))}}}')
+
+    for dev in sorted(devices):
+        add(f'{{"name":"process_name","ph":"M","pid":{dev},"tid":0,"args":{{"name":"GPU {dev}"}}}}')
+
+    device_props = [d for d in trace.meta.get("devices", []) if isinstance(d, dict)]
+    header = {
+        "schemaVersion": 1,
+        "deviceProperties": device_props,
+        "skipnative": {"source": trace.source, "clock": trace.meta.get("clock")},
+    }
+    head = json.dumps(header)[:-1]
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(tmp, "wt", encoding="utf-8") as f:
+            f.write(head)
+            f.write(',"traceEvents":[\n')
+            f.write(",\n".join(events))
+            f.write("\n]}\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return len(events)
