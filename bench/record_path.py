@@ -57,8 +57,10 @@ def main() -> None:
         print(json.dumps(result, indent=2))
         return
     print(f"record path on {result['machine']} (median of {args.repeats} x {args.n:,} records)")
-    print(f"{'clock':<15}{'clock read ns':>15}{'record ns':>12}{'p10':>8}{'p90':>8}"
-          f"{'record/read':>13}")
+    print(
+        f"{'clock':<15}{'clock read ns':>15}{'record ns':>12}{'p10':>8}{'p90':>8}"
+        f"{'record/read':>13}"
+    )
     for r in rows:
         print(
             f"{r['clock']:<15}{r['clock_read_ns']:>15.1f}{r['record_ns']:>12.1f}"

@@ -191,8 +191,12 @@ def _to_trace(mod, session, raw: dict[str, np.ndarray]) -> Trace:
     c["correlation"] = cr["correlation"]
     c["kind"] = np.where(cr["is_set"] == 1, 2, 1)
     copy_labels = [(cr["is_set"] == 1, "Memset (Device)")]
-    copy_labels += [((cr["is_set"] == 0) & (cr["copy_kind"] == k), v) for k, v in _COPY_NAMES.items()]
-    copy_labels.append(((cr["is_set"] == 0) & ~np.isin(cr["copy_kind"], list(_COPY_NAMES)), "Memcpy"))
+    copy_labels += [
+        ((cr["is_set"] == 0) & (cr["copy_kind"] == k), v) for k, v in _COPY_NAMES.items()
+    ]
+    copy_labels.append(
+        ((cr["is_set"] == 0) & ~np.isin(cr["copy_kind"], list(_COPY_NAMES)), "Memcpy")
+    )
     for mask, label in copy_labels:
         if mask.any():
             c["name_id"][mask] = strings.intern(label)

@@ -49,8 +49,12 @@ class RegionMetrics:
     top_kernels: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "device": self.device, "metrics": self.metrics,
-                "top_kernels": self.top_kernels}
+        return {
+            "name": self.name,
+            "device": self.device,
+            "metrics": self.metrics,
+            "top_kernels": self.top_kernels,
+        }
 
 
 @dataclass
@@ -114,9 +118,18 @@ def join_kernels(trace: Trace) -> KernelTable:
     queued = has & (prev_end > l_end)
 
     return KernelTable(
-        t_start=g["t_start"], t_end=g["t_end"], t_submitted=g["t_submitted"],
-        device=g["device"], stream=g["stream"], name_id=g["name_id"], launch=launch,
-        l_begin=l_begin, l_end=l_end, counted=counted, anchor=anchor, queued=queued,
+        t_start=g["t_start"],
+        t_end=g["t_end"],
+        t_submitted=g["t_submitted"],
+        device=g["device"],
+        stream=g["stream"],
+        name_id=g["name_id"],
+        launch=launch,
+        l_begin=l_begin,
+        l_end=l_end,
+        counted=counted,
+        anchor=anchor,
+        queued=queued,
     )
 
 
@@ -147,8 +160,12 @@ def _top_kernels(trace: Trace, name_id, dur, k: int | None) -> list[dict[str, An
     if k is not None:
         order = order[:k]
     return [
-        {"name": names[i], "count": int(count[i]), "total_us": total[i] / 1e3,
-         "mean_us": total[i] / count[i] / 1e3}
+        {
+            "name": names[i],
+            "count": int(count[i]),
+            "total_us": total[i] / 1e3,
+            "mean_us": total[i] / count[i] / 1e3,
+        }
         for i in order
     ]
 
@@ -175,8 +192,9 @@ def _start_time(trace: Trace, top_begin: np.ndarray, t0, t1, kt: KernelTable, se
     return int(kt.t_start[sel].min()) if sel.any() else None
 
 
-def region_metrics(trace: Trace, kt: KernelTable, sel: np.ndarray, start: int | None,
-                   top: int | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def region_metrics(
+    trace: Trace, kt: KernelTable, sel: np.ndarray, start: int | None, top: int | None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Metrics of the kernels selected by `sel` (one region, one device)."""
     dur = (kt.t_end - kt.t_start)[sel]
     counted = sel & kt.counted
@@ -227,8 +245,13 @@ def region_metrics(trace: Trace, kt: KernelTable, sel: np.ndarray, start: int | 
     return m, _top_kernels(trace, kt.name_id[sel], dur, top)
 
 
-def compute_metrics(trace: Trace, region: str | None = None, device: int | None = None,
-                    top: int | None = 10, kt: KernelTable | None = None) -> list[RegionMetrics]:
+def compute_metrics(
+    trace: Trace,
+    region: str | None = None,
+    device: int | None = None,
+    top: int | None = 10,
+    kt: KernelTable | None = None,
+) -> list[RegionMetrics]:
     """Metrics for "all" and every region (or the regions named `region`), per device."""
     kt = kt if kt is not None else join_kernels(trace)
     ops = trace.ops
@@ -238,8 +261,11 @@ def compute_metrics(trace: Trace, region: str | None = None, device: int | None 
     for name, t0, t1 in _regions(trace):
         if region is not None and name != region:
             continue
-        in_region = np.ones(len(kt.anchor), dtype=bool) if t0 is None else (
-            (kt.anchor >= t0) & (kt.anchor < t1))
+        in_region = (
+            np.ones(len(kt.anchor), dtype=bool)
+            if t0 is None
+            else ((kt.anchor >= t0) & (kt.anchor < t1))
+        )
         start = _start_time(trace, top_begin, t0, t1, kt, in_region)
         region_devices = np.unique(kt.device[in_region]) if in_region.any() else devices[:1]
         if len(region_devices) == 0:

@@ -61,9 +61,7 @@ OP_DTYPE = np.dtype(
 )
 
 REGION_KINDS = ("marker", "step")
-REGION_DTYPE = np.dtype(
-    [("t_begin", "<i8"), ("t_end", "<i8"), ("name_id", "<i4"), ("kind", "u1")]
-)
+REGION_DTYPE = np.dtype([("t_begin", "<i8"), ("t_end", "<i8"), ("name_id", "<i4"), ("kind", "u1")])
 
 KIND_KERNEL = API_KINDS.index("kernel")
 KIND_GRAPH = API_KINDS.index("graph")

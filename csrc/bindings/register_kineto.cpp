@@ -32,7 +32,8 @@ void register_kineto(py::module_& m) {
              r.feed(data, size_t(n));
            })
       .def("finish", &TraceReader::finish, py::call_guard<py::gil_scoped_release>())
-      .def("launches", [](py::object self) { return table(self.cast<TraceReader&>().launches, self); })
+      .def("launches",
+           [](py::object self) { return table(self.cast<TraceReader&>().launches, self); })
       .def("gpu", [](py::object self) { return table(self.cast<TraceReader&>().gpu, self); })
       .def("ops", [](py::object self) { return table(self.cast<TraceReader&>().ops, self); })
       .def("steps", [](py::object self) { return table(self.cast<TraceReader&>().steps, self); })

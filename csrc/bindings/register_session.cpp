@@ -26,19 +26,31 @@ SessionOptions options_from(const py::dict& d) {
   for (auto item : d) {
     std::string k = py::str(item.first);
     py::handle v = item.second;
-    if (k == "clock") o.clock = v.cast<std::string>();
-    else if (k == "latency_timestamps") o.latency_timestamps = v.cast<bool>();
-    else if (k == "memcpy") o.memcpy = v.cast<bool>();
-    else if (k == "memset") o.memset = v.cast<bool>();
-    else if (k == "activity_buffer_bytes") o.activity_buffer_bytes = v.cast<size_t>();
-    else if (k == "max_activity_buffers") o.max_activity_buffers = v.cast<size_t>();
-    else if (k == "launch_chunk_records") o.launch_chunk_records = v.cast<size_t>();
-    else if (k == "max_launch_bytes") o.max_launch_bytes = v.cast<size_t>();
-    else if (k == "max_gpu_records") o.max_gpu_records = v.cast<size_t>();
-    else if (k == "wheel_dirs") o.wheel_dirs = v.cast<std::vector<std::string>>();
-    else throw py::value_error("unknown session option '" + k + "'");
+    if (k == "clock")
+      o.clock = v.cast<std::string>();
+    else if (k == "latency_timestamps")
+      o.latency_timestamps = v.cast<bool>();
+    else if (k == "memcpy")
+      o.memcpy = v.cast<bool>();
+    else if (k == "memset")
+      o.memset = v.cast<bool>();
+    else if (k == "activity_buffer_bytes")
+      o.activity_buffer_bytes = v.cast<size_t>();
+    else if (k == "max_activity_buffers")
+      o.max_activity_buffers = v.cast<size_t>();
+    else if (k == "launch_chunk_records")
+      o.launch_chunk_records = v.cast<size_t>();
+    else if (k == "max_launch_bytes")
+      o.max_launch_bytes = v.cast<size_t>();
+    else if (k == "max_gpu_records")
+      o.max_gpu_records = v.cast<size_t>();
+    else if (k == "wheel_dirs")
+      o.wheel_dirs = v.cast<std::vector<std::string>>();
+    else
+      throw py::value_error("unknown session option '" + k + "'");
   }
-  if (o.activity_buffer_bytes < 4096) throw py::value_error("activity_buffer_bytes must be >= 4096");
+  if (o.activity_buffer_bytes < 4096)
+    throw py::value_error("activity_buffer_bytes must be >= 4096");
   if (o.max_activity_buffers < 1) throw py::value_error("max_activity_buffers must be >= 1");
   if (o.launch_chunk_records < 1) throw py::value_error("launch_chunk_records must be >= 1");
   return o;
@@ -148,7 +160,8 @@ void register_session(py::module_& m) {
   m.def("probe_subscriber", [] {
     const CuptiApi* api = loaded_cupti();
     if (!api) return py::make_tuple(false, std::string("libcupti not loaded"));
-    if (active_session()) return py::make_tuple(false, std::string("a skipnative session is capturing"));
+    if (active_session())
+      return py::make_tuple(false, std::string("a skipnative session is capturing"));
     CUpti_SubscriberHandle h = nullptr;
     CUptiResult r = api->Subscribe(
         &h, [](void*, CUpti_CallbackDomain, CUpti_CallbackId, const void*) {}, nullptr);

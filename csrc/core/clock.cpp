@@ -72,8 +72,7 @@ void calibrate_scale(ClockParams& p, uint64_t known_hz) {
     while (monotonic_raw_ns() < until) {
     }
     Pair second = sample_pair(p);
-    p.ticks_per_second =
-        double(second.ticks - first.ticks) * 1e9 / double(second.ns - first.ns);
+    p.ticks_per_second = double(second.ticks - first.ticks) * 1e9 / double(second.ns - first.ns);
   }
   p.base_ticks = first.ticks;
   p.base_ns = first.ns;

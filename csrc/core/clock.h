@@ -30,8 +30,8 @@ using ExternalClockFn = uint64_t (*)();
 
 struct ClockParams {
   ClockKind kind = ClockKind::kMonotonicRaw;
-  uint64_t base_ticks = 0;  // ticks at calibration
-  uint64_t base_ns = 0;     // CLOCK_MONOTONIC_RAW ns at base_ticks
+  uint64_t base_ticks = 0;     // ticks at calibration
+  uint64_t base_ns = 0;        // CLOCK_MONOTONIC_RAW ns at base_ticks
   uint64_t mult = 1ull << 32;  // ns = base_ns + ((ticks - base_ticks) * mult) >> 32
   double ticks_per_second = 1e9;
   // CLOCK_REALTIME ns minus clock ns, measured at calibration (places a capture

@@ -25,9 +25,9 @@ struct DecodeTarget {
   std::vector<KernelRow>* kernels;
   std::vector<CopyRow>* copies;
   StringTable* names;
-  size_t max_rows;             // cap on kernels + copies kept
-  uint64_t* rows_dropped;      // rows over the cap
-  uint64_t* records_ignored;   // other activity kinds
+  size_t max_rows;            // cap on kernels + copies kept
+  uint64_t* rows_dropped;     // rows over the cap
+  uint64_t* records_ignored;  // other activity kinds
   std::unordered_map<const char*, std::pair<uint32_t, std::string>>* name_cache;
 };
 

@@ -46,8 +46,7 @@ std::unique_ptr<CuptiApi> bind(void* h, const std::string& path, const std::stri
   resolve(h, "cuptiActivityFlushAll", api->ActivityFlushAll, &missing);
   resolve(h, "cuptiActivityGetNextRecord", api->ActivityGetNextRecord, &missing);
   resolve(h, "cuptiActivityGetNumDroppedRecords", api->ActivityGetNumDroppedRecords, &missing);
-  resolve(h, "cuptiActivityEnableLatencyTimestamps", api->ActivityEnableLatencyTimestamps,
-          nullptr);
+  resolve(h, "cuptiActivityEnableLatencyTimestamps", api->ActivityEnableLatencyTimestamps, nullptr);
   if (!missing.empty()) {
     *why += path + ": missing " + missing + "; ";
     return nullptr;

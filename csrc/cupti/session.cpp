@@ -110,7 +110,8 @@ uint8_t* Session::acquire_buffer() {
     b = free_buffers_.back();
     free_buffers_.pop_back();
   } else {
-    b = static_cast<uint8_t*>(std::aligned_alloc(8, (opts_.activity_buffer_bytes + 7) & ~size_t(7)));
+    b = static_cast<uint8_t*>(
+        std::aligned_alloc(8, (opts_.activity_buffer_bytes + 7) & ~size_t(7)));
     if (b == nullptr) {
       ++stats_.buffers_refused;
       return nullptr;
@@ -143,9 +144,13 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
   }
   {
     std::lock_guard<std::mutex> lock(s->decode_mu_);
-    DecodeTarget t{&s->kernels_,           &s->copies_,           &s->names_,
-                   s->opts_.max_gpu_records, &s->stats_.gpu_rows_dropped,
-                   &s->stats_.records_ignored, &s->name_cache_};
+    DecodeTarget t{&s->kernels_,
+                   &s->copies_,
+                   &s->names_,
+                   s->opts_.max_gpu_records,
+                   &s->stats_.gpu_rows_dropped,
+                   &s->stats_.records_ignored,
+                   &s->name_cache_};
     if (buffer != nullptr && valid > 0) decode_buffer(*s->api_, s->layout_, buffer, valid, t);
     size_t dropped = 0;
     if (s->api_->ActivityGetNumDroppedRecords(ctx, stream, &dropped) == CUPTI_SUCCESS)
@@ -199,8 +204,8 @@ void Session::start() {
     check(r, "cuptiSubscribe");
     for (const auto& a : subscribed_apis()) {
       CUptiResult e = api_->EnableCallback(
-          1, subscriber_,
-          a.domain ? CUPTI_CB_DOMAIN_DRIVER_API : CUPTI_CB_DOMAIN_RUNTIME_API, a.cbid);
+          1, subscriber_, a.domain ? CUPTI_CB_DOMAIN_DRIVER_API : CUPTI_CB_DOMAIN_RUNTIME_API,
+          a.cbid);
       if (e != CUPTI_SUCCESS) stats_.callbacks_unavailable.emplace_back(a.name);
     }
     // The timestamp callback must be in place before any activity kind is enabled.

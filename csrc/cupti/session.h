@@ -42,11 +42,11 @@ class SessionError : public std::runtime_error {
 };
 
 struct SessionStats {
-  uint64_t launches_dropped = 0;      // launch records over max_launch_bytes
-  uint64_t cupti_dropped = 0;         // CUPTI's count (no buffer space)
-  uint64_t buffers_refused = 0;       // buffer requests refused at max_activity_buffers
-  uint64_t gpu_rows_dropped = 0;      // decoded rows over max_gpu_records
-  uint64_t records_ignored = 0;       // activity kinds not decoded
+  uint64_t launches_dropped = 0;  // launch records over max_launch_bytes
+  uint64_t cupti_dropped = 0;     // CUPTI's count (no buffer space)
+  uint64_t buffers_refused = 0;   // buffer requests refused at max_activity_buffers
+  uint64_t gpu_rows_dropped = 0;  // decoded rows over max_gpu_records
+  uint64_t records_ignored = 0;   // activity kinds not decoded
   uint64_t buffers_completed = 0;
   uint64_t max_buffers_in_use = 0;
   std::vector<std::string> callbacks_unavailable;

@@ -63,9 +63,11 @@ const char* type_name(char c) {
     case 'n':
       return "null";
     default:
-      return (c == '-' || (c >= '0' && c <= '9')) ? "a number" : "not JSON";
+      return (c == '-' || (c >= '0' && c <= '9')) ? "a number" : nullptr;
   }
 }
+
+bool starts_value(char c) { return type_name(c) != nullptr; }
 
 // A number token, kept exact: integer digits, up to 9 fraction digits, exponent.
 struct Number {
@@ -168,7 +170,9 @@ struct Cursor {
 
   // A string; the view points into the buffer, or into `scratch` if it had escapes.
   std::string_view string(std::string& scratch) {
-    if (peek() != '"') fail(std::string("expected a string, found ") + type_name(b[i]));
+    if (peek() != '"')
+      fail(std::string("expected a string, found ") +
+           (starts_value(b[i]) ? type_name(b[i]) : "'" + printable(b[i]) + "'"));
     size_t start = ++i;
     // fast path: no escapes
     const char* q = static_cast<const char*>(std::memchr(b + i, '"', n - i));
@@ -391,7 +395,7 @@ bool to_ns(const Number& num, int64_t* out) {
       for (int j = 3; j < fd; ++j) div *= 10;
       ns_frac = f / div;
       uint32_t rest = f % div;
-round_up = rest * 2 >= div;  // half up
+      round_up = rest * 2 >= div;  // half up
     }
     unsigned __int128 v = num.mant * 1000 + ns_frac + (round_up ? 1 : 0);
     if (v > (unsigned __int128)INT64_MAX) return false;
@@ -472,9 +476,11 @@ void TraceReader::run(bool final) {
             saw_events_ = true;
             array_top_ = true;
             state_ = Top::kEventsFirst;
-          } else {
+          } else if (starts_value(ch)) {
             throw ReadError(std::string("top level is ") + type_name(ch) +
                             ", not a trace object (not a torch.profiler trace)");
+          } else {
+            c.fail("unexpected '" + Cursor::printable(ch) + "': not a JSON trace");
           }
           break;
         }
@@ -490,7 +496,9 @@ void TraceReader::run(bool final) {
           c.expect(':');
           if (key == "traceEvents") {
             char v = c.peek();
-            if (v != '[') throw ReadError(std::string("traceEvents is ") + type_name(v) + ", not a list");
+            if (v != '[')
+              throw ReadError(std::string("traceEvents is ") +
+                              (starts_value(v) ? type_name(v) : "not JSON") + ", not a list");
             ++c.i;
             saw_events_ = true;
             state_ = Top::kEventsFirst;
@@ -563,7 +571,10 @@ size_t TraceReader::parse_event(size_t pos, bool final) {
     return ReadError("traceEvents[" + std::to_string(index) + "]: " + what);
   };
   char first = c.peek();
-  if (first != '{') throw bad_event(std::string("is ") + type_name(first) + ", not an object");
+  if (first != '{') {
+    if (!starts_value(first)) c.fail("unexpected '" + Cursor::printable(first) + "'");
+    throw bad_event(std::string("is ") + type_name(first) + ", not an object");
+  }
   ++c.i;
   EventFields f;
   std::string scratch;
@@ -647,14 +658,22 @@ size_t TraceReader::parse_event(size_t pos, bool final) {
               char av = c.peek();
               int64_t* dst = nullptr;
               int32_t* arr = nullptr;
-              if (ak_s == "correlation") dst = &f.correlation;
-              else if (ak_s == "External id") dst = &f.external_id;
-              else if (ak_s == "device") dst = &f.device;
-              else if (ak_s == "stream") dst = &f.stream;
-              else if (ak_s == "bytes") dst = &f.bytes;
-              else if (ak_s == "cbid") dst = &f.cbid;
-              else if (ak_s == "grid") arr = f.grid;
-              else if (ak_s == "block") arr = f.block;
+              if (ak_s == "correlation")
+                dst = &f.correlation;
+              else if (ak_s == "External id")
+                dst = &f.external_id;
+              else if (ak_s == "device")
+                dst = &f.device;
+              else if (ak_s == "stream")
+                dst = &f.stream;
+              else if (ak_s == "bytes")
+                dst = &f.bytes;
+              else if (ak_s == "cbid")
+                dst = &f.cbid;
+              else if (ak_s == "grid")
+                arr = f.grid;
+              else if (ak_s == "block")
+                arr = f.block;
               if (dst && (av == '-' || (av >= '0' && av <= '9'))) {
                 Number num = c.number();
                 if (!to_int(num, dst))
@@ -726,7 +745,9 @@ size_t TraceReader::parse_event(size_t pos, bool final) {
     return c.i;
   }
   std::string cat_name(f.cat);
-  if (f.bad) throw bad_event(std::string("(") + cat_name + " '" + std::string(f.name.substr(0, 60)) + "') " + f.bad);
+  if (f.bad)
+    throw bad_event(std::string("(") + cat_name + " '" + std::string(f.name.substr(0, 60)) + "') " +
+                    f.bad);
   if (!f.has_ts) throw bad_event("(" + cat_name + ") missing 'ts'");
   if (!f.has_dur) throw bad_event("(" + cat_name + ") missing 'dur'");
   if (f.dur < 0) throw bad_event("(" + cat_name + ") negative 'dur'");
@@ -736,8 +757,8 @@ size_t TraceReader::parse_event(size_t pos, bool final) {
   } else if (cat == kCatCpuOp) {
     ops.push_back(OpEvent{f.ts, f.dur, f.pid, f.tid, f.external_id, -1, -1, name_id, 0});
   } else if (cat == kCatRuntime || cat == kCatDriver) {
-    launches.push_back(LaunchEvent{f.ts, f.dur, f.correlation, f.pid, f.tid, name_id,
-                                   int32_t(f.cbid)});
+    launches.push_back(
+        LaunchEvent{f.ts, f.dur, f.correlation, f.pid, f.tid, name_id, int32_t(f.cbid)});
   } else {
     GpuEvent g{};
     g.ts = f.ts;

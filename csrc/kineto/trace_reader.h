@@ -63,15 +63,22 @@ class TraceReader {
   StringTable names;
   // Top-level members other than traceEvents, as raw JSON text (small ones only).
   std::map<std::string, std::string> top_level;
-  uint64_t events = 0;       // elements of traceEvents seen
+  uint64_t events = 0;  // elements of traceEvents seen
   uint64_t bytes_read = 0;
   uint64_t ignored_events = 0;
 
  private:
   // Each state is one step of the top-level parse; a step that runs out of
   // input is retried from its start when more arrives.
-  enum class Top { kStart, kObjectKeyOrEnd, kValue, kCommaOrEnd, kEventsFirst,
-                   kEventsCommaOrEnd, kDone };
+  enum class Top {
+    kStart,
+    kObjectKeyOrEnd,
+    kValue,
+    kCommaOrEnd,
+    kEventsFirst,
+    kEventsCommaOrEnd,
+    kDone
+  };
   void run(bool final);
   size_t parse_event(size_t pos, bool final);
   void nest_ops();

@@ -6,6 +6,10 @@ import math
 from typing import Any
 
 
+class UserError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
 def fmt_value(v: Any) -> str:
     if isinstance(v, bool) or v is None:
         return str(v)
@@ -20,12 +24,19 @@ def fmt_value(v: Any) -> str:
 
 def table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w)
-                       for i, (h, w) in enumerate(zip(header, widths)))]
+    lines = [
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))
+        )
+    ]
     lines.append("  ".join("-" * w for w in widths))
     for r in rows:
-        lines.append("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                               for i, (c, w) in enumerate(zip(r, widths))))
+        lines.append(
+            "  ".join(
+                str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths))
+            )
+        )
     return "\n".join(lines)
 
 

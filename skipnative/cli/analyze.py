@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from skipnative.cli._common import fmt_value, short_name, table
+from skipnative.cli._common import UserError, fmt_value, short_name, table
 from skipnative.metrics import METRIC_KEYS
 
 
@@ -35,8 +35,6 @@ def analysis(path: str, region: str | None, top: int) -> dict:
 
 
 def run(args) -> int:
-    from skipnative.cli.main import UserError
-
     if args.top < 0:
         raise UserError("--top must be >= 0")
     result = analysis(args.trace, args.region, args.top)
@@ -49,13 +47,22 @@ def run(args) -> int:
     print(f"{result['trace']} ({result['format']})")
     for r in result["regions"]:
         m = r["metrics"]
-        print(f"\nregion {r['name']}  device {r['device']}  -> {m['bound'].upper()}-bound "
-              f"(queued fraction {m['queued_fraction']:.2f})")
+        print(
+            f"\nregion {r['name']}  device {r['device']}  -> {m['bound'].upper()}-bound "
+            f"(queued fraction {m['queued_fraction']:.2f})"
+        )
         rows = [[k, fmt_value(m[k])] for k in METRIC_KEYS if k not in ("bound",)]
         print(table(rows, ["metric", "value"]))
         if r["top_kernels"]:
             print()
-            rows = [[short_name(k["name"]), fmt_value(k["count"]), fmt_value(k["total_us"]),
-                     fmt_value(k["mean_us"])] for k in r["top_kernels"]]
+            rows = [
+                [
+                    short_name(k["name"]),
+                    fmt_value(k["count"]),
+                    fmt_value(k["total_us"]),
+                    fmt_value(k["mean_us"]),
+                ]
+                for k in r["top_kernels"]
+            ]
             print(table(rows, ["top kernels", "count", "total_us", "mean_us"]))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from skipnative.cli._common import fmt_value, table
+from skipnative.cli._common import UserError, fmt_value, table
 from skipnative.metrics import METRIC_KEYS
 
 NUMERIC = [k for k in METRIC_KEYS if k != "bound"]
@@ -22,7 +22,6 @@ def add_parser(sub) -> None:
 
 def comparison(a: str, b: str, region: str) -> dict:
     from skipnative.cli.analyze import analysis
-    from skipnative.cli.main import UserError
 
     ra, rb = analysis(a, region, 0), analysis(b, region, 0)
     if not ra["regions"]:
@@ -40,11 +39,16 @@ def comparison(a: str, b: str, region: str) -> dict:
         metrics = {}
         for k in NUMERIC:
             va, vb = r["metrics"][k], other["metrics"][k]
-            metrics[k] = {"a": va, "b": vb, "diff": vb - va,
-                          "ratio": (vb / va) if va else None}
+            metrics[k] = {"a": va, "b": vb, "diff": vb - va, "ratio": (vb / va) if va else None}
         metrics["bound"] = {"a": r["metrics"]["bound"], "b": other["metrics"]["bound"]}
-        rows.append({"name": r["name"], "device_a": r["device"], "device_b": other["device"],
-                     "metrics": metrics})
+        rows.append(
+            {
+                "name": r["name"],
+                "device_a": r["device"],
+                "device_b": other["device"],
+                "metrics": metrics,
+            }
+        )
     if not rows:
         raise UserError(f"no region/device present in both {a} and {b}")
     return {"a": a, "b": b, "regions": rows}

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from skipnative.cli import analyze, compare, export, info
+from skipnative.cli._common import UserError
 
 COMMANDS = {
     "info": info,
@@ -15,15 +16,11 @@ COMMANDS = {
 }
 
 
-class UserError(Exception):
-    """A problem the user can fix; printed as one line."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="skip", description=__doc__)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, mod in COMMANDS.items():
+    for mod in COMMANDS.values():
         mod.add_parser(sub)
     return p
 
@@ -47,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         print("skip: error: out of memory", file=sys.stderr)
         return 1
     except OSError as e:
-        print(f"skip: error: {e.filename or ''}: {e.strerror or e}".replace(": :", ":"),
-              file=sys.stderr)
+        print(
+            f"skip: error: {e.filename or ''}: {e.strerror or e}".replace(": :", ":"),
+            file=sys.stderr,
+        )
         return 1
     except Exception as e:  # never a traceback for the user; say what broke
         print(f"skip: internal error: {type(e).__name__}: {e}", file=sys.stderr)

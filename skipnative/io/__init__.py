@@ -25,7 +25,7 @@ def detect_format(path: str) -> str:
         raise TraceError(path, f"cannot read: {e.strerror or e}") from None
     if not head:
         raise TraceError(path, "empty file")
-    if head == SKIP_MAGIC:
+    if head == SKIP_MAGIC or (len(head) < len(SKIP_MAGIC) and SKIP_MAGIC.startswith(head)):
         return "skip"
     return "kineto"
 

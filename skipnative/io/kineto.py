@@ -26,21 +26,52 @@ from skipnative.trace import (
 CHUNK = 8 << 20
 
 _K_LAUNCH = np.dtype(
-    [("ts", "<i8"), ("dur", "<i8"), ("correlation", "<i8"), ("pid", "<i8"), ("tid", "<i8"),
-     ("name_id", "<i4"), ("cbid", "<i4")]
+    [
+        ("ts", "<i8"),
+        ("dur", "<i8"),
+        ("correlation", "<i8"),
+        ("pid", "<i8"),
+        ("tid", "<i8"),
+        ("name_id", "<i4"),
+        ("cbid", "<i4"),
+    ]
 )
 _K_GPU = np.dtype(
-    [("ts", "<i8"), ("dur", "<i8"), ("correlation", "<i8"), ("device", "<i8"), ("stream", "<i8"),
-     ("bytes", "<i8"), ("name_id", "<i4"), ("kind", "<i4"), ("grid", "<i4", (3,)),
-     ("block", "<i4", (3,))]
+    [
+        ("ts", "<i8"),
+        ("dur", "<i8"),
+        ("correlation", "<i8"),
+        ("device", "<i8"),
+        ("stream", "<i8"),
+        ("bytes", "<i8"),
+        ("name_id", "<i4"),
+        ("kind", "<i4"),
+        ("grid", "<i4", (3,)),
+        ("block", "<i4", (3,)),
+    ]
 )
 _K_OP = np.dtype(
-    [("ts", "<i8"), ("dur", "<i8"), ("pid", "<i8"), ("tid", "<i8"), ("external_id", "<i8"),
-     ("parent", "<i8"), ("top", "<i8"), ("name_id", "<i4"), ("depth", "<i4")]
+    [
+        ("ts", "<i8"),
+        ("dur", "<i8"),
+        ("pid", "<i8"),
+        ("tid", "<i8"),
+        ("external_id", "<i8"),
+        ("parent", "<i8"),
+        ("top", "<i8"),
+        ("name_id", "<i4"),
+        ("depth", "<i4"),
+    ]
 )
 _K_STEP = np.dtype(
-    [("ts", "<i8"), ("dur", "<i8"), ("pid", "<i8"), ("tid", "<i8"), ("name_id", "<i4"),
-     ("_pad", "<i4")]
+    [
+        ("ts", "<i8"),
+        ("dur", "<i8"),
+        ("pid", "<i8"),
+        ("tid", "<i8"),
+        ("name_id", "<i4"),
+        ("_pad", "<i4"),
+    ]
 )
 
 # Launch-API names (as Kineto writes them) -> API_KINDS. Subscribed APIs come
@@ -124,8 +155,14 @@ def load_kineto(path: str) -> Trace:
 def _meta(path: str, top: dict[str, str]) -> dict:
     meta: dict = {"source": "kineto", "time_unit": "ns", "clock_domain": "unix"}
     devices = []
-    for key in ("deviceProperties", "schemaVersion", "distributedInfo", "traceName",
-                "baseTimeNanoseconds", "displayTimeUnit"):
+    for key in (
+        "deviceProperties",
+        "schemaVersion",
+        "distributedInfo",
+        "traceName",
+        "baseTimeNanoseconds",
+        "displayTimeUnit",
+    ):
         if key in top:
             try:
                 value = json.loads(top[key])
@@ -186,5 +223,12 @@ def _to_trace(path: str, reader) -> Trace:
     regions["kind"] = 1
 
     meta["events"] = int(reader.events)
-    return Trace(launches=launches, gpu=gpu, ops=ops, regions=regions,
-                 strings=strings.strings, meta=meta, path=path)
+    return Trace(
+        launches=launches,
+        gpu=gpu,
+        ops=ops,
+        regions=regions,
+        strings=strings.strings,
+        meta=meta,
+        path=path,
+    )

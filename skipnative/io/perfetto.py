@@ -56,16 +56,24 @@ def export_perfetto(trace: Trace, path: str, *, overwrite: bool = False) -> int:
     for r in ln:
         kind = API_KINDS[r["kind"]] if r["kind"] < len(API_KINDS) else "other"
         name = s[r["name_id"]]
-        cat = "cuda_driver" if name.startswith("cu") and not name.startswith("cuda") else "cuda_runtime"
+        cat = (
+            "cuda_driver"
+            if name.startswith("cu") and not name.startswith("cuda")
+            else "cuda_runtime"
+        )
         ts = int(r["t_begin"]) + off
         pid = int(r["pid"]) or pid_cpu
-        add(f'{{"ph":"X","cat":"{cat}","name":{dumps(name)},"pid":{pid},"tid":{int(r["tid"])},'
+        add(
+            f'{{"ph":"X","cat":"{cat}","name":{dumps(name)},"pid":{pid},"tid":{int(r["tid"])},'
             f'"ts":{_us(ts)},"dur":{_us(int(r["t_end"] - r["t_begin"]))},'
             f'"args":{{"correlation":{int(r["correlation"])},"cbid":{int(r["cbid"])},'
-            f'"kind":"{kind}"}}}}')
+            f'"kind":"{kind}"}}}}'
+        )
         if r["correlation"] >= 0 and kind in ("kernel", "graph", "copy", "set"):
-            add(f'{{"ph":"s","id":{int(r["correlation"])},"pid":{pid},"tid":{int(r["tid"])},'
-                f'"ts":{_us(ts)},"cat":"ac2g","name":"ac2g"}}')
+            add(
+                f'{{"ph":"s","id":{int(r["correlation"])},"pid":{pid},"tid":{int(r["tid"])},'
+                f'"ts":{_us(ts)},"cat":"ac2g","name":"ac2g"}}'
+            )
 
     corr_with_launch = set(int(c) for c in ln["correlation"])
     devices = set()
@@ -87,24 +95,32 @@ def export_perfetto(trace: Trace, path: str, *, overwrite: bool = False) -> int:
                 args.append(f'"submitted ts":{_us(int(g["t_submitted"]) + off)}')
         else:
             args.append(f'"bytes":{int(g["bytes"])}')
-        add(f'{{"ph":"X","cat":"{_GPU_CAT[kind]}","name":{dumps(s[g["name_id"]])},'
+        add(
+            f'{{"ph":"X","cat":"{_GPU_CAT[kind]}","name":{dumps(s[g["name_id"]])},'
             f'"pid":{dev},"tid":{stream},"ts":{_us(ts)},'
-            f'"dur":{_us(int(g["t_end"] - g["t_start"]))},"args":{{{",".join(args)}}}}}')
+            f'"dur":{_us(int(g["t_end"] - g["t_start"]))},"args":{{{",".join(args)}}}}}'
+        )
         if int(g["correlation"]) in corr_with_launch:
-            add(f'{{"ph":"f","id":{int(g["correlation"])},"pid":{dev},"tid":{stream},'
-                f'"ts":{_us(ts)},"cat":"ac2g","name":"ac2g","bp":"e"}}')
+            add(
+                f'{{"ph":"f","id":{int(g["correlation"])},"pid":{dev},"tid":{stream},'
+                f'"ts":{_us(ts)},"cat":"ac2g","name":"ac2g","bp":"e"}}'
+            )
 
     for o in trace.ops:
         pid = int(o["pid"]) or pid_cpu
-        add(f'{{"ph":"X","cat":"cpu_op","name":{dumps(s[o["name_id"]])},"pid":{pid},'
+        add(
+            f'{{"ph":"X","cat":"cpu_op","name":{dumps(s[o["name_id"]])},"pid":{pid},'
             f'"tid":{int(o["tid"])},"ts":{_us(int(o["t_begin"]) + off)},'
-            f'"dur":{_us(int(o["t_end"] - o["t_begin"]))}}}')
+            f'"dur":{_us(int(o["t_end"] - o["t_begin"]))}}}'
+        )
 
     region_tid = int(np.bincount(ln["tid"].astype(np.int64) % (1 << 31)).argmax()) if len(ln) else 0
     for r in trace.regions:
-        add(f'{{"ph":"X","cat":"user_annotation","name":{dumps(s[r["name_id"]])},'
+        add(
+            f'{{"ph":"X","cat":"user_annotation","name":{dumps(s[r["name_id"]])},'
             f'"pid":{pid_cpu},"tid":{region_tid},"ts":{_us(int(r["t_begin"]) + off)},'
-            f'"dur":{_us(int(r["t_end"] - r["t_begin"]))}}}')
+            f'"dur":{_us(int(r["t_end"] - r["t_begin"]))}}}'
+        )
 
     for dev in sorted(devices):
         add(f'{{"name":"process_name","ph":"M","pid":{dev},"tid":0,"args":{{"name":"GPU {dev}"}}}}')

@@ -85,8 +85,15 @@ def save(trace: Trace, path: str, *, overwrite: bool = False) -> None:
             blob, codec = _encode_column(table[field])
             sub = dtype.fields[field][0]
             base = sub.base if sub.shape else sub
-            cols.append({"name": field, "dtype": base.str, "shape": list(sub.shape),
-                         "codec": codec, **add(blob)})
+            cols.append(
+                {
+                    "name": field,
+                    "dtype": base.str,
+                    "shape": list(sub.shape),
+                    "codec": codec,
+                    **add(blob),
+                }
+            )
         tables[name] = {"rows": len(table), "columns": cols}
     strings_blob = zlib.compress(json.dumps(trace.strings, ensure_ascii=False).encode(), 6)
     header = {
@@ -107,7 +114,9 @@ def save(trace: Trace, path: str, *, overwrite: bool = False) -> None:
             f.flush()
             os.fsync(f.fileno())
         if not overwrite and os.path.exists(path):
-            raise TraceError(path, "already exists (pass overwrite=True, or --force, to replace it)")
+            raise TraceError(
+                path, "already exists (pass overwrite=True, or --force, to replace it)"
+            )
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -135,17 +144,20 @@ def _parse(path: str, data: memoryview) -> Trace:
     if magic != SKIP_MAGIC:
         raise TraceError(path, "not a .skip file (bad magic)")
     if version != FORMAT_VERSION:
-        raise TraceError(path, f".skip format version {version} is not supported "
-                               f"(this skipnative reads version {FORMAT_VERSION})")
+        raise TraceError(
+            path,
+            f".skip format version {version} is not supported "
+            f"(this skipnative reads version {FORMAT_VERSION})",
+        )
     if hlen > _MAX_HEADER or _PREFIX.size + hlen > len(data):
         raise corrupt("header length beyond the end of the file")
     try:
-        header = json.loads(bytes(data[_PREFIX.size:_PREFIX.size + hlen]))
+        header = json.loads(bytes(data[_PREFIX.size : _PREFIX.size + hlen]))
     except (ValueError, UnicodeDecodeError):
         raise corrupt("header is not valid JSON") from None
     if not isinstance(header, dict):
         raise corrupt("header is not an object")
-    payload = data[_PREFIX.size + hlen:]
+    payload = data[_PREFIX.size + hlen :]
 
     def blob(entry: Any, what: str) -> bytes:
         try:
@@ -154,7 +166,7 @@ def _parse(path: str, data: memoryview) -> Trace:
             raise corrupt(f"{what}: bad blob entry") from None
         if off < 0 or n < 0 or off + n > len(payload):
             raise corrupt(f"{what}: data beyond the end of the file (truncated?)")
-        b = bytes(payload[off:off + n])
+        b = bytes(payload[off : off + n])
         if zlib.crc32(b) != crc:
             raise corrupt(f"{what}: checksum mismatch")
         try:
@@ -209,5 +221,12 @@ def _parse(path: str, data: memoryview) -> Trace:
         if len(ids) and (ids.min() < 0 or ids.max() >= n):
             raise corrupt(f"table {name} refers to names beyond the string table")
     meta = header.get("meta") if isinstance(header.get("meta"), dict) else {}
-    return Trace(launches=out["launches"], gpu=out["gpu"], ops=out["ops"],
-                 regions=out["regions"], strings=strings, meta=meta, path=path)
+    return Trace(
+        launches=out["launches"],
+        gpu=out["gpu"],
+        ops=out["ops"],
+        regions=out["regions"],
+        strings=strings,
+        meta=meta,
+        path=path,
+    )

@@ -22,8 +22,10 @@ def gpu() -> SimulatedGpu:
 
     info = _native.load_cupti(wheel_cupti_dirs())
     if not (info["loaded"] and info["test_double"]):
-        pytest.fail(f"the CUPTI test double was not loaded ({info}); run tests/native in a "
-                    "process that loads no other libcupti first")
+        pytest.fail(
+            f"the CUPTI test double was not loaded ({info}); run tests/native in a "
+            "process that loads no other libcupti first"
+        )
     g = SimulatedGpu(info["path"])
     g.reset()
     g.configure(launch_cost_ns=2000, submit_latency_ns=1000)

@@ -80,8 +80,11 @@ def test_driver_api_launches(gpu):
         gpu.launch("triton_k", 1000, api="cuLaunchKernelEx")
         gpu.launch("aten_k", 1000, api="cudaLaunchKernelExC")
     t = cap.trace
-    assert names(t, t.launches["name_id"]) == ["cuLaunchKernel", "cuLaunchKernelEx",
-                                               "cudaLaunchKernelExC"]
+    assert names(t, t.launches["name_id"]) == [
+        "cuLaunchKernel",
+        "cuLaunchKernelEx",
+        "cudaLaunchKernelExC",
+    ]
     assert set(t.launches["kind"]) == {API_KINDS.index("kernel")}
     assert np.isin(t.gpu["correlation"], t.launches["correlation"]).all()
 
@@ -150,8 +153,9 @@ def test_activity_buffer_exhaustion_counts_exact_drops(gpu):
     record = 4096 // _kernel_record_slots(gpu)
     per_buffer = 4096 // record
     n = 2 * per_buffer + 37
-    with skipnative.capture(clock="library", activity_buffer_bytes=4096,
-                            max_activity_buffers=2) as cap:
+    with skipnative.capture(
+        clock="library", activity_buffer_bytes=4096, max_activity_buffers=2
+    ) as cap:
         gpu.launch_many(n, "k", 10)
     md = cap.metadata
     assert len(cap.trace.gpu) == 2 * per_buffer
@@ -162,16 +166,18 @@ def test_activity_buffer_exhaustion_counts_exact_drops(gpu):
 
 
 def _kernel_record_slots(gpu):
-    with skipnative.capture(clock="library", activity_buffer_bytes=4096,
-                            max_activity_buffers=1) as cap:
+    with skipnative.capture(
+        clock="library", activity_buffer_bytes=4096, max_activity_buffers=1
+    ) as cap:
         gpu.launch_many(200, "probe", 10)
     return len(cap.trace.gpu)
 
 
 def test_launch_buffer_cap_counts_exact_drops(gpu):
     # chunks of 16 records, a cap of exactly two chunks: 32 records kept
-    with skipnative.capture(clock="library", launch_chunk_records=16,
-                            max_launch_bytes=2 * 16 * 24) as cap:
+    with skipnative.capture(
+        clock="library", launch_chunk_records=16, max_launch_bytes=2 * 16 * 24
+    ) as cap:
         gpu.launch_many(50, "k", 10)
     assert len(cap.trace.launches) == 32
     assert cap.metadata["dropped"]["launches"] == 18
@@ -207,7 +213,7 @@ def test_record_layouts_by_cupti_version(gpu, version, layout):
 
 def test_cupti_before_cuda_12_is_refused(gpu):
     gpu.reset(version=14)
-    with pytest.raises(skipnative.CaptureError, match="older than CUDA 12.0"):
+    with pytest.raises(skipnative.CaptureError, match=r"older than CUDA 12\.0"):
         skipnative.capture().start()
     assert not gpu.subscribed
 

@@ -426,21 +426,24 @@ DOUBLE_API void skipnative_double_hold_subscriber(int held) {
 // A single-kernel launch through (domain, cbid). Returns its correlation id.
 DOUBLE_API uint32_t skipnative_double_launch(int domain, int cbid, uint32_t stream,
                                              const char* name, uint64_t duration_ns) {
-  return api_call(domain, cbid, st().launch_cost, [&](uint32_t corr, uint64_t t_begin, uint64_t t_end) {
-    State& s = st();
-    std::lock_guard<std::mutex> lock(s.mu);
-    if (!s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL)) return;
-    uint64_t submitted = t_end + s.submit_latency;
-    uint64_t start = std::max(submitted, s.stream_free[stream]);
-    uint64_t end = start + duration_ns;
-    s.stream_free[stream] = end;
-    const char* n = stable_name(s, name);
-    uint64_t queued = t_begin + s.launch_cost / 2;
-    if (s.version >= 130000)
-      write_kernel<CUpti_ActivityKernel10>(s, corr, stream, n, start, end, queued, submitted, 0, 0);
-    else
-      write_kernel<CUpti_ActivityKernel9>(s, corr, stream, n, start, end, queued, submitted, 0, 0);
-  });
+  return api_call(domain, cbid, st().launch_cost,
+                  [&](uint32_t corr, uint64_t t_begin, uint64_t t_end) {
+                    State& s = st();
+                    std::lock_guard<std::mutex> lock(s.mu);
+                    if (!s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL)) return;
+                    uint64_t submitted = t_end + s.submit_latency;
+                    uint64_t start = std::max(submitted, s.stream_free[stream]);
+                    uint64_t end = start + duration_ns;
+                    s.stream_free[stream] = end;
+                    const char* n = stable_name(s, name);
+                    uint64_t queued = t_begin + s.launch_cost / 2;
+                    if (s.version >= 130000)
+                      write_kernel<CUpti_ActivityKernel10>(s, corr, stream, n, start, end, queued,
+                                                           submitted, 0, 0);
+                    else
+                      write_kernel<CUpti_ActivityKernel9>(s, corr, stream, n, start, end, queued,
+                                                          submitted, 0, 0);
+                  });
 }
 
 // Many launches in one call (stress tests): kernel i gets names[i % n_names].

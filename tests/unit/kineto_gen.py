@@ -1,0 +1,67 @@
+"""Small generated torch.profiler traces, one rule of SPEC.md at a time."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+PID = 100
+
+
+def launch(ts, dur, corr, name="cudaLaunchKernel", tid=1):
+    cat = "cuda_driver" if name.startswith("cu") and not name.startswith("cuda") else "cuda_runtime"
+    return {
+        "ph": "X",
+        "cat": cat,
+        "name": name,
+        "pid": PID,
+        "tid": tid,
+        "ts": ts,
+        "dur": dur,
+        "args": {"correlation": corr},
+    }
+
+
+def kernel(ts, dur, corr, name="k", stream=7, device=0):
+    return {
+        "ph": "X",
+        "cat": "kernel",
+        "name": name,
+        "pid": device,
+        "tid": stream,
+        "ts": ts,
+        "dur": dur,
+        "args": {
+            "correlation": corr,
+            "device": device,
+            "stream": stream,
+            "grid": [1, 1, 1],
+            "block": [32, 1, 1],
+        },
+    }
+
+
+def op(ts, dur, name="aten::mm", tid=1):
+    return {"ph": "X", "cat": "cpu_op", "name": name, "pid": PID, "tid": tid, "ts": ts, "dur": dur}
+
+
+def step(ts, dur, n):
+    return {
+        "ph": "X",
+        "cat": "user_annotation",
+        "name": f"ProfilerStep#{n}",
+        "pid": PID,
+        "tid": 1,
+        "ts": ts,
+        "dur": dur,
+    }
+
+
+def write(path, events, gz=False, **top):
+    doc = {"schemaVersion": 1, "traceEvents": events, **top}
+    data = json.dumps(doc).encode()
+    if gz:
+        data = gzip.compress(data)
+    with open(path, "wb") as f:
+        f.write(data)
+    return str(path)

@@ -1,0 +1,190 @@
+"""Bad input: one clear error naming the file and the problem, never a crash."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+
+import pytest
+from kineto_gen import kernel, launch, write
+
+import skipnative
+from skipnative import TraceError
+
+
+def expect_error(path, *fragments):
+    with pytest.raises(TraceError) as e:
+        skipnative.load(path)
+    msg = str(e.value)
+    assert str(path) in msg
+    assert "\n" not in msg
+    for f in fragments:
+        assert f in msg, msg
+    return msg
+
+
+def raw(tmp_path, text: bytes | str, name="t.json"):
+    p = tmp_path / name
+    p.write_bytes(text.encode() if isinstance(text, str) else text)
+    return str(p)
+
+
+def test_missing_file(tmp_path):
+    expect_error(str(tmp_path / "nope.json"), "no such file")
+
+
+def test_directory(tmp_path):
+    expect_error(str(tmp_path), "directory")
+
+
+def test_empty_file(tmp_path):
+    expect_error(raw(tmp_path, b""), "empty file")
+
+
+def test_truncated_gzip(tmp_path):
+    good = gzip.compress(json.dumps({"traceEvents": [launch(0, 1, 1)] * 200}).encode())
+    expect_error(raw(tmp_path, good[: len(good) // 2], "t.json.gz"), "truncated gzip")
+
+
+def test_corrupt_gzip(tmp_path):
+    good = bytearray(gzip.compress(json.dumps({"traceEvents": []}).encode() * 50))
+    good[20:40] = b"\xff" * 20
+    expect_error(raw(tmp_path, bytes(good), "t.json.gz"), "gzip")
+
+
+def test_invalid_json_names_the_byte(tmp_path):
+    expect_error(
+        raw(tmp_path, '{"traceEvents": [ {"ph": "X",, } ]}'), "invalid JSON at byte 29", "found ','"
+    )
+
+
+def test_truncated_json(tmp_path):
+    text = json.dumps({"traceEvents": [launch(0, 1, i) for i in range(50)]})
+    expect_error(raw(tmp_path, text[:-100]), "truncated")
+
+
+@pytest.mark.parametrize(
+    "doc,what",
+    [("42", "a number"), ('"trace"', "a string"), ("null", "null"), ("true", "a boolean")],
+)
+def test_wrong_top_level_type(tmp_path, doc, what):
+    expect_error(raw(tmp_path, doc), f"top level is {what}")
+
+
+def test_no_trace_events(tmp_path):
+    expect_error(raw(tmp_path, '{"schemaVersion": 1, "deviceProperties": []}'), "no traceEvents")
+
+
+def test_trace_events_not_a_list(tmp_path):
+    expect_error(raw(tmp_path, '{"traceEvents": {"a": 1}}'), "traceEvents is an object")
+
+
+def test_event_not_an_object_names_its_index(tmp_path):
+    expect_error(
+        raw(tmp_path, json.dumps({"traceEvents": [launch(0, 1, 1), 17]})),
+        "traceEvents[1]",
+        "not an object",
+    )
+
+
+@pytest.mark.parametrize(
+    "field,value,problem",
+    [
+        ("ts", "12", "'ts' is not a number"),
+        ("dur", None, "'dur' is not a number"),
+        ("name", 5, "'name' is not a string"),
+    ],
+)
+def test_malformed_required_field_names_the_event(tmp_path, field, value, problem):
+    bad = kernel(10, 5, 2)
+    bad[field] = value
+    msg = expect_error(
+        write(tmp_path / "t.json", [launch(0, 1, 1), kernel(3, 1, 1), bad]),
+        "traceEvents[2]",
+        problem,
+    )
+    assert "kernel" in msg
+
+
+def test_missing_and_negative_duration(tmp_path):
+    ev = kernel(10, 5, 2)
+    del ev["dur"]
+    expect_error(write(tmp_path / "a.json", [ev]), "traceEvents[0]", "missing 'dur'")
+    expect_error(write(tmp_path / "b.json", [kernel(10, -5, 2)]), "negative 'dur'")
+
+
+def test_malformed_fields_of_ignored_events_do_not_matter(tmp_path):
+    t = skipnative.load(
+        write(
+            tmp_path / "t.json",
+            [
+                {"ph": "i", "ts": "not a number", "name": 3},
+                {"ph": "X", "cat": "python_function", "ts": None},
+                launch(0, 1, 1),
+            ],
+        )
+    )
+    assert len(t.launches) == 1
+
+
+def test_not_a_trace_at_all(tmp_path):
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    expect_error(raw(tmp_path, png, "image.json"), "invalid JSON at byte 0")
+
+
+def test_hostile_numbers(tmp_path):
+    expect_error(write(tmp_path / "a.json", [kernel(1e300, 5, 1)]), "'ts' is out of range")
+    ev = kernel(10, 5, 1)
+    ev["args"]["correlation"] = 2**70
+    expect_error(write(tmp_path / "b.json", [ev]), "out of range")
+
+
+def test_deep_nesting_is_bounded(tmp_path):
+    deep = "[" * 100000 + "]" * 100000
+    text = '{"traceEvents": [{"ph": "X", "cat": "x", "args": ' + deep + "}]}"
+    expect_error(raw(tmp_path, text), "nesting deeper than")
+
+
+def test_huge_string_is_read(tmp_path):
+    name = "k" * (5 << 20)
+    t = skipnative.load(write(tmp_path / "t.json", [launch(0, 1, 1), kernel(2, 1, 1, name)]))
+    assert t.strings[t.gpu["name_id"][0]] == name
+
+
+def test_escapes_and_unicode_names(tmp_path):
+    names = ['void k<"q">()', "tab\there", "é√∑", "emoji 🚀", "back\\slash"]
+    ev = [launch(i * 10, 1, i) for i in range(len(names))]
+    ev += [kernel(i * 10 + 5, 1, i, n) for i, n in enumerate(names)]
+    for ensure_ascii in (True, False):
+        p = tmp_path / f"t{ensure_ascii}.json"
+        p.write_text(json.dumps({"traceEvents": ev}, ensure_ascii=ensure_ascii), encoding="utf-8")
+        t = skipnative.load(str(p))
+        assert [t.strings[i] for i in t.gpu["name_id"]] == names
+
+
+def test_array_form_is_accepted(tmp_path):
+    t = skipnative.load(raw(tmp_path, json.dumps([launch(0, 1, 1), kernel(5, 1, 1)])))
+    assert len(t.gpu) == 1 and len(t.launches) == 1
+
+
+def test_trailing_garbage(tmp_path):
+    expect_error(raw(tmp_path, '{"traceEvents": []} extra'), "trailing data")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["analyze"], ["analyze", "--json"], ["compare", "GOOD"], ["export", "--perfetto", "OUT"]],
+)
+def test_cli_errors_are_one_line(tmp_path, args):
+    bad = raw(tmp_path, '{"traceEvents": [1,]}')
+    good = write(tmp_path / "good.json", [launch(0, 1, 1), kernel(2, 1, 1)])
+    argv = [a.replace("GOOD", good).replace("OUT", str(tmp_path / "o.json")) for a in args]
+    argv = argv[:1] + [bad] + argv[1:]
+    r = subprocess.run([sys.executable, "-m", "skipnative", *argv], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and bad in lines[0] and lines[0].startswith("skip: error:")

@@ -1,0 +1,82 @@
+"""The skip command end to end, in a subprocess, on real traces."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import skipnative
+from skipnative.metrics import METRIC_KEYS
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "kineto"
+TRACE = str(DATA / "sampled_rank0.json.gz")
+
+
+def skip(*args, ok=True):
+    r = subprocess.run(
+        [sys.executable, "-m", "skipnative", *map(str, args)], capture_output=True, text=True
+    )
+    if ok:
+        assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    return r
+
+
+def test_analyze_json_is_one_object_with_the_contract():
+    out = json.loads(skip("analyze", TRACE, "--json").stdout)
+    assert set(out) == {"trace", "format", "regions"}
+    assert out["trace"] == TRACE and out["format"] == "kineto"
+    names = [r["name"] for r in out["regions"]]
+    assert names == ["all", "ProfilerStep#551", "ProfilerStep#552"]
+    for r in out["regions"]:
+        assert set(r) == {"name", "device", "metrics", "top_kernels"}
+        assert set(METRIC_KEYS) <= set(r["metrics"])
+        assert r["metrics"]["bound"] in ("cpu", "gpu")
+        assert len(r["top_kernels"]) <= 10
+    # the same numbers as the Python API
+    api = skipnative.load(TRACE).metrics()
+    assert [r["metrics"] for r in out["regions"]] == [r.metrics for r in api]
+
+
+def test_analyze_region_and_top():
+    out = json.loads(
+        skip("analyze", TRACE, "--json", "--region", "ProfilerStep#552", "--top", "2").stdout
+    )
+    assert [r["name"] for r in out["regions"]] == ["ProfilerStep#552"]
+    assert len(out["regions"][0]["top_kernels"]) == 2
+    r = skip("analyze", TRACE, "--region", "nope", ok=False)
+    assert r.returncode == 1 and "no region named 'nope'" in r.stderr
+
+
+def test_analyze_table_names_the_bound():
+    out = skip("analyze", TRACE, "--region", "all").stdout
+    assert "GPU-bound" in out or "CPU-bound" in out
+    assert "tklqt_us" in out and "top kernels" in out
+
+
+def test_export_skip_and_perfetto_round_trip(tmp_path):
+    sk = tmp_path / "t.skip"
+    pf = tmp_path / "t.json.gz"
+    skip("export", TRACE, "--skip", sk)
+    skip("export", sk, "--perfetto", pf)
+    a = json.loads(skip("analyze", TRACE, "--json").stdout)["regions"]
+    b = json.loads(skip("analyze", sk, "--json").stdout)["regions"]
+    c = json.loads(skip("analyze", pf, "--json").stdout)["regions"]
+    assert a == b == c
+    r = skip("export", TRACE, "--skip", sk, ok=False)
+    assert r.returncode == 1 and "already exists" in r.stderr
+
+
+def test_compare_identical_traces_has_unit_ratios(tmp_path):
+    out = json.loads(skip("compare", TRACE, TRACE, "--json").stdout)
+    m = out["regions"][0]["metrics"]
+    assert m["tklqt_us"]["ratio"] == pytest.approx(1.0) and m["tklqt_us"]["diff"] == 0
+
+
+def test_info_reports_capture_state():
+    out = json.loads(skip("info", "--json").stdout)
+    assert isinstance(out["capture_available"], bool) and out["reason"]

@@ -1,0 +1,94 @@
+"""The streaming reader: chunking never changes the result; mutated input fails cleanly."""
+
+from __future__ import annotations
+
+import gzip
+import random
+from pathlib import Path
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import skipnative
+from skipnative import TraceError, _native
+from skipnative.io.kineto import _to_trace
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "kineto"
+SMALL = gzip.decompress((DATA / "a100_alexnet_train.json.gz").read_bytes())
+
+
+def read_in_chunks(data: bytes, cuts: list[int]):
+    r = _native.KinetoReader()
+    prev = 0
+    for c in sorted(set(cuts)):
+        r.feed(data[prev:c])
+        prev = c
+    r.feed(data[prev:])
+    r.finish()
+    return _to_trace("mem", r)
+
+
+WHOLE = read_in_chunks(SMALL, [])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(min_value=0, max_value=len(SMALL)), max_size=30))
+def test_chunk_boundaries_do_not_matter(cuts):
+    t = read_in_chunks(SMALL, cuts)
+    for name in ("launches", "gpu", "ops", "regions"):
+        assert np.array_equal(getattr(t, name), getattr(WHOLE, name)), name
+    assert t.strings == WHOLE.strings
+
+
+def test_one_byte_chunks():
+    t = read_in_chunks(SMALL, list(range(0, 60000)))
+    assert np.array_equal(t.gpu, WHOLE.gpu) and np.array_equal(t.ops, WHOLE.ops)
+
+
+def test_nesting_of_real_ops():
+    t = skipnative.load(DATA / "a100_alexnet_train.json.gz")
+    ops = t.ops
+    assert (ops["depth"] == 0).sum() > 0
+    child = ops[ops["parent"] >= 0]
+    parent = ops[child["parent"]]
+    assert (parent["t_begin"] <= child["t_begin"]).all()
+    assert (child["t_end"] <= parent["t_end"]).all()
+    assert (parent["depth"] + 1 == child["depth"]).all()
+    assert (ops["depth"][ops["top"]] == 0).all()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_mutated_traces_load_or_fail_cleanly(rnd: random.Random):
+    data = bytearray(SMALL[:20000] + b"]}")
+    for _ in range(rnd.randint(1, 8)):
+        op = rnd.random()
+        i = rnd.randrange(len(data))
+        if op < 0.4:
+            data[i] = rnd.randrange(256)
+        elif op < 0.7:
+            del data[i : i + rnd.randint(1, 50)]
+        else:
+            data[i:i] = bytes(
+                rnd.choice(b'{}[],:"\\0123456789.e-') for _ in range(rnd.randint(1, 5))
+            )
+    r = _native.KinetoReader()
+    try:
+        r.feed(bytes(data))
+        r.finish()
+    except _native.TraceReadError as e:
+        assert "\n" not in str(e) and str(e)
+        return
+    _to_trace("mem", r)  # a mutation that stays valid JSON must still convert
+
+
+def test_load_errors_are_trace_errors(tmp_path):
+    p = tmp_path / "x.json"
+    p.write_bytes(SMALL[:5000])
+    try:
+        skipnative.load(p)
+    except TraceError as e:
+        assert str(p) in str(e) and "truncated" in str(e)
+    else:
+        raise AssertionError("a truncated trace loaded")
