@@ -15,12 +15,20 @@ from skipnative.testing import SimulatedGpu, library_path
 os.environ.setdefault("SKIPNATIVE_CUPTI_LIBRARY", library_path())
 
 
+def _load_double():
+    # Load now, with no wheel folders: on a machine with the nvidia-cuda-cupti
+    # wheel installed, the loader would otherwise prefer the real libcupti.
+    from skipnative import _native
+
+    return _native.load_cupti([])
+
+
+_LOADED = _load_double()
+
+
 @pytest.fixture
 def gpu() -> SimulatedGpu:
-    from skipnative import _native
-    from skipnative._loader import wheel_cupti_dirs
-
-    info = _native.load_cupti(wheel_cupti_dirs())
+    info = _LOADED
     if not (info["loaded"] and info["test_double"]):
         pytest.fail(
             f"the CUPTI test double was not loaded ({info}); run tests/native in a "

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Everything that needs a GPU, in one run: build, tests/gpu, the native tests,
+# the record-path, overhead and sweep benchmarks. Results go to $OUT (default
+# ./gpu-out). Usage on a GPU machine, from the repository root:
+#   bash bench/gpu_check.sh
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${OUT:-$REPO/gpu-out}
+mkdir -p "$OUT"
+LOG=$OUT/log.txt
+: >"$LOG"
+say() { echo "== $*" | tee -a "$LOG"; }
+
+say "card"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/card.txt" | tee -a "$LOG"
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" 2>&1 | tee -a "$LOG"
+
+say "build"
+t0=$(date +%s)
+if ! python3 -m pip install --no-build-isolation --no-deps "$REPO" >"$OUT/build.log" 2>&1; then
+  tail -40 "$OUT/build.log" | tee -a "$LOG"
+  exit 1
+fi
+echo "built in $(( $(date +%s) - t0 )) s" | tee -a "$LOG"
+# run from outside the source tree so the installed package (with _native) is imported
+cd /tmp || exit 1
+
+say "tests/gpu"
+PYTHONUNBUFFERED=1 timeout 300 python3 -m pytest -q -p no:cacheprovider "$REPO/tests/gpu" -rs 2>&1 | tail -30 | tee -a "$LOG"
+say "tests/native (CUPTI test double, own process)"
+timeout 120 python3 -m pytest -q -p no:cacheprovider "$REPO/tests/native" 2>&1 | tail -5 | tee -a "$LOG"
+
+say "record path"
+timeout 120 python3 "$REPO/bench/record_path.py" --repeats 9 2>&1 | tee -a "$LOG"
+python3 "$REPO/bench/record_path.py" --repeats 9 --json >"$OUT/record_path.json" 2>>"$LOG"
+
+say "overhead"
+PYTHONUNBUFFERED=1 timeout 240 python3 "$REPO/bench/gpu_overhead.py" --json "$OUT/overhead.json" 2>&1 | tail -15 | tee -a "$LOG"
+
+say "sweep"
+PYTHONUNBUFFERED=1 timeout "${SWEEP_TIMEOUT:-240}" python3 "$REPO/bench/gpu_sweep.py" --out "$OUT/sweep" 2>&1 | tail -20 | tee -a "$LOG"
+tar czf "$OUT/sweep.tgz" -C "$OUT" sweep 2>>"$LOG" && rm -rf "$OUT/sweep"
+say "done"

@@ -1,0 +1,136 @@
+"""The real CUPTI path on a GPU: joins, clock, counts against torch.profiler."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import skipnative
+from skipnative.trace import KIND_GRAPH
+
+HERE = Path(__file__).parent
+ITERS = 5
+
+
+@pytest.fixture(scope="module")
+def captured():
+    import torch
+
+    sys.path.insert(0, str(HERE))
+    from workload import make
+
+    step = make()
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    with skipnative.capture(latency_timestamps=True) as cap:
+        for i in range(ITERS):
+            cap.mark(f"iter{i}")
+            step()
+    return cap
+
+
+def test_capture_is_available():
+    ok, why = skipnative.available()
+    assert ok, why
+
+
+def test_every_kernel_joins_its_launch(captured):
+    t = captured.trace
+    assert len(t.kernels) >= ITERS * 8 * 3
+    m = t.metrics(region="all")[0].metrics
+    assert m["n_unmatched_kernels"] == 0
+    assert m["n_counted_kernels"] == m["n_kernels"] == len(t.kernels)
+    assert captured.metadata["dropped"] == {"launches": 0, "cupti": 0, "gpu_rows": 0}
+
+
+def test_no_negative_launch_to_start(captured):
+    t = captured.trace
+    m = t.metrics(region="all")[0].metrics
+    assert m["n_negative_lq"] == 0
+    lc = t.launches
+    order = np.argsort(lc["correlation"])
+    idx = np.searchsorted(lc["correlation"][order], t.kernels["correlation"])
+    begins = lc["t_begin"][order][idx]
+    assert (t.kernels["t_start"] >= begins).all()
+    # and the launch call itself has positive duration
+    assert (lc["t_end"] > lc["t_begin"]).all()
+
+
+def test_latency_timestamps_are_ordered(captured):
+    k = captured.trace.kernels
+    assert (k["t_submitted"] > 0).all() and (k["t_queued"] > 0).all()
+    assert (k["t_queued"] <= k["t_submitted"]).all()
+    assert (k["t_submitted"] <= k["t_start"]).all()
+
+
+def test_regions_hold_the_same_kernels(captured):
+    rows = [r for r in captured.trace.metrics() if r.name.startswith("iter")]
+    counts = {r.metrics["n_kernels"] for r in rows}
+    assert len(rows) == ITERS and len(counts) == 1
+
+
+def test_kernel_count_equals_torch_profiler(captured, tmp_path):
+    out = tmp_path / "kineto.json"
+    subprocess.run(
+        [sys.executable, str(HERE / "workload.py"), str(out), str(ITERS)], check=True, timeout=300
+    )
+    kineto = skipnative.load(out)
+    native = captured.trace
+    assert len(kineto.kernels) == len(native.kernels)
+    assert sorted(kineto.name(kineto.kernels["name_id"])) == sorted(
+        native.name(native.kernels["name_id"])
+    )
+
+
+def test_cuda_graph_replay_counts_once_per_launch():
+    import torch
+
+    sys.path.insert(0, str(HERE))
+    from workload import make
+
+    step = make()
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(s)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    torch.cuda.synchronize()
+    with skipnative.capture() as cap:
+        for _ in range(4):
+            graph.replay()
+    t = cap.trace
+    graph_launches = t.launches[t.launches["kind"] == KIND_GRAPH]
+    assert len(graph_launches) == 4
+    m = t.metrics(region="all")[0].metrics
+    assert m["n_counted_kernels"] == 4
+    assert m["n_kernels"] == len(t.kernels) >= 4 * 8 * 3
+    assert (t.kernels["graph_id"] > 0).all()
+
+
+def test_torch_profiler_first_is_a_clear_error():
+    code = textwrap.dedent("""
+        import torch, skipnative
+        from torch.profiler import profile, ProfilerActivity
+        x = torch.ones(8, device="cuda")
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]):
+            (x + 1).sum().item()
+        try:
+            skipnative.capture().start()
+        except skipnative.CaptureError as e:
+            print("ERROR:", e)
+        else:
+            print("STARTED")
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "ERROR:" in r.stdout and "torch.profiler" in r.stdout, r.stdout
