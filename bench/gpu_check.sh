@@ -26,7 +26,7 @@ echo "built in $(( $(date +%s) - t0 )) s" | tee -a "$LOG"
 cd /tmp || exit 1
 
 say "tests/gpu"
-PYTHONUNBUFFERED=1 timeout 300 python3 -m pytest -q -p no:cacheprovider "$REPO/tests/gpu" -rs 2>&1 | tail -30 | tee -a "$LOG"
+PYTHONUNBUFFERED=1 timeout 300 python3 -m pytest -q -p no:cacheprovider "$REPO/tests/gpu" -rfEs --tb=short 2>&1 | tee "$OUT/tests_gpu.txt" | tail -25 | tee -a "$LOG"
 say "tests/native (CUPTI test double, own process)"
 timeout 120 python3 -m pytest -q -p no:cacheprovider "$REPO/tests/native" 2>&1 | tail -5 | tee -a "$LOG"
 
@@ -35,7 +35,7 @@ timeout 120 python3 "$REPO/bench/record_path.py" --repeats 9 2>&1 | tee -a "$LOG
 python3 "$REPO/bench/record_path.py" --repeats 9 --json >"$OUT/record_path.json" 2>>"$LOG"
 
 say "overhead"
-PYTHONUNBUFFERED=1 timeout 240 python3 "$REPO/bench/gpu_overhead.py" --json "$OUT/overhead.json" 2>&1 | tail -15 | tee -a "$LOG"
+PYTHONUNBUFFERED=1 timeout 240 python3 "$REPO/bench/gpu_overhead.py" --json "$OUT/overhead.json" 2>&1 | tail -20 | tee -a "$LOG"
 
 say "sweep"
 PYTHONUNBUFFERED=1 timeout "${SWEEP_TIMEOUT:-240}" python3 "$REPO/bench/gpu_sweep.py" --out "$OUT/sweep" 2>&1 | tail -20 | tee -a "$LOG"

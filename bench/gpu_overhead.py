@@ -84,63 +84,69 @@ def main() -> None:
             fn()
     torch.cuda.synchronize()
 
-    res: dict = {"device": dev, "reps": args.reps, "launches": args.launches, "workloads": {}}
-    base_loop = loop_ns_per_launch(x, args.launches, 5)
-    base = {k: il_ms(f, args.reps) for k, f in workloads.items()}
-
-    with skipnative.capture() as cap:
-        sk_loop = loop_ns_per_launch(x, args.launches, 5)
-        sk = {k: il_ms(f, args.reps, cap.mark) for k, f in workloads.items()}
-    n_launch_records = len(cap.trace.launches)
-    after_loop = loop_ns_per_launch(x, args.launches, 5)
-    after = {k: il_ms(f, args.reps) for k, f in workloads.items()}
-
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]):
-        tp_loop = loop_ns_per_launch(x, args.launches, 5)
-        tp = {k: il_ms(f, args.reps) for k, f in workloads.items()}
-
-    for k in workloads:
-        res["workloads"][k] = {
-            "il_ms_unprofiled": base[k],
-            "il_ms_skipnative": sk[k],
-            "il_ms_torch_profiler": tp[k],
-            "il_ms_after_skipnative": after[k],
-            "perturbation_skipnative": sk[k] / base[k] - 1,
-            "perturbation_torch_profiler": tp[k] / base[k] - 1,
-            "after_stop_ratio": after[k] / base[k],
-        }
-    res["launch_loop"] = {
-        "ns_per_launch_unprofiled": base_loop,
-        "ns_per_launch_skipnative": sk_loop,
-        "ns_per_launch_torch_profiler": tp_loop,
-        "ns_per_launch_after_skipnative": after_loop,
-        "added_ns_skipnative": sk_loop - base_loop,
-        "added_ns_torch_profiler": tp_loop - base_loop,
-        "after_stop_ratio": after_loop / base_loop,
+    res: dict = {
+        "device": dev,
+        "reps": args.reps,
+        "launches": args.launches,
+        "workloads": {k: {} for k in workloads},
+        "launch_loop": {},
     }
-    res["skipnative_launch_records"] = n_launch_records
+
+    def measure(label, cm=None):
+        """Loop and IL medians, under the context manager `cm` if given."""
+        if cm is None:
+            loop = loop_ns_per_launch(x, args.launches, 5)
+            il = {k: il_ms(f, args.reps) for k, f in workloads.items()}
+        else:
+            with cm as c:
+                mark = getattr(c, "mark", None)
+                loop = loop_ns_per_launch(x, args.launches, 5)
+                il = {k: il_ms(f, args.reps, mark) for k, f in workloads.items()}
+        res["launch_loop"][label] = loop
+        for k, v in il.items():
+            res["workloads"][k][label] = v
+        return c if cm is not None else None
+
+    measure("unprofiled")
+    cap = measure("skipnative", skipnative.capture())
+    res["skipnative_launch_records"] = len(cap.trace.launches)
     res["skipnative_metadata"] = {
         k: v
         for k, v in cap.metadata.items()
-        if k in ("cupti_version", "cupti_path", "cupti_origin", "clock", "dropped")
+        if k
+        in ("cupti_version", "cupti_path", "cupti_origin", "clock", "dropped", "cupti_finalized")
+    }
+    measure("after_skipnative")
+    # where the cost is: CUPTI's callbacks alone, kernel activity alone, driver domain only
+    measure(
+        "skipnative_callbacks_only",
+        skipnative.capture(kernel_activity=False, memcpy=False, memset=False),
+    )
+    measure("skipnative_activity_only", skipnative.capture(launch_callbacks=False))
+    measure("skipnative_driver_domain_only", skipnative.capture(api_domains=("driver",)))
+    measure("skipnative_no_finalize", skipnative.capture(finalize=False))
+    measure("after_no_finalize")
+    measure("torch_profiler", profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]))
+
+    base_loop = res["launch_loop"]["unprofiled"]
+    res["added_ns_per_launch"] = {k: v - base_loop for k, v in res["launch_loop"].items()}
+    res["perturbation"] = {
+        w: {k: v / r["unprofiled"] - 1 for k, v in r.items()} for w, r in res["workloads"].items()
     }
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=2)
+    labels = list(res["launch_loop"])
     print(f"capture fidelity on {dev} (medians; IL by CUDA events over {args.reps} reps)")
-    print(f"{'workload':<26}{'IL ms':>10}{'skipnative':>12}{'torch.prof':>12}{'after stop':>12}")
-    for k, r in res["workloads"].items():
-        print(
-            f"{k:<26}{r['il_ms_unprofiled']:>10.3f}{r['perturbation_skipnative']:>+11.1%} "
-            f"{r['perturbation_torch_profiler']:>+11.1%} {r['after_stop_ratio'] - 1:>+11.1%}"
-        )
-    ll = res["launch_loop"]
     print(
-        f"launch loop ({args.launches} x add_): {ll['ns_per_launch_unprofiled']:.0f} ns/launch; "
-        f"added: skipnative {ll['added_ns_skipnative']:+.0f} ns, "
-        f"torch.profiler {ll['added_ns_torch_profiler']:+.0f} ns; "
-        f"after stop {ll['after_stop_ratio'] - 1:+.1%}"
+        f"{'configuration':<32}{'ns/launch':>10}{'added ns':>10}"
+        + "".join(f"{w[:22]:>24}" for w in workloads)
     )
+    for lab in labels:
+        row = f"{lab:<32}{res['launch_loop'][lab]:>10.0f}{res['added_ns_per_launch'][lab]:>+10.0f}"
+        for w in workloads:
+            row += f"{res['workloads'][w][lab]:>14.3f} ms {res['perturbation'][w][lab]:>+6.1%}"
+        print(row)
 
 
 if __name__ == "__main__":

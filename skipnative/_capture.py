@@ -40,7 +40,12 @@ class Capture:
     - ``activity_buffer_bytes`` / ``max_activity_buffers``: the activity-buffer
       pool (records beyond it are dropped and counted);
     - ``max_launch_bytes``: memory cap of the launch-record buffers;
-    - ``max_gpu_records``: cap on decoded kernel/copy rows.
+    - ``max_gpu_records``: cap on decoded kernel/copy rows;
+    - ``kernel_activity`` / ``launch_callbacks`` / ``api_domains``: what to
+      record (for measuring the cost of each part);
+    - ``finalize``: detach CUPTI at stop (cuptiFinalize). Default (None): on
+      CUPTI 12.6 and newer, where re-attaching is safe. Left attached, CUPTI
+      slows every later launch.
     """
 
     def __init__(
@@ -50,6 +55,10 @@ class Capture:
         latency_timestamps: bool = False,
         memcpy: bool = True,
         memset: bool = True,
+        kernel_activity: bool = True,
+        launch_callbacks: bool = True,
+        api_domains: tuple[str, ...] = ("runtime", "driver"),
+        finalize: bool | None = None,
         activity_buffer_bytes: int = 4 << 20,
         max_activity_buffers: int = 64,
         max_launch_bytes: int = 512 << 20,
@@ -68,6 +77,10 @@ class Capture:
                 "latency_timestamps": latency_timestamps,
                 "memcpy": memcpy,
                 "memset": memset,
+                "kernel_activity": kernel_activity,
+                "launch_callbacks": launch_callbacks,
+                "api_domains": list(api_domains),
+                "finalize": finalize,
                 "activity_buffer_bytes": activity_buffer_bytes,
                 "max_activity_buffers": max_activity_buffers,
                 "max_launch_bytes": max_launch_bytes,

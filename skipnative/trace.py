@@ -108,11 +108,12 @@ class Trace:
     def kernels(self) -> np.ndarray:
         return self.gpu[self.gpu["kind"] == 0]
 
-    def metrics(self, region: str | None = None, device: int | None = None):
-        """SKIP metrics (SPEC.md §2–3) per region and device: a list of RegionMetrics."""
+    def metrics(self, region: str | None = None, device: int | None = None, top: int | None = 10):
+        """SKIP metrics (SPEC.md §2–3) per region and device: a list of RegionMetrics
+        (with the `top` kernels of each; None: all)."""
         from skipnative.metrics import compute_metrics
 
-        return compute_metrics(self, region=region, device=device)
+        return compute_metrics(self, region=region, device=device, top=top)
 
     def save(self, path: str, *, overwrite: bool = False) -> None:
         from skipnative.io.skipfile import save

@@ -34,7 +34,23 @@ SessionOptions options_from(const py::dict& d) {
       o.memcpy = v.cast<bool>();
     else if (k == "memset")
       o.memset = v.cast<bool>();
-    else if (k == "activity_buffer_bytes")
+    else if (k == "kernel_activity")
+      o.kernel_activity = v.cast<bool>();
+    else if (k == "launch_callbacks")
+      o.launch_callbacks = v.cast<bool>();
+    else if (k == "finalize")
+      o.finalize = v.is_none() ? -1 : (v.cast<bool>() ? 1 : 0);
+    else if (k == "api_domains") {
+      o.api_domains = 0;
+      for (const auto& dname : v.cast<std::vector<std::string>>()) {
+        if (dname == "runtime")
+          o.api_domains |= 1;
+        else if (dname == "driver")
+          o.api_domains |= 2;
+        else
+          throw py::value_error("api_domains: expected 'runtime' and/or 'driver'");
+      }
+    } else if (k == "activity_buffer_bytes")
       o.activity_buffer_bytes = v.cast<size_t>();
     else if (k == "max_activity_buffers")
       o.max_activity_buffers = v.cast<size_t>();
@@ -85,6 +101,8 @@ py::dict metadata(const Session& s) {
   d["records_ignored"] = st.records_ignored;
   d["callbacks_unavailable"] = st.callbacks_unavailable;
   d["latency_timestamps"] = s.options().latency_timestamps;
+  d["cupti_finalized"] = s.finalized();
+  d["cupti_finalized"] = s.finalized();
   d["activity_buffer_bytes"] = s.options().activity_buffer_bytes;
   d["max_activity_buffers"] = s.options().max_activity_buffers;
   d["max_launch_bytes"] = s.options().max_launch_bytes;

@@ -47,6 +47,7 @@ std::unique_ptr<CuptiApi> bind(void* h, const std::string& path, const std::stri
   resolve(h, "cuptiActivityGetNextRecord", api->ActivityGetNextRecord, &missing);
   resolve(h, "cuptiActivityGetNumDroppedRecords", api->ActivityGetNumDroppedRecords, &missing);
   resolve(h, "cuptiActivityEnableLatencyTimestamps", api->ActivityEnableLatencyTimestamps, nullptr);
+  resolve(h, "cuptiFinalize", api->Finalize, nullptr);
   if (!missing.empty()) {
     *why += path + ": missing " + missing + "; ";
     return nullptr;

@@ -38,6 +38,7 @@ struct CuptiApi {
   CUptiResult (*ActivityGetNextRecord)(uint8_t*, size_t, CUpti_Activity**) = nullptr;
   CUptiResult (*ActivityGetNumDroppedRecords)(CUcontext, uint32_t, size_t*) = nullptr;
   CUptiResult (*ActivityEnableLatencyTimestamps)(uint8_t) = nullptr;  // optional
+  CUptiResult (*Finalize)() = nullptr;                                // optional
 
   std::string error_string(CUptiResult r) const;
 };

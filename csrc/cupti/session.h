@@ -27,6 +27,10 @@ struct SessionOptions {
   bool latency_timestamps = false;
   bool memcpy = true;
   bool memset = true;
+  bool kernel_activity = true;   // CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL
+  bool launch_callbacks = true;  // enter/exit callbacks on the launch APIs
+  uint32_t api_domains = 3;      // bit 0: runtime API, bit 1: driver API
+  int finalize = -1;             // cuptiFinalize at stop: -1 auto (CUPTI >= 12.6), 0 no, 1 yes
   size_t activity_buffer_bytes = 4u << 20;
   size_t max_activity_buffers = 64;  // cap on buffers held at once
   size_t launch_chunk_records = 16384;
@@ -74,6 +78,7 @@ class Session {
   const CuptiApi* api() const { return api_; }
   RecordLayout layout() const { return layout_; }
   uint32_t cupti_version() const { return version_; }
+  bool finalized() const { return finalized_; }
   uint64_t t_start_ns() const { return t_start_ns_; }
   uint64_t t_stop_ns() const { return t_stop_ns_; }
   const SessionOptions& options() const { return opts_; }
@@ -92,6 +97,7 @@ class Session {
   void release_buffer(uint8_t* b);
   void check(CUptiResult r, const char* what);
   void teardown_cupti(bool flush);
+  bool should_finalize() const;
   void collect_launches();
 
   SessionOptions opts_;
@@ -99,6 +105,7 @@ class Session {
   const CuptiApi* api_ = nullptr;
   RecordLayout layout_ = RecordLayout::kCuda13;
   uint32_t version_ = 0;
+  bool finalized_ = false;
   CUpti_SubscriberHandle subscriber_ = nullptr;
   ClockParams clock_;
   uint64_t t_start_ns_ = 0, t_stop_ns_ = 0;

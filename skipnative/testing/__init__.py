@@ -60,6 +60,11 @@ class SimulatedGpu:
             "skipnative_double_clock_ns": (u64, []),
             "skipnative_double_hold_subscriber": (None, [i32]),
             "skipnative_double_launch": (u32, [i32, i32, u32, ctypes.c_char_p, u64]),
+            "skipnative_double_launch_nested": (
+                u32,
+                [i32, i32, i32, i32, u32, ctypes.c_char_p, u64],
+            ),
+            "skipnative_double_finalized": (u64, []),
             "skipnative_double_launch_many": (u64, [u64, i32, i32, u32, ctypes.c_char_p, u64]),
             "skipnative_double_graph_launch": (u32, [i32, i32, u32, ctypes.c_char_p, u32, u64]),
             "skipnative_double_copy": (u32, [i32, i32, u32, u64, u64, i32]),
@@ -101,6 +106,21 @@ class SimulatedGpu:
     def launch(self, name: str, duration_ns: int, stream: int = 7, api="cudaLaunchKernel") -> int:
         dom, cbid = _cbid(api)
         return self._lib.skipnative_double_launch(dom, cbid, stream, name.encode(), duration_ns)
+
+    def launch_nested(
+        self, name, duration_ns, stream=7, api="cudaLaunchKernel", inner="cuLaunchKernel"
+    ) -> int:
+        """A runtime launch that calls the driver's launch API inside, as CUDA does."""
+        dom, cbid = _cbid(api)
+        idom, icbid = _cbid(inner)
+        return self._lib.skipnative_double_launch_nested(
+            dom, cbid, idom, icbid, stream, name.encode(), duration_ns
+        )
+
+    @property
+    def finalized(self) -> int:
+        """How many times cuptiFinalize was called since reset()."""
+        return self._lib.skipnative_double_finalized()
 
     def launch_many(self, count, name, duration_ns, stream=7, api="cudaLaunchKernel") -> int:
         dom, cbid = _cbid(api)

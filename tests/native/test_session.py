@@ -349,3 +349,66 @@ def test_stop_while_threads_still_launch(gpu):
     assert 0 < n <= sum(launched)
     assert (trace.launches["t_end"] >= trace.launches["t_begin"]).all()
     assert len(np.unique(trace.launches["correlation"])) == n
+
+
+def test_nested_driver_call_is_not_a_second_launch(gpu):
+    # cudaLaunchKernel calls cuLaunchKernel inside; CUPTI reports both with one
+    # correlation id. Only the outer call is the launch.
+    with skipnative.capture(clock="library") as cap:
+        t0 = gpu.now()
+        corr = gpu.launch_nested("k", 1000)
+        gpu.launch("direct", 1000, api="cuLaunchKernel")  # a driver launch of its own
+    t = cap.trace
+    assert names(t, t.launches["name_id"]) == ["cudaLaunchKernel", "cuLaunchKernel"]
+    outer = t.launches[0]
+    assert outer["correlation"] == corr
+    assert (outer["t_begin"], outer["t_end"]) == (t0, t0 + COST)
+
+
+def test_cupti_is_detached_at_stop(gpu):
+    with skipnative.capture(clock="library") as cap:
+        gpu.launch("k", 10)
+    assert gpu.finalized == 1 and cap.metadata["cupti_finalized"]
+    assert not gpu.has_timestamp_callback  # finalize dropped CUPTI's state
+    with skipnative.capture(clock="library", finalize=False) as cap:
+        gpu.launch("k", 10)
+    assert gpu.finalized == 1 and not cap.metadata["cupti_finalized"]
+    # re-attaching after a finalize works
+    with skipnative.capture(clock="library") as cap:
+        gpu.launch("k", 10)
+    assert len(cap.trace.gpu) == 1 and gpu.finalized == 2
+
+
+def test_cupti_before_12_6_is_not_detached(gpu):
+    gpu.reset(version=23)
+    with skipnative.capture(clock="library") as cap:
+        gpu.launch("k", 10)
+    assert gpu.finalized == 0 and not cap.metadata["cupti_finalized"]
+
+
+@pytest.mark.parametrize(
+    "options,launches,kernels",
+    [
+        ({"kernel_activity": False}, 2, 0),
+        ({"launch_callbacks": False}, 0, 2),
+        ({"api_domains": ("driver",)}, 1, 2),
+        ({"api_domains": ("runtime",)}, 1, 2),
+    ],
+)
+def test_what_to_record(gpu, options, launches, kernels):
+    with skipnative.capture(clock="library", **options) as cap:
+        gpu.launch("a", 10)
+        gpu.launch("b", 10, api="cuLaunchKernel")
+    assert len(cap.trace.launches) == launches and len(cap.trace.kernels) == kernels
+
+
+def test_latency_split_of_the_wait(gpu):
+    # wait = submit (call return -> submission) + queue (submission -> start)
+    with skipnative.capture(clock="library", latency_timestamps=True) as cap:
+        gpu.launch("a", 50000)
+        gpu.launch("b", 1000)  # queued behind a for 50000 - COST - ... ns
+    m = cap.trace.metrics(region="all")[0].metrics
+    assert m["n_latency_kernels"] == 2
+    assert m["launch_submit_us"] == 2 * LATENCY / 1e3
+    assert m["launch_submit_us"] + m["launch_queue_us"] == pytest.approx(m["launch_wait_us"])
+    assert m["launch_queue_us"] == (50000 - COST) / 1e3

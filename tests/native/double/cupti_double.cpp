@@ -61,6 +61,7 @@ struct State {
   size_t dropped = 0;
   uint64_t records_written = 0;
   uint64_t buffers_requested = 0;
+  uint64_t finalized = 0;
 };
 
 State& st() {
@@ -202,7 +203,8 @@ void write_set(State& s, uint32_t corr, uint32_t stream, uint64_t bytes, uint64_
 
 // Calls the subscriber around `body`, as CUPTI does around an API call.
 template <class Body>
-uint32_t api_call(int domain, int cbid, uint64_t cost, Body body) {
+uint32_t api_call(int domain, int cbid, uint64_t cost, Body body, int inner_domain = -1,
+                  int inner_cbid = -1) {
   State& s = st();
   uint32_t corr = s.next_correlation.fetch_add(1);
   CUpti_CallbackFunc cb;
@@ -226,7 +228,33 @@ uint32_t api_call(int domain, int cbid, uint64_t cost, Body body) {
     info.callbackSite = CUPTI_API_ENTER;
     cb(ud, dom, CUpti_CallbackId(cbid), &info);
   }
-  spend(cost);
+  if (inner_domain >= 0) {
+    // The runtime calls a public driver API inside: CUPTI reports it with the
+    // same correlation id and its own correlationData slot.
+    bool inner_on;
+    {
+      std::lock_guard<std::mutex> lock(s.mu);
+      inner_on = s.subscribed && s.enabled_callbacks.count({inner_domain, inner_cbid});
+    }
+    uint64_t inner_data = 0;
+    CUpti_CallbackData inner = info;
+    inner.correlationData = &inner_data;
+    CUpti_CallbackDomain idom =
+        inner_domain ? CUPTI_CB_DOMAIN_DRIVER_API : CUPTI_CB_DOMAIN_RUNTIME_API;
+    spend(cost / 4);
+    if (inner_on && cb) {
+      inner.callbackSite = CUPTI_API_ENTER;
+      cb(ud, idom, CUpti_CallbackId(inner_cbid), &inner);
+    }
+    spend(cost / 2);
+    if (inner_on && cb) {
+      inner.callbackSite = CUPTI_API_EXIT;
+      cb(ud, idom, CUpti_CallbackId(inner_cbid), &inner);
+    }
+    spend(cost - cost / 4 - cost / 2);
+  } else {
+    spend(cost);
+  }
   if (on && cb) {
     info.callbackSite = CUPTI_API_EXIT;
     cb(ud, dom, CUpti_CallbackId(cbid), &info);
@@ -383,6 +411,19 @@ DOUBLE_API CUptiResult cuptiActivityGetNumDroppedRecords(CUcontext, uint32_t, si
   return CUPTI_SUCCESS;
 }
 
+DOUBLE_API CUptiResult cuptiFinalize() {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (s.subscribed) return CUPTI_ERROR_INVALID_OPERATION;  // still in use: refuse, as a check
+  ++s.finalized;
+  s.timestamp = nullptr;
+  s.request = nullptr;
+  s.complete = nullptr;
+  s.enabled_kinds.clear();
+  s.latency = false;
+  return CUPTI_SUCCESS;
+}
+
 // ------------------------------------------------------------ test controls --
 
 DOUBLE_API uint64_t skipnative_double_clock_ns() { return now_ns(); }
@@ -403,6 +444,7 @@ DOUBLE_API void skipnative_double_reset(uint32_t version) {
   s.dropped = 0;
   s.records_written = 0;
   s.buffers_requested = 0;
+  s.finalized = 0;
 }
 
 DOUBLE_API void skipnative_double_configure(uint64_t launch_cost_ns, uint64_t submit_latency_ns,
@@ -423,27 +465,36 @@ DOUBLE_API void skipnative_double_hold_subscriber(int held) {
   s.held_by_other = held != 0;
 }
 
-// A single-kernel launch through (domain, cbid). Returns its correlation id.
+// A single-kernel launch through (domain, cbid), optionally calling the driver's
+// (inner_domain, inner_cbid) inside as the runtime does. Returns its correlation id.
+DOUBLE_API uint32_t skipnative_double_launch_nested(int domain, int cbid, int inner_domain,
+                                                    int inner_cbid, uint32_t stream,
+                                                    const char* name, uint64_t duration_ns) {
+  return api_call(
+      domain, cbid, st().launch_cost,
+      [&](uint32_t corr, uint64_t t_begin, uint64_t t_end) {
+        State& s = st();
+        std::lock_guard<std::mutex> lock(s.mu);
+        if (!s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL)) return;
+        uint64_t submitted = t_end + s.submit_latency;
+        uint64_t start = std::max(submitted, s.stream_free[stream]);
+        uint64_t end = start + duration_ns;
+        s.stream_free[stream] = end;
+        const char* n = stable_name(s, name);
+        uint64_t queued = t_begin + s.launch_cost / 2;
+        if (s.version >= 130000)
+          write_kernel<CUpti_ActivityKernel10>(s, corr, stream, n, start, end, queued, submitted, 0,
+                                               0);
+        else
+          write_kernel<CUpti_ActivityKernel9>(s, corr, stream, n, start, end, queued, submitted, 0,
+                                              0);
+      },
+      inner_domain, inner_cbid);
+}
+
 DOUBLE_API uint32_t skipnative_double_launch(int domain, int cbid, uint32_t stream,
                                              const char* name, uint64_t duration_ns) {
-  return api_call(domain, cbid, st().launch_cost,
-                  [&](uint32_t corr, uint64_t t_begin, uint64_t t_end) {
-                    State& s = st();
-                    std::lock_guard<std::mutex> lock(s.mu);
-                    if (!s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL)) return;
-                    uint64_t submitted = t_end + s.submit_latency;
-                    uint64_t start = std::max(submitted, s.stream_free[stream]);
-                    uint64_t end = start + duration_ns;
-                    s.stream_free[stream] = end;
-                    const char* n = stable_name(s, name);
-                    uint64_t queued = t_begin + s.launch_cost / 2;
-                    if (s.version >= 130000)
-                      write_kernel<CUpti_ActivityKernel10>(s, corr, stream, n, start, end, queued,
-                                                           submitted, 0, 0);
-                    else
-                      write_kernel<CUpti_ActivityKernel9>(s, corr, stream, n, start, end, queued,
-                                                          submitted, 0, 0);
-                  });
+  return skipnative_double_launch_nested(domain, cbid, -1, -1, stream, name, duration_ns);
 }
 
 // Many launches in one call (stress tests): kernel i gets names[i % n_names].
@@ -528,3 +579,4 @@ DOUBLE_API uint64_t skipnative_double_call_timestamp_callback() {
 }
 DOUBLE_API uint64_t skipnative_double_records_written() { return st().records_written; }
 DOUBLE_API uint64_t skipnative_double_buffers_requested() { return st().buffers_requested; }
+DOUBLE_API uint64_t skipnative_double_finalized() { return st().finalized; }
