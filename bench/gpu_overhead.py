@@ -1,4 +1,4 @@
-"""Capture fidelity on a GPU (SPEC.md §6), all in one process run:
+"""Capture fidelity on a GPU (SPEC.md §6), all in one process run, in interleaved blocks:
 
 - perturbation: inference latency (IL, CUDA events, median of --reps) of a
   launch-bound workload and of the default decoder at batch 1, unprofiled,
@@ -54,7 +54,8 @@ def loop_ns_per_launch(x, n, reps):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--reps", type=int, default=30)
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--blocks", type=int, default=5)
     ap.add_argument("--launches", type=int, default=20000)
     ap.add_argument("--json", metavar="OUT")
     ap.add_argument("--no-model", action="store_true", help="skip the decoder workload")
@@ -92,41 +93,60 @@ def main() -> None:
         "launch_loop": {},
     }
 
+    samples: dict = {}
+
     def measure(label, cm=None):
-        """Loop and IL medians, under the context manager `cm` if given."""
+        """Loop and IL medians of one block, under the context manager `cm` if given."""
+        c = None
         if cm is None:
-            loop = loop_ns_per_launch(x, args.launches, 5)
+            loop = loop_ns_per_launch(x, args.launches, 3)
             il = {k: il_ms(f, args.reps) for k, f in workloads.items()}
         else:
             with cm as c:
                 mark = getattr(c, "mark", None)
-                loop = loop_ns_per_launch(x, args.launches, 5)
+                loop = loop_ns_per_launch(x, args.launches, 3)
                 il = {k: il_ms(f, args.reps, mark) for k, f in workloads.items()}
-        res["launch_loop"][label] = loop
-        for k, v in il.items():
-            res["workloads"][k][label] = v
-        return c if cm is not None else None
+        samples.setdefault(label, []).append((loop, il))
+        return c
 
-    measure("unprofiled")
-    cap = measure("skipnative", skipnative.capture())
-    res["skipnative_launch_records"] = len(cap.trace.launches)
-    res["skipnative_metadata"] = {
-        k: v
-        for k, v in cap.metadata.items()
-        if k
-        in ("cupti_version", "cupti_path", "cupti_origin", "clock", "dropped", "cupti_finalized")
+    # Interleaved blocks, so drift of the machine hits every configuration alike;
+    # each skipnative block starts and stops a session, so the unprofiled blocks
+    # after the first also measure the process after a stop.
+    configs = {
+        "skipnative": {},
+        "skipnative_callbacks_only": {"kernel_activity": False, "memcpy": False, "memset": False},
+        "skipnative_activity_only": {"launch_callbacks": False},
+        "skipnative_driver_domain_only": {"api_domains": ("driver",)},
     }
-    measure("after_skipnative")
-    # where the cost is: CUPTI's callbacks alone, kernel activity alone, driver domain only
-    measure(
-        "skipnative_callbacks_only",
-        skipnative.capture(kernel_activity=False, memcpy=False, memset=False),
-    )
-    measure("skipnative_activity_only", skipnative.capture(launch_callbacks=False))
-    measure("skipnative_driver_domain_only", skipnative.capture(api_domains=("driver",)))
+    measure("unprofiled_before_any_session")
+    for block in range(args.blocks):
+        measure("unprofiled")
+        for label, opts in configs.items():
+            cap = measure(label, skipnative.capture(**opts))
+            if block == 0 and label == "skipnative":
+                res["skipnative_launch_records"] = len(cap.trace.launches)
+                res["skipnative_metadata"] = {
+                    k: v
+                    for k, v in cap.metadata.items()
+                    if k
+                    in (
+                        "cupti_version",
+                        "cupti_path",
+                        "cupti_origin",
+                        "clock",
+                        "dropped",
+                        "cupti_finalized",
+                    )
+                }
+    measure("unprofiled")
     measure("skipnative_no_finalize", skipnative.capture(finalize=False))
-    measure("after_no_finalize")
+    measure("unprofiled_after_no_finalize")
     measure("torch_profiler", profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]))
+    for label, rows in samples.items():
+        res["launch_loop"][label] = statistics.median(r[0] for r in rows)
+        for w in workloads:
+            res["workloads"][w][label] = statistics.median(r[1][w] for r in rows)
+    res["blocks"] = {label: len(rows) for label, rows in samples.items()}
 
     base_loop = res["launch_loop"]["unprofiled"]
     res["added_ns_per_launch"] = {k: v - base_loop for k, v in res["launch_loop"].items()}

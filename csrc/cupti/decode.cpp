@@ -1,5 +1,8 @@
 #include "cupti/decode.h"
 
+#include <cxxabi.h>
+
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -16,13 +19,30 @@ RecordLayout layout_for_version(uint32_t version) {
 
 namespace {
 
+// CUPTI reports kernel names mangled; Kineto (and every trace viewer) shows them
+// demangled, so names compare across the two.
+std::string demangle(const char* name) {
+  if (name[0] == '_' && name[1] == 'Z') {
+    int status = 0;
+    char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+    if (status == 0 && d != nullptr) {
+      std::string out(d);
+      std::free(d);
+      return out;
+    }
+    std::free(d);
+  }
+  return name;
+}
+
 uint32_t intern_name(const char* name, DecodeTarget& out) {
   if (name == nullptr) return 0;
   // CUPTI shares one name string among all records of a kernel, so the pointer
-  // is a fast key; the string compare guards against a reused address.
+  // is a fast key (demangling once per kernel); the compare guards against a
+  // reused address.
   auto it = out.name_cache->find(name);
   if (it != out.name_cache->end() && it->second.second == name) return it->second.first;
-  uint32_t id = out.names->intern(name);
+  uint32_t id = out.names->intern(demangle(name));
   (*out.name_cache)[name] = {id, name};
   return id;
 }

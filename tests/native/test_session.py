@@ -412,3 +412,15 @@ def test_latency_split_of_the_wait(gpu):
     assert m["launch_submit_us"] == 2 * LATENCY / 1e3
     assert m["launch_submit_us"] + m["launch_queue_us"] == pytest.approx(m["launch_wait_us"])
     assert m["launch_queue_us"] == (50000 - COST) / 1e3
+
+
+def test_kernel_names_are_demangled(gpu):
+    with skipnative.capture(clock="library") as cap:
+        gpu.launch("_ZN2at6native4gemmIfEEviPKT_", 10)
+        gpu.launch("sm90_xmma_gemm_bf16", 10)
+        gpu.launch("_Zbroken", 10)
+    assert names(cap.trace, cap.trace.gpu["name_id"]) == [
+        "void at::native::gemm<float>(int, float const*)",
+        "sm90_xmma_gemm_bf16",
+        "_Zbroken",
+    ]
