@@ -652,8 +652,8 @@ size_t TraceReader::parse_event(size_t pos, bool final) {
             ++c.i;
           } else {
             for (;;) {
-              std::string_view ak = c.string(scratch);
-              std::string ak_s(ak);
+              // compared before the value is read, so a view into scratch is safe
+              std::string_view ak_s = c.string(scratch);
               c.expect(':');
               char av = c.peek();
               int64_t* dst = nullptr;
@@ -744,13 +744,13 @@ size_t TraceReader::parse_event(size_t pos, bool final) {
     ++ignored_events;
     return c.i;
   }
-  std::string cat_name(f.cat);
+  auto cat_name = [&] { return std::string(f.cat); };
   if (f.bad)
-    throw bad_event(std::string("(") + cat_name + " '" + std::string(f.name.substr(0, 60)) + "') " +
+    throw bad_event(std::string("(") + cat_name() + " '" + std::string(f.name.substr(0, 60)) + "') " +
                     f.bad);
-  if (!f.has_ts) throw bad_event("(" + cat_name + ") missing 'ts'");
-  if (!f.has_dur) throw bad_event("(" + cat_name + ") missing 'dur'");
-  if (f.dur < 0) throw bad_event("(" + cat_name + ") negative 'dur'");
+  if (!f.has_ts) throw bad_event("(" + cat_name() + ") missing 'ts'");
+  if (!f.has_dur) throw bad_event("(" + cat_name() + ") missing 'dur'");
+  if (f.dur < 0) throw bad_event("(" + cat_name() + ") negative 'dur'");
   int32_t name_id = int32_t(names.intern(f.name));
   if (step) {
     steps.push_back(StepEvent{f.ts, f.dur, f.pid, f.tid, name_id, 0});

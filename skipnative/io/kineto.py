@@ -7,7 +7,10 @@ columns it keeps rather than the size of the file.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
+import threading
 import zlib
 
 import numpy as np
@@ -105,34 +108,62 @@ def api_kind_by_name() -> dict[str, int]:
 
 
 def _open_chunks(path: str):
-    """Yields decompressed chunks of the file (gzip detected by its magic)."""
+    """Yields decompressed chunks of at most CHUNK bytes (gzip detected by its magic)."""
     with open(path, "rb") as f:
         head = f.read(2)
         f.seek(0)
-        if head == b"\x1f\x8b":
-            d = zlib.decompressobj(wbits=47)
-            while True:
-                raw = f.read(CHUNK)
-                if not raw:
-                    break
-                out = d.decompress(raw)
-                while d.unused_data:  # concatenated gzip members
-                    rest = d.unused_data
-                    d = zlib.decompressobj(wbits=47)
-                    out += d.decompress(rest)
+        if head != b"\x1f\x8b":
+            while raw := f.read(CHUNK):
+                yield raw
+            return
+        d = zlib.decompressobj(wbits=47)
+        while True:
+            raw = d.unconsumed_tail or f.read(CHUNK)
+            if not raw:
+                break
+            out = d.decompress(raw, CHUNK)
+            if out:
+                yield out
+            if d.eof and d.unused_data:  # concatenated gzip members
+                rest = d.unused_data
+                d = zlib.decompressobj(wbits=47)
+                out = d.decompress(rest, CHUNK)
                 if out:
                     yield out
-            if not d.eof:
-                raise TraceError(path, "truncated gzip stream (the file ends mid-stream)")
-            tail = d.flush()
-            if tail:
-                yield tail
-        else:
-            while True:
-                raw = f.read(CHUNK)
-                if not raw:
-                    break
-                yield raw
+        if not d.eof:
+            raise TraceError(path, "truncated gzip stream (the file ends mid-stream)")
+
+
+def _feed_pipelined(reader, chunks) -> None:
+    """Decompresses on a helper thread while the reader parses: both release the
+    GIL, so a gzipped trace costs about max(inflate, parse) instead of the sum."""
+    q: queue.Queue = queue.Queue(maxsize=2)
+    done = object()
+
+    def produce():
+        try:
+            for c in chunks:
+                q.put(c)
+            q.put(done)
+        except BaseException as e:  # handed to the consumer
+            q.put(e)
+
+    t = threading.Thread(target=produce, name="skipnative-inflate", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            reader.feed(item)
+    finally:
+        # unblock and drain the producer if the reader failed first
+        while t.is_alive():
+            with contextlib.suppress(queue.Empty):
+                q.get(timeout=0.05)
+        t.join()
 
 
 def load_kineto(path: str) -> Trace:
@@ -140,8 +171,7 @@ def load_kineto(path: str) -> Trace:
 
     reader = _native.KinetoReader()
     try:
-        for chunk in _open_chunks(path):
-            reader.feed(chunk)
+        _feed_pipelined(reader, _open_chunks(path))
         reader.finish()
     except _native.TraceReadError as e:
         raise TraceError(path, str(e)) from None

@@ -142,6 +142,9 @@ def export_perfetto(trace: Trace, path: str, *, overwrite: bool = False) -> int:
             f.write(',"traceEvents":[\n')
             f.write(",\n".join(events))
             f.write("\n]}\n")
+        _umask = os.umask(0)
+        os.umask(_umask)
+        os.chmod(tmp, 0o666 & ~_umask)  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -117,6 +117,9 @@ def save(trace: Trace, path: str, *, overwrite: bool = False) -> None:
             raise TraceError(
                 path, "already exists (pass overwrite=True, or --force, to replace it)"
             )
+        _umask = os.umask(0)
+        os.umask(_umask)
+        os.chmod(tmp, 0o666 & ~_umask)  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
