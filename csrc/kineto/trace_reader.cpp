@@ -746,8 +746,8 @@ size_t TraceReader::parse_event(size_t pos, bool final) {
   }
   auto cat_name = [&] { return std::string(f.cat); };
   if (f.bad)
-    throw bad_event(std::string("(") + cat_name() + " '" + std::string(f.name.substr(0, 60)) + "') " +
-                    f.bad);
+    throw bad_event(std::string("(") + cat_name() + " '" + std::string(f.name.substr(0, 60)) +
+                    "') " + f.bad);
   if (!f.has_ts) throw bad_event("(" + cat_name() + ") missing 'ts'");
   if (!f.has_dur) throw bad_event("(" + cat_name() + ") missing 'dur'");
   if (f.dur < 0) throw bad_event("(" + cat_name() + ") negative 'dur'");
