@@ -34,13 +34,13 @@ static void test_clock(const char* kind) {
     prev = t;
   }
   CHECK(monotonic);
-  // Agrees with CLOCK_MONOTONIC_RAW in rate: over ~50 ms, within 0.1%.
+  // Agrees with CLOCK_MONOTONIC_RAW in rate: over ~50 ms, within 0.5%.
   uint64_t a_ns = ticks_to_ns(p, read_ticks(p)), a_raw = monotonic_raw_ns();
   while (monotonic_raw_ns() < a_raw + 50000000ull) {
   }
   uint64_t b_ns = ticks_to_ns(p, read_ticks(p)), b_raw = monotonic_raw_ns();
   double ratio = double(b_ns - a_ns) / double(b_raw - a_raw);
-  CHECK(ratio > 0.999 && ratio < 1.001);
+  CHECK(ratio > 0.995 && ratio < 1.005);  // loose: qemu-user delays reads
   // The realtime offset places the clock on the unix axis within 1 ms.
   int64_t unix_est = int64_t(ticks_to_ns(p, read_ticks(p))) + p.realtime_offset_ns;
   int64_t unix_now = int64_t(realtime_ns());

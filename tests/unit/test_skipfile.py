@@ -90,3 +90,13 @@ def test_unknown_version(trace, tmp_path):
     p.write_bytes(bytes(data))
     with pytest.raises(TraceError, match="format version 99"):
         skipnative.load(p)
+
+
+def test_dataframe_views(trace):
+    pd = pytest.importorskip("pandas")
+    g = trace.gpu_df()
+    assert isinstance(g, pd.DataFrame) and len(g) == len(trace.gpu)
+    assert {"t_start", "t_end", "grid_x", "block_z", "name"} <= set(g.columns)
+    assert g["name"].iloc[0] == trace.strings[trace.gpu["name_id"][0]]
+    assert len(trace.launches_df()) == len(trace.launches)
+    assert (trace.ops_df()["depth"] >= 0).all()
