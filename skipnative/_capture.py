@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
+import weakref
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,21 @@ from skipnative.trace import (
 
 class CaptureError(RuntimeError):
     """A capture could not start or stop; the message says why."""
+
+
+# Captures still running at interpreter exit are stopped (flushed) then, so a
+# script that forgets stop() leaves CUPTI detached and loses nothing it recorded.
+_running: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_running_captures() -> None:
+    for cap in list(_running):
+        try:
+            if cap.active:
+                cap._session.stop()
+        except Exception:  # at exit there is no one left to tell
+            pass
 
 
 _COPY_NAMES = {0: "Memcpy Unknown", 1: "Memcpy HtoD", 2: "Memcpy DtoH", 8: "Memcpy DtoD"}
@@ -90,30 +107,44 @@ class Capture:
             }
         )
         self._trace: Trace | None = None
+        self._pid = os.getpid()
 
     def start(self) -> Capture:
         try:
             self._session.start()
         except self._mod.CaptureError as e:
             raise CaptureError(str(e)) from None
+        self._pid = os.getpid()
+        _running.add(self)
         return self
 
     def stop(self) -> Trace:
+        """Stops the capture and returns its trace."""
+        self._stop()
+        return self.trace
+
+    def _stop(self) -> None:
+        if os.getpid() != self._pid:
+            raise CaptureError(
+                "this capture was started in the parent process; after fork() it records "
+                "nothing in the child, and only the parent can stop it"
+            )
         if self._synchronize:
             _synchronize_torch()
         try:
             self._session.stop()
         except self._mod.CaptureError as e:
             raise CaptureError(str(e)) from None
-        self._trace = None
-        return self.trace
+        finally:
+            _running.discard(self)
+        self._trace = None  # built on first access of .trace
 
     def __enter__(self) -> Capture:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
-        if self._session.active:
-            self.stop()
+        if self._session.active and os.getpid() == self._pid:
+            self._stop()
 
     def mark(self, name: str) -> None:
         """A timestamped marker: starts a region named `name`."""

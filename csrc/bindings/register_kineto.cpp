@@ -37,7 +37,13 @@ void register_kineto(py::module_& m) {
       .def("gpu", [](py::object self) { return table(self.cast<TraceReader&>().gpu, self); })
       .def("ops", [](py::object self) { return table(self.cast<TraceReader&>().ops, self); })
       .def("steps", [](py::object self) { return table(self.cast<TraceReader&>().steps, self); })
-      .def("strings", [](TraceReader& r) { return r.names.snapshot(); })
+      // as bytes: a trace may hold invalid UTF-8, which Python decodes with replacement
+      .def("strings",
+           [](TraceReader& r) {
+             py::list out;
+             for (const auto& s : r.names.snapshot()) out.append(py::bytes(s));
+             return out;
+           })
       .def_readonly("top_level", &TraceReader::top_level)
       .def_readonly("events", &TraceReader::events)
       .def_readonly("ignored_events", &TraceReader::ignored_events);

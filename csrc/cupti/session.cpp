@@ -315,6 +315,9 @@ void Session::stop() {
 void Session::collect_launches() {
   stats_.launches_dropped = launch_buffers_->dropped();
   launches_.clear();
+  size_t total = 0;
+  launch_buffers_->for_each([&](uint32_t, const LaunchRecord*, uint32_t n) { total += n; });
+  launches_.reserve(total);  // exact: no doubling on the way to millions of rows
   launch_buffers_->for_each([&](uint32_t tid, const LaunchRecord* r, uint32_t n) {
     for (uint32_t i = 0; i < n; ++i)
       launches_.push_back(LaunchRow{ticks_to_ns(clock_, r[i].t_begin),

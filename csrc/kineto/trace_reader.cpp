@@ -744,10 +744,17 @@ size_t TraceReader::parse_event(size_t pos, bool final) {
     ++ignored_events;
     return c.i;
   }
-  auto cat_name = [&] { return std::string(f.cat); };
+  // Messages must be valid text whatever the file holds: non-ASCII bytes become '?'.
+  auto ascii = [](std::string_view v) {
+    std::string out(v);
+    for (char& ch : out)
+      if (uint8_t(ch) < 0x20 || uint8_t(ch) >= 0x7f) ch = '?';
+    return out;
+  };
+  auto cat_name = [&] { return ascii(f.cat); };
   if (f.bad)
-    throw bad_event(std::string("(") + cat_name() + " '" + std::string(f.name.substr(0, 60)) +
-                    "') " + f.bad);
+    throw bad_event(std::string("(") + cat_name() + " '" + ascii(f.name.substr(0, 60)) + "') " +
+                    f.bad);
   if (!f.has_ts) throw bad_event("(" + cat_name() + ") missing 'ts'");
   if (!f.has_dur) throw bad_event("(" + cat_name() + ") missing 'dur'");
   if (f.dur < 0) throw bad_event("(" + cat_name() + ") negative 'dur'");

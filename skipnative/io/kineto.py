@@ -209,7 +209,7 @@ def _meta(path: str, top: dict[str, str]) -> dict:
 
 
 def _to_trace(path: str, reader) -> Trace:
-    strings = StringTable(reader.strings())
+    strings = StringTable([b.decode("utf-8", "replace") for b in reader.strings()])
     meta = _meta(path, dict(reader.top_level))
     base = meta.get("baseTimeNanoseconds")
     base = int(base) if isinstance(base, int) and not isinstance(base, bool) else 0

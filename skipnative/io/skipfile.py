@@ -38,6 +38,8 @@ TABLES = {"launches": LAUNCH_DTYPE, "gpu": GPU_DTYPE, "ops": OP_DTYPE, "regions"
 _ALLOWED_DTYPES = {"<i8", "<i4", "|u1", "<u8", "<u4", "<i2", "<u2"}
 _PREFIX = struct.Struct("<8sII")
 _MAX_HEADER = 64 << 20
+_MAX_STRINGS = 1 << 30
+_MAX_INFLATE = 1100  # zlib cannot expand data by more than ~1032x
 
 
 def _jsonable(x: Any) -> Any:
@@ -138,6 +140,16 @@ def load(path: str) -> Trace:
 
 
 def _parse(path: str, data: memoryview) -> Trace:
+    try:
+        return _parse_checked(path, data)
+    except TraceError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as e:
+        # the header is untrusted JSON: any shape it should not have is corruption
+        raise TraceError(path, f"corrupted .skip file: malformed header ({e})") from None
+
+
+def _parse_checked(path: str, data: memoryview) -> Trace:
     def corrupt(what: str) -> TraceError:
         return TraceError(path, f"corrupted .skip file: {what}")
 
@@ -162,7 +174,7 @@ def _parse(path: str, data: memoryview) -> Trace:
         raise corrupt("header is not an object")
     payload = data[_PREFIX.size + hlen :]
 
-    def blob(entry: Any, what: str) -> bytes:
+    def blob(entry: Any, what: str, expect: int | None = None) -> bytes:
         try:
             off, n, crc = int(entry["offset"]), int(entry["nbytes"]), int(entry["crc32"])
         except (KeyError, TypeError, ValueError):
@@ -172,10 +184,17 @@ def _parse(path: str, data: memoryview) -> Trace:
         b = bytes(payload[off : off + n])
         if zlib.crc32(b) != crc:
             raise corrupt(f"{what}: checksum mismatch")
+        # Inflate at most what the header promises (plus one byte to detect more),
+        # so a crafted blob cannot expand without bound.
+        limit = _MAX_STRINGS if expect is None else expect + 1
+        d = zlib.decompressobj()
         try:
-            return zlib.decompress(b)
+            out = d.decompress(b, limit)
         except zlib.error:
             raise corrupt(f"{what}: bad compressed data") from None
+        if len(out) >= limit or d.unconsumed_tail:
+            raise corrupt(f"{what}: inflates beyond its declared size")
+        return out
 
     try:
         strings = json.loads(blob(header.get("strings"), "strings"))
@@ -195,6 +214,8 @@ def _parse(path: str, data: memoryview) -> Trace:
         if not isinstance(t, dict) or not isinstance(t.get("rows"), int) or t["rows"] < 0:
             raise corrupt(f"table {name} missing")
         rows = t["rows"]
+        if rows * dtype.itemsize > _MAX_INFLATE * max(len(payload), 1):
+            raise corrupt(f"table {name} claims {rows} rows, more than the file can hold")
         cols = {c.get("name"): c for c in t.get("columns", []) if isinstance(c, dict)}
         arr = np.zeros(rows, dtype=dtype)
         for field in dtype.names:
@@ -207,8 +228,8 @@ def _parse(path: str, data: memoryview) -> Trace:
                 raise corrupt(f"column {name}.{field} has dtype {c.get('dtype')!r}")
             if list(c.get("shape", [])) != list(sub.shape):
                 raise corrupt(f"column {name}.{field} has the wrong shape")
-            raw = blob(c, f"column {name}.{field}")
             expect = rows * sub.itemsize
+            raw = blob(c, f"column {name}.{field}", expect)
             if len(raw) != expect:
                 raise corrupt(f"column {name}.{field} holds {len(raw)} bytes, expected {expect}")
             col = np.frombuffer(raw, dtype=base).reshape((rows, *sub.shape))

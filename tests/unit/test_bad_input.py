@@ -188,3 +188,18 @@ def test_cli_errors_are_one_line(tmp_path, args):
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and bad in lines[0] and lines[0].startswith("skip: error:")
+
+
+def test_invalid_utf8_names_are_replaced_not_fatal(tmp_path):
+    ev = json.dumps({"traceEvents": [launch(0, 1, 1), kernel(2, 1, 1, "NAME")]}).encode()
+    p = tmp_path / "t.json"
+    p.write_bytes(ev.replace(b"NAME", b"k\x99\xff"))
+    t = skipnative.load(str(p))
+    assert t.strings[t.gpu["name_id"][0]] == "k\ufffd\ufffd"
+
+
+def test_error_messages_stay_text_for_binary_names(tmp_path):
+    bad = kernel(10, -1, 2, "NAME")
+    p = tmp_path / "t.json"
+    p.write_bytes(json.dumps({"traceEvents": [bad]}).encode().replace(b"NAME", b"\xff\xfe"))
+    expect_error(str(p), "negative 'dur'")

@@ -1,0 +1,171 @@
+"""Load and lifecycle through the CUPTI test double: many threads, caps, exits, fork."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import skipnative
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def test_ten_million_launches_from_eight_threads(gpu):
+    # 10M launch records against a 96 MiB cap (4,000,000 records): memory stays
+    # within the cap while launching, every record is kept or counted as dropped.
+    threads, per = 8, 1_250_000
+    chunk = 16384
+    cap_bytes = 96 << 20
+    kept_max = (cap_bytes // (chunk * 24)) * chunk
+    base = rss()
+    peak = [base]
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.01)
+
+    w = threading.Thread(target=watch)
+    w.start()
+    t0 = time.time()
+    with skipnative.capture(
+        clock="library",
+        kernel_activity=False,
+        memcpy=False,
+        memset=False,
+        max_launch_bytes=cap_bytes,
+        launch_chunk_records=chunk,
+    ) as cap:
+        ts = [
+            threading.Thread(target=gpu.launch_many, args=(per, "k", 10, i)) for i in range(threads)
+        ]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        peak[0] = max(peak[0], rss())
+        done.set()
+        w.join()
+    after_stop = rss()
+    md = cap.metadata
+    n = len(cap.raw()["launches"])
+    assert n == kept_max
+    assert n + md["dropped"]["launches"] == threads * per
+    # while capturing: the cap (plus thread stacks and allocator slack)
+    assert peak[0] - base <= cap_bytes + (32 << 20), (peak[0] - base) / 2**20
+    # after stop: the cap plus the output rows (32 bytes each)
+    assert after_stop - base <= cap_bytes + 32 * n + (48 << 20), (after_stop - base) / 2**20
+    lr = cap.raw()["launches"]
+    assert len(np.unique(lr["correlation"])) == n  # no record written twice or torn
+    assert (lr["t_end"] >= lr["t_begin"]).all()
+    assert time.time() - t0 < 120
+
+
+def test_thousand_start_stop_cycles_do_not_grow(gpu):
+    def cycles(k):
+        for _ in range(k):
+            with skipnative.capture(clock="library") as cap:
+                gpu.launch_many(20, "k", 10)
+            assert len(cap.trace.launches) == 20
+
+    cycles(100)
+    before = rss()
+    cycles(1000)
+    growth = rss() - before
+    assert growth < (8 << 20), growth / 2**20
+    assert not gpu.subscribed
+
+
+def test_keyboard_interrupt_inside_a_capture(gpu):
+    with pytest.raises(KeyboardInterrupt), skipnative.capture(clock="library") as cap:
+        gpu.launch("k", 10)
+        raise KeyboardInterrupt
+    assert not cap.active and not gpu.subscribed
+    assert len(cap.trace.gpu) == 1
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+def test_interpreter_exit_with_a_session_open():
+    r = _run("""
+        import atexit, skipnative
+        from skipnative.testing import SimulatedGpu
+        from skipnative import _native
+        _native.load_cupti([])
+        gpu = SimulatedGpu()
+        gpu.reset()
+        cap = skipnative.capture(clock="library").start()
+        gpu.launch_many(1000, "k", 10)
+        def check():  # registered before skipnative's own handler runs? print after it
+            pass
+        print("exiting")
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "exiting" and r.stderr == ""
+
+
+def test_exit_handler_stops_and_detaches():
+    r = _run("""
+        import skipnative
+        from skipnative.testing import SimulatedGpu
+        from skipnative import _native
+        _native.load_cupti([])
+        gpu = SimulatedGpu()
+        gpu.reset()
+        cap = skipnative.capture(clock="library").start()
+        gpu.launch_many(10, "k", 10)
+        skipnative._capture._stop_running_captures()
+        print(gpu.subscribed, gpu.finalized, len(cap.trace.launches))
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "1", "10"]
+
+
+def test_fork_after_a_session_started():
+    r = _run("""
+        import os, skipnative
+        from skipnative.testing import SimulatedGpu
+        from skipnative import _native
+        _native.load_cupti([])
+        gpu = SimulatedGpu()
+        gpu.reset()
+        cap = skipnative.capture(clock="library").start()
+        gpu.launch_many(10, "parent", 10)
+        pid = os.fork()
+        if pid == 0:
+            gpu.launch_many(500, "child", 10)  # records nothing, corrupts nothing
+            try:
+                cap.stop()
+                os._exit(3)
+            except skipnative.CaptureError as e:
+                os._exit(0 if "fork" in str(e) else 4)
+        _, status = os.waitpid(pid, 0)
+        gpu.launch_many(10, "parent", 10)
+        t = cap.stop()
+        names = set(t.name(t.gpu["name_id"]))
+        print(os.waitstatus_to_exitcode(status), len(t.launches), len(t.gpu), sorted(names))
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0", "20", "20", "['parent']"]
