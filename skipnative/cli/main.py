@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from skipnative.cli import analyze, compare, export, info
+from skipnative.cli import analyze, compare, export, fusion, info, whatif
 from skipnative.cli._common import UserError
 
 COMMANDS = {
@@ -13,6 +13,8 @@ COMMANDS = {
     "analyze": analyze,
     "compare": compare,
     "export": export,
+    "fusion": fusion,
+    "whatif": whatif,
 }
 
 

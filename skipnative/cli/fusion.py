@@ -1,0 +1,70 @@
+"""`skip fusion TRACE`: kernel-fusion candidates by proximity score (SPEC.md §5)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from skipnative.cli._common import UserError, fmt_value, short_name, table
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("fusion", help="kernel-fusion candidates (proximity score)")
+    p.add_argument("trace", help=".skip file or torch.profiler trace")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--lengths", default="2,3", help="chain lengths (default 2,3)")
+    p.add_argument("--threshold", type=float, default=1.0, help="minimum PS (default 1.0)")
+    p.add_argument("--region", default="all", help="region (default: the whole trace)")
+    p.add_argument("--device", type=int, help="only this device")
+    p.add_argument("--top", type=int, default=20, metavar="K", help="candidates shown")
+    p.set_defaults(run=run)
+
+
+def parse_lengths(text: str) -> tuple[int, ...]:
+    try:
+        lengths = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+    except ValueError:
+        raise UserError(f"--lengths: expected integers like 2,3, got {text!r}") from None
+    if not lengths or min(lengths) < 2:
+        raise UserError("--lengths: chains have at least 2 kernels")
+    return lengths
+
+
+def run(args) -> int:
+    import skipnative
+    from skipnative.fusion import find_candidates
+
+    lengths = parse_lengths(args.lengths)
+    if not 0 < args.threshold <= 1:
+        raise UserError("--threshold must be in (0, 1]")
+    trace = skipnative.load(args.trace)
+    try:
+        cands = find_candidates(
+            trace,
+            lengths=lengths,
+            threshold=args.threshold,
+            region=args.region,
+            device=args.device,
+            top=args.top,
+        )
+    except ValueError as e:
+        raise UserError(f"{args.trace}: {e}") from None
+    if args.json:
+        json.dump({"trace": args.trace, "candidates": [c.to_dict() for c in cands]}, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    if not cands:
+        print(f"{args.trace}: no chain reaches PS >= {args.threshold}")
+        return 0
+    rows = [
+        [
+            " -> ".join(short_name(n, 40) for n in c.chain),
+            fmt_value(c.count),
+            f"{c.ps:.2f}",
+            fmt_value(c.saving_us),
+            short_name(", ".join(c.ops), 40),
+        ]
+        for c in cands
+    ]
+    print(table(rows, ["chain", "count", "PS", "saving_us", "top-level ops"]))
+    return 0

@@ -1,0 +1,153 @@
+"""`skip whatif TRACE|SWEEP_DIR`: predicted latency for a slower or faster CPU,
+fused kernel chains or CUDA graphs, by replaying the trace's schedule."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from skipnative.cli._common import UserError, fmt_value, table
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "whatif", help="replay a trace (or a sweep) with a changed CPU, fused chains or CUDA graphs"
+    )
+    p.add_argument("trace", help=".skip / torch.profiler trace, or a sweep folder")
+    p.add_argument(
+        "--cpu-scale",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="host work takes S times as long (2: a CPU half as fast)",
+    )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--fuse",
+        metavar="CHAINS.json",
+        help='chains to fuse: [["k1", "k2"], ...] or `skip fusion --json` output',
+    )
+    g.add_argument("--fuse-top", type=int, metavar="K", help="fuse the top K fusion candidates")
+    p.add_argument("--graphs", action="store_true", help="launch each region as one CUDA graph")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.set_defaults(run=run)
+
+
+def _chains(args, trace):
+    if args.fuse:
+        try:
+            with open(args.fuse) as f:
+                doc = json.load(f)
+        except (OSError, ValueError) as e:
+            raise UserError(f"{args.fuse}: cannot read chains ({e})") from None
+        items = doc.get("candidates", []) if isinstance(doc, dict) else doc
+        chains = []
+        for it in items if isinstance(items, list) else []:
+            c = it.get("chain") if isinstance(it, dict) else it
+            if not (isinstance(c, list) and len(c) >= 2 and all(isinstance(x, str) for x in c)):
+                raise UserError(f"{args.fuse}: each chain is a list of at least 2 kernel names")
+            chains.append(tuple(c))
+        if not chains:
+            raise UserError(f"{args.fuse}: no chains")
+        return chains
+    if args.fuse_top:
+        from skipnative.fusion import find_candidates
+
+        return [c.chain for c in find_candidates(trace, top=args.fuse_top)]
+    return None
+
+
+def run(args) -> int:
+    import skipnative
+    from skipnative.whatif import predict
+
+    if args.cpu_scale <= 0:
+        raise UserError("--cpu-scale must be > 0")
+    if os.path.isdir(args.trace):
+        return run_sweep(args)
+    trace = skipnative.load(args.trace)
+    chains = _chains(args, trace)
+    rows = predict(trace, cpu_scale=args.cpu_scale, fuse=chains, graphs=args.graphs)
+    out = {
+        "trace": args.trace,
+        "cpu_scale": args.cpu_scale,
+        "graphs": args.graphs,
+        "fuse": [list(c) for c in chains or []],
+        "regions": rows,
+    }
+    if args.json:
+        json.dump(out, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    print(
+        f"{args.trace}: cpu x{args.cpu_scale}"
+        + (", CUDA graphs" if args.graphs else "")
+        + (f", {len(chains)} fused chain(s)" if chains else "")
+    )
+    t = [
+        [
+            r["name"],
+            str(r["device"]),
+            fmt_value(r["measured_il_us"]),
+            fmt_value(r["predicted_il_us"]),
+            f"{r['predicted_il_us'] / r['measured_il_us']:.3f}" if r["measured_il_us"] else "-",
+            fmt_value(r["measured_tklqt_us"]),
+            fmt_value(r["predicted_tklqt_us"]),
+            f"{r['measured_bound']}->{r['predicted_bound']}",
+        ]
+        for r in rows
+    ]
+    print(
+        table(t, ["region", "dev", "IL us", "predicted", "ratio", "TKLQT us", "predicted", "bound"])
+    )
+    return 0
+
+
+def run_sweep(args) -> int:
+    import skipnative
+    from skipnative.sweep import load_sweep, run_summary, series
+    from skipnative.whatif import replay
+
+    sw = load_sweep(args.trace)
+    measured, predicted = [], []
+    for f in sw.files:
+        t = skipnative.load(f)
+        chains = _chains(args, t)
+        measured.append(run_summary(t))
+        predicted.append(
+            run_summary(replay(t, cpu_scale=args.cpu_scale, fuse=chains, graphs=args.graphs))
+        )
+    out = {
+        "sweep": args.trace,
+        "cpu_scale": args.cpu_scale,
+        "graphs": args.graphs,
+        "measured": series(measured, sw.values),
+        "predicted": series(predicted, sw.values),
+    }
+    if args.json:
+        json.dump(out, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    m, p = out["measured"], out["predicted"]
+    rows = [
+        [
+            str(b),
+            fmt_value(m["il_us"][i]),
+            fmt_value(p["il_us"][i]),
+            fmt_value(m["tklqt_us"][i]),
+            fmt_value(p["tklqt_us"][i]),
+            f"{m['queued_fraction'][i]:.2f}",
+            f"{p['queued_fraction'][i]:.2f}",
+        ]
+        for i, b in enumerate(sw.values)
+    ]
+    print(f"{args.trace}: {sw.phase} sweep on {sw.card}, predicted for cpu x{args.cpu_scale}")
+    print(
+        table(rows, ["batch", "IL us", "predicted", "TKLQT us", "predicted", "qfrac", "predicted"])
+    )
+    print(
+        f"transition (queue): measured {m['queue_transition']}, predicted "
+        f"{p['queue_transition']}; TKLQT knee: measured {m['knee']}, predicted {p['knee']}"
+    )
+    return 0

@@ -1,0 +1,121 @@
+"""Sweep metrics (SPEC.md §4): a series of runs over a sweep value (batch size).
+
+- TKLQT knee (the paper's method): the smallest value b with
+  tklqt(b) >= (1 + tau) * tklqt(b_min) that stays at or above that level for
+  every larger value.
+- Queue transition: the smallest value from which every run is GPU-bound by
+  queued fraction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from skipnative.errors import TraceError
+
+TAU = 0.5
+
+
+def tklqt_knee(values, tklqt, tau: float = TAU):
+    """The knee, or None when TKLQT never leaves the CPU-bound plateau."""
+    order = np.argsort(values, kind="stable")
+    xs = np.asarray(values)[order]
+    ys = np.asarray(tklqt, dtype=float)[order]
+    if len(xs) == 0:
+        return None
+    level = (1 + tau) * ys[0]
+    above = ys >= level
+    # smallest index from which every later value is above the level
+    for i in range(1, len(xs)):
+        if above[i:].all():
+            return xs[i].item()
+    return None
+
+
+def queue_transition(values, queued_fraction, threshold: float = 0.5):
+    order = np.argsort(values, kind="stable")
+    xs = np.asarray(values)[order]
+    gpu = np.asarray(queued_fraction, dtype=float)[order] >= threshold
+    for i in range(len(xs)):
+        if gpu[i:].all():
+            return xs[i].item()
+    return None
+
+
+def run_summary(trace) -> dict[str, Any]:
+    """Mean metrics over a run's iteration regions (all regions but "all"), or the
+    whole capture when it has none."""
+    rows = trace.metrics(top=0)
+    its = [r for r in rows if r.name != "all"]
+    use = its or [r for r in rows if r.name == "all"]
+    keys = [
+        k
+        for k, v in use[0].metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
+    out = {k: float(np.mean([r.metrics[k] for r in use])) for k in keys}
+    out["bound"] = "gpu" if out["queued_fraction"] >= 0.5 else "cpu"
+    out["iterations"] = len(its)
+    return out
+
+
+@dataclass
+class Sweep:
+    folder: str
+    phase: str
+    card: str
+    values: list[int]
+    files: list[str]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def load_sweep(folder: str) -> Sweep:
+    path = os.path.join(folder, "sweep.json")
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        raise TraceError(path, "no sweep.json: not a sweep folder") from None
+    except (OSError, ValueError) as e:
+        raise TraceError(path, f"cannot read sweep.json ({e})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("points"), list):
+        raise TraceError(path, "sweep.json has no 'points' list")
+    values, files = [], []
+    for p in doc["points"]:
+        b = p.get("batch") if isinstance(p, dict) else None
+        if not isinstance(b, int):
+            raise TraceError(path, f"a point without an integer 'batch': {p!r:.80}")
+        f = os.path.join(folder, p.get("file", f"b{b}.skip"))
+        if not os.path.exists(f):
+            raise TraceError(f, "listed in sweep.json but missing")
+        values.append(b)
+        files.append(f)
+    return Sweep(
+        folder=folder,
+        phase=str(doc.get("phase", "")),
+        card=str(doc.get("card", "")),
+        values=values,
+        files=files,
+        info=doc,
+    )
+
+
+def series(summaries: list[dict[str, Any]], values: list[int], tau: float = TAU) -> dict:
+    tk = [s["tklqt_us"] for s in summaries]
+    qf = [s["queued_fraction"] for s in summaries]
+    knee = tklqt_knee(values, tk, tau)
+    trans = queue_transition(values, qf)
+    return {
+        "values": values,
+        "tklqt_us": tk,
+        "il_us": [s["il_us"] for s in summaries],
+        "queued_fraction": qf,
+        "knee": knee,
+        "queue_transition": trans,
+        "agree": knee == trans,
+    }

@@ -1,0 +1,378 @@
+"""What-if replay: a trace as a schedule, replayed with changes.
+
+CPU threads issue calls separated by host work; GPU streams run their work in
+order; synchronising calls make a thread wait for the GPU. Replay keeps every
+measured quantity that the change does not touch:
+
+- per thread, the host gap before each call and each call's duration (both
+  scaled by ``cpu_scale``: a slower or faster CPU);
+- per GPU activity, its duration, and either its measured offset from its
+  launch's begin (when it did not queue) or its measured gap after its stream
+  predecessor (when it queued; offset capped by the measured one);
+- per synchronising call that waited for the GPU, the tail from the GPU's
+  completion to the call's return.
+
+Unchanged (``cpu_scale=1``), the replay reproduces the measured schedule.
+Cross-stream dependencies are not modelled beyond these per-activity offsets.
+Changes: ``fuse`` chains of kernel names (each occurrence becomes one kernel
+running the chain's total duration; the launch calls of the chain's later
+kernels disappear), and ``graphs`` (each region's kernel launches become one
+graph launch: host work between them disappears, kernels run back to back).
+
+The result is a predicted Trace; every metric is computed from it as usual.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from skipnative.trace import API_KINDS, KIND_GRAPH, KIND_KERNEL, KIND_SYNC, Trace
+
+
+@dataclass
+class _Sched:
+    order: np.ndarray  # launches by (thread, begin)
+    gpu_launch: np.ndarray  # launch row per GPU row, -1 unmatched
+
+
+def _join_all(trace: Trace) -> np.ndarray:
+    lc = trace.launches["correlation"]
+    gc = trace.gpu["correlation"]
+    if len(lc) == 0:
+        return np.full(len(gc), -1, dtype=np.int64)
+    o = np.argsort(lc, kind="stable")
+    pos = np.minimum(np.searchsorted(lc[o], gc), len(o) - 1)
+    ok = (lc[o][pos] == gc) & (gc >= 0)
+    return np.where(ok, o[pos], -1)
+
+
+def _map_times(times, tid, pid, call_tid, call_pid, old_b, new_b, scale):
+    """Moves CPU times (op and region bounds) with the replayed calls of their thread:
+    t' = new_begin(next call) - (old_begin(next call) - t) * scale."""
+    out = np.asarray(times, dtype=np.int64).copy()
+    for p, t in set(zip(pid.tolist(), tid.tolist())):
+        sel = np.flatnonzero((pid == p) & (tid == t))
+        calls = np.flatnonzero((call_pid == p) & (call_tid == t))
+        if len(calls) == 0:
+            calls = np.arange(len(old_b))  # no calls on that thread: use all
+        if len(calls) == 0:
+            continue
+        o = calls[np.argsort(old_b[calls], kind="stable")]
+        ob, nb = old_b[o], new_b[o]
+        i = np.minimum(np.searchsorted(ob, out[sel]), len(o) - 1)
+        out[sel] = nb[i] - ((ob[i] - out[sel]) * scale).astype(np.int64)
+    return out
+
+
+def replay(
+    trace: Trace,
+    *,
+    cpu_scale: float = 1.0,
+    fuse: list[tuple[str, ...]] | None = None,
+    graphs: bool = False,
+) -> Trace:
+    if cpu_scale <= 0:
+        raise ValueError("cpu_scale must be > 0")
+    t = trace
+    if fuse:
+        t = _apply_fusion(t, fuse)
+    ln, g = t.launches, t.gpu
+    n_l, n_g = len(ln), len(g)
+    gl = _join_all(t)
+
+    # per GPU row: stream predecessor, queued?, offset and gap
+    so = np.lexsort((g["t_start"], g["stream"], g["device"]))
+    prev = np.full(n_g, -1, dtype=np.int64)
+    if n_g > 1:
+        same = (g["device"][so][1:] == g["device"][so][:-1]) & (
+            g["stream"][so][1:] == g["stream"][so][:-1]
+        )
+        prev[so[1:][same]] = so[:-1][same]
+    has = gl >= 0
+    l_b = np.where(has, ln["t_begin"][np.maximum(gl, 0)] if n_l else 0, 0)
+    l_e = np.where(has, ln["t_end"][np.maximum(gl, 0)] if n_l else 0, 0)
+    prev_end = np.where(prev >= 0, g["t_end"][np.maximum(prev, 0)], np.iinfo(np.int64).min)
+    queued = has & (prev_end > l_e)
+    rho = (g["t_start"] - l_b).astype(np.int64)
+    if (has & ~queued).any():
+        med = int(np.median(rho[has & ~queued]))
+        rho = np.where(queued, np.minimum(rho, med), rho)
+    gap = np.where(queued, np.maximum(g["t_start"] - prev_end, 0), 0)
+    dur = (g["t_end"] - g["t_start"]).astype(np.int64)
+
+    if graphs:
+        ln, gl, rho, gap, queued = _apply_graphs(t, gl, rho, gap, queued, dur)
+        t = replace(t, launches=ln)
+        n_l = len(ln)
+
+    # GPU rows per launch, in stream order
+    rows_by_launch: dict[int, list[int]] = {}
+    for r in so.tolist():
+        if gl[r] >= 0:
+            rows_by_launch.setdefault(int(gl[r]), []).append(r)
+
+    # measured GPU completion before each sync (for the post-completion tail)
+    kinds = ln["kind"]
+    lb_sorted = np.argsort(ln["t_begin"], kind="stable")
+    g_launch_begin = np.where(has, l_b, g["t_start"])
+    go = np.argsort(g_launch_begin, kind="stable")
+    cum_end = np.maximum.accumulate(g["t_end"][go]) if n_g else np.zeros(0, np.int64)
+
+    def gpu_done_measured(t0):
+        k = np.searchsorted(g_launch_begin[go], t0, side="left")
+        return int(cum_end[k - 1]) if k > 0 else None
+
+    # per-thread call sequences
+    threads: dict[tuple[int, int], list[int]] = {}
+    for i in lb_sorted.tolist():
+        threads.setdefault((int(ln["pid"][i]), int(ln["tid"][i])), []).append(i)
+    # Hand-offs between threads: a call that began within HANDOFF_NS after a call of
+    # another thread ended keeps that distance to it (the autograd thread picking up
+    # work, a worker waiting on the main thread), so threads do not drift apart.
+    dep = _handoffs(ln)
+    origin = int(ln["t_begin"].min()) if n_l else 0
+    new_b = np.zeros(n_l, dtype=np.int64)
+    new_e = np.zeros(n_l, dtype=np.int64)
+    done = np.zeros(n_l, dtype=bool)
+    new_s = g["t_start"].astype(np.int64).copy()
+    new_end = g["t_end"].astype(np.int64).copy()
+    stream_free: dict[tuple[int, int], int] = {}
+    done_so_far = np.iinfo(np.int64).min
+    heap = []
+    waiting: dict[int, list] = {}
+    for key, calls in threads.items():
+        first = calls[0]
+        start = origin + int((ln["t_begin"][first] - origin) * cpu_scale)
+        heapq.heappush(heap, (start, key, 0))
+    while heap:
+        tb, key, pos = heapq.heappop(heap)
+        calls = threads[key]
+        i = calls[pos]
+        d_i = int(dep[i])
+        if d_i >= 0:
+            if not done[d_i]:
+                waiting.setdefault(d_i, []).append((tb, key, pos))
+                continue
+            lag = int(ln["t_begin"][i] - ln["t_end"][d_i])
+            tb = max(tb, int(new_e[d_i]) + int(lag * cpu_scale))
+        d = 0 if ln["cbid"][i] == REMOVED else int(ln["t_end"][i] - ln["t_begin"][i])
+        te = tb + int(d * cpu_scale)
+        if kinds[i] == KIND_SYNC:
+            measured = gpu_done_measured(int(ln["t_begin"][i]))
+            if measured is not None and ln["t_begin"][i] < measured <= ln["t_end"][i]:
+                te = max(tb, done_so_far + int(ln["t_end"][i] - measured))
+        new_b[i], new_e[i] = tb, te
+        done[i] = True
+        for r in rows_by_launch.get(i, ()):
+            sk = (int(g["device"][r]), int(g["stream"][r]))
+            free = stream_free.get(sk)
+            ready = tb + int(rho[r])
+            s = ready if free is None else max(ready, free + int(gap[r]))
+            new_s[r], new_end[r] = s, s + int(dur[r])
+            stream_free[sk] = new_end[r]
+            done_so_far = max(done_so_far, int(new_end[r]))
+        for item in waiting.pop(i, ()):
+            heapq.heappush(heap, item)
+        if pos + 1 < len(calls):
+            nxt = calls[pos + 1]
+            gap_cpu = int(ln["t_begin"][nxt] - ln["t_end"][i])
+            heapq.heappush(
+                heap, (te + int(gap_cpu * cpu_scale * _gap_factor(t, nxt)), key, pos + 1)
+            )
+    # GPU rows with no launch keep their measured times
+
+    out_l = ln.copy()
+    out_l["t_begin"], out_l["t_end"] = new_b, new_e
+    out_g = g.copy()
+    out_g["t_start"], out_g["t_end"] = new_s, new_end
+    out_g["t_queued"] = 0
+    out_g["t_submitted"] = 0
+    if graphs:  # kernels now belong to their region's graph launch
+        out_g["correlation"] = np.where(
+            gl >= 0, ln["correlation"][np.maximum(gl, 0)], out_g["correlation"]
+        )
+    ops = t.ops.copy()
+    if len(ops):
+        ops["t_begin"] = _map_times(
+            ops["t_begin"],
+            ops["tid"],
+            ops["pid"],
+            ln["tid"],
+            ln["pid"],
+            ln["t_begin"],
+            new_b,
+            cpu_scale,
+        )
+        ops["t_end"] = np.maximum(
+            ops["t_begin"],
+            _map_times(
+                ops["t_end"],
+                ops["tid"],
+                ops["pid"],
+                ln["tid"],
+                ln["pid"],
+                ln["t_begin"],
+                new_b,
+                cpu_scale,
+            ),
+        )
+    regions = t.regions.copy()
+    if len(regions) and n_l:
+        main = np.bincount(ln["tid"] - ln["tid"].min()).argmax() + ln["tid"].min()
+        rt = np.full(len(regions), main)
+        rp = np.full(len(regions), ln["pid"][ln["tid"] == main][0])
+        regions["t_begin"] = _map_times(
+            regions["t_begin"], rt, rp, ln["tid"], ln["pid"], ln["t_begin"], new_b, cpu_scale
+        )
+        regions["t_end"] = _map_times(
+            regions["t_end"], rt, rp, ln["tid"], ln["pid"], ln["t_begin"], new_b, cpu_scale
+        )
+    keep = out_l["cbid"] != REMOVED
+    out_l = out_l[keep]
+    meta = dict(t.meta)
+    meta["whatif"] = {
+        "cpu_scale": cpu_scale,
+        "fuse": [list(c) for c in fuse or []],
+        "graphs": graphs,
+    }
+    return replace(t, launches=out_l, gpu=out_g, ops=ops, regions=regions, meta=meta)
+
+
+HANDOFF_NS = 20_000
+REMOVED = -3  # cbid of a call that a change removed
+NO_HOST_WORK = -2  # cbid of a call whose preceding host work a change removed
+
+
+def _handoffs(ln: np.ndarray) -> np.ndarray:
+    """For each call, the call of another thread that ended last before it began, if
+    within HANDOFF_NS; else -1."""
+    n = len(ln)
+    dep = np.full(n, -1, dtype=np.int64)
+    if n < 2:
+        return dep
+    eo = np.argsort(ln["t_end"], kind="stable")
+    ends = ln["t_end"][eo]
+    k = np.searchsorted(ends, ln["t_begin"], side="right") - 1
+    ok = k >= 0
+    cand = np.where(ok, eo[np.maximum(k, 0)], -1)
+    other = ok & (ln["tid"][np.maximum(cand, 0)] != ln["tid"])
+    close = other & (ln["t_begin"] - ln["t_end"][np.maximum(cand, 0)] <= HANDOFF_NS)
+    dep[close] = cand[close]
+    return dep
+
+
+def _gap_factor(t: Trace, nxt: int) -> float:
+    """Host gaps before calls marked by _apply_graphs (kind graph, cbid -2) vanish."""
+    return 0.0 if t.launches["cbid"][nxt] == NO_HOST_WORK else 1.0
+
+
+def _apply_fusion(t: Trace, chains: list[tuple[str, ...]]) -> Trace:
+    """Each occurrence of a chain: its first kernel runs the chain's total time; the
+    later kernels and their single-kernel launch calls disappear."""
+    from skipnative.fusion import find_candidates
+
+    wanted = {tuple(c) for c in chains}
+    lengths = sorted({len(c) for c in wanted})
+    cands = find_candidates(t, lengths=lengths, threshold=0.0)
+    from skipnative.metrics import join_kernels
+
+    kt = join_kernels(t)
+    kernel_rows = np.flatnonzero(t.gpu["kind"] == 0)  # join order -> gpu rows
+    drop_gpu, drop_launch = set(), set()
+    g = t.gpu.copy()
+    for c in cands:
+        if c.chain not in wanted:
+            continue
+        for occ in c.occurrences:
+            rows = [int(kernel_rows[k]) for k in occ]
+            if any(r in drop_gpu for r in rows):
+                continue  # overlapping occurrence: fused already
+            total = int(sum(g["t_end"][r] - g["t_start"][r] for r in rows))
+            g["t_end"][rows[0]] = g["t_start"][rows[0]] + total
+            for k, r in zip(occ[1:], rows[1:]):
+                drop_gpu.add(r)
+                li = int(kt.launch[k])
+                if li >= 0 and t.launches["kind"][li] == KIND_KERNEL:
+                    drop_launch.add(li)
+    keep_g = np.ones(len(g), dtype=bool)
+    keep_g[list(drop_gpu)] = False
+    # A removed call stays as a placeholder (cbid REMOVED) that replay() runs in no
+    # time, so the host gaps around it keep their measured lengths; the placeholders
+    # are dropped from the predicted trace.
+    ln = t.launches.copy()
+    gone = list(drop_launch)
+    ln["correlation"][gone] = -1
+    ln["kind"][gone] = API_KINDS.index("other")
+    ln["cbid"][gone] = REMOVED
+    return replace(t, gpu=g[keep_g], launches=ln)
+
+
+def _apply_graphs(t: Trace, gl, rho, gap, queued, dur):
+    """Per region, the kernel launches become one graph launch (the region's first
+    kernel launch, now of kind graph, costing the median graph-launch call if the
+    trace has one, else twice the median kernel-launch call); the host work
+    between them disappears; kernels queue back to back with the trace's median
+    inter-kernel gap."""
+    ln = t.launches.copy()
+    kl = ln["kind"] == KIND_KERNEL
+    api = ln["t_end"] - ln["t_begin"]
+    gk = ln["kind"] == KIND_GRAPH
+    cost = int(np.median(api[gk])) if gk.any() else int(2 * np.median(api[kl])) if kl.any() else 0
+    med_gap = int(np.median(gap[queued])) if queued.any() else 0
+    bounds = [(int(r["t_begin"]), int(r["t_end"])) for r in t.regions] or [
+        (int(ln["t_begin"].min()), int(ln["t_end"].max()) + 1)
+    ]
+    keep = np.ones(len(ln), dtype=bool)
+    new_gl = gl.copy()
+    for b, e in bounds:
+        inr = np.flatnonzero(kl & (ln["t_begin"] >= b) & (ln["t_begin"] < e))
+        if len(inr) == 0:
+            continue
+        inr = inr[np.argsort(ln["t_begin"][inr], kind="stable")]
+        head = inr[0]
+        ln["kind"][head] = KIND_GRAPH
+        ln["t_end"][head] = ln["t_begin"][head] + cost
+        keep[inr[1:]] = False
+        rows = np.isin(gl, inr)
+        new_gl[rows] = head
+        # every call after the graph launch in the region: no host work before it
+        after = np.flatnonzero(keep & (ln["t_begin"] > ln["t_begin"][head]) & (ln["t_begin"] < e))
+        ln["cbid"][after] = NO_HOST_WORK
+    rho = np.where(new_gl != gl, np.maximum(cost, 0), rho)
+    gap = np.where(new_gl != gl, med_gap, gap)
+    # renumber launches after dropping
+    idx = np.cumsum(keep) - 1
+    new_gl = np.where(new_gl >= 0, idx[np.maximum(new_gl, 0)], -1)
+    return ln[keep], new_gl, rho, gap, queued
+
+
+def predict(trace: Trace, **kw: Any) -> list[dict[str, Any]]:
+    """Measured and predicted metrics per region (device summed over: first device)."""
+    pred = replay(trace, **kw)
+    m = {(r.name, r.device): r.metrics for r in trace.metrics(top=0)}
+    p = {(r.name, r.device): r.metrics for r in pred.metrics(top=0)}
+    out = []
+    for key, mm in m.items():
+        pm = p.get(key)
+        if pm is None:
+            continue
+        out.append(
+            {
+                "name": key[0],
+                "device": key[1],
+                "measured_il_us": mm["il_us"],
+                "predicted_il_us": pm["il_us"],
+                "measured_tklqt_us": mm["tklqt_us"],
+                "predicted_tklqt_us": pm["tklqt_us"],
+                "measured_queued_fraction": mm["queued_fraction"],
+                "predicted_queued_fraction": pm["queued_fraction"],
+                "measured_bound": mm["bound"],
+                "predicted_bound": pm["bound"],
+                "predicted_n_kernels": pm["n_kernels"],
+            }
+        )
+    return out

@@ -1,0 +1,124 @@
+"""Fusion candidates (SPEC.md §5) on generated traces with known answers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import skipnative
+from kineto_gen import kernel, launch, op, write
+from skipnative.fusion import find_candidates
+
+
+def trace_of(tmp_path, seq, *, syncs=(), stream_of=None, api=5, with_ops=False):
+    """Kernels named by `seq`, launched 100 us apart; syncs before the given indices."""
+    ev, corr, t = [], 0, 0
+    for i, name in enumerate(seq):
+        if i in syncs:
+            ev.append(launch(t, 3, 100000 + i, name="cudaStreamSynchronize"))
+            t += 10
+        corr += 1
+        if with_ops:
+            ev.append(op(t - 1, api + 2, f"aten::op_{name}"))
+        ev.append(launch(t, api, corr))
+        ev.append(kernel(t + 20, 5, corr, name, stream=stream_of(i) if stream_of else 7))
+        t += 100
+    return skipnative.load(write(tmp_path / "t.json", ev))
+
+
+def by_chain(cands):
+    return {c.chain: c for c in cands}
+
+
+def test_proximity_score_and_threshold(tmp_path):
+    t = trace_of(tmp_path, list("ABXABYABZAC"))
+    got = by_chain(find_candidates(t, lengths=(2,), threshold=0.5))
+    assert got[("A", "B")].count == 3 and got[("A", "B")].ps == pytest.approx(3 / 4)
+    assert ("A", "C") not in got  # 1/4 < 0.5
+    assert ("B", "X") not in got  # 1/3 < 0.5
+    strict = by_chain(find_candidates(t, lengths=(2,), threshold=1.0))
+    assert ("A", "B") not in strict and ("X", "A") in strict and ("Z", "A") in strict
+
+
+def test_sync_cuts_chains(tmp_path):
+    t = trace_of(tmp_path, list("ABAB"), syncs={1})
+    got = by_chain(find_candidates(t, lengths=(2,), threshold=0.1))
+    assert got[("A", "B")].count == 1  # the first A-B is cut by the sync
+    assert ("B", "A") in got
+
+
+def test_overlapping_occurrences_count(tmp_path):
+    t = trace_of(tmp_path, list("AAAA"))
+    got = by_chain(find_candidates(t, lengths=(2, 3), threshold=0.1))
+    assert got[("A", "A")].count == 3 and got[("A", "A", "A")].count == 2
+
+
+def test_chains_stay_within_a_stream(tmp_path):
+    # alternate streams: A on 7, B on 8 -> no A-B chain, but A-A on stream 7
+    t = trace_of(tmp_path, list("ABABAB"), stream_of=lambda i: 7 + i % 2)
+    got = by_chain(find_candidates(t, lengths=(2,), threshold=0.1))
+    assert ("A", "B") not in got and got[("A", "A")].count == 2
+
+
+def test_saving_and_ranking(tmp_path):
+    t = trace_of(tmp_path, list("ABCABCAB"), api=4)
+    cands = find_candidates(t, lengths=(2, 3), threshold=1.0)
+    # C is always followed by A, B (PS 2/2): saving (3 - 1) * 2 * 4 = 16 beats A-B's 12
+    top = cands[0]
+    assert top.chain == ("C", "A", "B") and top.saving_us == pytest.approx(16)
+    ab = by_chain(cands)[("A", "B")]
+    assert ab.saving_us == pytest.approx((2 - 1) * 3 * 4)
+    assert [c.saving_us for c in cands] == sorted((c.saving_us for c in cands), reverse=True)
+
+
+def test_ops_are_attached(tmp_path):
+    t = trace_of(tmp_path, list("ABAB"), with_ops=True)
+    ab = by_chain(find_candidates(t, lengths=(2,)))[("A", "B")]
+    assert set(ab.ops) == {"aten::op_A", "aten::op_B"}
+
+
+def test_real_trace_candidates_are_consistent():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2].parent / "shared/data/kineto/sampled_rank0.json.gz"
+    t = skipnative.load(path)
+    cands = find_candidates(t, lengths=(2, 3), threshold=1.0)
+    assert cands
+    names = [t.strings[i] for i in t.kernels["name_id"]]
+    from collections import Counter
+
+    first = Counter(names)
+    for c in cands:
+        assert c.ps == pytest.approx(c.count / first[c.chain[0]]) and c.ps >= 1.0 - 1e-12
+        assert c.count <= first[c.chain[0]]
+
+
+def test_cli_json(tmp_path):
+    t = trace_of(tmp_path, list("ABAB"))
+    t.save(tmp_path / "t.skip")
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "skipnative",
+            "fusion",
+            str(tmp_path / "t.skip"),
+            "--json",
+            "--lengths",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out["candidates"][0]) == {"chain", "count", "ps", "saving_us", "ops"}
+    bad = subprocess.run(
+        [sys.executable, "-m", "skipnative", "fusion", str(tmp_path / "t.skip"), "--lengths", "1"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 1 and "at least 2" in bad.stderr

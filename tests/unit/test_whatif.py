@@ -1,0 +1,131 @@
+"""What-if replay: reproduces measured traces; responds to the CPU as it should."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import skipnative
+from kineto_gen import kernel, launch, step, write
+from skipnative.sweep import queue_transition, run_summary, series, tklqt_knee
+from skipnative.whatif import predict, replay
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "kineto"
+REAL = sorted(DATA.glob("*.json.gz"))
+
+
+@pytest.mark.parametrize("path", REAL, ids=[p.name for p in REAL])
+def test_unchanged_replay_reproduces_every_region(path):
+    t = skipnative.load(path)
+    for r in predict(t, cpu_scale=1.0):
+        assert r["predicted_il_us"] == pytest.approx(r["measured_il_us"], rel=0.05)
+        assert r["predicted_il_us"] == pytest.approx(r["measured_il_us"], rel=1e-6)
+        assert r["predicted_tklqt_us"] == pytest.approx(r["measured_tklqt_us"], rel=1e-6)
+
+
+@pytest.mark.parametrize("path", REAL, ids=[p.name for p in REAL])
+def test_predicted_latency_never_falls_as_the_cpu_slows(path):
+    t = skipnative.load(path)
+    il = [predict(t, cpu_scale=s)[0]["predicted_il_us"] for s in (0.5, 0.8, 1.0, 1.5, 3.0)]
+    assert il == sorted(il)
+
+
+def run_trace(tmp_path, batch, *, n=40, host=20, api=5, per_batch_ns=2000, name="t"):
+    """One inference iteration: n launches every host+api us, kernels of
+    per_batch_ns * batch, a device sync at the end (as .item() would)."""
+    ev, t = [step(0, 0, 1)], 10
+    start = {}
+    free = 0
+    for i in range(n):
+        ev.append(launch(t, api, i + 1))
+        ready = t + api + 2
+        s = max(ready, free)
+        d = per_batch_ns * batch / 1000
+        ev.append(kernel(s, d, i + 1))
+        free = s + d
+        start[i] = s
+        t += api + host
+    end = max(t, free) + 3
+    ev.append(launch(t, end - t, 999, name="cudaDeviceSynchronize"))
+    ev[0] = step(0, end + 5, 1)
+    return skipnative.load(write(tmp_path / f"{name}{batch}.json", ev))
+
+
+def test_cpu_bound_scales_gpu_bound_does_not(tmp_path):
+    cpu = run_trace(tmp_path, 1)
+    gpu = run_trace(tmp_path, 64)
+    assert run_summary(cpu)["bound"] == "cpu" and run_summary(gpu)["bound"] == "gpu"
+    r_cpu = predict(cpu, cpu_scale=2.0)[1]
+    r_gpu = predict(gpu, cpu_scale=2.0)[1]
+    assert r_cpu["predicted_il_us"] / r_cpu["measured_il_us"] == pytest.approx(2.0, rel=0.1)
+    assert r_gpu["predicted_il_us"] / r_gpu["measured_il_us"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_transition_moves_with_the_cpu(tmp_path):
+    batches = [1, 2, 4, 8, 16, 32, 64]
+    runs = [run_trace(tmp_path, b) for b in batches]
+    measured = series([run_summary(r) for r in runs], batches)
+    slower = series([run_summary(replay(r, cpu_scale=2.0)) for r in runs], batches)
+    faster = series([run_summary(replay(r, cpu_scale=0.5)) for r in runs], batches)
+    # launches every 25 us: kernels of 2 us x batch queue from batch 16 (32 us)
+    assert measured["queue_transition"] == 16
+    assert slower["queue_transition"] == 32 and faster["queue_transition"] == 8
+
+
+def test_fusing_a_chain_saves_launch_time_when_cpu_bound(tmp_path):
+    t = run_trace(tmp_path, 1)
+    chain = (t.strings[t.kernels["name_id"][0]],) * 2
+    fused = replay(t, fuse=[chain])
+    assert len(fused.kernels) == 20 and len(fused.launches) == len(t.launches) - 20
+    base = t.metrics(region="ProfilerStep#1")[0].metrics["il_us"]
+    after = fused.metrics(region="ProfilerStep#1")[0].metrics["il_us"]
+    assert after < base - 20 * 5 * 0.9  # 20 launch calls of 5 us gone from the critical path
+
+
+def test_graphs_remove_host_work(tmp_path):
+    t = run_trace(tmp_path, 1)
+    g = replay(t, graphs=True)
+    m = g.metrics(region="ProfilerStep#1")[0].metrics
+    assert m["n_counted_kernels"] == 1 and m["n_kernels"] == 40
+    assert m["il_us"] < t.metrics(region="ProfilerStep#1")[0].metrics["il_us"] / 5
+
+
+def test_knee_and_transition_definitions():
+    assert tklqt_knee([1, 2, 4, 8, 16], [10, 11, 10, 30, 80]) == 8
+    assert tklqt_knee([1, 2, 4, 8], [10, 16, 14, 30]) == 8  # 2 does not stay above 15
+    assert tklqt_knee([1, 2, 4], [10, 11, 12]) is None
+    assert tklqt_knee([4, 1, 2], [30, 10, 11]) == 4  # order of the input does not matter
+    assert tklqt_knee([1, 2, 4], [10, 13, 20], tau=0.2) == 2
+    assert queue_transition([1, 2, 4, 8], [0.1, 0.6, 0.4, 0.9]) == 8
+    assert queue_transition([1, 2], [0.1, 0.2]) is None
+
+
+def test_cli_on_a_sweep_folder(tmp_path):
+    batches = [1, 4, 16, 64]
+    for b in batches:
+        run_trace(tmp_path, b).save(tmp_path / f"b{b}.skip")
+    (tmp_path / "sweep.json").write_text(
+        json.dumps(
+            {"card": "generated", "phase": "prefill", "points": [{"batch": b} for b in batches]}
+        )
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "skipnative", "whatif", str(tmp_path), "--json", "--cpu-scale", "2"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["measured"]["queue_transition"] == 16
+    assert out["predicted"]["queue_transition"] == 64
+    r = subprocess.run(
+        [sys.executable, "-m", "skipnative", "whatif", str(tmp_path / "b1.skip"), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    regions = json.loads(r.stdout)["regions"]
+    assert {"name", "measured_il_us", "predicted_il_us", "predicted_tklqt_us"} <= set(regions[0])
