@@ -7,20 +7,20 @@ import subprocess
 import sys
 
 import pytest
+from kineto_gen import kernel, launch, op, write
 
 import skipnative
-from kineto_gen import kernel, launch, op, write
 from skipnative.fusion import find_candidates
 
 
 def trace_of(tmp_path, seq, *, syncs=(), stream_of=None, api=5, with_ops=False):
     """Kernels named by `seq`, launched 100 us apart; syncs before the given indices."""
-    ev, corr, t = [], 0, 0
+    ev, t = [], 0
     for i, name in enumerate(seq):
         if i in syncs:
             ev.append(launch(t, 3, 100000 + i, name="cudaStreamSynchronize"))
             t += 10
-        corr += 1
+        corr = i + 1
         if with_ops:
             ev.append(op(t - 1, api + 2, f"aten::op_{name}"))
         ev.append(launch(t, api, corr))

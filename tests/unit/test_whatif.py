@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from kineto_gen import kernel, launch, step, write
 
 import skipnative
-from kineto_gen import kernel, launch, step, write
 from skipnative.sweep import queue_transition, run_summary, series, tklqt_knee
 from skipnative.whatif import predict, replay
 
