@@ -33,6 +33,19 @@ def child(args) -> None:
     for _ in range(args.warmup):
         fn()
     torch.cuda.synchronize()
+    if args.graphs:  # the same work as one CUDA graph per iteration
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                fn()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn()
+        fn = graph.replay
+        fn()
+        torch.cuda.synchronize()
     with skipnative.capture(latency_timestamps=True) as cap:  # timing pass: first CUPTI user
         for i in range(args.iters):
             cap.mark(f"iter{i}")
@@ -41,6 +54,20 @@ def child(args) -> None:
     skip_path = os.path.join(args.out, f"b{b}.skip")
     native.save(skip_path, overwrite=True)
 
+    if args.graphs or args.no_kineto:
+        rows = [r for r in native.metrics(top=0) if r.name.startswith("iter")]
+        keys = ("tklqt_us", "il_us", "n_kernels", "queued_fraction")
+        print(
+            json.dumps(
+                {
+                    "batch": b,
+                    "native": {k: sum(r.metrics[k] for r in rows) / len(rows) for k in keys},
+                    "kineto": None,
+                    "dropped": cap.metadata["dropped"],
+                }
+            )
+        )
+        return
     kineto_path = os.path.join(args.out, f"b{b}_kineto.json.gz")
     with profile(
         activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA],
@@ -90,6 +117,8 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--model")
+    ap.add_argument("--graphs", action="store_true", help="run each iteration as a CUDA graph")
+    ap.add_argument("--no-kineto", action="store_true", help="timing pass only")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -129,7 +158,7 @@ def main() -> None:
             break
         p = json.loads(r.stdout.strip().splitlines()[-1])
         points.append(p)
-        n, k = p["native"], p["kineto"]
+        n, k = p["native"], p["kineto"] or {"tklqt_us": float("nan"), "il_us": float("nan")}
         print(
             f"{b:>5} {n['tklqt_us']:>16.1f} {k['tklqt_us']:>16.1f} "
             f"{k['tklqt_us'] / max(n['tklqt_us'], 1e-9):>6.2f} {n['il_us']:>13.1f} "
