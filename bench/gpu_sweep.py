@@ -152,6 +152,8 @@ def main() -> None:
             "--child",
             str(b),
         ] + (["--model", args.model] if args.model else [])
+        cmd += ["--graphs"] if args.graphs else []
+        cmd += ["--no-kineto"] if args.no_kineto else []
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             print(f"batch {b}: failed\n{r.stderr[-3000:]}")
