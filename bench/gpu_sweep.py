@@ -50,6 +50,7 @@ def child(args) -> None:
         for i in range(args.iters):
             cap.mark(f"iter{i}")
             fn()
+            torch.cuda.synchronize()  # one request per iteration: no backlog between them
     native = cap.trace
     skip_path = os.path.join(args.out, f"b{b}.skip")
     native.save(skip_path, overwrite=True)

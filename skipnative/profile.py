@@ -223,6 +223,9 @@ def profile(
         for i in range(iters):
             cap.mark(f"iter{i}")
             fn()
+            # each iteration is one request: without the sync, the next one would
+            # queue behind this one's kernels and its IL and TKLQT would include them
+            torch.cuda.synchronize()
     native = cap.trace
     if not attribution:
         return Profile(native, None, None)

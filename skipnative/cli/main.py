@@ -5,16 +5,31 @@ from __future__ import annotations
 import argparse
 import sys
 
-from skipnative.cli import analyze, compare, export, fusion, info, whatif
+from skipnative.cli import (
+    analyze,
+    compare,
+    demo,
+    export,
+    fusion,
+    info,
+    profile,
+    report,
+    sweep,
+    whatif,
+)
 from skipnative.cli._common import UserError
 
 COMMANDS = {
+    "demo": demo,
     "info": info,
     "analyze": analyze,
     "compare": compare,
     "export": export,
     "fusion": fusion,
     "whatif": whatif,
+    "profile": profile,
+    "sweep": sweep,
+    "report": report,
 }
 
 

@@ -1,0 +1,120 @@
+"""`skip profile`: one configuration, timing pass + attribution pass, to --out."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+
+from skipnative.cli._common import UserError
+
+
+def add_workload_args(p) -> None:
+    p.add_argument(
+        "--model",
+        metavar="PATH",
+        help="a local Hugging Face checkpoint folder "
+        "(offline); default: Llama-3.2-1B's shape with random weights",
+    )
+    p.add_argument(
+        "--script",
+        metavar="FILE:FUNC",
+        help="profile FUNC() from FILE instead: FUNC builds the workload and returns "
+        "the callable that runs one iteration",
+    )
+    p.add_argument("--phase", choices=["prefill", "decode"], default="prefill")
+    p.add_argument("--seq-len", type=int, default=512, help="prompt / context length")
+    p.add_argument("--iters", type=int, default=5, help="timed iterations")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument(
+        "--no-attribution",
+        action="store_true",
+        help="skip the torch.profiler pass (no ATen ops, no Kineto comparison)",
+    )
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("profile", help="profile one configuration on the GPU")
+    add_workload_args(p)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--name", help="file name stem (default b<batch>)")
+    p.set_defaults(run=run)
+
+
+def load_script(spec: str):
+    path, _, func = spec.rpartition(":")
+    if not path or not func:
+        raise UserError(f"--script: expected FILE:FUNC, got {spec!r}")
+    if not os.path.isfile(path):
+        raise UserError(f"--script: {path}: no such file")
+    s = importlib.util.spec_from_file_location("skip_user_workload", path)
+    mod = importlib.util.module_from_spec(s)
+    s.loader.exec_module(mod)  # the user's own workload code, by request
+    f = getattr(mod, func, None)
+    if not callable(f):
+        raise UserError(f"--script: {path} has no function {func!r}")
+    return f
+
+
+def build_workload(args, batch: int):
+    if args.script:
+        step = load_script(args.script)()
+        if not callable(step):
+            raise UserError(f"--script: {args.script}() must return a callable")
+        return step
+    from skipnative import workloads as wl
+
+    model = wl.build_decoder(model_path=args.model)
+    if args.phase == "prefill":
+        return wl.prefill(model, batch, args.seq_len)
+    return wl.decode(model, batch, args.seq_len)
+
+
+def run(args) -> int:
+    from skipnative.cli._gpu import require_gpu
+
+    require_gpu("profile")
+    from skipnative.profile import profile
+
+    if args.batch < 1 or args.iters < 1:
+        raise UserError("--batch and --iters must be >= 1")
+    os.makedirs(args.out, exist_ok=True)
+    name = args.name or f"b{args.batch}"
+    step = build_workload(args, args.batch)
+    prof = profile(step, warmup=args.warmup, iters=args.iters, attribution=not args.no_attribution)
+    prof.native.save(os.path.join(args.out, f"{name}.skip"), overwrite=True)
+    if prof.kineto is not None:
+        from skipnative.io.perfetto import export_perfetto
+
+        export_perfetto(
+            prof.kineto, os.path.join(args.out, f"{name}_kineto.json.gz"), overwrite=True
+        )
+    summary = prof.summary()
+    out = {
+        "batch": args.batch,
+        "file": f"{name}.skip",
+        "phase": args.phase,
+        "seq_len": args.seq_len,
+        "native": summary["native"],
+        "kineto": summary.get("kineto"),
+        "match_rate": summary.get("match_rate"),
+        "ops": prof.op_breakdown(),
+        "dropped": prof.native.meta.get("dropped"),
+    }
+    with open(os.path.join(args.out, f"{name}.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    n = summary["native"]
+    print(
+        f"{name}: TKLQT {n['tklqt_us']:,.1f} us, IL {n['il_us']:,.1f} us, "
+        f"{n['bound']}-bound (queued {n['queued_fraction']:.2f})"
+        + (
+            f"; Kineto TKLQT {summary['kineto']['tklqt_us']:,.1f} us, "
+            f"match {summary['match_rate']:.1%}"
+            if "kineto" in summary
+            else ""
+        ),
+        file=sys.stderr,
+    )
+    return 0

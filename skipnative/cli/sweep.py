@@ -1,0 +1,108 @@
+"""`skip sweep`: one `skip profile` per batch size, each in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from skipnative.cli._common import UserError
+from skipnative.cli.profile import add_workload_args
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="profile a batch-size sweep on the GPU")
+    add_workload_args(p)
+    p.add_argument("--batch-sizes", default="1,2,4,8,16,32,64")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(run=run)
+
+
+def batch_sizes(text: str) -> list[int]:
+    try:
+        b = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"--batch-sizes: expected integers like 1,2,4, got {text!r}") from None
+    if not b or min(b) < 1:
+        raise UserError("--batch-sizes: at least one size, each >= 1")
+    return sorted(set(b))
+
+
+def sweep(args, sizes: list[int]) -> dict:
+    from skipnative.sweep import series
+
+    os.makedirs(args.out, exist_ok=True)
+    points = []
+    t_start = time.time()
+    for k, b in enumerate(sizes):
+        bar = "#" * k + "." * (len(sizes) - k)
+        print(
+            f"\r[{bar}] batch {b} ({k + 1}/{len(sizes)}, {time.time() - t_start:.0f} s)",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "skipnative",
+            "profile",
+            "--batch",
+            str(b),
+            "--out",
+            args.out,
+            "--phase",
+            args.phase,
+            "--seq-len",
+            str(args.seq_len),
+            "--iters",
+            str(args.iters),
+            "--warmup",
+            str(args.warmup),
+        ]
+        for flag, value in (("--model", args.model), ("--script", args.script)):
+            if value:
+                cmd += [flag, value]
+        if args.no_attribution:
+            cmd.append("--no-attribution")
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            print(file=sys.stderr)
+            last = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise UserError(f"batch {b} failed: {last}")
+        with open(os.path.join(args.out, f"b{b}.json")) as f:
+            points.append(json.load(f))
+    print(
+        f"\r[{'#' * len(sizes)}] {len(sizes)} points in {time.time() - t_start:.0f} s",
+        file=sys.stderr,
+    )
+    import torch
+
+    doc = {
+        "card": torch.cuda.get_device_name(),
+        "phase": args.phase,
+        "seq_len": args.seq_len,
+        "points": points,
+        "native": series([p["native"] for p in points], sizes),
+    }
+    if all(p.get("kineto") for p in points):
+        doc["kineto"] = series([p["kineto"] for p in points], sizes)
+    with open(os.path.join(args.out, "sweep.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+    return doc
+
+
+def run(args) -> int:
+    from skipnative.cli._gpu import require_gpu
+
+    sizes = batch_sizes(args.batch_sizes)
+    require_gpu("sweep")
+    doc = sweep(args, sizes)
+    n = doc["native"]
+    print(
+        f"{args.out}: queue transition at batch {n['queue_transition']}, TKLQT knee at "
+        f"{n['knee']}" + ("" if n["agree"] else " (they disagree)")
+    )
+    return 0

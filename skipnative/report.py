@@ -1,0 +1,231 @@
+"""The sweep report: report.md with PNG plots, from a sweep folder.
+
+Data first (`sweep_data`), then figures and text that only consume it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from skipnative.sweep import load_sweep, run_summary, series
+
+
+def sweep_data(folder: str) -> dict[str, Any]:
+    """Everything the report shows, computed from the folder's .skip files (and the
+    Kineto summaries and op breakdowns that sweep.json carries, where present)."""
+    import skipnative
+    from skipnative.metrics import join_kernels
+
+    sw = load_sweep(folder)
+    native, lq, tops = [], [], []
+    for f in sw.files:
+        t = skipnative.load(f)
+        native.append(run_summary(t))
+        kt = join_kernels(t)
+        lq.append(((kt.t_start - kt.l_begin)[kt.counted] / 1e3).tolist())
+        rows = [r for r in t.metrics(top=8) if r.name == "all"]
+        tops.append(rows[0].top_kernels if rows else [])
+    points = sw.info.get("points", [])
+    kineto = [p.get("kineto") for p in points]
+    data = {
+        "folder": folder,
+        "card": sw.card,
+        "phase": sw.phase,
+        "seq_len": sw.info.get("seq_len"),
+        "values": sw.values,
+        "native": native,
+        "native_series": series(native, sw.values),
+        "kineto": kineto if all(kineto) else None,
+        "lq_us": lq,
+        "top_kernels": tops,
+        "ops": [p.get("ops") or [] for p in points],
+        "match_rate": [p.get("match_rate") for p in points],
+    }
+    if data["kineto"]:
+        data["kineto_series"] = series(data["kineto"], sw.values)
+    return data
+
+
+def _figures(data: dict[str, Any], out: str) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = data["values"]
+    n = data["native_series"]
+    files = []
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.plot(xs, np.array(n["tklqt_us"]) / 1e3, "o-", label="TKLQT (skipnative)")
+    ax.plot(xs, np.array(n["il_us"]) / 1e3, "s-", label="IL (skipnative)")
+    if data.get("kineto"):
+        k = data["kineto_series"]
+        ax.plot(xs, np.array(k["tklqt_us"]) / 1e3, "o--", alpha=0.6, label="TKLQT (Kineto)")
+        ax.plot(xs, np.array(k["il_us"]) / 1e3, "s--", alpha=0.6, label="IL (Kineto)")
+    if n["queue_transition"] is not None:
+        ax.axvline(n["queue_transition"], color="k", ls=":", label="queue transition")
+    if n["knee"] is not None:
+        ax.axvline(n["knee"], color="r", ls="--", alpha=0.5, label="TKLQT knee")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("ms")
+    ax.set_title(f"TKLQT and inference latency, {data['phase']} ({data['card']})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    files.append("tklqt_il.png")
+    fig.savefig(os.path.join(out, files[-1]), dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    api = np.array([p["launch_api_us"] for p in data["native"]]) / 1e3
+    sub = np.array([p.get("launch_submit_us", 0.0) for p in data["native"]]) / 1e3
+    wait = np.array([p["launch_wait_us"] for p in data["native"]]) / 1e3
+    queue = np.maximum(wait - sub, 0)
+    pos = np.arange(len(xs))
+    ax.bar(pos, api, label="launch call (api)")
+    ax.bar(pos, sub, bottom=api, label="submission")
+    ax.bar(pos, queue, bottom=api + sub, label="GPU queueing")
+    ax.set_xticks(pos, [str(x) for x in xs])
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("ms per iteration")
+    ax.set_title("TKLQT = launch call + submission + queueing")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    files.append("tklqt_parts.png")
+    fig.savefig(os.path.join(out, files[-1]), dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.boxplot([np.maximum(np.array(v), 1e-3) for v in data["lq_us"]], showfliers=False)
+    ax.set_xticks(np.arange(1, len(xs) + 1), [str(x) for x in xs])
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("kernel start - launch begin (us)")
+    ax.set_title("Per-kernel launch-and-queue time")
+    fig.tight_layout()
+    files.append("lq_distribution.png")
+    fig.savefig(os.path.join(out, files[-1]), dpi=110)
+    plt.close(fig)
+    return files
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def write_report(folder: str, out: str | None = None, *, source_note: str = "") -> str:
+    """Writes report.md and its PNGs into `out` (default: the sweep folder)."""
+    out = out or folder
+    os.makedirs(out, exist_ok=True)
+    data = sweep_data(folder)
+    figs = _figures(data, out)
+    n, xs = data["native_series"], data["values"]
+    lines = [
+        f"# TKLQT sweep: {data['phase']}, sequence length {data['seq_len']}",
+        "",
+        f"Card: {data['card']}. Source: `{data['folder']}`.",
+        "",
+    ]
+    if source_note:
+        lines += [source_note, ""]
+    verdict = (
+        f"The run turns GPU-bound (at least half of the kernels queue) at batch size "
+        f"**{n['queue_transition']}**; the TKLQT knee (paper's method, tau 0.5) is at "
+        f"**{n['knee']}**" + ("." if n["agree"] else ": the two methods disagree.")
+    )
+    lines += [verdict, ""]
+    rows = []
+    for i, b in enumerate(xs):
+        p = data["native"][i]
+        k = data["kineto"][i] if data.get("kineto") else None
+        rows.append(
+            [
+                str(b),
+                f"{p['tklqt_us'] / 1e3:,.2f}",
+                f"{k['tklqt_us'] / 1e3:,.2f}" if k else "-",
+                f"{k['tklqt_us'] / p['tklqt_us']:.2f}" if k and p["tklqt_us"] else "-",
+                f"{p['il_us'] / 1e3:,.2f}",
+                f"{k['il_us'] / 1e3:,.2f}" if k else "-",
+                f"{p['akd_us']:,.1f}",
+                f"{p['queued_fraction']:.2f}",
+                p["bound"],
+            ]
+        )
+    lines += [
+        "## Native against Kineto (per iteration)",
+        "",
+        _md_table(
+            [
+                "batch",
+                "TKLQT ms",
+                "Kineto TKLQT ms",
+                "Kineto/native",
+                "IL ms",
+                "Kineto IL ms",
+                "AKD us",
+                "queued",
+                "bound",
+            ],
+            rows,
+        ),
+        "",
+    ]
+    if data.get("kineto"):
+        k = data["kineto_series"]
+        lines += [
+            f"From the Kineto (torch.profiler) pass the transition would be at "
+            f"{k['queue_transition']} and the knee at {k['knee']}.",
+            "",
+        ]
+    lines += ["## Figures", ""] + [f"![{f}]({f})" for f in figs] + [""]
+    for label, i in (("smallest", 0), ("largest", len(xs) - 1)):
+        tk = data["top_kernels"][i]
+        if tk:
+            lines += [
+                f"## Top kernels at batch {xs[i]} ({label})",
+                "",
+                _md_table(
+                    ["kernel", "count", "total ms", "mean us"],
+                    [
+                        [
+                            t["name"][:90].replace("|", "\\|"),
+                            str(t["count"]),
+                            f"{t['total_us'] / 1e3:,.2f}",
+                            f"{t['mean_us']:,.1f}",
+                        ]
+                        for t in tk
+                    ],
+                ),
+                "",
+            ]
+        ops = data["ops"][i]
+        if ops:
+            lines += [
+                f"## Top-level ATen ops at batch {xs[i]}",
+                "",
+                _md_table(
+                    ["op", "kernels", "kernel ms", "launch+queue ms"],
+                    [
+                        [
+                            o["op"][:80],
+                            str(o["kernels"]),
+                            f"{o['kernel_us'] / 1e3:,.2f}",
+                            f"{o['lq_us'] / 1e3:,.2f}",
+                        ]
+                        for o in ops[:10]
+                    ],
+                ),
+                "",
+            ]
+    path = os.path.join(out, "report.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    return path

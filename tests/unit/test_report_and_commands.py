@@ -1,0 +1,119 @@
+"""Report generation, the demo without a GPU, and the GPU commands' refusals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from test_whatif import run_trace
+
+
+def skip(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "skipnative", *map(str, args)], capture_output=True, text=True
+    )
+
+
+@pytest.fixture
+def generated_sweep(tmp_path):
+    batches = [1, 2, 4, 8, 16, 32, 64]
+    for b in batches:
+        run_trace(tmp_path, b).save(tmp_path / f"b{b}.skip")
+    (tmp_path / "sweep.json").write_text(
+        json.dumps(
+            {
+                "card": "generated",
+                "phase": "prefill",
+                "seq_len": 8,
+                "points": [{"batch": b} for b in batches],
+            }
+        )
+    )
+    return tmp_path
+
+
+def test_report_content(generated_sweep):
+    pytest.importorskip("matplotlib")
+    from skipnative.report import sweep_data, write_report
+
+    data = sweep_data(str(generated_sweep))
+    assert data["native_series"]["queue_transition"] == 16
+    path = write_report(str(generated_sweep))
+    with open(path) as f:
+        text = f.read()
+    assert "batch size **16**" in text
+    for b in (1, 64):
+        assert f"\n| {b} | " in text
+    for png in ("tklqt_il.png", "tklqt_parts.png", "lq_distribution.png"):
+        assert f"]({png})" in text
+        head = (generated_sweep / png).read_bytes()[:8]
+        assert head == b"\x89PNG\r\n\x1a\n"
+    assert "## Top kernels at batch 1" in text
+
+
+def test_demo_without_a_gpu_reports_the_bundled_capture(tmp_path):
+    pytest.importorskip("matplotlib")
+    r = skip("demo", "--out", tmp_path / "demo")
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "demo" / "report.md").read_text()
+    assert "No GPU here" in text and "NVIDIA H200" in text
+    assert "Kineto TKLQT ms" in text
+    # seven batch sizes from the bundled capture, 1 to 64
+    assert text.count("\n| ") >= 7 + 1
+    assert (tmp_path / "demo" / "tklqt_il.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("cmd", [["profile", "--out", "OUT"], ["sweep", "--out", "OUT"]])
+def test_gpu_commands_refuse_clearly_without_a_gpu(tmp_path, cmd):
+    from skipnative.cli._gpu import gpu_reason
+
+    if gpu_reason() is None:
+        pytest.skip("a GPU is available here")
+    r = skip(*[str(tmp_path) if c == "OUT" else c for c in cmd])
+    assert r.returncode == 1 and r.stdout == ""
+    line = r.stderr.strip()
+    assert "\n" not in line and "needs a GPU" in line
+
+
+def test_report_of_a_folder_that_is_not_a_sweep(tmp_path):
+    r = skip("report", tmp_path)
+    assert r.returncode == 1 and "no sweep.json" in r.stderr
+
+
+def test_workload_builder_tiny_config_on_cpu():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from skipnative import workloads
+
+    cfg = workloads.llama_config(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=128,
+        vocab_size=500,
+    )
+    assert workloads.llama_config().num_key_value_heads == 8
+    model = workloads.build_decoder(cfg, device="cpu")
+    assert next(model.parameters()).dtype == torch.bfloat16
+    logits = workloads.prefill(model, 3, 16, device="cpu")()
+    assert logits.shape == (3, 16, 500)
+    step = workloads.decode(model, 2, 8, device="cpu")
+    a, b = step(), step()  # the cache is restored: each call decodes the same token
+    assert a.shape == (2, 1, 500) and torch.equal(a, b)
+
+
+def test_script_errors(tmp_path):
+    from skipnative.cli._common import UserError
+    from skipnative.cli.profile import load_script
+
+    with pytest.raises(UserError, match="FILE:FUNC"):
+        load_script("nofunc")
+    with pytest.raises(UserError, match="no such file"):
+        load_script(str(tmp_path / "x.py") + ":f")
+    (tmp_path / "w.py").write_text("def make():\n    return lambda: 1\n")
+    assert load_script(str(tmp_path / "w.py") + ":make")()() == 1
+    with pytest.raises(UserError, match="no function"):
+        load_script(str(tmp_path / "w.py") + ":missing")
