@@ -63,13 +63,19 @@ def build_workload(args, batch: int):
         step = load_script(args.script)()
         if not callable(step):
             raise UserError(f"--script: {args.script}() must return a callable")
+        if getattr(args, "graphs", False):
+            from skipnative.workloads import as_cuda_graph
+
+            return as_cuda_graph(step)
         return step
     from skipnative import workloads as wl
 
     model = wl.build_decoder(model_path=args.model)
     if args.phase == "prefill":
-        return wl.prefill(model, batch, args.seq_len)
-    return wl.decode(model, batch, args.seq_len)
+        step = wl.prefill(model, batch, args.seq_len)
+    else:
+        step = wl.decode(model, batch, args.seq_len)
+    return wl.as_cuda_graph(step) if getattr(args, "graphs", False) else step
 
 
 def run(args) -> int:

@@ -67,6 +67,8 @@ def sweep(args, sizes: list[int]) -> dict:
                 cmd += [flag, value]
         if args.no_attribution:
             cmd.append("--no-attribution")
+        if args.graphs:
+            cmd.append("--graphs")
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             print(file=sys.stderr)

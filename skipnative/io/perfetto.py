@@ -14,12 +14,12 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import tempfile
 
 import numpy as np
 
 from skipnative._records import API_KINDS
 from skipnative.errors import TraceError
+from skipnative.io.atomic import atomic_output
 from skipnative.trace import GPU_KINDS, Trace
 
 _GPU_CAT = {"kernel": "kernel", "memcpy": "gpu_memcpy", "memset": "gpu_memset"}
@@ -132,22 +132,11 @@ def export_perfetto(trace: Trace, path: str, *, overwrite: bool = False) -> int:
         "skipnative": {"source": trace.source, "clock": trace.meta.get("clock")},
     }
     head = json.dumps(header)[:-1]
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        opener = gzip.open if path.endswith(".gz") else open
-        with opener(tmp, "wt", encoding="utf-8") as f:
-            f.write(head)
-            f.write(',"traceEvents":[\n')
-            f.write(",\n".join(events))
-            f.write("\n]}\n")
-        _umask = os.umask(0)
-        os.umask(_umask)
-        os.chmod(tmp, 0o666 & ~_umask)  # mkstemp makes 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    text = head + ',"traceEvents":[\n' + ",\n".join(events) + "\n]}\n"
+    with atomic_output(path, overwrite=overwrite) as f:
+        if path.endswith(".gz"):
+            with gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as gz:
+                gz.write(text.encode())
+        else:
+            f.write(text.encode())
     return len(events)

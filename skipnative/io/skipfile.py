@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 import zlib
 from typing import Any
 
@@ -31,6 +30,7 @@ import numpy as np
 
 from skipnative.errors import TraceError
 from skipnative.io import SKIP_MAGIC
+from skipnative.io.atomic import atomic_output
 from skipnative.trace import GPU_DTYPE, LAUNCH_DTYPE, OP_DTYPE, REGION_DTYPE, Trace
 
 FORMAT_VERSION = 1
@@ -65,7 +65,7 @@ def _encode_column(col: np.ndarray) -> tuple[bytes, str]:
 
 def save(trace: Trace, path: str, *, overwrite: bool = False) -> None:
     path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
+    if os.path.exists(path) and not overwrite:  # before the work of encoding
         raise TraceError(path, "already exists (pass overwrite=True, or --force, to replace it)")
     blobs: list[bytes] = []
     offset = 0
@@ -105,28 +105,11 @@ def save(trace: Trace, path: str, *, overwrite: bool = False) -> None:
         "tables": tables,
     }
     hbytes = json.dumps(header, ensure_ascii=False).encode()
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".skip-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(_PREFIX.pack(SKIP_MAGIC, FORMAT_VERSION, len(hbytes)))
-            f.write(hbytes)
-            for b in blobs:
-                f.write(b)
-            f.flush()
-            os.fsync(f.fileno())
-        if not overwrite and os.path.exists(path):
-            raise TraceError(
-                path, "already exists (pass overwrite=True, or --force, to replace it)"
-            )
-        _umask = os.umask(0)
-        os.umask(_umask)
-        os.chmod(tmp, 0o666 & ~_umask)  # mkstemp makes 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path, overwrite=overwrite) as f:
+        f.write(_PREFIX.pack(SKIP_MAGIC, FORMAT_VERSION, len(hbytes)))
+        f.write(hbytes)
+        for b in blobs:
+            f.write(b)
 
 
 def load(path: str) -> Trace:

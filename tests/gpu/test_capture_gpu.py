@@ -89,25 +89,15 @@ def test_kernel_count_equals_torch_profiler(captured, tmp_path):
 
 
 def test_cuda_graph_replay_counts_once_per_launch():
-    import torch
-
     sys.path.insert(0, str(HERE))
     from workload import make
 
-    step = make()
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(3):
-            step()
-    torch.cuda.current_stream().wait_stream(s)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        step()
-    torch.cuda.synchronize()
+    from skipnative.workloads import as_cuda_graph
+
+    replay = as_cuda_graph(make())
     with skipnative.capture() as cap:
         for _ in range(4):
-            graph.replay()
+            replay()
     t = cap.trace
     graph_launches = t.launches[t.launches["kind"] == KIND_GRAPH]
     assert len(graph_launches) == 4
