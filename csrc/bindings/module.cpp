@@ -9,6 +9,7 @@ void register_session(py::module_& m);
 void register_clock(py::module_& m);
 void register_bench(py::module_& m);
 void register_kineto(py::module_& m);
+void register_launch_bench(py::module_& m);
 
 PYBIND11_MODULE(_native, m) {
   m.doc() = "skipnative native core: CUPTI session, clock, record buffers";
@@ -16,4 +17,5 @@ PYBIND11_MODULE(_native, m) {
   register_clock(m);
   register_bench(m);
   register_kineto(m);
+  register_launch_bench(m);
 }

@@ -7,6 +7,7 @@ import sys
 
 from skipnative.cli import (
     analyze,
+    bench,
     compare,
     demo,
     export,
@@ -30,6 +31,7 @@ COMMANDS = {
     "profile": profile,
     "sweep": sweep,
     "report": report,
+    "bench": bench,
 }
 
 

@@ -1,0 +1,43 @@
+"""`skip bench launch`: null-kernel launch microbenchmarks (needs a GPU)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from skipnative.cli._common import UserError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="microbenchmarks: `skip bench launch`")
+    p.add_argument("what", choices=["launch"])
+    p.add_argument("--iters", type=int, default=2000)
+    p.add_argument("--graph-kernels", type=int, default=100)
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument(
+        "--no-profilers",
+        action="store_true",
+        help="skip the profiler-overhead runs (skipnative, torch.profiler)",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from skipnative import _native
+    from skipnative.launchbench import run as run_bench
+    from skipnative.launchbench import table
+
+    if args.iters < 10 or args.graph_kernels < 1:
+        raise UserError("--iters must be >= 10 and --graph-kernels >= 1")
+    try:
+        res = run_bench(
+            args.iters, graph_kernels=args.graph_kernels, profilers=not args.no_profilers
+        )
+    except _native.BenchError as e:
+        raise UserError(f"skip bench launch needs a GPU: {e}") from None
+    if args.json:
+        json.dump(res, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        print(table(res))
+    return 0

@@ -1,0 +1,141 @@
+"""Launch-latency microbenchmarks with null kernels (csrc/bench/launch_bench.cpp).
+
+Each measurement is a distribution (median, p10, p90) in nanoseconds:
+
+- ``launch_call``: CPU time of one launch call (driver, runtime);
+- ``launch_to_start``: kernel start minus call begin on an idle GPU, from a
+  skipnative capture;
+- ``throughput``: per-launch time of back-to-back launches;
+- ``queue_depth``: behind a long-running kernel, how many launches return
+  before one blocks (the CPU starts to wait for the GPU);
+- ``roundtrip``: launch plus synchronize;
+- ``graph``: one graph launch of N kernels against N launches (each + sync);
+- ``overhead``: the same launch loop unprofiled, under skipnative's timing
+  session and under torch.profiler, in one run (SPEC.md §6): added CPU time per
+  launch.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+BLOCK_NS = 50_000  # a launch call this long waited for the GPU
+
+
+def stats(samples) -> dict[str, float]:
+    a = np.asarray(samples, dtype=float)
+    if a.size == 0:
+        return {"n": 0, "median": float("nan"), "p10": float("nan"), "p90": float("nan")}
+    p10, med, p90 = np.percentile(a, [10, 50, 90])
+    return {"n": int(a.size), "median": float(med), "p10": float(p10), "p90": float(p90)}
+
+
+def queue_depth(call_ns, block_ns: float = BLOCK_NS) -> int | None:
+    """Launches that returned before the first one that blocked; None if none did."""
+    over = np.flatnonzero(np.asarray(call_ns) > block_ns)
+    return int(over[0]) if len(over) else None
+
+
+def run(
+    iters: int = 2000, *, graph_kernels: int = 100, device: int = 0, profilers: bool = True
+) -> dict[str, Any]:
+    import skipnative
+    from skipnative import _native
+    from skipnative._loader import wheel_cupti_dirs
+
+    runtime_dirs = [d for d in wheel_cupti_dirs()]  # nvidia/cu13/lib holds libcudart too
+    b = _native.LaunchBench(device, runtime_dirs)
+    apis = {"driver": _native.LaunchApi.driver}
+    if b.has_runtime:
+        apis["runtime"] = _native.LaunchApi.runtime
+    for api in apis.values():  # warm-up: JIT, module load, first launches
+        b.launch_call(api, 200)
+    out: dict[str, Any] = {
+        "device": b.device_name,
+        "iters": iters,
+        "runtime": b.runtime_path or None,
+        "apis": {},
+    }
+    for name, api in apis.items():
+        probe = b.queue_probe(api, 4096, 200.0)
+        out["apis"][name] = {
+            "launch_call": stats(b.launch_call(api, iters)),
+            "throughput": stats(b.throughput(api, iters, 10)),
+            "roundtrip": stats(b.roundtrip(api, max(iters // 4, 10))),
+            "queue_depth": queue_depth(probe),
+        }
+    out["graph"] = {
+        "kernels": graph_kernels,
+        "graph_launch_sync": stats(b.graph_launch(graph_kernels, 50)),
+        "stream_launches_sync": stats(b.stream_launches(graph_kernels, 50)),
+    }
+    if not profilers:
+        return out
+    # launch-to-start on an idle GPU, and skipnative's added cost, from one capture
+    base = {n: stats(b.launch_call(a, iters)) for n, a in apis.items()}
+    with skipnative.capture() as cap:
+        prof = {n: stats(b.launch_call(a, iters)) for n, a in apis.items()}
+        for a in apis.values():
+            b.idle_launches(a, 200)
+    t = cap.trace
+    from skipnative.metrics import join_kernels
+
+    kt = join_kernels(t)
+    idle = (kt.t_start - kt.l_begin)[kt.launch >= 0][-200 * len(apis) :]
+    out["launch_to_start_idle"] = stats(idle)
+    over = {"unprofiled": base, "skipnative": prof}
+    try:
+        import torch
+        from torch.profiler import ProfilerActivity, profile
+
+        if torch.cuda.is_available():
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]):
+                over["torch_profiler"] = {
+                    n: stats(b.launch_call(a, iters)) for n, a in apis.items()
+                }
+    except ImportError:
+        pass
+    out["overhead"] = {
+        k: {n: v[n]["median"] - base[n]["median"] for n in apis} for k, v in over.items()
+    }
+    out["overhead_runs"] = over
+    return out
+
+
+def table(res: dict[str, Any]) -> str:
+    """A readable table of a result (also for recorded ones)."""
+    lines = [
+        f"null-kernel launches on {res['device']} ({res['iters']} iterations; ns: "
+        "median [p10, p90])"
+    ]
+
+    def cell(s):
+        return f"{s['median']:>9.0f} [{s['p10']:.0f}, {s['p90']:.0f}]"
+
+    for name, r in res["apis"].items():
+        lines.append(
+            f"  {name:<8} launch call {cell(r['launch_call'])}   back-to-back "
+            f"{cell(r['throughput'])}   launch+sync {cell(r['roundtrip'])}   "
+            f"queue depth {r['queue_depth'] if r['queue_depth'] is not None else '-'}"
+        )
+    g = res["graph"]
+    lines.append(
+        f"  graph of {g['kernels']}: launch+sync {cell(g['graph_launch_sync'])}  vs "
+        f"{g['kernels']} launches+sync {cell(g['stream_launches_sync'])}  "
+        f"({g['stream_launches_sync']['median'] / g['graph_launch_sync']['median']:.1f}x)"
+    )
+    if "launch_to_start_idle" in res:
+        lines.append(f"  launch-to-start, idle GPU {cell(res['launch_to_start_idle'])}")
+    for prof, per_api in res.get("overhead", {}).items():
+        if prof == "unprofiled":
+            continue
+        added = ", ".join(f"{n} {v:+.0f} ns" for n, v in per_api.items())
+        lines.append(f"  added CPU time per launch under {prof}: {added}")
+    return "\n".join(lines)
+
+
+def dumps(res: dict[str, Any]) -> str:
+    return json.dumps(res, indent=1)

@@ -1,0 +1,104 @@
+"""Launch microbenchmarks without a GPU: statistics, table and JSON on recorded
+numbers, and the loader's error paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from skipnative.launchbench import queue_depth, stats, table
+
+RECORDED = {  # the shape of a result; numbers chosen for the test, not measured
+    "device": "Test GPU",
+    "iters": 100,
+    "runtime": "libcudart.so.13",
+    "apis": {
+        "driver": {
+            "launch_call": stats([2000] * 50 + [2500] * 50),
+            "throughput": stats([1800] * 10),
+            "roundtrip": stats([9000] * 25),
+            "queue_depth": 1022,
+        },
+        "runtime": {
+            "launch_call": stats([2300] * 100),
+            "throughput": stats([2100] * 10),
+            "roundtrip": stats([9500] * 25),
+            "queue_depth": None,
+        },
+    },
+    "graph": {
+        "kernels": 100,
+        "graph_launch_sync": stats([60000] * 50),
+        "stream_launches_sync": stats([240000] * 50),
+    },
+    "launch_to_start_idle": stats([4000] * 200),
+    "overhead": {
+        "unprofiled": {"driver": 0.0, "runtime": 0.0},
+        "skipnative": {"driver": 120.0, "runtime": 140.0},
+        "torch_profiler": {"driver": 3500.0, "runtime": 3600.0},
+    },
+}
+
+
+def test_stats():
+    s = stats(np.arange(1, 101))
+    assert s["n"] == 100 and s["median"] == 50.5
+    assert s["p10"] == pytest.approx(10.9) and s["p90"] == pytest.approx(90.1)
+    assert stats([])["n"] == 0 and np.isnan(stats([])["median"])
+
+
+def test_queue_depth():
+    assert queue_depth([2000] * 7 + [60_000] + [2000] * 3) == 7
+    assert queue_depth([2000] * 10) is None
+
+
+def test_table_of_a_recorded_result():
+    t = table(RECORDED)
+    assert "Test GPU" in t
+    assert "driver   launch call      2250 [2000, 2500]" in t
+    assert "queue depth 1022" in t and "queue depth -" in t
+    assert "(4.0x)" in t  # 100 launches take 4x one graph of 100
+    assert "skipnative: driver +120 ns, runtime +140 ns" in t
+    assert "torch_profiler: driver +3500 ns" in t
+    assert json.loads(json.dumps(RECORDED)) == RECORDED
+
+
+def test_cli_without_a_driver_is_one_clear_line(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "skipnative", "bench", "launch"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LD_LIBRARY_PATH": str(tmp_path)},
+    )
+    if r.returncode == 0:
+        pytest.skip("a CUDA driver is present")
+    assert r.returncode == 1 and "needs a GPU" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+def test_a_driver_missing_entry_points_is_named(tmp_path):
+    src = tmp_path / "fake.c"
+    src.write_text("int cuInit(unsigned f) { return 0; }\n")
+    lib = tmp_path / "libcuda.so.1"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "skipnative", "bench", "launch"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LD_LIBRARY_PATH": str(tmp_path)},
+    )
+    assert r.returncode == 1
+    assert "libcuda.so.1 lacks cuDeviceGet" in r.stderr and "cuLaunchKernel" in r.stderr
+
+
+def test_ptx_is_embedded():
+    from skipnative import _native
+
+    ptx = _native.null_kernel_ptx()
+    assert ".entry skipnative_null" in ptx and ".entry skipnative_spin" in ptx
