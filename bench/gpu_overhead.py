@@ -117,6 +117,8 @@ def main() -> None:
         "skipnative_callbacks_only": {"kernel_activity": False, "memcpy": False, "memset": False},
         "skipnative_activity_only": {"launch_callbacks": False},
         "skipnative_driver_domain_only": {"api_domains": ("driver",)},
+        "skipnative_device_buffer_64MiB": {"device_buffer_bytes": 64 << 20},
+        "skipnative_latency_timestamps": {"latency_timestamps": True},
     }
     measure("unprofiled_before_any_session")
     for block in range(args.blocks):

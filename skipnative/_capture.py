@@ -60,6 +60,9 @@ class Capture:
     - ``max_gpu_records``: cap on decoded kernel/copy rows;
     - ``kernel_activity`` / ``launch_callbacks`` / ``api_domains``: what to
       record (for measuring the cost of each part);
+    - ``device_buffer_bytes``: CUPTI's device-side record buffer (fewer flushes);
+    - ``hw_trace``: kernel timestamps from the Hardware Event System instead of
+      software instrumentation (Blackwell GPUs; an error elsewhere);
     - ``finalize``: detach CUPTI at stop (cuptiFinalize). Default (None): on
       CUPTI 12.6 and newer, where re-attaching is safe. Left attached, CUPTI
       slows every later launch.
@@ -76,6 +79,8 @@ class Capture:
         launch_callbacks: bool = True,
         api_domains: tuple[str, ...] = ("runtime", "driver"),
         finalize: bool | None = None,
+        device_buffer_bytes: int = 0,
+        hw_trace: bool = False,
         activity_buffer_bytes: int = 4 << 20,
         max_activity_buffers: int = 64,
         max_launch_bytes: int = 512 << 20,
@@ -98,6 +103,8 @@ class Capture:
                 "launch_callbacks": launch_callbacks,
                 "api_domains": list(api_domains),
                 "finalize": finalize,
+                "device_buffer_bytes": device_buffer_bytes,
+                "hw_trace": hw_trace,
                 "activity_buffer_bytes": activity_buffer_bytes,
                 "max_activity_buffers": max_activity_buffers,
                 "max_launch_bytes": max_launch_bytes,

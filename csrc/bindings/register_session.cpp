@@ -34,6 +34,10 @@ SessionOptions options_from(const py::dict& d) {
       o.memcpy = v.cast<bool>();
     else if (k == "memset")
       o.memset = v.cast<bool>();
+    else if (k == "device_buffer_bytes")
+      o.device_buffer_bytes = v.cast<size_t>();
+    else if (k == "hw_trace")
+      o.hw_trace = v.cast<bool>();
     else if (k == "kernel_activity")
       o.kernel_activity = v.cast<bool>();
     else if (k == "launch_callbacks")
@@ -102,7 +106,11 @@ py::dict metadata(const Session& s) {
   d["callbacks_unavailable"] = st.callbacks_unavailable;
   d["latency_timestamps"] = s.options().latency_timestamps;
   d["cupti_finalized"] = s.finalized();
+  d["hw_trace"] = s.options().hw_trace;
+  d["device_buffer_bytes"] = s.options().device_buffer_bytes;
   d["cupti_finalized"] = s.finalized();
+  d["hw_trace"] = s.options().hw_trace;
+  d["device_buffer_bytes"] = s.options().device_buffer_bytes;
   d["activity_buffer_bytes"] = s.options().activity_buffer_bytes;
   d["max_activity_buffers"] = s.options().max_activity_buffers;
   d["max_launch_bytes"] = s.options().max_launch_bytes;

@@ -48,6 +48,8 @@ std::unique_ptr<CuptiApi> bind(void* h, const std::string& path, const std::stri
   resolve(h, "cuptiActivityGetNumDroppedRecords", api->ActivityGetNumDroppedRecords, &missing);
   resolve(h, "cuptiActivityEnableLatencyTimestamps", api->ActivityEnableLatencyTimestamps, nullptr);
   resolve(h, "cuptiFinalize", api->Finalize, nullptr);
+  resolve(h, "cuptiActivitySetAttribute", api->ActivitySetAttribute, nullptr);
+  resolve(h, "cuptiActivityEnableHWTrace", api->ActivityEnableHWTrace, nullptr);
   if (!missing.empty()) {
     *why += path + ": missing " + missing + "; ";
     return nullptr;

@@ -39,6 +39,8 @@ struct CuptiApi {
   CUptiResult (*ActivityGetNumDroppedRecords)(CUcontext, uint32_t, size_t*) = nullptr;
   CUptiResult (*ActivityEnableLatencyTimestamps)(uint8_t) = nullptr;  // optional
   CUptiResult (*Finalize)() = nullptr;                                // optional
+  CUptiResult (*ActivitySetAttribute)(CUpti_ActivityAttribute, size_t*, void*) = nullptr;
+  CUptiResult (*ActivityEnableHWTrace)(uint8_t) = nullptr;  // CUPTI 12.8+, Blackwell only
 
   std::string error_string(CUptiResult r) const;
 };

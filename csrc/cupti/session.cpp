@@ -226,6 +226,18 @@ void Session::start() {
     // The timestamp callback must be in place before any activity kind is enabled.
     check(api_->ActivityRegisterTimestampCallback(&timestamp_callback),
           "cuptiActivityRegisterTimestampCallback");
+    if (opts_.device_buffer_bytes) {
+      if (api_->ActivitySetAttribute == nullptr)
+        throw SessionError("this CUPTI has no cuptiActivitySetAttribute");
+      size_t value = opts_.device_buffer_bytes, size = sizeof value;
+      check(api_->ActivitySetAttribute(CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE, &size, &value),
+            "cuptiActivitySetAttribute(DEVICE_BUFFER_SIZE)");
+    }
+    if (opts_.hw_trace) {
+      if (api_->ActivityEnableHWTrace == nullptr)
+        throw SessionError("this CUPTI has no cuptiActivityEnableHWTrace (CUPTI 12.8 or newer)");
+      check(api_->ActivityEnableHWTrace(1), "cuptiActivityEnableHWTrace");
+    }
     check(api_->ActivityRegisterCallbacks(&Session::on_buffer_requested,
                                           &Session::on_buffer_completed),
           "cuptiActivityRegisterCallbacks");
@@ -263,6 +275,7 @@ void Session::teardown_cupti(bool flush) {
   if (flush) api_->ActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
   if (opts_.latency_timestamps && api_->ActivityEnableLatencyTimestamps)
     api_->ActivityEnableLatencyTimestamps(0);
+  if (opts_.hw_trace && api_->ActivityEnableHWTrace) api_->ActivityEnableHWTrace(0);
   if (subscriber_ != nullptr) {
     for (const auto& a : subscribed_apis())
       api_->EnableCallback(0, subscriber_,

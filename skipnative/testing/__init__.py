@@ -65,6 +65,7 @@ class SimulatedGpu:
                 [i32, i32, i32, i32, u32, ctypes.c_char_p, u64],
             ),
             "skipnative_double_finalized": (u64, []),
+            "skipnative_double_device_buffer_bytes": (u64, []),
             "skipnative_double_launch_many": (u64, [u64, i32, i32, u32, ctypes.c_char_p, u64]),
             "skipnative_double_graph_launch": (u32, [i32, i32, u32, ctypes.c_char_p, u32, u64]),
             "skipnative_double_copy": (u32, [i32, i32, u32, u64, u64, i32]),
@@ -116,6 +117,11 @@ class SimulatedGpu:
         return self._lib.skipnative_double_launch_nested(
             dom, cbid, idom, icbid, stream, name.encode(), duration_ns
         )
+
+    @property
+    def device_buffer_bytes(self) -> int:
+        """The CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE last set."""
+        return self._lib.skipnative_double_device_buffer_bytes()
 
     @property
     def finalized(self) -> int:

@@ -424,3 +424,16 @@ def test_kernel_names_are_demangled(gpu):
         "sm90_xmma_gemm_bf16",
         "_Zbroken",
     ]
+
+
+def test_device_buffer_size_is_set(gpu):
+    with skipnative.capture(clock="library", device_buffer_bytes=64 << 20) as cap:
+        gpu.launch("k", 10)
+    assert gpu.device_buffer_bytes == 64 << 20
+    assert cap.metadata["device_buffer_bytes"] == 64 << 20
+
+
+def test_hardware_trace_refused_names_cupti_error(gpu):
+    with pytest.raises(skipnative.CaptureError, match=r"cuptiActivityEnableHWTrace.*NOT_SUPPORTED"):
+        skipnative.capture(clock="library", hw_trace=True).start()
+    assert not gpu.subscribed

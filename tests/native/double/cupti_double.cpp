@@ -62,6 +62,7 @@ struct State {
   uint64_t records_written = 0;
   uint64_t buffers_requested = 0;
   uint64_t finalized = 0;
+  size_t device_buffer_bytes = 0;
 };
 
 State& st() {
@@ -290,6 +291,9 @@ DOUBLE_API CUptiResult cuptiGetResultString(CUptiResult result, const char** str
     case CUPTI_ERROR_INVALID_PARAMETER:
       *str = "CUPTI_ERROR_INVALID_PARAMETER";
       break;
+    case CUPTI_ERROR_NOT_SUPPORTED:
+      *str = "CUPTI_ERROR_NOT_SUPPORTED";
+      break;
     default:
       *str = "CUPTI_ERROR_UNKNOWN";
   }
@@ -409,6 +413,19 @@ DOUBLE_API CUptiResult cuptiActivityGetNumDroppedRecords(CUcontext, uint32_t, si
   *dropped = s.dropped;
   s.dropped = 0;  // CUPTI resets the count at each query
   return CUPTI_SUCCESS;
+}
+
+DOUBLE_API CUptiResult cuptiActivitySetAttribute(CUpti_ActivityAttribute attr, size_t* size,
+                                                 void* value) {
+  if (!size || !value) return CUPTI_ERROR_INVALID_PARAMETER;
+  if (attr == CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE && *size == sizeof(size_t))
+    st().device_buffer_bytes = *static_cast<size_t*>(value);
+  return CUPTI_SUCCESS;
+}
+
+// The simulated GPU is no Blackwell: hardware tracing is refused, as on Hopper.
+DOUBLE_API CUptiResult cuptiActivityEnableHWTrace(uint8_t enable) {
+  return enable ? CUPTI_ERROR_NOT_SUPPORTED : CUPTI_SUCCESS;
 }
 
 DOUBLE_API CUptiResult cuptiFinalize() {
@@ -580,3 +597,4 @@ DOUBLE_API uint64_t skipnative_double_call_timestamp_callback() {
 DOUBLE_API uint64_t skipnative_double_records_written() { return st().records_written; }
 DOUBLE_API uint64_t skipnative_double_buffers_requested() { return st().buffers_requested; }
 DOUBLE_API uint64_t skipnative_double_finalized() { return st().finalized; }
+DOUBLE_API uint64_t skipnative_double_device_buffer_bytes() { return st().device_buffer_bytes; }
