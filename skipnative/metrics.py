@@ -75,17 +75,31 @@ class KernelTable:
     queued: np.ndarray  # stream predecessor still running when the launch returned
 
 
+def join_by_correlation(launch_corr: np.ndarray, gpu_corr: np.ndarray) -> np.ndarray:
+    """Row in the launches of each GPU activity's correlation id; -1 where none."""
+    order = np.argsort(launch_corr, kind="stable")
+    if len(order) == 0:
+        return np.full(len(gpu_corr), -1, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(launch_corr[order], gpu_corr), len(order) - 1)
+    found = (launch_corr[order][pos] == gpu_corr) & (gpu_corr >= 0)
+    return np.where(found, order[pos], -1)
+
+
+def stream_order(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows in per-stream start order, each row's stream predecessor or -1)."""
+    so = np.lexsort((g["t_start"], g["stream"], g["device"]))
+    prev = np.full(len(g), -1, dtype=np.int64)
+    if len(so) > 1:
+        same = (g["device"][so][1:] == g["device"][so][:-1]) & (
+            g["stream"][so][1:] == g["stream"][so][:-1]
+        )
+        prev[so[1:][same]] = so[:-1][same]
+    return so, prev
+
+
 def join_kernels(trace: Trace) -> KernelTable:
     g = trace.gpu[trace.gpu["kind"] == 0]
-    lc = trace.launches["correlation"]
-    order = np.argsort(lc, kind="stable")
-    sorted_corr = lc[order]
-    pos = np.searchsorted(sorted_corr, g["correlation"])
-    pos_c = np.minimum(pos, max(len(sorted_corr) - 1, 0))
-    found = (pos < len(sorted_corr)) & (g["correlation"] >= 0)
-    if len(sorted_corr):
-        found &= sorted_corr[pos_c] == g["correlation"]
-    launch = np.where(found, order[pos_c] if len(order) else -1, -1)
+    launch = join_by_correlation(trace.launches["correlation"], g["correlation"])
 
     ln = trace.launches
     has = launch >= 0
@@ -107,14 +121,8 @@ def join_kernels(trace: Trace) -> KernelTable:
     anchor = np.where(has, l_begin, g["t_start"])
 
     # stream predecessor (kernels, GPU start order) still running at launch return
-    so = np.lexsort((g["t_start"], g["stream"], g["device"]))
-    prev_end = np.full(len(g), np.iinfo(np.int64).min, dtype=np.int64)
-    if len(so) > 1:
-        same = (g["device"][so][1:] == g["device"][so][:-1]) & (
-            g["stream"][so][1:] == g["stream"][so][:-1]
-        )
-        pe = np.where(same, g["t_end"][so][:-1], np.iinfo(np.int64).min)
-        prev_end[so[1:]] = pe
+    _, prev = stream_order(g)
+    prev_end = np.where(prev >= 0, g["t_end"][np.maximum(prev, 0)], np.iinfo(np.int64).min)
     queued = has & (prev_end > l_end)
 
     return KernelTable(

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from skipnative.metrics import join_by_correlation, stream_order
 from skipnative.trace import API_KINDS, KIND_GRAPH, KIND_KERNEL, KIND_SYNC, Trace
 
 
@@ -37,17 +38,6 @@ from skipnative.trace import API_KINDS, KIND_GRAPH, KIND_KERNEL, KIND_SYNC, Trac
 class _Sched:
     order: np.ndarray  # launches by (thread, begin)
     gpu_launch: np.ndarray  # launch row per GPU row, -1 unmatched
-
-
-def _join_all(trace: Trace) -> np.ndarray:
-    lc = trace.launches["correlation"]
-    gc = trace.gpu["correlation"]
-    if len(lc) == 0:
-        return np.full(len(gc), -1, dtype=np.int64)
-    o = np.argsort(lc, kind="stable")
-    pos = np.minimum(np.searchsorted(lc[o], gc), len(o) - 1)
-    ok = (lc[o][pos] == gc) & (gc >= 0)
-    return np.where(ok, o[pos], -1)
 
 
 def _map_times(times, tid, pid, call_tid, call_pid, old_b, new_b, scale):
@@ -82,16 +72,10 @@ def replay(
         t = _apply_fusion(t, fuse)
     ln, g = t.launches, t.gpu
     n_l, n_g = len(ln), len(g)
-    gl = _join_all(t)
+    gl = join_by_correlation(ln["correlation"], g["correlation"])
 
     # per GPU row: stream predecessor, queued?, offset and gap
-    so = np.lexsort((g["t_start"], g["stream"], g["device"]))
-    prev = np.full(n_g, -1, dtype=np.int64)
-    if n_g > 1:
-        same = (g["device"][so][1:] == g["device"][so][:-1]) & (
-            g["stream"][so][1:] == g["stream"][so][:-1]
-        )
-        prev[so[1:][same]] = so[:-1][same]
+    so, prev = stream_order(g)
     has = gl >= 0
     l_b = np.where(has, ln["t_begin"][np.maximum(gl, 0)] if n_l else 0, 0)
     l_e = np.where(has, ln["t_end"][np.maximum(gl, 0)] if n_l else 0, 0)
@@ -195,42 +179,21 @@ def replay(
         out_g["correlation"] = np.where(
             gl >= 0, ln["correlation"][np.maximum(gl, 0)], out_g["correlation"]
         )
+
+    def move(times, tid, pid):
+        return _map_times(times, tid, pid, ln["tid"], ln["pid"], ln["t_begin"], new_b, cpu_scale)
+
     ops = t.ops.copy()
     if len(ops):
-        ops["t_begin"] = _map_times(
-            ops["t_begin"],
-            ops["tid"],
-            ops["pid"],
-            ln["tid"],
-            ln["pid"],
-            ln["t_begin"],
-            new_b,
-            cpu_scale,
-        )
-        ops["t_end"] = np.maximum(
-            ops["t_begin"],
-            _map_times(
-                ops["t_end"],
-                ops["tid"],
-                ops["pid"],
-                ln["tid"],
-                ln["pid"],
-                ln["t_begin"],
-                new_b,
-                cpu_scale,
-            ),
-        )
+        ops["t_begin"] = move(ops["t_begin"], ops["tid"], ops["pid"])
+        ops["t_end"] = np.maximum(ops["t_begin"], move(ops["t_end"], ops["tid"], ops["pid"]))
     regions = t.regions.copy()
     if len(regions) and n_l:
         main = np.bincount(ln["tid"] - ln["tid"].min()).argmax() + ln["tid"].min()
         rt = np.full(len(regions), main)
         rp = np.full(len(regions), ln["pid"][ln["tid"] == main][0])
-        regions["t_begin"] = _map_times(
-            regions["t_begin"], rt, rp, ln["tid"], ln["pid"], ln["t_begin"], new_b, cpu_scale
-        )
-        regions["t_end"] = _map_times(
-            regions["t_end"], rt, rp, ln["tid"], ln["pid"], ln["t_begin"], new_b, cpu_scale
-        )
+        regions["t_begin"] = move(regions["t_begin"], rt, rp)
+        regions["t_end"] = move(regions["t_end"], rt, rp)
     keep = out_l["cbid"] != REMOVED
     out_l = out_l[keep]
     meta = dict(t.meta)
