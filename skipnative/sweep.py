@@ -58,7 +58,7 @@ def run_summary(trace) -> dict[str, Any]:
         for k, v in use[0].metrics.items()
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     ]
-    out = {k: float(np.mean([r.metrics[k] for r in use])) for k in keys}
+    out: dict[str, Any] = {k: float(np.mean([r.metrics[k] for r in use])) for k in keys}
     out["bound"] = "gpu" if out["queued_fraction"] >= 0.5 else "cpu"
     out["iterations"] = len(its)
     return out
@@ -90,11 +90,11 @@ def load_sweep(folder: str) -> Sweep:
         b = p.get("batch") if isinstance(p, dict) else None
         if not isinstance(b, int):
             raise TraceError(path, f"a point without an integer 'batch': {p!r:.80}")
-        f = os.path.join(folder, p.get("file", f"b{b}.skip"))
-        if not os.path.exists(f):
-            raise TraceError(f, "listed in sweep.json but missing")
+        point_file = os.path.join(folder, p.get("file", f"b{b}.skip"))
+        if not os.path.exists(point_file):
+            raise TraceError(point_file, "listed in sweep.json but missing")
         values.append(b)
-        files.append(f)
+        files.append(point_file)
     return Sweep(
         folder=folder,
         phase=str(doc.get("phase", "")),

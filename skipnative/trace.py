@@ -101,7 +101,7 @@ class Trace:
     def name(self, ids) -> Any:
         """Name(s) for id(s)."""
         if np.isscalar(ids):
-            return self.strings[int(ids)]
+            return self.strings[int(ids)]  # type: ignore[arg-type]
         return [self.strings[int(i)] for i in ids]
 
     @property
@@ -143,7 +143,7 @@ def _frame(trace: Trace, table: np.ndarray, name_col: str):
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError("DataFrame views need pandas: pip install pandas") from e
     cols = {}
-    for f in table.dtype.names:
+    for f in table.dtype.names or ():
         col = table[f]
         if col.ndim > 1:
             for j in range(col.shape[1]):

@@ -83,9 +83,9 @@ def save(trace: Trace, path: str, *, overwrite: bool = False) -> None:
         if table.dtype != dtype:
             raise ValueError(f"trace.{name} has dtype {table.dtype}, expected {dtype}")
         cols = []
-        for field in dtype.names:
+        for field in dtype.names or ():
             blob, codec = _encode_column(table[field])
-            sub = dtype.fields[field][0]
+            sub = dtype[field]
             base = sub.base if sub.shape else sub
             cols.append(
                 {
@@ -201,11 +201,11 @@ def _parse_checked(path: str, data: memoryview) -> Trace:
             raise corrupt(f"table {name} claims {rows} rows, more than the file can hold")
         cols = {c.get("name"): c for c in t.get("columns", []) if isinstance(c, dict)}
         arr = np.zeros(rows, dtype=dtype)
-        for field in dtype.names:
+        for field in dtype.names or ():
             c = cols.get(field)
             if c is None:
                 raise corrupt(f"table {name} lacks column {field}")
-            sub = dtype.fields[field][0]
+            sub = dtype[field]
             base = sub.base if sub.shape else sub
             if c.get("dtype") not in _ALLOWED_DTYPES or c["dtype"] != base.str:
                 raise corrupt(f"column {name}.{field} has dtype {c.get('dtype')!r}")
@@ -227,7 +227,8 @@ def _parse_checked(path: str, data: memoryview) -> Trace:
         ids = out[name]["name_id"]
         if len(ids) and (ids.min() < 0 or ids.max() >= n):
             raise corrupt(f"table {name} refers to names beyond the string table")
-    meta = header.get("meta") if isinstance(header.get("meta"), dict) else {}
+    meta_raw = header.get("meta")
+    meta: dict[str, Any] = meta_raw if isinstance(meta_raw, dict) else {}
     return Trace(
         launches=out["launches"],
         gpu=out["gpu"],
