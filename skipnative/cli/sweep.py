@@ -30,10 +30,17 @@ def batch_sizes(text: str) -> list[int]:
     return sorted(set(b))
 
 
+def _absolute(value: str) -> str:
+    """A path (or FILE:FUNC) made absolute; a model name that is no local path stays."""
+    path, sep, func = value.rpartition(":") if ":" in value else (value, "", "")
+    return os.path.abspath(path) + sep + func if os.path.exists(path) else value
+
+
 def sweep(args, sizes: list[int]) -> dict:
     from skipnative.sweep import series
 
-    os.makedirs(args.out, exist_ok=True)
+    out = os.path.abspath(args.out)
+    os.makedirs(out, exist_ok=True)
     points = []
     t_start = time.time()
     for k, b in enumerate(sizes):
@@ -52,7 +59,7 @@ def sweep(args, sizes: list[int]) -> dict:
             "--batch",
             str(b),
             "--out",
-            args.out,
+            out,
             "--phase",
             args.phase,
             "--seq-len",
@@ -64,17 +71,19 @@ def sweep(args, sizes: list[int]) -> dict:
         ]
         for flag, value in (("--model", args.model), ("--script", args.script)):
             if value:
-                cmd += [flag, value]
+                cmd += [flag, _absolute(value)]
         if args.no_attribution:
             cmd.append("--no-attribution")
         if args.graphs:
             cmd.append("--graphs")
-        r = subprocess.run(cmd, capture_output=True, text=True)
+        # run in the output folder: from a source checkout, the current folder would
+        # shadow the installed package (which has the compiled module)
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=out)
         if r.returncode != 0:
             print(file=sys.stderr)
             last = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise UserError(f"batch {b} failed: {last}")
-        with open(os.path.join(args.out, f"b{b}.json")) as f:
+        with open(os.path.join(out, f"b{b}.json")) as f:
             points.append(json.load(f))
     print(
         f"\r[{'#' * len(sizes)}] {len(sizes)} points in {time.time() - t_start:.0f} s",
@@ -86,12 +95,13 @@ def sweep(args, sizes: list[int]) -> dict:
         "card": torch.cuda.get_device_name(),
         "phase": args.phase,
         "seq_len": args.seq_len,
+        "graphs": args.graphs,
         "points": points,
         "native": series([p["native"] for p in points], sizes),
     }
     if all(p.get("kineto") for p in points):
         doc["kineto"] = series([p["kineto"] for p in points], sizes)
-    with open(os.path.join(args.out, "sweep.json"), "w") as f:
+    with open(os.path.join(out, "sweep.json"), "w") as f:
         json.dump(doc, f, indent=1)
     return doc
 
