@@ -211,13 +211,11 @@ def profile(
     **capture_options: Any,
 ) -> Profile:
     """Profiles `fn` (one inference iteration) on the current CUDA device."""
-    import torch
-
     from skipnative import capture, load
 
     for _ in range(warmup):
         fn()
-    torch.cuda.synchronize()
+    _synchronize()
     capture_options.setdefault("latency_timestamps", True)
     with capture(**capture_options) as cap:  # the timing pass: before any torch.profiler use
         for i in range(iters):
@@ -225,10 +223,11 @@ def profile(
             fn()
             # each iteration is one request: without the sync, the next one would
             # queue behind this one's kernels and its IL and TKLQT would include them
-            torch.cuda.synchronize()
+            _synchronize()
     native = cap.trace
     if not attribution:
         return Profile(native, None, None)
+    import torch
     from torch.profiler import ProfilerActivity, schedule
     from torch.profiler import profile as torch_profile
 
@@ -245,6 +244,17 @@ def profile(
                 prof.step()
         kineto = load(path)
     return attribute(native, kineto)
+
+
+def _synchronize() -> None:
+    """Waits for the GPU through torch when it drives one (a workload without torch
+    synchronises itself)."""
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def attribute(native: Trace, kineto: Trace) -> Profile:

@@ -6,7 +6,14 @@ from skipnative.cli._common import UserError
 
 
 def gpu_reason() -> str | None:
-    """None when capture can run here; else why not, in one line."""
+    """None when capture can run here; else why not, in one line. With the CUPTI
+    test double selected (SKIPNATIVE_CUPTI_LIBRARY), capture runs on its
+    simulated GPU, and a --script workload can drive it."""
+    from skipnative import _native
+    from skipnative._loader import wheel_cupti_dirs
+
+    if _native.load_cupti(wheel_cupti_dirs()).get("test_double"):
+        return None
     try:
         import torch
     except ImportError:

@@ -28,6 +28,9 @@ def add_workload_args(p) -> None:
     p.add_argument("--iters", type=int, default=5, help="timed iterations")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument(
+        "--graphs", action="store_true", help="run each iteration as one CUDA graph (captured once)"
+    )
+    p.add_argument(
         "--no-attribution",
         action="store_true",
         help="skip the torch.profiler pass (no ATen ops, no Kineto comparison)",
@@ -63,7 +66,7 @@ def build_workload(args, batch: int):
         step = load_script(args.script)()
         if not callable(step):
             raise UserError(f"--script: {args.script}() must return a callable")
-        if getattr(args, "graphs", False):
+        if args.graphs:
             from skipnative.workloads import as_cuda_graph
 
             return as_cuda_graph(step)
@@ -75,7 +78,7 @@ def build_workload(args, batch: int):
         step = wl.prefill(model, batch, args.seq_len)
     else:
         step = wl.decode(model, batch, args.seq_len)
-    return wl.as_cuda_graph(step) if getattr(args, "graphs", False) else step
+    return wl.as_cuda_graph(step) if args.graphs else step
 
 
 def run(args) -> int:
@@ -100,6 +103,7 @@ def run(args) -> int:
     summary = prof.summary()
     out = {
         "batch": args.batch,
+        "graphs": args.graphs,
         "file": f"{name}.skip",
         "phase": args.phase,
         "seq_len": args.seq_len,

@@ -89,10 +89,8 @@ def sweep(args, sizes: list[int]) -> dict:
         f"\r[{'#' * len(sizes)}] {len(sizes)} points in {time.time() - t_start:.0f} s",
         file=sys.stderr,
     )
-    import torch
-
     doc = {
-        "card": torch.cuda.get_device_name(),
+        "card": _card(),
         "phase": args.phase,
         "seq_len": args.seq_len,
         "graphs": args.graphs,
@@ -104,6 +102,21 @@ def sweep(args, sizes: list[int]) -> dict:
     with open(os.path.join(out, "sweep.json"), "w") as f:
         json.dump(doc, f, indent=1)
     return doc
+
+
+def _card() -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name()
+    except ImportError:
+        pass
+    from skipnative import _native
+    from skipnative._loader import wheel_cupti_dirs
+
+    info = _native.load_cupti(wheel_cupti_dirs())
+    return "simulated GPU (CUPTI test double)" if info.get("test_double") else "unknown"
 
 
 def run(args) -> int:

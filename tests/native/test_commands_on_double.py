@@ -1,0 +1,81 @@
+"""`skip profile`, `skip sweep` and `skip report` end to end on the CUPTI test
+double's simulated GPU, driven by a --script workload (no torch, no GPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from skipnative._loader import wheel_cupti_dirs
+from skipnative.testing import library_path
+
+pytestmark = pytest.mark.skipif(
+    bool(wheel_cupti_dirs()), reason="an nvidia-cuda-cupti wheel would be loaded before the double"
+)
+
+WORKLOAD = textwrap.dedent("""
+    from skipnative.testing import SimulatedGpu
+
+    def make():
+        gpu = SimulatedGpu()
+        gpu.reset()
+        # real time: the double stamps its GPU through skipnative's clock
+        gpu.configure(launch_cost_ns=3000, submit_latency_ns=2000, real_time=True)
+
+        def step():
+            for _ in range(20):
+                gpu.launch("gemm", 20000)
+                gpu.launch("relu", 2000)
+            gpu.sync()
+
+        return step
+""")
+
+
+def skip(tmp_path, *args):
+    env = {**os.environ, "SKIPNATIVE_CUPTI_LIBRARY": library_path()}
+    return subprocess.run(
+        [sys.executable, "-m", "skipnative", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+
+
+def test_sweep_and_report_on_the_simulated_gpu(tmp_path):
+    (tmp_path / "w.py").write_text(WORKLOAD)
+    r = skip(
+        tmp_path,
+        "sweep",
+        "--script",
+        "w.py:make",
+        "--batch-sizes",
+        "1,2",
+        "--iters",
+        "3",
+        "--warmup",
+        "1",
+        "--no-attribution",
+        "--out",
+        "run",
+    )
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "run"
+    doc = json.loads((out / "sweep.json").read_text())
+    assert doc["card"] == "simulated GPU (CUPTI test double)"
+    assert [p["batch"] for p in doc["points"]] == [1, 2]
+    p = doc["points"][0]
+    assert p["native"]["n_kernels"] == 40 and p["native"]["iterations"] == 3
+    # 20 us kernels behind launches every ~6 us: the simulated run is GPU-bound
+    assert p["native"]["bound"] == "gpu" and p["dropped"]["launches"] == 0
+    assert (out / "b1.skip").exists() and (out / "b2.json").exists()
+    pytest.importorskip("matplotlib")
+    r = skip(tmp_path, "report", "run")
+    assert r.returncode == 0, r.stderr
+    assert "simulated GPU" in (out / "report.md").read_text()
