@@ -1,7 +1,7 @@
 """The native session driven through the CUPTI test double.
 
-SKIPNATIVE_CUPTI_LIBRARY must point at the double before the process loads any
-libcupti (the loader keeps the first one), so it is set at collection time.
+The double must be loaded before the process loads any other libcupti (the
+loader keeps the first one), so it is loaded at collection time.
 """
 
 from __future__ import annotations
@@ -12,15 +12,23 @@ import pytest
 
 from skipnative.testing import SimulatedGpu, library_path
 
-os.environ.setdefault("SKIPNATIVE_CUPTI_LIBRARY", library_path())
-
 
 def _load_double():
     # Load now, with no wheel folders: on a machine with the nvidia-cuda-cupti
-    # wheel installed, the loader would otherwise prefer the real libcupti.
+    # wheel installed, the loader would otherwise prefer the real libcupti. The
+    # variable is set only while loading, so that subprocesses of other tests
+    # (which must see this machine as it is) do not inherit it.
     from skipnative import _native
 
-    return _native.load_cupti([])
+    old = os.environ.get("SKIPNATIVE_CUPTI_LIBRARY")
+    os.environ["SKIPNATIVE_CUPTI_LIBRARY"] = library_path()
+    try:
+        return _native.load_cupti([])
+    finally:
+        if old is None:
+            del os.environ["SKIPNATIVE_CUPTI_LIBRARY"]
+        else:
+            os.environ["SKIPNATIVE_CUPTI_LIBRARY"] = old
 
 
 _LOADED = _load_double()

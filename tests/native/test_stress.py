@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import skipnative
+from skipnative.testing import library_path
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -98,7 +99,7 @@ def test_keyboard_interrupt_inside_a_capture(gpu):
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
+    env = {**os.environ, "SKIPNATIVE_CUPTI_LIBRARY": library_path()}
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
