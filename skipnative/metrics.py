@@ -215,11 +215,14 @@ def region_metrics(
     launch_api = int(api[ok].sum())
     launch_wait = int(wait[ok].sum())
 
+    # wait = submission (call return -> CUPTI's "submitted") + GPU queueing
+    # (submitted -> start), for kernels with latency timestamps that started after
+    # their call returned; an early start's negative wait is reported on its own
     sub = kt.t_submitted[counted]
-    has_sub = ok & (sub > 0)
-    submit = np.clip(sub[has_sub] - kt.l_end[counted][has_sub], 0, None)
-    submit = np.minimum(submit, np.maximum(wait[has_sub], 0))
-    queue = wait[has_sub] - submit
+    split = ok & (sub > 0) & (wait >= 0)
+    submit = np.clip(sub[split] - kt.l_end[counted][split], 0, wait[split])
+    queue = wait[split] - submit
+    early = wait[ok & (wait < 0)]
 
     n_kernels = int(sel.sum())
     n_counted = int(counted.sum())
@@ -244,9 +247,10 @@ def region_metrics(
         # beyond the required keys
         "min_negative_lq_us": float(lq[neg].min()) / 1e3 if neg.any() else 0.0,
         "n_early_start": int((ok & (wait < 0)).sum()),
-        "n_latency_kernels": int(has_sub.sum()),
+        "n_latency_kernels": int(split.sum()),
         "launch_submit_us": int(submit.sum()) / 1e3,
         "launch_queue_us": int(queue.sum()) / 1e3,
+        "launch_early_us": int(early.sum()) / 1e3,
         "mean_lq_us": (tklqt / max(int(ok.sum()), 1)) / 1e3,
         "median_lq_us": float(np.median(lq[ok])) / 1e3 if ok.any() else 0.0,
     }

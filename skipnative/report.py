@@ -82,19 +82,33 @@ def _figures(data: dict[str, Any], out: str) -> list[str]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    api = np.array([p["launch_api_us"] for p in data["native"]]) / 1e3
-    sub = np.array([p.get("launch_submit_us", 0.0) for p in data["native"]]) / 1e3
-    wait = np.array([p["launch_wait_us"] for p in data["native"]]) / 1e3
-    queue = np.maximum(wait - sub, 0)
+    total = np.array([max(p["tklqt_us"], 1e-9) for p in data["native"]])
+    api = np.array([p["launch_api_us"] for p in data["native"]])
+    sub = np.array([p.get("launch_submit_us", 0.0) for p in data["native"]])
+    queue = np.array([p.get("launch_queue_us", 0.0) for p in data["native"]])
+    early = np.array([p.get("launch_early_us", 0.0) for p in data["native"]])
+    # wait not split (kernels without latency timestamps)
+    rest = np.maximum(total - early - api - sub - queue, 0)
+    total = api + sub + queue + rest  # shares of the positive parts (early starts are < 0)
     pos = np.arange(len(xs))
-    ax.bar(pos, api, label="launch call (api)")
-    ax.bar(pos, sub, bottom=api, label="submission")
-    ax.bar(pos, queue, bottom=api + sub, label="GPU queueing")
+    bottom = np.zeros(len(xs))
+    for part, label in (
+        (api, "launch call"),
+        (sub, "call return -> submitted"),
+        (queue, "submitted -> kernel start"),
+        (rest, "wait (not split)"),
+    ):
+        share = 100 * part / np.maximum(total, 1e-9)
+        if share.any():
+            ax.bar(pos, share, bottom=bottom, label=label)
+            bottom += share
     ax.set_xticks(pos, [str(x) for x in xs])
-    ax.set_yscale("log")
+    ax.set_ylim(0, 100)
     ax.set_xlabel("batch size")
-    ax.set_ylabel("ms per iteration")
-    ax.set_title("TKLQT = launch call + submission + queueing")
+    ax.set_ylabel("% of TKLQT")
+    ax.set_title(
+        "Where TKLQT goes (kernels that started before their call returned: left out)", fontsize=9
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     files.append("tklqt_parts.png")
@@ -185,7 +199,16 @@ def write_report(folder: str, out: str | None = None, *, source_note: str = "") 
             f"{k['queue_transition']} and the knee at {k['knee']}.",
             "",
         ]
-    lines += ["## Figures", ""] + [f"![{f}]({f})" for f in figs] + [""]
+    lines += [
+        "## Figures",
+        "",
+        "TKLQT's parts: the launch call itself; from the call's return to CUPTI's "
+        "'submitted' timestamp (work held in the driver's queue); from submission "
+        "to the kernel's start (the GPU's own queue). Kernels that started before "
+        "their call returned are left out of the shares.",
+        "",
+    ]
+    lines += [f"![{f}]({f})" for f in figs] + [""]
     for label, i in (("smallest", 0), ("largest", len(xs) - 1)):
         tk = data["top_kernels"][i]
         if tk:
