@@ -167,3 +167,24 @@ def test_copy_launches_do_not_count_their_kernels(tmp_path):
 def test_trace_without_kernels(tmp_path):
     m = metrics(tmp_path, [launch(0, 3, 1)])
     assert m["n_kernels"] == 0 and m["tklqt_us"] == 0 and m["bound"] == "cpu"
+
+
+def test_latency_split_leaves_early_starts_apart():
+    import numpy as np
+
+    from skipnative.trace import GPU_DTYPE, LAUNCH_DTYPE, OP_DTYPE, REGION_DTYPE, Trace
+
+    ln = np.zeros(2, LAUNCH_DTYPE)
+    ln["t_begin"], ln["t_end"], ln["correlation"] = [0, 100], [10, 110], [1, 2]
+    g = np.zeros(2, GPU_DTYPE)
+    # k1: call 0-10, submitted 14, start 20 -> submit 4, queue 6
+    # k2: call 100-110, starts at 105 (before the call returned): wait -5
+    g["t_start"], g["t_end"], g["correlation"] = [20, 105], [30, 115], [1, 2]
+    g["t_submitted"] = [14, 104]
+    t = Trace(ln, g, np.zeros(0, OP_DTYPE), np.zeros(0, REGION_DTYPE), [""])
+    m = t.metrics(region="all")[0].metrics
+    assert m["tklqt_us"] == (20 + 5) / 1e3
+    assert (m["launch_submit_us"], m["launch_queue_us"]) == (4 / 1e3, 6 / 1e3)
+    assert m["launch_early_us"] == -5 / 1e3 and m["n_latency_kernels"] == 1
+    parts = m["launch_api_us"] + m["launch_submit_us"] + m["launch_queue_us"] + m["launch_early_us"]
+    assert parts == pytest.approx(m["tklqt_us"])
