@@ -34,6 +34,9 @@ say "record path"
 timeout 120 python3 "$REPO/bench/record_path.py" --repeats 9 2>&1 | tee -a "$LOG"
 python3 "$REPO/bench/record_path.py" --repeats 9 --json >"$OUT/record_path.json" 2>>"$LOG"
 
+say "after stop (fresh processes)"
+PYTHONUNBUFFERED=1 timeout 180 python3 "$REPO/bench/gpu_after_stop.py" --json "$OUT/after_stop.json" 2>&1 | tee -a "$LOG"
+
 say "launch microbenchmarks"
 PYTHONUNBUFFERED=1 timeout 120 python3 "$REPO/bench/launch.py" --out "$OUT" 2>&1 | tee -a "$LOG"
 
