@@ -23,6 +23,7 @@ if ! python3 -m pip install --no-build-isolation --no-deps "$REPO" >"$OUT/build.
   exit 1
 fi
 echo "built in $(( $(date +%s) - t0 )) s" | tee -a "$LOG"
+rm -f "$OUT/build.log"  # at most 8 files come back from a lent machine
 # run from outside the source tree so the installed package (with _native) is imported
 cd /tmp || exit 1
 
