@@ -15,3 +15,15 @@ def _scratch_cwd(tmp_path_factory):
     os.chdir(tmp_path_factory.mktemp("cwd"))
     yield
     os.chdir(old)
+
+
+try:
+    from hypothesis import settings
+
+    # CI runs the same examples every time (a failure there is reproducible);
+    # local runs keep drawing new ones.
+    settings.register_profile("ci", derandomize=True, print_blob=True)
+    if os.environ.get("CI"):
+        settings.load_profile("ci")
+except ImportError:  # pragma: no cover - hypothesis is in the test extra
+    pass
