@@ -103,6 +103,7 @@ py::dict metadata(const Session& s) {
   d["buffers_completed"] = st.buffers_completed;
   d["max_buffers_in_use"] = st.max_buffers_in_use;
   d["records_ignored"] = st.records_ignored;
+  d["launches_outside"] = st.launches_outside;
   d["callbacks_unavailable"] = st.callbacks_unavailable;
   d["latency_timestamps"] = s.options().latency_timestamps;
   d["cupti_finalized"] = s.finalized();

@@ -254,7 +254,8 @@ void Session::start() {
       check(api_->ActivityEnable(k), "cuptiActivityEnable");
       enabled_kinds_.push_back(k);
     }
-    t_start_ns_ = ticks_to_ns(clock_, read_ticks(clock_));
+    start_ticks_ = read_ticks(clock_);
+    t_start_ns_ = ticks_to_ns(clock_, start_ticks_);
     g_generation.fetch_add(1, std::memory_order_relaxed);
     g_buffers.store(launch_buffers_.get(), std::memory_order_release);
   } catch (...) {
@@ -332,10 +333,17 @@ void Session::collect_launches() {
   launch_buffers_->for_each([&](uint32_t, const LaunchRecord*, uint32_t n) { total += n; });
   launches_.reserve(total);  // exact: no doubling on the way to millions of rows
   launch_buffers_->for_each([&](uint32_t tid, const LaunchRecord* r, uint32_t n) {
-    for (uint32_t i = 0; i < n; ++i)
+    for (uint32_t i = 0; i < n; ++i) {
+      // A call that was already running when the session started has no valid
+      // enter timestamp of this session: leave it out.
+      if (r[i].t_begin < start_ticks_ || r[i].t_begin > r[i].t_end) {
+        ++stats_.launches_outside;
+        continue;
+      }
       launches_.push_back(LaunchRow{ticks_to_ns(clock_, r[i].t_begin),
                                     ticks_to_ns(clock_, r[i].t_end), r[i].correlation_id, tid,
                                     r[i].cbid, r[i].domain, r[i].kind, 0});
+    }
   });
   std::sort(launches_.begin(), launches_.end(), [](const LaunchRow& a, const LaunchRow& b) {
     return a.t_begin != b.t_begin ? a.t_begin < b.t_begin : a.correlation_id < b.correlation_id;

@@ -53,6 +53,7 @@ struct SessionStats {
   uint64_t buffers_refused = 0;   // buffer requests refused at max_activity_buffers
   uint64_t gpu_rows_dropped = 0;  // decoded rows over max_gpu_records
   uint64_t records_ignored = 0;   // activity kinds not decoded
+  uint64_t launches_outside = 0;  // calls that began before the session started
   uint64_t buffers_completed = 0;
   uint64_t max_buffers_in_use = 0;
   std::vector<std::string> callbacks_unavailable;
@@ -111,6 +112,7 @@ class Session {
   CUpti_SubscriberHandle subscriber_ = nullptr;
   ClockParams clock_;
   uint64_t t_start_ns_ = 0, t_stop_ns_ = 0;
+  uint64_t start_ticks_ = 0;
   std::vector<CUpti_ActivityKind> enabled_kinds_;
 
   std::unique_ptr<LaunchBuffers> launch_buffers_;

@@ -29,7 +29,7 @@ WORKLOAD = textwrap.dedent("""
 
         def step():
             for _ in range(20):
-                gpu.launch("gemm", 20000)
+                gpu.launch("gemm", 200000)
                 gpu.launch("relu", 2000)
             gpu.sync()
 
@@ -72,7 +72,7 @@ def test_sweep_and_report_on_the_simulated_gpu(tmp_path):
     assert [p["batch"] for p in doc["points"]] == [1, 2]
     p = doc["points"][0]
     assert p["native"]["n_kernels"] == 40 and p["native"]["iterations"] == 3
-    # 20 us kernels behind launches every ~6 us: the simulated run is GPU-bound
+    # 200 us kernels behind launches every few us: the simulated run is GPU-bound
     assert p["native"]["bound"] == "gpu" and p["dropped"]["launches"] == 0
     assert (out / "b1.skip").exists() and (out / "b2.json").exists()
     pytest.importorskip("matplotlib")
