@@ -44,13 +44,66 @@ class Alignment:
     per_region: dict[str, float] = field(default_factory=dict)
 
 
+def lcs_pairs(a: list, b: list, max_d: int = 400) -> list[tuple[int, int]] | None:
+    """Index pairs of a longest common subsequence of a and b (Myers' O((N+M)D)
+    diff), or None when more than max_d insertions and deletions separate them."""
+    n, m = len(a), len(b)
+    v: dict[int, int] = {1: 0}
+    trace: list[dict[int, int]] = []
+    for d in range(min(max_d, n + m) + 1):
+        vd: dict[int, int] = {}
+        for k in range(-d, d + 1, 2):
+            if k == -d or (k != d and v.get(k - 1, -1) < v.get(k + 1, -1)):
+                x = v.get(k + 1, 0)  # a step down: b[y] inserted
+            else:
+                x = v.get(k - 1, 0) + 1  # a step right: a[x] deleted
+            y = x - k
+            while x < n and y < m and a[x] == b[y]:
+                x += 1
+                y += 1
+            vd[k] = x
+            if x >= n and y >= m:
+                trace.append(vd)
+                return _backtrack(trace, n, m)
+        trace.append(vd)
+        v = vd
+    return None
+
+
+def _backtrack(trace: list[dict[int, int]], n: int, m: int) -> list[tuple[int, int]]:
+    pairs = []
+    x, y = n, m
+    for d in range(len(trace) - 1, 0, -1):
+        prev = trace[d - 1]
+        k = x - y
+        down = k == -d or (k != d and prev.get(k - 1, -1) < prev.get(k + 1, -1))
+        pk = k + 1 if down else k - 1
+        px = prev[pk]
+        py = px - pk
+        while x > px and y > py:  # the diagonal run after the edit
+            x -= 1
+            y -= 1
+            pairs.append((x, y))
+        x, y = px, py
+    while x > 0 and y > 0:
+        x -= 1
+        y -= 1
+        pairs.append((x, y))
+    pairs.reverse()
+    return pairs
+
+
 def align_sequences(a: list, b: list, window: int = 48, confirm: int = 3):
-    """Matched index pairs of two name sequences that mostly agree: walk both; at a
+    """Matched index pairs of two name sequences: a longest common subsequence where
+    they differ in at most a few hundred places; beyond that, walk both and at a
     mismatch, resynchronise at the nearest (fewest skipped) pair of positions
     where `confirm` names agree, looking at most `window` ahead in each; with no
     such pair, treat the two as a substitution. Linear for sequences that differ
     in a few places (the usual case: an extra or missing kernel, a different
     algorithm picked), unlike a general LCS."""
+    exact = lcs_pairs(a, b)
+    if exact is not None:
+        return exact
     pairs = []
     i = j = 0
     na, nb = len(a), len(b)
