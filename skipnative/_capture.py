@@ -269,7 +269,14 @@ def _to_trace(mod, session, raw: dict[str, np.ndarray]) -> Trace:
         time_unit="ns",
         clock_domain="session",
     )
-    meta.setdefault("devices", [])
+    if meta.get("cupti_test_double"):
+        names: list[str] = []
+    else:
+        names = mod.device_names()
+    used = sorted({int(d) for d in gpu["device"]})
+    meta["devices"] = [
+        {"id": d, "name": names[d] if d < len(names) else "simulated GPU"} for d in used
+    ]
     return Trace(
         launches=launches,
         gpu=gpu,

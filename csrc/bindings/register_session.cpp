@@ -176,6 +176,7 @@ void register_session(py::module_& m) {
       },
       py::arg("wheel_dirs"));
 
+  m.def("device_names", &device_names, "names of the CUDA devices (empty without a driver)");
   m.def("probe_driver", [] {
     std::string why;
     int count = 0;

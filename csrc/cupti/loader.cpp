@@ -148,4 +148,23 @@ bool probe_driver(std::string* why, int* device_count) {
   return true;
 }
 
+std::vector<std::string> device_names() {
+  std::vector<std::string> out;
+  std::string why;
+  int count = 0;
+  if (!probe_driver(&why, &count)) return out;
+  void* h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+  if (!h) return out;
+  using GetFn = int (*)(int*, int);
+  using NameFn = int (*)(char*, int, int);
+  auto get = reinterpret_cast<GetFn>(dlsym(h, "cuDeviceGet"));
+  auto name = reinterpret_cast<NameFn>(dlsym(h, "cuDeviceGetName"));
+  for (int i = 0; get && name && i < count; ++i) {
+    int dev = 0;
+    char buf[256] = {0};
+    if (get(&dev, i) == 0 && name(buf, sizeof buf - 1, dev) == 0) out.emplace_back(buf);
+  }
+  return out;
+}
+
 }  // namespace skipnative

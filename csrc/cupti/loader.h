@@ -56,4 +56,7 @@ const CuptiApi* loaded_cupti();
 // cuInit, cuDeviceGetCount). `*why` says what failed.
 bool probe_driver(std::string* why, int* device_count);
 
+// Names of the CUDA devices (empty when there is no driver).
+std::vector<std::string> device_names();
+
 }  // namespace skipnative

@@ -42,6 +42,9 @@ def test_capture_is_available():
 
 def test_every_kernel_joins_its_launch(captured):
     t = captured.trace
+    import torch
+
+    assert t.meta["devices"][0]["name"] == torch.cuda.get_device_name(0)
     assert len(t.kernels) >= ITERS * 8 * 3
     m = t.metrics(region="all")[0].metrics
     assert m["n_unmatched_kernels"] == 0

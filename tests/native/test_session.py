@@ -437,3 +437,9 @@ def test_hardware_trace_refused_names_cupti_error(gpu):
     with pytest.raises(skipnative.CaptureError, match=r"cuptiActivityEnableHWTrace.*NOT_SUPPORTED"):
         skipnative.capture(clock="library", hw_trace=True).start()
     assert not gpu.subscribed
+
+
+def test_trace_names_its_devices(gpu):
+    with skipnative.capture(clock="library") as cap:
+        gpu.launch("k", 10, stream=3)
+    assert cap.trace.meta["devices"] == [{"id": 0, "name": "simulated GPU"}]
