@@ -57,7 +57,13 @@ def _figures(data: dict[str, Any], out: str) -> list[str]:
 
     xs = data["values"]
     n = data["native_series"]
-    files = []
+    files: list[str] = []
+
+    def save(fig, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, name), dpi=110)
+        plt.close(fig)
+        files.append(name)
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.plot(xs, np.array(n["tklqt_us"]) / 1e3, "o-", label="TKLQT (skipnative)")
@@ -76,10 +82,7 @@ def _figures(data: dict[str, Any], out: str) -> list[str]:
     ax.set_ylabel("ms")
     ax.set_title(f"TKLQT and inference latency, {data['phase']} ({data['card']})")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    files.append("tklqt_il.png")
-    fig.savefig(os.path.join(out, files[-1]), dpi=110)
-    plt.close(fig)
+    save(fig, "tklqt_il.png")
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     total = np.array([max(p["tklqt_us"], 1e-9) for p in data["native"]])
@@ -110,10 +113,7 @@ def _figures(data: dict[str, Any], out: str) -> list[str]:
         "Where TKLQT goes (kernels that started before their call returned: left out)", fontsize=9
     )
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    files.append("tklqt_parts.png")
-    fig.savefig(os.path.join(out, files[-1]), dpi=110)
-    plt.close(fig)
+    save(fig, "tklqt_parts.png")
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.boxplot([np.maximum(np.array(v), 1e-3) for v in data["lq_us"]], showfliers=False)
@@ -122,10 +122,7 @@ def _figures(data: dict[str, Any], out: str) -> list[str]:
     ax.set_xlabel("batch size")
     ax.set_ylabel("kernel start - launch begin (us)")
     ax.set_title("Per-kernel launch-and-queue time")
-    fig.tight_layout()
-    files.append("lq_distribution.png")
-    fig.savefig(os.path.join(out, files[-1]), dpi=110)
-    plt.close(fig)
+    save(fig, "lq_distribution.png")
     return files
 
 

@@ -98,10 +98,23 @@ def test_keyboard_interrupt_inside_a_capture(gpu):
     assert len(cap.trace.gpu) == 1
 
 
+# Every script starts a capture on the double: `gpu` and `cap` are defined.
+PREAMBLE = """
+import os
+import skipnative
+from skipnative import _native
+from skipnative.testing import SimulatedGpu
+_native.load_cupti([])
+gpu = SimulatedGpu()
+gpu.reset()
+cap = skipnative.capture(clock="library").start()
+"""
+
+
 def _run(code: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "SKIPNATIVE_CUPTI_LIBRARY": library_path()}
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", PREAMBLE + textwrap.dedent(code)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -111,17 +124,8 @@ def _run(code: str) -> subprocess.CompletedProcess:
 
 def test_interpreter_exit_with_a_session_open():
     r = _run("""
-        import atexit, skipnative
-        from skipnative.testing import SimulatedGpu
-        from skipnative import _native
-        _native.load_cupti([])
-        gpu = SimulatedGpu()
-        gpu.reset()
-        cap = skipnative.capture(clock="library").start()
         gpu.launch_many(1000, "k", 10)
-        def check():  # registered before skipnative's own handler runs? print after it
-            pass
-        print("exiting")
+        print("exiting")  # and no stop(): the exit handler stops the capture
     """)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "exiting" and r.stderr == ""
@@ -129,13 +133,6 @@ def test_interpreter_exit_with_a_session_open():
 
 def test_exit_handler_stops_and_detaches():
     r = _run("""
-        import skipnative
-        from skipnative.testing import SimulatedGpu
-        from skipnative import _native
-        _native.load_cupti([])
-        gpu = SimulatedGpu()
-        gpu.reset()
-        cap = skipnative.capture(clock="library").start()
         gpu.launch_many(10, "k", 10)
         skipnative._capture._stop_running_captures()
         print(gpu.subscribed, gpu.finalized, len(cap.trace.launches))
@@ -146,13 +143,6 @@ def test_exit_handler_stops_and_detaches():
 
 def test_fork_after_a_session_started():
     r = _run("""
-        import os, skipnative
-        from skipnative.testing import SimulatedGpu
-        from skipnative import _native
-        _native.load_cupti([])
-        gpu = SimulatedGpu()
-        gpu.reset()
-        cap = skipnative.capture(clock="library").start()
         gpu.launch_many(10, "parent", 10)
         pid = os.fork()
         if pid == 0:
