@@ -26,11 +26,20 @@ enum Cat : int {
   kCatAnnotation,
 };
 
+// Current Kineto category names, and the capitalised ones of torch 1.8-1.10 traces.
 Cat category(std::string_view c) {
   switch (c.size()) {
     case 6:
-      if (c == "kernel") return kCatKernel;
+      if (c == "kernel" || c == "Kernel") return kCatKernel;
       if (c == "cpu_op") return kCatCpuOp;
+      if (c == "Memcpy") return kCatMemcpy;
+      if (c == "Memset") return kCatMemset;
+      break;
+    case 7:
+      if (c == "Runtime") return kCatRuntime;
+      break;
+    case 8:
+      if (c == "Operator") return kCatCpuOp;
       break;
     case 10:
       if (c == "gpu_memcpy") return kCatMemcpy;

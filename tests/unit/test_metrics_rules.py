@@ -188,3 +188,33 @@ def test_latency_split_leaves_early_starts_apart():
     assert m["launch_early_us"] == -5 / 1e3 and m["n_latency_kernels"] == 1
     parts = m["launch_api_us"] + m["launch_submit_us"] + m["launch_queue_us"] + m["launch_early_us"]
     assert parts == pytest.approx(m["tklqt_us"])
+
+
+def test_legacy_category_names(tmp_path):
+    # torch 1.8-1.10 wrote "Runtime", "Kernel", "Operator", "Memcpy", "Memset"
+    ev = [launch(0, 5, 1), kernel(10, 5, 1), op(-2, 20), launch(30, 2, 2, name="cudaMemcpyAsync")]
+    ev.append(
+        {
+            "ph": "X",
+            "cat": "gpu_memcpy",
+            "name": "Memcpy HtoD",
+            "pid": 0,
+            "tid": 7,
+            "ts": 40,
+            "dur": 3,
+            "args": {"correlation": 2, "device": 0, "stream": 7},
+        }
+    )
+    new = skipnative.load(write(tmp_path / "new.json", ev))
+    legacy_names = {
+        "cuda_runtime": "Runtime",
+        "kernel": "Kernel",
+        "cpu_op": "Operator",
+        "gpu_memcpy": "Memcpy",
+    }
+    for e in ev:
+        e["cat"] = legacy_names.get(e["cat"], e["cat"])
+    old = skipnative.load(write(tmp_path / "old.json", ev))
+    for name in ("launches", "gpu", "ops"):
+        assert len(getattr(old, name)) == len(getattr(new, name)) > 0
+    assert old.metrics()[0].metrics == new.metrics()[0].metrics
