@@ -57,7 +57,3 @@ def available() -> tuple[bool, str]:
             "keeps CUPTI once used, so capture with skipnative first or in its own process"
         )
     return True, f"capture available: {where}"
-
-
-def cupti_override() -> str | None:
-    return os.environ.get("SKIPNATIVE_CUPTI_LIBRARY") or None

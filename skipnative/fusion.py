@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from skipnative.metrics import join_kernels
-from skipnative.trace import API_KINDS, Trace
+from skipnative.trace import Trace
 
 SYNC_APIS = frozenset(
     {
@@ -161,4 +161,4 @@ def _attach_ops(trace: Trace, kt, cands: list[Candidate]) -> None:
         c.ops = [n for n, _ in names.most_common()]
 
 
-__all__ = ["API_KINDS", "SYNC_APIS", "Candidate", "find_candidates"]
+__all__ = ["SYNC_APIS", "Candidate", "find_candidates"]

@@ -25,19 +25,13 @@ The result is a predicted Trace; every metric is computed from it as usual.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from skipnative.metrics import join_by_correlation, stream_order
 from skipnative.trace import API_KINDS, KIND_GRAPH, KIND_KERNEL, KIND_SYNC, Trace
-
-
-@dataclass
-class _Sched:
-    order: np.ndarray  # launches by (thread, begin)
-    gpu_launch: np.ndarray  # launch row per GPU row, -1 unmatched
 
 
 def _map_times(times, tid, pid, call_tid, call_pid, old_b, new_b, scale):

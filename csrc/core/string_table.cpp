@@ -19,9 +19,4 @@ std::vector<std::string> StringTable::snapshot() const {
   return std::vector<std::string>(strings_.begin(), strings_.end());
 }
 
-size_t StringTable::size() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return strings_.size();
-}
-
 }  // namespace skipnative

@@ -19,7 +19,6 @@ class StringTable {
   StringTable();
   uint32_t intern(std::string_view s);
   std::vector<std::string> snapshot() const;
-  size_t size() const;
 
  private:
   mutable std::mutex mu_;

@@ -73,9 +73,4 @@ uint64_t LaunchBuffers::dropped() const {
   return d;
 }
 
-size_t LaunchBuffers::bytes_reserved() const {
-  size_t chunks = std::max(prealloc_chunks_, chunks_used_.load(std::memory_order_relaxed));
-  return chunks * chunk_records_ * sizeof(LaunchRecord);
-}
-
 }  // namespace skipnative

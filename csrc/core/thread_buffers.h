@@ -80,10 +80,8 @@ class LaunchBuffers {
   }
 
   uint64_t dropped() const;
-  size_t chunks_in_use() const { return chunks_used_.load(std::memory_order_relaxed); }
   size_t max_chunks() const { return max_chunks_; }
   size_t chunk_records() const { return chunk_records_; }
-  size_t bytes_reserved() const;
 
   Chunk* grow(ThreadBuffer* tb);
 
