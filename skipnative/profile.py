@@ -130,14 +130,17 @@ def align_sequences(a: list, b: list, window: int = 48, confirm: int = 3):
     return pairs
 
 
-def _kernels_by_stream(trace: Trace, t0=None, t1=None):
+def _kernels_by_stream(trace: Trace, t0=None, t1=None, anchor=None):
+    """GPU rows of the kernels per (device, stream) in start order; with t0, only the
+    kernels whose anchor (join_kernels' anchor, one per kernel) lies in [t0, t1)."""
     g = trace.gpu
     rows = np.flatnonzero(g["kind"] == 0)
     if t0 is not None:
-        from skipnative.metrics import join_kernels
+        if anchor is None:
+            from skipnative.metrics import join_kernels
 
-        kt = join_kernels(trace)
-        rows = rows[(kt.anchor >= t0) & (kt.anchor < t1)]
+            anchor = join_kernels(trace).anchor
+        rows = rows[(anchor >= t0) & (anchor < t1)]
     out = defaultdict(list)
     for r in rows[np.argsort(g["t_start"][rows], kind="stable")].tolist():
         out[(int(g["device"][r]), int(g["stream"][r]))].append(r)
@@ -160,11 +163,14 @@ def align(
     k_names = {
         s: [kineto.strings[kineto.gpu["name_id"][r]] for r in rows] for s, rows in kb.items()
     }
+    from skipnative.metrics import join_kernels
+
+    anchor = join_kernels(native).anchor  # once, for every region
     mapping = np.full(len(native.gpu), -1, dtype=np.int64)
     total = matched = 0
     per_region = {}
     for name, t0, t1 in native_regions:
-        nb = _kernels_by_stream(native, t0, t1)
+        nb = _kernels_by_stream(native, t0, t1, anchor)
         r_total = r_matched = 0
         for s in set(nb) | set(kb):
             n_rows, k_rows = nb.get(s, []), kb.get(s, [])

@@ -17,17 +17,18 @@ def sweep_data(folder: str) -> dict[str, Any]:
     """Everything the report shows, computed from the folder's .skip files (and the
     Kineto summaries and op breakdowns that sweep.json carries, where present)."""
     import skipnative
-    from skipnative.metrics import join_kernels
+    from skipnative.metrics import compute_metrics, join_kernels
 
     sw = load_sweep(folder)
     native, lq, tops = [], [], []
     for f in sw.files:
         t = skipnative.load(f)
-        native.append(run_summary(t))
         kt = join_kernels(t)
+        rows = compute_metrics(t, top=8, kt=kt)  # once per file: summary and top kernels
+        native.append(run_summary(t, rows))
         lq.append(((kt.t_start - kt.l_begin)[kt.counted] / 1e3).tolist())
-        rows = [r for r in t.metrics(top=8) if r.name == "all"]
-        tops.append(rows[0].top_kernels if rows else [])
+        whole = [r for r in rows if r.name == "all"]
+        tops.append(whole[0].top_kernels if whole else [])
     points = sw.info.get("points", [])
     kineto = [p.get("kineto") for p in points]
     data = {

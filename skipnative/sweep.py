@@ -47,10 +47,10 @@ def queue_transition(values, queued_fraction, threshold: float = 0.5):
     return None
 
 
-def run_summary(trace) -> dict[str, Any]:
+def run_summary(trace, rows=None) -> dict[str, Any]:
     """Mean metrics over a run's iteration regions (all regions but "all"), or the
-    whole capture when it has none."""
-    rows = trace.metrics(top=0)
+    whole capture when it has none. `rows`: the trace's metrics, if computed already."""
+    rows = rows if rows is not None else trace.metrics(top=0)
     its = [r for r in rows if r.name != "all"]
     use = its or [r for r in rows if r.name == "all"]
     keys = [
