@@ -59,6 +59,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except ImportError as e:
+        if "_native" not in str(e):
+            print(f"skip: internal error: ImportError: {e}", file=sys.stderr)
+            return 70
+        print(
+            "skip: error: skipnative's compiled module is missing here (running from a "
+            "source checkout? run outside it, or pip install -e .)",
+            file=sys.stderr,
+        )
+        return 1
     except MemoryError:
         print("skip: error: out of memory", file=sys.stderr)
         return 1

@@ -80,3 +80,15 @@ def test_compare_identical_traces_has_unit_ratios(tmp_path):
 def test_info_reports_capture_state():
     out = json.loads(skip("info", "--json").stdout)
     assert isinstance(out["capture_available"], bool) and out["reason"]
+
+
+def test_missing_compiled_module_is_one_line(monkeypatch, capsys):
+    from skipnative.cli import info, main
+
+    def broken(args):
+        raise ImportError("cannot import name '_native' from 'skipnative'")
+
+    monkeypatch.setattr(info, "run", broken)
+    assert main.main(["info"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "compiled module is missing" in err
