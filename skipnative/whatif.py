@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from skipnative.metrics import join_by_correlation, stream_order
-from skipnative.trace import API_KINDS, KIND_GRAPH, KIND_KERNEL, KIND_SYNC, Trace
+from skipnative.trace import KIND_GRAPH, KIND_KERNEL, KIND_SYNC, Trace
 
 
 def _map_times(times, tid, pid, call_tid, call_pid, old_b, new_b, scale):
@@ -62,8 +62,11 @@ def replay(
     if cpu_scale <= 0:
         raise ValueError("cpu_scale must be > 0")
     t = trace
+    # removed: calls a change took away (run in no time, kept for their host gaps);
+    # no_host: calls whose preceding host work a change took away
+    removed = np.zeros(len(t.launches), dtype=bool)
     if fuse:
-        t = _apply_fusion(t, fuse)
+        t, removed = _apply_fusion(t, fuse)
     ln, g = t.launches, t.gpu
     n_l, n_g = len(ln), len(g)
     gl = join_by_correlation(ln["correlation"], g["correlation"])
@@ -82,8 +85,9 @@ def replay(
     gap = np.where(queued, np.maximum(g["t_start"] - prev_end, 0), 0)
     dur = (g["t_end"] - g["t_start"]).astype(np.int64)
 
+    no_host = np.zeros(n_l, dtype=bool)
     if graphs:
-        ln, gl, rho, gap, queued = _apply_graphs(t, gl, rho, gap, queued, dur)
+        ln, gl, rho, gap, removed, no_host = _apply_graphs(t, gl, rho, gap, queued, removed)
         t = replace(t, launches=ln)
         n_l = len(ln)
 
@@ -137,7 +141,7 @@ def replay(
                 continue
             lag = int(ln["t_begin"][i] - ln["t_end"][d_i])
             tb = max(tb, int(new_e[d_i]) + int(lag * cpu_scale))
-        d = 0 if ln["cbid"][i] == REMOVED else int(ln["t_end"][i] - ln["t_begin"][i])
+        d = 0 if removed[i] else int(ln["t_end"][i] - ln["t_begin"][i])
         te = tb + int(d * cpu_scale)
         if kinds[i] == KIND_SYNC:
             measured = gpu_done_measured(int(ln["t_begin"][i]))
@@ -159,7 +163,7 @@ def replay(
             nxt = calls[pos + 1]
             gap_cpu = int(ln["t_begin"][nxt] - ln["t_end"][i])
             heapq.heappush(
-                heap, (te + int(gap_cpu * cpu_scale * _gap_factor(t, nxt)), key, pos + 1)
+                heap, (te + (0 if no_host[nxt] else int(gap_cpu * cpu_scale)), key, pos + 1)
             )
     # GPU rows with no launch keep their measured times
 
@@ -188,8 +192,7 @@ def replay(
         rp = np.full(len(regions), ln["pid"][ln["tid"] == main][0])
         regions["t_begin"] = move(regions["t_begin"], rt, rp)
         regions["t_end"] = move(regions["t_end"], rt, rp)
-    keep = out_l["cbid"] != REMOVED
-    out_l = out_l[keep]
+    out_l = out_l[~removed]
     meta = dict(t.meta)
     meta["whatif"] = {
         "cpu_scale": cpu_scale,
@@ -200,8 +203,6 @@ def replay(
 
 
 HANDOFF_NS = 20_000
-REMOVED = -3  # cbid of a call that a change removed
-NO_HOST_WORK = -2  # cbid of a call whose preceding host work a change removed
 
 
 def _handoffs(ln: np.ndarray) -> np.ndarray:
@@ -222,12 +223,7 @@ def _handoffs(ln: np.ndarray) -> np.ndarray:
     return dep
 
 
-def _gap_factor(t: Trace, nxt: int) -> float:
-    """Host gaps before calls marked by _apply_graphs (kind graph, cbid -2) vanish."""
-    return 0.0 if t.launches["cbid"][nxt] == NO_HOST_WORK else 1.0
-
-
-def _apply_fusion(t: Trace, chains: list[tuple[str, ...]]) -> Trace:
+def _apply_fusion(t: Trace, chains: list[tuple[str, ...]]) -> tuple[Trace, np.ndarray]:
     """Each occurrence of a chain: its first kernel runs the chain's total time; the
     later kernels and their single-kernel launch calls disappear."""
     from skipnative.fusion import find_candidates
@@ -257,18 +253,17 @@ def _apply_fusion(t: Trace, chains: list[tuple[str, ...]]) -> Trace:
                     drop_launch.add(li)
     keep_g = np.ones(len(g), dtype=bool)
     keep_g[list(drop_gpu)] = False
-    # A removed call stays as a placeholder (cbid REMOVED) that replay() runs in no
-    # time, so the host gaps around it keep their measured lengths; the placeholders
-    # are dropped from the predicted trace.
+    # A removed call stays in the schedule (marked in the returned mask) and runs in
+    # no time, so the host gaps around it keep their measured lengths; replay()
+    # leaves it out of the predicted trace.
+    removed = np.zeros(len(t.launches), dtype=bool)
+    removed[list(drop_launch)] = True
     ln = t.launches.copy()
-    gone = list(drop_launch)
-    ln["correlation"][gone] = -1
-    ln["kind"][gone] = API_KINDS.index("other")
-    ln["cbid"][gone] = REMOVED
-    return replace(t, gpu=g[keep_g], launches=ln)
+    ln["correlation"][removed] = -1  # its kernels are gone: nothing may join it
+    return replace(t, gpu=g[keep_g], launches=ln), removed
 
 
-def _apply_graphs(t: Trace, gl, rho, gap, queued, dur):
+def _apply_graphs(t: Trace, gl, rho, gap, queued, removed):
     """Per region, the kernel launches become one graph launch (the region's first
     kernel launch, now of kind graph, costing the median graph-launch call if the
     trace has one, else twice the median kernel-launch call); the host work
@@ -284,6 +279,7 @@ def _apply_graphs(t: Trace, gl, rho, gap, queued, dur):
         (int(ln["t_begin"].min()), int(ln["t_end"].max()) + 1)
     ]
     keep = np.ones(len(ln), dtype=bool)
+    no_host = np.zeros(len(ln), dtype=bool)
     new_gl = gl.copy()
     for b, e in bounds:
         inr = np.flatnonzero(kl & (ln["t_begin"] >= b) & (ln["t_begin"] < e))
@@ -298,13 +294,13 @@ def _apply_graphs(t: Trace, gl, rho, gap, queued, dur):
         new_gl[rows] = head
         # every call after the graph launch in the region: no host work before it
         after = np.flatnonzero(keep & (ln["t_begin"] > ln["t_begin"][head]) & (ln["t_begin"] < e))
-        ln["cbid"][after] = NO_HOST_WORK
+        no_host[after] = True
     rho = np.where(new_gl != gl, np.maximum(cost, 0), rho)
     gap = np.where(new_gl != gl, med_gap, gap)
     # renumber launches after dropping
     idx = np.cumsum(keep) - 1
     new_gl = np.where(new_gl >= 0, idx[np.maximum(new_gl, 0)], -1)
-    return ln[keep], new_gl, rho, gap, queued
+    return ln[keep], new_gl, rho, gap, removed[keep], no_host[keep]
 
 
 def predict(trace: Trace, **kw: Any) -> list[dict[str, Any]]:
