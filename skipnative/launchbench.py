@@ -11,8 +11,9 @@ Each measurement is a distribution (median, p10, p90) in nanoseconds:
 - ``roundtrip``: launch plus synchronize;
 - ``graph``: one graph launch of N kernels against N launches (each + sync);
 - ``overhead``: the same launch loop unprofiled, under skipnative's timing
-  session and under torch.profiler, in one run (SPEC.md §6): added CPU time per
-  launch.
+  session (the two alternating in blocks) and then under torch.profiler (which
+  keeps CUPTI once used, so it comes last), in one run (SPEC.md §6): added CPU
+  time per launch, median against median.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ from typing import Any
 
 import numpy as np
 
-BLOCK_NS = 50_000  # a launch call this long waited for the GPU
+# The queue probe: behind a kernel spinning QUEUE_SPIN_MS, the call that finds
+# the queue full waits for that kernel, far longer than any preemption of the
+# launching thread; a quarter of the spin tells the two apart.
+QUEUE_SPIN_MS = 200.0
+QUEUE_PROBE_LAUNCHES = 4096
+BLOCK_NS = QUEUE_SPIN_MS * 1e6 / 4
+OVERHEAD_BLOCKS = 5  # alternating unprofiled / skipnative blocks
+IDLE_LAUNCHES = 200  # per API, for launch-to-start on an idle GPU
 
 
 def stats(samples) -> dict[str, float]:
@@ -46,7 +54,7 @@ def run(
     from skipnative import _native
     from skipnative._loader import wheel_cupti_dirs
 
-    runtime_dirs = [d for d in wheel_cupti_dirs()]  # nvidia/cu13/lib holds libcudart too
+    runtime_dirs = wheel_cupti_dirs()  # nvidia/cu13/lib holds libcudart too
     b = _native.LaunchBench(device, runtime_dirs)
     apis = {"driver": _native.LaunchApi.driver}
     if b.has_runtime:
@@ -60,7 +68,7 @@ def run(
         "apis": {},
     }
     for name, api in apis.items():
-        probe = b.queue_probe(api, 4096, 200.0)
+        probe = b.queue_probe(api, QUEUE_PROBE_LAUNCHES, QUEUE_SPIN_MS)
         out["apis"][name] = {
             "launch_call": stats(b.launch_call(api, iters)),
             "throughput": stats(b.throughput(api, iters, 10)),
@@ -74,17 +82,25 @@ def run(
     }
     if not profilers:
         return out
-    # launch-to-start on an idle GPU, and skipnative's added cost, from one capture
-    base = {n: stats(b.launch_call(a, iters)) for n, a in apis.items()}
+    # skipnative's added cost: unprofiled and captured blocks alternate, so drift
+    # between blocks (clock boost, other load) hits both alike
+    per_block = max(iters // OVERHEAD_BLOCKS, 10)
+    base: dict[str, list[float]] = {n: [] for n in apis}
+    prof: dict[str, list[float]] = {n: [] for n in apis}
+    for _ in range(OVERHEAD_BLOCKS):
+        for n, a in apis.items():
+            base[n] += b.launch_call(a, per_block)
+        with skipnative.capture():
+            for n, a in apis.items():
+                prof[n] += b.launch_call(a, per_block)
+    # launch-to-start on an idle GPU: each launch waits for the previous kernel
     with skipnative.capture() as cap:
-        prof = {n: stats(b.launch_call(a, iters)) for n, a in apis.items()}
         for a in apis.values():
-            b.idle_launches(a, 200)
-    t = cap.trace
+            b.idle_launches(a, IDLE_LAUNCHES)
     from skipnative.metrics import join_kernels
 
-    kt = join_kernels(t)
-    idle = (kt.t_start - kt.l_begin)[kt.launch >= 0][-200 * len(apis) :]
+    kt = join_kernels(cap.trace)
+    idle = (kt.t_start - kt.l_begin)[kt.launch >= 0]
     out["launch_to_start_idle"] = stats(idle)
     over = {"unprofiled": base, "skipnative": prof}
     try:
@@ -93,15 +109,15 @@ def run(
 
         if torch.cuda.is_available():
             with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]):
-                over["torch_profiler"] = {
-                    n: stats(b.launch_call(a, iters)) for n, a in apis.items()
-                }
+                over["torch_profiler"] = {n: b.launch_call(a, iters) for n, a in apis.items()}
     except ImportError:
         pass
+    runs = {k: {n: stats(v[n]) for n in apis} for k, v in over.items()}
     out["overhead"] = {
-        k: {n: v[n]["median"] - base[n]["median"] for n in apis} for k, v in over.items()
+        k: {n: v[n]["median"] - runs["unprofiled"][n]["median"] for n in apis}
+        for k, v in runs.items()
     }
-    out["overhead_runs"] = over
+    out["overhead_runs"] = runs
     return out
 
 

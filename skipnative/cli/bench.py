@@ -29,12 +29,15 @@ def run(args) -> int:
 
     if args.iters < 10 or args.graph_kernels < 1:
         raise UserError("--iters must be >= 10 and --graph-kernels >= 1")
+    ok, why, _count = _native.probe_driver()
+    if not ok:
+        raise UserError(f"skip bench launch needs a GPU: {why}")
     try:
         res = run_bench(
             args.iters, graph_kernels=args.graph_kernels, profilers=not args.no_profilers
         )
     except _native.BenchError as e:
-        raise UserError(f"skip bench launch needs a GPU: {e}") from None
+        raise UserError(f"skip bench launch: {e}") from None
     if args.json:
         json.dump(res, sys.stdout)
         sys.stdout.write("\n")

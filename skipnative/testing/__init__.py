@@ -10,6 +10,11 @@ simulated GPU through :class:`SimulatedGpu`.
 
 Time is virtual by default: capture with ``clock="library"`` and every
 timestamp is exactly what the simulation says.
+
+:func:`simulate_cuda` adds a CUDA driver and runtime on the same simulated GPU
+(``libskipnative_cuda_double.so`` and ``libskipnative_cudart_double.so``, with
+the SONAMEs ``libcuda.so.1`` and ``libcudart.so.13``): the launch benchmarks
+(``skip bench launch``) then run without a GPU.
 """
 
 from __future__ import annotations
@@ -32,18 +37,39 @@ def _cbid(api: str) -> tuple[int, int]:
 
 
 _DOUBLE = "libskipnative_cupti_double.so"
+_DRIVER = "libskipnative_cuda_double.so"
+_RUNTIME = "libskipnative_cudart_double.so"
 
 
-def library_path() -> str:
-    """Path of the CUPTI test double shipped with skipnative (installed beside the
-    compiled module's testing/ folder; in an editable install that differs from
-    this file's folder)."""
+def library_path(name: str = _DOUBLE) -> str:
+    """Path of a test double shipped with skipnative (the CUPTI one by default),
+    installed in the compiled module's testing/ folder (in an editable install
+    that differs from this file's folder)."""
     from skipnative import _native
 
     for folder in (Path(_native.__file__).parent / "testing", Path(__file__).parent):
-        if (folder / _DOUBLE).is_file():
-            return str(folder / _DOUBLE)
-    raise FileNotFoundError(f"{_DOUBLE} is not installed beside skipnative._native")
+        if (folder / name).is_file():
+            return str(folder / name)
+    raise FileNotFoundError(f"{name} is not installed beside skipnative._native")
+
+
+def load_cupti_double() -> dict:
+    """Loads the CUPTI double as this process's libcupti (the loader keeps the first
+    one it loads) and returns the loader's report. No wheel folders are searched,
+    so a real libcupti from an nvidia-cuda-cupti wheel is not preferred; the
+    variable naming the double is set only while loading, so subprocesses do not
+    inherit it."""
+    from skipnative import _native
+
+    old = os.environ.get("SKIPNATIVE_CUPTI_LIBRARY")
+    os.environ["SKIPNATIVE_CUPTI_LIBRARY"] = library_path()
+    try:
+        return dict(_native.load_cupti([]))
+    finally:
+        if old is None:
+            del os.environ["SKIPNATIVE_CUPTI_LIBRARY"]
+        else:
+            os.environ["SKIPNATIVE_CUPTI_LIBRARY"] = old
 
 
 class SimulatedGpu:
@@ -70,6 +96,7 @@ class SimulatedGpu:
             "skipnative_double_graph_launch": (u32, [i32, i32, u32, ctypes.c_char_p, u32, u64]),
             "skipnative_double_copy": (u32, [i32, i32, u32, u64, u64, i32]),
             "skipnative_double_sync": (u32, [i32, i32]),
+            "skipnative_double_set_queue_depth": (None, [u32]),
             "skipnative_double_subscribed": (i32, []),
             "skipnative_double_enabled_callbacks": (i32, []),
             "skipnative_double_enabled_kinds": (i32, []),
@@ -99,6 +126,11 @@ class SimulatedGpu:
     def advance(self, ns: int) -> None:
         """Host work between calls."""
         self._lib.skipnative_double_advance(ns)
+
+    def set_queue_depth(self, depth: int) -> None:
+        """At most `depth` unfinished kernels per stream (0: unbounded): a launch
+        into a full stream waits inside the call, as CUDA's does."""
+        self._lib.skipnative_double_set_queue_depth(depth)
 
     def hold_subscriber(self, held: bool = True) -> None:
         """Simulates another CUPTI subscriber (torch.profiler) in the process."""
@@ -178,3 +210,41 @@ class SimulatedGpu:
     @property
     def buffers_requested(self) -> int:
         return self._lib.skipnative_double_buffers_requested()
+
+
+class SimulatedCuda(SimulatedGpu):
+    """The simulated GPU with the CUDA driver and runtime doubles in front of it."""
+
+    def __init__(self, driver_path: str):
+        super().__init__(library_path())
+        lib = ctypes.CDLL(driver_path, mode=ctypes.RTLD_GLOBAL)
+        lib.skipnative_cuda_double_fail.argtypes = [ctypes.c_char_p, ctypes.c_int]
+        lib.skipnative_cuda_double_fail.restype = None
+        lib.skipnative_cuda_double_set_kernel_ns.argtypes = [ctypes.c_uint64]
+        lib.skipnative_cuda_double_set_kernel_ns.restype = None
+        self._driver = lib
+
+    def fail(self, function: str, code: int) -> None:
+        """Makes every later call of a driver or runtime `function` return the CUDA
+        error `code` (0: succeed again)."""
+        self._driver.skipnative_cuda_double_fail(function.encode(), code)
+
+    def set_kernel_ns(self, ns: int) -> None:
+        """GPU time of a kernel without parameters (the null kernel)."""
+        self._driver.skipnative_cuda_double_set_kernel_ns(ns)
+
+
+def simulate_cuda(*, runtime: bool = True) -> SimulatedCuda:
+    """Makes this process see a simulated CUDA: the driver double (and the runtime
+    double) are loaded, so a later dlopen of ``libcuda.so.1`` (``libcudart.so.13``)
+    returns them, and the CUPTI double is loaded as this process's libcupti (the
+    loader keeps the first one). Irreversible; call it before anything in the
+    process loads CUDA or CUPTI, and do not mix it with a real driver.
+    """
+    info = load_cupti_double()
+    if not info.get("test_double"):
+        raise RuntimeError(f"another libcupti is already loaded in this process: {info}")
+    sim = SimulatedCuda(library_path(_DRIVER))
+    if runtime:
+        ctypes.CDLL(library_path(_RUNTIME), mode=ctypes.RTLD_GLOBAL)
+    return sim

@@ -6,32 +6,12 @@ loader keeps the first one), so it is loaded at collection time.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from skipnative.testing import SimulatedGpu, library_path
+from skipnative.testing import SimulatedGpu, load_cupti_double
 
-
-def _load_double():
-    # Load now, with no wheel folders: on a machine with the nvidia-cuda-cupti
-    # wheel installed, the loader would otherwise prefer the real libcupti. The
-    # variable is set only while loading, so that subprocesses of other tests
-    # (which must see this machine as it is) do not inherit it.
-    from skipnative import _native
-
-    old = os.environ.get("SKIPNATIVE_CUPTI_LIBRARY")
-    os.environ["SKIPNATIVE_CUPTI_LIBRARY"] = library_path()
-    try:
-        return _native.load_cupti([])
-    finally:
-        if old is None:
-            del os.environ["SKIPNATIVE_CUPTI_LIBRARY"]
-        else:
-            os.environ["SKIPNATIVE_CUPTI_LIBRARY"] = old
-
-
-_LOADED = _load_double()
+# Loaded now: the loader keeps the first libcupti, and must not find a real one first.
+_LOADED = load_cupti_double()
 
 
 @pytest.fixture

@@ -8,8 +8,14 @@
 //
 // Time is virtual by default (an atomic ns counter, exported as
 // skipnative_double_clock_ns, which skipnative's "library" clock reads), so
-// tests can expect exact timestamps. In real-time mode the double reads the
-// timestamp callback skipnative registered and spins for the launch cost.
+// tests can expect exact timestamps. In real-time mode the double runs on
+// CLOCK_MONOTONIC, spins for the launch cost and converts the times it writes
+// into activity records to the clock of the timestamp callback skipnative
+// registered (as CUPTI converts GPU timestamps to the CPU clock).
+//
+// The simulated GPU runs whether or not activity is enabled (only records
+// depend on it), and a stream holds at most `queue_depth` unfinished kernels:
+// a launch into a full stream waits inside the call, as the driver's does.
 //
 // Activity buffers are filled as CUPTI would and held until
 // cuptiActivityFlushAll, so a bounded buffer pool runs out at an exact record
@@ -19,6 +25,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <ctime>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
@@ -53,6 +61,8 @@ struct State {
   std::atomic<uint32_t> next_correlation{1};
   uint32_t next_graph = 1;
   std::map<uint32_t, uint64_t> stream_free;
+  std::map<uint32_t, std::deque<uint64_t>> pending;  // per stream: ends of unfinished work
+  uint32_t queue_depth = 0;                          // 0: unbounded
   std::set<std::string> names;
 
   uint8_t* buf = nullptr;
@@ -70,21 +80,55 @@ State& st() {
   return *s;
 }
 
+uint64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
 uint64_t now_ns() {
   State& s = st();
-  if (s.real_time && s.timestamp) return s.timestamp();
-  return s.now.load();
+  return s.real_time ? monotonic_ns() : s.now.load();
 }
 
 void spend(uint64_t ns) {
   State& s = st();
-  if (s.real_time && s.timestamp) {
-    uint64_t until = s.timestamp() + ns;
-    while (s.timestamp() < until) {
+  if (s.real_time) {
+    uint64_t until = monotonic_ns() + ns;
+    while (monotonic_ns() < until) {
     }
   } else {
     s.now.fetch_add(ns);
   }
+}
+
+// What the subscriber's clock reads minus the simulation's (0 in virtual time).
+int64_t clock_offset(const State& s) {
+  if (!s.real_time || !s.timestamp) return 0;
+  return int64_t(s.timestamp()) - int64_t(monotonic_ns());
+}
+
+uint64_t at(int64_t offset, uint64_t t) { return t ? uint64_t(int64_t(t) + offset) : 0; }
+
+// Work of `duration_ns` entering `stream` no earlier than `ready`: returns its
+// start and books the stream (caller holds mu).
+uint64_t schedule(State& s, uint32_t stream, uint64_t ready, uint64_t duration_ns) {
+  uint64_t start = std::max(ready, s.stream_free[stream]);
+  s.stream_free[stream] = start + duration_ns;
+  if (s.queue_depth) s.pending[stream].push_back(start + duration_ns);
+  return start;
+}
+
+// How long a launch into `stream` at `now` waits for a free queue slot.
+uint64_t queue_wait(uint32_t stream) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (!s.queue_depth) return 0;
+  auto& q = s.pending[stream];
+  uint64_t now = now_ns();
+  while (!q.empty() && q.front() <= now) q.pop_front();
+  if (q.size() < s.queue_depth) return 0;
+  return q[q.size() - s.queue_depth] - now;
 }
 
 size_t record_size(uint32_t version, int kind) {
@@ -133,12 +177,13 @@ void write_kernel(State& s, uint32_t corr, uint32_t stream, const char* name, ui
     ++s.dropped;
     return;
   }
+  const int64_t off = clock_offset(s);
   K k;
   std::memset(&k, 0, sizeof(k));
   k.kind = CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL;
-  k.start = start;
-  k.end = end;
-  k.completed = end;
+  k.start = at(off, start);
+  k.end = at(off, end);
+  k.completed = k.end;
   k.deviceId = s.device;
   k.contextId = 1;
   k.streamId = stream;
@@ -150,8 +195,8 @@ void write_kernel(State& s, uint32_t corr, uint32_t stream, const char* name, ui
   k.blockZ = 1;
   k.correlationId = corr;
   k.name = name;
-  k.queued = s.latency ? queued : CUPTI_TIMESTAMP_UNKNOWN;
-  k.submitted = s.latency ? submitted : CUPTI_TIMESTAMP_UNKNOWN;
+  k.queued = s.latency ? at(off, queued) : CUPTI_TIMESTAMP_UNKNOWN;
+  k.submitted = s.latency ? at(off, submitted) : CUPTI_TIMESTAMP_UNKNOWN;
   k.graphId = graph_id;
   k.graphNodeId = node_id;
   std::memcpy(p, &k, sizeof(k));
@@ -166,13 +211,14 @@ void write_copy(State& s, uint32_t corr, uint32_t stream, uint64_t bytes, uint64
     ++s.dropped;
     return;
   }
+  const int64_t off = clock_offset(s);
   M m;
   std::memset(&m, 0, sizeof(m));
   m.kind = CUPTI_ACTIVITY_KIND_MEMCPY;
   m.copyKind = CUPTI_ACTIVITY_MEMCPY_KIND_HTOD;
   m.bytes = bytes;
-  m.start = start;
-  m.end = end;
+  m.start = at(off, start);
+  m.end = at(off, end);
   m.deviceId = s.device;
   m.contextId = 1;
   m.streamId = stream;
@@ -188,12 +234,13 @@ void write_set(State& s, uint32_t corr, uint32_t stream, uint64_t bytes, uint64_
     ++s.dropped;
     return;
   }
+  const int64_t off = clock_offset(s);
   CUpti_ActivityMemset4 m;
   std::memset(&m, 0, sizeof(m));
   m.kind = CUPTI_ACTIVITY_KIND_MEMSET;
   m.bytes = bytes;
-  m.start = start;
-  m.end = end;
+  m.start = at(off, start);
+  m.end = at(off, end);
   m.deviceId = s.device;
   m.contextId = 1;
   m.streamId = stream;
@@ -458,6 +505,8 @@ DOUBLE_API void skipnative_double_reset(uint32_t version) {
   s.next_correlation = 1;
   s.next_graph = 1;
   s.stream_free.clear();
+  s.pending.clear();
+  s.queue_depth = 0;
   s.dropped = 0;
   s.records_written = 0;
   s.buffers_requested = 0;
@@ -488,17 +537,16 @@ DOUBLE_API uint32_t skipnative_double_launch_nested(int domain, int cbid, int in
                                                     int inner_cbid, uint32_t stream,
                                                     const char* name, uint64_t duration_ns) {
   return api_call(
-      domain, cbid, st().launch_cost,
+      domain, cbid, st().launch_cost + queue_wait(stream),
       [&](uint32_t corr, uint64_t t_begin, uint64_t t_end) {
         State& s = st();
         std::lock_guard<std::mutex> lock(s.mu);
-        if (!s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL)) return;
         uint64_t submitted = t_end + s.submit_latency;
-        uint64_t start = std::max(submitted, s.stream_free[stream]);
-        uint64_t end = start + duration_ns;
-        s.stream_free[stream] = end;
+        uint64_t start = schedule(s, stream, submitted, duration_ns);
+        if (!s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL)) return;
         const char* n = stable_name(s, name);
         uint64_t queued = t_begin + s.launch_cost / 2;
+        uint64_t end = start + duration_ns;
         if (s.version >= 130000)
           write_kernel<CUpti_ActivityKernel10>(s, corr, stream, n, start, end, queued, submitted, 0,
                                                0);
@@ -523,16 +571,18 @@ DOUBLE_API uint64_t skipnative_double_launch_many(uint64_t count, int domain, in
   return count;
 }
 
-// A graph launch of n kernels (run back to back on `stream`, one correlation id).
+// A graph launch of n kernels (run back to back on `stream`, one correlation id;
+// one queue slot).
 DOUBLE_API uint32_t skipnative_double_graph_launch(int domain, int cbid, uint32_t stream,
                                                    const char* name, uint32_t n_kernels,
                                                    uint64_t duration_ns) {
-  return api_call(domain, cbid, st().launch_cost, [&](uint32_t corr, uint64_t, uint64_t t_end) {
+  uint64_t cost = st().launch_cost + queue_wait(stream);
+  return api_call(domain, cbid, cost, [&](uint32_t corr, uint64_t, uint64_t t_end) {
     State& s = st();
     std::lock_guard<std::mutex> lock(s.mu);
+    uint64_t t = schedule(s, stream, t_end + s.submit_latency, n_kernels * duration_ns);
     if (!s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL)) return;
     uint32_t graph = s.next_graph++;
-    uint64_t t = std::max(t_end + s.submit_latency, s.stream_free[stream]);
     const char* n = stable_name(s, name);
     for (uint32_t i = 0; i < n_kernels; ++i) {
       if (s.version >= 130000)
@@ -543,20 +593,19 @@ DOUBLE_API uint32_t skipnative_double_graph_launch(int domain, int cbid, uint32_
                                             i + 1);
       t += duration_ns;
     }
-    s.stream_free[stream] = t;
   });
 }
 
 // An async memcpy (is_set = 0) or memset (is_set = 1).
 DOUBLE_API uint32_t skipnative_double_copy(int domain, int cbid, uint32_t stream, uint64_t bytes,
                                            uint64_t duration_ns, int is_set) {
-  return api_call(domain, cbid, st().launch_cost, [&](uint32_t corr, uint64_t, uint64_t t_end) {
+  uint64_t cost = st().launch_cost + queue_wait(stream);
+  return api_call(domain, cbid, cost, [&](uint32_t corr, uint64_t, uint64_t t_end) {
     State& s = st();
     std::lock_guard<std::mutex> lock(s.mu);
+    uint64_t start = schedule(s, stream, t_end + s.submit_latency, duration_ns);
     int kind = is_set ? CUPTI_ACTIVITY_KIND_MEMSET : CUPTI_ACTIVITY_KIND_MEMCPY;
     if (!s.enabled_kinds.count(kind)) return;
-    uint64_t start = std::max(t_end + s.submit_latency, s.stream_free[stream]);
-    s.stream_free[stream] = start + duration_ns;
     if (is_set)
       write_set(s, corr, stream, bytes, start, start + duration_ns);
     else if (s.version >= 130000)
@@ -564,6 +613,19 @@ DOUBLE_API uint32_t skipnative_double_copy(int domain, int cbid, uint32_t stream
     else
       write_copy<CUpti_ActivityMemcpy5>(s, corr, stream, bytes, start, start + duration_ns);
   });
+}
+
+// An API call that does no GPU work (e.g. a launch into a capturing stream).
+DOUBLE_API uint32_t skipnative_double_call(int domain, int cbid) {
+  return api_call(domain, cbid, st().launch_cost, [](uint32_t, uint64_t, uint64_t) {});
+}
+
+// At most `depth` unfinished kernels per stream (0: unbounded).
+DOUBLE_API void skipnative_double_set_queue_depth(uint32_t depth) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.queue_depth = depth;
+  s.pending.clear();
 }
 
 // A synchronising call: returns when every simulated stream is idle.

@@ -1,0 +1,277 @@
+// A CUDA driver test double (SONAME libcuda.so.1): the driver functions
+// skipnative's launch benchmarks and driver probe call, compiled against the
+// real cuda.h, on the simulated GPU of the CUPTI test double. Loaded into a
+// process before anything dlopens "libcuda.so.1", it is what that dlopen returns.
+//
+// Kernels found in a module are the PTX's .entry names; a kernel with a
+// parameter (the benchmark's spin kernel) runs for its first u64 argument in
+// cycles at 2.5 GHz, any other for the configured kernel time. Launches into a
+// capturing stream are API calls without GPU work, recorded into the graph.
+// Any function can be made to fail with a given error (error paths).
+#include <cuda.h>
+#include <cupti.h>
+
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "sim_cuda.h"
+
+#define CUDA_DOUBLE_API extern "C" __attribute__((visibility("default")))
+
+namespace {
+
+std::mutex g_mu;
+std::map<std::string, int> g_failures;
+uint64_t g_kernel_ns = 2000;
+uint32_t g_next_stream = 100;
+std::deque<CUfunc_st> g_functions;  // stable addresses, never freed
+CUctx_st g_context;
+
+constexpr int kDriver = 1;
+
+CUresult failure(const char* function) {
+  return CUresult(skipnative_cuda_double_failure(function));
+}
+
+#define CUDA_DOUBLE_FAIL(fn) \
+  if (CUresult r_ = failure(fn)) return r_;
+
+}  // namespace
+
+// ------------------------------------------------------------ test controls --
+
+// The next calls of `function` return `code` (0: succeed again).
+CUDA_DOUBLE_API void skipnative_cuda_double_fail(const char* function, int code) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (code)
+    g_failures[function] = code;
+  else
+    g_failures.erase(function);
+}
+
+CUDA_DOUBLE_API int skipnative_cuda_double_failure(const char* function) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  auto it = g_failures.find(function);
+  return it == g_failures.end() ? 0 : it->second;
+}
+
+CUDA_DOUBLE_API void skipnative_cuda_double_set_kernel_ns(uint64_t ns) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_kernel_ns = ns;
+}
+
+CUDA_DOUBLE_API uint64_t skipnative_cuda_double_kernel_ns(const CUfunc_st* fn, void** params) {
+  if (fn->params > 0 && params && params[0]) {
+    uint64_t cycles;
+    std::memcpy(&cycles, params[0], sizeof cycles);
+    return uint64_t(double(cycles) / 2.5);
+  }
+  std::lock_guard<std::mutex> lock(g_mu);
+  return g_kernel_ns;
+}
+
+// The kernel `name` of a PTX text, or null: ".entry name(" with its .param count.
+CUDA_DOUBLE_API const CUfunc_st* skipnative_cuda_double_find(const char* ptx, const char* name) {
+  std::string text(ptx), entry = std::string(".entry ") + name + "(";
+  size_t at = text.find(entry);
+  if (at == std::string::npos) return nullptr;
+  size_t close = text.find(')', at);
+  CUfunc_st fn;
+  fn.name = name;
+  for (size_t p = text.find(".param", at); p != std::string::npos && p < close;
+       p = text.find(".param", p + 1))
+    ++fn.params;
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_functions.push_back(fn);
+  return &g_functions.back();
+}
+
+// A kernel launch through (domain, cbid); a runtime launch calls the driver's
+// cuLaunchKernel inside, as CUDA's runtime does.
+CUDA_DOUBLE_API void skipnative_cuda_double_launch(int domain, int cbid, const CUfunc_st* fn,
+                                                   void** params, CUstream_st* stream) {
+  if (stream->capturing) {
+    stream->captured.push_back(fn->name);
+    skipnative_double_call(domain, cbid);
+    return;
+  }
+  int inner = domain == kDriver ? -1 : kDriver;
+  int inner_cbid = domain == kDriver ? -1 : int(CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel);
+  skipnative_double_launch_nested(domain, cbid, inner, inner_cbid, stream->id, fn->name.c_str(),
+                                  skipnative_cuda_double_kernel_ns(fn, params));
+}
+
+// ------------------------------------------------------------- driver API --
+
+CUDA_DOUBLE_API CUresult cuInit(unsigned int) {
+  CUDA_DOUBLE_FAIL("cuInit");
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuDriverGetVersion(int* version) {
+  *version = CUDA_VERSION;
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuDeviceGetCount(int* count) {
+  CUDA_DOUBLE_FAIL("cuDeviceGetCount");
+  *count = 1;
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuDeviceGet(CUdevice* device, int ordinal) {
+  if (ordinal != 0) return CUDA_ERROR_INVALID_DEVICE;
+  *device = 0;
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuDeviceGetName(char* name, int len, CUdevice device) {
+  if (device != 0 || len <= 0) return CUDA_ERROR_INVALID_VALUE;
+  std::strncpy(name, "skipnative simulated GPU", size_t(len));
+  name[len - 1] = '\0';
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuDevicePrimaryCtxRetain(CUcontext* ctx, CUdevice device) {
+  CUDA_DOUBLE_FAIL("cuDevicePrimaryCtxRetain");
+  if (device != 0) return CUDA_ERROR_INVALID_DEVICE;
+  *ctx = &g_context;
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuDevicePrimaryCtxRelease(CUdevice) { return CUDA_SUCCESS; }
+
+CUDA_DOUBLE_API CUresult cuCtxSetCurrent(CUcontext) { return CUDA_SUCCESS; }
+
+CUDA_DOUBLE_API CUresult cuModuleLoadData(CUmodule* module, const void* image) {
+  CUDA_DOUBLE_FAIL("cuModuleLoadData");
+  const char* ptx = static_cast<const char*>(image);
+  if (!ptx || !std::strstr(ptx, ".version") || !std::strstr(ptx, ".entry"))
+    return CUDA_ERROR_INVALID_IMAGE;
+  *module = new CUmod_st{ptx};
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuModuleUnload(CUmodule module) {
+  delete module;
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuModuleGetFunction(CUfunction* fn, CUmodule module, const char* name) {
+  const CUfunc_st* f = skipnative_cuda_double_find(module->ptx.c_str(), name);
+  if (!f) return CUDA_ERROR_NOT_FOUND;
+  *fn = const_cast<CUfunc_st*>(f);
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuStreamCreate(CUstream* stream, unsigned int) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  *stream = new CUstream_st{g_next_stream++, false, {}};
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuStreamDestroy(CUstream stream) {
+  delete stream;
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuLaunchKernel(CUfunction f, unsigned, unsigned, unsigned, unsigned,
+                                        unsigned, unsigned, unsigned, CUstream stream,
+                                        void** params, void**) {
+  CUDA_DOUBLE_FAIL("cuLaunchKernel");
+  if (!f || !stream) return CUDA_ERROR_INVALID_HANDLE;
+  if (f->params > 0 && !params) return CUDA_ERROR_INVALID_VALUE;
+  skipnative_cuda_double_launch(kDriver, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel, f, params, stream);
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuStreamSynchronize(CUstream stream) {
+  if (stream && stream->capturing) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  skipnative_double_sync(kDriver, CUPTI_DRIVER_TRACE_CBID_cuStreamSynchronize);
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuStreamBeginCapture(CUstream stream, CUstreamCaptureMode) {
+  if (!stream || stream->capturing) return CUDA_ERROR_ILLEGAL_STATE;
+  stream->capturing = true;
+  stream->captured.clear();
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuStreamEndCapture(CUstream stream, CUgraph* graph) {
+  if (!stream || !stream->capturing) return CUDA_ERROR_ILLEGAL_STATE;
+  stream->capturing = false;
+  *graph = new CUgraph_st{stream->captured};
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuGraphInstantiate(CUgraphExec* exec, CUgraph graph, unsigned long long) {
+  *exec = new CUgraphExec_st{graph->kernels};
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuGraphLaunch(CUgraphExec exec, CUstream stream) {
+  CUDA_DOUBLE_FAIL("cuGraphLaunch");
+  if (!exec || !stream) return CUDA_ERROR_INVALID_HANDLE;
+  uint64_t ns;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    ns = g_kernel_ns;
+  }
+  const char* name = exec->kernels.empty() ? "" : exec->kernels.front().c_str();
+  skipnative_double_graph_launch(kDriver, CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch, stream->id, name,
+                                 uint32_t(exec->kernels.size()), ns);
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuGraphExecDestroy(CUgraphExec exec) {
+  delete exec;
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuGraphDestroy(CUgraph graph) {
+  delete graph;
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuGetErrorString(CUresult error, const char** str) {
+  switch (error) {
+    case CUDA_SUCCESS:
+      *str = "no error";
+      break;
+    case CUDA_ERROR_INVALID_VALUE:
+      *str = "invalid argument";
+      break;
+    case CUDA_ERROR_NO_DEVICE:
+      *str = "no CUDA-capable device is detected";
+      break;
+    case CUDA_ERROR_INVALID_DEVICE:
+      *str = "invalid device ordinal";
+      break;
+    case CUDA_ERROR_INVALID_IMAGE:
+      *str = "device kernel image is invalid";
+      break;
+    case CUDA_ERROR_INVALID_PTX:
+      *str = "a PTX JIT compilation failed";
+      break;
+    case CUDA_ERROR_INVALID_HANDLE:
+      *str = "invalid resource handle";
+      break;
+    case CUDA_ERROR_NOT_FOUND:
+      *str = "named symbol not found";
+      break;
+    case CUDA_ERROR_ILLEGAL_STATE:
+      *str = "the operation cannot be performed in the present state";
+      break;
+    case CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED:
+      *str = "operation not permitted when stream is capturing";
+      break;
+    default:
+      *str = nullptr;
+      return CUDA_ERROR_INVALID_VALUE;
+  }
+  return CUDA_SUCCESS;
+}
