@@ -12,15 +12,33 @@ import numpy as np
 
 from skipnative.sweep import load_sweep, run_summary, series
 
+WHATIF_CPU = (2.0, 0.5)  # the report's default what-if: a CPU 2x slower, 2x faster
 
-def sweep_data(folder: str) -> dict[str, Any]:
+
+def whatif_label(key: str) -> str:
+    if key == "graphs":
+        return "CUDA graphs"
+    s = float(key)
+    return f"CPU {s:g}x slower" if s > 1 else f"CPU {1 / s:g}x faster"
+
+
+def sweep_data(
+    folder: str, whatif_cpu: tuple[float, ...] = WHATIF_CPU, whatif_graphs: bool = True
+) -> dict[str, Any]:
     """Everything the report shows, computed from the folder's .skip files (and the
-    Kineto summaries and op breakdowns that sweep.json carries, where present)."""
+    Kineto summaries and op breakdowns that sweep.json carries, where present).
+    With `whatif_cpu` scales and `whatif_graphs`, each point is also replayed
+    (skipnative.whatif) for a slower or faster CPU and with CUDA graphs."""
     import skipnative
     from skipnative.metrics import compute_metrics, join_kernels
+    from skipnative.whatif import replay
 
     sw = load_sweep(folder)
     native, lq, tops = [], [], []
+    scenarios: dict[str, dict[str, Any]] = {f"{s:g}": {"cpu_scale": s} for s in whatif_cpu}
+    if whatif_graphs:
+        scenarios["graphs"] = {"graphs": True}
+    predicted: dict[str, list[dict[str, Any]]] = {k: [] for k in scenarios}
     for f in sw.files:
         t = skipnative.load(f)
         kt = join_kernels(t)
@@ -29,6 +47,8 @@ def sweep_data(folder: str) -> dict[str, Any]:
         lq.append(((kt.t_start - kt.l_begin)[kt.counted] / 1e3).tolist())
         whole = [r for r in rows if r.name == "all"]
         tops.append(whole[0].top_kernels if whole else [])
+        for key, change in scenarios.items():
+            predicted[key].append(run_summary(replay(t, **change)))
     points = sw.info.get("points", [])
     kineto = [p.get("kineto") for p in points]
     data = {
@@ -44,6 +64,7 @@ def sweep_data(folder: str) -> dict[str, Any]:
         "top_kernels": tops,
         "ops": [p.get("ops") or [] for p in points],
         "match_rate": [p.get("match_rate") for p in points],
+        "whatif": {k: series(v, sw.values) for k, v in predicted.items()},
     }
     if data["kineto"]:
         data["kineto_series"] = series(data["kineto"], sw.values)
@@ -124,7 +145,32 @@ def _figures(data: dict[str, Any], out: str) -> list[str]:
     ax.set_ylabel("kernel start - launch begin (us)")
     ax.set_title("Per-kernel launch-and-queue time")
     save(fig, "lq_distribution.png")
+
+    if data["whatif"]:
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        ax.plot(xs, np.array(n["il_us"]) / 1e3, "s-", color="k", label="IL measured")
+        if n["queue_transition"] is not None:
+            ax.axvline(n["queue_transition"], color="k", ls=":")
+        for i, (key, w) in enumerate(data["whatif"].items()):
+            color = f"C{i}"
+            ax.plot(
+                xs, np.array(w["il_us"]) / 1e3, "o--", color=color,
+                label=f"IL predicted, {whatif_label(key)}",
+            )  # fmt: skip
+            if w["queue_transition"] is not None and key != "graphs":
+                ax.axvline(w["queue_transition"], color=color, ls=":", alpha=0.7)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("IL (ms)")
+        ax.set_title("What if: replayed schedules (dotted: queue transitions)", fontsize=9)
+        ax.legend(fontsize=8)
+        save(fig, "whatif_il.png")
     return files
+
+
+def _transition(batch: int | None) -> str:
+    return "not reached in this range" if batch is None else str(batch)
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -133,11 +179,18 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def write_report(folder: str, out: str | None = None, *, source_note: str = "") -> str:
+def write_report(
+    folder: str,
+    out: str | None = None,
+    *,
+    source_note: str = "",
+    whatif_cpu: tuple[float, ...] = WHATIF_CPU,
+    whatif_graphs: bool = True,
+) -> str:
     """Writes report.md and its PNGs into `out` (default: the sweep folder)."""
     out = out or folder
     os.makedirs(out, exist_ok=True)
-    data = sweep_data(folder)
+    data = sweep_data(folder, whatif_cpu, whatif_graphs)
     figs = _figures(data, out)
     n, xs = data["native_series"], data["values"]
     lines = [
@@ -195,6 +248,44 @@ def write_report(folder: str, out: str | None = None, *, source_note: str = "") 
         lines += [
             f"From the Kineto (torch.profiler) pass the transition would be at "
             f"{k['queue_transition']} and the knee at {k['knee']}.",
+            "",
+        ]
+    if data["whatif"]:
+        keys = list(data["whatif"])
+        lines += [
+            "## What if",
+            "",
+            "Each point's schedule replayed (`skip whatif`), GPU work as measured: "
+            + "; ".join(
+                "each iteration's launches replaced by one graph launch"
+                if k == "graphs"
+                else f"host work and launch calls x{float(k):g}"
+                for k in keys
+            )
+            + ".",
+            "",
+            _md_table(
+                ["batch", "IL ms"] + [f"{whatif_label(k)}: IL ms" for k in keys],
+                [
+                    [str(b), f"{n['il_us'][i] / 1e3:,.2f}"]
+                    + [f"{data['whatif'][k]['il_us'][i] / 1e3:,.2f}" for k in keys]
+                    for i, b in enumerate(xs)
+                ],
+            ),
+            "",
+            "Transition (queue): measured "
+            + _transition(n["queue_transition"])
+            + "; "
+            + "; ".join(
+                f"{whatif_label(k)}: "
+                + (
+                    "not applicable (one launch per iteration)"
+                    if k == "graphs"
+                    else _transition(data["whatif"][k]["queue_transition"])
+                )
+                for k in keys
+            )
+            + ".",
             "",
         ]
     lines += [

@@ -11,7 +11,29 @@ def add_parser(sub) -> None:
     p = sub.add_parser("report", help="report.md with plots from a sweep folder")
     p.add_argument("folder", help="a folder written by `skip sweep` (sweep.json + .skip files)")
     p.add_argument("--out", help="where to write (default: the folder)")
+    p.add_argument(
+        "--whatif-cpu",
+        default="2,0.5",
+        metavar="S,...",
+        help="also predict each point for a CPU S times slower (S < 1: faster); "
+        "'' for none (default: 2,0.5)",
+    )
+    p.add_argument(
+        "--no-whatif-graphs",
+        action="store_true",
+        help="leave out the prediction with CUDA graphs",
+    )
     p.set_defaults(run=run)
+
+
+def _scales(text: str) -> tuple[float, ...]:
+    try:
+        scales = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise UserError(f"--whatif-cpu: not a list of numbers: {text!r}") from None
+    if any(not (s > 0) or s == float("inf") for s in scales):
+        raise UserError(f"--whatif-cpu: scales must be finite and > 0: {text!r}")
+    return scales
 
 
 def run(args) -> int:
@@ -21,6 +43,9 @@ def run(args) -> int:
         raise UserError("skip report needs matplotlib: pip install 'skipnative[report]'") from None
     from skipnative.report import write_report
 
-    path = write_report(args.folder, args.out)
+    scales = _scales(args.whatif_cpu)
+    path = write_report(
+        args.folder, args.out, whatif_cpu=scales, whatif_graphs=not args.no_whatif_graphs
+    )
     print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -46,7 +46,12 @@ def test_report_content(generated_sweep):
     assert "batch size **16**" in text
     for b in (1, 64):
         assert f"\n| {b} | " in text
-    for png in ("tklqt_il.png", "tklqt_parts.png", "lq_distribution.png"):
+    # the replayed what-ifs move the transition as the generated runs say they must
+    w = data["whatif"]
+    assert w["2"]["queue_transition"] == 32 and w["0.5"]["queue_transition"] == 8
+    assert "Transition (queue): measured 16; CPU 2x slower: 32; CPU 2x faster: 8;" in text
+    assert "CUDA graphs: IL ms" in text
+    for png in ("tklqt_il.png", "tklqt_parts.png", "lq_distribution.png", "whatif_il.png"):
         assert f"]({png})" in text
         head = (generated_sweep / png).read_bytes()[:8]
         assert head == b"\x89PNG\r\n\x1a\n"
@@ -78,6 +83,23 @@ def test_gpu_commands_refuse_clearly_without_a_gpu(tmp_path, cmd):
     assert r.returncode == 1 and r.stdout == ""
     line = r.stderr.strip()
     assert "\n" not in line and "needs a GPU" in line
+
+
+def test_report_what_if_options(generated_sweep, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "r"
+    r = skip("report", generated_sweep, "--out", out, "--whatif-cpu", "4", "--no-whatif-graphs")
+    assert r.returncode == 0, r.stderr
+    text = (out / "report.md").read_text()
+    assert "CPU 4x slower: IL ms" in text and "CUDA graphs" not in text
+    r = skip("report", generated_sweep, "--out", out, "--whatif-cpu", "")
+    text = (out / "report.md").read_text()
+    assert r.returncode == 0 and "CUDA graphs: IL ms" in text and "x slower" not in text
+    r = skip("report", generated_sweep, "--out", out, "--whatif-cpu", "", "--no-whatif-graphs")
+    assert r.returncode == 0 and "## What if" not in (out / "report.md").read_text()
+    for bad in ("0", "-1", "x", "nan"):
+        r = skip("report", generated_sweep, "--whatif-cpu", bad)
+        assert r.returncode == 1 and "--whatif-cpu" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_report_of_a_folder_that_is_not_a_sweep(tmp_path):
