@@ -102,13 +102,11 @@ py::dict metadata(const Session& s) {
   d["buffers_refused"] = st.buffers_refused;
   d["buffers_completed"] = st.buffers_completed;
   d["max_buffers_in_use"] = st.max_buffers_in_use;
+  d["buffers_prezeroed"] = st.buffers_prezeroed;
   d["records_ignored"] = st.records_ignored;
   d["launches_outside"] = st.launches_outside;
   d["callbacks_unavailable"] = st.callbacks_unavailable;
   d["latency_timestamps"] = s.options().latency_timestamps;
-  d["cupti_finalized"] = s.finalized();
-  d["hw_trace"] = s.options().hw_trace;
-  d["device_buffer_bytes"] = s.options().device_buffer_bytes;
   d["cupti_finalized"] = s.finalized();
   d["hw_trace"] = s.options().hw_trace;
   d["device_buffer_bytes"] = s.options().device_buffer_bytes;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 
 #include "cupti/api_table.h"
 
@@ -124,8 +125,9 @@ uint8_t* Session::acquire_buffer() {
     b = free_buffers_.back();
     free_buffers_.pop_back();
   } else {
-    b = static_cast<uint8_t*>(
-        std::aligned_alloc(8, (opts_.activity_buffer_bytes + 7) & ~size_t(7)));
+    // zeroed (and, from the kernel, not yet touched): CUPTI is told the buffers
+    // it gets are zero, so it does not clear them on the launching thread
+    b = static_cast<uint8_t*>(std::calloc(1, (opts_.activity_buffer_bytes + 7) & ~size_t(7)));
     if (b == nullptr) {
       ++stats_.buffers_refused;
       return nullptr;
@@ -137,6 +139,9 @@ uint8_t* Session::acquire_buffer() {
 }
 
 void Session::release_buffer(uint8_t* b) {
+  // cleared here, off the launching threads (CUPTI completes buffers on its own
+  // thread or in a flush); all of it, whatever CUPTI reported as valid
+  std::memset(b, 0, (opts_.activity_buffer_bytes + 7) & ~size_t(7));
   std::lock_guard<std::mutex> lock(buffers_mu_);
   --buffers_outstanding_;
   free_buffers_.push_back(b);
@@ -238,6 +243,13 @@ void Session::start() {
         throw SessionError("this CUPTI has no cuptiActivityEnableHWTrace (CUPTI 12.8 or newer)");
       check(api_->ActivityEnableHWTrace(1), "cuptiActivityEnableHWTrace");
     }
+    if (api_->ActivitySetAttribute != nullptr) {
+      uint8_t zeroed = 1;
+      size_t size = sizeof zeroed;
+      stats_.buffers_prezeroed =
+          api_->ActivitySetAttribute(CUPTI_ACTIVITY_ATTR_ZEROED_OUT_ACTIVITY_BUFFER, &size,
+                                     &zeroed) == CUPTI_SUCCESS;
+    }
     check(api_->ActivityRegisterCallbacks(&Session::on_buffer_requested,
                                           &Session::on_buffer_completed),
           "cuptiActivityRegisterCallbacks");
@@ -277,6 +289,12 @@ void Session::teardown_cupti(bool flush) {
   if (opts_.latency_timestamps && api_->ActivityEnableLatencyTimestamps)
     api_->ActivityEnableLatencyTimestamps(0);
   if (opts_.hw_trace && api_->ActivityEnableHWTrace) api_->ActivityEnableHWTrace(0);
+  if (stats_.buffers_prezeroed) {
+    // a later CUPTI user (torch.profiler) hands CUPTI buffers it has not cleared
+    uint8_t zeroed = 0;
+    size_t size = sizeof zeroed;
+    api_->ActivitySetAttribute(CUPTI_ACTIVITY_ATTR_ZEROED_OUT_ACTIVITY_BUFFER, &size, &zeroed);
+  }
   if (subscriber_ != nullptr) {
     for (const auto& a : subscribed_apis())
       api_->EnableCallback(0, subscriber_,

@@ -56,6 +56,7 @@ struct SessionStats {
   uint64_t launches_outside = 0;  // calls that began before the session started
   uint64_t buffers_completed = 0;
   uint64_t max_buffers_in_use = 0;
+  bool buffers_prezeroed = false;  // CUPTI accepted ZEROED_OUT_ACTIVITY_BUFFER
   std::vector<std::string> callbacks_unavailable;
 };
 

@@ -92,6 +92,9 @@ class SimulatedGpu:
             ),
             "skipnative_double_finalized": (u64, []),
             "skipnative_double_device_buffer_bytes": (u64, []),
+            "skipnative_double_zeroed_buffers": (i32, []),
+            "cuptiActivityFlushAll": (i32, [u32]),
+            "skipnative_double_dirty_buffers": (u64, []),
             "skipnative_double_launch_many": (u64, [u64, i32, i32, u32, ctypes.c_char_p, u64]),
             "skipnative_double_graph_launch": (u32, [i32, i32, u32, ctypes.c_char_p, u32, u64]),
             "skipnative_double_copy": (u32, [i32, i32, u32, u64, u64, i32]),
@@ -154,6 +157,21 @@ class SimulatedGpu:
     def device_buffer_bytes(self) -> int:
         """The CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE last set."""
         return self._lib.skipnative_double_device_buffer_bytes()
+
+    def deliver_buffers(self) -> None:
+        """Hands every filled activity buffer back now, as CUPTI's worker thread does
+        during a capture (otherwise they come back at the capture's final flush)."""
+        self._lib.cuptiActivityFlushAll(0)
+
+    @property
+    def zeroed_buffers(self) -> bool:
+        """Whether CUPTI_ACTIVITY_ATTR_ZEROED_OUT_ACTIVITY_BUFFER is set."""
+        return bool(self._lib.skipnative_double_zeroed_buffers())
+
+    @property
+    def dirty_buffers(self) -> int:
+        """Activity buffers handed over as zeroed that were not (since reset())."""
+        return self._lib.skipnative_double_dirty_buffers()
 
     @property
     def finalized(self) -> int:

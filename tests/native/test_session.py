@@ -173,6 +173,23 @@ def _kernel_record_slots(gpu):
     return len(cap.trace.gpu)
 
 
+def test_recycled_activity_buffers_reach_cupti_zeroed(gpu):
+    # CUPTI is told the buffers are zero (so it does not clear them on the launching
+    # thread): two 4 KiB buffers, filled and handed back five times over
+    per_buffer = _kernel_record_slots(gpu)
+    with skipnative.capture(
+        clock="library", activity_buffer_bytes=4096, max_activity_buffers=2
+    ) as cap:
+        assert gpu.zeroed_buffers
+        for _ in range(5):
+            gpu.launch_many(2 * per_buffer - 3, "k", 10)
+            gpu.deliver_buffers()
+    assert gpu.dirty_buffers == 0
+    assert cap.metadata["buffers_prezeroed"] and cap.metadata["dropped"]["cupti"] == 0
+    assert len(cap.trace.gpu) == 5 * (2 * per_buffer - 3)
+    assert not gpu.zeroed_buffers  # restored for a later CUPTI user
+
+
 def test_launch_buffer_cap_counts_exact_drops(gpu):
     # chunks of 16 records, a cap of exactly two chunks: 32 records kept
     with skipnative.capture(

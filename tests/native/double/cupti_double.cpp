@@ -73,6 +73,11 @@ struct State {
   uint64_t buffers_requested = 0;
   uint64_t finalized = 0;
   size_t device_buffer_bytes = 0;
+  bool zeroed_buffers = false;  // CUPTI_ACTIVITY_ATTR_ZEROED_OUT_ACTIVITY_BUFFER
+  int64_t offset = 0;           // subscriber clock - CLOCK_MONOTONIC, cached
+  uint64_t offset_at = 0;
+  CUpti_TimestampCallbackFunc offset_clock = nullptr;
+  uint64_t dirty_buffers = 0;  // handed over as zeroed, but not zero
 };
 
 State& st() {
@@ -102,10 +107,24 @@ void spend(uint64_t ns) {
   }
 }
 
-// What the subscriber's clock reads minus the simulation's (0 in virtual time).
-int64_t clock_offset(const State& s) {
+// What the subscriber's clock reads minus the simulation's (0 in virtual time):
+// the tightest of a few bracketed reads (a preempted read would skew it), kept
+// for a millisecond (caller holds mu).
+int64_t clock_offset(State& s) {
   if (!s.real_time || !s.timestamp) return 0;
-  return int64_t(s.timestamp()) - int64_t(monotonic_ns());
+  uint64_t now = monotonic_ns();
+  if (s.offset_clock == s.timestamp && now - s.offset_at < 1000000) return s.offset;
+  uint64_t best = UINT64_MAX;
+  for (int i = 0; i < 5; ++i) {
+    uint64_t a = monotonic_ns(), t = s.timestamp(), b = monotonic_ns();
+    if (b - a < best) {
+      best = b - a;
+      s.offset = int64_t(t) - int64_t(a + (b - a) / 2);
+    }
+  }
+  s.offset_clock = s.timestamp;
+  s.offset_at = now;
+  return s.offset;
 }
 
 uint64_t at(int64_t offset, uint64_t t) { return t ? uint64_t(int64_t(t) + offset) : 0; }
@@ -159,6 +178,10 @@ uint8_t* reserve(State& s, size_t size) {
     ++s.buffers_requested;
     s.request(&b, &sz, &max_records);
     if (!b || sz < size) return nullptr;
+    if (!s.zeroed_buffers)
+      std::memset(b, 0, sz);  // CUPTI clears a buffer it was not told is zero
+    else if (std::any_of(b, b + sz, [](uint8_t x) { return x != 0; }))
+      ++s.dirty_buffers;
     s.buf = b;
     s.buf_size = sz;
     s.buf_used = 0;
@@ -411,6 +434,7 @@ DOUBLE_API CUptiResult cuptiActivityRegisterTimestampCallback(CUpti_TimestampCal
   State& s = st();
   std::lock_guard<std::mutex> lock(s.mu);
   s.timestamp = f;
+  s.offset_clock = nullptr;  // the same function may read another clock now
   return CUPTI_SUCCESS;
 }
 
@@ -467,6 +491,10 @@ DOUBLE_API CUptiResult cuptiActivitySetAttribute(CUpti_ActivityAttribute attr, s
   if (!size || !value) return CUPTI_ERROR_INVALID_PARAMETER;
   if (attr == CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE && *size == sizeof(size_t))
     st().device_buffer_bytes = *static_cast<size_t*>(value);
+  if (attr == CUPTI_ACTIVITY_ATTR_ZEROED_OUT_ACTIVITY_BUFFER) {
+    if (*size != sizeof(uint8_t)) return CUPTI_ERROR_INVALID_PARAMETER;
+    st().zeroed_buffers = *static_cast<uint8_t*>(value) != 0;
+  }
   return CUPTI_SUCCESS;
 }
 
@@ -511,6 +539,7 @@ DOUBLE_API void skipnative_double_reset(uint32_t version) {
   s.records_written = 0;
   s.buffers_requested = 0;
   s.finalized = 0;
+  s.dirty_buffers = 0;
 }
 
 DOUBLE_API void skipnative_double_configure(uint64_t launch_cost_ns, uint64_t submit_latency_ns,
@@ -660,3 +689,5 @@ DOUBLE_API uint64_t skipnative_double_records_written() { return st().records_wr
 DOUBLE_API uint64_t skipnative_double_buffers_requested() { return st().buffers_requested; }
 DOUBLE_API uint64_t skipnative_double_finalized() { return st().finalized; }
 DOUBLE_API uint64_t skipnative_double_device_buffer_bytes() { return st().device_buffer_bytes; }
+DOUBLE_API int skipnative_double_zeroed_buffers() { return st().zeroed_buffers ? 1 : 0; }
+DOUBLE_API uint64_t skipnative_double_dirty_buffers() { return st().dirty_buffers; }
