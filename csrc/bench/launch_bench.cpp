@@ -53,6 +53,7 @@ using RtLibraryLoadData = int (*)(void**, const void*, void*, void*, unsigned, v
                                   unsigned);
 using RtLibraryGetKernel = int (*)(void**, void*, const char*);
 using RtLaunchKernel = int (*)(const void*, Dim3, Dim3, void**, size_t, void*);
+using RtLibraryUnload = int (*)(void*);
 using RtGetErrorString = const char* (*)(int);
 using RtSetDevice = int (*)(int);
 
@@ -85,6 +86,7 @@ struct LaunchBench::Fns {
   RtLibraryLoadData RtLoad = nullptr;
   RtLibraryGetKernel RtGetKernel = nullptr;
   RtLaunchKernel RtLaunch = nullptr;
+  RtLibraryUnload RtUnload = nullptr;
   RtGetErrorString RtError = nullptr;
   RtSetDevice RtSet = nullptr;
 };
@@ -138,6 +140,7 @@ LaunchBench::LaunchBench(int device, const std::vector<std::string>& runtime_dir
   CUcontext ctx;
   check(f_->PrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
   ctx_ = ctx;
+  device_ = dev;
   check(f_->CtxSetCurrent(ctx), "cuCtxSetCurrent");
   CUmodule mod;
   check(f_->ModuleLoadData(&mod, kPtx), "cuModuleLoadData");
@@ -179,10 +182,10 @@ LaunchBench::LaunchBench(int device, const std::vector<std::string>& runtime_dir
     f_->RtLaunch = reinterpret_cast<RtLaunchKernel>(dlsym(runtime_, "cudaLaunchKernel"));
     f_->RtError = reinterpret_cast<RtGetErrorString>(dlsym(runtime_, "cudaGetErrorString"));
     f_->RtSet = reinterpret_cast<RtSetDevice>(dlsym(runtime_, "cudaSetDevice"));
-    void* lib = nullptr;
+    f_->RtUnload = reinterpret_cast<RtLibraryUnload>(dlsym(runtime_, "cudaLibraryUnload"));
     if (f_->RtLoad && f_->RtGetKernel && f_->RtLaunch && f_->RtSet && f_->RtSet(device) == 0 &&
-        f_->RtLoad(&lib, kPtx, nullptr, nullptr, 0, nullptr, nullptr, 0) == 0 &&
-        f_->RtGetKernel(&rt_kernel_, lib, "skipnative_null") == 0) {
+        f_->RtLoad(&rt_library_, kPtx, nullptr, nullptr, 0, nullptr, nullptr, 0) == 0 &&
+        f_->RtGetKernel(&rt_kernel_, rt_library_, "skipnative_null") == 0) {
       f_->CtxSetCurrent(ctx);  // the runtime uses the same primary context
     } else {
       runtime_ = nullptr;  // no usable runtime: driver-only measurements
@@ -197,6 +200,8 @@ LaunchBench::~LaunchBench() {
     f_->StreamDestroy(CUstream(stream_));
   }
   if (f_ && module_) f_->ModuleUnload(CUmodule(module_));
+  if (f_ && rt_library_ && f_->RtUnload) f_->RtUnload(rt_library_);
+  if (f_ && ctx_) f_->PrimaryCtxRelease(CUdevice(device_));
   delete f_;
 }
 

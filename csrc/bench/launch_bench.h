@@ -57,7 +57,9 @@ class LaunchBench {
   void* runtime_ = nullptr;
   std::string runtime_path_, device_name_;
   void* ctx_ = nullptr;
+  int device_ = 0;
   void* module_ = nullptr;
+  void* rt_library_ = nullptr;
   void* fn_null_ = nullptr;
   void* fn_spin_ = nullptr;
   void* rt_kernel_ = nullptr;

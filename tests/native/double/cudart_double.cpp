@@ -38,6 +38,11 @@ CUDART_DOUBLE_API cudaError_t cudaLibraryLoadData(cudaLibrary_t* library, const 
   return cudaSuccess;
 }
 
+CUDART_DOUBLE_API cudaError_t cudaLibraryUnload(cudaLibrary_t library) {
+  delete library;
+  return cudaSuccess;
+}
+
 CUDART_DOUBLE_API cudaError_t cudaLibraryGetKernel(cudaKernel_t* kernel, cudaLibrary_t library,
                                                    const char* name) {
   const CUfunc_st* fn = skipnative_cuda_double_find(library->ptx.c_str(), name);
