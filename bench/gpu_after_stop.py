@@ -16,6 +16,8 @@ import statistics
 import subprocess
 import sys
 
+from _gpu import require_cuda
+
 CHILD = """
 import sys, time, statistics, torch
 mode = sys.argv[1]
@@ -45,6 +47,7 @@ def main() -> None:
     ap.add_argument("--launches", type=int, default=20000)
     ap.add_argument("--json", metavar="OUT")
     args = ap.parse_args()
+    require_cuda("gpu_after_stop.py")
     modes = ("none", "finalize", "no_finalize")
     samples: dict[str, list[float]] = {m: [] for m in modes}
     for _ in range(args.processes):

@@ -19,6 +19,8 @@ import json
 import statistics
 import time
 
+from _gpu import require_cuda
+
 import skipnative
 
 
@@ -60,6 +62,7 @@ def main() -> None:
     ap.add_argument("--json", metavar="OUT")
     ap.add_argument("--no-model", action="store_true", help="skip the decoder workload")
     args = ap.parse_args()
+    require_cuda("gpu_overhead.py")
 
     import torch
     from torch.profiler import ProfilerActivity, profile

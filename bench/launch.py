@@ -10,7 +10,9 @@ import argparse
 import json
 import os
 import re
+import sys
 
+from skipnative import _native
 from skipnative.launchbench import run, table
 
 
@@ -19,7 +21,10 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=5000)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = ap.parse_args()
-    res = run(args.iters)
+    try:
+        res = run(args.iters)
+    except _native.BenchError as e:
+        sys.exit(f"launch.py: {e}")
     print(table(res))
     name = re.sub(r"[^A-Za-z0-9]+", "_", res["device"]).strip("_").lower()
     os.makedirs(args.out, exist_ok=True)
