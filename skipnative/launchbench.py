@@ -18,7 +18,6 @@ Each measurement is a distribution (median, p10, p90) in nanoseconds:
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -87,9 +86,12 @@ def run(
     per_block = max(iters // OVERHEAD_BLOCKS, 10)
     base: dict[str, list[float]] = {n: [] for n in apis}
     prof: dict[str, list[float]] = {n: [] for n in apis}
-    for _ in range(OVERHEAD_BLOCKS):
+    first: dict[str, list[float]] = {}
+    for block in range(OVERHEAD_BLOCKS):
         for n, a in apis.items():
             base[n] += b.launch_call(a, per_block)
+        if block == 0:  # before any capture: does the process run as fast after one?
+            first = {n: list(v) for n, v in base.items()}
         with skipnative.capture():
             for n, a in apis.items():
                 prof[n] += b.launch_call(a, per_block)
@@ -102,7 +104,7 @@ def run(
     kt = join_kernels(cap.trace)
     idle = (kt.t_start - kt.l_begin)[kt.launch >= 0]
     out["launch_to_start_idle"] = stats(idle)
-    over = {"unprofiled": base, "skipnative": prof}
+    over = {"unprofiled": base, "unprofiled_before_any_capture": first, "skipnative": prof}
     try:
         import torch
         from torch.profiler import ProfilerActivity, profile
@@ -145,13 +147,15 @@ def table(res: dict[str, Any]) -> str:
     )
     if "launch_to_start_idle" in res:
         lines.append(f"  launch-to-start, idle GPU {cell(res['launch_to_start_idle'])}")
-    for prof, per_api in res.get("overhead", {}).items():
-        if prof == "unprofiled":
+    overhead = res.get("overhead", {})
+    for prof, per_api in overhead.items():
+        if prof.startswith("unprofiled"):
             continue
         added = ", ".join(f"{n} {v:+.0f} ns" for n, v in per_api.items())
         lines.append(f"  added CPU time per launch under {prof}: {added}")
+    if "unprofiled_before_any_capture" in overhead:
+        after = ", ".join(
+            f"{n} {-v:+.0f} ns" for n, v in overhead["unprofiled_before_any_capture"].items()
+        )
+        lines.append(f"  unprofiled launch calls after captures, against before any: {after}")
     return "\n".join(lines)
-
-
-def dumps(res: dict[str, Any]) -> str:
-    return json.dumps(res, indent=1)

@@ -64,7 +64,9 @@ def test_skip_bench_launch_measures_the_simulated_gpu():
     # kernel start - call begin on an idle GPU: the call's cost plus the submission latency
     assert COST + LATENCY <= res["launch_to_start_idle"]["median"] < COST + LATENCY + 100_000
     assert res["launch_to_start_idle"]["n"] == 400
+    assert set(res["overhead"]) == {"unprofiled", "unprofiled_before_any_capture", "skipnative"}
     assert set(res["overhead"]["skipnative"]) == {"driver", "runtime"}
+    assert res["overhead_runs"]["skipnative"]["driver"]["n"] == 200  # 5 blocks of 40
     assert "torch_profiler" not in res["overhead"]  # no torch in this process
 
 

@@ -40,6 +40,7 @@ RECORDED = {  # the shape of a result; numbers chosen for the test, not measured
     "launch_to_start_idle": stats([4000] * 200),
     "overhead": {
         "unprofiled": {"driver": 0.0, "runtime": 0.0},
+        "unprofiled_before_any_capture": {"driver": -30.0, "runtime": 10.0},
         "skipnative": {"driver": 120.0, "runtime": 140.0},
         "torch_profiler": {"driver": 3500.0, "runtime": 3600.0},
     },
@@ -68,6 +69,8 @@ def test_table_of_a_recorded_result():
     assert "(4.0x)" in t  # 100 launches take 4x one graph of 100
     assert "skipnative: driver +120 ns, runtime +140 ns" in t
     assert "torch_profiler: driver +3500 ns" in t
+    assert "after captures, against before any: driver +30 ns, runtime -10 ns" in t
+    assert "under unprofiled" not in t
     assert json.loads(json.dumps(RECORDED)) == RECORDED
 
 
