@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -127,3 +128,61 @@ def test_torch_profiler_first_is_a_clear_error():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "ERROR:" in r.stdout and "torch.profiler" in r.stdout, r.stdout
+
+
+def test_torch_profiler_after_a_session_sees_every_kernel_intact(tmp_path):
+    # skipnative tells CUPTI its activity buffers come zeroed, and must undo that at
+    # stop: Kineto's buffers are not zeroed, and its records must come out whole.
+    out = tmp_path / "after.json"
+    code = textwrap.dedent(f"""
+        import sys, json, torch, skipnative
+        sys.path.insert(0, {str(HERE)!r})
+        from workload import make
+        from torch.profiler import profile, ProfilerActivity
+        step = make()
+        for _ in range(3):
+            step()
+        torch.cuda.synchronize()
+        with skipnative.capture() as cap:
+            for _ in range({ITERS}):
+                step()
+            torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for _ in range({ITERS}):
+                step()
+            torch.cuda.synchronize()
+        prof.export_chrome_trace({str(out)!r})
+        print(json.dumps({{"prezeroed": cap.metadata["buffers_prezeroed"],
+                           "kernels": len(cap.trace.kernels)}}))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["prezeroed"]
+    kineto = skipnative.load(out)
+    assert len(kineto.kernels) == res["kernels"]
+    assert all(kineto.name(kineto.kernels["name_id"]))
+    assert (kineto.kernels["t_end"] > kineto.kernels["t_start"]).all()
+
+
+def test_skip_bench_launch_on_the_gpu():
+    import torch
+
+    r = subprocess.run(
+        [sys.executable, "-m", "skipnative", "bench", "launch", "--json", "--iters", "200",
+         "--graph-kernels", "20"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["device"] == torch.cuda.get_device_name(0)
+    assert "driver" in res["apis"]
+    for name, a in res["apis"].items():
+        assert 300 < a["launch_call"]["median"] < 100_000, name
+        assert a["roundtrip"]["median"] > a["launch_call"]["median"], name
+        assert a["queue_depth"] is None or a["queue_depth"] > 0, name
+    assert res["launch_to_start_idle"]["n"] == 200 * len(res["apis"])
+    assert res["launch_to_start_idle"]["median"] > 0
+    g = res["graph"]
+    assert g["stream_launches_sync"]["median"] > g["graph_launch_sync"]["median"]
+    assert {"skipnative", "torch_profiler"} <= set(res["overhead"])
