@@ -75,6 +75,12 @@ def test_sweep_and_report_on_the_simulated_gpu(tmp_path):
     # 200 us kernels behind launches every few us: the simulated run is GPU-bound
     assert p["native"]["bound"] == "gpu" and p["dropped"]["launches"] == 0
     assert (out / "b1.skip").exists() and (out / "b2.json").exists()
+    # one untimed iteration first inside the capture (CUPTI's first-launch setup)
+    import skipnative
+
+    t = skipnative.load(out / "b1.skip")
+    assert len(t.kernels) == 4 * 40 and len(t.regions) == 3
+    assert t.kernels["t_start"].min() < t.regions["t_begin"].min()
     pytest.importorskip("matplotlib")
     r = skip(tmp_path, "report", "run")
     assert r.returncode == 0, r.stderr
