@@ -76,8 +76,9 @@ void decode_kernel(const K* k, DecodeTarget& out) {
   out.kernels->push_back(r);
 }
 
+// A memcpy (copy_kind: CUpti_ActivityMemcpyKind) or memset record.
 template <class M>
-void decode_copy(const M* m, DecodeTarget& out) {
+void decode_transfer(const M* m, uint8_t is_set, uint8_t copy_kind, DecodeTarget& out) {
   if (!room(out)) return;
   CopyRow r{};
   r.t_start = m->start;
@@ -86,21 +87,8 @@ void decode_copy(const M* m, DecodeTarget& out) {
   r.correlation_id = m->correlationId;
   r.device = m->deviceId;
   r.stream = m->streamId;
-  r.is_set = 0;
-  r.copy_kind = m->copyKind;
-  out.copies->push_back(r);
-}
-
-void decode_set(const CUpti_ActivityMemset4* m, DecodeTarget& out) {
-  if (!room(out)) return;
-  CopyRow r{};
-  r.t_start = m->start;
-  r.t_end = m->end;
-  r.bytes = m->bytes;
-  r.correlation_id = m->correlationId;
-  r.device = m->deviceId;
-  r.stream = m->streamId;
-  r.is_set = 1;
+  r.is_set = is_set;
+  r.copy_kind = copy_kind;
   out.copies->push_back(r);
 }
 
@@ -119,13 +107,16 @@ void decode_buffer(const CuptiApi& api, RecordLayout layout, uint8_t* buffer, si
           decode_kernel(reinterpret_cast<const CUpti_ActivityKernel9*>(rec), out);
         break;
       case CUPTI_ACTIVITY_KIND_MEMCPY:
-        if (layout == RecordLayout::kCuda13)
-          decode_copy(reinterpret_cast<const CUpti_ActivityMemcpy6*>(rec), out);
-        else
-          decode_copy(reinterpret_cast<const CUpti_ActivityMemcpy5*>(rec), out);
+        if (layout == RecordLayout::kCuda13) {
+          auto m = reinterpret_cast<const CUpti_ActivityMemcpy6*>(rec);
+          decode_transfer(m, 0, uint8_t(m->copyKind), out);
+        } else {
+          auto m = reinterpret_cast<const CUpti_ActivityMemcpy5*>(rec);
+          decode_transfer(m, 0, uint8_t(m->copyKind), out);
+        }
         break;
       case CUPTI_ACTIVITY_KIND_MEMSET:
-        decode_set(reinterpret_cast<const CUpti_ActivityMemset4*>(rec), out);
+        decode_transfer(reinterpret_cast<const CUpti_ActivityMemset4*>(rec), 1, 0, out);
         break;
       default:
         ++*out.records_ignored;

@@ -191,85 +191,70 @@ uint8_t* reserve(State& s, size_t size) {
   return p;
 }
 
-template <class K>
-void write_kernel(State& s, uint32_t corr, uint32_t stream, const char* name, uint64_t start,
-                  uint64_t end, uint64_t queued, uint64_t submitted, uint32_t graph_id,
-                  uint64_t node_id) {
-  uint8_t* p = reserve(s, sizeof(K));
+// A record with the fields every GPU activity has, times in the subscriber's clock.
+template <class R>
+R gpu_record(State& s, CUpti_ActivityKind kind, int64_t off, uint32_t corr, uint32_t stream,
+             uint64_t start, uint64_t end) {
+  R r;
+  std::memset(&r, 0, sizeof(r));
+  r.kind = kind;
+  r.start = at(off, start);
+  r.end = at(off, end);
+  r.deviceId = s.device;
+  r.contextId = 1;
+  r.streamId = stream;
+  r.correlationId = corr;
+  return r;
+}
+
+// Into the current activity buffer, or counted as dropped without room.
+template <class R>
+void commit(State& s, const R& r) {
+  uint8_t* p = reserve(s, sizeof(R));
   if (!p) {
     ++s.dropped;
     return;
   }
+  std::memcpy(p, &r, sizeof(R));
+  ++s.records_written;
+}
+
+template <class K>
+void write_kernel(State& s, uint32_t corr, uint32_t stream, const char* name, uint64_t start,
+                  uint64_t end, uint64_t queued, uint64_t submitted, uint32_t graph_id,
+                  uint64_t node_id) {
   const int64_t off = clock_offset(s);
-  K k;
-  std::memset(&k, 0, sizeof(k));
-  k.kind = CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL;
-  k.start = at(off, start);
-  k.end = at(off, end);
+  K k = gpu_record<K>(s, CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL, off, corr, stream, start, end);
   k.completed = k.end;
-  k.deviceId = s.device;
-  k.contextId = 1;
-  k.streamId = stream;
   k.gridX = 128;
   k.gridY = 1;
   k.gridZ = 1;
   k.blockX = 256;
   k.blockY = 1;
   k.blockZ = 1;
-  k.correlationId = corr;
   k.name = name;
   k.queued = s.latency ? at(off, queued) : CUPTI_TIMESTAMP_UNKNOWN;
   k.submitted = s.latency ? at(off, submitted) : CUPTI_TIMESTAMP_UNKNOWN;
   k.graphId = graph_id;
   k.graphNodeId = node_id;
-  std::memcpy(p, &k, sizeof(k));
-  ++s.records_written;
+  commit(s, k);
 }
 
 template <class M>
 void write_copy(State& s, uint32_t corr, uint32_t stream, uint64_t bytes, uint64_t start,
                 uint64_t end) {
-  uint8_t* p = reserve(s, sizeof(M));
-  if (!p) {
-    ++s.dropped;
-    return;
-  }
-  const int64_t off = clock_offset(s);
-  M m;
-  std::memset(&m, 0, sizeof(m));
-  m.kind = CUPTI_ACTIVITY_KIND_MEMCPY;
+  M m = gpu_record<M>(s, CUPTI_ACTIVITY_KIND_MEMCPY, clock_offset(s), corr, stream, start, end);
   m.copyKind = CUPTI_ACTIVITY_MEMCPY_KIND_HTOD;
   m.bytes = bytes;
-  m.start = at(off, start);
-  m.end = at(off, end);
-  m.deviceId = s.device;
-  m.contextId = 1;
-  m.streamId = stream;
-  m.correlationId = corr;
-  std::memcpy(p, &m, sizeof(m));
-  ++s.records_written;
+  commit(s, m);
 }
 
 void write_set(State& s, uint32_t corr, uint32_t stream, uint64_t bytes, uint64_t start,
                uint64_t end) {
-  uint8_t* p = reserve(s, sizeof(CUpti_ActivityMemset4));
-  if (!p) {
-    ++s.dropped;
-    return;
-  }
-  const int64_t off = clock_offset(s);
-  CUpti_ActivityMemset4 m;
-  std::memset(&m, 0, sizeof(m));
-  m.kind = CUPTI_ACTIVITY_KIND_MEMSET;
+  auto m = gpu_record<CUpti_ActivityMemset4>(s, CUPTI_ACTIVITY_KIND_MEMSET, clock_offset(s), corr,
+                                             stream, start, end);
   m.bytes = bytes;
-  m.start = at(off, start);
-  m.end = at(off, end);
-  m.deviceId = s.device;
-  m.contextId = 1;
-  m.streamId = stream;
-  m.correlationId = corr;
-  std::memcpy(p, &m, sizeof(m));
-  ++s.records_written;
+  commit(s, m);
 }
 
 // Calls the subscriber around `body`, as CUPTI does around an API call.
