@@ -64,6 +64,7 @@ def sweep_data(
         "top_kernels": tops,
         "ops": [p.get("ops") or [] for p in points],
         "match_rate": [p.get("match_rate") for p in points],
+        "failed": sw.info.get("failed"),
         "whatif": {k: series(v, sw.values) for k, v in predicted.items()},
     }
     if data["kineto"]:
@@ -207,6 +208,12 @@ def write_report(
         f"**{n['knee']}**" + ("." if n["agree"] else ": the two methods disagree.")
     )
     lines += [verdict, ""]
+    if data["failed"]:
+        f = data["failed"]
+        lines += [
+            f"The sweep stopped at batch {f.get('batch')}, which failed: {f.get('error')}",
+            "",
+        ]
     rows = []
     for i, b in enumerate(xs):
         p = data["native"][i]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import os
 import sys
@@ -20,8 +21,9 @@ def add_workload_args(p) -> None:
     p.add_argument(
         "--script",
         metavar="FILE:FUNC",
-        help="profile FUNC() from FILE instead: FUNC builds the workload and returns "
-        "the callable that runs one iteration",
+        help="profile a workload of your own: FUNC in FILE builds it and returns the "
+        "callable that runs one iteration; it is given those of the keyword arguments "
+        "batch, seq_len and phase that it names",
     )
     p.add_argument("--phase", choices=["prefill", "decode"], default="prefill")
     p.add_argument("--seq-len", type=int, default=512, help="prompt / context length")
@@ -61,9 +63,22 @@ def load_script(spec: str):
     return f
 
 
+def call_with(f, **available):
+    """f(...) with those of `available` that f names (all of them if it takes **kw)."""
+    try:
+        params = inspect.signature(f).parameters
+    except (TypeError, ValueError):  # no signature to read (a builtin): call it bare
+        return f()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return f(**available)
+    return f(**{k: v for k, v in available.items() if k in params})
+
+
 def build_workload(args, batch: int):
     if args.script:
-        step = load_script(args.script)()
+        step = call_with(
+            load_script(args.script), batch=batch, seq_len=args.seq_len, phase=args.phase
+        )
         if not callable(step):
             raise UserError(f"--script: {args.script}() must return a callable")
         if args.graphs:
@@ -85,14 +100,25 @@ def run(args) -> int:
     from skipnative.cli._gpu import require_gpu
 
     require_gpu("profile")
+    from skipnative import CaptureError
     from skipnative.profile import profile
 
     if args.batch < 1 or args.iters < 1:
         raise UserError("--batch and --iters must be >= 1")
     os.makedirs(args.out, exist_ok=True)
     name = args.name or f"b{args.batch}"
-    step = build_workload(args, args.batch)
-    prof = profile(step, warmup=args.warmup, iters=args.iters, attribution=not args.no_attribution)
+    try:
+        step = build_workload(args, args.batch)
+        prof = profile(
+            step, warmup=args.warmup, iters=args.iters, attribution=not args.no_attribution
+        )
+    except (UserError, CaptureError):
+        raise
+    except Exception as e:  # the workload's own failure (out of memory, a bug in it)
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise UserError(
+            f"the workload failed at batch {args.batch}: {type(e).__name__}: {first}"
+        ) from None
     prof.native.save(os.path.join(args.out, f"{name}.skip"), overwrite=True)
     if prof.kineto is not None:
         from skipnative.io.perfetto import export_perfetto

@@ -37,11 +37,11 @@ def _absolute(value: str) -> str:
 
 
 def sweep(args, sizes: list[int]) -> dict:
-    from skipnative.sweep import series
-
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
-    points = []
+    card = _card()
+    points: list[dict] = []
+    doc: dict = {}
     t_start = time.time()
     for k, b in enumerate(sizes):
         bar = "#" * k + "." * (len(sizes) - k)
@@ -82,25 +82,42 @@ def sweep(args, sizes: list[int]) -> dict:
         if r.returncode != 0:
             print(file=sys.stderr)
             last = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise UserError(f"batch {b} failed: {last}")
+            last = last.removeprefix("skip: error: ")
+            _write(out, args, card, points, failed={"batch": b, "error": last})
+            n = len(points)
+            kept = f"sweep.json holds the {n} point{'s' * (n != 1)} before it" if n else ""
+            raise UserError(f"batch {b} failed: {last}" + (f" ({kept})" if kept else ""))
         with open(os.path.join(out, f"b{b}.json")) as f:
             points.append(json.load(f))
+        # after every point, so an interrupted sweep leaves what it measured
+        doc = _write(out, args, card, points)
     print(
         f"\r[{'#' * len(sizes)}] {len(sizes)} points in {time.time() - t_start:.0f} s",
         file=sys.stderr,
     )
+    return doc
+
+
+def _write(out: str, args, card: str, points: list[dict], failed: dict | None = None) -> dict:
+    from skipnative.io.atomic import atomic_output
+    from skipnative.sweep import series
+
+    sizes = [p["batch"] for p in points]
     doc = {
-        "card": _card(),
+        "card": card,
         "phase": args.phase,
         "seq_len": args.seq_len,
         "graphs": args.graphs,
         "points": points,
-        "native": series([p["native"] for p in points], sizes),
     }
-    if all(p.get("kineto") for p in points):
-        doc["kineto"] = series([p["kineto"] for p in points], sizes)
-    with open(os.path.join(out, "sweep.json"), "w") as f:
-        json.dump(doc, f, indent=1)
+    if points:
+        doc["native"] = series([p["native"] for p in points], sizes)
+        if all(p.get("kineto") for p in points):
+            doc["kineto"] = series([p["kineto"] for p in points], sizes)
+    if failed:
+        doc["failed"] = failed
+    with atomic_output(os.path.join(out, "sweep.json"), overwrite=True) as f:
+        f.write(json.dumps(doc, indent=1).encode())
     return doc
 
 

@@ -21,14 +21,16 @@ pytestmark = pytest.mark.skipif(
 WORKLOAD = textwrap.dedent("""
     from skipnative.testing import SimulatedGpu
 
-    def make():
+    def make(batch):  # given the batch size (skip sweep passes the names FUNC takes)
+        if batch == 8:
+            raise RuntimeError("CUDA out of memory (simulated)\\nmore detail")
         gpu = SimulatedGpu()
         gpu.reset()
         # real time: the double stamps its GPU through skipnative's clock
         gpu.configure(launch_cost_ns=3000, submit_latency_ns=2000, real_time=True)
 
         def step():
-            for _ in range(20):
+            for _ in range(10 * (batch + 1)):
                 gpu.launch("gemm", 200000)
                 gpu.launch("relu", 2000)
             gpu.sync()
@@ -72,6 +74,7 @@ def test_sweep_and_report_on_the_simulated_gpu(tmp_path):
     assert [p["batch"] for p in doc["points"]] == [1, 2]
     p = doc["points"][0]
     assert p["native"]["n_kernels"] == 40 and p["native"]["iterations"] == 3
+    assert doc["points"][1]["native"]["n_kernels"] == 60  # the script saw batch=2
     # 200 us kernels behind launches every few us: the simulated run is GPU-bound
     assert p["native"]["bound"] == "gpu" and p["dropped"]["launches"] == 0
     assert (out / "b1.skip").exists() and (out / "b2.json").exists()
@@ -85,3 +88,24 @@ def test_sweep_and_report_on_the_simulated_gpu(tmp_path):
     r = skip(tmp_path, "report", "run")
     assert r.returncode == 0, r.stderr
     assert "simulated GPU" in (out / "report.md").read_text()
+
+
+def test_a_failing_point_stops_the_sweep_and_keeps_the_others(tmp_path):
+    (tmp_path / "w.py").write_text(WORKLOAD)
+    r = skip(
+        tmp_path, "sweep", "--script", "w.py:make", "--batch-sizes", "1,8,16",
+        "--iters", "2", "--warmup", "1", "--no-attribution", "--out", "run",
+    )  # fmt: skip
+    assert r.returncode == 1
+    line = r.stderr.strip().splitlines()[-1]
+    assert line == (
+        "skip: error: batch 8 failed: the workload failed at batch 8: "
+        "RuntimeError: CUDA out of memory (simulated) (sweep.json holds the 1 point before it)"
+    )
+    doc = json.loads((tmp_path / "run" / "sweep.json").read_text())
+    assert [p["batch"] for p in doc["points"]] == [1]
+    assert doc["failed"]["batch"] == 8 and "out of memory" in doc["failed"]["error"]
+    pytest.importorskip("matplotlib")
+    r = skip(tmp_path, "report", "run")
+    assert r.returncode == 0, r.stderr
+    assert "stopped at batch 8, which failed" in (tmp_path / "run" / "report.md").read_text()
