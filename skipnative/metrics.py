@@ -11,6 +11,15 @@ Everything is vectorised over the trace's columns. Conventions beyond SPEC.md:
   contributes 0 to ``tklqt``, ``launch_api`` and ``launch_wait`` alike, so
   ``tklqt == launch_api + launch_wait`` holds exactly;
 - with no counted kernels, ``queued_fraction`` is 0 and the run is CPU-bound.
+
+Beyond SPEC.md, GPU idle time by cause, per stream (``gpu_idle_host_us``,
+``gpu_idle_launch_us``): the idle gap before each kernel (from its stream
+predecessor's end, or from the region's start for a stream's first kernel)
+splits at the begin of its launch call. Before it, the GPU waited for the host
+to reach the launch (framework and host work: what a faster CPU or fewer ops
+remove); after it, for the launch call, submission and scheduling (what CUDA
+graphs remove). Kernels without a launch are left out of both. On one stream
+with every kernel matched, the two add up to ``gpu_idle_us``.
 """
 
 from __future__ import annotations
@@ -200,6 +209,27 @@ def _start_time(trace: Trace, top_begin: np.ndarray, t0, t1, kt: KernelTable, se
     return int(kt.t_start[sel].min()) if sel.any() else None
 
 
+def _idle_by_cause(kt: KernelTable, sel: np.ndarray, start: int | None) -> tuple[int, int]:
+    """(host, launch) ns of per-stream GPU idle before the selected kernels."""
+    host = launch = 0
+    rows = np.flatnonzero(sel)
+    streams = kt.stream[rows]
+    for s in np.unique(streams):
+        r = rows[streams == s]
+        r = r[np.argsort(kt.t_start[r], kind="stable")]
+        t_s, t_e = kt.t_start[r], kt.t_end[r]
+        first = int(t_s[0]) if start is None else min(int(start), int(t_s[0]))
+        # the stream is free from the latest end before each kernel (or the start)
+        free = np.concatenate(([first], np.maximum.accumulate(t_e)[:-1]))
+        free = np.maximum(free, first)
+        gap = np.maximum(t_s - free, 0)
+        has = kt.launch[r] >= 0
+        h = np.clip(np.minimum(kt.l_begin[r], t_s) - free, 0, gap)
+        host += int(h[has].sum())
+        launch += int((gap - h)[has].sum())
+    return host, launch
+
+
 def region_metrics(
     trace: Trace, kt: KernelTable, sel: np.ndarray, start: int | None, top: int | None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -224,6 +254,7 @@ def region_metrics(
     queue = wait[split] - submit
     early = wait[ok & (wait < 0)]
 
+    idle_host, idle_launch = _idle_by_cause(kt, sel, start)
     n_kernels = int(sel.sum())
     n_counted = int(counted.sum())
     il = int(kt.t_end[sel].max() - start) if n_kernels and start is not None else 0
@@ -253,6 +284,8 @@ def region_metrics(
         "launch_early_us": int(early.sum()) / 1e3,
         "mean_lq_us": (tklqt / max(int(ok.sum()), 1)) / 1e3,
         "median_lq_us": float(np.median(lq[ok])) / 1e3 if ok.any() else 0.0,
+        "gpu_idle_host_us": idle_host / 1e3,
+        "gpu_idle_launch_us": idle_launch / 1e3,
     }
     return m, _top_kernels(trace, kt.name_id[sel], dur, top)
 

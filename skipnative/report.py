@@ -170,6 +170,10 @@ def _figures(data: dict[str, Any], out: str) -> list[str]:
     return files
 
 
+def _share(part_us: float, of_us: float) -> str:
+    return f"{part_us / 1e3:,.2f} ms ({100 * part_us / of_us:.0f} % of IL)" if of_us else "-"
+
+
 def _transition(batch: int | None) -> str:
     return "not reached in this range" if batch is None else str(batch)
 
@@ -250,6 +254,30 @@ def write_report(
         ),
         "",
     ]
+    if all("gpu_idle_host_us" in p for p in data["native"]):
+        lines += [
+            "## Where the GPU's idle time goes",
+            "",
+            "Per stream, the idle gap before each kernel splits at its launch call's begin: "
+            "before it the GPU waited for the host to reach the launch (framework and host "
+            "work: a faster CPU or fewer ops shorten it); after it, for the launch call, "
+            "submission and scheduling (CUDA graphs remove it).",
+            "",
+            _md_table(
+                ["batch", "IL ms", "GPU idle ms", "waiting for the host", "waiting for launch"],
+                [
+                    [
+                        str(b),
+                        f"{p['il_us'] / 1e3:,.2f}",
+                        f"{(p['gpu_idle_host_us'] + p['gpu_idle_launch_us']) / 1e3:,.2f}",
+                        _share(p["gpu_idle_host_us"], p["il_us"]),
+                        _share(p["gpu_idle_launch_us"], p["il_us"]),
+                    ]
+                    for b, p in zip(xs, data["native"])
+                ],
+            ),
+            "",
+        ]
     if data.get("kineto"):
         k = data["kineto_series"]
         lines += [

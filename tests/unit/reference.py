@@ -132,6 +132,19 @@ def reference(path: str) -> list[dict]:
                 else:
                     cur_e = max(cur_e, e)
             busy += cur_e - cur_s
+            # idle before each kernel on its stream, split at its launch call's begin
+            idle_host = idle_launch = 0
+            for st in {k["stream"] for k in ks}:
+                seq = sorted((k for k in ks if k["stream"] == st), key=lambda k: k["start"])
+                free = min(start, seq[0]["start"])
+                for k in seq:
+                    gap = max(k["start"] - free, 0)
+                    lk = launches.get(k["corr"])
+                    if lk:
+                        before = min(max(min(lk[0], k["start"]) - free, 0), gap)
+                        idle_host += before
+                        idle_launch += gap - before
+                    free = max(free, k["end"])
             qf = queued / len(counted) if counted else 0.0
             out.append(
                 {
@@ -149,6 +162,8 @@ def reference(path: str) -> list[dict]:
                     "gpu_idle_ns": il - sum(durs),
                     "gpu_busy_ns": busy,
                     "gpu_idle_union_ns": il - busy,
+                    "gpu_idle_host_ns": idle_host,
+                    "gpu_idle_launch_ns": idle_launch,
                     "queued_fraction": qf,
                     "bound": "gpu" if qf >= 0.5 else "cpu",
                 }

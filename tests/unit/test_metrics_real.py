@@ -47,6 +47,8 @@ def test_metrics_match_reference(pair):
             "gpu_idle",
             "gpu_busy",
             "gpu_idle_union",
+            "gpu_idle_host",
+            "gpu_idle_launch",
             "akd",
         ):
             assert m[f"{key}_us"] == pytest.approx(r[f"{key}_ns"] / 1e3, rel=1e-12, abs=1e-9), (

@@ -218,3 +218,23 @@ def test_legacy_category_names(tmp_path):
     for name in ("launches", "gpu", "ops"):
         assert len(getattr(old, name)) == len(getattr(new, name)) > 0
     assert old.metrics()[0].metrics == new.metrics()[0].metrics
+
+
+def test_gpu_idle_splits_at_each_launch_begin(tmp_path):
+    # op at 100; kernel 1 launched at 110 (api 5), runs 120-130; kernel 2 launched
+    # at 150 (host work after kernel 1 ended), runs 160-170; kernel 3 launched at
+    # 155 while kernel 2 is still to run, starts 175 (5 us after kernel 2 ended).
+    ev = [
+        op(100, 80, "aten::work"),
+        launch(110, 5, 1),
+        kernel(120, 10, 1),
+        launch(150, 3, 2),
+        kernel(160, 10, 2),
+        launch(155, 3, 3),
+        kernel(175, 5, 3),
+    ]
+    m = metrics(tmp_path, ev)
+    # gaps: 100->120 (host 10, launch 10), 130->160 (host 20, launch 10), 170->175 (launch 5)
+    assert m["gpu_idle_host_us"] == 10 + 20
+    assert m["gpu_idle_launch_us"] == 10 + 10 + 5
+    assert m["gpu_idle_us"] == m["gpu_idle_host_us"] + m["gpu_idle_launch_us"]

@@ -51,6 +51,7 @@ def test_report_content(generated_sweep):
     assert w["2"]["queue_transition"] == 32 and w["0.5"]["queue_transition"] == 8
     assert "Transition (queue): measured 16; CPU 2x slower: 32; CPU 2x faster: 8;" in text
     assert "CUDA graphs: IL ms" in text
+    assert "## Where the GPU's idle time goes" in text and "% of IL)" in text
     for png in ("tklqt_il.png", "tklqt_parts.png", "lq_distribution.png", "whatif_il.png"):
         assert f"]({png})" in text
         head = (generated_sweep / png).read_bytes()[:8]
@@ -91,7 +92,7 @@ def test_report_what_if_options(generated_sweep, tmp_path):
     r = skip("report", generated_sweep, "--out", out, "--whatif-cpu", "4", "--no-whatif-graphs")
     assert r.returncode == 0, r.stderr
     text = (out / "report.md").read_text()
-    assert "CPU 4x slower: IL ms" in text and "CUDA graphs" not in text
+    assert "CPU 4x slower: IL ms" in text and "CUDA graphs: IL ms" not in text
     r = skip("report", generated_sweep, "--out", out, "--whatif-cpu", "")
     text = (out / "report.md").read_text()
     assert r.returncode == 0 and "CUDA graphs: IL ms" in text and "x slower" not in text
