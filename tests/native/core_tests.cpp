@@ -8,20 +8,12 @@
 #include <thread>
 #include <vector>
 
+#include "check.h"
 #include "core/clock.h"
 #include "core/string_table.h"
 #include "core/thread_buffers.h"
 
 using namespace skipnative;
-
-static int failures = 0;
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                                   \
-    }                                                                               \
-  } while (0)
 
 static void test_clock(const char* kind) {
   ClockParams p = make_clock(kind, nullptr);

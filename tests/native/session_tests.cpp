@@ -20,19 +20,11 @@
 #include <thread>
 #include <vector>
 
+#include "check.h"
 #include "cupti/loader.h"
 #include "cupti/session.h"
 
 using namespace skipnative;
-
-static int failures = 0;
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                                   \
-    }                                                                               \
-  } while (0)
 
 namespace {
 
