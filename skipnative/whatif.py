@@ -6,11 +6,16 @@ measured quantity that the change does not touch:
 
 - per thread, the host gap before each call and each call's duration (both
   scaled by ``cpu_scale``: a slower or faster CPU);
-- per GPU activity, its duration, and either its measured offset from its
-  launch's begin (when it did not queue) or its measured gap after its stream
-  predecessor (when it queued; offset capped by the measured one);
+- per GPU activity, its duration, and either its measured latency after its
+  launch call returned (when it did not queue; a kernel that started inside
+  its call keeps its place as a fraction of the call) or its measured gap
+  after its stream predecessor (when it queued; offset capped by the measured one);
 - per synchronising call that waited for the GPU, the tail from the GPU's
   completion to the call's return.
+
+``launch_add_ns`` adds time to every kernel and graph launch call (e.g. the
+difference in null-kernel launch cost between two machines, from
+``skip bench launch``), on top of ``cpu_scale``.
 
 Unchanged (``cpu_scale=1``), the replay reproduces the measured schedule.
 Cross-stream dependencies are not modelled beyond these per-activity offsets.
@@ -58,8 +63,9 @@ def replay(
     cpu_scale: float = 1.0,
     fuse: list[tuple[str, ...]] | None = None,
     graphs: bool = False,
+    launch_add_ns: int = 0,
 ) -> Trace:
-    if cpu_scale <= 0:
+    if not cpu_scale > 0:
         raise ValueError("cpu_scale must be > 0")
     t = trace
     # removed: calls a change took away (run in no time, kept for their host gaps);
@@ -90,6 +96,12 @@ def replay(
         ln, gl, rho, gap, removed, no_host = _apply_graphs(t, gl, rho, gap, queued, removed)
         t = replace(t, launches=ln)
         n_l = len(ln)
+
+    # each GPU row's launch-call duration as measured, and its latency after the
+    # call returned (negative: it started inside the call)
+    api_r = np.where(gl >= 0, (ln["t_end"] - ln["t_begin"])[np.maximum(gl, 0)], 0) if n_l else 0
+    post = rho - api_r
+    launching = (ln["kind"] == KIND_KERNEL) | (ln["kind"] == KIND_GRAPH)
 
     # GPU rows per launch, in stream order
     rows_by_launch: dict[int, list[int]] = {}
@@ -143,6 +155,8 @@ def replay(
             tb = max(tb, int(new_e[d_i]) + int(lag * cpu_scale))
         d = 0 if removed[i] else int(ln["t_end"][i] - ln["t_begin"][i])
         te = tb + int(d * cpu_scale)
+        if launching[i] and not removed[i]:
+            te = max(tb, te + launch_add_ns)
         if kinds[i] == KIND_SYNC:
             measured = gpu_done_measured(int(ln["t_begin"][i]))
             if measured is not None and ln["t_begin"][i] < measured <= ln["t_end"][i]:
@@ -152,7 +166,11 @@ def replay(
         for r in rows_by_launch.get(i, ()):
             sk = (int(g["device"][r]), int(g["stream"][r]))
             free = stream_free.get(sk)
-            ready = tb + int(rho[r])
+            if post[r] >= 0:  # submitted after the call returned, as measured
+                ready = te + int(post[r])
+            else:  # started inside its call: the same fraction of the (new) call
+                a = int(api_r[r])
+                ready = tb + (int(float(rho[r]) * (te - tb) / a) if a > 0 else int(rho[r]))
             s = ready if free is None else max(ready, free + int(gap[r]))
             new_s[r], new_end[r] = s, s + int(dur[r])
             stream_free[sk] = new_end[r]
@@ -196,6 +214,7 @@ def replay(
     meta = dict(t.meta)
     meta["whatif"] = {
         "cpu_scale": cpu_scale,
+        "launch_add_ns": launch_add_ns,
         "fuse": [list(c) for c in fuse or []],
         "graphs": graphs,
     }

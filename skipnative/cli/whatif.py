@@ -4,6 +4,7 @@ fused kernel chains or CUDA graphs, by replaying the trace's schedule."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 
@@ -21,6 +22,14 @@ def add_parser(sub) -> None:
         default=1.0,
         metavar="S",
         help="host work takes S times as long (2: a CPU half as fast)",
+    )
+    p.add_argument(
+        "--launch-add-us",
+        type=float,
+        default=0.0,
+        metavar="US",
+        help="each kernel or graph launch call takes US microseconds more (negative: less), "
+        "e.g. the difference in `skip bench launch` call time between two machines",
     )
     g = p.add_mutually_exclusive_group()
     g.add_argument(
@@ -58,20 +67,31 @@ def _chains(args, trace):
     return None
 
 
+def _changes(args) -> dict:
+    return {
+        "cpu_scale": args.cpu_scale,
+        "graphs": args.graphs,
+        "launch_add_ns": round(args.launch_add_us * 1000),
+    }
+
+
 def run(args) -> int:
     import skipnative
     from skipnative.whatif import predict
 
-    if args.cpu_scale <= 0:
-        raise UserError("--cpu-scale must be > 0")
+    if not (0 < args.cpu_scale < math.inf):
+        raise UserError("--cpu-scale must be a finite number > 0")
+    if not math.isfinite(args.launch_add_us):
+        raise UserError("--launch-add-us must be a finite number")
     if os.path.isdir(args.trace):
         return run_sweep(args)
     trace = skipnative.load(args.trace)
     chains = _chains(args, trace)
-    rows = predict(trace, cpu_scale=args.cpu_scale, fuse=chains, graphs=args.graphs)
+    rows = predict(trace, fuse=chains, **_changes(args))
     out = {
         "trace": args.trace,
         "cpu_scale": args.cpu_scale,
+        "launch_add_us": args.launch_add_us,
         "graphs": args.graphs,
         "fuse": [list(c) for c in chains or []],
         "regions": rows,
@@ -82,6 +102,7 @@ def run(args) -> int:
         return 0
     print(
         f"{args.trace}: cpu x{args.cpu_scale}"
+        + (f", launch calls {args.launch_add_us:+g} us" if args.launch_add_us else "")
         + (", CUDA graphs" if args.graphs else "")
         + (f", {len(chains)} fused chain(s)" if chains else "")
     )
@@ -115,12 +136,11 @@ def run_sweep(args) -> int:
         t = skipnative.load(f)
         chains = _chains(args, t)
         measured.append(run_summary(t))
-        predicted.append(
-            run_summary(replay(t, cpu_scale=args.cpu_scale, fuse=chains, graphs=args.graphs))
-        )
+        predicted.append(run_summary(replay(t, fuse=chains, **_changes(args))))
     out = {
         "sweep": args.trace,
         "cpu_scale": args.cpu_scale,
+        "launch_add_us": args.launch_add_us,
         "graphs": args.graphs,
         "measured": series(measured, sw.values),
         "predicted": series(predicted, sw.values),
@@ -142,7 +162,11 @@ def run_sweep(args) -> int:
         ]
         for i, b in enumerate(sw.values)
     ]
-    print(f"{args.trace}: {sw.phase} sweep on {sw.card}, predicted for cpu x{args.cpu_scale}")
+    print(
+        f"{args.trace}: {sw.phase} sweep on {sw.card}, predicted for cpu x{args.cpu_scale}"
+        + (f", launch calls {args.launch_add_us:+g} us" if args.launch_add_us else "")
+        + (", CUDA graphs" if args.graphs else "")
+    )
     print(
         table(rows, ["batch", "IL us", "predicted", "TKLQT us", "predicted", "qfrac", "predicted"])
     )

@@ -65,6 +65,32 @@ def test_cpu_bound_scales_gpu_bound_does_not(tmp_path):
     assert r_gpu["predicted_il_us"] / r_gpu["measured_il_us"] == pytest.approx(1.0, abs=0.05)
 
 
+def test_a_slower_cpu_lengthens_the_launch_calls_inside_tklqt(tmp_path):
+    # CPU-bound: no kernel queues, so each kernel starts its measured 2 us after its
+    # (now twice as long) call returned: TKLQT gains exactly the added call time
+    cpu = run_trace(tmp_path, 1)
+    m = cpu.metrics(region="ProfilerStep#1")[0].metrics
+    p = replay(cpu, cpu_scale=2.0).metrics(region="ProfilerStep#1")[0].metrics
+    assert p["launch_api_us"] == pytest.approx(2 * m["launch_api_us"])
+    assert p["tklqt_us"] == pytest.approx(m["tklqt_us"] + m["launch_api_us"])
+    assert p["launch_wait_us"] == pytest.approx(m["launch_wait_us"])
+
+
+def test_added_launch_cost(tmp_path):
+    # 40 launches: 3 us more per call delays a CPU-bound run by ~120 us; a GPU-bound
+    # one (the GPU is busy behind the calls) barely moves
+    cpu, gpu = run_trace(tmp_path, 1), run_trace(tmp_path, 64)
+    for t, lo, hi in ((cpu, 115, 125), (gpu, -1, 5)):
+        m = t.metrics(region="ProfilerStep#1")[0].metrics
+        p = replay(t, launch_add_ns=3000).metrics(region="ProfilerStep#1")[0].metrics
+        assert lo <= p["il_us"] - m["il_us"] <= hi
+        assert p["launch_api_us"] == pytest.approx(m["launch_api_us"] + 40 * 3)
+    # a negative change never makes a call shorter than nothing
+    p = replay(cpu, launch_add_ns=-(10**9))
+    k = p.launches[p.launches["kind"] == 0]
+    assert (k["t_end"] == k["t_begin"]).all()
+
+
 def test_transition_moves_with_the_cpu(tmp_path):
     batches = [1, 2, 4, 8, 16, 32, 64]
     runs = [run_trace(tmp_path, b) for b in batches]
@@ -129,3 +155,24 @@ def test_cli_on_a_sweep_folder(tmp_path):
     )
     regions = json.loads(r.stdout)["regions"]
     assert {"name", "measured_il_us", "predicted_il_us", "predicted_tklqt_us"} <= set(regions[0])
+
+
+def test_cli_launch_cost_and_bad_numbers(tmp_path):
+    run_trace(tmp_path, 1).save(tmp_path / "b1.skip")
+
+    def whatif(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "skipnative", "whatif", str(tmp_path / "b1.skip"), *args],
+            capture_output=True,
+            text=True,
+        )
+
+    r = whatif("--launch-add-us", "3", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["launch_add_us"] == 3
+    step = next(x for x in out["regions"] if x["name"] == "ProfilerStep#1")
+    assert 115 <= step["predicted_il_us"] - step["measured_il_us"] <= 125
+    for bad in (["--cpu-scale", "nan"], ["--cpu-scale", "0"], ["--launch-add-us", "inf"]):
+        r = whatif(*bad)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1 and "must be" in r.stderr
