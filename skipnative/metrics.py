@@ -290,6 +290,35 @@ def region_metrics(
     return m, _top_kernels(trace, kt.name_id[sel], dur, top)
 
 
+def api_summary(trace: Trace) -> list[dict[str, Any]]:
+    """Per API (launches, copies, syncs...): calls, total, median and longest
+    duration, sorted by total time; the longest call's begin is given from the
+    trace's first call, so a stall can be found on the timeline."""
+    ln = trace.launches
+    if len(ln) == 0:
+        return []
+    dur = (ln["t_end"] - ln["t_begin"]).astype(np.int64)
+    t0 = int(ln["t_begin"].min())
+    uniq, inv = np.unique(ln["name_id"], return_inverse=True)
+    out = []
+    for i, name_id in enumerate(uniq.tolist()):
+        rows = np.flatnonzero(inv == i)
+        d = dur[rows]
+        j = rows[int(np.argmax(d))]
+        out.append(
+            {
+                "name": trace.strings[name_id],
+                "calls": len(rows),
+                "total_us": int(d.sum()) / 1e3,
+                "median_us": float(np.median(d)) / 1e3,
+                "max_us": int(d.max()) / 1e3,
+                "max_at_us": int(ln["t_begin"][j] - t0) / 1e3,
+            }
+        )
+    out.sort(key=lambda r: (-r["total_us"], r["name"]))
+    return out
+
+
 def compute_metrics(
     trace: Trace,
     region: str | None = None,

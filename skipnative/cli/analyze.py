@@ -15,6 +15,11 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--region", help="only regions with this name ('all', 'ProfilerStep#3', ...)")
     p.add_argument("--top", type=int, default=10, metavar="K", help="top kernels per region")
+    p.add_argument(
+        "--api",
+        action="store_true",
+        help="also a per-API summary of the CPU calls (calls, total, median, longest)",
+    )
     p.set_defaults(run=run)
 
 
@@ -23,7 +28,7 @@ def analysis(path: str, region: str | None, top: int) -> dict:
     from skipnative.io import detect_format
 
     fmt = detect_format(path)
-    from skipnative.metrics import compute_metrics
+    from skipnative.metrics import api_summary, compute_metrics
 
     trace = skipnative.load(path)
     regions = compute_metrics(trace, region=region, top=top)
@@ -31,6 +36,7 @@ def analysis(path: str, region: str | None, top: int) -> dict:
         "trace": path,
         "format": fmt,
         "regions": [r.to_dict() for r in regions],
+        "api_calls": api_summary(trace),
     }
 
 
@@ -51,8 +57,10 @@ def run(args) -> int:
             f"\nregion {r['name']}  device {r['device']}  -> {m['bound'].upper()}-bound "
             f"(queued fraction {m['queued_fraction']:.2f})"
         )
-        rows = [[k, fmt_value(m[k])] for k in METRIC_KEYS if k not in ("bound",)]
-        print(table(rows, ["metric", "value"]))
+        # SPEC.md's metrics first, then the ones beyond it
+        keys = [k for k in METRIC_KEYS if k != "bound"]
+        keys += [k for k in m if k not in METRIC_KEYS]
+        print(table([[k, fmt_value(m[k])] for k in keys], ["metric", "value"]))
         if r["top_kernels"]:
             print()
             rows = [
@@ -65,4 +73,18 @@ def run(args) -> int:
                 for k in r["top_kernels"]
             ]
             print(table(rows, ["top kernels", "count", "total_us", "mean_us"]))
+    if args.api and result["api_calls"]:
+        print("\nCPU calls (whole trace; the longest call's begin from the first call)")
+        rows = [
+            [
+                short_name(a["name"]),
+                fmt_value(a["calls"]),
+                fmt_value(a["total_us"]),
+                fmt_value(a["median_us"]),
+                fmt_value(a["max_us"]),
+                fmt_value(a["max_at_us"]),
+            ]
+            for a in result["api_calls"]
+        ]
+        print(table(rows, ["api", "calls", "total_us", "median_us", "max_us", "max_at_us"]))
     return 0

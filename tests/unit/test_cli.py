@@ -28,7 +28,7 @@ def skip(*args, ok=True):
 
 def test_analyze_json_is_one_object_with_the_contract():
     out = json.loads(skip("analyze", TRACE, "--json").stdout)
-    assert set(out) == {"trace", "format", "regions"}
+    assert set(out) == {"trace", "format", "regions", "api_calls"}
     assert out["trace"] == TRACE and out["format"] == "kineto"
     names = [r["name"] for r in out["regions"]]
     assert names == ["all", "ProfilerStep#551", "ProfilerStep#552"]
@@ -50,6 +50,29 @@ def test_analyze_region_and_top():
     assert len(out["regions"][0]["top_kernels"]) == 2
     r = skip("analyze", TRACE, "--region", "nope", ok=False)
     assert r.returncode == 1 and "no region named 'nope'" in r.stderr
+
+
+def test_api_summary_against_the_raw_calls(tmp_path):
+    from kineto_gen import kernel, launch, write
+
+    from skipnative.metrics import api_summary
+
+    ev = [launch(100, 5, 1), kernel(110, 5, 1), launch(200, 40, 2), kernel(245, 5, 2)]
+    ev += [launch(300, 7, 3), kernel(310, 5, 3), launch(400, 3, 4, name="cudaMemcpyAsync")]
+    rows = api_summary(skipnative.load(write(tmp_path / "t.json", ev)))
+    assert rows[0] == {
+        "name": "cudaLaunchKernel",
+        "calls": 3,
+        "total_us": 52.0,
+        "median_us": 7.0,
+        "max_us": 40.0,
+        "max_at_us": 100.0,
+    }
+    assert rows[1]["name"] == "cudaMemcpyAsync" and rows[1]["calls"] == 1
+    out = skip("analyze", TRACE, "--api", "--region", "all").stdout
+    assert "CPU calls" in out and "cudaLaunchKernel" in out and "max_at_us" in out
+    # the extra metrics follow SPEC.md's in the table
+    assert out.index("queued_fraction") < out.index("gpu_idle_host_us")
 
 
 def test_analyze_table_names_the_bound():
