@@ -162,7 +162,8 @@ def test_torch_profiler_after_a_session_sees_every_kernel_intact(tmp_path):
     kineto = skipnative.load(out)
     assert len(kineto.kernels) == res["kernels"]
     assert all(kineto.name(kineto.kernels["name_id"]))
-    assert (kineto.kernels["t_end"] > kineto.kernels["t_start"]).all()
+    dur = kineto.kernels["t_end"] - kineto.kernels["t_start"]
+    assert ((dur >= 0) & (dur < 1_000_000_000)).all()  # no garbage records
 
 
 def test_skip_bench_launch_on_the_gpu():
