@@ -271,14 +271,11 @@ def _to_trace(mod, session, raw: dict[str, np.ndarray]) -> Trace:
         time_unit="ns",
         clock_domain="session",
     )
-    if meta.get("cupti_test_double"):
-        names: list[str] = []
-    else:
-        names = mod.device_names()
+    double = bool(meta.get("cupti_test_double"))
+    names: list[str] = [] if double else mod.device_names()
+    unnamed = "simulated GPU (CUPTI test double)" if double else "unknown"
     used = sorted({int(d) for d in gpu["device"]})
-    meta["devices"] = [
-        {"id": d, "name": names[d] if d < len(names) else "simulated GPU"} for d in used
-    ]
+    meta["devices"] = [{"id": d, "name": names[d] if d < len(names) else unnamed} for d in used]
     return Trace(
         launches=launches,
         gpu=gpu,

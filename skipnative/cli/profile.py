@@ -133,6 +133,7 @@ def run(args) -> int:
         "file": f"{name}.skip",
         "phase": args.phase,
         "seq_len": args.seq_len,
+        "device": next((d.get("name") for d in prof.native.meta.get("devices") or []), None),
         "native": summary["native"],
         "kineto": summary.get("kineto"),
         "match_rate": summary.get("match_rate"),

@@ -39,7 +39,6 @@ def _absolute(value: str) -> str:
 def sweep(args, sizes: list[int]) -> dict:
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
-    card = _card()
     points: list[dict] = []
     doc: dict = {}
     t_start = time.time()
@@ -83,14 +82,14 @@ def sweep(args, sizes: list[int]) -> dict:
             print(file=sys.stderr)
             last = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
             last = last.removeprefix("skip: error: ")
-            _write(out, args, card, points, failed={"batch": b, "error": last})
+            _write(out, args, points, failed={"batch": b, "error": last})
             n = len(points)
             kept = f"sweep.json holds the {n} point{'s' * (n != 1)} before it" if n else ""
             raise UserError(f"batch {b} failed: {last}" + (f" ({kept})" if kept else ""))
         with open(os.path.join(out, f"b{b}.json")) as f:
             points.append(json.load(f))
         # after every point, so an interrupted sweep leaves what it measured
-        doc = _write(out, args, card, points)
+        doc = _write(out, args, points)
     print(
         f"\r[{'#' * len(sizes)}] {len(sizes)} points in {time.time() - t_start:.0f} s",
         file=sys.stderr,
@@ -98,13 +97,13 @@ def sweep(args, sizes: list[int]) -> dict:
     return doc
 
 
-def _write(out: str, args, card: str, points: list[dict], failed: dict | None = None) -> dict:
+def _write(out: str, args, points: list[dict], failed: dict | None = None) -> dict:
     from skipnative.io.atomic import atomic_output
     from skipnative.sweep import series
 
     sizes = [p["batch"] for p in points]
     doc = {
-        "card": card,
+        "card": _card(points),
         "phase": args.phase,
         "seq_len": args.seq_len,
         "graphs": args.graphs,
@@ -121,7 +120,12 @@ def _write(out: str, args, card: str, points: list[dict], failed: dict | None = 
     return doc
 
 
-def _card() -> str:
+def _card(points: list[dict]) -> str:
+    """The card the points ran on, as their captures recorded it; else asked here
+    (which would start CUDA in this process, so only where no capture said)."""
+    for p in points:
+        if p.get("device"):
+            return str(p["device"])
     try:
         import torch
 

@@ -459,4 +459,4 @@ def test_hardware_trace_refused_names_cupti_error(gpu):
 def test_trace_names_its_devices(gpu):
     with skipnative.capture(clock="library") as cap:
         gpu.launch("k", 10, stream=3)
-    assert cap.trace.meta["devices"] == [{"id": 0, "name": "simulated GPU"}]
+    assert cap.trace.meta["devices"] == [{"id": 0, "name": "simulated GPU (CUPTI test double)"}]
