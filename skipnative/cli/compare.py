@@ -37,7 +37,9 @@ def comparison(a: str, b: str, region: str) -> dict:
         if other is None:
             continue
         metrics = {}
-        for k in NUMERIC:
+        # SPEC.md's metrics, then those beyond it that both traces have
+        extra = [k for k in r["metrics"] if k not in METRIC_KEYS and k in other["metrics"]]
+        for k in NUMERIC + extra:
             va, vb = r["metrics"][k], other["metrics"][k]
             metrics[k] = {"a": va, "b": vb, "diff": vb - va, "ratio": (vb / va) if va else None}
         metrics["bound"] = {"a": r["metrics"]["bound"], "b": other["metrics"]["bound"]}
@@ -51,7 +53,20 @@ def comparison(a: str, b: str, region: str) -> dict:
         )
     if not rows:
         raise UserError(f"no region/device present in both {a} and {b}")
-    return {"a": a, "b": b, "regions": rows}
+    calls_b = {c["name"]: c for c in rb["api_calls"]}
+    api = [
+        {
+            "name": c["name"],
+            "calls_a": c["calls"],
+            "calls_b": calls_b[c["name"]]["calls"],
+            "median_us_a": c["median_us"],
+            "median_us_b": calls_b[c["name"]]["median_us"],
+            "ratio": calls_b[c["name"]]["median_us"] / c["median_us"] if c["median_us"] else None,
+        }
+        for c in ra["api_calls"]
+        if c["name"] in calls_b
+    ]
+    return {"a": a, "b": b, "regions": rows, "api_calls": api}
 
 
 def run(args) -> int:
@@ -64,11 +79,25 @@ def run(args) -> int:
     for r in result["regions"]:
         print(f"\nregion {r['name']}  device A {r['device_a']} / B {r['device_b']}")
         rows = []
-        for k in NUMERIC:
-            m = r["metrics"][k]
+        for k, m in r["metrics"].items():
+            if k == "bound":
+                continue
             ratio = "-" if m["ratio"] is None else f"{m['ratio']:.3f}"
             rows.append([k, fmt_value(m["a"]), fmt_value(m["b"]), fmt_value(m["diff"]), ratio])
         b = r["metrics"]["bound"]
         rows.append(["bound", b["a"], b["b"], "", ""])
         print(table(rows, ["metric", "A", "B", "B - A", "B / A"]))
+    if result["api_calls"]:
+        print("\nCPU calls in both (whole traces; median call time)")
+        rows = [
+            [
+                c["name"],
+                f"{c['calls_a']} / {c['calls_b']}",
+                fmt_value(c["median_us_a"]),
+                fmt_value(c["median_us_b"]),
+                "-" if c["ratio"] is None else f"{c['ratio']:.3f}",
+            ]
+            for c in result["api_calls"]
+        ]
+        print(table(rows, ["api", "calls A / B", "median us A", "median us B", "B / A"]))
     return 0

@@ -98,6 +98,27 @@ def test_compare_identical_traces_has_unit_ratios(tmp_path):
     out = json.loads(skip("compare", TRACE, TRACE, "--json").stdout)
     m = out["regions"][0]["metrics"]
     assert m["tklqt_us"]["ratio"] == pytest.approx(1.0) and m["tklqt_us"]["diff"] == 0
+    assert m["gpu_idle_host_us"]["diff"] == 0  # the metrics beyond SPEC.md too
+    api = {c["name"]: c for c in out["api_calls"]}
+    assert api["cudaLaunchKernel"]["ratio"] == 1.0
+    assert api["cudaLaunchKernel"]["calls_a"] == api["cudaLaunchKernel"]["calls_b"] > 0
+
+
+def test_compare_native_and_kineto_of_the_same_work():
+    # The H200 batch-1 point measured both ways: the launch calls themselves take
+    # the same time; torch.profiler's cost lies in the host work between them.
+    root = Path(__file__).resolve().parents[2]
+    kineto = root / "bench/results/h200-2026-11-26/sweep/b1_kineto.json.gz"
+    native = root / "skipnative/data/h200_llama1b_prefill/b1.skip"
+    out = json.loads(skip("compare", kineto, native, "--json").stdout)
+    m = out["regions"][0]["metrics"]
+    assert m["n_kernels"]["diff"] == 0
+    api = {c["name"]: c for c in out["api_calls"]}
+    assert api["cudaLaunchKernel"]["ratio"] == pytest.approx(1.0, abs=0.05)
+    assert m["gpu_idle_launch_us"]["ratio"] == pytest.approx(1.0, abs=0.02)
+    assert m["gpu_idle_host_us"]["ratio"] < 0.75
+    text = skip("compare", kineto, native).stdout
+    assert "CPU calls in both" in text and "gpu_idle_host_us" in text
 
 
 def test_info_reports_capture_state():
