@@ -140,8 +140,10 @@ uint8_t* Session::acquire_buffer() {
 
 void Session::release_buffer(uint8_t* b) {
   // cleared here, off the launching threads (CUPTI completes buffers on its own
-  // thread or in a flush); all of it, whatever CUPTI reported as valid
-  std::memset(b, 0, (opts_.activity_buffer_bytes + 7) & ~size_t(7));
+  // thread or in a flush); all of it, whatever CUPTI reported as valid. Not at
+  // stop: those buffers are not handed out again.
+  if (!stopping_.load(std::memory_order_relaxed))
+    std::memset(b, 0, (opts_.activity_buffer_bytes + 7) & ~size_t(7));
   std::lock_guard<std::mutex> lock(buffers_mu_);
   --buffers_outstanding_;
   free_buffers_.push_back(b);
@@ -317,6 +319,7 @@ bool Session::should_finalize() const {
 void Session::stop() {
   if (state_ != State::kActive) throw SessionError("this session is not capturing");
   t_stop_ns_ = ticks_to_ns(clock_, read_ticks(clock_));
+  stopping_.store(true, std::memory_order_relaxed);
   teardown_cupti(true);
   {
     std::lock_guard<std::mutex> lock(decode_mu_);

@@ -110,6 +110,7 @@ class Session {
   RecordLayout layout_ = RecordLayout::kCuda13;
   uint32_t version_ = 0;
   bool finalized_ = false;
+  std::atomic<bool> stopping_{false};  // buffers completed now are not reused
   CUpti_SubscriberHandle subscriber_ = nullptr;
   ClockParams clock_;
   uint64_t t_start_ns_ = 0, t_stop_ns_ = 0;
