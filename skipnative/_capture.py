@@ -62,7 +62,9 @@ class Capture:
     - ``max_gpu_records``: cap on decoded kernel/copy rows;
     - ``kernel_activity`` / ``launch_callbacks`` / ``api_domains``: what to
       record (for measuring the cost of each part);
-    - ``device_buffer_bytes``: CUPTI's device-side record buffer (fewer flushes);
+    - ``device_buffer_bytes``: CUPTI's device-side record buffer (fewer flushes;
+      CUPTI applies it to device buffers it allocates from then on, so it counts
+      fully when set before the process's CUDA context exists);
     - ``hw_trace``: kernel timestamps from the Hardware Event System instead of
       software instrumentation (Blackwell GPUs; an error elsewhere);
     - ``finalize``: detach CUPTI at stop (cuptiFinalize). Default (None): on
