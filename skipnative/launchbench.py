@@ -13,7 +13,7 @@ Each measurement is a distribution (median, p10, p90) in nanoseconds:
 - ``overhead``: the same launch loop unprofiled, under skipnative's timing
   session (the two alternating in blocks) and then under torch.profiler (which
   keeps CUPTI once used, so it comes last), in one run (SPEC.md §6): added CPU
-  time per launch, median against median.
+  time per launch and the ratio, median against median.
 """
 
 from __future__ import annotations
@@ -119,6 +119,10 @@ def run(
         k: {n: v[n]["median"] - runs["unprofiled"][n]["median"] for n in apis}
         for k, v in runs.items()
     }
+    out["overhead_ratio"] = {
+        k: {n: v[n]["median"] / runs["unprofiled"][n]["median"] for n in apis}
+        for k, v in runs.items()
+    }
     out["overhead_runs"] = runs
     return out
 
@@ -151,7 +155,11 @@ def table(res: dict[str, Any]) -> str:
     for prof, per_api in overhead.items():
         if prof.startswith("unprofiled"):
             continue
-        added = ", ".join(f"{n} {v:+.0f} ns" for n, v in per_api.items())
+        ratio = res.get("overhead_ratio", {}).get(prof, {})
+        added = ", ".join(
+            f"{n} {v:+.0f} ns" + (f" (x{ratio[n]:.2f})" if n in ratio else "")
+            for n, v in per_api.items()
+        )
         lines.append(f"  added CPU time per launch under {prof}: {added}")
     if "unprofiled_before_any_capture" in overhead:
         after = ", ".join(

@@ -67,6 +67,10 @@ def test_skip_bench_launch_measures_the_simulated_gpu():
     assert set(res["overhead"]) == {"unprofiled", "unprofiled_before_any_capture", "skipnative"}
     assert set(res["overhead"]["skipnative"]) == {"driver", "runtime"}
     assert res["overhead_runs"]["skipnative"]["driver"]["n"] == 200  # 5 blocks of 40
+    runs, ratio = res["overhead_runs"], res["overhead_ratio"]["skipnative"]["driver"]
+    assert ratio == pytest.approx(
+        runs["skipnative"]["driver"]["median"] / runs["unprofiled"]["driver"]["median"]
+    )
     assert "torch_profiler" not in res["overhead"]  # no torch in this process
 
 

@@ -38,6 +38,7 @@ RECORDED = {  # the shape of a result; numbers chosen for the test, not measured
         "stream_launches_sync": stats([240000] * 50),
     },
     "launch_to_start_idle": stats([4000] * 200),
+    "overhead_ratio": {"skipnative": {"driver": 1.06, "runtime": 1.061}},
     "overhead": {
         "unprofiled": {"driver": 0.0, "runtime": 0.0},
         "unprofiled_before_any_capture": {"driver": -30.0, "runtime": 10.0},
@@ -67,7 +68,7 @@ def test_table_of_a_recorded_result():
     assert "driver   launch call      2250 [2000, 2500]" in t
     assert "queue depth 1022" in t and "queue depth -" in t
     assert "(4.0x)" in t  # 100 launches take 4x one graph of 100
-    assert "skipnative: driver +120 ns, runtime +140 ns" in t
+    assert "skipnative: driver +120 ns (x1.06), runtime +140 ns (x1.06)" in t
     assert "torch_profiler: driver +3500 ns" in t
     assert "after captures, against before any: driver +30 ns, runtime -10 ns" in t
     assert "under unprofiled" not in t
