@@ -19,6 +19,8 @@ def whatif_label(key: str) -> str:
     if key == "graphs":
         return "CUDA graphs"
     s = float(key)
+    if s == 1:
+        return "replayed unchanged"
     return f"CPU {s:g}x slower" if s > 1 else f"CPU {1 / s:g}x faster"
 
 

@@ -89,10 +89,12 @@ def test_gpu_commands_refuse_clearly_without_a_gpu(tmp_path, cmd):
 def test_report_what_if_options(generated_sweep, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "r"
-    r = skip("report", generated_sweep, "--out", out, "--whatif-cpu", "4", "--no-whatif-graphs")
+    r = skip("report", generated_sweep, "--out", out, "--whatif-cpu", "4,1", "--no-whatif-graphs")
     assert r.returncode == 0, r.stderr
     text = (out / "report.md").read_text()
     assert "CPU 4x slower: IL ms" in text and "CUDA graphs: IL ms" not in text
+    # the unchanged replay reproduces the measured curve
+    assert "replayed unchanged: 16" in text and "Transition (queue): measured 16;" in text
     r = skip("report", generated_sweep, "--out", out, "--whatif-cpu", "")
     text = (out / "report.md").read_text()
     assert r.returncode == 0 and "CUDA graphs: IL ms" in text and "x slower" not in text
