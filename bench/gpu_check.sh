@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Everything that needs a GPU, in one run (about 9-10 minutes on an H200): build,
-# tests/gpu, the native tests, the record-path, after-stop, launch, overhead and
-# sweep benchmarks. Results go to $OUT (default ./gpu-out), at most 8 files; the
-# log gives each stage's seconds. Usage on a GPU machine, from the repository root:
+# Everything that needs a GPU, in one run (about 8 minutes on an H100): build,
+# tests/gpu, the native tests, the launch, overhead, sweep, after-stop and
+# record-path benchmarks, most wanted first. Results go to $OUT (default
+# ./gpu-out), at most 8 files, each written as soon as its stage ends (a run cut
+# short still returns what it finished); the log gives each stage's seconds. Usage on a GPU machine, from the repository root:
 #   bash bench/gpu_check.sh
 #   STAGES="tests launch overhead" bash bench/gpu_check.sh   # a subset (the build always runs)
-# Stages: tests record afterstop launch overhead sweep graphs.
+# Stages: tests launch overhead sweep graphs afterstop record.
 set -uo pipefail
-STAGES=${STAGES:-"tests record afterstop launch overhead sweep graphs"}
+STAGES=${STAGES:-"tests launch overhead sweep graphs afterstop record"}
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$REPO/gpu-out}
@@ -18,7 +19,7 @@ T0=$(date +%s)
 say() { echo "== [$(( $(date +%s) - T0 )) s] $*" | tee -a "$LOG"; }
 
 say "card"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/card.txt" | tee -a "$LOG"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$LOG"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" 2>&1 | tee -a "$LOG"
 
 say "build"
@@ -39,17 +40,6 @@ if want tests; then
   timeout 180 python3 -m pytest -q -p no:cacheprovider "$REPO/tests/native" 2>&1 | tail -5 | tee -a "$LOG"
 fi
 
-if want record; then
-  say "record path"
-  timeout 120 python3 "$REPO/bench/record_path.py" --repeats 5 2>&1 | tee -a "$LOG"
-  python3 "$REPO/bench/record_path.py" --repeats 5 --json >"$OUT/record_path.json" 2>>"$LOG"
-fi
-
-if want afterstop; then
-  say "after stop (fresh processes)"
-  PYTHONUNBUFFERED=1 timeout 180 python3 "$REPO/bench/gpu_after_stop.py" --processes 4 --json "$OUT/after_stop.json" 2>&1 | tee -a "$LOG"
-fi
-
 if want launch; then
   say "launch microbenchmarks"
   PYTHONUNBUFFERED=1 timeout 120 python3 "$REPO/bench/launch.py" --out "$OUT" 2>&1 | tee -a "$LOG"
@@ -60,25 +50,34 @@ if want overhead; then
   PYTHONUNBUFFERED=1 timeout 300 python3 "$REPO/bench/gpu_overhead.py" --json "$OUT/overhead.json" 2>&1 | tail -20 | tee -a "$LOG"
 fi
 
-dirs=()
 if want sweep; then
   say "sweep (skip sweep, eager) and its report"
   PYTHONUNBUFFERED=1 timeout "${SWEEP_TIMEOUT:-240}" skip sweep --out "$OUT/sweep" 2>&1 | tail -3 | tee -a "$LOG"
   skip report "$OUT/sweep" 2>&1 | tee -a "$LOG"
-  dirs+=(sweep)
+  tar czf "$OUT/sweep.tgz" -C "$OUT" sweep 2>>"$LOG"
 fi
 if want graphs; then
   say "sweep with CUDA graphs"
   PYTHONUNBUFFERED=1 timeout "${SWEEP_TIMEOUT:-240}" skip sweep --graphs --no-attribution \
     --batch-sizes "${GRAPH_BATCHES:-1,2,4,8,16}" --out "$OUT/graphs" 2>&1 | tail -3 | tee -a "$LOG"
-  dirs+=(graphs)
   if want sweep; then
     say "what-if --graphs from the eager sweep, against the measured graph sweep"
     skip whatif "$OUT/sweep" --graphs 2>&1 | tee -a "$LOG"
     skip whatif "$OUT/graphs" 2>&1 | tee -a "$LOG"
   fi
+  tar czf "$OUT/graphs.tgz" -C "$OUT" graphs 2>>"$LOG"
 fi
-if [ ${#dirs[@]} -gt 0 ]; then
-  tar czf "$OUT/sweeps.tgz" -C "$OUT" "${dirs[@]}" 2>>"$LOG" && rm -rf "${dirs[@]/#/$OUT/}"
+rm -rf "$OUT/sweep" "$OUT/graphs"
+
+if want afterstop; then
+  say "after stop (fresh processes)"
+  PYTHONUNBUFFERED=1 timeout 180 python3 "$REPO/bench/gpu_after_stop.py" --processes 4 --json "$OUT/after_stop.json" 2>&1 | tee -a "$LOG"
 fi
+
+if want record; then
+  say "record path"
+  timeout 120 python3 "$REPO/bench/record_path.py" --repeats 5 2>&1 | tee -a "$LOG"
+  python3 "$REPO/bench/record_path.py" --repeats 5 --json >"$OUT/record_path.json" 2>>"$LOG"
+fi
+
 say "done"
