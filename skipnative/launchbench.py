@@ -10,10 +10,17 @@ Each measurement is a distribution (median, p10, p90) in nanoseconds:
   before one blocks (the CPU starts to wait for the GPU);
 - ``roundtrip``: launch plus synchronize;
 - ``graph``: one graph launch of N kernels against N launches (each + sync);
-- ``overhead``: the same launch loop unprofiled, under skipnative's timing
-  session (the two alternating in blocks) and then under torch.profiler (which
-  keeps CUPTI once used, so it comes last), in one run (SPEC.md §6): added CPU
-  time per launch and the ratio, median against median.
+- ``queue_depth_captured``: the same probe under a skipnative capture (CUPTI's
+  kernel tracing puts more work per launch into the queue);
+- ``overhead``: the same launch loop unprofiled, under skipnative's sessions
+  (the timing pass's options, the capture defaults, launch callbacks alone,
+  kernel activity alone; all alternating in blocks) and then under
+  torch.profiler (which keeps CUPTI once used, so it comes last), in one run
+  (SPEC.md §6): added CPU time per launch and the ratio, median against median.
+  The loops synchronise every OVERHEAD_DRAIN launches, or half the smallest
+  queue depth measured if that is less (outside the timed calls), so the queue
+  never fills: a profiler that slows the GPU's side of a launch must not read
+  as CPU time.
 """
 
 from __future__ import annotations
@@ -29,6 +36,14 @@ QUEUE_SPIN_MS = 200.0
 QUEUE_PROBE_LAUNCHES = 4096
 BLOCK_NS = QUEUE_SPIN_MS * 1e6 / 4
 OVERHEAD_BLOCKS = 5  # alternating unprofiled / skipnative blocks
+OVERHEAD_DRAIN = 100  # launches between synchronisations in the overhead loops
+# skipnative configurations of the overhead loops: label -> capture options
+OVERHEAD_CAPTURES: dict[str, dict[str, Any]] = {
+    "skipnative": {"latency_timestamps": True},  # what skipnative.profile's timing pass uses
+    "skipnative_defaults": {},
+    "skipnative_callbacks_only": {"kernel_activity": False, "memcpy": False, "memset": False},
+    "skipnative_activity_only": {"launch_callbacks": False},
+}
 IDLE_LAUNCHES = 200  # per API, for launch-to-start on an idle GPU
 
 
@@ -81,20 +96,32 @@ def run(
     }
     if not profilers:
         return out
+    for name, api in apis.items():
+        with skipnative.capture():
+            probe = b.queue_probe(api, QUEUE_PROBE_LAUNCHES, QUEUE_SPIN_MS)
+        out["apis"][name]["queue_depth_captured"] = queue_depth(probe)
     # skipnative's added cost: unprofiled and captured blocks alternate, so drift
-    # between blocks (clock boost, other load) hits both alike
+    # between blocks (clock boost, other load) hits all alike
     per_block = max(iters // OVERHEAD_BLOCKS, 10)
-    base: dict[str, list[float]] = {n: [] for n in apis}
-    prof: dict[str, list[float]] = {n: [] for n in apis}
+    depths = [
+        d for a in out["apis"].values() for d in (a["queue_depth"], a["queue_depth_captured"]) if d
+    ]
+    drain = max(1, min([OVERHEAD_DRAIN] + [d // 2 for d in depths]))
+    out["overhead_drain"] = drain
+    over: dict[str, dict[str, list[float]]] = {
+        label: {n: [] for n in apis} for label in ("unprofiled", *OVERHEAD_CAPTURES)
+    }
     first: dict[str, list[float]] = {}
     for block in range(OVERHEAD_BLOCKS):
         for n, a in apis.items():
-            base[n] += b.launch_call(a, per_block)
+            over["unprofiled"][n] += b.launch_call(a, per_block, drain)
         if block == 0:  # before any capture: does the process run as fast after one?
-            first = {n: list(v) for n, v in base.items()}
-        with skipnative.capture():
-            for n, a in apis.items():
-                prof[n] += b.launch_call(a, per_block)
+            first = {n: list(v) for n, v in over["unprofiled"].items()}
+        for label, opts in OVERHEAD_CAPTURES.items():
+            with skipnative.capture(**opts):
+                for n, a in apis.items():
+                    over[label][n] += b.launch_call(a, per_block, drain)
+    over["unprofiled_before_any_capture"] = first
     # launch-to-start on an idle GPU: each launch waits for the previous kernel
     with skipnative.capture() as cap:
         for a in apis.values():
@@ -104,14 +131,15 @@ def run(
     kt = join_kernels(cap.trace)
     idle = (kt.t_start - kt.l_begin)[kt.launch >= 0]
     out["launch_to_start_idle"] = stats(idle)
-    over = {"unprofiled": base, "unprofiled_before_any_capture": first, "skipnative": prof}
     try:
         import torch
         from torch.profiler import ProfilerActivity, profile
 
         if torch.cuda.is_available():
             with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]):
-                over["torch_profiler"] = {n: b.launch_call(a, iters) for n, a in apis.items()}
+                over["torch_profiler"] = {
+                    n: b.launch_call(a, iters, drain) for n, a in apis.items()
+                }
     except ImportError:
         pass
     runs = {k: {n: stats(v[n]) for n in apis} for k, v in over.items()}
@@ -125,6 +153,10 @@ def run(
     }
     out["overhead_runs"] = runs
     return out
+
+
+def _depth(d: int | None) -> str:
+    return "-" if d is None else str(d)
 
 
 def table(res: dict[str, Any]) -> str:
@@ -141,7 +173,12 @@ def table(res: dict[str, Any]) -> str:
         lines.append(
             f"  {name:<8} launch call {cell(r['launch_call'])}   back-to-back "
             f"{cell(r['throughput'])}   launch+sync {cell(r['roundtrip'])}   "
-            f"queue depth {r['queue_depth'] if r['queue_depth'] is not None else '-'}"
+            f"queue depth {_depth(r['queue_depth'])}"
+            + (
+                f" ({_depth(r['queue_depth_captured'])} under a capture)"
+                if "queue_depth_captured" in r
+                else ""
+            )
         )
     g = res["graph"]
     lines.append(

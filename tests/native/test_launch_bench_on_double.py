@@ -57,6 +57,7 @@ def test_skip_bench_launch_measures_the_simulated_gpu():
         assert a["roundtrip"]["median"] >= COST + LATENCY + KERNEL, name
         # behind the spin kernel, QUEUE_DEPTH - 1 null kernels fit before a call blocks
         assert a["queue_depth"] == QUEUE_DEPTH - 1, name
+        assert a["queue_depth_captured"] == QUEUE_DEPTH - 1, name
     g = res["graph"]
     assert g["kernels"] == 20
     assert g["graph_launch_sync"]["median"] >= 20 * KERNEL
@@ -64,7 +65,14 @@ def test_skip_bench_launch_measures_the_simulated_gpu():
     # kernel start - call begin on an idle GPU: the call's cost plus the submission latency
     assert COST + LATENCY <= res["launch_to_start_idle"]["median"] < COST + LATENCY + 100_000
     assert res["launch_to_start_idle"]["n"] == 400
-    assert set(res["overhead"]) == {"unprofiled", "unprofiled_before_any_capture", "skipnative"}
+    assert set(res["overhead"]) == {
+        "unprofiled",
+        "unprofiled_before_any_capture",
+        "skipnative",
+        "skipnative_defaults",
+        "skipnative_callbacks_only",
+        "skipnative_activity_only",
+    }
     assert set(res["overhead"]["skipnative"]) == {"driver", "runtime"}
     assert res["overhead_runs"]["skipnative"]["driver"]["n"] == 200  # 5 blocks of 40
     runs, ratio = res["overhead_runs"], res["overhead_ratio"]["skipnative"]["driver"]
@@ -72,6 +80,27 @@ def test_skip_bench_launch_measures_the_simulated_gpu():
         runs["skipnative"]["driver"]["median"] / runs["unprofiled"]["driver"]["median"]
     )
     assert "torch_profiler" not in res["overhead"]  # no torch in this process
+
+
+def test_overhead_loops_never_wait_for_a_full_queue():
+    """Kernels slower than launches fill the queue of a long loop and the calls then
+    wait for the GPU; the overhead loops drain it often enough that they measure
+    the calls alone."""
+    slow = 10 * KERNEL
+    r = run(f"""
+        from skipnative.launchbench import run
+        sim.set_kernel_ns({slow})
+        res = run(1000, graph_kernels=5)
+        print(json.dumps(res))
+    """)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout.splitlines()[-1])
+    assert res["overhead_drain"] == (QUEUE_DEPTH - 1) // 2
+    for name, a in res["apis"].items():
+        # 1000 undrained launches: past the queue's depth each call waits a kernel
+        assert a["throughput"]["median"] >= slow * 0.9, name
+        for label, runs in res["overhead_runs"].items():
+            assert runs[name]["median"] < slow / 2, (label, name)
 
 
 def test_each_launch_is_recorded_once_and_graphs_keep_their_kernels():
