@@ -195,6 +195,10 @@ LaunchBench::LaunchBench(int device, const std::vector<std::string>& runtime_dir
 }
 
 LaunchBench::~LaunchBench() {
+  if (keep_loaded_) {
+    if (f_ && stream_) f_->StreamSynchronize(CUstream(stream_));
+    return;  // f_ too: the process's end takes all of it
+  }
   if (f_ && stream_) {
     f_->StreamSynchronize(CUstream(stream_));
     f_->StreamDestroy(CUstream(stream_));

@@ -29,6 +29,10 @@ class LaunchBench {
   LaunchBench& operator=(const LaunchBench&) = delete;
 
   bool has_runtime() const { return runtime_ != nullptr; }
+  // Leave the module, library, stream and context reference to the process's
+  // end: the destructor then only synchronises (for when another tool has
+  // attached CUPTI and may not take an unload under it well).
+  void keep_loaded() { keep_loaded_ = true; }
   std::string runtime_path() const { return runtime_path_; }
   std::string device_name() const { return device_name_; }
 
@@ -49,6 +53,7 @@ class LaunchBench {
   void idle_launches(Api api, int n);
 
  private:
+  bool keep_loaded_ = false;
   void launch(Api api);
   void sync();
   void check(int r, const char* what);

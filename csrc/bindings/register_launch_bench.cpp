@@ -25,6 +25,7 @@ void register_launch_bench(py::module_& m) {
       .def("graph_launch", &LaunchBench::graph_launch, py::call_guard<py::gil_scoped_release>())
       .def("stream_launches", &LaunchBench::stream_launches,
            py::call_guard<py::gil_scoped_release>())
+      .def("keep_loaded", &LaunchBench::keep_loaded)
       .def("idle_launches", &LaunchBench::idle_launches, py::call_guard<py::gil_scoped_release>());
   m.def("null_kernel_ptx", &skipnative::bench::null_kernel_ptx);
 }

@@ -240,6 +240,8 @@ class SimulatedCuda(SimulatedGpu):
         lib.skipnative_cuda_double_fail.restype = None
         lib.skipnative_cuda_double_set_kernel_ns.argtypes = [ctypes.c_uint64]
         lib.skipnative_cuda_double_set_kernel_ns.restype = None
+        lib.skipnative_cuda_double_live.argtypes = [ctypes.c_int, ctypes.c_int]
+        lib.skipnative_cuda_double_live.restype = ctypes.c_int
         self._driver = lib
 
     def fail(self, function: str, code: int) -> None:
@@ -250,6 +252,13 @@ class SimulatedCuda(SimulatedGpu):
     def set_kernel_ns(self, ns: int) -> None:
         """GPU time of a kernel without parameters (the null kernel)."""
         self._driver.skipnative_cuda_double_set_kernel_ns(ns)
+
+    def live(self) -> dict[str, int]:
+        """Modules and libraries loaded, and primary-context references held, now."""
+        return {
+            "modules": self._driver.skipnative_cuda_double_live(0, 0),
+            "context_refs": self._driver.skipnative_cuda_double_live(1, 0),
+        }
 
 
 def simulate_cuda(*, runtime: bool = True) -> SimulatedCuda:

@@ -181,3 +181,22 @@ def test_without_a_usable_runtime_the_driver_is_measured_alone():
     res = json.loads(r.stdout)
     assert list(res["apis"]) == ["driver"] and res["runtime"] is None
     assert "overhead" not in res
+
+
+def test_a_bench_releases_what_it_loaded_unless_kept():
+    r = run("""
+        from skipnative import _native
+        b = _native.LaunchBench(0, [])
+        loaded = sim.live()
+        del b
+        released = sim.live()
+        b = _native.LaunchBench(0, [])
+        b.keep_loaded()
+        del b
+        print(json.dumps([loaded, released, sim.live()]))
+    """)
+    assert r.returncode == 0, r.stderr
+    loaded, released, kept = json.loads(r.stdout.splitlines()[-1])
+    assert loaded == {"modules": 2, "context_refs": 1}  # the driver module, the runtime library
+    assert released == {"modules": 0, "context_refs": 0}
+    assert kept == loaded

@@ -11,6 +11,7 @@
 #include <cuda.h>
 #include <cupti.h>
 
+#include <atomic>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -50,6 +51,11 @@ CUDA_DOUBLE_API void skipnative_cuda_double_fail(const char* function, int code)
     g_failures[function] = code;
   else
     g_failures.erase(function);
+}
+
+CUDA_DOUBLE_API int skipnative_cuda_double_live(int what, int delta) {
+  static std::atomic<int> live[2];
+  return live[what & 1].fetch_add(delta) + delta;
 }
 
 CUDA_DOUBLE_API int skipnative_cuda_double_failure(const char* function) {
@@ -139,10 +145,14 @@ CUDA_DOUBLE_API CUresult cuDevicePrimaryCtxRetain(CUcontext* ctx, CUdevice devic
   CUDA_DOUBLE_FAIL("cuDevicePrimaryCtxRetain");
   if (device != 0) return CUDA_ERROR_INVALID_DEVICE;
   *ctx = &g_context;
+  skipnative_cuda_double_live(1, 1);
   return CUDA_SUCCESS;
 }
 
-CUDA_DOUBLE_API CUresult cuDevicePrimaryCtxRelease(CUdevice) { return CUDA_SUCCESS; }
+CUDA_DOUBLE_API CUresult cuDevicePrimaryCtxRelease(CUdevice) {
+  skipnative_cuda_double_live(1, -1);
+  return CUDA_SUCCESS;
+}
 
 CUDA_DOUBLE_API CUresult cuCtxSetCurrent(CUcontext) { return CUDA_SUCCESS; }
 
@@ -152,11 +162,13 @@ CUDA_DOUBLE_API CUresult cuModuleLoadData(CUmodule* module, const void* image) {
   if (!ptx || !std::strstr(ptx, ".version") || !std::strstr(ptx, ".entry"))
     return CUDA_ERROR_INVALID_IMAGE;
   *module = new CUmod_st{ptx};
+  skipnative_cuda_double_live(0, 1);
   return CUDA_SUCCESS;
 }
 
 CUDA_DOUBLE_API CUresult cuModuleUnload(CUmodule module) {
   delete module;
+  skipnative_cuda_double_live(0, -1);
   return CUDA_SUCCESS;
 }
 

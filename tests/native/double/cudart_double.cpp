@@ -15,6 +15,7 @@
 #pragma weak skipnative_cuda_double_failure
 #pragma weak skipnative_cuda_double_find
 #pragma weak skipnative_cuda_double_launch
+#pragma weak skipnative_cuda_double_live
 
 struct CUlib_st {
   std::string ptx;
@@ -35,11 +36,13 @@ CUDART_DOUBLE_API cudaError_t cudaLibraryLoadData(cudaLibrary_t* library, const 
   if (int r = skipnative_cuda_double_failure("cudaLibraryLoadData")) return cudaError_t(r);
   if (!code) return cudaErrorInvalidValue;
   *library = new CUlib_st{static_cast<const char*>(code)};
+  skipnative_cuda_double_live(0, 1);
   return cudaSuccess;
 }
 
 CUDART_DOUBLE_API cudaError_t cudaLibraryUnload(cudaLibrary_t library) {
   delete library;
+  skipnative_cuda_double_live(0, -1);
   return cudaSuccess;
 }
 
