@@ -50,8 +50,8 @@ class Capture:
     Use as ``with skipnative.capture() as cap: ...``; after the block,
     ``cap.trace`` holds the result. ``cap.mark(name)`` starts a region (an
     iteration) at the current time. The first launch after the capture starts
-    carries CUPTI's one-time setup (about 2 ms measured on an H200): run one
-    unmarked iteration before the marked ones. Options:
+    carries CUPTI's one-time setup (about 2 ms measured on an H200, 60-85 us on
+    an H100): run one unmarked iteration before the marked ones. Options:
 
     - ``clock``: "auto" (TSC on x86-64 with an invariant TSC, cntvct on aarch64,
       else CLOCK_MONOTONIC_RAW), or one of those by name;

@@ -166,6 +166,24 @@ def _union_length(start: np.ndarray, end: np.ndarray) -> int:
     return int((block_end - block_start).sum())
 
 
+def in_regions(trace: Trace, kt: KernelTable) -> np.ndarray:
+    """Kernels placed in any of the trace's regions (all of them when it has none):
+    a profile's timed iterations, without what ran outside them (warm-up)."""
+    if len(trace.regions) == 0:
+        return np.ones(len(kt.anchor), dtype=bool)
+    sel = np.zeros(len(kt.anchor), dtype=bool)
+    for r in trace.regions:
+        sel |= (kt.anchor >= r["t_begin"]) & (kt.anchor < r["t_end"])
+    return sel
+
+
+def top_kernels(
+    trace: Trace, kt: KernelTable, sel: np.ndarray, k: int | None = 10
+) -> list[dict[str, Any]]:
+    """The selected kernels by name, longest total first."""
+    return _top_kernels(trace, kt.name_id[sel], (kt.t_end - kt.t_start)[sel], k)
+
+
 def _top_kernels(trace: Trace, name_id, dur, k: int | None) -> list[dict[str, Any]]:
     if len(name_id) == 0:
         return []

@@ -237,24 +237,32 @@ class Profile:
 
     def op_breakdown(self, top: int = 15) -> list[dict[str, Any]]:
         """Per top-level ATen op: kernels, kernel time and launch-and-queue time of the
-        timing pass (all iterations)."""
+        timing pass, per timed iteration (the untimed first one left out)."""
         if self.kernel_top_op is None:
             return []
-        from skipnative.metrics import join_kernels
+        from skipnative.metrics import in_regions, join_kernels
 
         kt = join_kernels(self.native)
-        krows = np.flatnonzero(self.native.gpu["kind"] == 0)
+        timed = in_regions(self.native, kt)
+        krows = np.flatnonzero(self.native.gpu["kind"] == 0)[timed]
         names = self.kernel_top_op[krows]
-        dur = kt.t_end - kt.t_start
-        lq = np.where(kt.counted, np.maximum(kt.t_start - kt.l_begin, 0), 0)
+        dur = (kt.t_end - kt.t_start)[timed]
+        lq = np.where(kt.counted, np.maximum(kt.t_start - kt.l_begin, 0), 0)[timed]
         agg: dict[str, list] = defaultdict(lambda: [0, 0, 0])
         for n, d, q in zip(names.tolist(), dur.tolist(), lq.tolist()):
             a = agg[n or "(no ATen op)"]
             a[0] += 1
             a[1] += d
             a[2] += q
+        n_iter = max(len(self.native.regions), 1)
         rows = [
-            {"op": k, "kernels": v[0], "kernel_us": v[1] / 1e3, "lq_us": v[2] / 1e3}
+            {
+                "op": k,
+                "kernels": v[0] / n_iter,
+                "kernel_us": v[1] / 1e3 / n_iter,
+                "lq_us": v[2] / 1e3 / n_iter,
+                "per_iteration": True,
+            }
             for k, v in agg.items()
         ]
         rows.sort(key=lambda r: -r["kernel_us"])
@@ -273,8 +281,9 @@ def profile(
 
     The timing pass runs one more iteration than it times, first and unmarked:
     CUPTI sets up activity tracing at the first launch after a session starts
-    (that one call took about 2 ms on an H200), which would otherwise land in
-    the first timed iteration. Only the marked iterations are reported."""
+    (that one call took about 2 ms on an H200, 60-85 us on an H100), which would
+    otherwise land in the first timed iteration. Only the marked iterations are
+    reported."""
     from skipnative import capture, load
 
     for _ in range(warmup):

@@ -15,6 +15,24 @@ from skipnative.sweep import load_sweep, run_summary, series
 WHATIF_CPU = (2.0, 0.5)  # the report's default what-if: a CPU 2x slower, 2x faster
 
 
+def _ops_per_iteration(point: dict[str, Any]) -> list[dict[str, Any]]:
+    """A point's op breakdown per timed iteration (older sweeps summed the
+    iterations)."""
+    ops = point.get("ops") or []
+    n = (point.get("native") or {}).get("iterations") or 1
+    return [
+        o
+        if o.get("per_iteration")
+        else {
+            **o,
+            "kernels": o["kernels"] / n,
+            "kernel_us": o["kernel_us"] / n,
+            "lq_us": o["lq_us"] / n,
+        }
+        for o in ops
+    ]
+
+
 def whatif_label(key: str) -> str:
     if key == "graphs":
         return "CUDA graphs"
@@ -32,7 +50,7 @@ def sweep_data(
     With `whatif_cpu` scales and `whatif_graphs`, each point is also replayed
     (skipnative.whatif) for a slower or faster CPU and with CUDA graphs."""
     import skipnative
-    from skipnative.metrics import compute_metrics, join_kernels
+    from skipnative.metrics import compute_metrics, in_regions, join_kernels, top_kernels
     from skipnative.whatif import replay
 
     sw = load_sweep(folder)
@@ -44,11 +62,18 @@ def sweep_data(
     for f in sw.files:
         t = skipnative.load(f)
         kt = join_kernels(t)
-        rows = compute_metrics(t, top=8, kt=kt)  # once per file: summary and top kernels
+        rows = compute_metrics(t, top=0, kt=kt)
         native.append(run_summary(t, rows))
-        lq.append(((kt.t_start - kt.l_begin)[kt.counted] / 1e3).tolist())
-        whole = [r for r in rows if r.name == "all"]
-        tops.append(whole[0].top_kernels if whole else [])
+        # the timed iterations only (a profile's capture also holds its warm-up)
+        timed = in_regions(t, kt)
+        lq.append(((kt.t_start - kt.l_begin)[kt.counted & timed] / 1e3).tolist())
+        n_iter = max(len(t.regions), 1)
+        tops.append(
+            [
+                {**r, "count": r["count"] / n_iter, "total_us": r["total_us"] / n_iter}
+                for r in top_kernels(t, kt, timed, 8)
+            ]
+        )
         for key, change in scenarios.items():
             predicted[key].append(run_summary(replay(t, **change)))
     points = sw.info.get("points", [])
@@ -64,7 +89,7 @@ def sweep_data(
         "kineto": kineto if all(kineto) else None,
         "lq_us": lq,
         "top_kernels": tops,
-        "ops": [p.get("ops") or [] for p in points],
+        "ops": [_ops_per_iteration(p) for p in points],
         "match_rate": [p.get("match_rate") for p in points],
         "failed": sw.info.get("failed"),
         "whatif": {k: series(v, sw.values) for k, v in predicted.items()},
@@ -339,14 +364,14 @@ def write_report(
         tk = data["top_kernels"][i]
         if tk:
             lines += [
-                f"## Top kernels at batch {xs[i]} ({label})",
+                f"## Top kernels at batch {xs[i]} ({label}), per iteration",
                 "",
                 _md_table(
-                    ["kernel", "count", "total ms", "mean us"],
+                    ["kernel", "count", "ms", "mean us"],
                     [
                         [
                             t["name"][:90].replace("|", "\\|"),
-                            str(t["count"]),
+                            f"{t['count']:g}",
                             f"{t['total_us'] / 1e3:,.2f}",
                             f"{t['mean_us']:,.1f}",
                         ]
@@ -358,14 +383,14 @@ def write_report(
         ops = data["ops"][i]
         if ops:
             lines += [
-                f"## Top-level ATen ops at batch {xs[i]}",
+                f"## Top-level ATen ops at batch {xs[i]}, per iteration",
                 "",
                 _md_table(
                     ["op", "kernels", "kernel ms", "launch+queue ms"],
                     [
                         [
                             o["op"][:80],
-                            str(o["kernels"]),
+                            f"{o['kernels']:g}",
                             f"{o['kernel_us'] / 1e3:,.2f}",
                             f"{o['lq_us'] / 1e3:,.2f}",
                         ]

@@ -1,5 +1,5 @@
 """`skip demo --out DIR`: a short sweep of the default workload and its report on a
-GPU; without one, the same report from the real H200 capture bundled with skipnative."""
+GPU; without one, the same report from the real H100 capture bundled with skipnative."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-BUNDLED = Path(__file__).resolve().parents[1] / "data" / "h200_llama1b_prefill"
+BUNDLED = Path(__file__).resolve().parents[1] / "data" / "h100_llama1b_prefill"
 
 
 def add_parser(sub) -> None:
@@ -47,13 +47,11 @@ def run(args) -> int:
         note = (
             f"No GPU here ({why}), so this report is made from the real capture bundled "
             "with skipnative: the Llama-3.2-1B-shaped decoder (random bf16 weights), "
-            "prefill at sequence length 512, batch 1 to 64, on an NVIDIA H200. It holds "
-            "each point's first timed iteration, whose first launch call carried CUPTI's "
-            "one-time setup (about 2.1 ms): native IL here is about 2 ms above that of "
-            "later iterations (batch 1: 15.8 ms against 12.9-13.6 ms). skipnative.profile "
-            "now runs an untimed iteration first."
+            "prefill at sequence length 512, batch 1 to 64, on an NVIDIA H100 80GB HBM3 "
+            "(`skip sweep`, one of each point's five timed iterations kept). Kineto's "
+            "figures are from the same sweep's attribution pass."
         )
         path = write_report(data, args.out, source_note=note)
-        print(f"no GPU here ({why}); reporting the bundled H200 capture", file=sys.stderr)
+        print(f"no GPU here ({why}); reporting the bundled H100 capture", file=sys.stderr)
     print(f"wrote {path}")
     return 0

@@ -109,7 +109,7 @@ def test_compare_native_and_kineto_of_the_same_work():
     # the same time; torch.profiler's cost lies in the host work between them.
     root = Path(__file__).resolve().parents[2]
     kineto = root / "bench/results/h200-2026-11-26/sweep/b1_kineto.json.gz"
-    native = root / "skipnative/data/h200_llama1b_prefill/b1.skip"
+    native = root / "bench/results/h200-2026-11-26/first_iteration/b1.skip"
     out = json.loads(skip("compare", kineto, native, "--json").stdout)
     m = out["regions"][0]["metrics"]
     assert m["n_kernels"]["diff"] == 0

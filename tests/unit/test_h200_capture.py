@@ -1,5 +1,5 @@
-"""The figures README.md and the bundled data's README quote from the committed
-H200 captures, recomputed from those captures."""
+"""The figures README.md and bench/results/h200-2026-11-26/README.md quote from
+the committed H200 captures, recomputed from those captures."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from skipnative.metrics import api_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = ROOT / "bench" / "results" / "h200-2026-11-26" / "sweep"
-FIRST = ROOT / "skipnative" / "data" / "h200_llama1b_prefill"
+FIRST = ROOT / "bench" / "results" / "h200-2026-11-26" / "first_iteration"
 BATCHES = [1, 2, 4, 8, 16, 32, 64]
 
 
@@ -32,7 +32,7 @@ def test_batch_one_without_and_with_the_setup():
     later = [il[f"iter{i}"] for i in range(1, 5)]
     assert min(later) > 12.8 and max(later) < 13.6  # ms
     assert il["iter0"] == pytest.approx(15.76, abs=0.01)
-    # in the bundled first iteration, beside the first call no kernel launch took 30 us
+    # in the cut first iteration, beside the first call no kernel launch took 30 us
     first = skipnative.load(FIRST / "b1.skip")
     calls = {a["name"]: a for a in api_summary(first)}
     assert calls["cudaLaunchKernel"]["max_at_us"] == 0

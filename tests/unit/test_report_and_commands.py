@@ -64,7 +64,7 @@ def test_demo_without_a_gpu_reports_the_bundled_capture(tmp_path):
     r = skip("demo", "--out", tmp_path / "demo")
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "demo" / "report.md").read_text()
-    assert "No GPU here" in text and "NVIDIA H200" in text
+    assert "No GPU here" in text and "NVIDIA H100 80GB HBM3" in text
     assert "Kineto TKLQT ms" in text
     # seven batch sizes from the bundled capture, 1 to 64
     assert text.count("\n| ") >= 7 + 1

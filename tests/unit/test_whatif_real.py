@@ -22,7 +22,8 @@ from skipnative.whatif import replay
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = ROOT / "bench" / "results" / "h200-2026-11-26" / "sweep"  # five iterations a point
-FIRST = ROOT / "skipnative" / "data" / "h200_llama1b_prefill"  # each point's first iteration
+# each point's first iteration
+FIRST = ROOT / "bench" / "results" / "h200-2026-11-26" / "first_iteration"
 
 
 def test_replay_predicts_where_the_profiled_run_turns_gpu_bound():
