@@ -101,3 +101,21 @@ def test_the_graph_sweep_launches_one_graph_per_iteration():
         kinds = t.launches["kind"]
         # the untimed iteration and the five timed ones; the capture came before
         assert (kinds == KIND_KERNEL).sum() == 0 and (kinds == KIND_GRAPH).sum() == 6, p["batch"]
+
+
+def test_replay_predicts_the_profiled_pass_from_the_native_one():
+    """As on the H200 (test_whatif_real.py): the Kineto pass is the same work on a
+    slower host; calibrated on batch 1's IL alone, the replay of the native
+    captures predicts its IL and queued fraction at every other batch size."""
+    from skipnative.sweep import run_summary
+
+    doc = json.loads((SWEEP / "sweep.json").read_text())
+    kineto = [p["kineto"] for p in doc["points"]]
+    runs = [skipnative.load(SWEEP / p["file"]) for p in doc["points"]]
+    native = [run_summary(t) for t in runs]
+    scale = kineto[0]["il_us"] / native[0]["il_us"]
+    assert 1.2 < scale < 1.5
+    for t, k in zip(runs[1:], kineto[1:]):
+        p = run_summary(replay(t, cpu_scale=scale))
+        assert p["il_us"] == pytest.approx(k["il_us"], rel=0.05)
+        assert abs(p["queued_fraction"] - k["queued_fraction"]) < 0.05
