@@ -122,6 +122,9 @@ def main() -> None:
         "skipnative_driver_domain_only": {"api_domains": ("driver",)},
         "skipnative_device_buffer_64MiB": {"device_buffer_bytes": 64 << 20},
         "skipnative_latency_timestamps": {"latency_timestamps": True},
+        # candidates for a cheaper kernel record, to compare with "skipnative"
+        "skipnative_serial_kernels": {"serial_kernels": True},
+        "skipnative_device_buffer_host_pinned": {"device_buffer_host_pinned": True},
     }
     measure("unprofiled_before_any_session")
     for block in range(args.blocks):

@@ -67,6 +67,11 @@ class Capture:
       fully when set before the process's CUDA context exists);
     - ``hw_trace``: kernel timestamps from the Hardware Event System instead of
       software instrumentation (Blackwell GPUs; an error elsewhere);
+    - ``serial_kernels``: record kernels as CUPTI_ACTIVITY_KIND_KERNEL, which
+      serialises them (no two kernels overlap), instead of CONCURRENT_KERNEL;
+      for single-stream work the two record the same, at a cost to compare;
+    - ``device_buffer_host_pinned``: CUPTI's device-side record buffer in
+      pinned host memory (CUPTI's default: device memory);
     - ``finalize``: detach CUPTI at stop (cuptiFinalize). Default (None): on
       CUPTI 12.6 and newer, where re-attaching is safe. Left attached, CUPTI
       slows every later launch.
@@ -85,6 +90,8 @@ class Capture:
         finalize: bool | None = None,
         device_buffer_bytes: int = 0,
         hw_trace: bool = False,
+        serial_kernels: bool = False,
+        device_buffer_host_pinned: bool = False,
         activity_buffer_bytes: int = 4 << 20,
         max_activity_buffers: int = 64,
         max_launch_bytes: int = 512 << 20,
@@ -109,6 +116,8 @@ class Capture:
                 "finalize": finalize,
                 "device_buffer_bytes": device_buffer_bytes,
                 "hw_trace": hw_trace,
+                "serial_kernels": serial_kernels,
+                "device_buffer_host_pinned": device_buffer_host_pinned,
                 "activity_buffer_bytes": activity_buffer_bytes,
                 "max_activity_buffers": max_activity_buffers,
                 "max_launch_bytes": max_launch_bytes,

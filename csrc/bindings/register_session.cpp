@@ -38,6 +38,10 @@ SessionOptions options_from(const py::dict& d) {
       o.device_buffer_bytes = v.cast<size_t>();
     else if (k == "hw_trace")
       o.hw_trace = v.cast<bool>();
+    else if (k == "serial_kernels")
+      o.serial_kernels = v.cast<bool>();
+    else if (k == "device_buffer_host_pinned")
+      o.device_buffer_host_pinned = v.cast<bool>();
     else if (k == "kernel_activity")
       o.kernel_activity = v.cast<bool>();
     else if (k == "launch_callbacks")
@@ -110,6 +114,8 @@ py::dict metadata(const Session& s) {
   d["cupti_finalized"] = s.finalized();
   d["hw_trace"] = s.options().hw_trace;
   d["device_buffer_bytes"] = s.options().device_buffer_bytes;
+  d["serial_kernels"] = s.options().serial_kernels;
+  d["device_buffer_host_pinned"] = s.options().device_buffer_host_pinned;
   d["activity_buffer_bytes"] = s.options().activity_buffer_bytes;
   d["max_activity_buffers"] = s.options().max_activity_buffers;
   d["max_launch_bytes"] = s.options().max_launch_bytes;

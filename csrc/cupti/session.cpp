@@ -240,6 +240,16 @@ void Session::start() {
       check(api_->ActivitySetAttribute(CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE, &size, &value),
             "cuptiActivitySetAttribute(DEVICE_BUFFER_SIZE)");
     }
+    if (opts_.device_buffer_host_pinned) {
+      if (api_->ActivitySetAttribute == nullptr)
+        throw SessionError("this CUPTI has no cuptiActivitySetAttribute");
+      uint8_t value = 1;
+      size_t size = sizeof value;
+      check(api_->ActivitySetAttribute(CUPTI_ACTIVITY_ATTR_MEM_ALLOCATION_TYPE_HOST_PINNED, &size,
+                                       &value),
+            "cuptiActivitySetAttribute(MEM_ALLOCATION_TYPE_HOST_PINNED)");
+      host_pinned_set_ = true;
+    }
     if (opts_.hw_trace) {
       if (api_->ActivityEnableHWTrace == nullptr)
         throw SessionError("this CUPTI has no cuptiActivityEnableHWTrace (CUPTI 12.8 or newer)");
@@ -261,7 +271,9 @@ void Session::start() {
       check(api_->ActivityEnableLatencyTimestamps(1), "cuptiActivityEnableLatencyTimestamps");
     }
     std::vector<CUpti_ActivityKind> kinds;
-    if (opts_.kernel_activity) kinds.push_back(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
+    if (opts_.kernel_activity)
+      kinds.push_back(opts_.serial_kernels ? CUPTI_ACTIVITY_KIND_KERNEL
+                                           : CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
     if (opts_.memcpy) kinds.push_back(CUPTI_ACTIVITY_KIND_MEMCPY);
     if (opts_.memset) kinds.push_back(CUPTI_ACTIVITY_KIND_MEMSET);
     for (auto k : kinds) {
@@ -291,6 +303,12 @@ void Session::teardown_cupti(bool flush) {
   if (opts_.latency_timestamps && api_->ActivityEnableLatencyTimestamps)
     api_->ActivityEnableLatencyTimestamps(0);
   if (opts_.hw_trace && api_->ActivityEnableHWTrace) api_->ActivityEnableHWTrace(0);
+  if (host_pinned_set_) {  // CUPTI's default, for whoever uses it next
+    uint8_t value = 0;
+    size_t size = sizeof value;
+    api_->ActivitySetAttribute(CUPTI_ACTIVITY_ATTR_MEM_ALLOCATION_TYPE_HOST_PINNED, &size, &value);
+    host_pinned_set_ = false;
+  }
   if (stats_.buffers_prezeroed) {
     // a later CUPTI user (torch.profiler) hands CUPTI buffers it has not cleared
     uint8_t zeroed = 0;

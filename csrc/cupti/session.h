@@ -28,11 +28,13 @@ struct SessionOptions {
   bool memcpy = true;
   bool memset = true;
   bool kernel_activity = true;     // CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL
+  bool serial_kernels = false;     // CUPTI_ACTIVITY_KIND_KERNEL instead (serialises kernels)
   bool launch_callbacks = true;    // enter/exit callbacks on the launch APIs
   uint32_t api_domains = 3;        // bit 0: runtime API, bit 1: driver API
   int finalize = -1;               // cuptiFinalize at stop: -1 auto (CUPTI >= 12.6), 0 no, 1 yes
   size_t device_buffer_bytes = 0;  // CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE; 0: CUPTI's default
   bool hw_trace = false;           // kernel timestamps from the Hardware Event System (Blackwell)
+  bool device_buffer_host_pinned = false;  // CUPTI's device buffer in pinned host memory
   size_t activity_buffer_bytes = 4u << 20;
   size_t max_activity_buffers = 64;  // cap on buffers held at once
   size_t launch_chunk_records = 16384;
@@ -110,6 +112,7 @@ class Session {
   RecordLayout layout_ = RecordLayout::kCuda13;
   uint32_t version_ = 0;
   bool finalized_ = false;
+  bool host_pinned_set_ = false;  // MEM_ALLOCATION_TYPE_HOST_PINNED set by this session
   std::atomic<bool> stopping_{false};  // buffers completed now are not reused
   CUpti_SubscriberHandle subscriber_ = nullptr;
   ClockParams clock_;

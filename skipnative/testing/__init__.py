@@ -93,6 +93,8 @@ class SimulatedGpu:
             "skipnative_double_finalized": (u64, []),
             "skipnative_double_device_buffer_bytes": (u64, []),
             "skipnative_double_zeroed_buffers": (i32, []),
+            "skipnative_double_host_pinned": (i32, []),
+            "skipnative_double_kind_enabled": (i32, [i32]),
             "cuptiActivityFlushAll": (i32, [u32]),
             "skipnative_double_dirty_buffers": (u64, []),
             "skipnative_double_launch_many": (u64, [u64, i32, i32, u32, ctypes.c_char_p, u64]),
@@ -167,6 +169,15 @@ class SimulatedGpu:
     def zeroed_buffers(self) -> bool:
         """Whether CUPTI_ACTIVITY_ATTR_ZEROED_OUT_ACTIVITY_BUFFER is set."""
         return bool(self._lib.skipnative_double_zeroed_buffers())
+
+    @property
+    def host_pinned(self) -> bool:
+        """Whether CUPTI_ACTIVITY_ATTR_MEM_ALLOCATION_TYPE_HOST_PINNED is set."""
+        return bool(self._lib.skipnative_double_host_pinned())
+
+    def kind_enabled(self, kind: int) -> bool:
+        """Whether the CUpti_ActivityKind `kind` is enabled now."""
+        return bool(self._lib.skipnative_double_kind_enabled(kind))
 
     @property
     def dirty_buffers(self) -> int:

@@ -460,3 +460,26 @@ def test_trace_names_its_devices(gpu):
     with skipnative.capture(clock="library") as cap:
         gpu.launch("k", 10, stream=3)
     assert cap.trace.meta["devices"] == [{"id": 0, "name": "simulated GPU (CUPTI test double)"}]
+
+
+def test_serial_kernel_records_are_captured_like_concurrent_ones(gpu):
+    CONCURRENT, SERIAL = 10, 3  # CUpti_ActivityKind
+    with skipnative.capture(clock="library", serial_kernels=True) as cap:
+        assert gpu.kind_enabled(SERIAL) and not gpu.kind_enabled(CONCURRENT)
+        for _ in range(3):
+            gpu.launch("k", 10)
+    assert not gpu.kind_enabled(SERIAL)
+    assert len(cap.trace.kernels) == 3
+    assert (cap.trace.kernels["correlation"] > 0).all()
+    assert cap.metadata["serial_kernels"] is True
+
+
+def test_device_buffer_in_pinned_host_memory_is_set_and_reset(gpu):
+    with skipnative.capture(clock="library", device_buffer_host_pinned=True) as cap:
+        assert gpu.host_pinned
+        gpu.launch("k", 10)
+    assert not gpu.host_pinned  # CUPTI's default again for the next user
+    assert cap.metadata["device_buffer_host_pinned"] is True
+    assert len(cap.trace.kernels) == 1
+    with skipnative.capture(clock="library"):
+        assert not gpu.host_pinned

@@ -74,6 +74,7 @@ struct State {
   uint64_t finalized = 0;
   size_t device_buffer_bytes = 0;
   bool zeroed_buffers = false;  // CUPTI_ACTIVITY_ATTR_ZEROED_OUT_ACTIVITY_BUFFER
+  bool host_pinned = false;     // CUPTI_ACTIVITY_ATTR_MEM_ALLOCATION_TYPE_HOST_PINNED
   int64_t offset = 0;           // subscriber clock - CLOCK_MONOTONIC, cached
   uint64_t offset_at = 0;
   CUpti_TimestampCallbackFunc offset_clock = nullptr;
@@ -219,12 +220,20 @@ void commit(State& s, const R& r) {
   ++s.records_written;
 }
 
+// The kernel record kind enabled (KERNEL or CONCURRENT_KERNEL), -1 if neither.
+int kernel_kind(const State& s) {
+  if (s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL))
+    return CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL;
+  if (s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_KERNEL)) return CUPTI_ACTIVITY_KIND_KERNEL;
+  return -1;
+}
+
 template <class K>
 void write_kernel(State& s, uint32_t corr, uint32_t stream, const char* name, uint64_t start,
                   uint64_t end, uint64_t queued, uint64_t submitted, uint32_t graph_id,
                   uint64_t node_id) {
   const int64_t off = clock_offset(s);
-  K k = gpu_record<K>(s, CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL, off, corr, stream, start, end);
+  K k = gpu_record<K>(s, CUpti_ActivityKind(kernel_kind(s)), off, corr, stream, start, end);
   k.completed = k.end;
   k.gridX = 128;
   k.gridY = 1;
@@ -395,6 +404,12 @@ DOUBLE_API CUptiResult cuptiEnableCallback(uint32_t enable, CUpti_SubscriberHand
 DOUBLE_API CUptiResult cuptiActivityEnable(CUpti_ActivityKind kind) {
   State& s = st();
   std::lock_guard<std::mutex> lock(s.mu);
+  // as CUPTI: the serial and the concurrent kernel kinds exclude each other
+  if ((kind == CUPTI_ACTIVITY_KIND_KERNEL &&
+       s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL)) ||
+      (kind == CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL &&
+       s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_KERNEL)))
+    return CUPTI_ERROR_NOT_COMPATIBLE;
   s.enabled_kinds.insert(int(kind));
   return CUPTI_SUCCESS;
 }
@@ -480,6 +495,10 @@ DOUBLE_API CUptiResult cuptiActivitySetAttribute(CUpti_ActivityAttribute attr, s
     if (*size != sizeof(uint8_t)) return CUPTI_ERROR_INVALID_PARAMETER;
     st().zeroed_buffers = *static_cast<uint8_t*>(value) != 0;
   }
+  if (attr == CUPTI_ACTIVITY_ATTR_MEM_ALLOCATION_TYPE_HOST_PINNED) {
+    if (*size != sizeof(uint8_t)) return CUPTI_ERROR_INVALID_PARAMETER;
+    st().host_pinned = *static_cast<uint8_t*>(value) != 0;
+  }
   return CUPTI_SUCCESS;
 }
 
@@ -557,7 +576,7 @@ DOUBLE_API uint32_t skipnative_double_launch_nested(int domain, int cbid, int in
         std::lock_guard<std::mutex> lock(s.mu);
         uint64_t submitted = t_end + s.submit_latency;
         uint64_t start = schedule(s, stream, submitted, duration_ns);
-        if (!s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL)) return;
+        if (kernel_kind(s) < 0) return;
         const char* n = stable_name(s, name);
         uint64_t queued = t_begin + s.launch_cost / 2;
         uint64_t end = start + duration_ns;
@@ -595,7 +614,7 @@ DOUBLE_API uint32_t skipnative_double_graph_launch(int domain, int cbid, uint32_
     State& s = st();
     std::lock_guard<std::mutex> lock(s.mu);
     uint64_t t = schedule(s, stream, t_end + s.submit_latency, n_kernels * duration_ns);
-    if (!s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL)) return;
+    if (kernel_kind(s) < 0) return;
     uint32_t graph = s.next_graph++;
     const char* n = stable_name(s, name);
     for (uint32_t i = 0; i < n_kernels; ++i) {
@@ -675,4 +694,10 @@ DOUBLE_API uint64_t skipnative_double_buffers_requested() { return st().buffers_
 DOUBLE_API uint64_t skipnative_double_finalized() { return st().finalized; }
 DOUBLE_API uint64_t skipnative_double_device_buffer_bytes() { return st().device_buffer_bytes; }
 DOUBLE_API int skipnative_double_zeroed_buffers() { return st().zeroed_buffers ? 1 : 0; }
+DOUBLE_API int skipnative_double_host_pinned() { return st().host_pinned ? 1 : 0; }
+DOUBLE_API int skipnative_double_kind_enabled(int kind) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  return s.enabled_kinds.count(kind) ? 1 : 0;
+}
 DOUBLE_API uint64_t skipnative_double_dirty_buffers() { return st().dirty_buffers; }
