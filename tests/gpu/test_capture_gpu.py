@@ -92,6 +92,30 @@ def test_kernel_count_equals_torch_profiler(captured, tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    "option", [{"serial_kernels": True}, {"device_buffer_host_pinned": True}], ids=str
+)
+def test_kernel_record_options_capture_the_same_kernels(captured, option):
+    """The cheaper-record candidates (bench/gpu_overhead.py measures their cost)
+    must record what the default does."""
+    import torch
+
+    sys.path.insert(0, str(HERE))
+    from workload import make
+
+    step = make()
+    step()
+    torch.cuda.synchronize()
+    with skipnative.capture(**option) as cap:
+        for _ in range(ITERS):
+            step()
+    t, ref = cap.trace, captured.trace
+    assert sorted(t.name(t.kernels["name_id"])) == sorted(ref.name(ref.kernels["name_id"]))
+    m = t.metrics(region="all")[0].metrics
+    assert m["n_unmatched_kernels"] == 0 and m["n_negative_lq"] == 0
+    assert cap.metadata[next(iter(option))] is True
+
+
 def test_cuda_graph_replay_counts_once_per_launch():
     sys.path.insert(0, str(HERE))
     from workload import make
