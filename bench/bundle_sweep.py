@@ -1,11 +1,12 @@
 """Makes the sweep that `skip demo` reports from without a GPU, from a measured one.
 
 Each point keeps one timed iteration of its capture (a region and the launches,
-GPU activities and ops inside it), so the package stays small; sweep.json keeps
+GPU activities and ops inside it): by default the one of median IL, so the
+package stays small and each point is typical of its five; sweep.json keeps
 the measured Kineto summaries and match rates, and its per-op breakdown is
 recomputed from the point's Kineto trace (per timed iteration, all five).
 
-    python bench/bundle_sweep.py SRC_SWEEP DST [--iteration 0]
+    python bench/bundle_sweep.py SRC_SWEEP DST [--iteration K]
 
 The bundled skipnative/data/h100_llama1b_prefill was made with
     python bench/bundle_sweep.py bench/results/h100-2026-11-26/sweep \
@@ -40,11 +41,20 @@ def one_iteration(t: Trace, k: int) -> Trace:
     return replace(t, launches=ln, gpu=gpu, ops=ops, regions=t.regions[k : k + 1].copy())
 
 
+def median_iteration(t: Trace) -> int:
+    """The region whose IL is the median of the trace's regions (the lower one of
+    the middle two for an even count)."""
+    il = [r.metrics["il_us"] for r in t.metrics(top=0) if r.name != "all"]
+    return int(np.argsort(il, kind="stable")[(len(il) - 1) // 2])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("src")
     ap.add_argument("dst")
-    ap.add_argument("--iteration", type=int, default=0, help="timed iteration kept (default 0)")
+    ap.add_argument(
+        "--iteration", type=int, help="timed iteration kept (default: the one of median IL)"
+    )
     args = ap.parse_args()
     sw = load_sweep(args.src)
     os.makedirs(args.dst, exist_ok=True)
@@ -52,26 +62,22 @@ def main() -> None:
     points = []
     for p, f in zip(doc["points"], sw.files):
         full = skipnative.load(f)
-        cut = one_iteration(full, args.iteration)
+        k = args.iteration if args.iteration is not None else median_iteration(full)
+        cut = one_iteration(full, k)
         name = os.path.basename(f)
         cut.save(os.path.join(args.dst, name), overwrite=True)
-        q = {**p, "file": name, "native": run_summary(cut)}
+        q = {**p, "file": name, "native": run_summary(cut), "bundled_iteration": k}
         kineto = os.path.join(args.src, f"b{p['batch']}_kineto.json.gz")
         if os.path.exists(kineto):
             q["ops"] = attribute(full, skipnative.load(kineto)).op_breakdown()
         points.append(q)
     doc["points"] = points
-    doc["bundled_from"] = {
-        "sweep": os.path.normpath(args.src),
-        "iteration": args.iteration,
-        "native_iterations_per_point": 1,
-    }
+    doc["bundled_from"] = os.path.normpath(args.src)
     doc["native"] = series([pt["native"] for pt in points], sw.values)
     with open(os.path.join(args.dst, "sweep.json"), "w") as fh:
         json.dump(doc, fh, indent=1)
     n = sum(os.path.getsize(os.path.join(args.dst, x)) for x in os.listdir(args.dst))
     print(f"wrote {len(points)} points to {args.dst} ({n / 1024:.0f} KiB)")
-    assert np.all([pt["native"]["iterations"] == 1 for pt in points])
 
 
 if __name__ == "__main__":
