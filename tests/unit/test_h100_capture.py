@@ -119,3 +119,19 @@ def test_replay_predicts_the_profiled_pass_from_the_native_one():
         p = run_summary(replay(t, cpu_scale=scale))
         assert p["il_us"] == pytest.approx(k["il_us"], rel=0.05)
         assert abs(p["queued_fraction"] - k["queued_fraction"]) < 0.05
+
+
+def test_the_bundled_demo_data_is_each_points_median_iteration():
+    bundled = ROOT / "skipnative" / "data" / "h100_llama1b_prefill"
+    doc = json.loads((bundled / "sweep.json").read_text())
+    assert [p["batch"] for p in doc["points"]] == BATCHES
+    for p in doc["points"]:
+        full = skipnative.load(SWEEP / p["file"])
+        ils = [r.metrics["il_us"] for r in full.metrics(top=0) if r.name != "all"]
+        cut = skipnative.load(bundled / p["file"])
+        (il,) = [r.metrics["il_us"] for r in cut.metrics(top=0) if r.name != "all"]
+        assert il == pytest.approx(np.median(ils), abs=1e-3), p["batch"]
+        assert len(cut.kernels) * 5 == in_regions(full, join_kernels(full)).sum()
+        assert cut.metrics(top=0)[0].metrics["n_unmatched_kernels"] == 0
+        assert all(o["per_iteration"] for o in p["ops"])
+        assert "(no ATen op)" not in {o["op"] for o in p["ops"]}
