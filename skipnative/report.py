@@ -92,6 +92,7 @@ def sweep_data(
         "ops": [_ops_per_iteration(p) for p in points],
         "match_rate": [p.get("match_rate") for p in points],
         "failed": sw.info.get("failed"),
+        "graphs": bool(sw.info.get("graphs")),
         "whatif": {k: series(v, sw.values) for k, v in predicted.items()},
     }
     if data["kineto"]:
@@ -233,11 +234,24 @@ def write_report(
     ]
     if source_note:
         lines += [source_note, ""]
-    verdict = (
-        f"The run turns GPU-bound (at least half of the kernels queue) at batch size "
-        f"**{n['queue_transition']}**; the TKLQT knee (paper's method, tau 0.5) is at "
-        f"**{n['knee']}**" + ("." if n["agree"] else ": the two methods disagree.")
-    )
+    knee = f"the TKLQT knee (paper's method, tau 0.5) is at **{_transition(n['knee'])}**"
+    if data["graphs"]:
+        verdict = (
+            "Each iteration is one CUDA graph launch: its kernels do not wait for "
+            "launch calls, so the queue transition does not apply (nor the 'bound' "
+            "column, which follows it: GPU idle time tells how busy the GPU was); " + knee + "."
+        )
+    elif n["queue_transition"] is None:
+        verdict = (
+            "The run does not turn GPU-bound in this range (fewer than half of the "
+            "kernels queue at every batch size); " + knee + "."
+        )
+    else:
+        verdict = (
+            f"The run turns GPU-bound (at least half of the kernels queue) at batch size "
+            f"**{n['queue_transition']}**; {knee}"
+            + ("." if n["agree"] or n["knee"] is None else ": the two methods disagree.")
+        )
     lines += [verdict, ""]
     if data["failed"]:
         f = data["failed"]
@@ -245,42 +259,32 @@ def write_report(
             f"The sweep stopped at batch {f.get('batch')}, which failed: {f.get('error')}",
             "",
         ]
+    kin = data.get("kineto")
+    header = ["batch", "TKLQT ms", "IL ms", "AKD us", "queued", "bound"]
+    if kin:
+        header[2:2] = ["Kineto TKLQT ms", "Kineto/native"]
+        header[5:5] = ["Kineto IL ms"]
     rows = []
     for i, b in enumerate(xs):
         p = data["native"][i]
-        k = data["kineto"][i] if data.get("kineto") else None
-        rows.append(
-            [
-                str(b),
-                f"{p['tklqt_us'] / 1e3:,.2f}",
-                f"{k['tklqt_us'] / 1e3:,.2f}" if k else "-",
-                f"{k['tklqt_us'] / p['tklqt_us']:.2f}" if k and p["tklqt_us"] else "-",
-                f"{p['il_us'] / 1e3:,.2f}",
-                f"{k['il_us'] / 1e3:,.2f}" if k else "-",
-                f"{p['akd_us']:,.1f}",
-                f"{p['queued_fraction']:.2f}",
-                p["bound"],
+        row = [
+            str(b),
+            f"{p['tklqt_us'] / 1e3:,.2f}",
+            f"{p['il_us'] / 1e3:,.2f}",
+            f"{p['akd_us']:,.1f}",
+            f"{p['queued_fraction']:.2f}",
+            p["bound"],
+        ]
+        if kin:
+            k = kin[i]
+            row[2:2] = [
+                f"{k['tklqt_us'] / 1e3:,.2f}",
+                f"{k['tklqt_us'] / p['tklqt_us']:.2f}" if p["tklqt_us"] else "-",
             ]
-        )
-    lines += [
-        "## Native against Kineto (per iteration)",
-        "",
-        _md_table(
-            [
-                "batch",
-                "TKLQT ms",
-                "Kineto TKLQT ms",
-                "Kineto/native",
-                "IL ms",
-                "Kineto IL ms",
-                "AKD us",
-                "queued",
-                "bound",
-            ],
-            rows,
-        ),
-        "",
-    ]
+            row[5:5] = [f"{k['il_us'] / 1e3:,.2f}"]
+        rows.append(row)
+    title = "Native against Kineto (per iteration)" if kin else "Per iteration"
+    lines += [f"## {title}", "", _md_table(header, rows), ""]
     if all("gpu_idle_host_us" in p for p in data["native"]):
         lines += [
             "## Where the GPU's idle time goes",

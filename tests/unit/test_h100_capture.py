@@ -135,3 +135,12 @@ def test_the_bundled_demo_data_is_each_points_median_iteration():
         assert cut.metrics(top=0)[0].metrics["n_unmatched_kernels"] == 0
         assert all(o["per_iteration"] for o in p["ops"])
         assert "(no ATen op)" not in {o["op"] for o in p["ops"]}
+
+
+def test_report_of_the_graph_sweep_says_the_queue_transition_does_not_apply(tmp_path):
+    pytest.importorskip("matplotlib")
+    from skipnative.report import write_report
+
+    text = Path(write_report(str(GRAPHS), str(tmp_path))).read_text()
+    assert "one CUDA graph launch" in text and "queue transition does not apply" in text
+    assert "None" not in text
