@@ -170,8 +170,13 @@ def run_sweep(args) -> int:
     print(
         table(rows, ["batch", "IL us", "predicted", "TKLQT us", "predicted", "qfrac", "predicted"])
     )
+
+    def at(batch):
+        return "not reached" if batch is None else batch
+
     print(
-        f"transition (queue): measured {m['queue_transition']}, predicted "
-        f"{p['queue_transition']}; TKLQT knee: measured {m['knee']}, predicted {p['knee']}"
+        f"transition (queue): measured {at(m['queue_transition'])}, predicted "
+        f"{at(p['queue_transition'])}; TKLQT knee: measured {at(m['knee'])}, "
+        f"predicted {at(p['knee'])}"
     )
     return 0

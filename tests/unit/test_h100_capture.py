@@ -144,3 +144,12 @@ def test_report_of_the_graph_sweep_says_the_queue_transition_does_not_apply(tmp_
     text = Path(write_report(str(GRAPHS), str(tmp_path))).read_text()
     assert "one CUDA graph launch" in text and "queue transition does not apply" in text
     assert "None" not in text
+
+
+def test_whatif_of_the_graph_sweep_says_not_reached(capsys):
+    from skipnative.cli.main import main
+
+    assert main(["whatif", str(GRAPHS), "--graphs"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("transition (queue): measured not reached, predicted not reached;")
+    assert "None" not in last
