@@ -5,7 +5,9 @@ Data first (`sweep_data`), then figures and text that only consume it.
 
 from __future__ import annotations
 
+import base64
 import os
+from html import escape
 from typing import Any
 
 import numpy as np
@@ -219,8 +221,10 @@ def write_report(
     source_note: str = "",
     whatif_cpu: tuple[float, ...] = WHATIF_CPU,
     whatif_graphs: bool = True,
+    html: bool = False,
 ) -> str:
-    """Writes report.md and its PNGs into `out` (default: the sweep folder)."""
+    """Writes report.md and its PNGs into `out` (default: the sweep folder), and
+    with `html` a self-contained report.html; returns the path of the last."""
     out = out or folder
     os.makedirs(out, exist_ok=True)
     data = sweep_data(folder, whatif_cpu, whatif_graphs)
@@ -406,4 +410,79 @@ def write_report(
     path = os.path.join(out, "report.md")
     with open(path, "w") as f:
         f.write("\n".join(lines))
+    if html:
+        title = lines[0].lstrip("# ")
+        path = os.path.join(out, "report.html")
+        with open(path, "w") as f:
+            f.write(markdown_to_html("\n".join(lines), out, title))
     return path
+
+
+_HTML_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;"
+    "line-height:1.45}table{border-collapse:collapse;margin:1rem 0}"
+    "th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}"
+    "th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}"
+    "img{max-width:100%}code{background:#f3f3f3;padding:0 .2rem}"
+)
+
+
+def _inline(text: str) -> str:
+    """Escapes text and renders the report's inline markup: `code` and **bold**."""
+    out = []
+    for i, part in enumerate(text.split("`")):
+        part = escape(part, quote=False)
+        if i % 2:
+            out.append(f"<code>{part}</code>")
+        else:
+            bold = part.split("**")
+            out.append("".join(f"<b>{b}</b>" if j % 2 else b for j, b in enumerate(bold)))
+    return "".join(out)
+
+
+def _cells(row: str) -> list[str]:
+    cells = row.strip().strip("|").replace("\\|", "\0").split("|")
+    return [c.strip().replace("\0", "|") for c in cells]
+
+
+def markdown_to_html(text: str, base: str, title: str) -> str:
+    """The report's markdown (headings, paragraphs, tables, images) as one
+    self-contained HTML page: images are embedded, so the file travels alone."""
+    body: list[str] = []
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
+        elif line.startswith("|"):
+            rows = []
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append(_cells(lines[i]))
+                i += 1
+            head, data = rows[0], [r for r in rows[1:] if not all(set(c) <= {"-"} for c in r)]
+            body.append(
+                "<table><thead><tr>"
+                + "".join(f"<th>{_inline(c)}</th>" for c in head)
+                + "</tr></thead><tbody>"
+                + "".join(
+                    "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in data
+                )
+                + "</tbody></table>"
+            )
+            continue
+        elif line.startswith("![") and line.endswith(")"):
+            alt, name = line[2:-1].split("](", 1)
+            with open(os.path.join(base, name), "rb") as f:
+                data_uri = base64.b64encode(f.read()).decode("ascii")
+            body.append(f'<p><img alt="{escape(alt)}" src="data:image/png;base64,{data_uri}"></p>')
+        elif line.strip():
+            body.append(f"<p>{_inline(line)}</p>")
+        i += 1
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{_HTML_STYLE}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )

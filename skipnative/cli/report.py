@@ -1,4 +1,4 @@
-"""`skip report DIR`: report.md with plots from a sweep folder."""
+"""`skip report DIR`: report.md with plots from a sweep folder (and report.html)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ def add_parser(sub) -> None:
         metavar="S,...",
         help="also predict each point for a CPU S times slower (S < 1: faster); "
         "'' for none (default: 2,0.5)",
+    )
+    p.add_argument(
+        "--html",
+        action="store_true",
+        help="also write report.html, one self-contained page (plots embedded)",
     )
     p.add_argument(
         "--no-whatif-graphs",
@@ -45,7 +50,11 @@ def run(args) -> int:
 
     scales = _scales(args.whatif_cpu)
     path = write_report(
-        args.folder, args.out, whatif_cpu=scales, whatif_graphs=not args.no_whatif_graphs
+        args.folder,
+        args.out,
+        whatif_cpu=scales,
+        whatif_graphs=not args.no_whatif_graphs,
+        html=args.html,
     )
     print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -145,3 +145,40 @@ def test_script_errors(tmp_path):
     assert load_script(str(tmp_path / "w.py") + ":make")()() == 1
     with pytest.raises(UserError, match="no function"):
         load_script(str(tmp_path / "w.py") + ":missing")
+
+
+def test_html_report_is_one_self_contained_page(generated_sweep, tmp_path):
+    pytest.importorskip("matplotlib")
+    r = skip("report", generated_sweep, "--out", tmp_path / "r", "--html")
+    assert r.returncode == 0, r.stderr
+    page = (tmp_path / "r" / "report.html").read_text()
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    # every plot the markdown links is embedded, every table rendered
+    assert page.count("data:image/png;base64,") == md.count("](") > 0
+    assert page.count("<table>") == md.count("\n|---")
+    assert "](" not in page and "\n|" not in page
+
+
+def test_html_escapes_names_and_keeps_escaped_pipes(tmp_path):
+    from skipnative.report import markdown_to_html
+
+    (tmp_path / "p.png").write_bytes(b"\x89PNG\r\n\x1a\nxx")
+    md = "\n".join(
+        [
+            "# A <title>",
+            "The knee is at **4**; see `skip report`.",
+            "",
+            "| kernel | count |",
+            "|---|---|",
+            "| void k<128, 4>(a\\|b) | 3 |",
+            "",
+            "![p.png](p.png)",
+        ]
+    )
+    page = markdown_to_html(md, str(tmp_path), "t & u")
+    assert "<h1>A &lt;title&gt;</h1>" in page
+    assert "<b>4</b>" in page and "<code>skip report</code>" in page
+    assert "<td>void k&lt;128, 4&gt;(a|b)</td><td>3</td>" in page
+    assert "<title>t &amp; u</title>" in page
+    assert "data:image/png;base64,iVBORw0KGgp4eA==" in page
