@@ -125,6 +125,8 @@ def main() -> None:
         # candidates for a cheaper kernel record, to compare with "skipnative"
         "skipnative_serial_kernels": {"serial_kernels": True},
         "skipnative_device_buffer_host_pinned": {"device_buffer_host_pinned": True},
+        # launch times from CUPTI's API activity records instead of callbacks
+        "skipnative_launch_activity": {"launch_records": "activity"},
     }
     measure("unprofiled_before_any_session")
     refused: dict[str, str] = {}  # configurations this CUPTI or card does not take

@@ -62,6 +62,10 @@ class Capture:
     - ``max_gpu_records``: cap on decoded kernel/copy rows;
     - ``kernel_activity`` / ``launch_callbacks`` / ``api_domains``: what to
       record (for measuring the cost of each part);
+    - ``launch_records``: where launch-call times come from: "callbacks"
+      (skipnative's enter/exit callbacks, the default) or "activity" (CUPTI's
+      API activity records for the same launch APIs, by cbid; CUPTI takes the
+      timestamps in the session's clock);
     - ``device_buffer_bytes``: CUPTI's device-side record buffer (fewer flushes;
       CUPTI applies it to device buffers it allocates from then on, so it counts
       fully when set before the process's CUDA context exists);
@@ -86,6 +90,7 @@ class Capture:
         memset: bool = True,
         kernel_activity: bool = True,
         launch_callbacks: bool = True,
+        launch_records: str = "callbacks",
         api_domains: tuple[str, ...] = ("runtime", "driver"),
         finalize: bool | None = None,
         device_buffer_bytes: int = 0,
@@ -112,6 +117,7 @@ class Capture:
                 "memset": memset,
                 "kernel_activity": kernel_activity,
                 "launch_callbacks": launch_callbacks,
+                "launch_records": launch_records,
                 "api_domains": list(api_domains),
                 "finalize": finalize,
                 "device_buffer_bytes": device_buffer_bytes,

@@ -43,6 +43,8 @@ OVERHEAD_CAPTURES: dict[str, dict[str, Any]] = {
     "skipnative_defaults": {},
     "skipnative_callbacks_only": {"kernel_activity": False, "memcpy": False, "memset": False},
     "skipnative_activity_only": {"launch_callbacks": False},
+    # the timing pass's options with launch times from CUPTI's API activity records
+    "skipnative_launch_activity": {"latency_timestamps": True, "launch_records": "activity"},
 }
 IDLE_LAUNCHES = 200  # per API, for launch-to-start on an idle GPU
 

@@ -38,7 +38,13 @@ SessionOptions options_from(const py::dict& d) {
       o.device_buffer_bytes = v.cast<size_t>();
     else if (k == "hw_trace")
       o.hw_trace = v.cast<bool>();
-    else if (k == "serial_kernels")
+    else if (k == "launch_records") {
+      auto src = v.cast<std::string>();
+      if (src != "callbacks" && src != "activity")
+        throw py::value_error("launch_records: expected 'callbacks' or 'activity', not '" + src +
+                              "'");
+      o.launch_activity = src == "activity";
+    } else if (k == "serial_kernels")
       o.serial_kernels = v.cast<bool>();
     else if (k == "device_buffer_host_pinned")
       o.device_buffer_host_pinned = v.cast<bool>();
@@ -115,6 +121,7 @@ py::dict metadata(const Session& s) {
   d["hw_trace"] = s.options().hw_trace;
   d["device_buffer_bytes"] = s.options().device_buffer_bytes;
   d["serial_kernels"] = s.options().serial_kernels;
+  d["launch_records"] = s.options().launch_activity ? "activity" : "callbacks";
   d["device_buffer_host_pinned"] = s.options().device_buffer_host_pinned;
   d["activity_buffer_bytes"] = s.options().activity_buffer_bytes;
   d["max_activity_buffers"] = s.options().max_activity_buffers;

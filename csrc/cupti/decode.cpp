@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "cupti/api_table.h"
+
 namespace skipnative {
 
 RecordLayout layout_for_version(uint32_t version) {
@@ -117,6 +119,20 @@ void decode_buffer(const CuptiApi& api, RecordLayout layout, uint8_t* buffer, si
         break;
       case CUPTI_ACTIVITY_KIND_MEMSET:
         decode_transfer(reinterpret_cast<const CUpti_ActivityMemset4*>(rec), 1, 0, out);
+        break;
+      case CUPTI_ACTIVITY_KIND_RUNTIME:
+      case CUPTI_ACTIVITY_KIND_DRIVER:
+        if (out.api_rows != nullptr) {
+          // one layout in CUDA 12 and 13; times in the session's clock (its
+          // timestamp callback), as the kernel records'
+          auto a = reinterpret_cast<const CUpti_ActivityAPI*>(rec);
+          const uint8_t dom = rec->kind == CUPTI_ACTIVITY_KIND_DRIVER ? 1 : 0;
+          out.api_rows->push_back(LaunchRow{a->start, a->end, a->correlationId, a->threadId,
+                                            uint16_t(a->cbid), dom,
+                                            api_kind_table().kind(dom, a->cbid), 0});
+        } else {
+          ++*out.records_ignored;
+        }
         break;
       default:
         ++*out.records_ignored;

@@ -29,6 +29,9 @@ struct DecodeTarget {
   uint64_t* rows_dropped;     // rows over the cap
   uint64_t* records_ignored;  // other activity kinds
   std::unordered_map<const char*, std::pair<uint32_t, std::string>>* name_cache;
+  // Launch rows from CUPTI's API activity records (launch_records = activity);
+  // nullptr: such records are ignored.
+  std::vector<LaunchRow>* api_rows = nullptr;
 };
 
 // Walks one completed buffer.

@@ -50,6 +50,8 @@ std::unique_ptr<CuptiApi> bind(void* h, const std::string& path, const std::stri
   resolve(h, "cuptiFinalize", api->Finalize, nullptr);
   resolve(h, "cuptiActivitySetAttribute", api->ActivitySetAttribute, nullptr);
   resolve(h, "cuptiActivityEnableHWTrace", api->ActivityEnableHWTrace, nullptr);
+  resolve(h, "cuptiActivityEnableDriverApi", api->ActivityEnableDriverApi, nullptr);
+  resolve(h, "cuptiActivityEnableRuntimeApi", api->ActivityEnableRuntimeApi, nullptr);
   if (!missing.empty()) {
     *why += path + ": missing " + missing + "; ";
     return nullptr;

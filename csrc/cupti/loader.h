@@ -41,6 +41,8 @@ struct CuptiApi {
   CUptiResult (*Finalize)() = nullptr;                                // optional
   CUptiResult (*ActivitySetAttribute)(CUpti_ActivityAttribute, size_t*, void*) = nullptr;
   CUptiResult (*ActivityEnableHWTrace)(uint8_t) = nullptr;  // CUPTI 12.8+, Blackwell only
+  CUptiResult (*ActivityEnableDriverApi)(CUpti_CallbackId, uint8_t) = nullptr;   // optional
+  CUptiResult (*ActivityEnableRuntimeApi)(CUpti_CallbackId, uint8_t) = nullptr;  // optional
 
   std::string error_string(CUptiResult r) const;
 };

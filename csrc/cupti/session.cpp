@@ -171,7 +171,8 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
                    s->opts_.max_gpu_records,
                    &s->stats_.gpu_rows_dropped,
                    &s->stats_.records_ignored,
-                   &s->name_cache_};
+                   &s->name_cache_,
+                   s->opts_.launch_activity ? &s->api_rows_ : nullptr};
     if (buffer != nullptr && valid > 0) decode_buffer(*s->api_, s->layout_, buffer, valid, t);
     size_t dropped = 0;
     if (s->api_->ActivityGetNumDroppedRecords(ctx, stream, &dropped) == CUPTI_SUCCESS)
@@ -224,7 +225,9 @@ void Session::start() {
     }
     check(r, "cuptiSubscribe");
     for (const auto& a : subscribed_apis()) {
-      if (!opts_.launch_callbacks || !(opts_.api_domains & (1u << a.domain))) continue;
+      if (!opts_.launch_callbacks || opts_.launch_activity ||
+          !(opts_.api_domains & (1u << a.domain)))
+        continue;
       CUptiResult e = api_->EnableCallback(
           1, subscriber_, a.domain ? CUPTI_CB_DOMAIN_DRIVER_API : CUPTI_CB_DOMAIN_RUNTIME_API,
           a.cbid);
@@ -280,6 +283,21 @@ void Session::start() {
       check(api_->ActivityEnable(k), "cuptiActivityEnable");
       enabled_kinds_.push_back(k);
     }
+    if (opts_.launch_activity && opts_.launch_callbacks) {
+      if (api_->ActivityEnableDriverApi == nullptr || api_->ActivityEnableRuntimeApi == nullptr)
+        throw SessionError(
+            "this CUPTI has no cuptiActivityEnableDriverApi/RuntimeApi, which "
+            "launch_records='activity' needs");
+      for (const auto& a : subscribed_apis()) {
+        if (!(opts_.api_domains & (1u << a.domain))) continue;
+        CUptiResult e = a.domain ? api_->ActivityEnableDriverApi(a.cbid, 1)
+                                 : api_->ActivityEnableRuntimeApi(a.cbid, 1);
+        if (e == CUPTI_SUCCESS)
+          api_records_on_.emplace_back(a.domain, a.cbid);
+        else
+          stats_.callbacks_unavailable.emplace_back(a.name);
+      }
+    }
     start_ticks_ = read_ticks(clock_);
     t_start_ns_ = ticks_to_ns(clock_, start_ticks_);
     g_generation.fetch_add(1, std::memory_order_relaxed);
@@ -299,6 +317,9 @@ void Session::teardown_cupti(bool flush) {
   if (flush) api_->ActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
   for (auto k : enabled_kinds_) api_->ActivityDisable(k);
   enabled_kinds_.clear();
+  for (auto [domain, cbid] : api_records_on_)
+    domain ? api_->ActivityEnableDriverApi(cbid, 0) : api_->ActivityEnableRuntimeApi(cbid, 0);
+  api_records_on_.clear();
   if (flush) api_->ActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
   if (opts_.latency_timestamps && api_->ActivityEnableLatencyTimestamps)
     api_->ActivityEnableLatencyTimestamps(0);
@@ -384,9 +405,35 @@ void Session::collect_launches() {
                                     r[i].cbid, r[i].domain, r[i].kind, 0});
     }
   });
+  append_api_rows();
   std::sort(launches_.begin(), launches_.end(), [](const LaunchRow& a, const LaunchRow& b) {
     return a.t_begin != b.t_begin ? a.t_begin < b.t_begin : a.correlation_id < b.correlation_id;
   });
+}
+
+void Session::append_api_rows() {
+  // A runtime launch calls a driver launch inside it: as with the callbacks
+  // (which skip nested calls), the outer call is the launch. Per thread, drop
+  // a row that lies within an earlier row's span.
+  std::sort(api_rows_.begin(), api_rows_.end(), [](const LaunchRow& a, const LaunchRow& b) {
+    if (a.tid != b.tid) return a.tid < b.tid;
+    return a.t_begin != b.t_begin ? a.t_begin < b.t_begin : a.t_end > b.t_end;
+  });
+  uint32_t tid = 0;
+  uint64_t outer_end = 0;
+  bool have = false;
+  for (const LaunchRow& r : api_rows_) {
+    if (r.t_begin < t_start_ns_ || r.t_begin > r.t_end) {
+      ++stats_.launches_outside;
+      continue;
+    }
+    if (have && r.tid == tid && r.t_end <= outer_end) continue;  // nested
+    launches_.push_back(r);
+    tid = r.tid;
+    outer_end = r.t_end;
+    have = true;
+  }
+  api_rows_.clear();
 }
 
 void Session::mark(const std::string& name) {

@@ -27,9 +27,12 @@ struct SessionOptions {
   bool latency_timestamps = false;
   bool memcpy = true;
   bool memset = true;
-  bool kernel_activity = true;     // CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL
-  bool serial_kernels = false;     // CUPTI_ACTIVITY_KIND_KERNEL instead (serialises kernels)
-  bool launch_callbacks = true;    // enter/exit callbacks on the launch APIs
+  bool kernel_activity = true;   // CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL
+  bool serial_kernels = false;   // CUPTI_ACTIVITY_KIND_KERNEL instead (serialises kernels)
+  bool launch_callbacks = true;  // enter/exit callbacks on the launch APIs
+  // Launch times from CUPTI's API activity records (per cbid) instead of the
+  // callbacks: CUPTI takes the timestamps, the records arrive with the kernels'.
+  bool launch_activity = false;
   uint32_t api_domains = 3;        // bit 0: runtime API, bit 1: driver API
   int finalize = -1;               // cuptiFinalize at stop: -1 auto (CUPTI >= 12.6), 0 no, 1 yes
   size_t device_buffer_bytes = 0;  // CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE; 0: CUPTI's default
@@ -105,6 +108,7 @@ class Session {
   void teardown_cupti(bool flush);
   bool should_finalize() const;
   void collect_launches();
+  void append_api_rows();
 
   SessionOptions opts_;
   State state_ = State::kNew;
@@ -112,7 +116,7 @@ class Session {
   RecordLayout layout_ = RecordLayout::kCuda13;
   uint32_t version_ = 0;
   bool finalized_ = false;
-  bool host_pinned_set_ = false;  // MEM_ALLOCATION_TYPE_HOST_PINNED set by this session
+  bool host_pinned_set_ = false;       // MEM_ALLOCATION_TYPE_HOST_PINNED set by this session
   std::atomic<bool> stopping_{false};  // buffers completed now are not reused
   CUpti_SubscriberHandle subscriber_ = nullptr;
   ClockParams clock_;
@@ -136,6 +140,8 @@ class Session {
   std::vector<MarkerRow> markers_;  // ticks until stop(), then ns
 
   std::vector<LaunchRow> launches_;
+  std::vector<LaunchRow> api_rows_;  // from API activity records (launch_activity)
+  std::vector<std::pair<uint8_t, uint16_t>> api_records_on_;  // (domain, cbid) enabled
   SessionStats stats_;
 };
 

@@ -94,6 +94,8 @@ class SimulatedGpu:
             "skipnative_double_device_buffer_bytes": (u64, []),
             "skipnative_double_zeroed_buffers": (i32, []),
             "skipnative_double_host_pinned": (i32, []),
+            "skipnative_double_api_records_enabled": (u64, []),
+            "skipnative_double_callbacks_enabled": (u64, []),
             "skipnative_double_kind_enabled": (i32, [i32]),
             "cuptiActivityFlushAll": (i32, [u32]),
             "skipnative_double_dirty_buffers": (u64, []),
@@ -174,6 +176,16 @@ class SimulatedGpu:
     def host_pinned(self) -> bool:
         """Whether CUPTI_ACTIVITY_ATTR_MEM_ALLOCATION_TYPE_HOST_PINNED is set."""
         return bool(self._lib.skipnative_double_host_pinned())
+
+    @property
+    def api_records_enabled(self) -> int:
+        """How many (domain, cbid) pairs have API activity records enabled by cbid."""
+        return int(self._lib.skipnative_double_api_records_enabled())
+
+    @property
+    def callbacks_enabled(self) -> int:
+        """How many (domain, cbid) callbacks the subscriber has enabled now."""
+        return int(self._lib.skipnative_double_callbacks_enabled())
 
     def kind_enabled(self, kind: int) -> bool:
         """Whether the CUpti_ActivityKind `kind` is enabled now."""

@@ -116,6 +116,35 @@ def test_kernel_record_options_capture_the_same_kernels(captured, option):
     assert cap.metadata[next(iter(option))] is True
 
 
+def test_launch_records_from_activity_match_the_callbacks():
+    """The same work captured with launch times from callbacks and from CUPTI's
+    API activity records: the same launches, threads and kernels, and call times
+    on the same clock (no kernel starts before its call)."""
+    import torch
+
+    sys.path.insert(0, str(HERE))
+    from workload import make
+
+    step = make()
+    step()
+    torch.cuda.synchronize()
+    traces = {}
+    for source in ("callbacks", "activity"):
+        with skipnative.capture(launch_records=source) as cap:
+            for _ in range(ITERS):
+                step()
+        traces[source] = cap.trace
+    a, b = traces["callbacks"], traces["activity"]
+    assert len(a.launches) == len(b.launches) and len(a.kernels) == len(b.kernels)
+    assert set(a.launches["tid"].tolist()) == set(b.launches["tid"].tolist())
+    assert sorted(a.name(a.launches["name_id"])) == sorted(b.name(b.launches["name_id"]))
+    m = b.metrics(region="all")[0].metrics
+    assert m["n_unmatched_kernels"] == 0 and m["n_negative_lq"] == 0
+    da = np.median(a.launches["t_end"] - a.launches["t_begin"])
+    db = np.median(b.launches["t_end"] - b.launches["t_begin"])
+    assert 0.3 < db / da < 3
+
+
 def test_cuda_graph_replay_counts_once_per_launch():
     sys.path.insert(0, str(HERE))
     from workload import make

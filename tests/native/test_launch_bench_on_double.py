@@ -72,6 +72,7 @@ def test_skip_bench_launch_measures_the_simulated_gpu():
         "skipnative_defaults",
         "skipnative_callbacks_only",
         "skipnative_activity_only",
+        "skipnative_launch_activity",
     }
     assert set(res["overhead"]["skipnative"]) == {"driver", "runtime"}
     assert res["overhead_runs"]["skipnative"]["driver"]["n"] == 200  # 5 blocks of 40

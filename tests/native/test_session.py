@@ -483,3 +483,49 @@ def test_device_buffer_in_pinned_host_memory_is_set_and_reset(gpu):
     assert len(cap.trace.kernels) == 1
     with skipnative.capture(clock="library"):
         assert not gpu.host_pinned
+
+
+def test_launch_records_from_cupti_activity_instead_of_callbacks(gpu):
+    with skipnative.capture(clock="library", launch_records="activity") as cap:
+        assert gpu.callbacks_enabled == 0 and gpu.api_records_enabled > 0
+        t0 = gpu.now()
+        corr = gpu.launch_nested("nested", 1000)  # runtime call with a driver call inside
+        t1 = gpu.now()
+        gpu.launch("direct", 1000, api="cuLaunchKernel")
+        gpu.launch("rt", 1000)
+    assert gpu.api_records_enabled == 0  # disabled at stop
+    t = cap.trace
+    assert cap.metadata["launch_records"] == "activity"
+    # one row per launch: the nested driver call is not a second one
+    assert names(t, t.launches["name_id"]) == [
+        "cudaLaunchKernel",
+        "cuLaunchKernel",
+        "cudaLaunchKernel",
+    ]
+    outer = t.launches[0]
+    assert outer["correlation"] == corr
+    assert (outer["t_begin"], outer["t_end"]) == (t0, t0 + COST)
+    assert t.launches["t_begin"][1] == t1
+    m = t.metrics(region="all")[0].metrics
+    assert m["n_unmatched_kernels"] == 0 and m["n_counted_kernels"] == 3
+    assert m["tklqt_us"] * 1e3 == pytest.approx(3 * (COST + LATENCY))
+
+
+def test_launch_records_matches_callbacks_on_the_same_work(gpu):
+    def run(source):
+        gpu.reset()
+        gpu.configure(launch_cost_ns=COST, submit_latency_ns=LATENCY)
+        with skipnative.capture(clock="library", launch_records=source) as cap:
+            for i in range(50):
+                gpu.launch_nested(f"k{i % 3}", 500 + 100 * (i % 7))
+        return cap.trace
+
+    a, b = run("callbacks"), run("activity")
+    for col in ("t_begin", "t_end", "correlation", "cbid"):
+        np.testing.assert_array_equal(a.launches[col], b.launches[col])
+    assert a.metrics(region="all")[0].metrics == b.metrics(region="all")[0].metrics
+
+
+def test_launch_records_rejects_an_unknown_source():
+    with pytest.raises(ValueError, match="launch_records: expected 'callbacks' or 'activity'"):
+        skipnative.capture(launch_records="tracepoints")

@@ -21,6 +21,8 @@
 // cuptiActivityFlushAll, so a bounded buffer pool runs out at an exact record
 // count; records without a buffer are counted as dropped.
 #include <cupti.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -73,9 +75,10 @@ struct State {
   uint64_t buffers_requested = 0;
   uint64_t finalized = 0;
   size_t device_buffer_bytes = 0;
-  bool zeroed_buffers = false;  // CUPTI_ACTIVITY_ATTR_ZEROED_OUT_ACTIVITY_BUFFER
-  bool host_pinned = false;     // CUPTI_ACTIVITY_ATTR_MEM_ALLOCATION_TYPE_HOST_PINNED
-  int64_t offset = 0;           // subscriber clock - CLOCK_MONOTONIC, cached
+  bool zeroed_buffers = false;                // CUPTI_ACTIVITY_ATTR_ZEROED_OUT_ACTIVITY_BUFFER
+  bool host_pinned = false;                   // CUPTI_ACTIVITY_ATTR_MEM_ALLOCATION_TYPE_HOST_PINNED
+  std::set<std::pair<int, int>> api_records;  // (domain, cbid) with API activity records
+  int64_t offset = 0;                         // subscriber clock - CLOCK_MONOTONIC, cached
   uint64_t offset_at = 0;
   CUpti_TimestampCallbackFunc offset_clock = nullptr;
   uint64_t dirty_buffers = 0;  // handed over as zeroed, but not zero
@@ -161,6 +164,9 @@ size_t record_size(uint32_t version, int kind) {
       return v13 ? sizeof(CUpti_ActivityMemcpy6) : sizeof(CUpti_ActivityMemcpy5);
     case CUPTI_ACTIVITY_KIND_MEMSET:
       return sizeof(CUpti_ActivityMemset4);
+    case CUPTI_ACTIVITY_KIND_RUNTIME:
+    case CUPTI_ACTIVITY_KIND_DRIVER:
+      return sizeof(CUpti_ActivityAPI);
     default:
       return sizeof(CUpti_ActivityMarker2);
   }
@@ -266,6 +272,26 @@ void write_set(State& s, uint32_t corr, uint32_t stream, uint64_t bytes, uint64_
   commit(s, m);
 }
 
+// CUPTI's API activity record of one call, if that API's records are enabled:
+// by cbid, or its whole domain's kind (caller holds no lock).
+void api_record(int domain, int cbid, uint32_t corr, uint64_t t_begin, uint64_t t_end) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  int kind = domain ? CUPTI_ACTIVITY_KIND_DRIVER : CUPTI_ACTIVITY_KIND_RUNTIME;
+  if (!s.api_records.count({domain, cbid}) && !s.enabled_kinds.count(kind)) return;
+  const int64_t off = clock_offset(s);
+  CUpti_ActivityAPI a;
+  std::memset(&a, 0, sizeof(a));
+  a.kind = CUpti_ActivityKind(kind);
+  a.cbid = CUpti_CallbackId(cbid);
+  a.start = at(off, t_begin);
+  a.end = at(off, t_end);
+  a.processId = uint32_t(getpid());
+  a.threadId = uint32_t(syscall(SYS_gettid));
+  a.correlationId = corr;
+  commit(s, a);
+}
+
 // Calls the subscriber around `body`, as CUPTI does around an API call.
 template <class Body>
 uint32_t api_call(int domain, int cbid, uint64_t cost, Body body, int inner_domain = -1,
@@ -307,6 +333,7 @@ uint32_t api_call(int domain, int cbid, uint64_t cost, Body body, int inner_doma
     CUpti_CallbackDomain idom =
         inner_domain ? CUPTI_CB_DOMAIN_DRIVER_API : CUPTI_CB_DOMAIN_RUNTIME_API;
     spend(cost / 4);
+    uint64_t inner_begin = now_ns();
     if (inner_on && cb) {
       inner.callbackSite = CUPTI_API_ENTER;
       cb(ud, idom, CUpti_CallbackId(inner_cbid), &inner);
@@ -316,6 +343,7 @@ uint32_t api_call(int domain, int cbid, uint64_t cost, Body body, int inner_doma
       inner.callbackSite = CUPTI_API_EXIT;
       cb(ud, idom, CUpti_CallbackId(inner_cbid), &inner);
     }
+    api_record(inner_domain, inner_cbid, corr, inner_begin, now_ns());
     spend(cost - cost / 4 - cost / 2);
   } else {
     spend(cost);
@@ -327,6 +355,7 @@ uint32_t api_call(int domain, int cbid, uint64_t cost, Body body, int inner_doma
   // The call returns after its exit callback; with several threads sharing the
   // virtual clock, read it here so submission never precedes that callback.
   uint64_t t_end = now_ns();
+  api_record(domain, cbid, corr, t_begin, t_end);
   body(corr, t_begin, t_end);
   return corr;
 }
@@ -418,6 +447,26 @@ DOUBLE_API CUptiResult cuptiActivityDisable(CUpti_ActivityKind kind) {
   State& s = st();
   std::lock_guard<std::mutex> lock(s.mu);
   s.enabled_kinds.erase(int(kind));
+  return CUPTI_SUCCESS;
+}
+
+DOUBLE_API CUptiResult cuptiActivityEnableDriverApi(CUpti_CallbackId cbid, uint8_t enable) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (enable)
+    s.api_records.insert({1, int(cbid)});
+  else
+    s.api_records.erase({1, int(cbid)});
+  return CUPTI_SUCCESS;
+}
+
+DOUBLE_API CUptiResult cuptiActivityEnableRuntimeApi(CUpti_CallbackId cbid, uint8_t enable) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (enable)
+    s.api_records.insert({0, int(cbid)});
+  else
+    s.api_records.erase({0, int(cbid)});
   return CUPTI_SUCCESS;
 }
 
@@ -544,6 +593,7 @@ DOUBLE_API void skipnative_double_reset(uint32_t version) {
   s.buffers_requested = 0;
   s.finalized = 0;
   s.dirty_buffers = 0;
+  s.api_records.clear();
 }
 
 DOUBLE_API void skipnative_double_configure(uint64_t launch_cost_ns, uint64_t submit_latency_ns,
@@ -695,6 +745,16 @@ DOUBLE_API uint64_t skipnative_double_finalized() { return st().finalized; }
 DOUBLE_API uint64_t skipnative_double_device_buffer_bytes() { return st().device_buffer_bytes; }
 DOUBLE_API int skipnative_double_zeroed_buffers() { return st().zeroed_buffers ? 1 : 0; }
 DOUBLE_API int skipnative_double_host_pinned() { return st().host_pinned ? 1 : 0; }
+DOUBLE_API uint64_t skipnative_double_callbacks_enabled() {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  return s.enabled_callbacks.size();
+}
+DOUBLE_API uint64_t skipnative_double_api_records_enabled() {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  return s.api_records.size();
+}
 DOUBLE_API int skipnative_double_kind_enabled(int kind) {
   State& s = st();
   std::lock_guard<std::mutex> lock(s.mu);
