@@ -122,7 +122,9 @@ void decode_buffer(const CuptiApi& api, RecordLayout layout, uint8_t* buffer, si
         break;
       case CUPTI_ACTIVITY_KIND_RUNTIME:
       case CUPTI_ACTIVITY_KIND_DRIVER:
-        if (out.api_rows != nullptr) {
+        if (out.api_rows != nullptr && out.api_rows->size() >= out.max_api_rows) {
+          ++*out.api_rows_dropped;
+        } else if (out.api_rows != nullptr) {
           // one layout in CUDA 12 and 13; times in the session's clock (its
           // timestamp callback), as the kernel records'
           auto a = reinterpret_cast<const CUpti_ActivityAPI*>(rec);

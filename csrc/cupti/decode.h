@@ -32,6 +32,8 @@ struct DecodeTarget {
   // Launch rows from CUPTI's API activity records (launch_records = activity);
   // nullptr: such records are ignored.
   std::vector<LaunchRow>* api_rows = nullptr;
+  size_t max_api_rows = 0;  // rows beyond it are counted, not kept
+  uint64_t* api_rows_dropped = nullptr;
 };
 
 // Walks one completed buffer.

@@ -172,7 +172,9 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
                    &s->stats_.gpu_rows_dropped,
                    &s->stats_.records_ignored,
                    &s->name_cache_,
-                   s->opts_.launch_activity ? &s->api_rows_ : nullptr};
+                   s->opts_.launch_activity ? &s->api_rows_ : nullptr,
+                   s->opts_.max_launch_bytes / sizeof(LaunchRow),
+                   &s->api_rows_dropped_};
     if (buffer != nullptr && valid > 0) decode_buffer(*s->api_, s->layout_, buffer, valid, t);
     size_t dropped = 0;
     if (s->api_->ActivityGetNumDroppedRecords(ctx, stream, &dropped) == CUPTI_SUCCESS)
@@ -387,7 +389,7 @@ void Session::stop() {
 }
 
 void Session::collect_launches() {
-  stats_.launches_dropped = launch_buffers_->dropped();
+  stats_.launches_dropped = launch_buffers_->dropped() + api_rows_dropped_;
   launches_.clear();
   size_t total = 0;
   launch_buffers_->for_each([&](uint32_t, const LaunchRecord*, uint32_t n) { total += n; });

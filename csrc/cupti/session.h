@@ -141,6 +141,7 @@ class Session {
 
   std::vector<LaunchRow> launches_;
   std::vector<LaunchRow> api_rows_;  // from API activity records (launch_activity)
+  uint64_t api_rows_dropped_ = 0;    // over max_launch_bytes
   std::vector<std::pair<uint8_t, uint16_t>> api_records_on_;  // (domain, cbid) enabled
   SessionStats stats_;
 };

@@ -529,3 +529,13 @@ def test_launch_records_matches_callbacks_on_the_same_work(gpu):
 def test_launch_records_rejects_an_unknown_source():
     with pytest.raises(ValueError, match="launch_records: expected 'callbacks' or 'activity'"):
         skipnative.capture(launch_records="tracepoints")
+
+
+def test_launch_records_from_activity_keep_to_the_launch_memory_cap(gpu):
+    cap_rows = (64 << 10) // 32  # max_launch_bytes / one launch row
+    with skipnative.capture(
+        clock="library", launch_records="activity", max_launch_bytes=64 << 10
+    ) as cap:
+        gpu.launch_many(cap_rows + 500, "k", 10)
+    assert len(cap.trace.launches) == cap_rows
+    assert cap.metadata["dropped"]["launches"] == 500
