@@ -112,12 +112,14 @@ void test_exact_schedule(const Double& d, uint32_t version) {
 }
 
 // A runtime launch calls the driver's launch API inside, with the same
-// correlation id: recorded once, as the outermost call.
-void test_nested_calls_recorded_once(const Double& d) {
+// correlation id: recorded once, as the outermost call (from the callbacks, or
+// from CUPTI's API activity records).
+void test_nested_calls_recorded_once(const Double& d, bool activity) {
   d.reset(130001);
   d.configure(2000, 1000, 0, 0);
   SessionOptions o;
   o.clock = "library";
+  o.launch_activity = activity;
   Session s(o);
   s.start();
   for (int i = 0; i < 10; ++i) d.nested(kRuntime, kLaunch, kDriver, kDriverLaunch, 7, "k", 100);
@@ -131,11 +133,12 @@ void test_nested_calls_recorded_once(const Double& d) {
 }
 
 // Many threads: every launch is kept, once, with its thread.
-void test_threads(const Double& d) {
+void test_threads(const Double& d, bool activity) {
   d.reset(130001);
   d.configure(10, 10, 0, 0);
   SessionOptions o;
   o.clock = "library";
+  o.launch_activity = activity;
   Session s(o);
   s.start();
   std::vector<std::thread> ts;
@@ -163,10 +166,11 @@ void test_threads(const Double& d) {
 // Real time on this machine's own clock (TSC on x86-64, cntvct with isb on
 // aarch64): the double spins for the call and converts its GPU times to that
 // clock, so launch-to-start covers at least the call and the latency.
-void test_machine_clock(const Double& d) {
+void test_machine_clock(const Double& d, bool activity) {
   d.reset(130001);
   d.configure(3000, 2000, 0, 1);
   SessionOptions o;  // clock "auto"
+  o.launch_activity = activity;
   Session s(o);
   s.start();
   for (int i = 0; i < 50; ++i) d.launch(kRuntime, kLaunch, 7, "k", 1000);
@@ -188,20 +192,22 @@ void test_machine_clock(const Double& d) {
     const LaunchRow& l = *launch[k.correlation_id];
     CHECK(int64_t(k.t_start - l.t_begin) >= 5000 - 1000);
   }
-  std::printf("clock %s: %.0f ticks/s; shortest 3000 ns call measured %llu ns\n",
+  std::printf("clock %s: %.0f ticks/s; shortest 3000 ns call measured %llu ns (%s)\n",
               clock_kind_name(s.clock().kind), s.clock().ticks_per_second,
-              static_cast<unsigned long long>(shortest));
+              static_cast<unsigned long long>(shortest), activity ? "activity" : "callbacks");
 }
 
 }  // namespace
 
 int main() {
   Double d = load_double();
-  test_exact_schedule(d, 130001);  // CUPTI 13.x records (Kernel10)
-  test_exact_schedule(d, 26);      // CUPTI 12.x records (Kernel9)
-  test_nested_calls_recorded_once(d);
-  test_threads(d);
-  test_machine_clock(d);
+  test_exact_schedule(d, 130001);        // CUPTI 13.x records (Kernel10)
+  test_exact_schedule(d, 26);            // CUPTI 12.x records (Kernel9)
+  for (bool activity : {false, true}) {  // launch times from callbacks, then from records
+    test_nested_calls_recorded_once(d, activity);
+    test_threads(d, activity);
+    test_machine_clock(d, activity);
+  }
   if (failures) {
     std::fprintf(stderr, "session tests: %d failure(s)\n", failures);
     return 1;
