@@ -27,19 +27,13 @@ def run(args) -> int:
 
     why = gpu_reason()
     if why is None:
-        from skipnative.cli.sweep import batch_sizes, sweep
+        from skipnative.cli import sweep as sweep_cmd
 
-        ns = argparse.Namespace(
-            model=None,
-            script=None,
-            phase="prefill",
-            seq_len=512,
-            iters=3,
-            warmup=2,
-            no_attribution=False,
-            out=args.out,
-        )
-        sweep(ns, batch_sizes(args.batch_sizes))
+        # `skip sweep`'s own parser, so the demo gets every option's default
+        sub = argparse.ArgumentParser().add_subparsers()
+        sweep_cmd.add_parser(sub)
+        ns = sub.choices["sweep"].parse_args(["--out", args.out, "--iters", "3", "--warmup", "2"])
+        sweep_cmd.sweep(ns, sweep_cmd.batch_sizes(args.batch_sizes))
         path = write_report(args.out)
     else:
         data = os.path.join(args.out, "capture")

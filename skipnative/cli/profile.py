@@ -37,6 +37,19 @@ def add_workload_args(p) -> None:
         action="store_true",
         help="skip the torch.profiler pass (no ATen ops, no Kineto comparison)",
     )
+    p.add_argument(
+        "--launch-records",
+        choices=["callbacks", "activity"],
+        default="callbacks",
+        help="launch-call times from skipnative's CUPTI callbacks (default) or from "
+        "CUPTI's API activity records",
+    )
+    p.add_argument(
+        "--no-latency-timestamps",
+        action="store_true",
+        help="leave out CUPTI's queued/submitted kernel timestamps (TKLQT's "
+        "submit/queue split) for a lighter timing pass",
+    )
 
 
 def add_parser(sub) -> None:
@@ -110,7 +123,12 @@ def run(args) -> int:
     try:
         step = build_workload(args, args.batch)
         prof = profile(
-            step, warmup=args.warmup, iters=args.iters, attribution=not args.no_attribution
+            step,
+            warmup=args.warmup,
+            iters=args.iters,
+            attribution=not args.no_attribution,
+            launch_records=args.launch_records,
+            latency_timestamps=not args.no_latency_timestamps,
         )
     except (UserError, CaptureError):
         raise

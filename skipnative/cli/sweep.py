@@ -75,6 +75,9 @@ def sweep(args, sizes: list[int]) -> dict:
             cmd.append("--no-attribution")
         if args.graphs:
             cmd.append("--graphs")
+        cmd += ["--launch-records", args.launch_records]
+        if args.no_latency_timestamps:
+            cmd.append("--no-latency-timestamps")
         # run in the output folder: from a source checkout, the current folder would
         # shadow the installed package (which has the compiled module)
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=out)

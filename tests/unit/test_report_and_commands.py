@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -182,3 +183,53 @@ def test_html_escapes_names_and_keeps_escaped_pipes(tmp_path):
     assert "<td>void k&lt;128, 4&gt;(a|b)</td><td>3</td>" in page
     assert "<title>t &amp; u</title>" in page
     assert "data:image/png;base64,iVBORw0KGgp4eA==" in page
+
+
+def test_demo_on_a_gpu_runs_skip_sweep_with_its_defaults(tmp_path, monkeypatch):
+    """The GPU branch of `skip demo` (no GPU here: the check and the point's
+    process are stood in for) builds each point's `skip profile` command from
+    `skip sweep`'s own options; a field missing from its arguments once broke it."""
+    from skipnative.cli import _gpu, demo
+    from skipnative.cli import sweep as sweep_cmd
+    from skipnative.cli._common import UserError
+
+    monkeypatch.setattr(_gpu, "gpu_reason", lambda: None)
+    commands = []
+
+    def fake_run(cmd, **kw):
+        commands.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1, "", "skip: error: stood in\n")
+
+    monkeypatch.setattr(sweep_cmd.subprocess, "run", fake_run)
+    args = argparse.Namespace(out=str(tmp_path / "demo"), batch_sizes="1,4,16")
+    with pytest.raises(UserError, match="batch 1 failed: stood in"):
+        demo.run(args)
+    (cmd,) = commands
+    i = cmd.index("profile")
+    assert cmd[i + 1 : i + 3] == ["--batch", "1"]
+    assert cmd[cmd.index("--iters") + 1] == "3" and cmd[cmd.index("--warmup") + 1] == "2"
+    assert cmd[cmd.index("--launch-records") + 1] == "callbacks"
+    assert "--graphs" not in cmd and "--no-attribution" not in cmd
+
+
+def test_sweep_passes_capture_options_to_each_point(tmp_path, monkeypatch):
+    from skipnative.cli import sweep as sweep_cmd
+    from skipnative.cli._common import UserError
+
+    commands = []
+
+    def fake_run(cmd, **kw):
+        commands.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1, "", "stood in\n")
+
+    monkeypatch.setattr(sweep_cmd.subprocess, "run", fake_run)
+    sub = argparse.ArgumentParser().add_subparsers()
+    sweep_cmd.add_parser(sub)
+    ns = sub.choices["sweep"].parse_args(
+        ["--out", str(tmp_path), "--launch-records", "activity", "--no-latency-timestamps"]
+    )
+    with pytest.raises(UserError):
+        sweep_cmd.sweep(ns, [2])
+    (cmd,) = commands
+    assert cmd[cmd.index("--launch-records") + 1] == "activity"
+    assert "--no-latency-timestamps" in cmd
