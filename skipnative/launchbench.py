@@ -114,15 +114,30 @@ def run(
         label: {n: [] for n in apis} for label in ("unprofiled", *OVERHEAD_CAPTURES)
     }
     first: dict[str, list[float]] = {}
+    refused: dict[str, str] = {}  # configurations this CUPTI does not take
     for block in range(OVERHEAD_BLOCKS):
         for n, a in apis.items():
             over["unprofiled"][n] += b.launch_call(a, per_block, drain)
         if block == 0:  # before any capture: does the process run as fast after one?
             first = {n: list(v) for n, v in over["unprofiled"].items()}
         for label, opts in OVERHEAD_CAPTURES.items():
-            with skipnative.capture(**opts):
+            if label in refused:
+                continue
+            session = skipnative.capture(**opts)
+            try:
+                session.start()
+            except skipnative.CaptureError as e:  # e.g. an older CUPTI without the option
+                refused[label] = str(e)
+                continue
+            try:
                 for n, a in apis.items():
                     over[label][n] += b.launch_call(a, per_block, drain)
+            finally:
+                session.__exit__(None, None, None)  # stops it; the trace is not built
+    for label in refused:
+        del over[label]
+    if refused:
+        out["refused"] = refused
     over["unprofiled_before_any_capture"] = first
     # launch-to-start on an idle GPU: each launch waits for the previous kernel
     with skipnative.capture() as cap:

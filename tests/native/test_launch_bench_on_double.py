@@ -201,3 +201,17 @@ def test_a_bench_releases_what_it_loaded_unless_kept():
     assert loaded == {"modules": 2, "context_refs": 1}  # the driver module, the runtime library
     assert released == {"modules": 0, "context_refs": 0}
     assert kept == loaded
+
+
+def test_a_capture_option_this_cupti_refuses_is_reported_not_fatal():
+    r = run("""
+        import skipnative.launchbench as lb
+        lb.OVERHEAD_CAPTURES = {**lb.OVERHEAD_CAPTURES, "skipnative_hw_trace": {"hw_trace": True}}
+        res = lb.run(100, graph_kernels=5)
+        print(json.dumps(res))
+    """)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout.splitlines()[-1])
+    assert "cuptiActivityEnableHWTrace" in res["refused"]["skipnative_hw_trace"]
+    assert "skipnative_hw_trace" not in res["overhead"]
+    assert "skipnative_launch_activity" in res["overhead"]  # the others measured
