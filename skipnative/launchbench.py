@@ -220,6 +220,8 @@ def table(res: dict[str, Any]) -> str:
             for n, v in per_api.items()
         )
         lines.append(f"  added CPU time per launch under {prof}: {added}")
+    for label, why in res.get("refused", {}).items():
+        lines.append(f"  {label}: not measured, this CUPTI refused it ({why})")
     if "unprofiled_before_any_capture" in overhead:
         after = ", ".join(
             f"{n} {-v:+.0f} ns" for n, v in overhead["unprofiled_before_any_capture"].items()
