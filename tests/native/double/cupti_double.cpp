@@ -450,24 +450,24 @@ DOUBLE_API CUptiResult cuptiActivityDisable(CUpti_ActivityKind kind) {
   return CUPTI_SUCCESS;
 }
 
-DOUBLE_API CUptiResult cuptiActivityEnableDriverApi(CUpti_CallbackId cbid, uint8_t enable) {
+namespace {
+CUptiResult set_api_records(int domain, CUpti_CallbackId cbid, uint8_t enable) {
   State& s = st();
   std::lock_guard<std::mutex> lock(s.mu);
   if (enable)
-    s.api_records.insert({1, int(cbid)});
+    s.api_records.insert({domain, int(cbid)});
   else
-    s.api_records.erase({1, int(cbid)});
+    s.api_records.erase({domain, int(cbid)});
   return CUPTI_SUCCESS;
+}
+}  // namespace
+
+DOUBLE_API CUptiResult cuptiActivityEnableDriverApi(CUpti_CallbackId cbid, uint8_t enable) {
+  return set_api_records(1, cbid, enable);
 }
 
 DOUBLE_API CUptiResult cuptiActivityEnableRuntimeApi(CUpti_CallbackId cbid, uint8_t enable) {
-  State& s = st();
-  std::lock_guard<std::mutex> lock(s.mu);
-  if (enable)
-    s.api_records.insert({0, int(cbid)});
-  else
-    s.api_records.erase({0, int(cbid)});
-  return CUPTI_SUCCESS;
+  return set_api_records(0, cbid, enable);
 }
 
 DOUBLE_API CUptiResult cuptiActivityRegisterCallbacks(CUpti_BuffersCallbackRequestFunc request,
