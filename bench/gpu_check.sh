@@ -52,7 +52,7 @@ fi
 
 if want sweep; then
   say "sweep (skip sweep, eager) and its report"
-  PYTHONUNBUFFERED=1 timeout "${SWEEP_TIMEOUT:-240}" skip sweep --out "$OUT/sweep" 2>&1 | tail -3 | tee -a "$LOG"
+  PYTHONUNBUFFERED=1 timeout "${SWEEP_TIMEOUT:-300}" skip sweep --fidelity 20 --out "$OUT/sweep" 2>&1 | tail -3 | tee -a "$LOG"
   skip report "$OUT/sweep" 2>&1 | tee -a "$LOG"
   tar czf "$OUT/sweep.tgz" -C "$OUT" sweep 2>>"$LOG"
 fi

@@ -221,11 +221,15 @@ class Profile:
     alignment: Alignment | None
     kernel_op: np.ndarray | None = None
     kernel_top_op: np.ndarray | None = None
+    # the timing pass's perturbation of this workload (measure_fidelity), if measured
+    fidelity: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         from skipnative.sweep import run_summary
 
         out: dict[str, Any] = {"native": run_summary(self.native)}
+        if self.fidelity is not None:
+            out["fidelity"] = self.fidelity
         if self.kineto is not None:
             out["kineto"] = run_summary(self.kineto)
             out["kineto_over_native"] = {
@@ -269,12 +273,62 @@ class Profile:
         return rows[:top]
 
 
+FIDELITY_BLOCKS = 2  # alternating unprofiled / captured blocks of measure_fidelity
+
+
+def _cuda_event_ms(fn: Callable[[], Any]) -> float:
+    """One run of `fn`, timed on the GPU by CUDA events around it (ms)."""
+    import torch
+
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record()
+    fn()
+    b.record()
+    b.synchronize()
+    return a.elapsed_time(b)
+
+
+def measure_fidelity(
+    fn: Callable[[], Any],
+    reps: int,
+    capture_options: dict[str, Any],
+    *,
+    timer: Callable[[Callable[[], Any]], float] = _cuda_event_ms,
+) -> dict[str, Any]:
+    """SPEC.md section 6's perturbation of a capture with `capture_options` on `fn`:
+    inference latency timed by CUDA events (`timer`), `reps` runs unprofiled and
+    `reps` under the capture, in alternating blocks so drift hits both alike
+    (each capture first runs `fn` once, untimed: CUPTI's first-launch setup);
+    medians. The captures' traces are discarded."""
+    from skipnative import capture
+
+    if reps < 1:
+        raise ValueError("measure_fidelity: reps must be >= 1")
+    per = [reps // FIDELITY_BLOCKS + (i < reps % FIDELITY_BLOCKS) for i in range(FIDELITY_BLOCKS)]
+    unprofiled: list[float] = []
+    profiled: list[float] = []
+    for n in per:
+        unprofiled += [timer(fn) for _ in range(n)]
+        with capture(**capture_options):
+            fn()
+            _synchronize()
+            profiled += [timer(fn) for _ in range(n)]
+    un, pr = float(np.median(unprofiled)), float(np.median(profiled))
+    return {
+        "reps": reps,
+        "il_unprofiled_ms": un,
+        "il_profiled_ms": pr,
+        "perturbation": pr / un - 1 if un > 0 else None,
+    }
+
+
 def profile(
     fn: Callable[[], Any],
     *,
     warmup: int = 3,
     iters: int = 5,
     attribution: bool = True,
+    fidelity_reps: int = 0,
     **capture_options: Any,
 ) -> Profile:
     """Profiles `fn` (one inference iteration) on the current CUDA device.
@@ -283,7 +337,11 @@ def profile(
     CUPTI sets up activity tracing at the first launch after a session starts
     (that one call took about 2 ms on an H200, 60-85 us on an H100), which would
     otherwise land in the first timed iteration. Only the marked iterations are
-    reported."""
+    reported.
+
+    With `fidelity_reps` (SPEC.md asks for at least 20), the timing pass's own
+    perturbation of `fn` is measured too (measure_fidelity) and reported in
+    `Profile.fidelity`."""
     from skipnative import capture, load
 
     for _ in range(warmup):
@@ -300,8 +358,9 @@ def profile(
             # queue behind this one's kernels and its IL and TKLQT would include them
             _synchronize()
     native = cap.trace
+    fidelity = measure_fidelity(fn, fidelity_reps, capture_options) if fidelity_reps else None
     if not attribution:
-        return Profile(native, None, None)
+        return Profile(native, None, None, fidelity=fidelity)
     import torch
     from torch.profiler import ProfilerActivity, schedule
     from torch.profiler import profile as torch_profile
@@ -318,7 +377,9 @@ def profile(
                 torch.cuda.synchronize()
                 prof.step()
         kineto = load(path)
-    return attribute(native, kineto)
+    prof = attribute(native, kineto)
+    prof.fidelity = fidelity
+    return prof
 
 
 def _synchronize() -> None:

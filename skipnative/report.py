@@ -93,6 +93,7 @@ def sweep_data(
         "top_kernels": tops,
         "ops": [_ops_per_iteration(p) for p in points],
         "match_rate": [p.get("match_rate") for p in points],
+        "fidelity": [p.get("fidelity") for p in points],
         "failed": sw.info.get("failed"),
         "graphs": bool(sw.info.get("graphs")),
         "whatif": {k: series(v, sw.values) for k, v in predicted.items()},
@@ -268,6 +269,10 @@ def write_report(
     if kin:
         header[2:2] = ["Kineto TKLQT ms", "Kineto/native"]
         header[5:5] = ["Kineto IL ms"]
+    fids = data["fidelity"]
+    measured = bool(fids) and all(f and f.get("perturbation") is not None for f in fids)
+    if measured:
+        header.append("perturbation")
     rows = []
     for i, b in enumerate(xs):
         p = data["native"][i]
@@ -286,9 +291,19 @@ def write_report(
                 f"{k['tklqt_us'] / p['tklqt_us']:.2f}" if p["tklqt_us"] else "-",
             ]
             row[5:5] = [f"{k['il_us'] / 1e3:,.2f}"]
+        if measured:
+            row.append(f"{fids[i]['perturbation']:+.1%}")
         rows.append(row)
     title = "Native against Kineto (per iteration)" if kin else "Per iteration"
     lines += [f"## {title}", "", _md_table(header, rows), ""]
+    if measured:
+        lines += [
+            "Perturbation: how much the timing pass slowed each point's workload "
+            "(SPEC.md section 6: IL by CUDA events, "
+            f"{min(f['reps'] for f in fids)} or more runs unprofiled and as many under "
+            "a capture, medians).",
+            "",
+        ]
     if all("gpu_idle_host_us" in p for p in data["native"]):
         lines += [
             "## Where the GPU's idle time goes",

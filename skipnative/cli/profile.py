@@ -45,6 +45,15 @@ def add_workload_args(p) -> None:
         "CUPTI's API activity records",
     )
     p.add_argument(
+        "--fidelity",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure the timing pass's perturbation of the workload (SPEC.md "
+        "section 6: CUDA-event IL over N runs unprofiled and N under a capture; "
+        "N >= 20 as SPEC asks)",
+    )
+    p.add_argument(
         "--no-latency-timestamps",
         action="store_true",
         help="leave out CUPTI's queued/submitted kernel timestamps (TKLQT's "
@@ -118,6 +127,8 @@ def run(args) -> int:
 
     if args.batch < 1 or args.iters < 1:
         raise UserError("--batch and --iters must be >= 1")
+    if args.fidelity < 0:
+        raise UserError("--fidelity must be >= 0")
     os.makedirs(args.out, exist_ok=True)
     name = args.name or f"b{args.batch}"
     try:
@@ -129,6 +140,7 @@ def run(args) -> int:
             attribution=not args.no_attribution,
             launch_records=args.launch_records,
             latency_timestamps=not args.no_latency_timestamps,
+            fidelity_reps=args.fidelity,
         )
     except (UserError, CaptureError):
         raise
@@ -157,6 +169,7 @@ def run(args) -> int:
         "match_rate": summary.get("match_rate"),
         "ops": prof.op_breakdown(),
         "dropped": prof.native.meta.get("dropped"),
+        "fidelity": summary.get("fidelity"),
     }
     with open(os.path.join(args.out, f"{name}.json"), "w") as f:
         json.dump(out, f, indent=1)
@@ -168,6 +181,12 @@ def run(args) -> int:
             f"; Kineto TKLQT {summary['kineto']['tklqt_us']:,.1f} us, "
             f"match {summary['match_rate']:.1%}"
             if "kineto" in summary
+            else ""
+        )
+        + (
+            f"; timing-pass perturbation {prof.fidelity['perturbation']:+.1%} "
+            f"over {prof.fidelity['reps']} runs"
+            if prof.fidelity and prof.fidelity["perturbation"] is not None
             else ""
         ),
         file=sys.stderr,

@@ -75,7 +75,7 @@ def sweep(args, sizes: list[int]) -> dict:
             cmd.append("--no-attribution")
         if args.graphs:
             cmd.append("--graphs")
-        cmd += ["--launch-records", args.launch_records]
+        cmd += ["--launch-records", args.launch_records, "--fidelity", str(args.fidelity)]
         if args.no_latency_timestamps:
             cmd.append("--no-latency-timestamps")
         # run in the output folder: from a source checkout, the current folder would

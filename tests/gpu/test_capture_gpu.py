@@ -145,6 +145,23 @@ def test_launch_records_from_activity_match_the_callbacks():
     assert 0.3 < db / da < 3
 
 
+def test_profile_measures_its_own_perturbation():
+    import torch
+
+    sys.path.insert(0, str(HERE))
+    from workload import make
+
+    from skipnative.profile import profile
+
+    prof = profile(make(), iters=2, attribution=False, fidelity_reps=10)
+    fid = prof.summary()["fidelity"]
+    assert fid["reps"] == 10
+    assert fid["il_unprofiled_ms"] > 0 and fid["il_profiled_ms"] > 0
+    # a capture cannot make the same work several times faster, nor 10x slower
+    assert -0.5 < fid["perturbation"] < 10
+    assert torch.cuda.is_available()
+
+
 def test_cuda_graph_replay_counts_once_per_launch():
     sys.path.insert(0, str(HERE))
     from workload import make

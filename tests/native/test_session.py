@@ -539,3 +539,35 @@ def test_launch_records_from_activity_keep_to_the_launch_memory_cap(gpu):
         gpu.launch_many(cap_rows + 500, "k", 10)
     assert len(cap.trace.launches) == cap_rows
     assert cap.metadata["dropped"]["launches"] == 500
+
+
+def test_fidelity_times_the_same_work_unprofiled_and_captured(gpu):
+    """measure_fidelity (SPEC.md section 6) on the double: alternating blocks, the
+    capture with the options it is given, medians of each side."""
+    from skipnative._capture import _running
+    from skipnative.profile import measure_fidelity
+
+    seen = []
+
+    def fn():
+        gpu.launch("k", 100)
+
+    def timer(f):
+        f()
+        captured = bool(_running)
+        seen.append((captured, gpu.latency_enabled))
+        return 11.0 if captured else 10.0  # ms: the capture costs 10 %
+
+    fid = measure_fidelity(fn, 21, {"clock": "library", "latency_timestamps": True}, timer=timer)
+    assert fid == {
+        "reps": 21,
+        "il_unprofiled_ms": 10.0,
+        "il_profiled_ms": 11.0,
+        "perturbation": pytest.approx(0.1),
+    }
+    # blocks of 11 and 10: unprofiled, captured (with the options), unprofiled, captured
+    expected = [(False, False)] * 11 + [(True, True)] * 11 + [(False, False)] * 10
+    assert seen == expected + [(True, True)] * 10
+    assert not _running  # every capture stopped
+    with pytest.raises(ValueError, match="reps must be >= 1"):
+        measure_fidelity(fn, 0, {})

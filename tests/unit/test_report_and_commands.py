@@ -6,6 +6,7 @@ import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from test_whatif import run_trace
@@ -226,10 +227,43 @@ def test_sweep_passes_capture_options_to_each_point(tmp_path, monkeypatch):
     sub = argparse.ArgumentParser().add_subparsers()
     sweep_cmd.add_parser(sub)
     ns = sub.choices["sweep"].parse_args(
-        ["--out", str(tmp_path), "--launch-records", "activity", "--no-latency-timestamps"]
+        [
+            "--out",
+            str(tmp_path),
+            "--launch-records",
+            "activity",
+            "--no-latency-timestamps",
+            "--fidelity",
+            "20",
+        ]
     )
     with pytest.raises(UserError):
         sweep_cmd.sweep(ns, [2])
     (cmd,) = commands
     assert cmd[cmd.index("--launch-records") + 1] == "activity"
     assert "--no-latency-timestamps" in cmd
+    assert cmd[cmd.index("--fidelity") + 1] == "20"
+
+
+def test_report_shows_each_points_measured_perturbation(generated_sweep):
+    pytest.importorskip("matplotlib")
+    from skipnative.report import write_report
+
+    doc = json.loads((generated_sweep / "sweep.json").read_text())
+    for i, p in enumerate(doc["points"]):
+        p["fidelity"] = {
+            "reps": 20,
+            "il_unprofiled_ms": 10.0,
+            "il_profiled_ms": 10.0 + i,
+            "perturbation": i / 10,
+        }
+    (generated_sweep / "sweep.json").write_text(json.dumps(doc))
+    text = Path(write_report(str(generated_sweep))).read_text()
+    assert "| perturbation |" in text
+    assert "| +0.0% |" in text and "| +60.0% |" in text
+    assert "20 or more runs unprofiled" in text
+    # a sweep measured without it has no such column
+    for p in doc["points"]:
+        del p["fidelity"]
+    (generated_sweep / "sweep.json").write_text(json.dumps(doc))
+    assert "perturbation |" not in Path(write_report(str(generated_sweep))).read_text()
