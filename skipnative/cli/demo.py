@@ -32,7 +32,9 @@ def run(args) -> int:
         # `skip sweep`'s own parser, so the demo gets every option's default
         sub = argparse.ArgumentParser().add_subparsers()
         sweep_cmd.add_parser(sub)
-        ns = sub.choices["sweep"].parse_args(["--out", args.out, "--iters", "3", "--warmup", "2"])
+        ns = sub.choices["sweep"].parse_args(
+            ["--out", args.out, "--iters", "3", "--warmup", "2", "--fidelity", "20"]
+        )
         sweep_cmd.sweep(ns, sweep_cmd.batch_sizes(args.batch_sizes))
         path = write_report(args.out)
     else:

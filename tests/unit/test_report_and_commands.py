@@ -210,6 +210,7 @@ def test_demo_on_a_gpu_runs_skip_sweep_with_its_defaults(tmp_path, monkeypatch):
     assert cmd[i + 1 : i + 3] == ["--batch", "1"]
     assert cmd[cmd.index("--iters") + 1] == "3" and cmd[cmd.index("--warmup") + 1] == "2"
     assert cmd[cmd.index("--launch-records") + 1] == "callbacks"
+    assert cmd[cmd.index("--fidelity") + 1] == "20"  # the report shows the perturbation
     assert "--graphs" not in cmd and "--no-attribution" not in cmd
 
 
