@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Everything that needs a GPU, in one run (about 8 minutes on an H100): build,
+# Everything that needs a GPU, in one run (about 8.5 minutes on an H100): build,
 # tests/gpu, the native tests, the launch, overhead, sweep, after-stop and
 # record-path benchmarks, most wanted first. Results go to $OUT (default
 # ./gpu-out), at most 8 files, each written as soon as its stage ends (a run cut
