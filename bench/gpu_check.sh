@@ -3,7 +3,8 @@
 # tests/gpu, the native tests, the launch, overhead, sweep, after-stop and
 # record-path benchmarks, most wanted first. Results go to $OUT (default
 # ./gpu-out), at most 8 files, each written as soon as its stage ends (a run cut
-# short still returns what it finished); the log gives each stage's seconds. Usage on a GPU machine, from the repository root:
+# short still returns what it finished); the log gives each stage's seconds.
+# Usage on a GPU machine, from the repository root:
 #   bash bench/gpu_check.sh
 #   STAGES="tests launch overhead" bash bench/gpu_check.sh   # a subset (the build always runs)
 # Stages: tests launch overhead sweep graphs afterstop record.
