@@ -188,6 +188,19 @@ void register_session(py::module_& m) {
       py::arg("wheel_dirs"));
 
   m.def("device_names", &device_names, "names of the CUDA devices (empty without a driver)");
+  // Which optional CUPTI entry points the loaded library has (empty: none loaded).
+  m.def("cupti_features", [] {
+    py::dict d;
+    const CuptiApi* api = loaded_cupti();
+    if (!api) return d;
+    d["latency_timestamps"] = api->ActivityEnableLatencyTimestamps != nullptr;
+    d["finalize"] = api->Finalize != nullptr;
+    d["activity_attributes"] = api->ActivitySetAttribute != nullptr;
+    d["api_records_by_cbid"] =
+        api->ActivityEnableDriverApi != nullptr && api->ActivityEnableRuntimeApi != nullptr;
+    d["hw_trace"] = api->ActivityEnableHWTrace != nullptr;
+    return d;
+  });
   m.def("probe_driver", [] {
     std::string why;
     int count = 0;

@@ -27,6 +27,8 @@ def run(args) -> int:
         "reason": why,
         "clock": clock["kind"],
         "clock_ticks_per_second": clock["ticks_per_second"],
+        # optional CUPTI entry points, by the capture options that need them
+        "cupti_features": dict(_native.cupti_features()),
     }
     if args.json:
         print(json.dumps(out))
@@ -35,4 +37,13 @@ def run(args) -> int:
         print(f"capture:  {'available' if ok else 'unavailable'}")
         print(f"  {why}")
         print(f"clock:    {clock['kind']} ({clock['ticks_per_second'] / 1e9:.4f} GHz)")
+        feats = out["cupti_features"]
+        if feats:
+            label = {"hw_trace": "hw_trace (Blackwell GPUs)"}
+            has = [label.get(k, k) for k, v in feats.items() if v]
+            lacks = [k for k, v in feats.items() if not v]
+            print(
+                f"cupti:    {', '.join(has) or 'none of the optional features'}"
+                + (f" (missing: {', '.join(lacks)})" if lacks else "")
+            )
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -571,3 +572,20 @@ def test_fidelity_times_the_same_work_unprofiled_and_captured(gpu):
     assert not _running  # every capture stopped
     with pytest.raises(ValueError, match="reps must be >= 1"):
         measure_fidelity(fn, 0, {})
+
+
+def test_info_lists_the_optional_cupti_features(gpu, capsys):
+    from skipnative.cli.main import main
+
+    assert _native.cupti_features() == {
+        "latency_timestamps": True,
+        "finalize": True,
+        "activity_attributes": True,
+        "api_records_by_cbid": True,
+        "hw_trace": True,
+    }
+    assert main(["info", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["cupti_features"]["api_records_by_cbid"] is True
+    assert main(["info"]) == 0
+    assert "cupti:    latency_timestamps, finalize" in capsys.readouterr().out
