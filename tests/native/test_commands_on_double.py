@@ -109,3 +109,27 @@ def test_a_failing_point_stops_the_sweep_and_keeps_the_others(tmp_path):
     r = skip(tmp_path, "report", "run")
     assert r.returncode == 0, r.stderr
     assert "stopped at batch 8, which failed" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_profile_with_launch_times_from_activity_records(tmp_path):
+    (tmp_path / "w.py").write_text(WORKLOAD)
+    r = skip(
+        tmp_path, "profile", "--script", "w.py:make", "--batch", "1", "--iters", "2",
+        "--warmup", "1", "--no-attribution", "--launch-records", "activity", "--out", "run",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    import skipnative
+
+    t = skipnative.load(tmp_path / "run" / "b1.skip")
+    assert t.meta["launch_records"] == "activity"
+    from skipnative.trace import KIND_KERNEL, KIND_SYNC
+
+    kinds = t.launches["kind"]
+    # the untimed iteration and two timed, each 40 launches and a synchronize
+    assert (kinds == KIND_KERNEL).sum() == len(t.kernels) == 3 * 40
+    assert (kinds == KIND_SYNC).sum() == 3
+    m = t.metrics(region="all")[0].metrics
+    assert m["n_unmatched_kernels"] == 0 and m["n_negative_lq"] == 0
+    # each launch call spans at least the double's 3 us launch cost
+    d = (t.launches["t_end"] - t.launches["t_begin"])[kinds == KIND_KERNEL]
+    assert d.min() >= 3000 - 100
