@@ -16,14 +16,40 @@ def add_parser(sub) -> None:
     p.add_argument("a", help="first trace (e.g. Kineto)")
     p.add_argument("b", help="second trace (e.g. native)")
     p.add_argument("--region", default="all", help="region name to compare (default: all)")
+    p.add_argument(
+        "--per-iteration",
+        action="store_true",
+        help="compare the mean over each trace's iterations (its regions: a profile's "
+        "timed iterations, a torch.profiler step) instead of one region",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(run=run)
 
 
-def comparison(a: str, b: str, region: str) -> dict:
+def _per_iteration(path: str) -> dict:
+    """A trace's analysis with one region: the mean over its iterations."""
+    import skipnative
+    from skipnative.metrics import api_summary
+    from skipnative.sweep import run_summary
+
+    trace = skipnative.load(path)
+    m = run_summary(trace)
+    n = m.pop("iterations")
+    name = f"per iteration (mean of {n})" if n else "whole trace (no iterations)"
+    devices = [d.get("id", 0) for d in trace.meta.get("devices") or []] or [0]
+    return {
+        "regions": [{"name": name, "device": devices[0], "metrics": m}],
+        "api_calls": api_summary(trace),
+    }
+
+
+def comparison(a: str, b: str, region: str, per_iteration: bool = False) -> dict:
     from skipnative.cli.analyze import analysis
 
-    ra, rb = analysis(a, region, 0), analysis(b, region, 0)
+    if per_iteration:
+        ra, rb = _per_iteration(a), _per_iteration(b)
+    else:
+        ra, rb = analysis(a, region, 0), analysis(b, region, 0)
     if not ra["regions"]:
         raise UserError(f"{a}: no region named {region!r}")
     if not rb["regions"]:
@@ -70,7 +96,7 @@ def comparison(a: str, b: str, region: str) -> dict:
 
 
 def run(args) -> int:
-    result = comparison(args.a, args.b, args.region)
+    result = comparison(args.a, args.b, args.region, args.per_iteration)
     if args.json:
         json.dump(result, sys.stdout, separators=(",", ":"))
         sys.stdout.write("\n")

@@ -153,3 +153,20 @@ def test_whatif_of_the_graph_sweep_says_not_reached(capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("transition (queue): measured not reached, predicted not reached;")
     assert "None" not in last
+
+
+def test_compare_per_iteration_shows_where_torch_profilers_cost_lies():
+    """The README's reading of `skip compare --per-iteration` on batch 1: the same
+    kernels and launch-call cost, but the GPU waits twice as long for the host."""
+    from skipnative.cli.compare import comparison
+
+    r = comparison(str(SWEEP / "b1.skip"), str(SWEEP / "b1_kineto.json.gz"), "all", True)
+    (row,) = r["regions"]
+    m = row["metrics"]
+    assert row["name"] == "per iteration (mean of 5)"
+    assert m["n_kernels"]["a"] == m["n_kernels"]["b"] == 637
+    assert m["il_us"]["ratio"] == pytest.approx(1.36, abs=0.01)
+    assert m["gpu_idle_host_us"]["ratio"] > 2  # 3.2 -> 7.1 ms
+    assert m["gpu_idle_launch_us"]["ratio"] == pytest.approx(1.0, abs=0.1)  # 4.1 -> 4.3 ms
+    launch = {c["name"]: c for c in r["api_calls"]}["cudaLaunchKernel"]
+    assert launch["ratio"] == pytest.approx(1.0, abs=0.1)  # 5.12 -> 4.81 us
