@@ -76,16 +76,23 @@ std::map<uint32_t, const LaunchRow*> by_correlation(const Session& s) {
   return m;
 }
 
+// A session's options: `clock` ("library": the double's virtual clock), launch
+// times from callbacks or from API activity records, latency timestamps.
+SessionOptions options(const char* clock, bool activity = false, bool latency = false) {
+  SessionOptions o;
+  o.clock = clock;
+  o.launch_activity = activity;
+  o.latency_timestamps = latency;
+  return o;
+}
+
 // Virtual time: every timestamp is what the simulation says, so the schedule is
 // checked exactly: a kernel starts at the later of its submission (call exit +
 // latency) and its predecessor's end.
 void test_exact_schedule(const Double& d, uint32_t version) {
   d.reset(version);
   d.configure(2000, 1000, 0, 0);
-  SessionOptions o;
-  o.clock = "library";
-  o.latency_timestamps = true;
-  Session s(o);
+  Session s(options("library", false, true));
   s.start();
   for (int i = 0; i < 200; ++i) d.launch(kRuntime, kLaunch, 7, i % 2 ? "gemm" : "relu", 5000);
   d.sync(kRuntime, kDeviceSync);
@@ -117,10 +124,7 @@ void test_exact_schedule(const Double& d, uint32_t version) {
 void test_nested_calls_recorded_once(const Double& d, bool activity) {
   d.reset(130001);
   d.configure(2000, 1000, 0, 0);
-  SessionOptions o;
-  o.clock = "library";
-  o.launch_activity = activity;
-  Session s(o);
+  Session s(options("library", activity));
   s.start();
   for (int i = 0; i < 10; ++i) d.nested(kRuntime, kLaunch, kDriver, kDriverLaunch, 7, "k", 100);
   d.launch(kDriver, kDriverLaunch, 7, "direct", 100);
@@ -136,10 +140,7 @@ void test_nested_calls_recorded_once(const Double& d, bool activity) {
 void test_threads(const Double& d, bool activity) {
   d.reset(130001);
   d.configure(10, 10, 0, 0);
-  SessionOptions o;
-  o.clock = "library";
-  o.launch_activity = activity;
-  Session s(o);
+  Session s(options("library", activity));
   s.start();
   std::vector<std::thread> ts;
   for (int t = 0; t < 4; ++t)
@@ -169,9 +170,7 @@ void test_threads(const Double& d, bool activity) {
 void test_machine_clock(const Double& d, bool activity) {
   d.reset(130001);
   d.configure(3000, 2000, 0, 1);
-  SessionOptions o;  // clock "auto"
-  o.launch_activity = activity;
-  Session s(o);
+  Session s(options("auto", activity));
   s.start();
   for (int i = 0; i < 50; ++i) d.launch(kRuntime, kLaunch, 7, "k", 1000);
   s.stop();
