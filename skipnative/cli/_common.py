@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 from typing import Any
 
 
 class UserError(Exception):
     """A problem the user can fix; printed as one line."""
+
+
+def print_json(obj: Any) -> None:
+    """One compact JSON object on its own line on stdout (every --json output)."""
+    json.dump(obj, sys.stdout, separators=(",", ":"))
+    sys.stdout.write("\n")
 
 
 def fmt_value(v: Any) -> str:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import sys
-
-from skipnative.cli._common import UserError, fmt_value, short_name, table
+from skipnative.cli._common import UserError, fmt_value, print_json, short_name, table
 from skipnative.metrics import METRIC_KEYS
 
 
@@ -47,8 +44,7 @@ def run(args) -> int:
     if args.region is not None and not result["regions"]:
         raise UserError(f"{args.trace}: no region named {args.region!r}")
     if args.json:
-        json.dump(result, sys.stdout, separators=(",", ":"))
-        sys.stdout.write("\n")
+        print_json(result)
         return 0
     print(f"{result['trace']} ({result['format']})")
     for r in result["regions"]:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import sys
-
-from skipnative.cli._common import UserError
+from skipnative.cli._common import UserError, print_json
 
 
 def add_parser(sub) -> None:
@@ -39,8 +36,7 @@ def run(args) -> int:
     except _native.BenchError as e:
         raise UserError(f"skip bench launch: {e}") from None
     if args.json:
-        json.dump(res, sys.stdout)
-        sys.stdout.write("\n")
+        print_json(res)
     else:
         print(table(res))
     return 0

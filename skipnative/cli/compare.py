@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import sys
-
-from skipnative.cli._common import UserError, fmt_value, table
+from skipnative.cli._common import UserError, fmt_value, print_json, table
 from skipnative.metrics import METRIC_KEYS
 
 NUMERIC = [k for k in METRIC_KEYS if k != "bound"]
@@ -98,8 +95,7 @@ def comparison(a: str, b: str, region: str, per_iteration: bool = False) -> dict
 def run(args) -> int:
     result = comparison(args.a, args.b, args.region, args.per_iteration)
     if args.json:
-        json.dump(result, sys.stdout, separators=(",", ":"))
-        sys.stdout.write("\n")
+        print_json(result)
         return 0
     print(f"A: {result['a']}\nB: {result['b']}")
     for r in result["regions"]:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import sys
-
-from skipnative.cli._common import UserError, fmt_value, short_name, table
+from skipnative.cli._common import UserError, fmt_value, print_json, short_name, table
 
 
 def add_parser(sub) -> None:
@@ -50,8 +47,7 @@ def run(args) -> int:
     except ValueError as e:
         raise UserError(f"{args.trace}: {e}") from None
     if args.json:
-        json.dump({"trace": args.trace, "candidates": [c.to_dict() for c in cands]}, sys.stdout)
-        sys.stdout.write("\n")
+        print_json({"trace": args.trace, "candidates": [c.to_dict() for c in cands]})
         return 0
     if not cands:
         print(f"{args.trace}: no chain reaches PS >= {args.threshold}")

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 
-from skipnative.cli._common import UserError, fmt_value, table
+from skipnative.cli._common import UserError, fmt_value, print_json, table
 
 
 def add_parser(sub) -> None:
@@ -97,8 +96,7 @@ def run(args) -> int:
         "regions": rows,
     }
     if args.json:
-        json.dump(out, sys.stdout)
-        sys.stdout.write("\n")
+        print_json(out)
         return 0
     print(
         f"{args.trace}: cpu x{args.cpu_scale}"
@@ -146,8 +144,7 @@ def run_sweep(args) -> int:
         "predicted": series(predicted, sw.values),
     }
     if args.json:
-        json.dump(out, sys.stdout)
-        sys.stdout.write("\n")
+        print_json(out)
         return 0
     m, p = out["measured"], out["predicted"]
     rows = [
