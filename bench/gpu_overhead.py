@@ -22,21 +22,17 @@ import time
 from _gpu import require_cuda
 
 import skipnative
+from skipnative.profile import cuda_event_ms
 
 
 def il_ms(fn, reps, mark=None):
-    import torch
-
+    """Median IL of `reps` runs by CUDA events (SPEC.md section 6), each marked as
+    a region when `mark` is given."""
     out = []
     for i in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         if mark:
             mark(f"rep{i}")
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        out.append(a.elapsed_time(b))
+        out.append(cuda_event_ms(fn))
     return statistics.median(out)
 
 

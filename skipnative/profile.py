@@ -276,7 +276,7 @@ class Profile:
 FIDELITY_BLOCKS = 2  # alternating unprofiled / captured blocks of measure_fidelity
 
 
-def _cuda_event_ms(fn: Callable[[], Any]) -> float:
+def cuda_event_ms(fn: Callable[[], Any]) -> float:
     """One run of `fn`, timed on the GPU by CUDA events around it (ms)."""
     import torch
 
@@ -293,7 +293,7 @@ def measure_fidelity(
     reps: int,
     capture_options: dict[str, Any],
     *,
-    timer: Callable[[Callable[[], Any]], float] = _cuda_event_ms,
+    timer: Callable[[Callable[[], Any]], float] = cuda_event_ms,
 ) -> dict[str, Any]:
     """SPEC.md section 6's perturbation of a capture with `capture_options` on `fn`:
     inference latency timed by CUDA events (`timer`), `reps` runs unprofiled and
