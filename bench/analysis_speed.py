@@ -1,6 +1,6 @@
 """`skip analyze --json` against HolisticTraceAnalysis on a large real trace.
 
-Builds the A100 control trace of ../shared/data/kineto repeated N times
+Builds the A100 control trace of tests/data/kineto repeated N times
 (correlation, flow and external ids offset per copy, timestamps shifted so
 copies follow each other), then times whole processes, load included:
 
@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kineto"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "kineto"
 SOURCE = DATA / "a100_trace_diff_control.json.gz"
 
 HTA_SCRIPT = """

@@ -19,7 +19,7 @@ from pathlib import Path
 import skipnative
 from skipnative import TraceError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kineto"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "kineto"
 
 
 def mutate(rnd: random.Random, data: bytes, alphabet: bytes) -> bytes:

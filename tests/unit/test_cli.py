@@ -12,7 +12,7 @@ import pytest
 import skipnative
 from skipnative.metrics import METRIC_KEYS
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "kineto"
+DATA = Path(__file__).resolve().parents[1] / "data" / "kineto"
 TRACE = str(DATA / "sampled_rank0.json.gz")
 
 

@@ -83,7 +83,7 @@ def test_ops_are_attached(tmp_path):
 def test_real_trace_candidates_are_consistent():
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2].parent / "shared/data/kineto/sampled_rank0.json.gz"
+    path = Path(__file__).resolve().parents[1] / "data/kineto/sampled_rank0.json.gz"
     t = skipnative.load(path)
     cands = find_candidates(t, lengths=(2, 3), threshold=1.0)
     assert cands

@@ -14,7 +14,7 @@ import skipnative
 from skipnative import TraceError, _native
 from skipnative.io.kineto import _to_trace
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "kineto"
+DATA = Path(__file__).resolve().parents[1] / "data" / "kineto"
 SMALL = gzip.decompress((DATA / "a100_alexnet_train.json.gz").read_bytes())
 
 

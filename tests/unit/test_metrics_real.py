@@ -9,7 +9,7 @@ from reference import reference
 
 import skipnative
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "kineto"
+DATA = Path(__file__).resolve().parents[1] / "data" / "kineto"
 TRACES = sorted(DATA.glob("*.json.gz"))
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import skipnative
 from skipnative.profile import align, attribute, kernel_ops
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "kineto"
+DATA = Path(__file__).resolve().parents[1] / "data" / "kineto"
 
 
 @pytest.fixture(scope="module")

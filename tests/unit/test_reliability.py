@@ -19,7 +19,7 @@ import skipnative
 from skipnative import TraceError
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data" / "kineto"
+DATA = ROOT / "tests" / "data" / "kineto"
 
 
 @pytest.fixture(scope="module")

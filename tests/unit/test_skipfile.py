@@ -11,7 +11,7 @@ import pytest
 import skipnative
 from skipnative import TraceError
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "kineto"
+DATA = Path(__file__).resolve().parents[1] / "data" / "kineto"
 
 
 @pytest.fixture(scope="module")

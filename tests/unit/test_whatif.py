@@ -14,7 +14,7 @@ import skipnative
 from skipnative.sweep import queue_transition, run_summary, series, tklqt_knee
 from skipnative.whatif import predict, replay
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "kineto"
+DATA = Path(__file__).resolve().parents[1] / "data" / "kineto"
 REAL = sorted(DATA.glob("*.json.gz"))
 
 
