@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from realdata import CUDA, DATA
 from reference import reference
 
 import skipnative
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "kineto"
-TRACES = sorted(DATA.glob("*.json.gz"))
+TRACES = [p for p in CUDA if p.is_file()]
 
 
 @pytest.fixture(scope="module", params=[p.name for p in TRACES] or ["missing"])
@@ -22,7 +20,7 @@ def pair(request):
 
 
 def test_traces_are_present():
-    assert len(TRACES) == 4, f"expected the four real traces in {DATA}"
+    assert len(TRACES) == len(CUDA), f"expected the four real CUDA traces in {DATA}"
 
 
 def test_metrics_match_reference(pair):

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from realdata import CUDA, DATA
 
 import skipnative
 from skipnative import TraceError
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "data" / "kineto"
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ WORKER = textwrap.dedent("""
 
 def test_200_mutated_real_traces_through_analyze(tmp_path):
     rnd = random.Random(2024)
-    sources = [gzip.decompress(p.read_bytes()) for p in sorted(DATA.glob("*.json.gz"))[:3]]
+    sources = [gzip.decompress(p.read_bytes()) for p in CUDA[:2] + CUDA[3:]]
     paths = []
     for i in range(200):
         src = sources[i % len(sources)]

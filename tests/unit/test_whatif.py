@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from kineto_gen import kernel, launch, step, write
+from realdata import CUDA
 
 import skipnative
 from skipnative.sweep import queue_transition, run_summary, series, tklqt_knee
 from skipnative.whatif import predict, replay
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "kineto"
-REAL = sorted(DATA.glob("*.json.gz"))
+REAL = CUDA
 
 
 @pytest.mark.parametrize("path", REAL, ids=[p.name for p in REAL])
