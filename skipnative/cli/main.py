@@ -20,6 +20,14 @@ from skipnative.cli import (
 )
 from skipnative.cli._common import UserError
 
+# optional dependencies, by the extra that installs them
+EXTRAS = {
+    "matplotlib": "report",
+    "torch": "torch",
+    "transformers": "torch",
+    "pandas": "pandas",
+}
+
 COMMANDS = {
     "demo": demo,
     "info": info,
@@ -60,6 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except ImportError as e:
+        top = (e.name or "").split(".")[0]
+        if top in EXTRAS:
+            print(
+                f"skip: error: skip {args.command} needs {top}, which is not installed: "
+                f"pip install 'skipnative[{EXTRAS[top]}]'",
+                file=sys.stderr,
+            )
+            return 1
         if "_native" not in str(e):
             print(f"skip: internal error: ImportError: {e}", file=sys.stderr)
             return 70

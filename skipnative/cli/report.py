@@ -42,10 +42,6 @@ def _scales(text: str) -> tuple[float, ...]:
 
 
 def run(args) -> int:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise UserError("skip report needs matplotlib: pip install 'skipnative[report]'") from None
     from skipnative.report import write_report
 
     scales = _scales(args.whatif_cpu)

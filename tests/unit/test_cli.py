@@ -136,3 +136,32 @@ def test_missing_compiled_module_is_one_line(monkeypatch, capsys):
     assert main.main(["info"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "compiled module is missing" in err
+
+
+# runs the skip command with an optional dependency made impossible to import
+WITHOUT = """
+import importlib.abc, sys
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] == sys.argv[1]:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Missing())
+from skipnative.cli.main import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("command", [["demo", "--out", "{tmp}/demo"], ["report", "{tmp}/sweep"]])
+def test_without_matplotlib_report_commands_name_the_extra(tmp_path, command):
+    import shutil
+
+    from skipnative.cli.demo import BUNDLED
+
+    shutil.copytree(BUNDLED, tmp_path / "sweep")
+    args = [a.format(tmp=tmp_path) for a in command]
+    r = subprocess.run(
+        [sys.executable, "-c", WITHOUT, "matplotlib", *args], capture_output=True, text=True
+    )
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert "pip install 'skipnative[report]'" in r.stderr and "Traceback" not in r.stderr
