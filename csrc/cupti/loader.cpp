@@ -97,6 +97,15 @@ const CuptiApi* load_cupti(const std::vector<std::string>& wheel_dirs, std::stri
     if (try_load(so, "in-process", RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL, &tried))
       return g_api.get();
   tried += "no libcupti loaded in the process; ";
+  // The user's explicit choice comes before any search, and a failure to load it is
+  // the answer: falling through to another copy would hide the mistake.
+  if (const char* env = std::getenv("SKIPNATIVE_CUPTI_LIBRARY"); env && *env) {
+    if (try_load(env, "env", RTLD_NOW | RTLD_GLOBAL, &tried)) return g_api.get();
+    if (tried.size() >= 2) tried.resize(tried.size() - 2);
+    *why = "SKIPNATIVE_CUPTI_LIBRARY names no usable libcupti: " + tried;
+    return nullptr;
+  }
+  tried += "SKIPNATIVE_CUPTI_LIBRARY not set; ";
   for (const auto& dir : wheel_dirs)
     for (const char* so : {"libcupti.so.13", "libcupti.so.12"}) {
       std::string p = dir + "/" + so;
@@ -106,11 +115,6 @@ const CuptiApi* load_cupti(const std::vector<std::string>& wheel_dirs, std::stri
       }
     }
   if (wheel_dirs.empty()) tried += "no nvidia-cuda-cupti wheel on sys.path; ";
-  if (const char* env = std::getenv("SKIPNATIVE_CUPTI_LIBRARY"); env && *env) {
-    if (try_load(env, "env", RTLD_NOW | RTLD_GLOBAL, &tried)) return g_api.get();
-  } else {
-    tried += "SKIPNATIVE_CUPTI_LIBRARY not set; ";
-  }
   for (const char* so : {"libcupti.so.13", "libcupti.so.12", "libcupti.so",
                          "/usr/local/cuda/extras/CUPTI/lib64/libcupti.so"})
     if (try_load(so, "system", RTLD_NOW | RTLD_GLOBAL, &tried)) return g_api.get();
