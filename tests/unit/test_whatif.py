@@ -11,8 +11,8 @@ import pytest
 from kineto_gen import kernel, launch, step, write
 
 import skipnative
-from skipnative.sweep import queue_transition, run_summary, series, tklqt_knee
-from skipnative.whatif import predict, replay
+from skipnative.analysis.sweep import queue_transition, run_summary, series, tklqt_knee
+from skipnative.analysis.whatif import predict, replay
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kineto"
 REAL = sorted(DATA.glob("*.json.gz"))
