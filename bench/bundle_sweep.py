@@ -23,9 +23,9 @@ from dataclasses import replace
 import numpy as np
 
 import skipnative
-from skipnative.metrics import join_by_correlation
-from skipnative.profile import attribute
-from skipnative.sweep import load_sweep, run_summary, series
+from skipnative.analysis.alignment import attribute
+from skipnative.analysis.metrics import join_by_correlation
+from skipnative.analysis.sweep import load_sweep, run_summary, series
 from skipnative.trace import Trace
 
 

@@ -22,7 +22,7 @@ import time
 from _gpu import require_cuda
 
 import skipnative
-from skipnative.profile import cuda_event_ms
+from skipnative.analysis.alignment import cuda_event_ms
 
 
 def il_ms(fn, reps, mark=None):
@@ -74,7 +74,7 @@ def main() -> None:
 
     workloads = {"small_ops_x300": small_ops}
     if not args.no_model:
-        from skipnative import workloads as wl
+        from skipnative.profiling import workloads as wl
 
         model = wl.build_decoder()
         workloads["llama1b_prefill_b1_s512"] = wl.prefill(model, 1, 512)

@@ -13,7 +13,7 @@ import re
 import sys
 
 from skipnative import _native
-from skipnative.launchbench import run, table
+from skipnative.profiling.launchbench import run, table
 
 
 def main() -> None:

@@ -6,8 +6,8 @@ calls and GPU activity with skipnative's own CUPTI session; ``load()`` reads a
 the SKIP metrics (TKLQT and its parts, AKD, IL, GPU idle, CPU/GPU-bound).
 """
 
-from skipnative._capture import Capture, CaptureError, capture
-from skipnative._loader import available
+from skipnative.capturing.loader import available
+from skipnative.capturing.session import Capture, CaptureError, capture
 from skipnative.errors import TraceError
 from skipnative.io import load
 from skipnative.trace import Trace

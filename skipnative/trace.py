@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from skipnative._records import API_KINDS
+# kinds of launch calls (ApiKind of csrc/core/records.h)
+API_KINDS = ("kernel", "graph", "copy", "set", "sync", "event", "other")
 
 LAUNCH_DTYPE = np.dtype(
     [
@@ -111,7 +112,7 @@ class Trace:
     def metrics(self, region: str | None = None, device: int | None = None, top: int | None = 10):
         """SKIP metrics (SPEC.md §2–3) per region and device: a list of RegionMetrics
         (with the `top` kernels of each; None: all)."""
-        from skipnative.metrics import compute_metrics
+        from skipnative.analysis.metrics import compute_metrics
 
         return compute_metrics(self, region=region, device=device, top=top)
 

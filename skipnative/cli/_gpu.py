@@ -10,7 +10,7 @@ def gpu_reason() -> str | None:
     test double selected (SKIPNATIVE_CUPTI_LIBRARY), capture runs on its
     simulated GPU, and a --script workload can drive it."""
     from skipnative import _native
-    from skipnative._loader import wheel_cupti_dirs
+    from skipnative.capturing.loader import wheel_cupti_dirs
 
     if _native.load_cupti(wheel_cupti_dirs()).get("test_double"):
         return None

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from skipnative.analysis.metrics import METRIC_KEYS
 from skipnative.cli._common import UserError, fmt_value, print_json, short_name, table
-from skipnative.metrics import METRIC_KEYS
 
 
 def add_parser(sub) -> None:
@@ -25,7 +25,7 @@ def analysis(path: str, region: str | None, top: int) -> dict:
     from skipnative.io import detect_format
 
     fmt = detect_format(path)
-    from skipnative.metrics import api_summary, compute_metrics
+    from skipnative.analysis.metrics import api_summary, compute_metrics
 
     trace = skipnative.load(path)
     regions = compute_metrics(trace, region=region, top=top)

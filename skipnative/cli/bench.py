@@ -21,8 +21,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from skipnative import _native
-    from skipnative.launchbench import run as run_bench
-    from skipnative.launchbench import table
+    from skipnative.profiling.launchbench import run as run_bench
+    from skipnative.profiling.launchbench import table
 
     if args.iters < 10 or args.graph_kernels < 1:
         raise UserError("--iters must be >= 10 and --graph-kernels >= 1")

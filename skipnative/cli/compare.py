@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from skipnative.analysis.metrics import METRIC_KEYS
 from skipnative.cli._common import UserError, fmt_value, print_json, table
-from skipnative.metrics import METRIC_KEYS
 
 NUMERIC = [k for k in METRIC_KEYS if k != "bound"]
 
@@ -26,8 +26,8 @@ def add_parser(sub) -> None:
 def _per_iteration(path: str) -> dict:
     """A trace's analysis with one region: the mean over its iterations."""
     import skipnative
-    from skipnative.metrics import api_summary
-    from skipnative.sweep import run_summary
+    from skipnative.analysis.metrics import api_summary
+    from skipnative.analysis.sweep import run_summary
 
     trace = skipnative.load(path)
     m = run_summary(trace)

@@ -29,7 +29,7 @@ def parse_lengths(text: str) -> tuple[int, ...]:
 
 def run(args) -> int:
     import skipnative
-    from skipnative.fusion import find_candidates
+    from skipnative.analysis.fusion import find_candidates
 
     lengths = parse_lengths(args.lengths)
     if not 0 < args.threshold <= 1:

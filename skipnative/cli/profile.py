@@ -104,11 +104,11 @@ def build_workload(args, batch: int):
         if not callable(step):
             raise UserError(f"--script: {args.script}() must return a callable")
         if args.graphs:
-            from skipnative.workloads import as_cuda_graph
+            from skipnative.profiling.workloads import as_cuda_graph
 
             return as_cuda_graph(step)
         return step
-    from skipnative import workloads as wl
+    from skipnative.profiling import workloads as wl
 
     model = wl.build_decoder(model_path=args.model)
     if args.phase == "prefill":
@@ -123,7 +123,7 @@ def run(args) -> int:
 
     require_gpu("profile")
     from skipnative import CaptureError
-    from skipnative.profile import profile
+    from skipnative.analysis.alignment import profile
 
     if args.batch < 1 or args.iters < 1:
         raise UserError("--batch and --iters must be >= 1")

@@ -101,8 +101,8 @@ def sweep(args, sizes: list[int]) -> dict:
 
 
 def _write(out: str, args, points: list[dict], failed: dict | None = None) -> dict:
+    from skipnative.analysis.sweep import series
     from skipnative.io.atomic import atomic_output
-    from skipnative.sweep import series
 
     sizes = [p["batch"] for p in points]
     doc = {
@@ -137,7 +137,7 @@ def _card(points: list[dict]) -> str:
     except ImportError:
         pass
     from skipnative import _native
-    from skipnative._loader import wheel_cupti_dirs
+    from skipnative.capturing.loader import wheel_cupti_dirs
 
     info = _native.load_cupti(wheel_cupti_dirs())
     return "simulated GPU (CUPTI test double)" if info.get("test_double") else "unknown"

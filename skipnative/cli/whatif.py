@@ -60,7 +60,7 @@ def _chains(args, trace):
             raise UserError(f"{args.fuse}: no chains")
         return chains
     if args.fuse_top:
-        from skipnative.fusion import find_candidates
+        from skipnative.analysis.fusion import find_candidates
 
         return [c.chain for c in find_candidates(trace, top=args.fuse_top)]
     return None
@@ -76,7 +76,7 @@ def _changes(args) -> dict:
 
 def run(args) -> int:
     import skipnative
-    from skipnative.whatif import predict
+    from skipnative.analysis.whatif import predict
 
     if not (0 < args.cpu_scale < math.inf):
         raise UserError("--cpu-scale must be a finite number > 0")
@@ -125,8 +125,8 @@ def run(args) -> int:
 
 def run_sweep(args) -> int:
     import skipnative
-    from skipnative.sweep import load_sweep, run_summary, series
-    from skipnative.whatif import replay
+    from skipnative.analysis.sweep import load_sweep, run_summary, series
+    from skipnative.analysis.whatif import replay
 
     sw = load_sweep(args.trace)
     measured, predicted = [], []

@@ -15,9 +15,9 @@ import zlib
 
 import numpy as np
 
-from skipnative._records import API_KINDS
 from skipnative.errors import TraceError
 from skipnative.trace import (
+    API_KINDS,
     GPU_DTYPE,
     LAUNCH_DTYPE,
     OP_DTYPE,

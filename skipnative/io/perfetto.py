@@ -17,10 +17,9 @@ import os
 
 import numpy as np
 
-from skipnative._records import API_KINDS
 from skipnative.errors import TraceError
 from skipnative.io.atomic import atomic_output
-from skipnative.trace import GPU_KINDS, Trace
+from skipnative.trace import API_KINDS, GPU_KINDS, Trace
 
 _GPU_CAT = {"kernel": "kernel", "memcpy": "gpu_memcpy", "memset": "gpu_memset"}
 

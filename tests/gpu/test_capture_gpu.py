@@ -151,7 +151,7 @@ def test_profile_measures_its_own_perturbation():
     sys.path.insert(0, str(HERE))
     from workload import make
 
-    from skipnative.profile import profile
+    from skipnative.analysis.alignment import profile
 
     prof = profile(make(), iters=2, attribution=False, fidelity_reps=10)
     fid = prof.summary()["fidelity"]
@@ -166,7 +166,7 @@ def test_cuda_graph_replay_counts_once_per_launch():
     sys.path.insert(0, str(HERE))
     from workload import make
 
-    from skipnative.workloads import as_cuda_graph
+    from skipnative.profiling.workloads import as_cuda_graph
 
     replay = as_cuda_graph(make())
     with skipnative.capture() as cap:

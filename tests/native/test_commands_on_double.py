@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from skipnative._loader import wheel_cupti_dirs
+from skipnative.capturing.loader import wheel_cupti_dirs
 from skipnative.testing import library_path
 
 pytestmark = pytest.mark.skipif(

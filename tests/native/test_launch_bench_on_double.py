@@ -89,7 +89,7 @@ def test_overhead_loops_never_wait_for_a_full_queue():
     the calls alone."""
     slow = 10 * KERNEL
     r = run(f"""
-        from skipnative.launchbench import run
+        from skipnative.profiling.launchbench import run
         sim.set_kernel_ns({slow})
         res = run(1000, graph_kernels=5)
         print(json.dumps(res))
@@ -109,7 +109,7 @@ def test_each_launch_is_recorded_once_and_graphs_keep_their_kernels():
         import numpy as np
         import skipnative
         from skipnative import _native
-        from skipnative.metrics import join_kernels
+        from skipnative.analysis.metrics import join_kernels
 
         b = _native.LaunchBench(0, [])
         with skipnative.capture() as cap:
@@ -205,7 +205,7 @@ def test_a_bench_releases_what_it_loaded_unless_kept():
 
 def test_a_capture_option_this_cupti_refuses_is_reported_not_fatal():
     r = run("""
-        import skipnative.launchbench as lb
+        import skipnative.profiling.launchbench as lb
         lb.OVERHEAD_CAPTURES = {**lb.OVERHEAD_CAPTURES, "skipnative_hw_trace": {"hw_trace": True}}
         res = lb.run(100, graph_kernels=5)
         print(json.dumps(res))
@@ -215,6 +215,6 @@ def test_a_capture_option_this_cupti_refuses_is_reported_not_fatal():
     assert "cuptiActivityEnableHWTrace" in res["refused"]["skipnative_hw_trace"]
     assert "skipnative_hw_trace" not in res["overhead"]
     assert "skipnative_launch_activity" in res["overhead"]  # the others measured
-    from skipnative.launchbench import table
+    from skipnative.profiling.launchbench import table
 
     assert "skipnative_hw_trace: not measured, this CUPTI refused it" in table(res)

@@ -134,7 +134,7 @@ def test_interpreter_exit_with_a_session_open():
 def test_exit_handler_stops_and_detaches():
     r = _run("""
         gpu.launch_many(10, "k", 10)
-        skipnative._capture._stop_running_captures()
+        skipnative.capturing.session._stop_running_captures()
         print(gpu.subscribed, gpu.finalized, len(cap.trace.launches))
     """)
     assert r.returncode == 0, r.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import skipnative
-from skipnative.metrics import METRIC_KEYS
+from skipnative.analysis.metrics import METRIC_KEYS
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kineto"
 TRACE = str(DATA / "sampled_rank0.json.gz")
@@ -55,7 +55,7 @@ def test_analyze_region_and_top():
 def test_api_summary_against_the_raw_calls(tmp_path):
     from kineto_gen import kernel, launch, write
 
-    from skipnative.metrics import api_summary
+    from skipnative.analysis.metrics import api_summary
 
     ev = [launch(100, 5, 1), kernel(110, 5, 1), launch(200, 40, 2), kernel(245, 5, 2)]
     ev += [launch(300, 7, 3), kernel(310, 5, 3), launch(400, 3, 4, name="cudaMemcpyAsync")]

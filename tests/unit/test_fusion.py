@@ -10,7 +10,7 @@ import pytest
 from kineto_gen import kernel, launch, op, write
 
 import skipnative
-from skipnative.fusion import find_candidates
+from skipnative.analysis.fusion import find_candidates
 
 
 def trace_of(tmp_path, seq, *, syncs=(), stream_of=None, api=5, with_ops=False):

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 import skipnative
-from skipnative.metrics import in_regions, join_kernels, top_kernels
-from skipnative.profile import attribute
+from skipnative.analysis.alignment import attribute
+from skipnative.analysis.metrics import in_regions, join_kernels, top_kernels
+from skipnative.analysis.whatif import replay
 from skipnative.report import sweep_data
 from skipnative.trace import KIND_GRAPH, KIND_KERNEL
-from skipnative.whatif import replay
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results" / "h100-2026-11-26"
@@ -107,7 +107,7 @@ def test_replay_predicts_the_profiled_pass_from_the_native_one():
     """As on the H200 (test_whatif_real.py): the Kineto pass is the same work on a
     slower host; calibrated on batch 1's IL alone, the replay of the native
     captures predicts its IL and queued fraction at every other batch size."""
-    from skipnative.sweep import run_summary
+    from skipnative.analysis.sweep import run_summary
 
     doc = json.loads((SWEEP / "sweep.json").read_text())
     kineto = [p["kineto"] for p in doc["points"]]

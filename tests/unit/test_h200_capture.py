@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import skipnative
-from skipnative.metrics import api_summary
+from skipnative.analysis.metrics import api_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = ROOT / "bench" / "results" / "h200-2026-11-26" / "sweep"

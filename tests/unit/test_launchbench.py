@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from skipnative.launchbench import queue_depth, stats, table
+from skipnative.profiling.launchbench import queue_depth, stats, table
 
 RECORDED = {  # the shape of a result; numbers chosen for the test, not measured
     "device": "Test GPU",

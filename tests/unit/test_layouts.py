@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from skipnative import _native, _records
+from skipnative import _native
+from skipnative.capturing import records as _records
 from skipnative.io import kineto
 
 

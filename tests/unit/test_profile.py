@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import skipnative
-from skipnative.profile import align, attribute, kernel_ops
+from skipnative.analysis.alignment import align, attribute, kernel_ops
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kineto"
 
@@ -73,7 +73,7 @@ def test_low_match_rate_warns(real):
 
 
 def test_kernel_ops_without_matches(real):
-    from skipnative.profile import Alignment
+    from skipnative.analysis.alignment import Alignment
 
     al = Alignment(np.full(len(real.gpu), -1), 0.0)
     op, top = kernel_ops(real, real, al)
@@ -81,7 +81,7 @@ def test_kernel_ops_without_matches(real):
 
 
 def test_sequence_alignment_cases():
-    from skipnative.profile import align_sequences
+    from skipnative.analysis.alignment import align_sequences
 
     a = list("abcdefghij")
     assert align_sequences(a, a) == [(i, i) for i in range(10)]
@@ -114,7 +114,7 @@ def _lcs_len(a, b):
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from("abc"), max_size=30), st.lists(st.sampled_from("abc"), max_size=30))
 def test_lcs_pairs_is_a_longest_common_subsequence(a, b):
-    from skipnative.profile import lcs_pairs
+    from skipnative.analysis.alignment import lcs_pairs
 
     pairs = lcs_pairs(a, b)
     assert pairs is not None and len(pairs) == _lcs_len(a, b)
@@ -123,7 +123,7 @@ def test_lcs_pairs_is_a_longest_common_subsequence(a, b):
 
 
 def test_lcs_gives_up_beyond_its_edit_budget():
-    from skipnative.profile import align_sequences, lcs_pairs
+    from skipnative.analysis.alignment import align_sequences, lcs_pairs
 
     a, b = list(range(1000)), list(range(1000, 2000))
     assert lcs_pairs(a, b, max_d=100) is None

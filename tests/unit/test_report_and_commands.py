@@ -115,7 +115,7 @@ def test_report_of_a_folder_that_is_not_a_sweep(tmp_path):
 def test_workload_builder_tiny_config_on_cpu():
     torch = pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from skipnative import workloads
+    from skipnative.profiling import workloads
 
     cfg = workloads.llama_config(
         hidden_size=64,

@@ -11,8 +11,8 @@ from kineto_gen import kernel, launch, step, write
 from realdata import CUDA
 
 import skipnative
-from skipnative.sweep import queue_transition, run_summary, series, tklqt_knee
-from skipnative.whatif import predict, replay
+from skipnative.analysis.sweep import queue_transition, run_summary, series, tklqt_knee
+from skipnative.analysis.whatif import predict, replay
 
 REAL = CUDA
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 import skipnative
-from skipnative.sweep import run_summary, series
-from skipnative.whatif import replay
+from skipnative.analysis.sweep import run_summary, series
+from skipnative.analysis.whatif import replay
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = ROOT / "bench" / "results" / "h200-2026-11-26" / "sweep"  # five iterations a point

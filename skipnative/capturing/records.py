@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from skipnative.trace import API_KINDS  # ApiKind of csrc/core/records.h
+
 LAUNCH_DTYPE = np.dtype(
     [
         ("t_begin", "<u8"),
@@ -51,5 +53,4 @@ COPY_DTYPE = np.dtype(
 
 MARKER_DTYPE = np.dtype([("t", "<u8"), ("name_id", "<u4"), ("tid", "<u4")])
 
-# ApiKind of csrc/core/records.h
-API_KINDS = ("kernel", "graph", "copy", "set", "sync", "event", "other")
+__all__ = ["API_KINDS", "COPY_DTYPE", "KERNEL_DTYPE", "LAUNCH_DTYPE", "MARKER_DTYPE"]

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from skipnative import _records
-from skipnative._loader import native, wheel_cupti_dirs
+from skipnative.capturing import records as _records
+from skipnative.capturing.loader import native, wheel_cupti_dirs
 from skipnative.trace import (
     GPU_DTYPE,
     LAUNCH_DTYPE,

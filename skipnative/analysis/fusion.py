@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from skipnative.metrics import join_kernels
+from skipnative.analysis.metrics import join_kernels
 from skipnative.trace import Trace
 
 SYNC_APIS = frozenset(
@@ -149,7 +149,7 @@ def find_candidates(
 def _attach_ops(trace: Trace, kt, cands: list[Candidate]) -> None:
     if len(trace.ops) == 0 or not cands:
         return
-    from skipnative.attribution import launch_ops
+    from skipnative.analysis.attribution import launch_ops
 
     _inner, top = launch_ops(trace)
     for c in cands:

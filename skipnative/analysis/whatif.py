@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from skipnative.metrics import join_by_correlation, stream_order
+from skipnative.analysis.metrics import join_by_correlation, stream_order
 from skipnative.trace import KIND_GRAPH, KIND_KERNEL, KIND_SYNC, Trace
 
 
@@ -245,12 +245,12 @@ def _handoffs(ln: np.ndarray) -> np.ndarray:
 def _apply_fusion(t: Trace, chains: list[tuple[str, ...]]) -> tuple[Trace, np.ndarray]:
     """Each occurrence of a chain: its first kernel runs the chain's total time; the
     later kernels and their single-kernel launch calls disappear."""
-    from skipnative.fusion import find_candidates
+    from skipnative.analysis.fusion import find_candidates
 
     wanted = {tuple(c) for c in chains}
     lengths = sorted({len(c) for c in wanted})
     cands = find_candidates(t, lengths=lengths, threshold=0.0)
-    from skipnative.metrics import join_kernels
+    from skipnative.analysis.metrics import join_kernels
 
     kt = join_kernels(t)
     kernel_rows = np.flatnonzero(t.gpu["kind"] == 0)  # join order -> gpu rows

@@ -137,7 +137,7 @@ def _kernels_by_stream(trace: Trace, t0=None, t1=None, anchor=None):
     rows = np.flatnonzero(g["kind"] == 0)
     if t0 is not None:
         if anchor is None:
-            from skipnative.metrics import join_kernels
+            from skipnative.analysis.metrics import join_kernels
 
             anchor = join_kernels(trace).anchor
         rows = rows[(anchor >= t0) & (anchor < t1)]
@@ -163,7 +163,7 @@ def align(
     k_names = {
         s: [kineto.strings[kineto.gpu["name_id"][r]] for r in rows] for s, rows in kb.items()
     }
-    from skipnative.metrics import join_kernels
+    from skipnative.analysis.metrics import join_kernels
 
     anchor = join_kernels(native).anchor  # once, for every region
     mapping = np.full(len(native.gpu), -1, dtype=np.int64)
@@ -191,7 +191,7 @@ def align(
 
 def kernel_ops(native: Trace, kineto: Trace, alignment: Alignment):
     """(op name, top-level op name) per native GPU row ('' where unknown)."""
-    from skipnative.attribution import launch_ops
+    from skipnative.analysis.attribution import launch_ops
 
     inner, top = launch_ops(kineto)
     lc = kineto.launches["correlation"]
@@ -225,7 +225,7 @@ class Profile:
     fidelity: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
-        from skipnative.sweep import run_summary
+        from skipnative.analysis.sweep import run_summary
 
         out: dict[str, Any] = {"native": run_summary(self.native)}
         if self.fidelity is not None:
@@ -244,7 +244,7 @@ class Profile:
         timing pass, per timed iteration (the untimed first one left out)."""
         if self.kernel_top_op is None:
             return []
-        from skipnative.metrics import in_regions, join_kernels
+        from skipnative.analysis.metrics import in_regions, join_kernels
 
         kt = join_kernels(self.native)
         timed = in_regions(self.native, kt)

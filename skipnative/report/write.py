@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from skipnative.sweep import load_sweep, run_summary, series
+from skipnative.analysis.sweep import load_sweep, run_summary, series
 
 WHATIF_CPU = (2.0, 0.5)  # the report's default what-if: a CPU 2x slower, 2x faster
 
@@ -50,10 +50,10 @@ def sweep_data(
     """Everything the report shows, computed from the folder's .skip files (and the
     Kineto summaries and op breakdowns that sweep.json carries, where present).
     With `whatif_cpu` scales and `whatif_graphs`, each point is also replayed
-    (skipnative.whatif) for a slower or faster CPU and with CUDA graphs."""
+    (skipnative.analysis.whatif) for a slower or faster CPU and with CUDA graphs."""
     import skipnative
-    from skipnative.metrics import compute_metrics, in_regions, join_kernels, top_kernels
-    from skipnative.whatif import replay
+    from skipnative.analysis.metrics import compute_metrics, in_regions, join_kernels, top_kernels
+    from skipnative.analysis.whatif import replay
 
     sw = load_sweep(folder)
     native, lq, tops = [], [], []

@@ -68,7 +68,7 @@ def run(
 ) -> dict[str, Any]:
     import skipnative
     from skipnative import _native
-    from skipnative._loader import wheel_cupti_dirs
+    from skipnative.capturing.loader import wheel_cupti_dirs
 
     runtime_dirs = wheel_cupti_dirs()  # nvidia/cu13/lib holds libcudart too
     b = _native.LaunchBench(device, runtime_dirs)
@@ -143,7 +143,7 @@ def run(
     with skipnative.capture() as cap:
         for a in apis.values():
             b.idle_launches(a, IDLE_LAUNCHES)
-    from skipnative.metrics import join_kernels
+    from skipnative.analysis.metrics import join_kernels
 
     kt = join_kernels(cap.trace)
     idle = (kt.t_start - kt.l_begin)[kt.launch >= 0]

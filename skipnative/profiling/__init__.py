@@ -1,0 +1,2 @@
+"""Profiling PyTorch workloads (needs torch at call time): profile(), the default
+workloads and the launch benchmarks."""
