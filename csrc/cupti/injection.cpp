@@ -68,23 +68,40 @@ bool parse_options(const std::string& text, SessionOptions* o, std::string* why)
     for (const std::string& kv : split(text, ';')) {
       size_t eq = kv.find('=');
       std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
-      if (k == "clock") o->clock = v;
-      else if (k == "latency_timestamps") o->latency_timestamps = parse_bool(v);
-      else if (k == "memcpy") o->memcpy = parse_bool(v);
-      else if (k == "memset") o->memset = parse_bool(v);
-      else if (k == "kernel_activity") o->kernel_activity = parse_bool(v);
-      else if (k == "launch_callbacks") o->launch_callbacks = parse_bool(v);
-      else if (k == "launch_records") o->launch_activity = v == "activity";
-      else if (k == "api_domains") o->api_domains = uint32_t(std::stoul(v));
-      else if (k == "finalize") o->finalize = std::stoi(v);
-      else if (k == "device_buffer_bytes") o->device_buffer_bytes = std::stoull(v);
-      else if (k == "hw_trace") o->hw_trace = parse_bool(v);
-      else if (k == "serial_kernels") o->serial_kernels = parse_bool(v);
-      else if (k == "activity_buffer_bytes") o->activity_buffer_bytes = std::stoull(v);
-      else if (k == "max_activity_buffers") o->max_activity_buffers = std::stoull(v);
-      else if (k == "max_launch_bytes") o->max_launch_bytes = std::stoull(v);
-      else if (k == "max_gpu_records") o->max_gpu_records = std::stoull(v);
-      else if (k == "wheel_dirs") o->wheel_dirs = split(v, ':');
+      if (k == "clock")
+        o->clock = v;
+      else if (k == "latency_timestamps")
+        o->latency_timestamps = parse_bool(v);
+      else if (k == "memcpy")
+        o->memcpy = parse_bool(v);
+      else if (k == "memset")
+        o->memset = parse_bool(v);
+      else if (k == "kernel_activity")
+        o->kernel_activity = parse_bool(v);
+      else if (k == "launch_callbacks")
+        o->launch_callbacks = parse_bool(v);
+      else if (k == "launch_records")
+        o->launch_activity = v == "activity";
+      else if (k == "api_domains")
+        o->api_domains = uint32_t(std::stoul(v));
+      else if (k == "finalize")
+        o->finalize = std::stoi(v);
+      else if (k == "device_buffer_bytes")
+        o->device_buffer_bytes = std::stoull(v);
+      else if (k == "hw_trace")
+        o->hw_trace = parse_bool(v);
+      else if (k == "serial_kernels")
+        o->serial_kernels = parse_bool(v);
+      else if (k == "activity_buffer_bytes")
+        o->activity_buffer_bytes = std::stoull(v);
+      else if (k == "max_activity_buffers")
+        o->max_activity_buffers = std::stoull(v);
+      else if (k == "max_launch_bytes")
+        o->max_launch_bytes = std::stoull(v);
+      else if (k == "max_gpu_records")
+        o->max_gpu_records = std::stoull(v);
+      else if (k == "wheel_dirs")
+        o->wheel_dirs = split(v, ':');
       else {
         *why = "unknown option '" + k + "' in SKIPNATIVE_RUN_OPTIONS";
         return false;
@@ -236,8 +253,8 @@ void Injection::close_window() {
   if (!have_devices_ && !(api_ && api_->is_test_double)) devices_ = device_names();
   have_devices_ = true;
   if (why.empty())
-    write_dump(*session_, path("." + std::to_string(windows_) + ".dump"), uint32_t(pid_),
-               windows_, devices_, &why);
+    write_dump(*session_, path("." + std::to_string(windows_) + ".dump"), uint32_t(pid_), windows_,
+               devices_, &why);
   session_.reset();
   last_seq_ = seq_;
   hold_slot();
@@ -262,7 +279,8 @@ void Injection::poll_triggers() {
     f >> op >> seq >> t_open >> duration;
     if (op == "open") {
       int64_t close_at = duration > 0 ? t_open + duration : 0;
-      if (close_at == 0 || unix_ns() < close_at) open_window(seq, close_at);
+      if (close_at == 0 || unix_ns() < close_at)
+        open_window(seq, close_at);
       else {
         last_seq_ = seq;  // over before this process looked
         state(session_ ? "open" : "closed");

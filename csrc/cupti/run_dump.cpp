@@ -69,7 +69,8 @@ std::string session_metadata_json(const Session& s) {
   const SessionStats& st = s.stats();
   const SessionOptions& op = s.options();
   o.precision(17);
-  o << "\"record_layout\":" << int(s.layout()) << ",\"clock\":" << json_quote(clock_kind_name(c.kind))
+  o << "\"record_layout\":" << int(s.layout())
+    << ",\"clock\":" << json_quote(clock_kind_name(c.kind))
     << ",\"clock_ticks_per_second\":" << c.ticks_per_second
     << ",\"clock_realtime_offset_ns\":" << c.realtime_offset_ns
     << ",\"clock_realtime_uncertainty_ns\":" << c.realtime_uncertainty_ns
@@ -99,8 +100,8 @@ bool write_dump(const Session& s, const std::string& path, uint32_t pid, uint32_
                 const std::vector<std::string>& devices, std::string* why) {
   const std::vector<std::string> strings = s.strings();
   std::ostringstream h;
-  h << "{\"pid\":" << pid << ",\"window\":" << window
-    << ",\"meta\":" << session_metadata_json(s) << ",\"devices\":" << string_list(devices)
+  h << "{\"pid\":" << pid << ",\"window\":" << window << ",\"meta\":" << session_metadata_json(s)
+    << ",\"devices\":" << string_list(devices)
     << ",\"tables\":{\"launches\":{\"rows\":" << s.launches().size()
     << ",\"row_bytes\":" << sizeof(LaunchRow) << "},\"kernels\":{\"rows\":" << s.kernels().size()
     << ",\"row_bytes\":" << sizeof(KernelRow) << "},\"copies\":{\"rows\":" << s.copies().size()

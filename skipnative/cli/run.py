@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -45,12 +46,24 @@ def add_parser(sub) -> None:
     p.add_argument("--delay", type=float, default=0.0, metavar="S", help="start capturing S s in")
     p.add_argument("--duration", type=float, default=0.0, metavar="S", help="capture S s (0: all)")
     p.add_argument("--on-demand", action="store_true", help="record only in triggered windows")
-    p.add_argument("--trigger-duration", type=float, default=2.0, metavar="S",
-                   help="window length opened by SIGUSR1 (default 2 s)")
-    p.add_argument("--wait-children", type=float, default=30.0, metavar="S",
-                   help="after CMD exits, wait up to S s for the processes it started")
+    p.add_argument(
+        "--trigger-duration",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="window length opened by SIGUSR1 (default 2 s)",
+    )
+    p.add_argument(
+        "--wait-children",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="after CMD exits, wait up to S s for the processes it started",
+    )
     c = p.add_argument_group("capture options (as skipnative.capture())")
-    c.add_argument("--clock", default="auto", choices=["auto", "tsc", "cntvct", "monotonic_raw", "library"])
+    c.add_argument(
+        "--clock", default="auto", choices=["auto", "tsc", "cntvct", "monotonic_raw", "library"]
+    )
     c.add_argument("--latency-timestamps", action="store_true", help="CUPTI queued/submitted times")
     c.add_argument("--no-memcpy", action="store_true")
     c.add_argument("--no-memset", action="store_true")
@@ -166,10 +179,8 @@ def _launch(cmd: list[str], env: dict[str, str], args, out: str) -> tuple[int, i
 
     def forward(sig, _frame) -> None:
         forwarded.append(sig)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def trigger(_sig, _frame) -> None:
         if args.on_demand:
@@ -227,8 +238,10 @@ def _report(out: str, run: dict, code: int) -> int:
     for p in procs:
         who = f"pid {p['pid']}" + (f" (rank {p['rank']})" if p.get("rank") is not None else "")
         if p.get("file"):
-            print(f"{os.path.join(out, p['file'])}: {who}, {p['launches']} launches, "
-                  f"{p['kernels']} kernels, {p['windows']} window(s), {p['status']}")
+            print(
+                f"{os.path.join(out, p['file'])}: {who}, {p['launches']} launches, "
+                f"{p['kernels']} kernels, {p['windows']} window(s), {p['status']}"
+            )
         if p.get("error"):
             problems += 1
             print(f"skip: error: {who}: {p['error']}", file=sys.stderr)
@@ -236,10 +249,15 @@ def _report(out: str, run: dict, code: int) -> int:
             print(f"{who}: {p['status']}, nothing recorded")
     if not procs:
         problems += 1
-        print(f"skip: error: no process of the command initialised CUDA, so nothing was "
-              f"captured ({_no_gpu_reason()})", file=sys.stderr)
-    print(f"{os.path.join(out, runfolder.RUN_JSON)}: {len(procs)} process(es), "
-          f"{len(run['files'])} file(s)")
+        print(
+            f"skip: error: no process of the command initialised CUDA, so nothing was "
+            f"captured ({_no_gpu_reason()})",
+            file=sys.stderr,
+        )
+    print(
+        f"{os.path.join(out, runfolder.RUN_JSON)}: {len(procs)} process(es), "
+        f"{len(run['files'])} file(s)"
+    )
     if code != 0:
         return code
     return 1 if problems else 0

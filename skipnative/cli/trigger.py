@@ -15,12 +15,22 @@ def add_parser(sub) -> None:
         description=__doc__,
     )
     p.add_argument("run_dir", nargs="?", default="skip-run", help="the run's --out folder")
-    p.add_argument("--duration", type=float, default=2.0, metavar="S",
-                   help="window length in seconds (default 2; 0: until skip trigger --stop)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="window length in seconds (default 2; 0: until skip trigger --stop)",
+    )
     p.add_argument("--stop", action="store_true", help="close the open window now")
     p.add_argument("--wait", action="store_true", help="return once the window has closed")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="S",
-                   help="how long to wait for the processes to answer")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="how long to wait for the processes to answer",
+    )
     p.set_defaults(run=run)
 
 
@@ -49,22 +59,28 @@ def run(args) -> int:
         raise UserError(f"{args.run_dir}: no skip run is running there")
     if _mode(args.run_dir) != "on-demand":
         raise UserError(f"{args.run_dir}: this skip run was not started with --on-demand")
+    if args.wait and (args.stop or args.duration == 0):
+        raise UserError("--wait needs a --duration (a window without one ends at --stop)")
     op = "stop" if args.stop else "open"
     seq = runfolder.request(args.run_dir, op, 0.0 if args.stop else args.duration)
     done, waiting = _await(args.run_dir, op, seq, args.timeout)
-    if op == "open" and args.wait:
-        if args.duration == 0:
-            raise UserError("--wait needs a --duration (a window without one ends at --stop)")
+    if args.wait:
         time.sleep(args.duration)
         done, waiting = _await(args.run_dir, "stop", seq, args.timeout)
-    what = "stopped" if op == "stop" or args.wait else "opened"
-    length = "" if op == "stop" else f" ({args.duration:g} s)" if args.duration else " (until --stop)"
     if not done and not waiting:
-        print(f"window {seq} requested{length}; no process has initialised CUDA yet "
-              "(each joins an open window when it does)")
+        print(
+            f"request {seq}: no process has initialised CUDA yet "
+            "(each joins an open window when it does)"
+        )
+    elif op == "stop":
+        print(f"request {seq}: the open window closed in {len(done)} process(es)")
     else:
-        print(f"window {seq} {what} in {len(done)} process(es){length}")
+        length = f"{args.duration:g} s" if args.duration else "until skip trigger --stop"
+        what = "opened and closed" if args.wait else "opened"
+        print(f"request {seq}: a window ({length}) {what} in {len(done)} process(es)")
     if waiting:
-        raise UserError(f"{len(waiting)} process(es) did not answer within {args.timeout:g} s: "
-                        + ", ".join(str(p) for p in waiting))
+        raise UserError(
+            f"{len(waiting)} process(es) did not answer within {args.timeout:g} s: "
+            + ", ".join(str(p) for p in waiting)
+        )
     return 0

@@ -70,7 +70,9 @@ def _parse(path: str, data: bytes) -> Dump:
     if magic != MAGIC:
         raise TraceError(path, "not a skip run dump (bad magic)")
     if version != VERSION:
-        raise TraceError(path, f"skip run dump version {version} is not supported (reads {VERSION})")
+        raise TraceError(
+            path, f"skip run dump version {version} is not supported (reads {VERSION})"
+        )
     if data[-len(TRAILER) :] != TRAILER:
         raise bad("no trailer (the process stopped while writing it)")
     end = len(data) - len(TRAILER)

@@ -61,7 +61,9 @@ def _pids(control: str, suffix: str) -> list[int]:
         names = os.listdir(control)
     except FileNotFoundError:
         return []
-    return sorted(int(n[: -len(suffix)]) for n in names if re.fullmatch(r"\d+" + re.escape(suffix), n))
+    return sorted(
+        int(n[: -len(suffix)]) for n in names if re.fullmatch(r"\d+" + re.escape(suffix), n)
+    )
 
 
 def processes(run_dir: str) -> dict[int, dict[str, Any]]:
@@ -93,8 +95,8 @@ def running_pid(run_dir: str) -> int | None:
     """The pid of the `skip run` writing into `run_dir`, if it is still running."""
     try:
         with open(os.path.join(control_dir(run_dir), "run.pid")) as f:
-            pid = int(f.read().strip())
-    except (OSError, ValueError):
+            pid = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
         return None
     return pid if alive(pid) else None
 
@@ -210,7 +212,15 @@ def finish(run_dir: str, info: dict[str, Any]) -> dict[str, Any]:
             procs.append(_convert(run_dir, p, regions, taken))
         except TraceError as e:
             problems.append(str(e))
-            procs.append({"pid": pid, "argv": p.get("argv"), "status": "error", "error": str(e), "file": None})
+            procs.append(
+                {
+                    "pid": pid,
+                    "argv": p.get("argv"),
+                    "status": "error",
+                    "error": str(e),
+                    "file": None,
+                }
+            )
     run = {
         "format": RUN_FORMAT,
         "version": RUN_VERSION,

@@ -90,9 +90,7 @@ class _Cuda:
             self._ptx.append(ptx)
             lib, k = ctypes.c_void_p(), ctypes.c_void_p()
             _check(
-                self.rt.cudaLibraryLoadData(
-                    ctypes.byref(lib), ptx, None, None, 0, None, None, 0
-                ),
+                self.rt.cudaLibraryLoadData(ctypes.byref(lib), ptx, None, None, 0, None, None, 0),
                 "cudaLibraryLoadData",
             )
             _check(

@@ -10,7 +10,6 @@
 // Any function can be made to fail with a given error (error paths).
 #include <cuda.h>
 #include <cupti.h>
-
 #include <dlfcn.h>
 
 #include <atomic>
