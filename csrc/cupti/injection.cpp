@@ -148,7 +148,14 @@ std::string identity_json(int64_t t_init, const std::string& mode) {
 volatile sig_atomic_t g_signal = 0;
 int g_wake[2] = {-1, -1};  // self-pipe: a signal or exit wakes the controller
 
+pid_t g_pid = 0;  // the process the controller runs in
+
 void on_signal(int sig) {
+  if (getpid() != g_pid) {  // a forked child: no controller here, take the default action
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return;
+  }
   g_signal = sig;
   if (g_wake[1] >= 0) {
     char c = 's';
@@ -390,6 +397,7 @@ extern "C" __attribute__((visibility("default"))) int InitializeInjection(void) 
     return 1;
   }
   g_injection = inj;
+  g_pid = getpid();
   if (pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0) g_wake[0] = g_wake[1] = -1;
   std::atexit(at_exit);
   install_signal(SIGTERM);

@@ -313,3 +313,30 @@ def test_sigusr1_to_skip_run_opens_a_window(tmp_path):
     assert proc.returncode == 0, err
     trace = skipnative.load(out / runfolder.read_run(out)["files"][0])
     assert set(trace.name(trace.kernels["name_id"])) == {"kernel_b1"} and joined(trace) == 10
+
+
+_FORK = """
+import os, signal, sys, time
+from skipnative.testing.launcher import _Cuda
+_Cuda(3000, False)  # cuInit: the injection library is loaded and its handlers installed
+pid = os.fork()
+if pid == 0:
+    time.sleep(30)
+    os._exit(0)
+os.kill(pid, signal.SIGTERM)
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        sys.exit(0 if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM else 3)
+    time.sleep(0.01)
+os.kill(pid, signal.SIGKILL)
+sys.exit(4)
+"""
+
+
+def test_a_forked_child_still_dies_of_sigterm(tmp_path):
+    # the injection's SIGTERM handler belongs to the process it was installed in
+    r = skip_run(tmp_path, "--", sys.executable, "-c", _FORK)
+    assert r.returncode == 0, r.stderr
+    assert [p["status"] for p in runfolder.read_run(tmp_path)["processes"]] == ["complete"]
