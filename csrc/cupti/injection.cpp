@@ -176,6 +176,7 @@ class Injection {
   void hold_slot();
   void release_slot();
   void poll_triggers();
+  void end(const char* why);  // caller holds mu_
   void state(const char* what, const std::string& error = "");
   std::string path(const std::string& suffix) const {
     return dir_ + "/" + std::to_string(pid_) + suffix;
@@ -269,8 +270,10 @@ void Injection::close_window() {
 }
 
 // The trigger file: one line per request, "open SEQ T_OPEN_NS DURATION_NS"
-// (DURATION 0: until a stop) or "stop SEQ". A process that starts late reads
-// every line, so it joins a window still open.
+// (DURATION 0: until a stop), "stop SEQ" (on demand only) or "end SEQ" (any
+// mode: `skip run` ends every capture before it passes a signal on, so the
+// dumps are written whatever the program does with the signal). A process that
+// starts late reads every line, so it joins a window still open.
 void Injection::poll_triggers() {
   std::ifstream in(dir_ + "/trigger");
   if (!in) return;
@@ -284,6 +287,11 @@ void Injection::poll_triggers() {
     uint32_t seq = 0;
     int64_t t_open = 0, duration = 0;
     f >> op >> seq >> t_open >> duration;
+    if (op == "end") {
+      end("ended");
+      return;
+    }
+    if (mode_ != Mode::kOnDemand) continue;
     if (op == "open") {
       int64_t close_at = duration > 0 ? t_open + duration : 0;
       if (close_at == 0 || unix_ns() < close_at)
@@ -348,24 +356,28 @@ void Injection::run_controller() {
       return;
     }
     std::lock_guard<std::mutex> lock(mu_);
-    if (finished_) return;
+    if (finished_) continue;  // still here for the signals
     const int64_t now = unix_ns();
     if (mode_ == Mode::kScheduled && !scheduled_done_ && now >= open_at_) {
       scheduled_done_ = true;
       if (close_at_ == 0 || now < close_at_) open_window(0, close_at_);
     }
-    if (mode_ == Mode::kOnDemand) poll_triggers();
+    poll_triggers();
     if (close_at_ != 0 && now >= close_at_) close_window();
   }
 }
 
-void Injection::finish() {
-  std::lock_guard<std::mutex> lock(mu_);
+void Injection::end(const char* why) {
   if (finished_ || getpid() != pid_) return;  // a forked child owns none of this
   finished_ = true;
   close_window();
   release_slot();
-  state("exited");
+  state(why);
+}
+
+void Injection::finish() {
+  std::lock_guard<std::mutex> lock(mu_);
+  end("exited");
 }
 
 void at_exit() {

@@ -19,8 +19,9 @@ _EPILOG = """\
 Every process of CMD that initialises CUDA is captured from its cuInit
 (CUDA_INJECTION64_PATH), and writes its own .skip into --out, named by RANK
 (or LOCAL_RANK) where the environment gives one, else by pid, plus run.json.
-CMD runs in its own process group; SIGINT and SIGTERM sent to skip run are
-passed on to it, and the files are still complete. A process killed with
+CMD runs in its own process group; SIGINT and SIGTERM sent to skip run first
+end every capture (the files are complete whatever CMD then does with the
+signal), then are passed on to CMD's process group. A process killed with
 SIGKILL loses only its own file (run.json says so).
 
 --on-demand records nothing until `skip trigger [--duration S] [OUT]` opens a
@@ -168,6 +169,13 @@ def _window(args) -> tuple[str, str]:
     return "scheduled", f"at {t_open} {t_close}"
 
 
+def _end_captures(out: str, timeout_s: float = 10.0) -> None:
+    seq = runfolder.request(out, "end")
+    deadline = time.monotonic() + timeout_s
+    while runfolder.acknowledged(out, "end", seq)[1] and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def _launch(cmd: list[str], env: dict[str, str], args, out: str) -> tuple[int, int | None]:
     """Runs CMD in its own process group, passing SIGINT/SIGTERM on; returns
     (exit code, the signal passed on or None)."""
@@ -178,6 +186,8 @@ def _launch(cmd: list[str], env: dict[str, str], args, out: str) -> tuple[int, i
         raise UserError(f"{cmd[0]}: cannot start: {e.strerror or e}") from None
 
     def forward(sig, _frame) -> None:
+        if not forwarded:  # first end every capture, whatever CMD does with the signal
+            _end_captures(out)
         forwarded.append(sig)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, sig)

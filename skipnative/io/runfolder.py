@@ -110,8 +110,9 @@ def _triggers(control: str) -> list[list[str]]:
 
 
 def request(run_dir: str, op: str, duration_s: float = 0.0) -> int:
-    """Appends an "open" (a window of `duration_s`; 0: until a stop) or "stop"
-    request to the trigger file and returns its sequence number."""
+    """Appends an "open" (a window of `duration_s`; 0: until a stop), "stop" or
+    "end" (every capture ends now) request to the trigger file and returns its
+    sequence number."""
     control = control_dir(run_dir)
     seq = len(_triggers(control)) + 1
     line = f"{op} {seq} {time.time_ns()} {int(duration_s * 1e9)}\n"
@@ -131,7 +132,9 @@ def acknowledged(run_dir: str, op: str, seq: int) -> tuple[list[int], list[int]]
     for pid, p in processes(run_dir).items():
         st = p["state"]
         state = st.get("state")
-        if op == "open":
+        if op == "end":
+            ok = state in ("ended", "exited", "error")
+        elif op == "open":
             ok = (state == "open" and st.get("seq", 0) >= seq) or st.get("last_seq", 0) >= seq
             ok = ok or state in ("error", "exited")
         else:
@@ -177,7 +180,7 @@ def _convert(run_dir: str, p: dict[str, Any], regions: bool, taken: set[str]) ->
             kernels=int((trace.gpu["kind"] == 0).sum()),
             devices=trace.meta.get("devices", []),
         )
-    exited = st.get("state") == "exited"
+    exited = st.get("state") in ("exited", "ended")
     if st.get("state") == "error" or (entry["error"] and not dumps):
         entry["status"] = "error"
     elif not exited:

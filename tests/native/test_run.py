@@ -173,21 +173,47 @@ def test_duration_bounds_the_window(tmp_path):
         assert names == {"kernel_b0"} and joined(trace) == 10
 
 
-def test_sigterm_to_skip_run_still_completes_every_file(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_skip_run_still_completes_every_file(tmp_path, sig):
     gate, out = _gated(tmp_path)
     proc = start_run(
         out, "--", *LAUNCHER, "20", "--workers", "2", "--gate", str(gate), "--hold", "60"
     )
     wait_file(gate / "done0-0")
     wait_file(gate / "done0-1")
-    proc.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert time.monotonic() - t0 < 30  # the workers were stopped, not waited out
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 128 + signal.SIGTERM, err
+    else:  # Python's KeyboardInterrupt in the launcher
+        assert proc.returncode != 0, err
     run = runfolder.read_run(out)
-    assert run["signal"] == "SIGTERM"
+    assert run["signal"] == sig.name
     assert [p["status"] for p in run["processes"]] == ["complete", "complete"]
     for f in run["files"]:
         assert joined(skipnative.load(out / f)) == 20
+
+
+def test_sigterm_straight_to_a_worker_still_completes_its_file(tmp_path):
+    # not through skip run (as torchrun's agent stops its workers): the
+    # injection's own SIGTERM handler writes the file, then the worker dies of it
+    gate, out = _gated(tmp_path)
+    proc = start_run(
+        out, "--", *LAUNCHER, "20", "--workers", "2", "--gate", str(gate), "--batches", "2"
+    )
+    wait_file(gate / "done0-0")
+    victim = int(wait_file(gate / "done0-1"))  # now waiting for go1
+    os.kill(victim, signal.SIGTERM)
+    while runfolder.alive(victim):
+        time.sleep(0.01)
+    (gate / "go1").touch()
+    _, err = proc.communicate(timeout=60)
+    assert f"worker 1 exited with -{int(signal.SIGTERM)}" in err
+    by_rank = {p["rank"]: p for p in runfolder.read_run(out)["processes"]}
+    assert by_rank["1"]["pid"] == victim and by_rank["1"]["status"] == "complete"
+    assert joined(skipnative.load(out / by_rank["1"]["file"])) == 20
 
 
 def test_sigkill_of_one_worker_loses_only_its_file(tmp_path):
