@@ -366,3 +366,35 @@ def test_a_forked_child_still_dies_of_sigterm(tmp_path):
     r = skip_run(tmp_path, "--", sys.executable, "-c", _FORK)
     assert r.returncode == 0, r.stderr
     assert [p["status"] for p in runfolder.read_run(tmp_path)["processes"]] == ["complete"]
+
+
+def test_a_triggered_window_closes_after_its_duration(tmp_path):
+    gate, out = _gated(tmp_path)
+    proc = start_run(
+        out, "--on-demand", "--", *LAUNCHER, "10", "--batches", "3", "--gate", str(gate)
+    )
+    wait_file(gate / "done0-0")
+    waiter = subprocess.Popen(
+        [*SKIP, "trigger", "--duration", "1.5", "--wait", str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    deadline = time.monotonic() + 30
+    while not runfolder.acknowledged(out, "open", 1)[0]:
+        assert time.monotonic() < deadline, "the window did not open"
+        time.sleep(0.01)
+    t_open = time.monotonic()
+    (gate / "go1").touch()
+    wait_file(gate / "done1-0")
+    in_window = time.monotonic() - t_open < 1.0
+    stdout, _ = waiter.communicate(timeout=60)
+    assert waiter.returncode == 0 and "opened and closed in 1 process" in stdout
+    (gate / "go2").touch()  # after the window closed
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    trace = skipnative.load(out / runfolder.read_run(out)["files"][0])
+    names = set(trace.name(trace.kernels["name_id"]))
+    assert "kernel_b0" not in names and "kernel_b2" not in names
+    if in_window:
+        assert names == {"kernel_b1"} and joined(trace) == 10
