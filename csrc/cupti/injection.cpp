@@ -336,6 +336,8 @@ bool Injection::init(std::string* why) {
   } else {
     hold_slot();
     state(error_.empty() ? "waiting" : "error");
+    // a window already open: joined now, before this process's first launch
+    if (mode_ == Mode::kOnDemand && error_.empty()) poll_triggers();
   }
   return true;
 }

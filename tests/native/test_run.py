@@ -398,3 +398,29 @@ def test_a_triggered_window_closes_after_its_duration(tmp_path):
     assert "kernel_b0" not in names and "kernel_b2" not in names
     if in_window:
         assert names == {"kernel_b1"} and joined(trace) == 10
+
+
+def test_a_process_that_starts_later_joins_the_open_window(tmp_path):
+    gate, out = _gated(tmp_path)
+    launcher = " ".join(LAUNCHER)
+    script = (
+        f"RANK=0 {launcher} 10 --batches 3 --gate {gate} & "
+        f"while [ ! -e {gate}/late ]; do sleep 0.01; done; "
+        f"RANK=1 {launcher} 10 --rank 1 --gate {gate}; wait"
+    )
+    proc = start_run(out, "--on-demand", "--", "sh", "-c", script)
+    wait_file(gate / "done0-0")
+    assert trigger(out, "--duration", "0").returncode == 0
+    (gate / "late").touch()
+    wait_file(gate / "done0-1")  # its first launches, inside the open window
+    (gate / "go1").touch()
+    wait_file(gate / "done1-0")
+    assert trigger(out, "--stop").returncode == 0
+    (gate / "go2").touch()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    run = runfolder.read_run(out)
+    assert run["files"] == ["rank0.skip", "rank1.skip"]
+    for f, batch in (("rank0.skip", "kernel_b1"), ("rank1.skip", "kernel_b0")):
+        trace = skipnative.load(out / f)
+        assert set(trace.name(trace.kernels["name_id"])) == {batch} and joined(trace) == 10
