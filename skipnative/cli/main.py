@@ -15,7 +15,9 @@ from skipnative.cli import (
     info,
     profile,
     report,
+    run,
     sweep,
+    trigger,
     whatif,
 )
 from skipnative.cli._common import UserError
@@ -40,6 +42,8 @@ COMMANDS = {
     "sweep": sweep,
     "report": report,
     "bench": bench,
+    "run": run,
+    "trigger": trigger,
 }
 
 

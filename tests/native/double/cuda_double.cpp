@@ -10,8 +10,11 @@
 // Any function can be made to fail with a given error (error paths).
 #include <cuda.h>
 #include <cupti.h>
+#include <dlfcn.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -112,9 +115,30 @@ CUDA_DOUBLE_API void skipnative_cuda_double_launch(int domain, int cbid, const C
 
 // ------------------------------------------------------------- driver API --
 
+// As the CUDA driver does: at the first cuInit, the library named by
+// CUDA_INJECTION64_PATH is loaded and its InitializeInjection called (once per
+// process). A library that does not load, or lacks the entry point, fails cuInit.
+static CUresult load_injection() {
+  const char* path = std::getenv("CUDA_INJECTION64_PATH");
+  if (path == nullptr || *path == '\0') return CUDA_SUCCESS;
+  void* h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  auto init = h ? reinterpret_cast<int (*)()>(dlsym(h, "InitializeInjection")) : nullptr;
+  if (init == nullptr) {
+    const char* e = dlerror();
+    std::fprintf(stderr, "CUDA driver double: CUDA_INJECTION64_PATH=%s: %s\n", path,
+                 e ? e : "no InitializeInjection");
+    return CUDA_ERROR_NOT_INITIALIZED;
+  }
+  init();
+  return CUDA_SUCCESS;
+}
+
 CUDA_DOUBLE_API CUresult cuInit(unsigned int) {
   CUDA_DOUBLE_FAIL("cuInit");
-  return CUDA_SUCCESS;
+  static std::once_flag once;
+  static CUresult injected = CUDA_SUCCESS;
+  std::call_once(once, [] { injected = load_injection(); });
+  return injected;
 }
 
 CUDA_DOUBLE_API CUresult cuDriverGetVersion(int* version) {

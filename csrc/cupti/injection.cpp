@@ -1,0 +1,421 @@
+// The injection library of `skip run` (libskipnative_inject.so). The CUDA
+// driver loads the library named by CUDA_INJECTION64_PATH at cuInit and calls
+// its InitializeInjection, so a session subscribes before any other CUPTI user
+// and before the first launch, in every process of the run, with nothing in
+// the program changed.
+//
+// `skip run` configures it through the environment:
+//   SKIPNATIVE_RUN_DIR      the run's control folder (required; without it, nothing happens)
+//   SKIPNATIVE_RUN_OPTIONS  session options, "key=value;key=value" (SessionOptions names)
+//   SKIPNATIVE_RUN_WINDOW   "whole" (from cuInit to exit), "at OPEN CLOSE" (CLOCK_REALTIME
+//                           ns; CLOSE 0: to exit) or "on-demand" (windows from the trigger file)
+//
+// Per process it writes, in the control folder: PID.json at cuInit (who it
+// is), PID.state (what it is doing: the acknowledgement `skip trigger` waits
+// for) and one dump per capture window, PID.W.dump (cupti/run_dump.h), written
+// when the window closes: at its end time, at `skip trigger --stop`, at exit
+// (atexit), or on SIGTERM/SIGINT where the program left those signals at their
+// default (the dump is written, then the signal's default action is taken).
+// Between windows CUPTI's one subscriber slot stays held by a subscription that
+// enables nothing, so no other user takes it.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "cupti/run_dump.h"
+#include "cupti/session.h"
+
+namespace skipnative {
+namespace {
+
+enum class Mode { kWhole, kScheduled, kOnDemand };
+
+int64_t unix_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+bool parse_bool(const std::string& v) { return v == "1" || v == "true"; }
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string item;
+  std::istringstream in(s);
+  while (std::getline(in, item, sep))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+// SessionOptions from "key=value;..."; unknown keys are an error (a newer
+// `skip run` than this library).
+bool parse_options(const std::string& text, SessionOptions* o, std::string* why) {
+  try {
+    for (const std::string& kv : split(text, ';')) {
+      size_t eq = kv.find('=');
+      std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
+      if (k == "clock")
+        o->clock = v;
+      else if (k == "latency_timestamps")
+        o->latency_timestamps = parse_bool(v);
+      else if (k == "memcpy")
+        o->memcpy = parse_bool(v);
+      else if (k == "memset")
+        o->memset = parse_bool(v);
+      else if (k == "kernel_activity")
+        o->kernel_activity = parse_bool(v);
+      else if (k == "launch_callbacks")
+        o->launch_callbacks = parse_bool(v);
+      else if (k == "launch_records")
+        o->launch_activity = v == "activity";
+      else if (k == "api_domains")
+        o->api_domains = uint32_t(std::stoul(v));
+      else if (k == "finalize")
+        o->finalize = std::stoi(v);
+      else if (k == "device_buffer_bytes")
+        o->device_buffer_bytes = std::stoull(v);
+      else if (k == "hw_trace")
+        o->hw_trace = parse_bool(v);
+      else if (k == "serial_kernels")
+        o->serial_kernels = parse_bool(v);
+      else if (k == "activity_buffer_bytes")
+        o->activity_buffer_bytes = std::stoull(v);
+      else if (k == "max_activity_buffers")
+        o->max_activity_buffers = std::stoull(v);
+      else if (k == "max_launch_bytes")
+        o->max_launch_bytes = std::stoull(v);
+      else if (k == "max_gpu_records")
+        o->max_gpu_records = std::stoull(v);
+      else if (k == "wheel_dirs")
+        o->wheel_dirs = split(v, ':');
+      else {
+        *why = "unknown option '" + k + "' in SKIPNATIVE_RUN_OPTIONS";
+        return false;
+      }
+    }
+  } catch (const std::exception&) {
+    *why = "malformed SKIPNATIVE_RUN_OPTIONS: " + text;
+    return false;
+  }
+  return true;
+}
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+std::string json_or_null(const std::string& v) { return v.empty() ? "null" : json_quote(v); }
+
+// Written once, at cuInit: who this process is.
+std::string identity_json(int64_t t_init, const std::string& mode) {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string argv = "[";
+  size_t start = 0;
+  for (size_t i = 0; i < cmdline.size(); ++i)
+    if (cmdline[i] == '\0') {
+      argv += (start ? "," : "") + json_quote(cmdline.substr(start, i - start));
+      start = i + 1;
+    }
+  char exe[4096] = {0};
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  std::ostringstream o;
+  o << "{\"pid\":" << getpid() << ",\"ppid\":" << getppid() << ",\"argv\":" << argv << "]"
+    << ",\"exe\":" << json_quote(n > 0 ? std::string(exe, size_t(n)) : "")
+    << ",\"rank\":" << json_or_null(env("RANK"))
+    << ",\"local_rank\":" << json_or_null(env("LOCAL_RANK"))
+    << ",\"world_size\":" << json_or_null(env("WORLD_SIZE"))
+    << ",\"cuda_visible_devices\":" << json_or_null(env("CUDA_VISIBLE_DEVICES"))
+    << ",\"t_init_unix_ns\":" << t_init << ",\"mode\":" << json_quote(mode) << "}";
+  return o.str();
+}
+
+volatile sig_atomic_t g_signal = 0;
+int g_wake[2] = {-1, -1};  // self-pipe: a signal or exit wakes the controller
+
+pid_t g_pid = 0;  // the process the controller runs in
+
+void on_signal(int sig) {
+  if (getpid() != g_pid) {  // a forked child: no controller here, take the default action
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return;
+  }
+  g_signal = sig;
+  if (g_wake[1] >= 0) {
+    char c = 's';
+    ssize_t r = write(g_wake[1], &c, 1);
+    (void)r;
+  }
+}
+
+class Injection {
+ public:
+  bool init(std::string* why);
+  void run_controller();
+  void finish();
+
+ private:
+  void open_window(uint32_t seq, int64_t close_at);
+  void close_window();
+  void hold_slot();
+  void release_slot();
+  void poll_triggers();
+  void end(const char* why);  // caller holds mu_
+  void state(const char* what, const std::string& error = "");
+  std::string path(const std::string& suffix) const {
+    return dir_ + "/" + std::to_string(pid_) + suffix;
+  }
+
+  std::mutex mu_;
+  std::string dir_;
+  SessionOptions opts_;
+  Mode mode_ = Mode::kWhole;
+  int64_t open_at_ = 0, close_at_ = 0;  // scheduled window; close_at_ 0: none
+  pid_t pid_ = 0;
+  std::unique_ptr<Session> session_;
+  uint32_t windows_ = 0, seq_ = 0, last_seq_ = 0;
+  bool finished_ = false, scheduled_done_ = false;
+  std::string error_;
+  std::vector<std::string> devices_;
+  bool have_devices_ = false;
+  const CuptiApi* api_ = nullptr;
+  CUpti_SubscriberHandle slot_ = nullptr;
+  std::streamoff trigger_offset_ = 0;
+};
+
+Injection* g_injection = nullptr;  // never destroyed: the controller may outlive statics
+
+void Injection::state(const char* what, const std::string& error) {
+  if (!error.empty()) error_ = error;
+  std::ostringstream o;
+  o << "{\"state\":" << json_quote(what) << ",\"seq\":" << seq_ << ",\"last_seq\":" << last_seq_
+    << ",\"windows\":" << windows_ << ",\"error\":" << json_or_null(error_) << "}";
+  std::string ignored;
+  write_file_atomic(path(".state"), o.str(), &ignored);
+}
+
+void Injection::hold_slot() {
+  if (slot_ != nullptr || api_ == nullptr || mode_ == Mode::kWhole) return;
+  CUptiResult r = api_->Subscribe(
+      &slot_, [](void*, CUpti_CallbackDomain, CUpti_CallbackId, const void*) {}, nullptr);
+  if (r != CUPTI_SUCCESS) {
+    slot_ = nullptr;
+    error_ = "CUPTI already has a subscriber in this process (" + api_->error_string(r) +
+             "); another profiler (torch.profiler, Nsight) holds it";
+  }
+}
+
+void Injection::release_slot() {
+  if (slot_ == nullptr) return;
+  api_->Unsubscribe(slot_);
+  slot_ = nullptr;
+}
+
+void Injection::open_window(uint32_t seq, int64_t close_at) {
+  if (session_ && session_->active()) {  // a request while open extends the window
+    seq_ = seq;
+    close_at_ = close_at;
+    state("open");
+    return;
+  }
+  release_slot();
+  seq_ = seq;
+  close_at_ = close_at;
+  session_ = std::make_unique<Session>(opts_);
+  try {
+    session_->start();
+  } catch (const std::exception& e) {
+    session_.reset();
+    hold_slot();
+    state("error", e.what());
+    return;
+  }
+  ++windows_;
+  state("open");
+}
+
+void Injection::close_window() {
+  if (!session_ || !session_->active()) return;
+  std::string why;
+  try {
+    session_->stop();
+  } catch (const std::exception& e) {
+    why = e.what();
+  }
+  if (!have_devices_ && !(api_ && api_->is_test_double)) devices_ = device_names();
+  have_devices_ = true;
+  if (why.empty())
+    write_dump(*session_, path("." + std::to_string(windows_) + ".dump"), uint32_t(pid_), windows_,
+               devices_, &why);
+  session_.reset();
+  last_seq_ = seq_;
+  hold_slot();
+  state("closed", why);
+}
+
+// The trigger file: one line per request, "open SEQ T_OPEN_NS DURATION_NS"
+// (DURATION 0: until a stop), "stop SEQ" (on demand only) or "end SEQ" (any
+// mode: `skip run` ends every capture before it passes a signal on, so the
+// dumps are written whatever the program does with the signal). A process that
+// starts late reads every line, so it joins a window still open.
+void Injection::poll_triggers() {
+  std::ifstream in(dir_ + "/trigger");
+  if (!in) return;
+  in.seekg(trigger_offset_);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (in.eof()) break;  // a line still being written
+    trigger_offset_ = in.tellg();
+    std::istringstream f(line);
+    std::string op;
+    uint32_t seq = 0;
+    int64_t t_open = 0, duration = 0;
+    f >> op >> seq >> t_open >> duration;
+    if (op == "end") {
+      end("ended");
+      return;
+    }
+    if (mode_ != Mode::kOnDemand) continue;
+    if (op == "open") {
+      int64_t close_at = duration > 0 ? t_open + duration : 0;
+      if (close_at == 0 || unix_ns() < close_at)
+        open_window(seq, close_at);
+      else {
+        last_seq_ = seq;  // over before this process looked
+        state(session_ ? "open" : "closed");
+      }
+    } else if (op == "stop") {
+      close_window();
+    }
+  }
+}
+
+bool Injection::init(std::string* why) {
+  pid_ = getpid();
+  dir_ = env("SKIPNATIVE_RUN_DIR");
+  if (!parse_options(env("SKIPNATIVE_RUN_OPTIONS"), &opts_, why)) return false;
+  std::string window = env("SKIPNATIVE_RUN_WINDOW");
+  if (window == "on-demand") {
+    mode_ = Mode::kOnDemand;
+  } else if (window.rfind("at ", 0) == 0) {
+    mode_ = Mode::kScheduled;
+    std::istringstream f(window.substr(3));
+    f >> open_at_ >> close_at_;
+  } else if (!window.empty() && window != "whole") {
+    *why = "malformed SKIPNATIVE_RUN_WINDOW: " + window;
+    return false;
+  }
+  const char* names[] = {"whole", "scheduled", "on-demand"};
+  std::string ignored;
+  write_file_atomic(path(".json"), identity_json(unix_ns(), names[int(mode_)]), &ignored);
+  std::string load_why;
+  api_ = load_cupti(opts_.wheel_dirs, &load_why);
+  if (api_ == nullptr) {
+    state("error", load_why);
+    return true;
+  }
+  if (mode_ == Mode::kWhole || (mode_ == Mode::kScheduled && unix_ns() >= open_at_)) {
+    open_window(0, mode_ == Mode::kWhole ? 0 : close_at_);
+    scheduled_done_ = true;
+  } else {
+    hold_slot();
+    state(error_.empty() ? "waiting" : "error");
+    // a window already open: joined now, before this process's first launch
+    if (mode_ == Mode::kOnDemand && error_.empty()) poll_triggers();
+  }
+  return true;
+}
+
+void Injection::run_controller() {
+  for (;;) {
+    pollfd p{g_wake[0], POLLIN, 0};
+    if (poll(&p, 1, 20) > 0) {
+      char buf[16];
+      ssize_t r = read(g_wake[0], buf, sizeof buf);
+      (void)r;
+    }
+    const int sig = g_signal;
+    if (sig != 0) {
+      finish();
+      signal(sig, SIG_DFL);
+      kill(getpid(), sig);
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finished_) continue;  // still here for the signals
+    const int64_t now = unix_ns();
+    if (mode_ == Mode::kScheduled && !scheduled_done_ && now >= open_at_) {
+      scheduled_done_ = true;
+      if (close_at_ == 0 || now < close_at_) open_window(0, close_at_);
+    }
+    poll_triggers();
+    if (close_at_ != 0 && now >= close_at_) close_window();
+  }
+}
+
+void Injection::end(const char* why) {
+  if (finished_ || getpid() != pid_) return;  // a forked child owns none of this
+  finished_ = true;
+  close_window();
+  release_slot();
+  state(why);
+}
+
+void Injection::finish() {
+  std::lock_guard<std::mutex> lock(mu_);
+  end("exited");
+}
+
+void at_exit() {
+  if (g_injection != nullptr) g_injection->finish();
+}
+
+void install_signal(int sig) {
+  struct sigaction old{};
+  if (sigaction(sig, nullptr, &old) != 0 || old.sa_handler != SIG_DFL) return;
+  struct sigaction sa{};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(sig, &sa, nullptr);
+}
+
+}  // namespace
+}  // namespace skipnative
+
+// Called by the CUDA driver inside cuInit, once per process.
+extern "C" __attribute__((visibility("default"))) int InitializeInjection(void) {
+  using namespace skipnative;
+  if (g_injection != nullptr || std::getenv("SKIPNATIVE_RUN_DIR") == nullptr) return 1;
+  auto* inj = new Injection();
+  std::string why;
+  if (!inj->init(&why)) {
+    std::fprintf(stderr, "skipnative: skip run cannot capture this process: %s\n", why.c_str());
+    delete inj;
+    return 1;
+  }
+  g_injection = inj;
+  g_pid = getpid();
+  if (pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0) g_wake[0] = g_wake[1] = -1;
+  std::atexit(at_exit);
+  install_signal(SIGTERM);
+  install_signal(SIGINT);
+  std::thread([inj] { inj->run_controller(); }).detach();
+  return 1;
+}

@@ -1,0 +1,283 @@
+"""`skip run -- CMD`: capture an unmodified program and every CUDA process it starts."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from skipnative.cli._common import UserError
+from skipnative.io import runfolder
+
+_EPILOG = """\
+Every process of CMD that initialises CUDA is captured from its cuInit
+(CUDA_INJECTION64_PATH), and writes its own .skip into --out, named by RANK
+(or LOCAL_RANK) where the environment gives one, else by pid, plus run.json.
+CMD runs in its own process group; SIGINT and SIGTERM sent to skip run first
+end every capture (the files are complete whatever CMD then does with the
+signal), then are passed on to CMD's process group. A process killed with
+SIGKILL loses only its own file (run.json says so).
+
+--on-demand records nothing until `skip trigger [--duration S] [OUT]` opens a
+window in every process; SIGUSR1 sent to skip run opens one of
+--trigger-duration seconds. Each window is a region ("window N") of the
+process's capture.
+
+skip run records launches, kernels, copies, syncs and their metrics, not ATen
+operators or NVTX ranges: use skipnative.profile() in the program for those.
+"""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="capture an unmodified program and every CUDA process it starts",
+        description=__doc__,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--out", default="skip-run", help="run folder (default ./skip-run)")
+    p.add_argument("--force", action="store_true", help="reuse a run folder that holds a run")
+    p.add_argument("--delay", type=float, default=0.0, metavar="S", help="start capturing S s in")
+    p.add_argument("--duration", type=float, default=0.0, metavar="S", help="capture S s (0: all)")
+    p.add_argument("--on-demand", action="store_true", help="record only in triggered windows")
+    p.add_argument(
+        "--trigger-duration",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="window length opened by SIGUSR1 (default 2 s)",
+    )
+    p.add_argument(
+        "--wait-children",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="after CMD exits, wait up to S s for the processes it started",
+    )
+    c = p.add_argument_group("capture options (as skipnative.capture())")
+    c.add_argument(
+        "--clock", default="auto", choices=["auto", "tsc", "cntvct", "monotonic_raw", "library"]
+    )
+    c.add_argument("--latency-timestamps", action="store_true", help="CUPTI queued/submitted times")
+    c.add_argument("--no-memcpy", action="store_true")
+    c.add_argument("--no-memset", action="store_true")
+    c.add_argument("--launch-records", choices=["callbacks", "activity"], default="callbacks")
+    c.add_argument("--activity-buffer-bytes", type=int, default=4 << 20)
+    c.add_argument("--max-activity-buffers", type=int, default=64)
+    c.add_argument("--max-launch-bytes", type=int, default=512 << 20)
+    c.add_argument("--max-gpu-records", type=int, default=64 << 20)
+    c.add_argument("--device-buffer-bytes", type=int, default=0)
+    c.add_argument("--hw-trace", action="store_true", help="Blackwell hardware event timestamps")
+    c.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
+    p.set_defaults(run=run)
+
+
+def _options(args) -> dict[str, object]:
+    from skipnative._loader import wheel_cupti_dirs
+
+    if args.activity_buffer_bytes < 4096:
+        raise UserError("--activity-buffer-bytes must be >= 4096")
+    if args.max_activity_buffers < 1:
+        raise UserError("--max-activity-buffers must be >= 1")
+    return {
+        "clock": args.clock,
+        "latency_timestamps": args.latency_timestamps,
+        "memcpy": not args.no_memcpy,
+        "memset": not args.no_memset,
+        "launch_records": args.launch_records,
+        "activity_buffer_bytes": args.activity_buffer_bytes,
+        "max_activity_buffers": args.max_activity_buffers,
+        "max_launch_bytes": args.max_launch_bytes,
+        "max_gpu_records": args.max_gpu_records,
+        "device_buffer_bytes": args.device_buffer_bytes,
+        "hw_trace": args.hw_trace,
+        "wheel_dirs": ":".join(wheel_cupti_dirs()),
+    }
+
+
+def _encode(options: dict[str, object]) -> str:
+    def v(x: object) -> str:
+        return str(int(x)) if isinstance(x, bool) else str(x)
+
+    for k, x in options.items():
+        if ";" in v(x):
+            raise UserError(f"{k}: a ';' cannot be passed to the captured processes")
+    return ";".join(f"{k}={v(x)}" for k, x in options.items())
+
+
+def _command(cmd: list[str]) -> list[str]:
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise UserError("no command given: skip run [options] -- CMD [ARGS...]")
+    exe = cmd[0]
+    if os.sep in exe:
+        if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+            raise UserError(f"{exe}: no such executable file")
+    elif shutil.which(exe) is None:
+        raise UserError(f"{exe}: command not found")
+    return cmd
+
+
+def _injection_library() -> str:
+    from skipnative._loader import native
+
+    mod, why = native()
+    if mod is None:
+        raise UserError(why)
+    lib = Path(mod.__file__).parent / "libskipnative_inject.so"
+    if not lib.is_file():
+        raise UserError(f"{lib}: skipnative's injection library is not installed")
+    return str(lib)
+
+
+def _prepare(out: str, force: bool, mode: str) -> None:
+    os.makedirs(out, exist_ok=True)
+    pid = runfolder.running_pid(out)
+    if pid is not None:
+        raise UserError(f"{out}: skip run (pid {pid}) is already writing into this folder")
+    held = [n for n in os.listdir(out) if n == runfolder.RUN_JSON or n.endswith(".skip")]
+    if held and not force:
+        raise UserError(f"{out}: already holds a run ({held[0]}); pass --force or another --out")
+    for n in held:
+        os.unlink(os.path.join(out, n))
+    control = runfolder.control_dir(out)
+    shutil.rmtree(control, ignore_errors=True)
+    os.makedirs(control)
+    with open(os.path.join(control, "run.pid"), "w") as f:
+        f.write(f"{os.getpid()} {mode}\n")
+
+
+def _window(args) -> tuple[str, str]:
+    if min(args.delay, args.duration, args.trigger_duration) < 0:
+        raise UserError("--delay, --duration and --trigger-duration must be >= 0")
+    if args.on_demand:
+        if args.delay or args.duration:
+            raise UserError("--on-demand windows come from skip trigger; drop --delay/--duration")
+        return "on-demand", "on-demand"
+    if not args.delay and not args.duration:
+        return "whole", "whole"
+    t_open = time.time_ns() + int(args.delay * 1e9)
+    t_close = t_open + int(args.duration * 1e9) if args.duration else 0
+    return "scheduled", f"at {t_open} {t_close}"
+
+
+def _end_captures(out: str, timeout_s: float = 10.0) -> None:
+    seq = runfolder.request(out, "end")
+    deadline = time.monotonic() + timeout_s
+    while runfolder.acknowledged(out, "end", seq)[1] and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _launch(cmd: list[str], env: dict[str, str], args, out: str) -> tuple[int, int | None]:
+    """Runs CMD in its own process group, passing SIGINT/SIGTERM on; returns
+    (exit code, the signal passed on or None)."""
+    forwarded: list[int] = []
+    try:
+        child = subprocess.Popen(cmd, env=env, start_new_session=False, preexec_fn=os.setpgrp)
+    except OSError as e:
+        raise UserError(f"{cmd[0]}: cannot start: {e.strerror or e}") from None
+
+    def forward(sig, _frame) -> None:
+        if not forwarded:  # first end every capture, whatever CMD does with the signal
+            _end_captures(out)
+        forwarded.append(sig)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, sig)
+
+    def trigger(_sig, _frame) -> None:
+        if args.on_demand:
+            runfolder.request(out, "open", args.trigger_duration)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, trigger)
+    try:
+        code = child.wait()
+        runfolder.wait_for_processes(out, args.wait_children)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    return (128 - code if code < 0 else code), (forwarded[0] if forwarded else None)
+
+
+def run(args) -> int:
+    cmd = _command(args.cmd)
+    mode, window = _window(args)
+    options = _options(args)
+    lib = _injection_library()
+    current = os.environ.get("CUDA_INJECTION64_PATH")
+    if current and os.path.realpath(current) != os.path.realpath(lib):
+        raise UserError(f"CUDA_INJECTION64_PATH is already set ({current}): another profiler?")
+    out = os.path.abspath(args.out)
+    _prepare(out, args.force, mode)
+    env = dict(
+        os.environ,
+        CUDA_INJECTION64_PATH=lib,
+        SKIPNATIVE_RUN_DIR=runfolder.control_dir(out),
+        SKIPNATIVE_RUN_OPTIONS=_encode(options),
+        SKIPNATIVE_RUN_WINDOW=window,
+    )
+    t_start = time.time_ns()
+    code, sig = _launch(cmd, env, args, out)
+    info = {
+        "command": cmd,
+        "cwd": os.getcwd(),
+        "mode": mode,
+        "delay_s": args.delay,
+        "duration_s": args.duration,
+        "options": {k: v for k, v in options.items() if k != "wheel_dirs"},
+        "t_start_unix_ns": t_start,
+        "t_end_unix_ns": time.time_ns(),
+        "exit_code": code,
+        "signal": signal.Signals(sig).name if sig else None,
+    }
+    result = runfolder.finish(out, info)
+    return _report(out, result, code)
+
+
+def _report(out: str, run: dict, code: int) -> int:
+    procs = run["processes"]
+    problems = 0
+    for p in procs:
+        who = f"pid {p['pid']}" + (f" (rank {p['rank']})" if p.get("rank") is not None else "")
+        if p.get("file"):
+            print(
+                f"{os.path.join(out, p['file'])}: {who}, {p['launches']} launches, "
+                f"{p['kernels']} kernels, {p['windows']} window(s), {p['status']}"
+            )
+        if p.get("error"):
+            problems += 1
+            print(f"skip: error: {who}: {p['error']}", file=sys.stderr)
+        elif not p.get("file"):
+            print(f"{who}: {p['status']}, nothing recorded")
+    if not procs:
+        problems += 1
+        print(
+            f"skip: error: no process of the command initialised CUDA, so nothing was "
+            f"captured ({_no_gpu_reason()})",
+            file=sys.stderr,
+        )
+    print(
+        f"{os.path.join(out, runfolder.RUN_JSON)}: {len(procs)} process(es), "
+        f"{len(run['files'])} file(s)"
+    )
+    if code != 0:
+        return code
+    return 1 if problems else 0
+
+
+def _no_gpu_reason() -> str:
+    from skipnative._loader import native
+
+    mod, why = native()
+    if mod is None:
+        return why
+    ok, why, count = mod.probe_driver()
+    return f"{count} CUDA device(s) here" if ok else f"here: {why}"

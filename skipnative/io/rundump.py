@@ -1,0 +1,191 @@
+"""Raw dumps of ``skip run``: what each captured process writes per capture window.
+
+The layout is documented in csrc/cupti/run_dump.h (magic ``SKIPDUMP``, a
+version, a JSON header, the native record tables as they were in memory, the
+string table, the trailer ``SKIPDEND``). This module reads a dump into numpy
+tables and turns a process's dumps into one :class:`~skipnative.trace.Trace`,
+each on-demand window a region of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from skipnative import _records
+from skipnative.errors import TraceError
+from skipnative.trace import REGION_DTYPE, StringTable, Trace
+
+MAGIC = b"SKIPDUMP"
+TRAILER = b"SKIPDEND"
+VERSION = 1
+_PREFIX = struct.Struct("<8sII")
+TABLES = {
+    "launches": _records.LAUNCH_DTYPE,
+    "kernels": _records.KERNEL_DTYPE,
+    "copies": _records.COPY_DTYPE,
+    "markers": _records.MARKER_DTYPE,
+}
+
+
+@dataclass
+class Dump:
+    """One capture window of one process."""
+
+    path: str
+    pid: int
+    window: int
+    meta: dict[str, Any]
+    devices: list[str]
+    tables: dict[str, np.ndarray]
+    strings: list[str]
+
+
+def read_dump(path: str) -> Dump:
+    """Reads a dump; a malformed one is a TraceError naming the file and the problem."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise TraceError(path, f"cannot read: {e.strerror or e}") from None
+    try:
+        return _parse(path, data)
+    except (ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError) as e:
+        raise TraceError(path, f"corrupted skip run dump ({e})") from None
+
+
+def _parse(path: str, data: bytes) -> Dump:
+    def bad(what: str) -> TraceError:
+        return TraceError(path, f"corrupted skip run dump: {what}")
+
+    if len(data) < _PREFIX.size + len(TRAILER):
+        raise bad("shorter than its fixed header")
+    magic, version, hlen = _PREFIX.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise TraceError(path, "not a skip run dump (bad magic)")
+    if version != VERSION:
+        raise TraceError(
+            path, f"skip run dump version {version} is not supported (reads {VERSION})"
+        )
+    if data[-len(TRAILER) :] != TRAILER:
+        raise bad("no trailer (the process stopped while writing it)")
+    end = len(data) - len(TRAILER)
+    if _PREFIX.size + hlen > end:
+        raise bad("header beyond the end of the file")
+    header = json.loads(data[_PREFIX.size : _PREFIX.size + hlen])
+    if not isinstance(header, dict):
+        raise bad("header is not an object")
+    at = _PREFIX.size + hlen
+    tables = {}
+    for name, dtype in TABLES.items():
+        t = header["tables"][name]
+        rows, row_bytes = int(t["rows"]), int(t["row_bytes"])
+        if row_bytes != dtype.itemsize:
+            raise bad(f"{name} rows are {row_bytes} bytes, this skipnative reads {dtype.itemsize}")
+        n = rows * row_bytes
+        if rows < 0 or at + n > end:
+            raise bad(f"table {name} beyond the end of the file")
+        tables[name] = np.frombuffer(data, dtype=dtype, count=rows, offset=at).copy()
+        at += n
+    strings = []
+    for _ in range(int(header["strings"])):
+        if at + 4 > end:
+            raise bad("string table beyond the end of the file")
+        (n,) = struct.unpack_from("<I", data, at)
+        if at + 4 + n > end:
+            raise bad("string table beyond the end of the file")
+        strings.append(data[at + 4 : at + 4 + n].decode("utf-8"))
+        at += 4 + n
+    if at != end:
+        raise bad(f"{end - at} bytes after the string table")
+    for name, col in (("kernels", "name_id"), ("markers", "name_id")):
+        ids = tables[name][col]
+        if len(ids) and int(ids.max()) >= len(strings):
+            raise bad(f"table {name} refers to names beyond the string table")
+    return Dump(
+        path=path,
+        pid=int(header["pid"]),
+        window=int(header["window"]),
+        meta=dict(header["meta"]),
+        devices=[str(d) for d in header.get("devices", [])],
+        tables=tables,
+        strings=strings,
+    )
+
+
+class _DumpSession:
+    """What the capture's conversion reads from a session, served from a dump."""
+
+    def __init__(self, dump: Dump):
+        self._dump = dump
+
+    def strings(self) -> list[str]:
+        return list(self._dump.strings)
+
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._dump.meta)
+
+
+class _DumpModule:
+    """The compiled module as the conversion uses it, with the dump's device names."""
+
+    def __init__(self, mod, dump: Dump):
+        self._mod, self._dump = mod, dump
+
+    def api_table(self):
+        return self._mod.api_table()
+
+    def device_names(self) -> list[str]:
+        return list(self._dump.devices)
+
+
+def window_trace(dump: Dump) -> Trace:
+    """One window as a Trace, exactly as an in-process capture would convert it."""
+    from skipnative._capture import _to_trace
+    from skipnative._loader import native
+
+    mod, why = native()
+    if mod is None:
+        raise TraceError(dump.path, why)
+    trace = _to_trace(_DumpModule(mod, dump), _DumpSession(dump), dump.tables)
+    trace.launches["pid"] = dump.pid
+    trace.meta["pid"] = dump.pid
+    return trace
+
+
+def process_trace(dumps: list[Dump], *, regions: bool) -> Trace:
+    """A process's windows, in order, as one Trace; with `regions`, each window
+    is a region named ``window <n>`` (markers inside it stay regions too)."""
+    dumps = sorted(dumps, key=lambda d: d.window)
+    parts = [window_trace(d) for d in dumps]
+    strings = StringTable([])
+    tables: dict[str, list[np.ndarray]] = {"launches": [], "gpu": [], "ops": [], "regions": []}
+    for d, t in zip(dumps, parts):
+        remap = np.array([strings.intern(s) for s in t.strings], dtype=np.int32)
+        for name in tables:
+            table = getattr(t, name).copy()
+            if len(table):
+                table["name_id"] = remap[table["name_id"]]
+            tables[name].append(table)
+        if regions:
+            r = np.zeros(1, dtype=REGION_DTYPE)
+            r["t_begin"], r["t_end"] = t.meta["t_start_ns"], t.meta["t_stop_ns"]
+            r["name_id"] = strings.intern(f"window {d.window}")
+            tables["regions"].append(r)
+    merged = {k: np.concatenate(v) if v else getattr(parts[0], k)[:0] for k, v in tables.items()}
+    merged["regions"] = merged["regions"][np.argsort(merged["regions"]["t_begin"], kind="stable")]
+    meta = dict(parts[0].meta)
+    meta["t_stop_ns"] = parts[-1].meta["t_stop_ns"]
+    meta["windows"] = [
+        {"window": d.window, "t_start_ns": t.meta["t_start_ns"], "t_stop_ns": t.meta["t_stop_ns"]}
+        for d, t in zip(dumps, parts)
+    ]
+    devices = {dev["id"]: dev for t in parts for dev in t.meta.get("devices", [])}
+    meta["devices"] = [devices[k] for k in sorted(devices)]
+    return Trace(strings=strings.strings, meta=meta, **merged)

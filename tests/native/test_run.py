@@ -1,0 +1,426 @@
+"""`skip run` end to end on the CUDA/CUPTI doubles: the driver double loads the
+injection library at cuInit (CUDA_INJECTION64_PATH), as the real driver does, and
+`python -m skipnative.testing.launcher` is the unmodified program."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import skipnative
+from skipnative.errors import TraceError
+from skipnative.io import runfolder
+from skipnative.io.rundump import read_dump
+
+LAUNCHER = [sys.executable, "-m", "skipnative.testing.launcher"]
+SKIP = [sys.executable, "-m", "skipnative"]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    for k in ("CUDA_INJECTION64_PATH", "SKIPNATIVE_RUN_DIR", "SKIPNATIVE_CUPTI_LIBRARY"):
+        env.pop(k, None)
+    return env
+
+
+def skip_run(out: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    cmd = [*SKIP, "run", "--out", str(out), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=timeout)
+
+
+def start_run(out: Path, *args: str) -> subprocess.Popen:
+    cmd = [*SKIP, "run", "--out", str(out), *args]
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
+    )
+
+
+def wait_file(path: Path, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.01)
+    return path.read_text()
+
+
+def trigger(out: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [*SKIP, "trigger", *args, str(out)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=60)
+
+
+def joined(trace) -> int:
+    """Kernels whose correlation id is a launch's of the same process."""
+    k = trace.kernels
+    return int(np.isin(k["correlation"], trace.launches["correlation"]).sum())
+
+
+def test_one_process_every_launch_joins_its_kernel(tmp_path):
+    r = skip_run(tmp_path, "--", *LAUNCHER, "100")
+    assert r.returncode == 0, r.stderr
+    run = runfolder.read_run(tmp_path)
+    assert [p["status"] for p in run["processes"]] == ["complete"]
+    p = run["processes"][0]
+    assert run["files"] == [p["file"]] and p["file"] == f"pid{p['pid']}.skip"
+    assert p["argv"][-2:] == ["skipnative.testing.launcher", "100"]
+    trace = skipnative.load(tmp_path / p["file"])
+    assert len(trace.launches) == 100 and len(trace.kernels) == 100
+    assert joined(trace) == 100
+    assert set(trace.launches["pid"]) == {p["pid"]} and trace.meta["pid"] == p["pid"]
+    assert not (tmp_path / runfolder.CONTROL).exists()
+
+    a = subprocess.run(
+        [*SKIP, "analyze", "--json", str(tmp_path / p["file"])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert a.returncode == 0, a.stderr
+    m = json.loads(a.stdout)["regions"][0]["metrics"]
+    assert m["n_counted_kernels"] == 100 and m["n_negative_lq"] == 0
+
+
+def test_threads_launch_from_their_own_threads(tmp_path):
+    r = skip_run(tmp_path, "--", *LAUNCHER, "90", "--threads", "3")
+    assert r.returncode == 0, r.stderr
+    trace = skipnative.load(tmp_path / runfolder.read_run(tmp_path)["files"][0])
+    assert joined(trace) == 90
+    assert len(set(trace.launches["tid"])) == 3
+    assert len(set(trace.kernels["stream"])) == 3
+
+
+def test_workers_each_write_a_file_named_by_rank(tmp_path):
+    r = skip_run(tmp_path, "--", *LAUNCHER, "100", "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    run = runfolder.read_run(tmp_path)
+    # the launcher's parent initialises no CUDA: only the two workers are captured
+    assert run["files"] == ["rank0.skip", "rank1.skip"]
+    assert [p["rank"] for p in run["processes"]] == ["0", "1"]
+    assert [p["world_size"] for p in run["processes"]] == ["2", "2"]
+    pids = set()
+    for p in run["processes"]:
+        trace = skipnative.load(tmp_path / p["file"])
+        assert joined(trace) == 100 == len(trace.launches)
+        pids |= set(trace.launches["pid"].tolist())
+        assert p["devices"] and p["launches"] == 100 and p["kernels"] == 100
+    assert pids == {p["pid"] for p in run["processes"]}
+
+
+def _gated(tmp_path: Path, *args: str) -> tuple[Path, Path]:
+    gate, out = tmp_path / "gate", tmp_path / "run"
+    gate.mkdir()
+    return gate, out
+
+
+def test_on_demand_records_exactly_the_window(tmp_path):
+    gate, out = _gated(tmp_path)
+    proc = start_run(
+        out, "--on-demand", "--", *LAUNCHER, "10", "--batches", "3", "--gate", str(gate)
+    )
+    wait_file(gate / "done0-0")
+    t = trigger(out, "--duration", "0")
+    assert t.returncode == 0 and "opened in 1 process" in t.stdout, t.stderr
+    (gate / "go1").touch()
+    wait_file(gate / "done1-0")
+    t = trigger(out, "--stop")
+    assert t.returncode == 0, t.stderr
+    (gate / "go2").touch()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    run = runfolder.read_run(out)
+    assert run["mode"] == "on-demand" and [x["op"] for x in run["triggers"]] == ["open", "stop"]
+    trace = skipnative.load(out / run["files"][0])
+    assert set(trace.name(trace.kernels["name_id"])) == {"kernel_b1"}
+    assert joined(trace) == 10 == len(trace.launches)
+    assert trace.name(trace.regions["name_id"]) == ["window 1"]
+    (r,) = trace.regions
+    assert (trace.launches["t_begin"] >= r["t_begin"]).all()
+    assert (trace.launches["t_end"] <= r["t_end"]).all()
+
+
+def test_on_demand_without_a_trigger_records_nothing(tmp_path):
+    r = skip_run(tmp_path, "--on-demand", "--", *LAUNCHER, "10")
+    assert r.returncode == 0, r.stderr
+    run = runfolder.read_run(tmp_path)
+    assert run["files"] == [] and [p["status"] for p in run["processes"]] == ["no window"]
+
+
+def test_duration_bounds_the_window(tmp_path):
+    gate, out = _gated(tmp_path)
+    t0 = time.monotonic()
+    proc = start_run(
+        out, "--duration", "2", "--", *LAUNCHER, "10", "--batches", "2", "--gate", str(gate)
+    )
+    wait_file(gate / "done0-0")
+    in_window = time.monotonic() - t0 < 1.5
+    time.sleep(max(0.0, 3.0 - (time.monotonic() - t0)))
+    (gate / "go1").touch()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    run = runfolder.read_run(out)
+    assert run["mode"] == "scheduled" and run["duration_s"] == 2.0
+    trace = skipnative.load(out / run["files"][0])
+    names = set(trace.name(trace.kernels["name_id"]))
+    assert "kernel_b1" not in names  # launched after the window closed
+    if in_window:
+        assert names == {"kernel_b0"} and joined(trace) == 10
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_skip_run_still_completes_every_file(tmp_path, sig):
+    gate, out = _gated(tmp_path)
+    proc = start_run(
+        out, "--", *LAUNCHER, "20", "--workers", "2", "--gate", str(gate), "--hold", "60"
+    )
+    wait_file(gate / "done0-0")
+    wait_file(gate / "done0-1")
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - t0 < 30  # the workers were stopped, not waited out
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 128 + signal.SIGTERM, err
+    else:  # Python's KeyboardInterrupt in the launcher
+        assert proc.returncode != 0, err
+    run = runfolder.read_run(out)
+    assert run["signal"] == sig.name
+    assert [p["status"] for p in run["processes"]] == ["complete", "complete"]
+    for f in run["files"]:
+        assert joined(skipnative.load(out / f)) == 20
+
+
+def test_sigterm_straight_to_a_worker_still_completes_its_file(tmp_path):
+    # not through skip run (as torchrun's agent stops its workers): the
+    # injection's own SIGTERM handler writes the file, then the worker dies of it
+    gate, out = _gated(tmp_path)
+    proc = start_run(
+        out, "--", *LAUNCHER, "20", "--workers", "2", "--gate", str(gate), "--batches", "2"
+    )
+    wait_file(gate / "done0-0")
+    victim = int(wait_file(gate / "done0-1"))  # now waiting for go1
+    os.kill(victim, signal.SIGTERM)
+    while runfolder.alive(victim):
+        time.sleep(0.01)
+    (gate / "go1").touch()
+    _, err = proc.communicate(timeout=60)
+    assert f"worker 1 exited with -{int(signal.SIGTERM)}" in err
+    by_rank = {p["rank"]: p for p in runfolder.read_run(out)["processes"]}
+    assert by_rank["1"]["pid"] == victim and by_rank["1"]["status"] == "complete"
+    assert joined(skipnative.load(out / by_rank["1"]["file"])) == 20
+
+
+def test_sigkill_of_one_worker_loses_only_its_file(tmp_path):
+    gate, out = _gated(tmp_path)
+    proc = start_run(
+        out, "--", *LAUNCHER, "20", "--workers", "2", "--gate", str(gate), "--batches", "2"
+    )
+    wait_file(gate / "done0-0")
+    victim = int(wait_file(gate / "done0-1"))
+    os.kill(victim, signal.SIGKILL)
+    (gate / "go1").touch()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0  # the launcher reports its killed worker
+    run = runfolder.read_run(out)
+    by_rank = {p["rank"]: p for p in run["processes"]}
+    assert by_rank["0"]["status"] == "complete" and by_rank["0"]["launches"] == 40
+    assert by_rank["1"]["status"] == "lost" and by_rank["1"]["file"] is None
+    assert by_rank["1"]["pid"] == victim and "SIGKILL" in by_rank["1"]["error"]
+    assert run["files"] == ["rank0.skip"]
+    assert f"pid {victim}" in err
+
+
+def one_line_error(r: subprocess.CompletedProcess) -> str:
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode != 0 and lines and "Traceback" not in r.stderr, r.stderr
+    return lines[-1]
+
+
+def test_command_not_found_is_one_line(tmp_path):
+    line = one_line_error(skip_run(tmp_path, "--", "skipnative-no-such-command"))
+    assert "skipnative-no-such-command: command not found" in line
+
+
+def test_no_cuda_process_is_an_error(tmp_path):
+    line = one_line_error(skip_run(tmp_path, "--", sys.executable, "-c", "pass"))
+    assert "no process of the command initialised CUDA" in line
+
+
+def test_another_subscriber_is_named(tmp_path):
+    r = skip_run(tmp_path, "--", *LAUNCHER, "5", "--hold-subscriber")
+    assert "already has a subscriber" in one_line_error(r)
+    assert runfolder.read_run(tmp_path)["processes"][0]["status"] == "error"
+
+
+def test_trigger_without_a_run_is_one_line(tmp_path):
+    r = trigger(tmp_path)
+    assert "no skip run is running there" in one_line_error(r)
+
+
+def test_a_folder_with_a_run_is_kept_unless_forced(tmp_path):
+    assert skip_run(tmp_path, "--", *LAUNCHER, "1").returncode == 0
+    assert "already holds a run" in one_line_error(skip_run(tmp_path, "--", *LAUNCHER, "1"))
+    assert skip_run(tmp_path, "--force", "--", *LAUNCHER, "1").returncode == 0
+
+
+def _raw_dump(tmp_path: Path) -> Path:
+    """A dump written by the injection library itself, without skip run."""
+    from skipnative.cli.run import _injection_library
+
+    env = _env()
+    env.update(
+        CUDA_INJECTION64_PATH=_injection_library(),
+        SKIPNATIVE_RUN_DIR=str(tmp_path),
+        SKIPNATIVE_RUN_WINDOW="whole",
+    )
+    subprocess.run([*LAUNCHER, "7"], check=True, env=env, timeout=60)
+    (dump,) = tmp_path.glob("*.1.dump")
+    return dump
+
+
+def test_raw_dump_reads_back_and_rejects_damage(tmp_path):
+    dump = _raw_dump(tmp_path)
+    d = read_dump(dump)
+    assert d.window == 1 and str(d.pid) == dump.name.split(".")[0]
+    assert len(d.tables["launches"]) == 7 and len(d.tables["kernels"]) == 7
+    assert "kernel_b0" in d.strings
+    data = dump.read_bytes()
+    for name, blob, problem in [
+        ("cut", data[:-20], "no trailer"),
+        ("magic", b"XXXXXXXX" + data[8:], "bad magic"),
+        ("short", data[:10], "shorter than"),
+        ("tail", data[:-8] + b"\0\0\0\0SKIPDEND", "after the string table"),
+    ]:
+        bad = tmp_path / f"{name}.dump"
+        bad.write_bytes(blob)
+        with pytest.raises(TraceError, match=problem) as e:
+            read_dump(bad)
+        assert str(bad) in str(e.value)
+
+
+def test_run_json_is_checked(tmp_path):
+    (tmp_path / "run.json").write_text('{"format": "something else"}')
+    with pytest.raises(TraceError, match="not a skip run"):
+        runfolder.read_run(tmp_path)
+
+
+def test_sigusr1_to_skip_run_opens_a_window(tmp_path):
+    gate, out = _gated(tmp_path)
+    proc = start_run(
+        out,
+        "--on-demand",
+        "--trigger-duration",
+        "0",
+        "--",
+        *LAUNCHER,
+        "10",
+        "--batches",
+        "3",
+        "--gate",
+        str(gate),
+    )
+    wait_file(gate / "done0-0")
+    proc.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 30
+    while not runfolder.acknowledged(out, "open", 1)[0]:
+        assert time.monotonic() < deadline, "the window did not open"
+        time.sleep(0.01)
+    (gate / "go1").touch()
+    wait_file(gate / "done1-0")
+    assert trigger(out, "--stop").returncode == 0
+    (gate / "go2").touch()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    trace = skipnative.load(out / runfolder.read_run(out)["files"][0])
+    assert set(trace.name(trace.kernels["name_id"])) == {"kernel_b1"} and joined(trace) == 10
+
+
+_FORK = """
+import os, signal, sys, time
+from skipnative.testing.launcher import _Cuda
+_Cuda(3000, False)  # cuInit: the injection library is loaded and its handlers installed
+pid = os.fork()
+if pid == 0:
+    time.sleep(30)
+    os._exit(0)
+os.kill(pid, signal.SIGTERM)
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        sys.exit(0 if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM else 3)
+    time.sleep(0.01)
+os.kill(pid, signal.SIGKILL)
+sys.exit(4)
+"""
+
+
+def test_a_forked_child_still_dies_of_sigterm(tmp_path):
+    # the injection's SIGTERM handler belongs to the process it was installed in
+    r = skip_run(tmp_path, "--", sys.executable, "-c", _FORK)
+    assert r.returncode == 0, r.stderr
+    assert [p["status"] for p in runfolder.read_run(tmp_path)["processes"]] == ["complete"]
+
+
+def test_a_triggered_window_closes_after_its_duration(tmp_path):
+    gate, out = _gated(tmp_path)
+    proc = start_run(
+        out, "--on-demand", "--", *LAUNCHER, "10", "--batches", "3", "--gate", str(gate)
+    )
+    wait_file(gate / "done0-0")
+    waiter = subprocess.Popen(
+        [*SKIP, "trigger", "--duration", "1.5", "--wait", str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    deadline = time.monotonic() + 30
+    while not runfolder.acknowledged(out, "open", 1)[0]:
+        assert time.monotonic() < deadline, "the window did not open"
+        time.sleep(0.01)
+    t_open = time.monotonic()
+    (gate / "go1").touch()
+    wait_file(gate / "done1-0")
+    in_window = time.monotonic() - t_open < 1.0
+    stdout, _ = waiter.communicate(timeout=60)
+    assert waiter.returncode == 0 and "opened and closed in 1 process" in stdout
+    (gate / "go2").touch()  # after the window closed
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    trace = skipnative.load(out / runfolder.read_run(out)["files"][0])
+    names = set(trace.name(trace.kernels["name_id"]))
+    assert "kernel_b0" not in names and "kernel_b2" not in names
+    if in_window:
+        assert names == {"kernel_b1"} and joined(trace) == 10
+
+
+def test_a_process_that_starts_later_joins_the_open_window(tmp_path):
+    gate, out = _gated(tmp_path)
+    launcher = " ".join(LAUNCHER)
+    script = (
+        f"RANK=0 {launcher} 10 --batches 3 --gate {gate} & "
+        f"while [ ! -e {gate}/late ]; do sleep 0.01; done; "
+        f"RANK=1 {launcher} 10 --rank 1 --gate {gate}; wait"
+    )
+    proc = start_run(out, "--on-demand", "--", "sh", "-c", script)
+    wait_file(gate / "done0-0")
+    assert trigger(out, "--duration", "0").returncode == 0
+    (gate / "late").touch()
+    wait_file(gate / "done0-1")  # its first launches, inside the open window
+    (gate / "go1").touch()
+    wait_file(gate / "done1-0")
+    assert trigger(out, "--stop").returncode == 0
+    (gate / "go2").touch()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    run = runfolder.read_run(out)
+    assert run["files"] == ["rank0.skip", "rank1.skip"]
+    for f, batch in (("rank0.skip", "kernel_b1"), ("rank1.skip", "kernel_b0")):
+        trace = skipnative.load(out / f)
+        assert set(trace.name(trace.kernels["name_id"])) == {batch} and joined(trace) == 10
