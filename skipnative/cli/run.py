@@ -80,7 +80,7 @@ def add_parser(sub) -> None:
 
 
 def _options(args) -> dict[str, object]:
-    from skipnative._loader import wheel_cupti_dirs
+    from skipnative.capturing.loader import wheel_cupti_dirs
 
     if args.activity_buffer_bytes < 4096:
         raise UserError("--activity-buffer-bytes must be >= 4096")
@@ -127,7 +127,7 @@ def _command(cmd: list[str]) -> list[str]:
 
 
 def _injection_library() -> str:
-    from skipnative._loader import native
+    from skipnative.capturing.loader import native
 
     mod, why = native()
     if mod is None:
@@ -274,7 +274,7 @@ def _report(out: str, run: dict, code: int) -> int:
 
 
 def _no_gpu_reason() -> str:
-    from skipnative._loader import native
+    from skipnative.capturing.loader import native
 
     mod, why = native()
     if mod is None:

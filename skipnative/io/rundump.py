@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from skipnative import _records
+from skipnative.capturing import records as _records
 from skipnative.errors import TraceError
 from skipnative.trace import REGION_DTYPE, StringTable, Trace
 
@@ -147,8 +147,8 @@ class _DumpModule:
 
 def window_trace(dump: Dump) -> Trace:
     """One window as a Trace, exactly as an in-process capture would convert it."""
-    from skipnative._capture import _to_trace
-    from skipnative._loader import native
+    from skipnative.capturing.session import _to_trace
+    from skipnative.capturing.loader import native
 
     mod, why = native()
     if mod is None:
