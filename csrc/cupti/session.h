@@ -55,7 +55,9 @@ class SessionError : public std::runtime_error {
 struct SessionStats {
   uint64_t launches_dropped = 0;  // launch records over max_launch_bytes
   uint64_t cupti_dropped = 0;     // CUPTI's count (no buffer space)
-  uint64_t buffers_refused = 0;   // buffer requests refused at max_activity_buffers
+  uint64_t buffers_refused = 0;   // buffer requests refused (CUPTI >= 12.9 only; see below)
+  uint64_t buffers_spilled = 0;   // spill buffers handed out where refusing is unsafe
+  uint64_t records_spilled = 0;   // records CUPTI wrote into spill buffers: counted, not kept
   uint64_t gpu_rows_dropped = 0;  // decoded rows over max_gpu_records
   uint64_t records_ignored = 0;   // activity kinds not decoded
   uint64_t launches_outside = 0;  // calls that began before the session started
@@ -71,12 +73,14 @@ class Session {
   ~Session();
 
   void start();
+  // Only in the process that started the session: a forked child gets an error
+  // (and its destructor leaves the parent's CUPTI state alone).
   void stop();
   bool active() const { return state_ == State::kActive; }
   bool finished() const { return state_ == State::kStopped; }
   void mark(const std::string& name);
 
-  // Results, valid after stop().
+  // Results, valid after stop() (the buffer callbacks append to them until then).
   const std::vector<LaunchRow>& launches() const { return launches_; }
   const std::vector<KernelRow>& kernels() const { return kernels_; }
   const std::vector<CopyRow>& copies() const { return copies_; }
@@ -96,6 +100,11 @@ class Session {
   static void on_api(void* userdata, CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
                      const void* cbdata);
 
+  // Whether a CUPTI of this API version may be refused a buffer (a null buffer
+  // from the request callback). See acquire_buffer() in session.cpp.
+  static bool buffer_refusal_safe(uint32_t version) { return version >= kSafeRefusalVersion; }
+  static constexpr uint32_t kSafeRefusalVersion = 27;  // CUDA 12.9
+
  private:
   enum class State { kNew, kActive, kStopped };
 
@@ -104,8 +113,14 @@ class Session {
                                   size_t valid);
   uint8_t* acquire_buffer();
   void release_buffer(uint8_t* b);
+  uint8_t* spill_buffer();
+  bool take_spilled(uint8_t* b);
   void check(CUptiResult r, const char* what);
+  void enable_callbacks();
+  void set_attributes();
+  void enable_activity();
   void teardown_cupti(bool flush);
+  void close_delivery();
   bool should_finalize() const;
   void collect_launches();
   void append_api_rows();
@@ -116,6 +131,7 @@ class Session {
   RecordLayout layout_ = RecordLayout::kCuda13;
   uint32_t version_ = 0;
   bool finalized_ = false;
+  int owner_pid_ = 0;                  // the process that started the session
   bool host_pinned_set_ = false;       // MEM_ALLOCATION_TYPE_HOST_PINNED set by this session
   std::atomic<bool> stopping_{false};  // buffers completed now are not reused
   CUpti_SubscriberHandle subscriber_ = nullptr;
@@ -129,6 +145,7 @@ class Session {
 
   std::mutex buffers_mu_;
   std::vector<uint8_t*> free_buffers_;
+  std::vector<uint8_t*> spilled_;  // spill buffers CUPTI holds now
   size_t buffers_outstanding_ = 0;
 
   std::mutex decode_mu_;
@@ -149,9 +166,16 @@ class Session {
 // The session the callbacks write to, if any.
 Session* active_session();
 
+// Test seam: f(where) is called where a callback has read shared state and not
+// yet used it: "attach" (a thread joins the launch buffers; once per thread per
+// session) and "deliver" (a completed activity buffer, before decoding). Never
+// on the per-record path. nullptr: none (the default).
+using PausePoint = void (*)(const char* where);
+void set_pause_point(PausePoint f);
+
 // The record path measured without a GPU: n enter/exit callback pairs through
 // Session::on_api into a fresh LaunchBuffers. Returns ns per record. Refuses
-// while a session is active.
+// while a session is active. (cupti/record_bench.cpp)
 double bench_record_path(size_t n, const std::string& clock);
 
 // ns per clock read of the given kind (bare read_ticks).
