@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from skipnative import _records
 from skipnative._loader import native, wheel_cupti_dirs
 from skipnative.trace import (
     GPU_DTYPE,
@@ -28,12 +27,16 @@ class CaptureError(RuntimeError):
 
 # Captures still running at interpreter exit are stopped (flushed) then, so a
 # script that forgets stop() leaves CUPTI detached and loses nothing it recorded.
+# Only in the process that started them: a forked child that exits must leave
+# the CUPTI state it inherited from its parent alone.
 _running: weakref.WeakSet = weakref.WeakSet()
 
 
 @atexit.register
 def _stop_running_captures() -> None:
     for cap in list(_running):
+        if cap._pid != os.getpid():
+            continue
         try:
             if cap.active:
                 cap._session.stop()
@@ -188,14 +191,16 @@ class Capture:
         return dict(self._session.metadata())
 
     def raw(self) -> dict[str, np.ndarray]:
-        """The native tables as numpy structured arrays (session clock ns)."""
+        """The native tables as numpy structured arrays (session clock ns).
+
+        Views of the session's own tables, so only after stop(): while the
+        capture runs, CaptureError.
+        """
         s = self._session
-        return {
-            "launches": s.launches_bytes().view(_records.LAUNCH_DTYPE),
-            "kernels": s.kernels_bytes().view(_records.KERNEL_DTYPE),
-            "copies": s.copies_bytes().view(_records.COPY_DTYPE),
-            "markers": s.markers_bytes().view(_records.MARKER_DTYPE),
-        }
+        try:
+            return {t: getattr(s, t)() for t in ("launches", "kernels", "copies", "markers")}
+        except self._mod.CaptureError as e:
+            raise CaptureError(str(e)) from None
 
     @property
     def trace(self) -> Trace:

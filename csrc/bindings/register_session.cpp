@@ -12,13 +12,21 @@ using namespace skipnative;
 
 namespace {
 
-// A view of a result vector as a flat uint8 array; `owner` keeps it alive.
+// A result table as a numpy structured array (the dtype registered for its row
+// struct in register_record_dtypes), viewing the session's vector: `owner`
+// keeps it alive. Refused while the session captures: the buffer callbacks
+// grow (and reallocate) the vectors until stop().
 template <class T>
-py::array_t<uint8_t> bytes_view(const std::vector<T>& v, py::handle owner) {
-  const uint8_t* p = reinterpret_cast<const uint8_t*>(v.data());
-  static const uint8_t empty = 0;
-  return py::array_t<uint8_t>({py::ssize_t(v.size() * sizeof(T))}, {py::ssize_t(1)},
-                              v.empty() ? &empty : p, owner);
+py::array_t<T> table_view(const std::vector<T>& (Session::*table)() const, py::object owner) {
+  const Session& s = owner.cast<const Session&>();
+  if (s.active())
+    throw SessionError(
+        "the capture is running: its tables exist after stop() (the buffer callbacks still "
+        "append to them)");
+  const std::vector<T>& v = (s.*table)();
+  static const T empty{};
+  return py::array_t<T>({py::ssize_t(v.size())}, {py::ssize_t(sizeof(T))},
+                        v.empty() ? &empty : v.data(), owner);
 }
 
 SessionOptions options_from(const py::dict& d) {
@@ -142,23 +150,41 @@ void register_session(py::module_& m) {
       .def("mark", &Session::mark)
       .def_property_readonly("active", &Session::active)
       .def_property_readonly("finished", &Session::finished)
-      .def("launches_bytes",
-           [](py::object self) { return bytes_view(self.cast<Session&>().launches(), self); })
-      .def("kernels_bytes",
-           [](py::object self) { return bytes_view(self.cast<Session&>().kernels(), self); })
-      .def("copies_bytes",
-           [](py::object self) { return bytes_view(self.cast<Session&>().copies(), self); })
-      .def("markers_bytes",
-           [](py::object self) { return bytes_view(self.cast<Session&>().markers(), self); })
+      .def("launches", [](py::object self) { return table_view(&Session::launches, self); })
+      .def("kernels", [](py::object self) { return table_view(&Session::kernels, self); })
+      .def("copies", [](py::object self) { return table_view(&Session::copies, self); })
+      .def("markers", [](py::object self) { return table_view(&Session::markers, self); })
       .def("strings", &Session::strings)
       .def("metadata", &metadata);
 
+  // The one definition of the record tables' dtypes: the row structs of
+  // core/records.h, field for field (offsets from the compiler).
+  PYBIND11_NUMPY_DTYPE_EX(LaunchRow, t_begin, "t_begin", t_end, "t_end", correlation_id,
+                          "correlation", tid, "tid", cbid, "cbid", domain, "domain", kind, "kind",
+                          pad, "_pad");
+  PYBIND11_NUMPY_DTYPE_EX(KernelRow, t_start, "t_start", t_end, "t_end", t_queued, "t_queued",
+                          t_submitted, "t_submitted", graph_node_id, "graph_node_id",
+                          correlation_id, "correlation", name_id, "name_id", device, "device",
+                          stream, "stream", graph_id, "graph_id", grid, "grid", block, "block", pad,
+                          "_pad");
+  PYBIND11_NUMPY_DTYPE_EX(CopyRow, t_start, "t_start", t_end, "t_end", bytes, "bytes",
+                          correlation_id, "correlation", device, "device", stream, "stream", is_set,
+                          "is_set", copy_kind, "copy_kind", pad, "_pad");
+  PYBIND11_NUMPY_DTYPE_EX(MarkerRow, t, "t", name_id, "name_id", tid, "tid");
+  m.def("record_dtypes", [] {
+    py::dict d;
+    d["launches"] = py::dtype::of<LaunchRow>();
+    d["kernels"] = py::dtype::of<KernelRow>();
+    d["copies"] = py::dtype::of<CopyRow>();
+    d["markers"] = py::dtype::of<MarkerRow>();
+    return d;
+  });
   m.def("record_sizes", [] {
     py::dict d;
-    d["launch"] = sizeof(LaunchRow);
-    d["kernel"] = sizeof(KernelRow);
-    d["copy"] = sizeof(CopyRow);
-    d["marker"] = sizeof(MarkerRow);
+    d["launches"] = sizeof(LaunchRow);
+    d["kernels"] = sizeof(KernelRow);
+    d["copies"] = sizeof(CopyRow);
+    d["markers"] = sizeof(MarkerRow);
     return d;
   });
 
