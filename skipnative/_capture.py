@@ -60,11 +60,15 @@ class Capture:
       else CLOCK_MONOTONIC_RAW), or one of those by name;
     - ``latency_timestamps``: CUPTI's queued/submitted kernel timestamps;
     - ``activity_buffer_bytes`` / ``max_activity_buffers``: the activity-buffer
-      pool (records beyond it are dropped and counted);
+      pool. Past it, records are counted, not kept: CUPTI 12.9 and newer is
+      refused a buffer and counts what it drops (``metadata["dropped"]["cupti"]``);
+      older CUPTI, which may crash when refused, gets a spill buffer whose
+      records are counted (``metadata["dropped"]["spilled"]``);
     - ``max_launch_bytes``: memory cap of the launch-record buffers;
     - ``max_gpu_records``: cap on decoded kernel/copy rows;
-    - ``kernel_activity`` / ``launch_callbacks`` / ``api_domains``: what to
-      record (for measuring the cost of each part);
+    - ``kernel_activity`` / ``memcpy`` / ``memset`` / ``launch_callbacks`` /
+      ``api_domains``: what to record (for measuring the cost of each part);
+    - ``launch_chunk_records``: launch records per buffer chunk;
     - ``launch_records``: where launch-call times come from: "callbacks"
       (skipnative's enter/exit callbacks, the default) or "activity" (CUPTI's
       API activity records for the same launch APIs, by cbid; CUPTI takes the
@@ -81,7 +85,10 @@ class Capture:
       pinned host memory (CUPTI's default: device memory);
     - ``finalize``: detach CUPTI at stop (cuptiFinalize). Default (None): on
       CUPTI 12.6 and newer, where re-attaching is safe. Left attached, CUPTI
-      slows every later launch.
+      slows every later launch;
+    - ``synchronize`` (Python only): wait for queued torch GPU work before stop.
+
+    Every option but ``synchronize`` is reported by name in ``metadata``.
     """
 
     def __init__(
@@ -110,31 +117,14 @@ class Capture:
         mod, why = native()
         if mod is None:
             raise CaptureError(why)
+        # Passed by name: the native list of options (cupti/session.h) is the
+        # one definition; tests check this signature against it.
+        given = locals()
+        options = {name: given[name] for name in mod.capture_options()}
+        options["api_domains"] = list(api_domains)
         self._mod = mod
         self._synchronize = synchronize
-        self._session = mod.Session(
-            {
-                "clock": clock,
-                "latency_timestamps": latency_timestamps,
-                "memcpy": memcpy,
-                "memset": memset,
-                "kernel_activity": kernel_activity,
-                "launch_callbacks": launch_callbacks,
-                "launch_records": launch_records,
-                "api_domains": list(api_domains),
-                "finalize": finalize,
-                "device_buffer_bytes": device_buffer_bytes,
-                "hw_trace": hw_trace,
-                "serial_kernels": serial_kernels,
-                "device_buffer_host_pinned": device_buffer_host_pinned,
-                "activity_buffer_bytes": activity_buffer_bytes,
-                "max_activity_buffers": max_activity_buffers,
-                "max_launch_bytes": max_launch_bytes,
-                "launch_chunk_records": launch_chunk_records,
-                "max_gpu_records": max_gpu_records,
-                "wheel_dirs": wheel_cupti_dirs(),
-            }
-        )
+        self._session = mod.Session({**options, "wheel_dirs": wheel_cupti_dirs()})
         self._trace: Trace | None = None
         self._pid = os.getpid()
 

@@ -2,6 +2,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "core/records.h"
 #include "cupti/api_table.h"
 #include "cupti/loader.h"
@@ -29,63 +33,75 @@ py::array_t<T> table_view(const std::vector<T>& (Session::*table)() const, py::o
                         v.empty() ? &empty : v.data(), owner);
 }
 
+// Python value <-> option value, one pair per option type of
+// SKIPNATIVE_CAPTURE_OPTIONS (cupti/session.h).
+template <class T>
+void from_py(py::handle v, T& out, const char*) {
+  out = v.cast<T>();
+}
+void from_py(py::handle v, std::optional<bool>& out, const char*) {
+  out = v.is_none() ? std::nullopt : std::optional<bool>(v.cast<bool>());
+}
+void from_py(py::handle v, LaunchRecords& out, const char* name) {
+  auto src = v.cast<std::string>();
+  if (src != "callbacks" && src != "activity")
+    throw py::value_error(std::string(name) + ": expected 'callbacks' or 'activity', not '" + src +
+                          "'");
+  out = src == "activity" ? LaunchRecords::kActivity : LaunchRecords::kCallbacks;
+}
+void from_py(py::handle v, ApiDomains& out, const char* name) {
+  out.bits = 0;
+  for (const auto& dname : v.cast<std::vector<std::string>>()) {
+    if (dname == "runtime")
+      out.bits |= 1;
+    else if (dname == "driver")
+      out.bits |= 2;
+    else
+      throw py::value_error(std::string(name) + ": expected 'runtime' and/or 'driver'");
+  }
+}
+
+template <class T>
+py::object to_py(const T& v) {
+  return py::cast(v);
+}
+py::object to_py(const std::optional<bool>& v) { return v ? py::cast(*v) : py::none(); }
+py::object to_py(LaunchRecords v) {
+  return py::str(v == LaunchRecords::kActivity ? "activity" : "callbacks");
+}
+py::object to_py(ApiDomains v) {
+  py::list out;
+  if (v.has(0)) out.append("runtime");
+  if (v.has(1)) out.append("driver");
+  return out;
+}
+
+// Every option by name, with its value in `o` (Python's view of the options).
+py::dict options_dict(const SessionOptions& o) {
+  py::dict d;
+#define SKIPNATIVE_OPTION_TO_PY(type, name, default_value) d[#name] = to_py(o.name);
+  SKIPNATIVE_CAPTURE_OPTIONS(SKIPNATIVE_OPTION_TO_PY)
+#undef SKIPNATIVE_OPTION_TO_PY
+  return d;
+}
+
 SessionOptions options_from(const py::dict& d) {
   SessionOptions o;
   for (auto item : d) {
     std::string k = py::str(item.first);
     py::handle v = item.second;
-    if (k == "clock")
-      o.clock = v.cast<std::string>();
-    else if (k == "latency_timestamps")
-      o.latency_timestamps = v.cast<bool>();
-    else if (k == "memcpy")
-      o.memcpy = v.cast<bool>();
-    else if (k == "memset")
-      o.memset = v.cast<bool>();
-    else if (k == "device_buffer_bytes")
-      o.device_buffer_bytes = v.cast<size_t>();
-    else if (k == "hw_trace")
-      o.hw_trace = v.cast<bool>();
-    else if (k == "launch_records") {
-      auto src = v.cast<std::string>();
-      if (src != "callbacks" && src != "activity")
-        throw py::value_error("launch_records: expected 'callbacks' or 'activity', not '" + src +
-                              "'");
-      o.launch_activity = src == "activity";
-    } else if (k == "serial_kernels")
-      o.serial_kernels = v.cast<bool>();
-    else if (k == "device_buffer_host_pinned")
-      o.device_buffer_host_pinned = v.cast<bool>();
-    else if (k == "kernel_activity")
-      o.kernel_activity = v.cast<bool>();
-    else if (k == "launch_callbacks")
-      o.launch_callbacks = v.cast<bool>();
-    else if (k == "finalize")
-      o.finalize = v.is_none() ? -1 : (v.cast<bool>() ? 1 : 0);
-    else if (k == "api_domains") {
-      o.api_domains = 0;
-      for (const auto& dname : v.cast<std::vector<std::string>>()) {
-        if (dname == "runtime")
-          o.api_domains |= 1;
-        else if (dname == "driver")
-          o.api_domains |= 2;
-        else
-          throw py::value_error("api_domains: expected 'runtime' and/or 'driver'");
-      }
-    } else if (k == "activity_buffer_bytes")
-      o.activity_buffer_bytes = v.cast<size_t>();
-    else if (k == "max_activity_buffers")
-      o.max_activity_buffers = v.cast<size_t>();
-    else if (k == "launch_chunk_records")
-      o.launch_chunk_records = v.cast<size_t>();
-    else if (k == "max_launch_bytes")
-      o.max_launch_bytes = v.cast<size_t>();
-    else if (k == "max_gpu_records")
-      o.max_gpu_records = v.cast<size_t>();
-    else if (k == "wheel_dirs")
+    if (k == "wheel_dirs") {
       o.wheel_dirs = v.cast<std::vector<std::string>>();
-    else
-      throw py::value_error("unknown session option '" + k + "'");
+      continue;
+    }
+#define SKIPNATIVE_OPTION_FROM_PY(type, name, default_value) \
+  if (k == #name) {                                          \
+    from_py(v, o.name, #name);                               \
+    continue;                                                \
+  }
+    SKIPNATIVE_CAPTURE_OPTIONS(SKIPNATIVE_OPTION_FROM_PY)
+#undef SKIPNATIVE_OPTION_FROM_PY
+    throw py::value_error("unknown session option '" + k + "'");
   }
   if (o.activity_buffer_bytes < 4096)
     throw py::value_error("activity_buffer_bytes must be >= 4096");
@@ -95,7 +111,7 @@ SessionOptions options_from(const py::dict& d) {
 }
 
 py::dict metadata(const Session& s) {
-  py::dict d;
+  py::dict d = options_dict(s.options());  // every option; "clock" below is the clock used
   const CuptiApi* api = s.api();
   if (api) {
     d["cupti_version"] = s.cupti_version();
@@ -116,24 +132,17 @@ py::dict metadata(const Session& s) {
   dropped["launches"] = st.launches_dropped;
   dropped["cupti"] = st.cupti_dropped;
   dropped["gpu_rows"] = st.gpu_rows_dropped;
+  dropped["spilled"] = st.records_spilled;  // in spill buffers (CUPTI before 12.9)
   d["dropped"] = dropped;
   d["buffers_refused"] = st.buffers_refused;
+  d["buffers_spilled"] = st.buffers_spilled;
   d["buffers_completed"] = st.buffers_completed;
   d["max_buffers_in_use"] = st.max_buffers_in_use;
   d["buffers_prezeroed"] = st.buffers_prezeroed;
   d["records_ignored"] = st.records_ignored;
   d["launches_outside"] = st.launches_outside;
   d["callbacks_unavailable"] = st.callbacks_unavailable;
-  d["latency_timestamps"] = s.options().latency_timestamps;
   d["cupti_finalized"] = s.finalized();
-  d["hw_trace"] = s.options().hw_trace;
-  d["device_buffer_bytes"] = s.options().device_buffer_bytes;
-  d["serial_kernels"] = s.options().serial_kernels;
-  d["launch_records"] = s.options().launch_activity ? "activity" : "callbacks";
-  d["device_buffer_host_pinned"] = s.options().device_buffer_host_pinned;
-  d["activity_buffer_bytes"] = s.options().activity_buffer_bytes;
-  d["max_activity_buffers"] = s.options().max_activity_buffers;
-  d["max_launch_bytes"] = s.options().max_launch_bytes;
   return d;
 }
 
@@ -141,6 +150,9 @@ py::dict metadata(const Session& s) {
 
 void register_session(py::module_& m) {
   py::register_exception<SessionError>(m, "CaptureError", PyExc_RuntimeError);
+
+  // The capture options and their defaults (SKIPNATIVE_CAPTURE_OPTIONS).
+  m.def("capture_options", [] { return options_dict(SessionOptions{}); });
 
   py::class_<Session>(m, "Session")
       .def(py::init([](const py::dict& opts) { return new Session(options_from(opts)); }),

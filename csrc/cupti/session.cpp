@@ -264,7 +264,7 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
                    &s->stats_.gpu_rows_dropped,
                    &s->stats_.records_ignored,
                    &s->name_cache_,
-                   s->opts_.launch_activity ? &s->api_rows_ : nullptr,
+                   s->opts_.launch_records == LaunchRecords::kActivity ? &s->api_rows_ : nullptr,
                    s->opts_.max_launch_bytes / sizeof(LaunchRow),
                    &s->api_rows_dropped_};
     if (spilled)
@@ -350,7 +350,8 @@ void Session::enable_callbacks() {
   }
   check(r, "cuptiSubscribe");
   for (const auto& a : subscribed_apis()) {
-    if (!opts_.launch_callbacks || opts_.launch_activity || !(opts_.api_domains & (1u << a.domain)))
+    if (!opts_.launch_callbacks || opts_.launch_records == LaunchRecords::kActivity ||
+        !opts_.api_domains.has(a.domain))
       continue;
     CUptiResult e = api_->EnableCallback(
         1, subscriber_, a.domain ? CUPTI_CB_DOMAIN_DRIVER_API : CUPTI_CB_DOMAIN_RUNTIME_API,
@@ -409,13 +410,13 @@ void Session::enable_activity() {
     check(api_->ActivityEnable(k), "cuptiActivityEnable");
     enabled_kinds_.push_back(k);
   }
-  if (!opts_.launch_activity || !opts_.launch_callbacks) return;
+  if (opts_.launch_records != LaunchRecords::kActivity || !opts_.launch_callbacks) return;
   if (api_->ActivityEnableDriverApi == nullptr || api_->ActivityEnableRuntimeApi == nullptr)
     throw SessionError(
         "this CUPTI has no cuptiActivityEnableDriverApi/RuntimeApi, which "
         "launch_records='activity' needs");
   for (const auto& a : subscribed_apis()) {
-    if (!(opts_.api_domains & (1u << a.domain))) continue;
+    if (!opts_.api_domains.has(a.domain)) continue;
     CUptiResult e = a.domain ? api_->ActivityEnableDriverApi(a.cbid, 1)
                              : api_->ActivityEnableRuntimeApi(a.cbid, 1);
     if (e == CUPTI_SUCCESS)
@@ -462,8 +463,7 @@ void Session::teardown_cupti(bool flush) {
 
 bool Session::should_finalize() const {
   if (api_ == nullptr || api_->Finalize == nullptr) return false;
-  if (opts_.finalize == 0) return false;
-  if (opts_.finalize == 1) return true;
+  if (opts_.finalize.has_value()) return *opts_.finalize;
   // auto: CUPTI before 12.6 (API version 24) could crash when re-initialised after
   // cuptiFinalize in processes that use CUDA graphs (pytorch/kineto #1264).
   return version_ >= 24;

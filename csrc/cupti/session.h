@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -22,28 +23,48 @@
 
 namespace skipnative {
 
+// Where launch-call times come from: skipnative's enter/exit callbacks, or
+// CUPTI's API activity records for the same launch APIs (by cbid; CUPTI takes
+// the timestamps, the records arrive with the kernels').
+enum class LaunchRecords : uint8_t { kCallbacks, kActivity };
+
+// Which launch-API domains are subscribed: bit 0 runtime API, bit 1 driver API.
+struct ApiDomains {
+  uint32_t bits = 3;
+  bool has(uint32_t domain) const { return bits & (1u << domain); }
+};
+
+// The capture options, defined once: X(type, name, default). SessionOptions'
+// fields, the Python dict the bindings accept (by these names), the options a
+// capture's metadata reports and the defaults Python's Capture signature is
+// checked against (tests/unit/test_capture_options.py) all come from this list.
+// Python's Capture documents each one.
+#define SKIPNATIVE_CAPTURE_OPTIONS(X)                                                         \
+  X(std::string, clock, "auto")                                                               \
+  X(bool, latency_timestamps, false)                                                          \
+  X(bool, memcpy, true)                                                                       \
+  X(bool, memset, true)                                                                       \
+  X(bool, kernel_activity, true)  /* CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL */                 \
+  X(bool, serial_kernels, false)  /* CUPTI_ACTIVITY_KIND_KERNEL instead (serialises) */       \
+  X(bool, launch_callbacks, true) /* enter/exit callbacks on the launch APIs */               \
+  X(LaunchRecords, launch_records, LaunchRecords::kCallbacks)                                 \
+  X(ApiDomains, api_domains, ApiDomains{})                                                    \
+  X(std::optional<bool>, finalize, std::nullopt) /* cuptiFinalize at stop; none: auto */      \
+  X(size_t, device_buffer_bytes, 0) /* CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE; 0: CUPTI's */  \
+  X(bool, hw_trace, false)          /* kernel timestamps from the Hardware Event System */    \
+  X(bool, device_buffer_host_pinned, false) /* CUPTI's device buffer in pinned host memory */ \
+  X(size_t, activity_buffer_bytes, 4u << 20)                                                  \
+  X(size_t, max_activity_buffers, 64) /* cap on buffers held at once */                       \
+  X(size_t, launch_chunk_records, 16384)                                                      \
+  X(size_t, max_launch_bytes, 512u << 20)                                                     \
+  X(size_t, max_gpu_records, 64u << 20)
+
 struct SessionOptions {
-  std::string clock = "auto";
-  bool latency_timestamps = false;
-  bool memcpy = true;
-  bool memset = true;
-  bool kernel_activity = true;   // CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL
-  bool serial_kernels = false;   // CUPTI_ACTIVITY_KIND_KERNEL instead (serialises kernels)
-  bool launch_callbacks = true;  // enter/exit callbacks on the launch APIs
-  // Launch times from CUPTI's API activity records (per cbid) instead of the
-  // callbacks: CUPTI takes the timestamps, the records arrive with the kernels'.
-  bool launch_activity = false;
-  uint32_t api_domains = 3;        // bit 0: runtime API, bit 1: driver API
-  int finalize = -1;               // cuptiFinalize at stop: -1 auto (CUPTI >= 12.6), 0 no, 1 yes
-  size_t device_buffer_bytes = 0;  // CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE; 0: CUPTI's default
-  bool hw_trace = false;           // kernel timestamps from the Hardware Event System (Blackwell)
-  bool device_buffer_host_pinned = false;  // CUPTI's device buffer in pinned host memory
-  size_t activity_buffer_bytes = 4u << 20;
-  size_t max_activity_buffers = 64;  // cap on buffers held at once
-  size_t launch_chunk_records = 16384;
+#define SKIPNATIVE_OPTION_FIELD(type, name, default_value) type name = default_value;
+  SKIPNATIVE_CAPTURE_OPTIONS(SKIPNATIVE_OPTION_FIELD)
+#undef SKIPNATIVE_OPTION_FIELD
+  // Not capture options: set by the layers above.
   size_t launch_prealloc_chunks = 16;
-  size_t max_launch_bytes = 512u << 20;
-  size_t max_gpu_records = 64u << 20;
   std::vector<std::string> wheel_dirs;  // nvidia-cuda-cupti lib folders on sys.path
 };
 

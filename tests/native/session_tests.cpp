@@ -43,7 +43,7 @@ std::map<uint32_t, const LaunchRow*> by_correlation(const Session& s) {
 SessionOptions options(const char* clock, bool activity = false, bool latency = false) {
   SessionOptions o;
   o.clock = clock;
-  o.launch_activity = activity;
+  o.launch_records = activity ? LaunchRecords::kActivity : LaunchRecords::kCallbacks;
   o.latency_timestamps = latency;
   return o;
 }

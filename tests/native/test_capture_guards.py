@@ -50,3 +50,25 @@ def test_raw_tables_carry_each_value_in_its_field(gpu):
     (marker,) = raw["markers"]
     assert cap.trace.strings[marker["name_id"]] == "step"
     assert marker["t"] >= launch["t_end"] and isinstance(marker["tid"], np.integer)
+
+
+def test_metadata_reports_every_option_as_given(gpu):
+    given = {
+        "latency_timestamps": True,
+        "memset": False,
+        "launch_records": "activity",
+        "api_domains": ["driver"],
+        "finalize": False,
+        "max_activity_buffers": 7,
+        "launch_chunk_records": 1024,
+    }
+    with skipnative.capture(clock="library", **given) as cap:
+        gpu.launch("k", 100, api="cuLaunchKernel")
+    md = cap.metadata
+    for name, default in _native.capture_options().items():
+        if name == "clock":
+            assert md["clock"] == "library"  # the clock used
+        else:
+            assert md[name] == given.get(name, default), name
+    assert not md["cupti_finalized"]
+    assert md["dropped"]["spilled"] == 0 and md["buffers_spilled"] == 0
