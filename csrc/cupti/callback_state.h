@@ -4,7 +4,10 @@
 // session stopped, so everything here is atomic or outlives its readers.
 #pragma once
 
+#include <cupti.h>
+
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 #include "core/clock.h"
@@ -47,6 +50,16 @@ struct BufferCallbackScope {
   BufferCallbackScope(const BufferCallbackScope&) = delete;
   BufferCallbackScope& operator=(const BufferCallbackScope&) = delete;
 };
+
+// Whether a buffer request with no session may be refused: false until a
+// session of a CUPTI that tolerates refusal started (Session::acquire_buffer).
+extern std::atomic<bool> refusal_safe;
+
+// Activity buffers are handed out in whole 8-byte words.
+inline size_t rounded(size_t bytes) { return (bytes + 7) & ~size_t(7); }
+
+// Registered with CUPTI at start: the current clock, in ns.
+uint64_t CUPTIAPI timestamp_callback();
 
 // The test seam (see set_pause_point in session.h).
 void pause_at(const char* where);

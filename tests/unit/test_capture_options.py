@@ -39,4 +39,3 @@ def test_native_refuses_an_unknown_option():
         assert "launch_activity" in str(e)
     else:
         raise AssertionError("an unknown option was accepted")
-
