@@ -2,9 +2,14 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "core/records.h"
 #include "cupti/api_table.h"
 #include "cupti/loader.h"
+#include "cupti/metadata.h"
 #include "cupti/session.h"
 
 namespace py = pybind11;
@@ -12,13 +17,73 @@ using namespace skipnative;
 
 namespace {
 
-// A view of a result vector as a flat uint8 array; `owner` keeps it alive.
+// A result table as a numpy structured array (the dtype registered for its row
+// struct in register_record_dtypes), viewing the session's vector: `owner`
+// keeps it alive. Refused while the session captures: the buffer callbacks
+// grow (and reallocate) the vectors until stop().
 template <class T>
-py::array_t<uint8_t> bytes_view(const std::vector<T>& v, py::handle owner) {
-  const uint8_t* p = reinterpret_cast<const uint8_t*>(v.data());
-  static const uint8_t empty = 0;
-  return py::array_t<uint8_t>({py::ssize_t(v.size() * sizeof(T))}, {py::ssize_t(1)},
-                              v.empty() ? &empty : p, owner);
+py::array_t<T> table_view(const std::vector<T>& (Session::*table)() const, py::object owner) {
+  const Session& s = owner.cast<const Session&>();
+  if (s.active())
+    throw SessionError(
+        "the capture is running: its tables exist after stop() (the buffer callbacks still "
+        "append to them)");
+  const std::vector<T>& v = (s.*table)();
+  static const T empty{};
+  return py::array_t<T>({py::ssize_t(v.size())}, {py::ssize_t(sizeof(T))},
+                        v.empty() ? &empty : v.data(), owner);
+}
+
+// Python value <-> option value, one pair per option type of
+// SKIPNATIVE_CAPTURE_OPTIONS (cupti/session.h).
+template <class T>
+void from_py(py::handle v, T& out, const char*) {
+  out = v.cast<T>();
+}
+void from_py(py::handle v, std::optional<bool>& out, const char*) {
+  out = v.is_none() ? std::nullopt : std::optional<bool>(v.cast<bool>());
+}
+void from_py(py::handle v, LaunchRecords& out, const char* name) {
+  auto src = v.cast<std::string>();
+  if (src != "callbacks" && src != "activity")
+    throw py::value_error(std::string(name) + ": expected 'callbacks' or 'activity', not '" + src +
+                          "'");
+  out = src == "activity" ? LaunchRecords::kActivity : LaunchRecords::kCallbacks;
+}
+void from_py(py::handle v, ApiDomains& out, const char* name) {
+  out.bits = 0;
+  for (const auto& dname : v.cast<std::vector<std::string>>()) {
+    if (dname == "runtime")
+      out.bits |= 1;
+    else if (dname == "driver")
+      out.bits |= 2;
+    else
+      throw py::value_error(std::string(name) + ": expected 'runtime' and/or 'driver'");
+  }
+}
+
+template <class T>
+py::object to_py(const T& v) {
+  return py::cast(v);
+}
+py::object to_py(const std::optional<bool>& v) { return v ? py::cast(*v) : py::none(); }
+py::object to_py(LaunchRecords v) {
+  return py::str(v == LaunchRecords::kActivity ? "activity" : "callbacks");
+}
+py::object to_py(ApiDomains v) {
+  py::list out;
+  if (v.has(0)) out.append("runtime");
+  if (v.has(1)) out.append("driver");
+  return out;
+}
+
+// Every option by name, with its value in `o` (Python's view of the options).
+py::dict options_dict(const SessionOptions& o) {
+  py::dict d;
+#define SKIPNATIVE_OPTION_TO_PY(type, name, default_value) d[#name] = to_py(o.name);
+  SKIPNATIVE_CAPTURE_OPTIONS(SKIPNATIVE_OPTION_TO_PY)
+#undef SKIPNATIVE_OPTION_TO_PY
+  return d;
 }
 
 SessionOptions options_from(const py::dict& d) {
@@ -26,58 +91,18 @@ SessionOptions options_from(const py::dict& d) {
   for (auto item : d) {
     std::string k = py::str(item.first);
     py::handle v = item.second;
-    if (k == "clock")
-      o.clock = v.cast<std::string>();
-    else if (k == "latency_timestamps")
-      o.latency_timestamps = v.cast<bool>();
-    else if (k == "memcpy")
-      o.memcpy = v.cast<bool>();
-    else if (k == "memset")
-      o.memset = v.cast<bool>();
-    else if (k == "device_buffer_bytes")
-      o.device_buffer_bytes = v.cast<size_t>();
-    else if (k == "hw_trace")
-      o.hw_trace = v.cast<bool>();
-    else if (k == "launch_records") {
-      auto src = v.cast<std::string>();
-      if (src != "callbacks" && src != "activity")
-        throw py::value_error("launch_records: expected 'callbacks' or 'activity', not '" + src +
-                              "'");
-      o.launch_activity = src == "activity";
-    } else if (k == "serial_kernels")
-      o.serial_kernels = v.cast<bool>();
-    else if (k == "device_buffer_host_pinned")
-      o.device_buffer_host_pinned = v.cast<bool>();
-    else if (k == "kernel_activity")
-      o.kernel_activity = v.cast<bool>();
-    else if (k == "launch_callbacks")
-      o.launch_callbacks = v.cast<bool>();
-    else if (k == "finalize")
-      o.finalize = v.is_none() ? -1 : (v.cast<bool>() ? 1 : 0);
-    else if (k == "api_domains") {
-      o.api_domains = 0;
-      for (const auto& dname : v.cast<std::vector<std::string>>()) {
-        if (dname == "runtime")
-          o.api_domains |= 1;
-        else if (dname == "driver")
-          o.api_domains |= 2;
-        else
-          throw py::value_error("api_domains: expected 'runtime' and/or 'driver'");
-      }
-    } else if (k == "activity_buffer_bytes")
-      o.activity_buffer_bytes = v.cast<size_t>();
-    else if (k == "max_activity_buffers")
-      o.max_activity_buffers = v.cast<size_t>();
-    else if (k == "launch_chunk_records")
-      o.launch_chunk_records = v.cast<size_t>();
-    else if (k == "max_launch_bytes")
-      o.max_launch_bytes = v.cast<size_t>();
-    else if (k == "max_gpu_records")
-      o.max_gpu_records = v.cast<size_t>();
-    else if (k == "wheel_dirs")
+    if (k == "wheel_dirs") {
       o.wheel_dirs = v.cast<std::vector<std::string>>();
-    else
-      throw py::value_error("unknown session option '" + k + "'");
+      continue;
+    }
+#define SKIPNATIVE_OPTION_FROM_PY(type, name, default_value) \
+  if (k == #name) {                                          \
+    from_py(v, o.name, #name);                               \
+    continue;                                                \
+  }
+    SKIPNATIVE_CAPTURE_OPTIONS(SKIPNATIVE_OPTION_FROM_PY)
+#undef SKIPNATIVE_OPTION_FROM_PY
+    throw py::value_error("unknown session option '" + k + "'");
   }
   if (o.activity_buffer_bytes < 4096)
     throw py::value_error("activity_buffer_bytes must be >= 4096");
@@ -86,53 +111,19 @@ SessionOptions options_from(const py::dict& d) {
   return o;
 }
 
+// The session's metadata, every key from the one JSON definition that `skip run`'s
+// dumps carry too (cupti/metadata.h).
 py::dict metadata(const Session& s) {
-  py::dict d;
-  const CuptiApi* api = s.api();
-  if (api) {
-    d["cupti_version"] = s.cupti_version();
-    d["cupti_path"] = api->path;
-    d["cupti_origin"] = api->origin;
-    d["cupti_test_double"] = api->is_test_double;
-  }
-  d["record_layout"] = int(s.layout());
-  const ClockParams& c = s.clock();
-  d["clock"] = clock_kind_name(c.kind);
-  d["clock_ticks_per_second"] = c.ticks_per_second;
-  d["clock_realtime_offset_ns"] = c.realtime_offset_ns;
-  d["clock_realtime_uncertainty_ns"] = c.realtime_uncertainty_ns;
-  d["t_start_ns"] = s.t_start_ns();
-  d["t_stop_ns"] = s.t_stop_ns();
-  const SessionStats& st = s.stats();
-  py::dict dropped;
-  dropped["launches"] = st.launches_dropped;
-  dropped["cupti"] = st.cupti_dropped;
-  dropped["gpu_rows"] = st.gpu_rows_dropped;
-  d["dropped"] = dropped;
-  d["buffers_refused"] = st.buffers_refused;
-  d["buffers_completed"] = st.buffers_completed;
-  d["max_buffers_in_use"] = st.max_buffers_in_use;
-  d["buffers_prezeroed"] = st.buffers_prezeroed;
-  d["records_ignored"] = st.records_ignored;
-  d["launches_outside"] = st.launches_outside;
-  d["callbacks_unavailable"] = st.callbacks_unavailable;
-  d["latency_timestamps"] = s.options().latency_timestamps;
-  d["cupti_finalized"] = s.finalized();
-  d["hw_trace"] = s.options().hw_trace;
-  d["device_buffer_bytes"] = s.options().device_buffer_bytes;
-  d["serial_kernels"] = s.options().serial_kernels;
-  d["launch_records"] = s.options().launch_activity ? "activity" : "callbacks";
-  d["device_buffer_host_pinned"] = s.options().device_buffer_host_pinned;
-  d["activity_buffer_bytes"] = s.options().activity_buffer_bytes;
-  d["max_activity_buffers"] = s.options().max_activity_buffers;
-  d["max_launch_bytes"] = s.options().max_launch_bytes;
-  return d;
+  return py::module_::import("json").attr("loads")(session_metadata_json(s));
 }
 
 }  // namespace
 
 void register_session(py::module_& m) {
   py::register_exception<SessionError>(m, "CaptureError", PyExc_RuntimeError);
+
+  // The capture options and their defaults (SKIPNATIVE_CAPTURE_OPTIONS).
+  m.def("capture_options", [] { return options_dict(SessionOptions{}); });
 
   py::class_<Session>(m, "Session")
       .def(py::init([](const py::dict& opts) { return new Session(options_from(opts)); }),
@@ -142,23 +133,41 @@ void register_session(py::module_& m) {
       .def("mark", &Session::mark)
       .def_property_readonly("active", &Session::active)
       .def_property_readonly("finished", &Session::finished)
-      .def("launches_bytes",
-           [](py::object self) { return bytes_view(self.cast<Session&>().launches(), self); })
-      .def("kernels_bytes",
-           [](py::object self) { return bytes_view(self.cast<Session&>().kernels(), self); })
-      .def("copies_bytes",
-           [](py::object self) { return bytes_view(self.cast<Session&>().copies(), self); })
-      .def("markers_bytes",
-           [](py::object self) { return bytes_view(self.cast<Session&>().markers(), self); })
+      .def("launches", [](py::object self) { return table_view(&Session::launches, self); })
+      .def("kernels", [](py::object self) { return table_view(&Session::kernels, self); })
+      .def("copies", [](py::object self) { return table_view(&Session::copies, self); })
+      .def("markers", [](py::object self) { return table_view(&Session::markers, self); })
       .def("strings", &Session::strings)
       .def("metadata", &metadata);
 
+  // The one definition of the record tables' dtypes: the row structs of
+  // core/records.h, field for field (offsets from the compiler).
+  PYBIND11_NUMPY_DTYPE_EX(LaunchRow, t_begin, "t_begin", t_end, "t_end", correlation_id,
+                          "correlation", tid, "tid", cbid, "cbid", domain, "domain", kind, "kind",
+                          pad, "_pad");
+  PYBIND11_NUMPY_DTYPE_EX(KernelRow, t_start, "t_start", t_end, "t_end", t_queued, "t_queued",
+                          t_submitted, "t_submitted", graph_node_id, "graph_node_id",
+                          correlation_id, "correlation", name_id, "name_id", device, "device",
+                          stream, "stream", graph_id, "graph_id", grid, "grid", block, "block", pad,
+                          "_pad");
+  PYBIND11_NUMPY_DTYPE_EX(CopyRow, t_start, "t_start", t_end, "t_end", bytes, "bytes",
+                          correlation_id, "correlation", device, "device", stream, "stream", is_set,
+                          "is_set", copy_kind, "copy_kind", pad, "_pad");
+  PYBIND11_NUMPY_DTYPE_EX(MarkerRow, t, "t", name_id, "name_id", tid, "tid");
+  m.def("record_dtypes", [] {
+    py::dict d;
+    d["launches"] = py::dtype::of<LaunchRow>();
+    d["kernels"] = py::dtype::of<KernelRow>();
+    d["copies"] = py::dtype::of<CopyRow>();
+    d["markers"] = py::dtype::of<MarkerRow>();
+    return d;
+  });
   m.def("record_sizes", [] {
     py::dict d;
-    d["launch"] = sizeof(LaunchRow);
-    d["kernel"] = sizeof(KernelRow);
-    d["copy"] = sizeof(CopyRow);
-    d["marker"] = sizeof(MarkerRow);
+    d["launches"] = sizeof(LaunchRow);
+    d["kernels"] = sizeof(KernelRow);
+    d["copies"] = sizeof(CopyRow);
+    d["markers"] = sizeof(MarkerRow);
     return d;
   });
 

@@ -1,6 +1,8 @@
-// Record layouts. These are the rows that cross into Python as numpy
-// structured arrays (the dtypes in bindings/register_session.cpp mirror them
-// field for field) and the rows of the .skip file's tables.
+// Record layouts: the hot-path launch record, and the rows a session hands to
+// Python as numpy structured arrays (their dtypes are registered from these
+// structs in bindings/register_session.cpp, so there is no second definition).
+// They are not the .skip file's tables: Python converts them into the trace
+// model (skipnative/trace.py), which is what .skip files store.
 //
 // Times: launch records hold raw clock ticks until the session converts them
 // (core/clock.h); every record that leaves a session holds nanoseconds of the

@@ -96,6 +96,14 @@ void decode_transfer(const M* m, uint8_t is_set, uint8_t copy_kind, DecodeTarget
 
 }  // namespace
 
+uint64_t count_records(const CuptiApi& api, uint8_t* buffer, size_t valid) {
+  uint64_t n = 0;
+  CUpti_Activity* rec = nullptr;
+  if (buffer == nullptr || valid == 0) return 0;
+  while (api.ActivityGetNextRecord(buffer, valid, &rec) == CUPTI_SUCCESS) ++n;
+  return n;
+}
+
 void decode_buffer(const CuptiApi& api, RecordLayout layout, uint8_t* buffer, size_t valid,
                    DecodeTarget& out) {
   CUpti_Activity* rec = nullptr;

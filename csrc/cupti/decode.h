@@ -36,6 +36,9 @@ struct DecodeTarget {
   uint64_t* api_rows_dropped = nullptr;
 };
 
+// The number of records in a buffer (one not decoded: its records are counted).
+uint64_t count_records(const CuptiApi& api, uint8_t* buffer, size_t valid);
+
 // Walks one completed buffer.
 void decode_buffer(const CuptiApi& api, RecordLayout layout, uint8_t* buffer, size_t valid,
                    DecodeTarget& out);

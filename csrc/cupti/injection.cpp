@@ -50,8 +50,6 @@ int64_t unix_ns() {
   return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-bool parse_bool(const std::string& v) { return v == "1" || v == "true"; }
-
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
   std::string item;
@@ -61,55 +59,19 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return out;
 }
 
-// SessionOptions from "key=value;..."; unknown keys are an error (a newer
+// SessionOptions from "key=value;..." (the capture options by their Python names,
+// set_option_text's text forms, plus wheel_dirs); an unknown key is an error (a newer
 // `skip run` than this library).
 bool parse_options(const std::string& text, SessionOptions* o, std::string* why) {
-  try {
-    for (const std::string& kv : split(text, ';')) {
-      size_t eq = kv.find('=');
-      std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
-      if (k == "clock")
-        o->clock = v;
-      else if (k == "latency_timestamps")
-        o->latency_timestamps = parse_bool(v);
-      else if (k == "memcpy")
-        o->memcpy = parse_bool(v);
-      else if (k == "memset")
-        o->memset = parse_bool(v);
-      else if (k == "kernel_activity")
-        o->kernel_activity = parse_bool(v);
-      else if (k == "launch_callbacks")
-        o->launch_callbacks = parse_bool(v);
-      else if (k == "launch_records")
-        o->launch_activity = v == "activity";
-      else if (k == "api_domains")
-        o->api_domains = uint32_t(std::stoul(v));
-      else if (k == "finalize")
-        o->finalize = std::stoi(v);
-      else if (k == "device_buffer_bytes")
-        o->device_buffer_bytes = std::stoull(v);
-      else if (k == "hw_trace")
-        o->hw_trace = parse_bool(v);
-      else if (k == "serial_kernels")
-        o->serial_kernels = parse_bool(v);
-      else if (k == "activity_buffer_bytes")
-        o->activity_buffer_bytes = std::stoull(v);
-      else if (k == "max_activity_buffers")
-        o->max_activity_buffers = std::stoull(v);
-      else if (k == "max_launch_bytes")
-        o->max_launch_bytes = std::stoull(v);
-      else if (k == "max_gpu_records")
-        o->max_gpu_records = std::stoull(v);
-      else if (k == "wheel_dirs")
-        o->wheel_dirs = split(v, ':');
-      else {
-        *why = "unknown option '" + k + "' in SKIPNATIVE_RUN_OPTIONS";
-        return false;
-      }
+  for (const std::string& kv : split(text, ';')) {
+    size_t eq = kv.find('=');
+    std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    if (k == "wheel_dirs") {
+      o->wheel_dirs = split(v, ':');
+    } else if (!set_option_text(*o, k, v, why)) {
+      *why += " in SKIPNATIVE_RUN_OPTIONS";
+      return false;
     }
-  } catch (const std::exception&) {
-    *why = "malformed SKIPNATIVE_RUN_OPTIONS: " + text;
-    return false;
   }
   return true;
 }

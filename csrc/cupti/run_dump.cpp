@@ -9,41 +9,7 @@
 
 namespace skipnative {
 
-std::string json_quote(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += char(c);  // UTF-8 passes through; invalid bytes are the reader's to reject
-        }
-    }
-  }
-  return out + "\"";
-}
-
 namespace {
-
-const char* b(bool v) { return v ? "true" : "false"; }
 
 std::string string_list(const std::vector<std::string>& v) {
   std::string out = "[";
@@ -57,44 +23,6 @@ bool put(FILE* f, const std::vector<T>& rows) {
 }
 
 }  // namespace
-
-std::string session_metadata_json(const Session& s) {
-  std::ostringstream o;
-  o << "{";
-  if (const CuptiApi* api = s.api())
-    o << "\"cupti_version\":" << s.cupti_version() << ",\"cupti_path\":" << json_quote(api->path)
-      << ",\"cupti_origin\":" << json_quote(api->origin)
-      << ",\"cupti_test_double\":" << b(api->is_test_double) << ",";
-  const ClockParams& c = s.clock();
-  const SessionStats& st = s.stats();
-  const SessionOptions& op = s.options();
-  o.precision(17);
-  o << "\"record_layout\":" << int(s.layout())
-    << ",\"clock\":" << json_quote(clock_kind_name(c.kind))
-    << ",\"clock_ticks_per_second\":" << c.ticks_per_second
-    << ",\"clock_realtime_offset_ns\":" << c.realtime_offset_ns
-    << ",\"clock_realtime_uncertainty_ns\":" << c.realtime_uncertainty_ns
-    << ",\"t_start_ns\":" << s.t_start_ns() << ",\"t_stop_ns\":" << s.t_stop_ns()
-    << ",\"dropped\":{\"launches\":" << st.launches_dropped << ",\"cupti\":" << st.cupti_dropped
-    << ",\"gpu_rows\":" << st.gpu_rows_dropped << "}"
-    << ",\"buffers_refused\":" << st.buffers_refused
-    << ",\"buffers_completed\":" << st.buffers_completed
-    << ",\"max_buffers_in_use\":" << st.max_buffers_in_use
-    << ",\"buffers_prezeroed\":" << b(st.buffers_prezeroed)
-    << ",\"records_ignored\":" << st.records_ignored
-    << ",\"launches_outside\":" << st.launches_outside
-    << ",\"callbacks_unavailable\":" << string_list(st.callbacks_unavailable)
-    << ",\"latency_timestamps\":" << b(op.latency_timestamps)
-    << ",\"cupti_finalized\":" << b(s.finalized()) << ",\"hw_trace\":" << b(op.hw_trace)
-    << ",\"device_buffer_bytes\":" << op.device_buffer_bytes
-    << ",\"serial_kernels\":" << b(op.serial_kernels)
-    << ",\"launch_records\":" << (op.launch_activity ? "\"activity\"" : "\"callbacks\"")
-    << ",\"device_buffer_host_pinned\":" << b(op.device_buffer_host_pinned)
-    << ",\"activity_buffer_bytes\":" << op.activity_buffer_bytes
-    << ",\"max_activity_buffers\":" << op.max_activity_buffers
-    << ",\"max_launch_bytes\":" << op.max_launch_bytes << "}";
-  return o.str();
-}
 
 bool write_dump(const Session& s, const std::string& path, uint32_t pid, uint32_t window,
                 const std::vector<std::string>& devices, std::string* why) {

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "cupti/metadata.h"
 #include "cupti/session.h"
 
 namespace skipnative {
@@ -33,12 +34,6 @@ namespace skipnative {
 constexpr char kDumpMagic[8] = {'S', 'K', 'I', 'P', 'D', 'U', 'M', 'P'};
 constexpr char kDumpTrailer[8] = {'S', 'K', 'I', 'P', 'D', 'E', 'N', 'D'};
 constexpr uint32_t kDumpVersion = 1;
-
-// `s` as a JSON string literal (quotes included).
-std::string json_quote(const std::string& s);
-
-// The session's metadata as a JSON object (the keys of Session.metadata() in Python).
-std::string session_metadata_json(const Session& s);
 
 // Writes the stopped session `s` as window `window` of process `pid` to `path`.
 // Returns false with `*why` on failure.

@@ -1,70 +1,44 @@
 #include "cupti/session.h"
 
 #include <pthread.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
-#include <cstdlib>
-#include <cstring>
+#include <thread>
 
 #include "cupti/api_table.h"
+#include "cupti/callback_state.h"
 
 namespace skipnative {
 
-namespace {
+namespace cs = callback_state;
 
-// Shared state read by the callbacks. The launch path reads g_buffers and
-// g_generation (relaxed: a stale generation only sends a thread to attach());
-// g_session is what the buffer callbacks deliver to.
-std::atomic<Session*> g_session{nullptr};
-std::atomic<LaunchBuffers*> g_buffers{nullptr};
-std::atomic<uint64_t> g_generation{1};
-ClockParams g_clock;  // set at session start, before any callback is enabled
-const ApiKindTable* g_kinds = nullptr;
+namespace {
 
 // A stopped session's launch buffers stay allocated until the next stop, so a
 // callback still in flight when its session stopped never writes freed memory.
 std::mutex g_retired_mu;
 std::unique_ptr<LaunchBuffers> g_retired;
 
-struct Slot {
-  ThreadBuffer* tb = nullptr;
-  uint64_t generation = 0;
-  int32_t depth = 0;  // subscribed API calls open on this thread
-};
-// initial-exec: the extension is dlopen'ed, and the default TLS model would make
-// every hot-path access a __tls_get_addr call. Two small variables fit in the
-// static TLS space glibc reserves for such modules.
-__attribute__((tls_model("initial-exec"))) thread_local Slot t_slot;
-__attribute__((tls_model("initial-exec"))) thread_local uint32_t t_tid = 0;
-
-uint64_t CUPTIAPI timestamp_callback() { return ticks_to_ns(g_clock, read_ticks(g_clock)); }
-
 void after_fork_in_child() {
   // A forked child must not write into the parent's session (its copy of the
   // buffers is private, and CUDA is unusable after fork anyway).
-  g_session.store(nullptr);
-  g_buffers.store(nullptr);
-  g_generation.fetch_add(1);
+  cs::session.store(nullptr);
+  cs::buffers.store(nullptr);
+  cs::generation.fetch_add(1);
 }
 
 std::once_flag g_atfork_once;
 
 }  // namespace
 
-uint32_t current_tid() {
-  if (t_tid == 0) t_tid = uint32_t(syscall(SYS_gettid));
-  return t_tid;
-}
-
-Session* active_session() { return g_session.load(std::memory_order_acquire); }
-
 Session::Session(SessionOptions opts) : opts_(std::move(opts)) {}
 
 Session::~Session() {
-  if (state_ == State::kActive) {
+  // In a forked child the session is the parent's: stopping it would tear down
+  // the CUPTI state the child inherited. It is left alone (its memory is the
+  // child's own copy, freed below).
+  if (state_ == State::kActive && getpid() == owner_pid_) {
     try {
       stop();
     } catch (...) {
@@ -78,112 +52,6 @@ void Session::check(CUptiResult r, const char* what) {
   if (r != CUPTI_SUCCESS)
     throw SessionError(std::string(what) + " failed: " + api_->error_string(r));
 }
-
-void Session::on_api(void*, CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
-                     const void* cbdata) {
-  const auto* info = static_cast<const CUpti_CallbackData*>(cbdata);
-  Slot& slot = t_slot;
-  if (info->callbackSite == CUPTI_API_ENTER) {
-    const uint64_t gen = g_generation.load(std::memory_order_relaxed);
-    if (__builtin_expect(slot.generation != gen, 0)) {
-      slot.generation = gen;
-      slot.tb = nullptr;
-      slot.depth = 0;
-    }
-    // Only the outermost call is recorded: the runtime calls the driver's public
-    // launch APIs (cudaGraphLaunch -> cuGraphLaunch, cudaLaunchKernel ->
-    // cuLaunchKernel), and CUPTI reports the inner call with the same
-    // correlation id. correlationData is shared with this call's exit callback.
-    *info->correlationData = slot.depth++ == 0 ? read_ticks(g_clock) : 0;
-    return;
-  }
-  const uint64_t t_end = read_ticks(g_clock);
-  if (slot.depth > 0) --slot.depth;
-  const uint64_t t_begin = *info->correlationData;
-  if (t_begin == 0) return;  // nested, or entered before this session
-  if (__builtin_expect(
-          slot.tb == nullptr || slot.generation != g_generation.load(std::memory_order_relaxed),
-          0)) {
-    LaunchBuffers* lb = g_buffers.load(std::memory_order_acquire);
-    if (lb == nullptr) return;
-    slot.tb = lb->attach(current_tid());
-    slot.generation = g_generation.load(std::memory_order_relaxed);
-  }
-  const uint8_t dom = domain == CUPTI_CB_DOMAIN_DRIVER_API ? 1 : 0;
-  LaunchBuffers::push(slot.tb, LaunchRecord{t_begin, t_end, info->correlationId, uint16_t(cbid),
-                                            dom, g_kinds->kind(dom, cbid)});
-}
-
-uint8_t* Session::acquire_buffer() {
-  std::lock_guard<std::mutex> lock(buffers_mu_);
-  if (buffers_outstanding_ >= opts_.max_activity_buffers) {
-    ++stats_.buffers_refused;
-    return nullptr;
-  }
-  uint8_t* b;
-  if (!free_buffers_.empty()) {
-    b = free_buffers_.back();
-    free_buffers_.pop_back();
-  } else {
-    // zeroed (and, from the kernel, not yet touched): CUPTI is told the buffers
-    // it gets are zero, so it does not clear them on the launching thread
-    b = static_cast<uint8_t*>(std::calloc(1, (opts_.activity_buffer_bytes + 7) & ~size_t(7)));
-    if (b == nullptr) {
-      ++stats_.buffers_refused;
-      return nullptr;
-    }
-  }
-  ++buffers_outstanding_;
-  stats_.max_buffers_in_use = std::max<uint64_t>(stats_.max_buffers_in_use, buffers_outstanding_);
-  return b;
-}
-
-void Session::release_buffer(uint8_t* b) {
-  // cleared here, off the launching threads (CUPTI completes buffers on its own
-  // thread or in a flush); all of it, whatever CUPTI reported as valid. Not at
-  // stop: those buffers are not handed out again.
-  if (!stopping_.load(std::memory_order_relaxed))
-    std::memset(b, 0, (opts_.activity_buffer_bytes + 7) & ~size_t(7));
-  std::lock_guard<std::mutex> lock(buffers_mu_);
-  --buffers_outstanding_;
-  free_buffers_.push_back(b);
-}
-
-void Session::on_buffer_requested(uint8_t** buffer, size_t* size, size_t* max_records) {
-  Session* s = g_session.load(std::memory_order_acquire);
-  *max_records = 0;
-  *buffer = s ? s->acquire_buffer() : nullptr;
-  *size = *buffer ? ((s->opts_.activity_buffer_bytes + 7) & ~size_t(7)) : 0;
-}
-
-void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffer, size_t,
-                                  size_t valid) {
-  Session* s = g_session.load(std::memory_order_acquire);
-  if (s == nullptr) {
-    std::free(buffer);  // delivered after its session stopped
-    return;
-  }
-  {
-    std::lock_guard<std::mutex> lock(s->decode_mu_);
-    DecodeTarget t{&s->kernels_,
-                   &s->copies_,
-                   &s->names_,
-                   s->opts_.max_gpu_records,
-                   &s->stats_.gpu_rows_dropped,
-                   &s->stats_.records_ignored,
-                   &s->name_cache_,
-                   s->opts_.launch_activity ? &s->api_rows_ : nullptr,
-                   s->opts_.max_launch_bytes / sizeof(LaunchRow),
-                   &s->api_rows_dropped_};
-    if (buffer != nullptr && valid > 0) decode_buffer(*s->api_, s->layout_, buffer, valid, t);
-    size_t dropped = 0;
-    if (s->api_->ActivityGetNumDroppedRecords(ctx, stream, &dropped) == CUPTI_SUCCESS)
-      s->stats_.cupti_dropped += dropped;
-    ++s->stats_.buffers_completed;
-  }
-  if (buffer != nullptr) s->release_buffer(buffer);
-}
-
 void Session::start() {
   if (state_ == State::kActive) throw SessionError("this session is already capturing");
   if (state_ == State::kStopped)
@@ -200,121 +68,136 @@ void Session::start() {
     throw SessionError(e.what());
   }
   Session* expected = nullptr;
-  if (!g_session.compare_exchange_strong(expected, this))
+  if (!cs::session.compare_exchange_strong(expected, this))
     throw SessionError(
         "another skipnative session is capturing in this process; stop it before starting one");
+  owner_pid_ = getpid();
+  cs::refusal_safe.store(buffer_refusal_safe(version_));
 
   try {
-    g_kinds = &api_kind_table();
+    cs::kinds.store(&api_kind_table(), std::memory_order_relaxed);
     try {
       clock_ = make_clock(opts_.clock, api_->double_clock);
     } catch (const std::runtime_error& e) {
       throw SessionError(e.what());
     }
-    g_clock = clock_;
+    cs::publish_clock(clock_);
     size_t chunk_bytes = opts_.launch_chunk_records * sizeof(LaunchRecord);
     launch_buffers_ = std::make_unique<LaunchBuffers>(
         opts_.launch_chunk_records, opts_.launch_prealloc_chunks,
         std::max<size_t>(opts_.max_launch_bytes / std::max<size_t>(chunk_bytes, 1), 1));
-
-    CUptiResult r = api_->Subscribe(&subscriber_, &Session::on_api, this);
-    if (r == CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED) {
-      subscriber_ = nullptr;
-      throw SessionError(
-          "CUPTI already has a subscriber in this process (" + api_->error_string(r) +
-          "). torch.profiler (Kineto) subscribes at its first use and keeps the subscription: "
-          "run skipnative's capture before any torch.profiler use, or in its own process");
-    }
-    check(r, "cuptiSubscribe");
-    for (const auto& a : subscribed_apis()) {
-      if (!opts_.launch_callbacks || opts_.launch_activity ||
-          !(opts_.api_domains & (1u << a.domain)))
-        continue;
-      CUptiResult e = api_->EnableCallback(
-          1, subscriber_, a.domain ? CUPTI_CB_DOMAIN_DRIVER_API : CUPTI_CB_DOMAIN_RUNTIME_API,
-          a.cbid);
-      if (e != CUPTI_SUCCESS) stats_.callbacks_unavailable.emplace_back(a.name);
-    }
+    enable_callbacks();
     // The timestamp callback must be in place before any activity kind is enabled.
-    check(api_->ActivityRegisterTimestampCallback(&timestamp_callback),
+    check(api_->ActivityRegisterTimestampCallback(&cs::timestamp_callback),
           "cuptiActivityRegisterTimestampCallback");
-    if (opts_.device_buffer_bytes) {
-      if (api_->ActivitySetAttribute == nullptr)
-        throw SessionError("this CUPTI has no cuptiActivitySetAttribute");
-      size_t value = opts_.device_buffer_bytes, size = sizeof value;
-      check(api_->ActivitySetAttribute(CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE, &size, &value),
-            "cuptiActivitySetAttribute(DEVICE_BUFFER_SIZE)");
-    }
-    if (opts_.device_buffer_host_pinned) {
-      if (api_->ActivitySetAttribute == nullptr)
-        throw SessionError("this CUPTI has no cuptiActivitySetAttribute");
-      uint8_t value = 1;
-      size_t size = sizeof value;
-      check(api_->ActivitySetAttribute(CUPTI_ACTIVITY_ATTR_MEM_ALLOCATION_TYPE_HOST_PINNED, &size,
-                                       &value),
-            "cuptiActivitySetAttribute(MEM_ALLOCATION_TYPE_HOST_PINNED)");
-      host_pinned_set_ = true;
-    }
-    if (opts_.hw_trace) {
-      if (api_->ActivityEnableHWTrace == nullptr)
-        throw SessionError("this CUPTI has no cuptiActivityEnableHWTrace (CUPTI 12.8 or newer)");
-      check(api_->ActivityEnableHWTrace(1), "cuptiActivityEnableHWTrace");
-    }
-    if (api_->ActivitySetAttribute != nullptr) {
-      uint8_t zeroed = 1;
-      size_t size = sizeof zeroed;
-      stats_.buffers_prezeroed =
-          api_->ActivitySetAttribute(CUPTI_ACTIVITY_ATTR_ZEROED_OUT_ACTIVITY_BUFFER, &size,
-                                     &zeroed) == CUPTI_SUCCESS;
-    }
+    set_attributes();
     check(api_->ActivityRegisterCallbacks(&Session::on_buffer_requested,
                                           &Session::on_buffer_completed),
           "cuptiActivityRegisterCallbacks");
-    if (opts_.latency_timestamps) {
-      if (api_->ActivityEnableLatencyTimestamps == nullptr)
-        throw SessionError("this CUPTI has no cuptiActivityEnableLatencyTimestamps");
-      check(api_->ActivityEnableLatencyTimestamps(1), "cuptiActivityEnableLatencyTimestamps");
-    }
-    std::vector<CUpti_ActivityKind> kinds;
-    if (opts_.kernel_activity)
-      kinds.push_back(opts_.serial_kernels ? CUPTI_ACTIVITY_KIND_KERNEL
-                                           : CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
-    if (opts_.memcpy) kinds.push_back(CUPTI_ACTIVITY_KIND_MEMCPY);
-    if (opts_.memset) kinds.push_back(CUPTI_ACTIVITY_KIND_MEMSET);
-    for (auto k : kinds) {
-      check(api_->ActivityEnable(k), "cuptiActivityEnable");
-      enabled_kinds_.push_back(k);
-    }
-    if (opts_.launch_activity && opts_.launch_callbacks) {
-      if (api_->ActivityEnableDriverApi == nullptr || api_->ActivityEnableRuntimeApi == nullptr)
-        throw SessionError(
-            "this CUPTI has no cuptiActivityEnableDriverApi/RuntimeApi, which "
-            "launch_records='activity' needs");
-      for (const auto& a : subscribed_apis()) {
-        if (!(opts_.api_domains & (1u << a.domain))) continue;
-        CUptiResult e = a.domain ? api_->ActivityEnableDriverApi(a.cbid, 1)
-                                 : api_->ActivityEnableRuntimeApi(a.cbid, 1);
-        if (e == CUPTI_SUCCESS)
-          api_records_on_.emplace_back(a.domain, a.cbid);
-        else
-          stats_.callbacks_unavailable.emplace_back(a.name);
-      }
-    }
+    enable_activity();
     start_ticks_ = read_ticks(clock_);
     t_start_ns_ = ticks_to_ns(clock_, start_ticks_);
-    g_generation.fetch_add(1, std::memory_order_relaxed);
-    g_buffers.store(launch_buffers_.get(), std::memory_order_release);
+    // buffers before generation: see callback_state.h
+    cs::buffers.store(launch_buffers_.get(), std::memory_order_release);
+    cs::generation.fetch_add(1, std::memory_order_release);
   } catch (...) {
     teardown_cupti(false);
-    g_session.store(nullptr);
+    cs::session.store(nullptr);
     state_ = State::kStopped;
     throw;
   }
   state_ = State::kActive;
 }
 
+void Session::enable_callbacks() {
+  CUptiResult r = api_->Subscribe(&subscriber_, &Session::on_api, this);
+  if (r == CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED) {
+    subscriber_ = nullptr;
+    throw SessionError(
+        "CUPTI already has a subscriber in this process (" + api_->error_string(r) +
+        "). torch.profiler (Kineto) subscribes at its first use and keeps the subscription: "
+        "run skipnative's capture before any torch.profiler use, or in its own process");
+  }
+  check(r, "cuptiSubscribe");
+  for (const auto& a : subscribed_apis()) {
+    if (!opts_.launch_callbacks || opts_.launch_records == LaunchRecords::kActivity ||
+        !opts_.api_domains.has(a.domain))
+      continue;
+    CUptiResult e = api_->EnableCallback(
+        1, subscriber_, a.domain ? CUPTI_CB_DOMAIN_DRIVER_API : CUPTI_CB_DOMAIN_RUNTIME_API,
+        a.cbid);
+    if (e != CUPTI_SUCCESS) stats_.callbacks_unavailable.emplace_back(a.name);
+  }
+}
+
+void Session::set_attributes() {
+  auto needs_attributes = [&] {
+    if (api_->ActivitySetAttribute == nullptr)
+      throw SessionError("this CUPTI has no cuptiActivitySetAttribute");
+  };
+  if (opts_.device_buffer_bytes) {
+    needs_attributes();
+    size_t value = opts_.device_buffer_bytes, size = sizeof value;
+    check(api_->ActivitySetAttribute(CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE, &size, &value),
+          "cuptiActivitySetAttribute(DEVICE_BUFFER_SIZE)");
+  }
+  if (opts_.device_buffer_host_pinned) {
+    needs_attributes();
+    uint8_t value = 1;
+    size_t size = sizeof value;
+    check(api_->ActivitySetAttribute(CUPTI_ACTIVITY_ATTR_MEM_ALLOCATION_TYPE_HOST_PINNED, &size,
+                                     &value),
+          "cuptiActivitySetAttribute(MEM_ALLOCATION_TYPE_HOST_PINNED)");
+    host_pinned_set_ = true;
+  }
+  if (opts_.hw_trace) {
+    if (api_->ActivityEnableHWTrace == nullptr)
+      throw SessionError("this CUPTI has no cuptiActivityEnableHWTrace (CUPTI 12.8 or newer)");
+    check(api_->ActivityEnableHWTrace(1), "cuptiActivityEnableHWTrace");
+  }
+  if (api_->ActivitySetAttribute != nullptr) {
+    uint8_t zeroed = 1;
+    size_t size = sizeof zeroed;
+    stats_.buffers_prezeroed =
+        api_->ActivitySetAttribute(CUPTI_ACTIVITY_ATTR_ZEROED_OUT_ACTIVITY_BUFFER, &size,
+                                   &zeroed) == CUPTI_SUCCESS;
+  }
+}
+
+void Session::enable_activity() {
+  if (opts_.latency_timestamps) {
+    if (api_->ActivityEnableLatencyTimestamps == nullptr)
+      throw SessionError("this CUPTI has no cuptiActivityEnableLatencyTimestamps");
+    check(api_->ActivityEnableLatencyTimestamps(1), "cuptiActivityEnableLatencyTimestamps");
+  }
+  std::vector<CUpti_ActivityKind> kinds;
+  if (opts_.kernel_activity)
+    kinds.push_back(opts_.serial_kernels ? CUPTI_ACTIVITY_KIND_KERNEL
+                                         : CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
+  if (opts_.memcpy) kinds.push_back(CUPTI_ACTIVITY_KIND_MEMCPY);
+  if (opts_.memset) kinds.push_back(CUPTI_ACTIVITY_KIND_MEMSET);
+  for (auto k : kinds) {
+    check(api_->ActivityEnable(k), "cuptiActivityEnable");
+    enabled_kinds_.push_back(k);
+  }
+  if (opts_.launch_records != LaunchRecords::kActivity || !opts_.launch_callbacks) return;
+  if (api_->ActivityEnableDriverApi == nullptr || api_->ActivityEnableRuntimeApi == nullptr)
+    throw SessionError(
+        "this CUPTI has no cuptiActivityEnableDriverApi/RuntimeApi, which "
+        "launch_records='activity' needs");
+  for (const auto& a : subscribed_apis()) {
+    if (!opts_.api_domains.has(a.domain)) continue;
+    CUptiResult e = a.domain ? api_->ActivityEnableDriverApi(a.cbid, 1)
+                             : api_->ActivityEnableRuntimeApi(a.cbid, 1);
+    if (e == CUPTI_SUCCESS)
+      api_records_on_.emplace_back(a.domain, a.cbid);
+    else
+      stats_.callbacks_unavailable.emplace_back(a.name);
+  }
+}
+
 void Session::teardown_cupti(bool flush) {
-  g_buffers.store(nullptr, std::memory_order_release);
+  cs::buffers.store(nullptr, std::memory_order_release);
   if (api_ == nullptr) return;
   if (flush) api_->ActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
   for (auto k : enabled_kinds_) api_->ActivityDisable(k);
@@ -350,8 +233,7 @@ void Session::teardown_cupti(bool flush) {
 
 bool Session::should_finalize() const {
   if (api_ == nullptr || api_->Finalize == nullptr) return false;
-  if (opts_.finalize == 0) return false;
-  if (opts_.finalize == 1) return true;
+  if (opts_.finalize.has_value()) return *opts_.finalize;
   // auto: CUPTI before 12.6 (API version 24) could crash when re-initialised after
   // cuptiFinalize in processes that use CUDA graphs (pytorch/kineto #1264).
   return version_ >= 24;
@@ -359,17 +241,15 @@ bool Session::should_finalize() const {
 
 void Session::stop() {
   if (state_ != State::kActive) throw SessionError("this session is not capturing");
+  if (getpid() != owner_pid_)
+    throw SessionError(
+        "this session was started in the parent process; after fork() only the parent can "
+        "stop it");
   t_stop_ns_ = ticks_to_ns(clock_, read_ticks(clock_));
   stopping_.store(true, std::memory_order_relaxed);
   teardown_cupti(true);
-  {
-    std::lock_guard<std::mutex> lock(decode_mu_);
-    size_t dropped = 0;
-    if (api_->ActivityGetNumDroppedRecords(nullptr, 0, &dropped) == CUPTI_SUCCESS)
-      stats_.cupti_dropped += dropped;
-  }
-  g_session.store(nullptr, std::memory_order_release);
-  g_generation.fetch_add(1, std::memory_order_relaxed);
+  close_delivery();
+  cs::generation.fetch_add(1, std::memory_order_release);
   state_ = State::kStopped;
   // Detach CUPTI: merely left attached, it slows every later launch by about a
   // microsecond (measured on an H200; pytorch issue 144455). Work is
@@ -386,6 +266,18 @@ void Session::stop() {
   }
   std::lock_guard<std::mutex> lock(g_retired_mu);
   g_retired = std::move(launch_buffers_);
+}
+
+// After the flush: no buffer callback delivers to this session from here on.
+// The session pointer is cleared first, then the callbacks already past it are
+// waited for, then the decode lock is a barrier for what they wrote.
+void Session::close_delivery() {
+  cs::session.store(nullptr);
+  while (cs::buffer_callbacks_running.load() != 0) std::this_thread::yield();
+  std::lock_guard<std::mutex> lock(decode_mu_);
+  size_t dropped = 0;
+  if (api_->ActivityGetNumDroppedRecords(nullptr, 0, &dropped) == CUPTI_SUCCESS)
+    stats_.cupti_dropped += dropped;
 }
 
 void Session::collect_launches() {
@@ -444,46 +336,6 @@ void Session::mark(const std::string& name) {
   uint32_t id = names_.intern(name);
   std::lock_guard<std::mutex> lock(markers_mu_);
   markers_.push_back(MarkerRow{t, id, current_tid()});
-}
-
-double bench_clock_read(size_t n, const std::string& clock) {
-  ClockParams p = make_clock(clock, nullptr);
-  uint64_t sink = 0;
-  auto t0 = std::chrono::steady_clock::now();
-  for (size_t i = 0; i < n; ++i) sink += read_ticks(p);
-  auto t1 = std::chrono::steady_clock::now();
-  asm volatile("" ::"r"(sink));
-  return std::chrono::duration<double, std::nano>(t1 - t0).count() / double(n);
-}
-
-double bench_record_path(size_t n, const std::string& clock) {
-  if (g_session.load() != nullptr) throw SessionError("a session is capturing; benchmark refused");
-  g_kinds = &api_kind_table();
-  g_clock = make_clock(clock, nullptr);
-  size_t chunk = 16384;
-  LaunchBuffers lb(chunk, n / chunk + 2, n / chunk + 2);
-  g_generation.fetch_add(1);
-  g_buffers.store(&lb);
-  uint64_t corr_data = 0;
-  CUpti_CallbackData info{};
-  info.correlationData = &corr_data;
-  auto t0 = std::chrono::steady_clock::now();
-  for (size_t i = 0; i < n; ++i) {
-    info.correlationId = uint32_t(i);
-    info.callbackSite = CUPTI_API_ENTER;
-    Session::on_api(nullptr, CUPTI_CB_DOMAIN_RUNTIME_API,
-                    CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000, &info);
-    info.callbackSite = CUPTI_API_EXIT;
-    Session::on_api(nullptr, CUPTI_CB_DOMAIN_RUNTIME_API,
-                    CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000, &info);
-  }
-  auto t1 = std::chrono::steady_clock::now();
-  g_buffers.store(nullptr);
-  g_generation.fetch_add(1);
-  size_t stored = 0;
-  lb.for_each([&](uint32_t, const LaunchRecord*, uint32_t k) { stored += k; });
-  if (stored != n) throw SessionError("record-path benchmark lost records");
-  return std::chrono::duration<double, std::nano>(t1 - t0).count() / double(n);
 }
 
 }  // namespace skipnative

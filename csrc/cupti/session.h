@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -22,28 +23,48 @@
 
 namespace skipnative {
 
+// Where launch-call times come from: skipnative's enter/exit callbacks, or
+// CUPTI's API activity records for the same launch APIs (by cbid; CUPTI takes
+// the timestamps, the records arrive with the kernels').
+enum class LaunchRecords : uint8_t { kCallbacks, kActivity };
+
+// Which launch-API domains are subscribed: bit 0 runtime API, bit 1 driver API.
+struct ApiDomains {
+  uint32_t bits = 3;
+  bool has(uint32_t domain) const { return bits & (1u << domain); }
+};
+
+// The capture options, defined once: X(type, name, default). SessionOptions'
+// fields, the Python dict the bindings accept (by these names), the options a
+// capture's metadata reports and the defaults Python's Capture signature is
+// checked against (tests/unit/test_capture_options.py) all come from this list.
+// Python's Capture documents each one.
+#define SKIPNATIVE_CAPTURE_OPTIONS(X)                                                         \
+  X(std::string, clock, "auto")                                                               \
+  X(bool, latency_timestamps, false)                                                          \
+  X(bool, memcpy, true)                                                                       \
+  X(bool, memset, true)                                                                       \
+  X(bool, kernel_activity, true)  /* CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL */                 \
+  X(bool, serial_kernels, false)  /* CUPTI_ACTIVITY_KIND_KERNEL instead (serialises) */       \
+  X(bool, launch_callbacks, true) /* enter/exit callbacks on the launch APIs */               \
+  X(LaunchRecords, launch_records, LaunchRecords::kCallbacks)                                 \
+  X(ApiDomains, api_domains, ApiDomains{})                                                    \
+  X(std::optional<bool>, finalize, std::nullopt) /* cuptiFinalize at stop; none: auto */      \
+  X(size_t, device_buffer_bytes, 0) /* CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE; 0: CUPTI's */  \
+  X(bool, hw_trace, false)          /* kernel timestamps from the Hardware Event System */    \
+  X(bool, device_buffer_host_pinned, false) /* CUPTI's device buffer in pinned host memory */ \
+  X(size_t, activity_buffer_bytes, 4u << 20)                                                  \
+  X(size_t, max_activity_buffers, 64) /* cap on buffers held at once */                       \
+  X(size_t, launch_chunk_records, 16384)                                                      \
+  X(size_t, max_launch_bytes, 512u << 20)                                                     \
+  X(size_t, max_gpu_records, 64u << 20)
+
 struct SessionOptions {
-  std::string clock = "auto";
-  bool latency_timestamps = false;
-  bool memcpy = true;
-  bool memset = true;
-  bool kernel_activity = true;   // CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL
-  bool serial_kernels = false;   // CUPTI_ACTIVITY_KIND_KERNEL instead (serialises kernels)
-  bool launch_callbacks = true;  // enter/exit callbacks on the launch APIs
-  // Launch times from CUPTI's API activity records (per cbid) instead of the
-  // callbacks: CUPTI takes the timestamps, the records arrive with the kernels'.
-  bool launch_activity = false;
-  uint32_t api_domains = 3;        // bit 0: runtime API, bit 1: driver API
-  int finalize = -1;               // cuptiFinalize at stop: -1 auto (CUPTI >= 12.6), 0 no, 1 yes
-  size_t device_buffer_bytes = 0;  // CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE; 0: CUPTI's default
-  bool hw_trace = false;           // kernel timestamps from the Hardware Event System (Blackwell)
-  bool device_buffer_host_pinned = false;  // CUPTI's device buffer in pinned host memory
-  size_t activity_buffer_bytes = 4u << 20;
-  size_t max_activity_buffers = 64;  // cap on buffers held at once
-  size_t launch_chunk_records = 16384;
+#define SKIPNATIVE_OPTION_FIELD(type, name, default_value) type name = default_value;
+  SKIPNATIVE_CAPTURE_OPTIONS(SKIPNATIVE_OPTION_FIELD)
+#undef SKIPNATIVE_OPTION_FIELD
+  // Not capture options: set by the layers above.
   size_t launch_prealloc_chunks = 16;
-  size_t max_launch_bytes = 512u << 20;
-  size_t max_gpu_records = 64u << 20;
   std::vector<std::string> wheel_dirs;  // nvidia-cuda-cupti lib folders on sys.path
 };
 
@@ -55,7 +76,9 @@ class SessionError : public std::runtime_error {
 struct SessionStats {
   uint64_t launches_dropped = 0;  // launch records over max_launch_bytes
   uint64_t cupti_dropped = 0;     // CUPTI's count (no buffer space)
-  uint64_t buffers_refused = 0;   // buffer requests refused at max_activity_buffers
+  uint64_t buffers_refused = 0;   // buffer requests refused (CUPTI >= 12.9 only; see below)
+  uint64_t buffers_spilled = 0;   // spill buffers handed out where refusing is unsafe
+  uint64_t records_spilled = 0;   // records CUPTI wrote into spill buffers: counted, not kept
   uint64_t gpu_rows_dropped = 0;  // decoded rows over max_gpu_records
   uint64_t records_ignored = 0;   // activity kinds not decoded
   uint64_t launches_outside = 0;  // calls that began before the session started
@@ -71,12 +94,14 @@ class Session {
   ~Session();
 
   void start();
+  // Only in the process that started the session: a forked child gets an error
+  // (and its destructor leaves the parent's CUPTI state alone).
   void stop();
   bool active() const { return state_ == State::kActive; }
   bool finished() const { return state_ == State::kStopped; }
   void mark(const std::string& name);
 
-  // Results, valid after stop().
+  // Results, valid after stop() (the buffer callbacks append to them until then).
   const std::vector<LaunchRow>& launches() const { return launches_; }
   const std::vector<KernelRow>& kernels() const { return kernels_; }
   const std::vector<CopyRow>& copies() const { return copies_; }
@@ -96,6 +121,11 @@ class Session {
   static void on_api(void* userdata, CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
                      const void* cbdata);
 
+  // Whether a CUPTI of this API version may be refused a buffer (a null buffer
+  // from the request callback). See acquire_buffer() in session.cpp.
+  static bool buffer_refusal_safe(uint32_t version) { return version >= kSafeRefusalVersion; }
+  static constexpr uint32_t kSafeRefusalVersion = 27;  // CUDA 12.9
+
  private:
   enum class State { kNew, kActive, kStopped };
 
@@ -104,8 +134,14 @@ class Session {
                                   size_t valid);
   uint8_t* acquire_buffer();
   void release_buffer(uint8_t* b);
+  uint8_t* spill_buffer();
+  bool take_spilled(uint8_t* b);
   void check(CUptiResult r, const char* what);
+  void enable_callbacks();
+  void set_attributes();
+  void enable_activity();
   void teardown_cupti(bool flush);
+  void close_delivery();
   bool should_finalize() const;
   void collect_launches();
   void append_api_rows();
@@ -116,6 +152,7 @@ class Session {
   RecordLayout layout_ = RecordLayout::kCuda13;
   uint32_t version_ = 0;
   bool finalized_ = false;
+  int owner_pid_ = 0;                  // the process that started the session
   bool host_pinned_set_ = false;       // MEM_ALLOCATION_TYPE_HOST_PINNED set by this session
   std::atomic<bool> stopping_{false};  // buffers completed now are not reused
   CUpti_SubscriberHandle subscriber_ = nullptr;
@@ -129,6 +166,7 @@ class Session {
 
   std::mutex buffers_mu_;
   std::vector<uint8_t*> free_buffers_;
+  std::vector<uint8_t*> spilled_;  // spill buffers CUPTI holds now
   size_t buffers_outstanding_ = 0;
 
   std::mutex decode_mu_;
@@ -149,9 +187,16 @@ class Session {
 // The session the callbacks write to, if any.
 Session* active_session();
 
+// Test seam: f(where) is called where a callback has read shared state and not
+// yet used it: "attach" (a thread joins the launch buffers; once per thread per
+// session) and "deliver" (a completed activity buffer, before decoding). Never
+// on the per-record path. nullptr: none (the default).
+using PausePoint = void (*)(const char* where);
+void set_pause_point(PausePoint f);
+
 // The record path measured without a GPU: n enter/exit callback pairs through
 // Session::on_api into a fresh LaunchBuffers. Returns ns per record. Refuses
-// while a session is active.
+// while a session is active. (cupti/record_bench.cpp)
 double bench_record_path(size_t n, const std::string& clock);
 
 // ns per clock read of the given kind (bare read_ticks).

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from skipnative.capturing import records as _records
 from skipnative.capturing.loader import native, wheel_cupti_dirs
 from skipnative.trace import (
     GPU_DTYPE,
@@ -28,12 +27,16 @@ class CaptureError(RuntimeError):
 
 # Captures still running at interpreter exit are stopped (flushed) then, so a
 # script that forgets stop() leaves CUPTI detached and loses nothing it recorded.
+# Only in the process that started them: a forked child that exits must leave
+# the CUPTI state it inherited from its parent alone.
 _running: weakref.WeakSet = weakref.WeakSet()
 
 
 @atexit.register
 def _stop_running_captures() -> None:
     for cap in list(_running):
+        if cap._pid != os.getpid():
+            continue
         try:
             if cap.active:
                 cap._session.stop()
@@ -57,11 +60,15 @@ class Capture:
       else CLOCK_MONOTONIC_RAW), or one of those by name;
     - ``latency_timestamps``: CUPTI's queued/submitted kernel timestamps;
     - ``activity_buffer_bytes`` / ``max_activity_buffers``: the activity-buffer
-      pool (records beyond it are dropped and counted);
+      pool. Past it, records are counted, not kept: CUPTI 12.9 and newer is
+      refused a buffer and counts what it drops (``metadata["dropped"]["cupti"]``);
+      older CUPTI, which may crash when refused, gets a spill buffer whose
+      records are counted (``metadata["dropped"]["spilled"]``);
     - ``max_launch_bytes``: memory cap of the launch-record buffers;
     - ``max_gpu_records``: cap on decoded kernel/copy rows;
-    - ``kernel_activity`` / ``launch_callbacks`` / ``api_domains``: what to
-      record (for measuring the cost of each part);
+    - ``kernel_activity`` / ``memcpy`` / ``memset`` / ``launch_callbacks`` /
+      ``api_domains``: what to record (for measuring the cost of each part);
+    - ``launch_chunk_records``: launch records per buffer chunk;
     - ``launch_records``: where launch-call times come from: "callbacks"
       (skipnative's enter/exit callbacks, the default) or "activity" (CUPTI's
       API activity records for the same launch APIs, by cbid; CUPTI takes the
@@ -78,7 +85,10 @@ class Capture:
       pinned host memory (CUPTI's default: device memory);
     - ``finalize``: detach CUPTI at stop (cuptiFinalize). Default (None): on
       CUPTI 12.6 and newer, where re-attaching is safe. Left attached, CUPTI
-      slows every later launch.
+      slows every later launch;
+    - ``synchronize`` (Python only): wait for queued torch GPU work before stop.
+
+    Every option but ``synchronize`` is reported by name in ``metadata``.
     """
 
     def __init__(
@@ -107,31 +117,14 @@ class Capture:
         mod, why = native()
         if mod is None:
             raise CaptureError(why)
+        # Passed by name: the native list of options (cupti/session.h) is the
+        # one definition; tests check this signature against it.
+        given = locals()
+        options = {name: given[name] for name in mod.capture_options()}
+        options["api_domains"] = list(api_domains)
         self._mod = mod
         self._synchronize = synchronize
-        self._session = mod.Session(
-            {
-                "clock": clock,
-                "latency_timestamps": latency_timestamps,
-                "memcpy": memcpy,
-                "memset": memset,
-                "kernel_activity": kernel_activity,
-                "launch_callbacks": launch_callbacks,
-                "launch_records": launch_records,
-                "api_domains": list(api_domains),
-                "finalize": finalize,
-                "device_buffer_bytes": device_buffer_bytes,
-                "hw_trace": hw_trace,
-                "serial_kernels": serial_kernels,
-                "device_buffer_host_pinned": device_buffer_host_pinned,
-                "activity_buffer_bytes": activity_buffer_bytes,
-                "max_activity_buffers": max_activity_buffers,
-                "max_launch_bytes": max_launch_bytes,
-                "launch_chunk_records": launch_chunk_records,
-                "max_gpu_records": max_gpu_records,
-                "wheel_dirs": wheel_cupti_dirs(),
-            }
-        )
+        self._session = mod.Session({**options, "wheel_dirs": wheel_cupti_dirs()})
         self._trace: Trace | None = None
         self._pid = os.getpid()
 
@@ -188,14 +181,16 @@ class Capture:
         return dict(self._session.metadata())
 
     def raw(self) -> dict[str, np.ndarray]:
-        """The native tables as numpy structured arrays (session clock ns)."""
+        """The native tables as numpy structured arrays (session clock ns).
+
+        Views of the session's own tables, so only after stop(): while the
+        capture runs, CaptureError.
+        """
         s = self._session
-        return {
-            "launches": s.launches_bytes().view(_records.LAUNCH_DTYPE),
-            "kernels": s.kernels_bytes().view(_records.KERNEL_DTYPE),
-            "copies": s.copies_bytes().view(_records.COPY_DTYPE),
-            "markers": s.markers_bytes().view(_records.MARKER_DTYPE),
-        }
+        try:
+            return {t: getattr(s, t)() for t in ("launches", "kernels", "copies", "markers")}
+        except self._mod.CaptureError as e:
+            raise CaptureError(str(e)) from None
 
     @property
     def trace(self) -> Trace:

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from skipnative.capturing import records as _records
 from skipnative.errors import TraceError
 from skipnative.trace import REGION_DTYPE, StringTable, Trace
 
@@ -25,12 +24,14 @@ MAGIC = b"SKIPDUMP"
 TRAILER = b"SKIPDEND"
 VERSION = 1
 _PREFIX = struct.Struct("<8sII")
-TABLES = {
-    "launches": _records.LAUNCH_DTYPE,
-    "kernels": _records.KERNEL_DTYPE,
-    "copies": _records.COPY_DTYPE,
-    "markers": _records.MARKER_DTYPE,
-}
+TABLES = ("launches", "kernels", "copies", "markers")
+
+
+def _dtypes() -> dict[str, np.dtype]:
+    """The native row dtypes (defined once, on the C++ structs)."""
+    from skipnative import _native
+
+    return _native.record_dtypes()
 
 
 @dataclass
@@ -83,7 +84,9 @@ def _parse(path: str, data: bytes) -> Dump:
         raise bad("header is not an object")
     at = _PREFIX.size + hlen
     tables = {}
-    for name, dtype in TABLES.items():
+    dtypes = _dtypes()
+    for name in TABLES:
+        dtype = dtypes[name]
         t = header["tables"][name]
         rows, row_bytes = int(t["rows"]), int(t["row_bytes"])
         if row_bytes != dtype.itemsize:

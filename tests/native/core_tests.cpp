@@ -2,6 +2,7 @@
 // with -DSKIPNATIVE_CORE_TESTS=ON, or directly with a cross compiler:
 //   aarch64-linux-gnu-g++ -std=c++17 -O2 -Icsrc csrc/core/*.cpp tests/native/core_tests.cpp
 // and run under qemu-aarch64 in CI.
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -85,6 +86,51 @@ static void test_buffers_cap_zero_chunks_left() {
   CHECK(lb.dropped() == 2);
 }
 
+// The collector walks the chunk lists while their owners append (a session's
+// stop() during launches): it sees whole records, in order, and never fewer
+// than it saw before.
+static void test_buffers_read_while_writing() {
+  const int threads = 4;
+  const uint32_t per = 500000;
+  LaunchBuffers lb(1024, 8, 4096);
+  std::atomic<int> done{0}, attached{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t)
+    ts.emplace_back([&lb, &done, &attached, t, per] {
+      ThreadBuffer* tb = lb.attach(uint32_t(t));
+      attached.fetch_add(1);
+      for (uint32_t i = 0; i < per; ++i) {
+        LaunchBuffers::push(tb, LaunchRecord{i, uint64_t(i) * 3 + 1, i, uint16_t(t), 0, 0});
+        if (i % 4096 == 0) std::this_thread::yield();  // let the reader in
+      }
+      done.fetch_add(1);
+    });
+  while (attached.load() < threads) std::this_thread::yield();
+  size_t last = 0;
+  bool whole = true, grows = true;
+  int reads = 0;
+  for (bool more = true; more; ++reads) {
+    more = done.load() < threads;
+    size_t n = 0;
+    std::vector<uint32_t> next(threads, 0);
+    lb.for_each([&](uint32_t tid, const LaunchRecord* r, uint32_t k) {
+      for (uint32_t i = 0; i < k; ++i) {
+        const LaunchRecord& x = r[i];
+        whole &= x.correlation_id == next[tid]++ && x.t_end == x.t_begin * 3 + 1 && x.cbid == tid;
+      }
+      n += k;
+    });
+    grows &= n >= last;
+    last = n;
+  }
+  for (auto& t : ts) t.join();
+  CHECK(whole);
+  CHECK(grows);
+  CHECK(last == size_t(threads) * per);
+  CHECK(lb.dropped() == 0);
+  std::printf("buffers: %d reads while %d threads wrote\n", reads, threads);
+}
+
 static void test_string_table() {
   StringTable t;
   uint32_t a = t.intern("gemm"), b = t.intern("relu"), c = t.intern("gemm");
@@ -99,6 +145,7 @@ int main() {
   test_clock("monotonic_raw");
   test_buffers_single();
   test_buffers_threads();
+  test_buffers_read_while_writing();
   test_buffers_cap_zero_chunks_left();
   test_string_table();
   if (failures) {

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
@@ -23,51 +24,12 @@
 #include "check.h"
 #include "cupti/loader.h"
 #include "cupti/session.h"
+#include "double_control.h"
+#include "session_stress.h"
 
 using namespace skipnative;
 
 namespace {
-
-constexpr int kRuntime = 0, kDriver = 1;
-constexpr int kLaunch = CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000;
-constexpr int kDriverLaunch = CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel;
-constexpr int kDeviceSync = CUPTI_RUNTIME_TRACE_CBID_cudaDeviceSynchronize_v3020;
-
-// The double's controls, found in the library the loader loaded.
-struct Double {
-  void (*reset)(uint32_t);
-  void (*configure)(uint64_t, uint64_t, uint32_t, int);
-  uint32_t (*launch)(int, int, uint32_t, const char*, uint64_t);
-  uint32_t (*nested)(int, int, int, int, uint32_t, const char*, uint64_t);
-  uint32_t (*sync)(int, int);
-};
-
-template <class F>
-void bind(void* h, F& f, const char* name) {
-  f = reinterpret_cast<F>(dlsym(h, name));
-  if (!f) {
-    std::fprintf(stderr, "the test double lacks %s\n", name);
-    std::exit(2);
-  }
-}
-
-Double load_double() {
-  std::string why;
-  const CuptiApi* api = load_cupti({}, &why);
-  if (!api || !api->is_test_double) {
-    std::fprintf(stderr, "set SKIPNATIVE_CUPTI_LIBRARY to the CUPTI test double (%s)\n",
-                 why.c_str());
-    std::exit(2);
-  }
-  void* h = dlopen(api->path.c_str(), RTLD_NOW | RTLD_NOLOAD);
-  Double d{};
-  bind(h, d.reset, "skipnative_double_reset");
-  bind(h, d.configure, "skipnative_double_configure");
-  bind(h, d.launch, "skipnative_double_launch");
-  bind(h, d.nested, "skipnative_double_launch_nested");
-  bind(h, d.sync, "skipnative_double_sync");
-  return d;
-}
 
 // Kernel rows by correlation id joined to launch rows: every kernel has one.
 std::map<uint32_t, const LaunchRow*> by_correlation(const Session& s) {
@@ -81,7 +43,7 @@ std::map<uint32_t, const LaunchRow*> by_correlation(const Session& s) {
 SessionOptions options(const char* clock, bool activity = false, bool latency = false) {
   SessionOptions o;
   o.clock = clock;
-  o.launch_activity = activity;
+  o.launch_records = activity ? LaunchRecords::kActivity : LaunchRecords::kCallbacks;
   o.latency_timestamps = latency;
   return o;
 }
@@ -92,7 +54,8 @@ SessionOptions options(const char* clock, bool activity = false, bool latency = 
 void test_exact_schedule(const Double& d, uint32_t version) {
   d.reset(version);
   d.configure(2000, 1000, 0, 0);
-  Session s(options("library", false, true));
+  auto s_heap = std::make_unique<Session>(options("library", false, true));
+  Session& s = *s_heap;
   s.start();
   for (int i = 0; i < 200; ++i) d.launch(kRuntime, kLaunch, 7, i % 2 ? "gemm" : "relu", 5000);
   d.sync(kRuntime, kDeviceSync);
@@ -124,7 +87,8 @@ void test_exact_schedule(const Double& d, uint32_t version) {
 void test_nested_calls_recorded_once(const Double& d, bool activity) {
   d.reset(130001);
   d.configure(2000, 1000, 0, 0);
-  Session s(options("library", activity));
+  auto s_heap = std::make_unique<Session>(options("library", activity));
+  Session& s = *s_heap;
   s.start();
   for (int i = 0; i < 10; ++i) d.nested(kRuntime, kLaunch, kDriver, kDriverLaunch, 7, "k", 100);
   d.launch(kDriver, kDriverLaunch, 7, "direct", 100);
@@ -140,7 +104,8 @@ void test_nested_calls_recorded_once(const Double& d, bool activity) {
 void test_threads(const Double& d, bool activity) {
   d.reset(130001);
   d.configure(10, 10, 0, 0);
-  Session s(options("library", activity));
+  auto s_heap = std::make_unique<Session>(options("library", activity));
+  Session& s = *s_heap;
   s.start();
   std::vector<std::thread> ts;
   for (int t = 0; t < 4; ++t)
@@ -170,7 +135,8 @@ void test_threads(const Double& d, bool activity) {
 void test_machine_clock(const Double& d, bool activity) {
   d.reset(130001);
   d.configure(3000, 2000, 0, 1);
-  Session s(options("auto", activity));
+  auto s_heap = std::make_unique<Session>(options("auto", activity));
+  Session& s = *s_heap;
   s.start();
   for (int i = 0; i < 50; ++i) d.launch(kRuntime, kLaunch, 7, "k", 1000);
   s.stop();
@@ -207,6 +173,7 @@ int main() {
     test_threads(d, activity);
     test_machine_clock(d, activity);
   }
+  run_concurrency_tests(d);
   if (failures) {
     std::fprintf(stderr, "session tests: %d failure(s)\n", failures);
     return 1;

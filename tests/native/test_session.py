@@ -134,7 +134,7 @@ def test_multithreaded_launches(gpu):
             th.join()
     t = cap.trace
     assert len(t.launches) == n_threads * per == len(t.gpu)
-    assert cap.metadata["dropped"] == {"launches": 0, "cupti": 0, "gpu_rows": 0}
+    assert cap.metadata["dropped"] == {"launches": 0, "cupti": 0, "gpu_rows": 0, "spilled": 0}
     # every kernel joins its launch, and the launch was made on the kernel's thread
     order = np.argsort(t.launches["correlation"])
     idx = np.searchsorted(t.launches["correlation"][order], t.gpu["correlation"])

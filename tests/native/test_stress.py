@@ -160,3 +160,41 @@ def test_fork_after_a_session_started():
     """)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0", "20", "20", "['parent']"]
+
+
+# A forked child inherits the parent's running capture. Whatever way it ends, it
+# must not touch the CUPTI state behind it (the parent's): the double logs every
+# teardown call with its process id, and no line may be the child's.
+FORK_CHILD_ENDS = {
+    # a normal exit: the atexit handler runs (and the capture is still running)
+    "exits": "gpu.launch_many(50, 'child', 10)\nsys.exit(0)",
+    # the capture object goes away in the child: the native destructor runs
+    "drops the capture": "del cap\ngc.collect()\nsys.exit(0)",
+    # exec: a new program, nothing of the capture left
+    "execs": "os.execv(sys.executable, [sys.executable, '-c', 'pass'])",
+}
+
+
+@pytest.mark.parametrize("end", FORK_CHILD_ENDS, ids=list(FORK_CHILD_ENDS))
+def test_forked_child_leaves_the_parents_capture_alone(tmp_path, end):
+    log = tmp_path / "calls.log"
+    child_code = textwrap.indent(FORK_CHILD_ENDS[end], " " * 12).strip()
+    r = _run(f"""
+        import ctypes, gc, sys
+        ctypes.CDLL(os.environ["SKIPNATIVE_CUPTI_LIBRARY"]).skipnative_double_log_calls(
+            {str(log)!r}.encode())
+        gpu.launch_many(10, "parent", 10)
+        pid = os.fork()
+        if pid == 0:
+            {child_code}
+        _, status = os.waitpid(pid, 0)
+        gpu.launch_many(10, "parent", 10)
+        t = cap.stop()
+        print(os.waitstatus_to_exitcode(status), pid, len(t.launches), len(t.gpu))
+    """)
+    assert r.returncode == 0, r.stderr
+    code, child, launches, kernels = r.stdout.split()
+    assert (code, launches, kernels) == ("0", "20", "20")
+    calls = [line.split() for line in log.read_text().splitlines()]
+    assert [c for c in calls if c[0] == child] == []
+    assert {"cuptiUnsubscribe", "cuptiActivityFlushAll"} <= {c[1] for c in calls}  # the parent's

@@ -2,17 +2,70 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from skipnative import _native
 from skipnative.capturing import records as _records
 from skipnative.io import kineto
 
+# What the Python side reads from each native table: name -> (kind, bytes, shape).
+# Order and offsets come from the C++ structs; this is what _capture.py relies on.
+SESSION_FIELDS = {
+    "launches": {
+        "t_begin": ("u", 8, ()),
+        "t_end": ("u", 8, ()),
+        "correlation": ("u", 4, ()),
+        "tid": ("u", 4, ()),
+        "cbid": ("u", 2, ()),
+        "domain": ("u", 1, ()),
+        "kind": ("u", 1, ()),
+    },
+    "kernels": {
+        "t_start": ("u", 8, ()),
+        "t_end": ("u", 8, ()),
+        "t_queued": ("u", 8, ()),
+        "t_submitted": ("u", 8, ()),
+        "graph_node_id": ("u", 8, ()),
+        "correlation": ("u", 4, ()),
+        "name_id": ("u", 4, ()),
+        "device": ("u", 4, ()),
+        "stream": ("u", 4, ()),
+        "graph_id": ("u", 4, ()),
+        "grid": ("i", 4, (3,)),
+        "block": ("i", 4, (3,)),
+    },
+    "copies": {
+        "t_start": ("u", 8, ()),
+        "t_end": ("u", 8, ()),
+        "bytes": ("u", 8, ()),
+        "correlation": ("u", 4, ()),
+        "device": ("u", 4, ()),
+        "stream": ("u", 4, ()),
+        "is_set": ("u", 1, ()),
+        "copy_kind": ("u", 1, ()),
+    },
+    "markers": {"t": ("u", 8, ()), "name_id": ("u", 4, ()), "tid": ("u", 4, ())},
+}
 
-def test_session_record_sizes():
+
+def test_session_record_dtypes_fields_offsets_and_types():
+    dtypes = _native.record_dtypes()
     sizes = _native.record_sizes()
-    assert sizes["launch"] == _records.LAUNCH_DTYPE.itemsize
-    assert sizes["kernel"] == _records.KERNEL_DTYPE.itemsize
-    assert sizes["copy"] == _records.COPY_DTYPE.itemsize
-    assert sizes["marker"] == _records.MARKER_DTYPE.itemsize
+    assert set(dtypes) == set(SESSION_FIELDS) == set(sizes)
+    for table, expected in SESSION_FIELDS.items():
+        dt = dtypes[table]
+        assert dt.itemsize == sizes[table], table
+        fields = {n: dt.fields[n] for n in dt.names if not n.startswith("_")}
+        assert list(fields) == list(expected), table
+        end = 0
+        for name, (ftype, offset) in fields.items():
+            base = ftype.base if ftype.subdtype else ftype
+            kind, size, shape = expected[name]
+            assert (base.kind, base.itemsize, ftype.shape) == (kind, size, shape), (table, name)
+            assert base.byteorder in ("=", "<", "|") and np.little_endian
+            assert offset >= end and offset % base.itemsize == 0, (table, name)  # no overlap
+            end = offset + ftype.itemsize
+        assert end <= dt.itemsize
 
 
 def test_kineto_reader_record_sizes():

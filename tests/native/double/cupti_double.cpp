@@ -21,6 +21,7 @@
 // cuptiActivityFlushAll, so a bounded buffer pool runs out at an exact record
 // count; records without a buffer are counted as dropped.
 #include <cupti.h>
+#include <fcntl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -82,6 +83,10 @@ struct State {
   uint64_t offset_at = 0;
   CUpti_TimestampCallbackFunc offset_clock = nullptr;
   uint64_t dirty_buffers = 0;  // handed over as zeroed, but not zero
+  // Requests answered with no buffer. CUPTI before API version 27 (CUDA 12.9)
+  // may crash on that; the double counts it, so tests can tell it happened.
+  uint64_t refused_buffers = 0;
+  std::string call_log;  // a file to append "pid function" to at each teardown call
 };
 
 State& st() {
@@ -184,6 +189,7 @@ uint8_t* reserve(State& s, size_t size) {
     size_t sz = 0, max_records = 0;
     ++s.buffers_requested;
     s.request(&b, &sz, &max_records);
+    if (!b) ++s.refused_buffers;
     if (!b || sz < size) return nullptr;
     if (!s.zeroed_buffers)
       std::memset(b, 0, sz);  // CUPTI clears a buffer it was not told is zero
@@ -364,6 +370,18 @@ const char* stable_name(State& s, const char* name) {
   return s.names.insert(name ? name : "").first->c_str();
 }
 
+// Appends "pid function" to the call log, if one is set: a forked child's calls
+// are seen by its parent (caller holds mu).
+void log_call(State& s, const char* function) {
+  if (s.call_log.empty()) return;
+  int fd = open(s.call_log.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0644);
+  if (fd < 0) return;
+  std::string line = std::to_string(getpid()) + " " + function + "\n";
+  ssize_t n = write(fd, line.data(), line.size());
+  (void)n;
+  close(fd);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- CUPTI API --
@@ -408,6 +426,7 @@ DOUBLE_API CUptiResult cuptiSubscribe(CUpti_SubscriberHandle* subscriber,
 DOUBLE_API CUptiResult cuptiUnsubscribe(CUpti_SubscriberHandle subscriber) {
   State& s = st();
   std::lock_guard<std::mutex> lock(s.mu);
+  log_call(s, "cuptiUnsubscribe");
   if (!s.subscribed || subscriber != reinterpret_cast<CUpti_SubscriberHandle>(&s))
     return CUPTI_ERROR_INVALID_PARAMETER;
   s.subscribed = false;
@@ -446,6 +465,7 @@ DOUBLE_API CUptiResult cuptiActivityEnable(CUpti_ActivityKind kind) {
 DOUBLE_API CUptiResult cuptiActivityDisable(CUpti_ActivityKind kind) {
   State& s = st();
   std::lock_guard<std::mutex> lock(s.mu);
+  log_call(s, "cuptiActivityDisable");
   s.enabled_kinds.erase(int(kind));
   return CUPTI_SUCCESS;
 }
@@ -500,6 +520,7 @@ DOUBLE_API CUptiResult cuptiActivityFlushAll(uint32_t) {
   CUpti_BuffersCallbackCompleteFunc complete;
   {
     std::lock_guard<std::mutex> lock(s.mu);
+    log_call(s, "cuptiActivityFlushAll");
     if (s.buf) {
       s.full.emplace_back(s.buf, s.buf_used);
       s.buf = nullptr;
@@ -559,6 +580,7 @@ DOUBLE_API CUptiResult cuptiActivityEnableHWTrace(uint8_t enable) {
 DOUBLE_API CUptiResult cuptiFinalize() {
   State& s = st();
   std::lock_guard<std::mutex> lock(s.mu);
+  log_call(s, "cuptiFinalize");
   if (s.subscribed) return CUPTI_ERROR_INVALID_OPERATION;  // still in use: refuse, as a check
   ++s.finalized;
   s.timestamp = nullptr;
@@ -593,7 +615,22 @@ DOUBLE_API void skipnative_double_reset(uint32_t version) {
   s.buffers_requested = 0;
   s.finalized = 0;
   s.dirty_buffers = 0;
+  s.refused_buffers = 0;
   s.api_records.clear();
+}
+
+// Teardown calls (unsubscribe, flush, disable, finalize) are logged to `path`
+// from now on ("" or null: not logged).
+DOUBLE_API void skipnative_double_log_calls(const char* path) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.call_log = path ? path : "";
+}
+
+DOUBLE_API uint64_t skipnative_double_refused_buffers() {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  return s.refused_buffers;
 }
 
 DOUBLE_API void skipnative_double_configure(uint64_t launch_cost_ns, uint64_t submit_latency_ns,
@@ -725,7 +762,10 @@ DOUBLE_API uint32_t skipnative_double_sync(int domain, int cbid) {
   return api_call(domain, cbid, cost, [](uint32_t, uint64_t, uint64_t) {});
 }
 
-DOUBLE_API int skipnative_double_subscribed() { return st().subscribed ? 1 : 0; }
+DOUBLE_API int skipnative_double_subscribed() {
+  std::lock_guard<std::mutex> lock(st().mu);
+  return st().subscribed ? 1 : 0;
+}
 DOUBLE_API int skipnative_double_enabled_callbacks() {
   std::lock_guard<std::mutex> lock(st().mu);
   return int(st().enabled_callbacks.size());
@@ -736,12 +776,21 @@ DOUBLE_API int skipnative_double_enabled_kinds() {
 }
 DOUBLE_API int skipnative_double_latency_enabled() { return st().latency ? 1 : 0; }
 DOUBLE_API int skipnative_double_has_timestamp_callback() { return st().timestamp ? 1 : 0; }
+// Calls the registered timestamp callback, as CUPTI does from its own threads.
 DOUBLE_API uint64_t skipnative_double_call_timestamp_callback() {
-  return st().timestamp ? st().timestamp() : 0;
+  CUpti_TimestampCallbackFunc f;
+  {
+    std::lock_guard<std::mutex> lock(st().mu);
+    f = st().timestamp;
+  }
+  return f ? f() : 0;
 }
 DOUBLE_API uint64_t skipnative_double_records_written() { return st().records_written; }
 DOUBLE_API uint64_t skipnative_double_buffers_requested() { return st().buffers_requested; }
-DOUBLE_API uint64_t skipnative_double_finalized() { return st().finalized; }
+DOUBLE_API uint64_t skipnative_double_finalized() {
+  std::lock_guard<std::mutex> lock(st().mu);
+  return st().finalized;
+}
 DOUBLE_API uint64_t skipnative_double_device_buffer_bytes() { return st().device_buffer_bytes; }
 DOUBLE_API int skipnative_double_zeroed_buffers() { return st().zeroed_buffers ? 1 : 0; }
 DOUBLE_API int skipnative_double_host_pinned() { return st().host_pinned ? 1 : 0; }

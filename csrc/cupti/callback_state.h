@@ -1,0 +1,68 @@
+// The process-wide state that CUPTI's callbacks read, shared by the session and
+// the record-path benchmark. One session at a time owns it (CUPTI allows one
+// subscriber); the callbacks may run on any thread, at any time, also after a
+// session stopped, so everything here is atomic or outlives its readers.
+#pragma once
+
+#include <cupti.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "core/clock.h"
+#include "core/thread_buffers.h"
+#include "cupti/api_table.h"
+
+namespace skipnative {
+
+class Session;
+
+namespace callback_state {
+
+// The session the buffer callbacks deliver to, if any.
+extern std::atomic<Session*> session;
+// Where launch records go. The launch path reads the generation, then the
+// buffers: a start publishes the buffers before it bumps the generation
+// (release), so a thread that sees the new generation sees the new buffers.
+extern std::atomic<LaunchBuffers*> buffers;
+extern std::atomic<uint64_t> generation;
+extern std::atomic<const ApiKindTable*> kinds;
+
+// The clock of the launch callbacks and of CUPTI's timestamp callback: an
+// immutable copy, swapped in whole. A published clock stays allocated for the
+// next kClocksKept publications, so a callback that read the pointer just
+// before a new session (or the benchmark) published another still reads a
+// valid clock; the timestamp callback stays harmless after stop.
+constexpr int kClocksKept = 16;
+const ClockParams* publish_clock(const ClockParams& c);
+extern std::atomic<const ClockParams*> current_clock;
+inline const ClockParams& clock() { return *current_clock.load(std::memory_order_acquire); }
+
+// Buffer callbacks still running: stop() clears `session`, then waits for this
+// to reach zero, so no callback appends rows after stop() returned. Both sides
+// use sequentially consistent operations: either the callback sees the cleared
+// session, or stop() sees the callback.
+extern std::atomic<int> buffer_callbacks_running;
+struct BufferCallbackScope {
+  BufferCallbackScope() { buffer_callbacks_running.fetch_add(1); }
+  ~BufferCallbackScope() { buffer_callbacks_running.fetch_sub(1); }
+  BufferCallbackScope(const BufferCallbackScope&) = delete;
+  BufferCallbackScope& operator=(const BufferCallbackScope&) = delete;
+};
+
+// Whether a buffer request with no session may be refused: false until a
+// session of a CUPTI that tolerates refusal started (Session::acquire_buffer).
+extern std::atomic<bool> refusal_safe;
+
+// Activity buffers are handed out in whole 8-byte words.
+inline size_t rounded(size_t bytes) { return (bytes + 7) & ~size_t(7); }
+
+// Registered with CUPTI at start: the current clock, in ns.
+uint64_t CUPTIAPI timestamp_callback();
+
+// The test seam (see set_pause_point in session.h).
+void pause_at(const char* where);
+
+}  // namespace callback_state
+}  // namespace skipnative

@@ -1,0 +1,245 @@
+// What CUPTI calls: the launch callback (the hot path), the activity-buffer
+// callbacks and the timestamp callback, and the process-wide state they read
+// (cupti/callback_state.h). The session's lifecycle is in session.cpp.
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "cupti/api_table.h"
+#include "cupti/callback_state.h"
+#include "cupti/session.h"
+
+namespace skipnative {
+
+namespace callback_state {
+
+std::atomic<Session*> session{nullptr};
+std::atomic<LaunchBuffers*> buffers{nullptr};
+std::atomic<uint64_t> generation{1};
+std::atomic<const ApiKindTable*> kinds{nullptr};
+std::atomic<int> buffer_callbacks_running{0};
+
+namespace {
+const ClockParams kNoClock{};  // read before any clock is published (monotonic_raw)
+std::mutex clocks_mu;
+std::unique_ptr<ClockParams> clocks_kept[kClocksKept];
+unsigned clocks_published = 0;
+std::atomic<PausePoint> pause_point{nullptr};
+}  // namespace
+
+std::atomic<const ClockParams*> current_clock{&kNoClock};
+std::atomic<bool> refusal_safe{false};
+
+// CUPTI keeps this registered after stop (until cuptiFinalize): it reads the
+// last published clock, which stays valid.
+uint64_t CUPTIAPI timestamp_callback() {
+  const ClockParams& c = clock();
+  return ticks_to_ns(c, read_ticks(c));
+}
+
+const ClockParams* publish_clock(const ClockParams& c) {
+  std::lock_guard<std::mutex> lock(clocks_mu);
+  auto& slot = clocks_kept[clocks_published++ % kClocksKept];
+  auto next = std::make_unique<ClockParams>(c);
+  current_clock.store(next.get(), std::memory_order_release);
+  slot = std::move(next);  // frees the clock published kClocksKept times ago
+  return slot.get();
+}
+
+void pause_at(const char* where) {
+  PausePoint f = pause_point.load(std::memory_order_acquire);
+  if (__builtin_expect(f != nullptr, 0)) f(where);
+}
+
+}  // namespace callback_state
+
+namespace cs = callback_state;
+
+namespace {
+
+constexpr size_t kOrphanBufferBytes = 1u << 20;
+
+struct Slot {
+  ThreadBuffer* tb = nullptr;
+  uint64_t generation = 0;
+  int32_t depth = 0;  // subscribed API calls open on this thread
+};
+// initial-exec: the extension is dlopen'ed, and the default TLS model would make
+// every hot-path access a __tls_get_addr call. Two small variables fit in the
+// static TLS space glibc reserves for such modules.
+__attribute__((tls_model("initial-exec"))) thread_local Slot t_slot;
+__attribute__((tls_model("initial-exec"))) thread_local uint32_t t_tid = 0;
+
+}  // namespace
+
+void set_pause_point(PausePoint f) { cs::pause_point.store(f, std::memory_order_release); }
+
+uint32_t current_tid() {
+  if (t_tid == 0) t_tid = uint32_t(syscall(SYS_gettid));
+  return t_tid;
+}
+
+Session* active_session() { return cs::session.load(std::memory_order_acquire); }
+
+void Session::on_api(void*, CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
+                     const void* cbdata) {
+  const auto* info = static_cast<const CUpti_CallbackData*>(cbdata);
+  Slot& slot = t_slot;
+  if (info->callbackSite == CUPTI_API_ENTER) {
+    const uint64_t gen = cs::generation.load(std::memory_order_relaxed);
+    if (__builtin_expect(slot.generation != gen, 0)) {
+      slot.generation = gen;
+      slot.tb = nullptr;
+      slot.depth = 0;
+    }
+    // Only the outermost call is recorded: the runtime calls the driver's public
+    // launch APIs (cudaGraphLaunch -> cuGraphLaunch, cudaLaunchKernel ->
+    // cuLaunchKernel), and CUPTI reports the inner call with the same
+    // correlation id. correlationData is shared with this call's exit callback.
+    *info->correlationData = slot.depth++ == 0 ? read_ticks(cs::clock()) : 0;
+    return;
+  }
+  const uint64_t t_end = read_ticks(cs::clock());
+  if (slot.depth > 0) --slot.depth;
+  const uint64_t t_begin = *info->correlationData;
+  if (t_begin == 0) return;  // nested, or entered before this session
+  if (__builtin_expect(
+          slot.tb == nullptr || slot.generation != cs::generation.load(std::memory_order_relaxed),
+          0)) {
+    // The generation is read before the buffers, and kept with them: if a stop
+    // and a start come between the two reads, the generation is stale and the
+    // next call attaches again, to the new session's buffers.
+    const uint64_t gen = cs::generation.load(std::memory_order_acquire);
+    LaunchBuffers* lb = cs::buffers.load(std::memory_order_acquire);
+    if (lb == nullptr) return;
+    cs::pause_at("attach");
+    slot.tb = lb->attach(current_tid());
+    slot.generation = gen;
+  }
+  const uint8_t dom = domain == CUPTI_CB_DOMAIN_DRIVER_API ? 1 : 0;
+  LaunchBuffers::push(slot.tb,
+                      LaunchRecord{t_begin, t_end, info->correlationId, uint16_t(cbid), dom,
+                                   cs::kinds.load(std::memory_order_relaxed)->kind(dom, cbid)});
+}
+
+// Buffer refusal: a null buffer from the request callback tells CUPTI to drop
+// the records it has no room for. CUPTI before API version 27 (CUDA 12.9) can
+// crash on it (libkineto: "rejecting buffers can crash CUPTI before 12.9"), so
+// there a request past the pool's cap gets a spill buffer instead: CUPTI fills
+// it, and its records are counted (records_spilled), not decoded. Only from
+// version 27 is a request refused (buffers_refused). Where no memory is left
+// for a spill buffer, there is nothing to hand out and the request is refused
+// whatever the version.
+uint8_t* Session::acquire_buffer() {
+  std::lock_guard<std::mutex> lock(buffers_mu_);
+  if (buffers_outstanding_ >= opts_.max_activity_buffers) {
+    if (!buffer_refusal_safe(version_)) return spill_buffer();
+    ++stats_.buffers_refused;
+    return nullptr;
+  }
+  uint8_t* b;
+  if (!free_buffers_.empty()) {
+    b = free_buffers_.back();
+    free_buffers_.pop_back();
+  } else {
+    // zeroed (and, from the kernel, not yet touched): CUPTI is told the buffers
+    // it gets are zero, so it does not clear them on the launching thread
+    b = static_cast<uint8_t*>(std::calloc(1, cs::rounded(opts_.activity_buffer_bytes)));
+    if (b == nullptr) {
+      if (!buffer_refusal_safe(version_)) return spill_buffer();
+      ++stats_.buffers_refused;
+      return nullptr;
+    }
+  }
+  ++buffers_outstanding_;
+  stats_.max_buffers_in_use = std::max<uint64_t>(stats_.max_buffers_in_use, buffers_outstanding_);
+  return b;
+}
+
+uint8_t* Session::spill_buffer() {  // caller holds buffers_mu_
+  auto* b = static_cast<uint8_t*>(std::calloc(1, cs::rounded(opts_.activity_buffer_bytes)));
+  if (b == nullptr) {
+    ++stats_.buffers_refused;
+    return nullptr;
+  }
+  ++stats_.buffers_spilled;
+  spilled_.push_back(b);
+  return b;
+}
+
+bool Session::take_spilled(uint8_t* b) {
+  std::lock_guard<std::mutex> lock(buffers_mu_);
+  auto it = std::find(spilled_.begin(), spilled_.end(), b);
+  if (it == spilled_.end()) return false;
+  spilled_.erase(it);
+  return true;
+}
+
+void Session::release_buffer(uint8_t* b) {
+  // cleared here, off the launching threads (CUPTI completes buffers on its own
+  // thread or in a flush); all of it, whatever CUPTI reported as valid. Not at
+  // stop: those buffers are not handed out again.
+  if (!stopping_.load(std::memory_order_relaxed))
+    std::memset(b, 0, cs::rounded(opts_.activity_buffer_bytes));
+  std::lock_guard<std::mutex> lock(buffers_mu_);
+  --buffers_outstanding_;
+  free_buffers_.push_back(b);
+}
+
+void Session::on_buffer_requested(uint8_t** buffer, size_t* size, size_t* max_records) {
+  cs::BufferCallbackScope running;
+  Session* s = cs::session.load();
+  *max_records = 0;
+  if (s != nullptr) {
+    *buffer = s->acquire_buffer();
+    *size = *buffer ? cs::rounded(s->opts_.activity_buffer_bytes) : 0;
+  } else if (cs::refusal_safe.load()) {
+    *buffer = nullptr;
+    *size = 0;
+  } else {  // no session to deliver to: a buffer that on_buffer_completed frees
+    *buffer = static_cast<uint8_t*>(std::calloc(1, kOrphanBufferBytes));
+    *size = *buffer ? kOrphanBufferBytes : 0;
+  }
+}
+
+void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffer, size_t,
+                                  size_t valid) {
+  cs::BufferCallbackScope running;
+  Session* s = cs::session.load();
+  if (s == nullptr) {
+    std::free(buffer);  // delivered after its session stopped
+    return;
+  }
+  cs::pause_at("deliver");
+  const bool spilled = buffer != nullptr && s->take_spilled(buffer);
+  {
+    std::lock_guard<std::mutex> lock(s->decode_mu_);
+    DecodeTarget t{&s->kernels_,
+                   &s->copies_,
+                   &s->names_,
+                   s->opts_.max_gpu_records,
+                   &s->stats_.gpu_rows_dropped,
+                   &s->stats_.records_ignored,
+                   &s->name_cache_,
+                   s->opts_.launch_records == LaunchRecords::kActivity ? &s->api_rows_ : nullptr,
+                   s->opts_.max_launch_bytes / sizeof(LaunchRow),
+                   &s->api_rows_dropped_};
+    if (spilled)
+      s->stats_.records_spilled += count_records(*s->api_, buffer, valid);
+    else if (buffer != nullptr && valid > 0)
+      decode_buffer(*s->api_, s->layout_, buffer, valid, t);
+    size_t dropped = 0;
+    if (s->api_->ActivityGetNumDroppedRecords(ctx, stream, &dropped) == CUPTI_SUCCESS)
+      s->stats_.cupti_dropped += dropped;
+    ++s->stats_.buffers_completed;
+  }
+  if (spilled)
+    std::free(buffer);
+  else if (buffer != nullptr)
+    s->release_buffer(buffer);
+}
+
+}  // namespace skipnative

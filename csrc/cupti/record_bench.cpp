@@ -1,0 +1,52 @@
+// Benchmarks of the launch-record path without a GPU: the clock read alone,
+// and enter/exit callback pairs through Session::on_api into launch buffers.
+#include <chrono>
+
+#include "cupti/callback_state.h"
+#include "cupti/session.h"
+
+namespace skipnative {
+
+namespace cs = callback_state;
+
+double bench_clock_read(size_t n, const std::string& clock) {
+  ClockParams p = make_clock(clock, nullptr);
+  uint64_t sink = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < n; ++i) sink += read_ticks(p);
+  auto t1 = std::chrono::steady_clock::now();
+  asm volatile("" ::"r"(sink));
+  return std::chrono::duration<double, std::nano>(t1 - t0).count() / double(n);
+}
+
+double bench_record_path(size_t n, const std::string& clock) {
+  if (active_session() != nullptr) throw SessionError("a session is capturing; benchmark refused");
+  cs::kinds.store(&api_kind_table(), std::memory_order_relaxed);
+  cs::publish_clock(make_clock(clock, nullptr));
+  size_t chunk = 16384;
+  LaunchBuffers lb(chunk, n / chunk + 2, n / chunk + 2);
+  cs::buffers.store(&lb, std::memory_order_release);
+  cs::generation.fetch_add(1, std::memory_order_release);
+  uint64_t corr_data = 0;
+  CUpti_CallbackData info{};
+  info.correlationData = &corr_data;
+  auto t0 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < n; ++i) {
+    info.correlationId = uint32_t(i);
+    info.callbackSite = CUPTI_API_ENTER;
+    Session::on_api(nullptr, CUPTI_CB_DOMAIN_RUNTIME_API,
+                    CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000, &info);
+    info.callbackSite = CUPTI_API_EXIT;
+    Session::on_api(nullptr, CUPTI_CB_DOMAIN_RUNTIME_API,
+                    CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000, &info);
+  }
+  auto t1 = std::chrono::steady_clock::now();
+  cs::buffers.store(nullptr, std::memory_order_release);
+  cs::generation.fetch_add(1, std::memory_order_release);
+  size_t stored = 0;
+  lb.for_each([&](uint32_t, const LaunchRecord*, uint32_t k) { stored += k; });
+  if (stored != n) throw SessionError("record-path benchmark lost records");
+  return std::chrono::duration<double, std::nano>(t1 - t0).count() / double(n);
+}
+
+}  // namespace skipnative

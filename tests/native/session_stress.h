@@ -1,0 +1,323 @@
+// The capture session under concurrency, fork and old CUPTI versions, on the
+// CUPTI test double: buffer refusal by API version, clock readers during
+// restarts, fork while capturing, stop while buffers are being delivered, and
+// launches across a stop and a start. Included by session_tests.cpp (one
+// program, so every build of it runs these); .ci/native.sh runs them under
+// ThreadSanitizer and AddressSanitizer too.
+#pragma once
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "check.h"
+#include "cupti/session.h"
+#include "double_control.h"
+
+namespace {
+
+using skipnative::LaunchRow;
+using skipnative::Session;
+using skipnative::SessionError;
+using skipnative::SessionOptions;
+
+// Sessions live on the heap in these tests: ThreadSanitizer forgets a mutex
+// when its memory is freed, not when a stack frame is reused, and would take
+// two sessions' mutexes at one stack address for one.
+
+SessionOptions library_clock() {
+  SessionOptions o;
+  o.clock = "library";
+  return o;
+}
+
+// A one-shot gate between two threads, with a timeout so a test that finds the
+// defect fixed (or not) never hangs.
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  void release() {
+    std::lock_guard<std::mutex> lock(mu);
+    open = true;
+    cv.notify_all();
+  }
+  bool wait(int ms) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, std::chrono::milliseconds(ms), [&] { return open; });
+  }
+};
+
+// Past the pool's cap, CUPTI before API version 27 gets a buffer (its records
+// counted), from 27 a refusal (counted by CUPTI). Nothing is lost uncounted.
+void test_buffer_refusal_by_version(const Double& d, uint32_t version) {
+  d.reset(version);
+  d.configure(100, 100, 0, 0);
+  SessionOptions o = library_clock();
+  o.activity_buffer_bytes = 4096;  // a few kernel records each
+  o.max_activity_buffers = 2;      // the double holds buffers until a flush
+  auto s_heap = std::make_unique<Session>(o);
+  Session& s = *s_heap;
+  s.start();
+  const int n = 400;
+  for (int i = 0; i < n; ++i) d.launch(kRuntime, kLaunch, 7, "k", 100);
+  s.stop();
+  const auto& st = s.stats();
+  CHECK(s.launches().size() == size_t(n));
+  if (Session::buffer_refusal_safe(version)) {
+    CHECK(d.refused_buffers() > 0 && st.buffers_refused == d.refused_buffers());
+    CHECK(st.buffers_spilled == 0 && st.records_spilled == 0);
+    CHECK(s.kernels().size() + st.cupti_dropped == size_t(n));
+  } else {
+    CHECK(d.refused_buffers() == 0);  // CUPTI 12.x before 12.9 is never refused
+    CHECK(st.buffers_refused == 0 && st.buffers_spilled > 0);
+    CHECK(s.kernels().size() + st.records_spilled + st.cupti_dropped == size_t(n));
+    CHECK(s.kernels().size() < size_t(n));  // the pool's cap still holds
+  }
+}
+
+// CUPTI's timestamp callback runs on CUPTI's threads at any time, also while a
+// session starts (publishing its clock), after it stopped, and while the
+// record-path benchmark runs. A data race here is a ThreadSanitizer report.
+void test_clock_readers_during_restarts(const Double& d) {
+  d.reset(130001);
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> reads{0};
+  std::thread reader([&] {
+    while (!done.load()) {
+      d.call_timestamp_callback();
+      reads.fetch_add(1);
+    }
+  });
+  for (int i = 0; i < 20; ++i) {
+    SessionOptions o;
+    o.clock = i % 2 ? "monotonic_raw" : "auto";
+    o.finalize = 0;  // the timestamp callback stays registered after stop
+    auto s_heap = std::make_unique<Session>(o);
+    Session& s = *s_heap;
+    s.start();
+    d.launch(kRuntime, kLaunch, 7, "k", 10);
+    s.stop();
+    CHECK(s.launches().size() == 1);
+    skipnative::bench_record_path(2000, "auto");
+  }
+  done = true;
+  reader.join();
+  CHECK(reads.load() > 0);
+}
+
+// A forked child never touches the parent's session: stop() refuses, the
+// destructor leaves CUPTI's state as it was, a normal exit and an exec are
+// clean; the parent's capture goes on and keeps only its own launches.
+void test_fork_while_capturing(const Double& d) {
+  d.reset(130001);
+  d.configure(100, 100, 0, 0);
+  auto* s = new Session(library_clock());
+  s->start();
+  d.launch_many(10, kRuntime, kLaunch, 7, "parent", 100);
+  const uint64_t finalized = d.finalized();
+  std::fflush(nullptr);  // nothing buffered for both processes to print
+  pid_t child = fork();
+  if (child == 0) {
+    d.launch_many(100, kRuntime, kLaunch, 7, "child", 100);
+    bool refused = false;
+    try {
+      s->stop();
+    } catch (const SessionError&) {
+      refused = true;
+    }
+    delete s;
+    const bool untouched = d.subscribed() == 1 && d.finalized() == finalized;
+    std::exit(refused && untouched ? 0 : 1);  // a normal exit: atexit handlers run
+  }
+  pid_t execs = fork();
+  if (execs == 0) {
+    execl("/bin/sh", "sh", "-c", "exit 0", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK(waitpid(execs, &status, 0) == execs && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  d.launch_many(10, kRuntime, kLaunch, 7, "parent", 100);
+  s->stop();
+  CHECK(s->launches().size() == 20 && s->kernels().size() == 20);
+  auto names = s->strings();
+  for (const auto& k : s->kernels()) CHECK(names[k.name_id] == "parent");
+  delete s;
+  CHECK(d.subscribed() == 0);
+}
+
+// A buffer callback that read the session just before stop() must finish
+// before stop() returns: nothing is appended to a stopped session's rows.
+std::atomic<bool> g_pause_deliver{false};
+Gate* g_deliver_reached = nullptr;
+Gate* g_stop_returned = nullptr;
+
+void pause_delivery(const char* where) {
+  if (std::string(where) != "deliver" || !g_pause_deliver.exchange(false)) return;
+  g_deliver_reached->release();
+  g_stop_returned->wait(300);  // the fixed stop() waits for this callback
+}
+
+void test_stop_while_a_buffer_is_delivered(const Double& d) {
+  d.reset(130001);
+  d.configure(100, 100, 0, 0);
+  Gate reached, returned;
+  g_deliver_reached = &reached;
+  g_stop_returned = &returned;
+  skipnative::set_pause_point(&pause_delivery);
+  auto s_heap = std::make_unique<Session>(library_clock());
+  Session& s = *s_heap;
+  s.start();
+  d.launch_many(50, kRuntime, kLaunch, 7, "k", 100);
+  g_pause_deliver = true;
+  std::thread deliverer([&] { d.flush(0); });  // as CUPTI's own thread does
+  CHECK(reached.wait(5000));
+  s.stop();
+  const size_t at_stop = s.kernels().size();
+  returned.release();
+  deliverer.join();
+  skipnative::set_pause_point(nullptr);
+  CHECK(s.kernels().size() == at_stop);
+  CHECK(at_stop == 50);
+}
+
+// A thread preempted while attaching, across a stop and a start, records the
+// new session's launches in the new session's buffers.
+std::atomic<bool> g_pause_attach{false};
+Gate* g_attach_reached = nullptr;
+Gate* g_restarted = nullptr;
+
+void pause_attach(const char* where) {
+  if (std::string(where) != "attach" || !g_pause_attach.exchange(false)) return;
+  g_attach_reached->release();
+  g_restarted->wait(5000);
+}
+
+void test_attach_across_stop_and_start(const Double& d) {
+  d.reset(130001);
+  d.configure(100, 100, 0, 0);
+  Gate reached, restarted, go_on;
+  g_attach_reached = &reached;
+  g_restarted = &restarted;
+  skipnative::set_pause_point(&pause_attach);
+  auto first = std::make_unique<Session>(library_clock());
+  first->start();
+  g_pause_attach = true;
+  std::thread t([&] {
+    d.launch(kRuntime, kLaunch, 7, "first", 100);  // pauses while attaching
+    go_on.wait(5000);
+    d.launch_many(100, kRuntime, kLaunch, 7, "second", 100);
+  });
+  CHECK(reached.wait(5000));
+  first->stop();
+  auto second_heap = std::make_unique<Session>(library_clock());
+  Session& second = *second_heap;
+  second.start();
+  restarted.release();
+  go_on.release();
+  t.join();
+  second.stop();
+  skipnative::set_pause_point(nullptr);
+  CHECK(second.launches().size() == 100);
+  size_t joined = 0;  // the first launch's kernel may land in either session
+  auto names = second.strings();
+  for (const auto& k : second.kernels()) joined += names[k.name_id] == "second";
+  CHECK(joined == 100);
+}
+
+// Stop and start, again and again, while eight threads launch; then one more
+// session in which each of the same threads launches a known number: every one
+// is recorded (a thread's stale attachment never swallows launches).
+void test_restarts_while_eight_threads_launch(const Double& d) {
+  d.reset(130001);
+  d.configure(10, 10, 0, 0);
+  const int threads = 8, last = 500;
+  std::atomic<int> phase{0};  // 0: launch freely, 1: pause, 2: launch `last`, 3: done
+  std::atomic<int> paused{0}, finished{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < threads; ++i)
+    ts.emplace_back([&, i] {
+      while (phase.load() == 0) d.launch(kRuntime, kLaunch, 10 + i, "k", 10);
+      paused.fetch_add(1);
+      while (phase.load() == 1) std::this_thread::yield();
+      d.launch_many(last, kRuntime, kLaunch, 10 + i, "last", 10);
+      finished.fetch_add(1);
+    });
+  for (int cycle = 0; cycle < 30; ++cycle) {
+    auto s_heap = std::make_unique<Session>(library_clock());
+    Session& s = *s_heap;
+    s.start();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    s.stop();
+    std::set<uint32_t> corr;
+    for (const LaunchRow& l : s.launches()) {
+      corr.insert(l.correlation_id);
+      CHECK(l.t_begin >= s.t_start_ns() && l.t_begin <= l.t_end);
+    }
+    CHECK(corr.size() == s.launches().size());
+    CHECK(s.stats().launches_dropped == 0);
+  }
+  phase = 1;
+  while (paused.load() < threads) std::this_thread::yield();
+  auto s_heap = std::make_unique<Session>(library_clock());
+  Session& s = *s_heap;
+  s.start();
+  phase = 2;
+  while (finished.load() < threads) std::this_thread::yield();
+  s.stop();
+  phase = 3;
+  for (auto& t : ts) t.join();
+  CHECK(s.launches().size() == size_t(threads * last));
+  CHECK(s.kernels().size() == size_t(threads * last));
+}
+
+// Buffers delivered from another thread while launches go on and stop() runs:
+// the rows stop() leaves never change afterwards.
+void test_stop_while_delivering(const Double& d) {
+  d.reset(130001);
+  d.configure(10, 10, 0, 0);
+  for (int round = 0; round < 10; ++round) {
+    SessionOptions o = library_clock();
+    o.activity_buffer_bytes = 8192;
+    auto s_heap = std::make_unique<Session>(o);
+    Session& s = *s_heap;
+    s.start();
+    std::atomic<bool> done{false};
+    std::thread launcher([&] {
+      while (!done.load()) d.launch(kRuntime, kLaunch, 7, "k", 10);
+    });
+    std::thread deliverer([&] {
+      while (!done.load()) d.flush(0);
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    s.stop();
+    const size_t kernels = s.kernels().size(), launches = s.launches().size();
+    done = true;
+    launcher.join();
+    deliverer.join();
+    CHECK(s.kernels().size() == kernels && s.launches().size() == launches);
+  }
+}
+
+void run_concurrency_tests(const Double& d) {
+  test_buffer_refusal_by_version(d, 26);      // CUDA 12.8: refusal may crash CUPTI
+  test_buffer_refusal_by_version(d, 27);      // CUDA 12.9
+  test_buffer_refusal_by_version(d, 130001);  // CUDA 13
+  test_clock_readers_during_restarts(d);
+  test_fork_while_capturing(d);
+  test_stop_while_a_buffer_is_delivered(d);
+  test_attach_across_stop_and_start(d);
+  test_restarts_while_eight_threads_launch(d);
+  test_stop_while_delivering(d);
+}
+
+}  // namespace
