@@ -424,3 +424,19 @@ def test_a_process_that_starts_later_joins_the_open_window(tmp_path):
     for f, batch in (("rank0.skip", "kernel_b1"), ("rank1.skip", "kernel_b0")):
         trace = skipnative.load(out / f)
         assert set(trace.name(trace.kernels["name_id"])) == {batch} and joined(trace) == 10
+
+
+def test_a_run_capture_carries_the_same_metadata_as_an_in_process_one(tmp_path, gpu):
+    """One definition of the metadata (cupti/metadata.h): a `skip run` file carries
+    every key of an in-process capture's metadata, each capture option included."""
+    r = skip_run(tmp_path, "--", *LAUNCHER, "3")
+    assert r.returncode == 0, r.stderr
+    p = runfolder.read_run(tmp_path)["processes"][0]
+    run_meta = skipnative.load(tmp_path / p["file"]).meta
+    with skipnative.capture(clock="library") as cap:
+        gpu.launch("k", 1000)
+    in_process = cap.trace.meta
+    assert set(in_process) - set(run_meta) == set()
+    options = set(skipnative.capturing.session.Capture.__init__.__kwdefaults__) - {"synchronize"}
+    assert options <= set(run_meta)
+    assert run_meta["launch_records"] == "callbacks" and run_meta["memcpy"] is True
