@@ -1,5 +1,9 @@
 #include "kineto/json_cursor.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace skipnative::kineto {
 
 void put_utf8(std::string& out, uint32_t cp) {
@@ -21,10 +25,22 @@ void put_utf8(std::string& out, uint32_t cp) {
 }
 
 // First position at or after k holding '"', '\\' or a byte below 0x20; n if none.
-// Eight bytes a step: in each of the three masks the lowest set bit is exact
-// (a borrow can only mark bytes above a true match), so their union's lowest
-// set bit is the first special byte. Little-endian loads; elsewhere bytewise.
+// Sixteen bytes a step with SSE2 (every x86-64), then eight bytes a step: in each of the three
+// masks the lowest set bit is exact (a borrow can only mark bytes above a true match), so their
+// union's lowest set bit is the first special byte. Little-endian loads; elsewhere bytewise.
 size_t Cursor::find_special(size_t k) const {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\');
+  const __m128i below = _mm_set1_epi8(0x20 - 0x80), flip = _mm_set1_epi8(char(0x80));
+  while (k + 16 <= n) {
+    __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + k));
+    __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(w, quote), _mm_cmpeq_epi8(w, slash));
+    // unsigned w < 0x20 as a signed compare of both sides shifted by 0x80
+    hit = _mm_or_si128(hit, _mm_cmplt_epi8(_mm_xor_si128(w, flip), below));
+    if (int mask = _mm_movemask_epi8(hit)) return k + size_t(__builtin_ctz(unsigned(mask)));
+    k += 16;
+  }
+#endif
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
   constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
   while (k + 8 <= n) {
@@ -124,33 +140,51 @@ void Cursor::skip_string() {
   i = k + 1;
 }
 
+// One more decimal digit of a number whose first 19 significant ones are taken.
+static void wide_digit(Number& num, char d, bool fraction) {
+  if (num.significant < 38) {
+    num.digits = num.digits * 10 + unsigned(d - '0');
+    ++num.significant;
+    if (fraction) --num.exponent;
+  } else if (!fraction) {
+    ++num.exponent;  // an integer digit past the 38th
+  }
+}
+
+// Digits from b[k]: up to 19 significant ones in 64 bits (nearly every number
+// a trace holds), the rest through wide_digit. Returns the position after them.
+size_t Cursor::digits(size_t k, Number& num, bool fraction) {
+  uint64_t m = uint64_t(num.digits);
+  int sig = num.significant;
+  int64_t exp = num.exponent;
+  for (; k < n && is_digit(b[k]) && sig < 19; ++k) {
+    m = m * 10 + unsigned(b[k] - '0');
+    sig += m != 0;  // leading zeros of a fraction are not significant
+    exp -= fraction;
+  }
+  num.digits = m;
+  num.significant = sig;
+  num.exponent = exp;
+  for (; k < n && is_digit(b[k]); ++k) wide_digit(num, b[k], fraction);
+  return k;
+}
+
 // JSON's grammar exactly: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 Number Cursor::number() {
   Number num;
   size_t k = i;
   if (b[k] == '-') num.neg = true, ++k;
   if (!is_digit(need(k))) fail_at(k, "bad number");
-  auto digit = [&](char d, bool fraction) {
-    if (num.significant < 38 && (num.digits != 0 || d != '0')) {
-      num.digits = num.digits * 10 + unsigned(d - '0');
-      ++num.significant;
-      if (fraction) --num.exponent;
-    } else if (num.digits == 0) {
-      if (fraction) --num.exponent;  // a leading zero of the fraction
-    } else if (!fraction) {
-      ++num.exponent;  // an integer digit past the 38th
-    }
-  };
   if (b[k] == '0') {
     ++k;
     if (k < n && is_digit(b[k])) fail_at(k, "bad number (leading zero)");
   } else {
-    while (k < n && is_digit(b[k])) digit(b[k++], false);
+    k = digits(k, num, false);
   }
   if (k < n && b[k] == '.') {
     num.integral_syntax = false;
     if (!is_digit(need(++k))) fail_at(k, "bad number");
-    while (k < n && is_digit(b[k])) digit(b[k++], true);
+    k = digits(k, num, true);
   }
   if (k < n && (b[k] == 'e' || b[k] == 'E')) {
     num.integral_syntax = false;

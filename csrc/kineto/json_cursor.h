@@ -112,6 +112,7 @@ struct Cursor {
 
  private:
   size_t escape(size_t k, std::string* out);
+  size_t digits(size_t k, Number& num, bool fraction);
   uint32_t hex4(size_t k);
 };
 

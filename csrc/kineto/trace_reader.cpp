@@ -45,6 +45,11 @@ void TraceReader::finish() {
   carry_.clear();
   carry_.shrink_to_fit();
   if (!saw_events_) throw ReadError("no traceEvents: not a torch.profiler / chrome trace");
+  // the growth slack goes before the caller copies the columns out
+  launches.shrink_to_fit();
+  gpu.shrink_to_fit();
+  ops.shrink_to_fit();
+  steps.shrink_to_fit();
   nest_ops();
 }
 

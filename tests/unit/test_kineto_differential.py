@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from skipnative import _native
-from skipnative.io.kineto import _K_GPU, _K_LAUNCH, _K_OP
+from skipnative.io.kineto import _K_GPU, _K_LAUNCH, _K_OP, _K_STEP
 
 INT64 = (-(2**63), 2**63 - 1)
 CTX = decimal.Context(prec=2000, Emax=10**6, Emin=-(10**6))
@@ -203,7 +203,7 @@ def rows_of(r):
             if table == "gpu":
                 row["device"], row["stream"] = int(x["device"]), int(x["stream"])
             out[table].append(row)
-    out["step"] = len(r.steps())
+    out["step"] = len(r.steps().view(_K_STEP))
     return out
 
 

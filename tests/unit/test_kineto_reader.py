@@ -152,3 +152,33 @@ def test_old_format_trace_reads():
     t = skipnative.load(DATA / "old_format_inference_rank1.json.gz")
     assert len(t.gpu[t.gpu["kind"] == 0]) == 4
     assert set(t.gpu["correlation"]) <= set(t.launches["correlation"])
+
+
+@pytest.mark.parametrize("inflater", ["zlib", "isal"])
+def test_gzip_reads_alike_with_either_inflater(inflater, monkeypatch, tmp_path):
+    import zlib
+
+    from skipnative.io import kineto
+
+    mod = zlib if inflater == "zlib" else pytest.importorskip("isal.isal_zlib")
+    monkeypatch.setattr(kineto, "_inflate", mod)
+    monkeypatch.setattr(kineto, "_INFLATE_ERRORS", (zlib.error, mod.error))
+    monkeypatch.setattr(kineto, "CHUNK", 1 << 16)  # many chunks, and two gzip members
+    p = tmp_path / "t.json.gz"
+    p.write_bytes(gzip.compress(SMALL[:30000]) + gzip.compress(SMALL[30000:]))
+    t = skipnative.load(p)
+    for name in ("launches", "gpu", "ops", "regions"):
+        assert np.array_equal(getattr(t, name), getattr(WHOLE, name)), name
+    p.write_bytes(gzip.compress(SMALL)[:-5000])
+    with pytest.raises(TraceError, match="gzip"):
+        skipnative.load(p)
+
+
+def test_base_time_that_would_wrap_is_an_error(tmp_path):
+    ev = '{"ph": "X", "cat": "cpu_op", "name": "x", "ts": 9000000000000000, "dur": 1}'
+    p = tmp_path / "t.json"
+    p.write_bytes(_doc(ev)[:-1] + b', "baseTimeNanoseconds": 9000000000000000000}')
+    with pytest.raises(TraceError, match=r"baseTimeNanoseconds.*64-bit"):
+        skipnative.load(p)
+    p.write_bytes(_doc(ev)[:-1] + b', "baseTimeNanoseconds": 1000}')
+    assert skipnative.load(p).ops["t_begin"][0] == 9000000000000000 * 1000 + 1000
