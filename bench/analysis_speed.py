@@ -1,23 +1,30 @@
-"""`skip analyze --json` against HolisticTraceAnalysis on a large real trace.
+"""`skip analyze --json` against reading the file, and against HolisticTraceAnalysis.
 
 Builds the A100 control trace of tests/data/kineto repeated N times
 (correlation, flow and external ids offset per copy, timestamps shifted so
 copies follow each other), then times whole processes, load included:
 
 - skipnative: ``skip analyze TRACE --json``
+- ``zcat TRACE > /dev/null`` (the .json.gz only): the ratio skip / zcat is the
+  figure of merit (goal: at most 0.5)
 - HTA 0.5.0: ``TraceAnalysis(trace_dir).get_cuda_kernel_launch_stats()``
-  (run with --hta-python, a Python that has HolisticTraceAnalysis installed)
+  (--hta-python, a Python with HolisticTraceAnalysis; this Python if it has it)
 
 and prints medians of wall time and peak RSS, with ratios. Each run is its own
-process; RSS is the child's ru_maxrss from wait4.
+process; RSS is the child's ru_maxrss from wait4. ``--steps`` instead times
+each step of the analysis in one process (inflate with zlib and with ISA-L,
+the reader's parse and op nesting, the conversion to a Trace, the metrics,
+the JSON output), medians of --repeats.
 
-    python bench/analysis_speed.py [--copies 10] [--repeats 3] [--hta-python PY]
+    python bench/analysis_speed.py [--copies 10] [--repeats 3] [--hta-python PY] [--steps]
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import importlib.util
+import io
 import json
 import os
 import statistics
@@ -103,18 +110,99 @@ def run(cmd: list[str]) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024  # MiB
 
 
+def median_of(repeats: int, fn, clock=time.process_time) -> float:
+    """Median seconds of fn; CPU time of this process by default, which a busy
+    machine disturbs less than wall time (every step but the load is one thread)."""
+    times = []
+    for _ in range(repeats):
+        t = clock()
+        fn()
+        times.append(clock() - t)
+    return statistics.median(times)
+
+
+def steps(path: Path, repeats: int) -> dict[str, float]:
+    """Seconds per step of `skip analyze --json`, each step alone, in this process."""
+    import zlib
+
+    from skipnative import _native
+    from skipnative.cli.analyze import analysis
+    from skipnative.io import kineto
+    from skipnative.metrics import api_summary, compute_metrics
+
+    raw = path.read_bytes()
+    out: dict[str, float] = {}
+
+    def inflate(mod):
+        d = mod.decompressobj(wbits=47)
+        for k in range(0, len(raw), kineto.CHUNK):
+            d.decompress(raw[k : k + kineto.CHUNK])
+
+    out["inflate zlib"] = median_of(repeats, lambda: inflate(zlib))
+    if importlib.util.find_spec("isal"):
+        from isal import isal_zlib
+
+        out["inflate ISA-L"] = median_of(repeats, lambda: inflate(isal_zlib))
+    text = gzip.decompress(raw)
+    chunks = [text[k : k + kineto.CHUNK] for k in range(0, len(text), kineto.CHUNK)]
+    del text
+    state = {}
+
+    def parse():
+        r = state["r"] = _native.KinetoReader()
+        for c in chunks:
+            r.feed(c)
+
+    out["parse (reader feed)"] = median_of(repeats, parse)
+    out["nest ops (reader finish)"] = median_of(1, lambda: state["r"].finish())
+    out["to Trace"] = median_of(repeats, lambda: state.update(t=kineto._to_trace("x", state["r"])))
+    trace = state["t"]
+    out["metrics"] = median_of(
+        repeats, lambda: (compute_metrics(trace, region=None, top=10), api_summary(trace))
+    )
+    result = analysis(str(path), None, 10)
+    out["JSON output"] = median_of(
+        repeats, lambda: json.dump(result, io.StringIO(), separators=(",", ":"))
+    )
+    out["load, wall (inflate || parse, finish, to Trace)"] = median_of(
+        repeats, lambda: kineto.load_kineto(str(path)), time.perf_counter
+    )
+    return out
+
+
+def print_steps(copies: int, repeats: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            [sys.executable, __file__, "--build", tmp, "--copies", str(copies), "--gz"], check=True
+        )
+        path = next(Path(tmp).iterdir())
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import skipnative.cli.main"], check=True)
+        imports = time.perf_counter() - t
+        print(f"steps of skip analyze --json, control trace x{copies}, CPU s, medians of {repeats}")
+        print(f"{'python + imports (a process, wall)':<48}{imports:>8.3f} s")
+        for name, secs in steps(path, repeats).items():
+            print(f"{name:<48}{secs:>8.3f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--copies", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--hta-python", help="a Python with HolisticTraceAnalysis 0.5.0")
     ap.add_argument("--json", metavar="OUT")
+    ap.add_argument("--steps", action="store_true", help="time each step in one process")
     ap.add_argument("--build", metavar="DIR", help=argparse.SUPPRESS)
     ap.add_argument("--gz", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.build:
         build(args.copies, Path(args.build), args.gz)
         return
+    if args.steps:
+        print_steps(args.copies, args.repeats)
+        return
+    if not args.hta_python and importlib.util.find_spec("hta"):
+        args.hta_python = sys.executable
 
     results = {"copies": args.copies, "repeats": args.repeats, "rows": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -141,6 +229,10 @@ def main() -> None:
                 "skip_s": statistics.median(w for w, _ in skip),
                 "skip_rss_mib": statistics.median(r for _, r in skip),
             }
+            if gz:
+                zcat = [run(["zcat", str(path)]) for _ in range(args.repeats)]
+                row["zcat_s"] = statistics.median(w for w, _ in zcat)
+                row["skip_over_zcat"] = row["skip_s"] / row["zcat_s"]
             if args.hta_python:
                 hta = [
                     run([args.hta_python, "-c", HTA_SCRIPT, str(d)]) for _ in range(args.repeats)
@@ -165,6 +257,12 @@ def main() -> None:
                 else "      (HTA not run)"
             )
         )
+    for r in results["rows"]:
+        if "zcat_s" in r:
+            print(
+                f"\n{r['file']}: skip analyze --json {r['skip_s']:.2f} s, zcat {r['zcat_s']:.2f} s:"
+                f" ratio {r['skip_over_zcat']:.2f} (goal <= 0.5)"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

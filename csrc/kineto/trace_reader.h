@@ -7,25 +7,24 @@
 // the file's size. Timestamps are converted from decimal microseconds to
 // integer nanoseconds exactly (no floating point for the common forms).
 //
-// Errors are ReadError with a one-line message that names the event index or
-// the byte offset; nothing read executes code.
+// A number that a metric uses (ts, dur, pid, tid; correlation of launches and
+// GPU activities; device and stream of GPU activities) must fit 64-bit integer
+// nanoseconds (SPEC.md §3, input rules), else the event is refused by index and
+// field; other fields are not checked (ROCm writes "stream": "0x0" in the args
+// of copy calls). Errors are ReadError with a one-line message that names the
+// event index or the byte offset; nothing read executes code.
 #pragma once
 
 #include <cstdint>
 #include <map>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/string_table.h"
+#include "kineto/json_cursor.h"
 
 namespace skipnative::kineto {
-
-class ReadError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 struct LaunchEvent {
   int64_t ts, dur, correlation, pid, tid;
@@ -50,6 +49,8 @@ struct StepEvent {
   int32_t name_id, pad;
 };
 
+struct EventFields;
+
 class TraceReader {
  public:
   TraceReader();
@@ -64,7 +65,6 @@ class TraceReader {
   // Top-level members other than traceEvents, as raw JSON text (small ones only).
   std::map<std::string, std::string> top_level;
   uint64_t events = 0;  // elements of traceEvents seen
-  uint64_t bytes_read = 0;
   uint64_t ignored_events = 0;
 
  private:
@@ -79,14 +79,23 @@ class TraceReader {
     kEventsCommaOrEnd,
     kDone
   };
-  void run(bool final);
-  size_t parse_event(size_t pos, bool final);
+  size_t run(const char* b, size_t n, uint64_t base, bool final);
+  void step(Cursor& c);
+  void top_member(Cursor& c);
+  void parse_event(Cursor& c);
+  void read_member(Cursor& c, EventFields& f);
+  void read_args(Cursor& c, EventFields& f);
+  void read_thread_id(Cursor& c, EventFields& f, bool is_pid);
+  void store_event(const EventFields& f, uint64_t index);
   void nest_ops();
 
-  std::string buf_;
-  size_t pos_ = 0;  // parse position in buf_
+  // Input is parsed where it lies; only a step cut by the end of a chunk is
+  // copied, into carry_, and completed from the start of the next chunk.
+  std::string carry_;
+  uint64_t carry_base_ = 0;  // offset of carry_[0] in the document
+  uint64_t fed_ = 0;         // bytes of input before the chunk being parsed
+  std::string scratch_;
   Top state_ = Top::kStart;
-  std::string key_;
   bool saw_events_ = false;
   bool array_top_ = false;
 };

@@ -150,8 +150,8 @@ class _DumpModule:
 
 def window_trace(dump: Dump) -> Trace:
     """One window as a Trace, exactly as an in-process capture would convert it."""
-    from skipnative.capturing.session import _to_trace
     from skipnative.capturing.loader import native
+    from skipnative.capturing.session import _to_trace
 
     mod, why = native()
     if mod is None:

@@ -7,12 +7,13 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import skipnative
 from skipnative import TraceError, _native
-from skipnative.io.kineto import _to_trace
+from skipnative.io.kineto import _K_LAUNCH, _to_trace
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kineto"
 SMALL = gzip.decompress((DATA / "a100_alexnet_train.json.gz").read_bytes())
@@ -92,3 +93,92 @@ def test_load_errors_are_trace_errors(tmp_path):
         assert str(p) in str(e) and "truncated" in str(e)
     else:
         raise AssertionError("a truncated trace loaded")
+
+
+def _doc(*events: str) -> bytes:
+    return ('{"traceEvents": [' + ",".join(events) + "]}").encode()
+
+
+def _read(data: bytes):
+    r = _native.KinetoReader()
+    r.feed(data)
+    r.finish()
+    return r
+
+
+def test_huge_timestamp_is_an_error_not_a_wrap():
+    # 2**128 / 1000: once read as 544 ns through an unbounded 128-bit multiply
+    ev = (
+        '{"ph": "X", "cat": "kernel", "name": "k",'
+        ' "ts": 340282366920938463463374607431768212, "dur": 1}'
+    )
+    with pytest.raises(_native.TraceReadError, match=r"traceEvents\[1\].*'ts'.*64-bit nanoseconds"):
+        _read(_doc('{"ph": "i"}', ev))
+
+
+@pytest.mark.parametrize("num", ["0123", "-01", "00"])
+def test_leading_zeros_are_refused(num):
+    ev = '{"ph": "X", "cat": "cpu_op", "name": "x", "ts": ' + num + ', "dur": 1}'
+    with pytest.raises(_native.TraceReadError, match="leading zero"):
+        _read(_doc(ev))
+
+
+def test_string_args_no_metric_uses_are_accepted():
+    call = (
+        '{"ph": "X", "cat": "cuda_runtime", "name": "hipMemcpyAsync", "pid": 1, "tid": 2,'
+        ' "ts": 5, "dur": 1, "args": {"correlation": 3, "stream": "0x0", "bytes": "128"}}'
+    )
+    r = _read(_doc(call))
+    launches = r.launches().view(_K_LAUNCH)
+    assert len(launches) == 1 and launches[0]["correlation"] == 3
+
+
+def test_string_stream_of_a_kernel_names_the_event_and_field():
+    ev = '{"ph": "X", "cat": "kernel", "name": "k", "ts": 5, "dur": 1, "args": {"stream": "0x0"}}'
+    with pytest.raises(_native.TraceReadError, match=r"traceEvents\[0\].*'args.stream' is not"):
+        _read(_doc(ev))
+
+
+def test_rocm_trace_reads():
+    t = skipnative.load(DATA / "mi250_rocm_minitoy_train.json.gz")
+    names = {t.strings[i] for i in t.launches["name_id"]}
+    assert "hipLaunchKernel" in names and "hipMemcpyWithStream" in names
+    assert len(t.gpu[t.gpu["kind"] == 0]) == 14
+    # every kernel has its launch: joined by correlation within the process
+    assert set(t.gpu["correlation"]) <= set(t.launches["correlation"])
+
+
+def test_old_format_trace_reads():
+    t = skipnative.load(DATA / "old_format_inference_rank1.json.gz")
+    assert len(t.gpu[t.gpu["kind"] == 0]) == 4
+    assert set(t.gpu["correlation"]) <= set(t.launches["correlation"])
+
+
+@pytest.mark.parametrize("inflater", ["zlib", "isal"])
+def test_gzip_reads_alike_with_either_inflater(inflater, monkeypatch, tmp_path):
+    import zlib
+
+    from skipnative.io import kineto
+
+    mod = zlib if inflater == "zlib" else pytest.importorskip("isal.isal_zlib")
+    monkeypatch.setattr(kineto, "_inflate", mod)
+    monkeypatch.setattr(kineto, "_INFLATE_ERRORS", (zlib.error, mod.error))
+    monkeypatch.setattr(kineto, "CHUNK", 1 << 16)  # many chunks, and two gzip members
+    p = tmp_path / "t.json.gz"
+    p.write_bytes(gzip.compress(SMALL[:30000]) + gzip.compress(SMALL[30000:]))
+    t = skipnative.load(p)
+    for name in ("launches", "gpu", "ops", "regions"):
+        assert np.array_equal(getattr(t, name), getattr(WHOLE, name)), name
+    p.write_bytes(gzip.compress(SMALL)[:-5000])
+    with pytest.raises(TraceError, match="gzip"):
+        skipnative.load(p)
+
+
+def test_base_time_that_would_wrap_is_an_error(tmp_path):
+    ev = '{"ph": "X", "cat": "cpu_op", "name": "x", "ts": 9000000000000000, "dur": 1}'
+    p = tmp_path / "t.json"
+    p.write_bytes(_doc(ev)[:-1] + b', "baseTimeNanoseconds": 9000000000000000000}')
+    with pytest.raises(TraceError, match=r"baseTimeNanoseconds.*64-bit"):
+        skipnative.load(p)
+    p.write_bytes(_doc(ev)[:-1] + b', "baseTimeNanoseconds": 1000}')
+    assert skipnative.load(p).ops["t_begin"][0] == 9000000000000000 * 1000 + 1000

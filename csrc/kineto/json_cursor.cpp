@@ -1,0 +1,264 @@
+#include "kineto/json_cursor.h"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+namespace skipnative::kineto {
+
+void put_utf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += char(cp);
+  } else if (cp < 0x800) {
+    out += char(0xC0 | (cp >> 6));
+    out += char(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += char(0xE0 | (cp >> 12));
+    out += char(0x80 | ((cp >> 6) & 0x3F));
+    out += char(0x80 | (cp & 0x3F));
+  } else {
+    out += char(0xF0 | (cp >> 18));
+    out += char(0x80 | ((cp >> 12) & 0x3F));
+    out += char(0x80 | ((cp >> 6) & 0x3F));
+    out += char(0x80 | (cp & 0x3F));
+  }
+}
+
+// First position at or after k holding '"', '\\' or a byte below 0x20; n if none.
+// Sixteen bytes a step with SSE2 (every x86-64), then eight bytes a step: in each of the three
+// masks the lowest set bit is exact (a borrow can only mark bytes above a true match), so their
+// union's lowest set bit is the first special byte. Little-endian loads; elsewhere bytewise.
+size_t Cursor::find_special(size_t k) const {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\');
+  const __m128i below = _mm_set1_epi8(0x20 - 0x80), flip = _mm_set1_epi8(char(0x80));
+  while (k + 16 <= n) {
+    __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + k));
+    __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(w, quote), _mm_cmpeq_epi8(w, slash));
+    // unsigned w < 0x20 as a signed compare of both sides shifted by 0x80
+    hit = _mm_or_si128(hit, _mm_cmplt_epi8(_mm_xor_si128(w, flip), below));
+    if (int mask = _mm_movemask_epi8(hit)) return k + size_t(__builtin_ctz(unsigned(mask)));
+    k += 16;
+  }
+#endif
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  while (k + 8 <= n) {
+    uint64_t w;
+    std::memcpy(&w, b + k, 8);
+    uint64_t q = w ^ (kOnes * uint8_t('"')), s = w ^ (kOnes * uint8_t('\\'));
+    uint64_t hit = ((q - kOnes) & ~q) | ((s - kOnes) & ~s) | ((w - kOnes * 0x20) & ~w);
+    hit &= kHigh;
+    if (hit) return k + size_t(__builtin_ctzll(hit) >> 3);
+    k += 8;
+  }
+#endif
+  while (k < n && b[k] != '"' && b[k] != '\\' && uint8_t(b[k]) >= 0x20) ++k;
+  return k;
+}
+
+uint32_t Cursor::hex4(size_t k) {
+  uint32_t v = 0;
+  for (size_t j = 0; j < 4; ++j) {
+    char c = need(k + j);
+    v <<= 4;
+    if (c >= '0' && c <= '9')
+      v |= uint32_t(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      v |= uint32_t(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F')
+      v |= uint32_t(c - 'A' + 10);
+    else
+      fail_at(k + j, "bad \\u escape");
+  }
+  return v;
+}
+
+// The escape at b[k] == '\\': appends what it stands for to out (if given) and
+// returns the position after it. A lone surrogate is kept as its 3-byte form.
+size_t Cursor::escape(size_t k, std::string* out) {
+  char e = need(k + 1);
+  const char* plain = "\"\\/bfnrt";
+  const char* with = "\"\\/\b\f\n\r\t";
+  if (const char* p = e ? std::strchr(plain, e) : nullptr) {
+    if (out) *out += with[p - plain];
+    return k + 2;
+  }
+  if (e != 'u') fail_at(k + 1, "bad escape in string");
+  uint32_t cp = hex4(k + 2);
+  k += 6;
+  if (cp >= 0xD800 && cp < 0xDC00 && need(k) == '\\' && need(k + 1) == 'u') {
+    uint32_t lo = hex4(k + 2);
+    if (lo >= 0xDC00 && lo < 0xE000) {
+      cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+      k += 6;
+    }
+  }
+  if (out) put_utf8(*out, cp);
+  return k;
+}
+
+// A string; the view points into the buffer, or into scratch if it had escapes.
+std::string_view Cursor::string(std::string& scratch) {
+  if (peek() != '"')
+    fail(std::string("expected a string, found ") +
+         (starts_value(b[i]) ? type_name(b[i]) : "'" + printable(b[i]) + "'"));
+  const size_t start = i + 1;
+  size_t k = find_special(start);
+  if (need(k) == '"') {
+    i = k + 1;
+    return std::string_view(b + start, k - start);
+  }
+  scratch.assign(b + start, k - start);
+  for (;;) {
+    char c = need(k);
+    if (c == '"') break;
+    if (uint8_t(c) < 0x20) fail_at(k, "control character in string");
+    if (c == '\\') {
+      k = escape(k, &scratch);
+    } else {
+      size_t e = find_special(k);
+      scratch.append(b + k, e - k);
+      k = e;
+    }
+  }
+  i = k + 1;
+  return scratch;
+}
+
+void Cursor::skip_string() {
+  size_t k = i + 1;  // b[i] == '"'
+  for (;;) {
+    k = find_special(k);
+    char c = need(k);
+    if (c == '"') break;
+    if (c == '\\')
+      k = escape(k, nullptr);
+    else
+      fail_at(k, "control character in string");
+  }
+  i = k + 1;
+}
+
+// One more decimal digit of a number whose first 19 significant ones are taken.
+static void wide_digit(Number& num, char d, bool fraction) {
+  if (num.significant < 38) {
+    num.digits = num.digits * 10 + unsigned(d - '0');
+    ++num.significant;
+    if (fraction) --num.exponent;
+  } else if (!fraction) {
+    ++num.exponent;  // an integer digit past the 38th
+  }
+}
+
+// Digits from b[k]: up to 19 significant ones in 64 bits (nearly every number
+// a trace holds), the rest through wide_digit. Returns the position after them.
+size_t Cursor::digits(size_t k, Number& num, bool fraction) {
+  uint64_t m = uint64_t(num.digits);
+  int sig = num.significant;
+  int64_t exp = num.exponent;
+  for (; k < n && is_digit(b[k]) && sig < 19; ++k) {
+    m = m * 10 + unsigned(b[k] - '0');
+    sig += m != 0;  // leading zeros of a fraction are not significant
+    exp -= fraction;
+  }
+  num.digits = m;
+  num.significant = sig;
+  num.exponent = exp;
+  for (; k < n && is_digit(b[k]); ++k) wide_digit(num, b[k], fraction);
+  return k;
+}
+
+// JSON's grammar exactly: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+Number Cursor::number() {
+  Number num;
+  size_t k = i;
+  if (b[k] == '-') num.neg = true, ++k;
+  if (!is_digit(need(k))) fail_at(k, "bad number");
+  if (b[k] == '0') {
+    ++k;
+    if (k < n && is_digit(b[k])) fail_at(k, "bad number (leading zero)");
+  } else {
+    k = digits(k, num, false);
+  }
+  if (k < n && b[k] == '.') {
+    num.integral_syntax = false;
+    if (!is_digit(need(++k))) fail_at(k, "bad number");
+    k = digits(k, num, true);
+  }
+  if (k < n && (b[k] == 'e' || b[k] == 'E')) {
+    num.integral_syntax = false;
+    bool eneg = false;
+    if (need(++k) == '+' || b[k] == '-') eneg = b[k++] == '-';
+    if (!is_digit(need(k))) fail_at(k, "bad number");
+    int64_t e = 0;
+    while (k < n && is_digit(b[k])) {
+      if (e < 1000000) e = e * 10 + (b[k] - '0');  // saturates far beyond any fit
+      ++k;
+    }
+    num.exponent += eneg ? -e : e;
+  }
+  if (k >= n && !final) throw NeedMore{};  // the number may continue in the next buffer
+  i = k;
+  return num;
+}
+
+void Cursor::literal(const char* word) {
+  size_t len = std::strlen(word);
+  for (size_t j = 0; j < len; ++j)
+    if (need(i + j) != word[j]) fail_at(i + j, "invalid literal");
+  i += len;
+}
+
+// Skips one value of any type: iterative, validating, with a depth limit.
+void Cursor::skip_value() {
+  char stack[kMaxDepth];
+  int depth = 0;
+  for (;;) {
+    char c = peek();
+    if (c == '{' || c == '[') {
+      if (depth == kMaxDepth) fail("nesting deeper than " + std::to_string(kMaxDepth));
+      ++i;
+      char close = c == '{' ? '}' : ']';
+      if (peek() == close) {
+        ++i;
+      } else {
+        stack[depth++] = close;
+        if (c == '{') {
+          if (peek() != '"') fail("expected a string key in object");
+          skip_string();
+          expect(':');
+        }
+        continue;
+      }
+    } else if (c == '"') {
+      skip_string();
+    } else if (c == 't') {
+      literal("true");
+    } else if (c == 'f') {
+      literal("false");
+    } else if (c == 'n') {
+      literal("null");
+    } else if (c == '-' || is_digit(c)) {
+      number();
+    } else {
+      fail("unexpected '" + printable(c) + "'");
+    }
+    // after a complete value: close containers or move to the next element
+    for (;;) {
+      if (depth == 0) return;
+      char close = stack[depth - 1];
+      if (next_or_close(close, close == '}' ? "in object" : "in list")) {
+        if (close == '}') {
+          if (peek() != '"') fail("expected a string key in object");
+          skip_string();
+          expect(':');
+        }
+        break;
+      }
+      --depth;
+    }
+  }
+}
+
+}  // namespace skipnative::kineto

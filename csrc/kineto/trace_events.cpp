@@ -1,0 +1,311 @@
+// One element of traceEvents -> at most one row of the reader's columns.
+#include <cstdlib>
+#include <cstring>
+
+#include "kineto/trace_reader.h"
+
+namespace skipnative::kineto {
+
+namespace {
+
+enum Cat : int {
+  kCatOther,
+  kCatKernel,
+  kCatMemcpy,
+  kCatMemset,
+  kCatRuntime,
+  kCatDriver,
+  kCatCpuOp,
+  kCatAnnotation,
+};
+
+// Current Kineto category names, and the capitalised ones of torch 1.8-1.10 traces.
+Cat category(std::string_view c) {
+  switch (c.size()) {
+    case 6:
+      if (c == "kernel" || c == "Kernel") return kCatKernel;
+      if (c == "cpu_op") return kCatCpuOp;
+      if (c == "Memcpy") return kCatMemcpy;
+      if (c == "Memset") return kCatMemset;
+      break;
+    case 7:
+      if (c == "Runtime") return kCatRuntime;
+      break;
+    case 8:
+      if (c == "Operator") return kCatCpuOp;
+      break;
+    case 10:
+      if (c == "gpu_memcpy") return kCatMemcpy;
+      if (c == "gpu_memset") return kCatMemset;
+      break;
+    case 11:
+      if (c == "cuda_driver") return kCatDriver;
+      break;
+    case 12:
+      if (c == "cuda_runtime") return kCatRuntime;
+      break;
+    case 15:
+      if (c == "user_annotation") return kCatAnnotation;
+      break;
+  }
+  return kCatOther;
+}
+
+// A numeric field as read, checked only once the event's category says
+// whether a metric uses it.
+struct IntField {
+  enum State : uint8_t { kAbsent, kOk, kNotNumber, kTooBig, kNotIntegral };
+  int64_t v = 0;
+  State state = kAbsent;
+};
+
+// Reads a number scaled by 10^shift (3: microseconds to nanoseconds, rounded;
+// 0: an integer, exact); any other value is skipped and marked.
+void read_int(Cursor& c, IntField& f, int shift) {
+  char v = c.peek();
+  if (v != '-' && !is_digit(v)) {
+    c.skip_value();
+    f.state = IntField::kNotNumber;
+    return;
+  }
+  Fit fit = scaled_int64(c.number(), shift, shift == 0, &f.v);
+  f.state = fit == Fit::kOk       ? IntField::kOk
+            : fit == Fit::kTooBig ? IntField::kTooBig
+                                  : IntField::kNotIntegral;
+}
+
+// grid/block: up to three integers; no metric uses them, so nothing is checked.
+void read_dims(Cursor& c, int32_t* dims) {
+  if (c.peek() != '[') return c.skip_value();
+  ++c.i;
+  if (c.peek() == ']') {
+    ++c.i;
+    return;
+  }
+  int j = 0;
+  do {
+    IntField x;
+    read_int(c, x, 0);
+    if (j < 3)
+      dims[j++] =
+          x.state == IntField::kOk && x.v >= INT32_MIN && x.v <= INT32_MAX ? int32_t(x.v) : 0;
+  } while (c.next_or_close(']', "in list"));
+}
+
+}  // namespace
+
+struct EventFields {
+  char ph = 0;
+  std::string_view cat, name;
+  std::string cat_s, name_s;  // owners where a view would point into the scratch
+  bool name_is_string = true;
+  IntField ts, dur, pid, tid;
+  IntField correlation, external_id, device, stream, bytes, cbid;
+  int32_t grid[3] = {0, 0, 0}, block[3] = {0, 0, 0};
+};
+
+namespace {
+
+// A string value kept past the next read: a view into the input, or a copy.
+std::string_view keep(std::string_view s, const std::string& scratch, std::string& owner) {
+  if (s.data() != scratch.data()) return s;
+  owner.assign(s);
+  return owner;
+}
+
+// Messages must be valid text whatever the file holds: other bytes become '?'.
+std::string ascii(std::string_view v) {
+  std::string out(v);
+  for (char& ch : out)
+    if (uint8_t(ch) < 0x20 || uint8_t(ch) >= 0x7f) ch = '?';
+  return out;
+}
+
+// The first problem with a field a metric uses, or an empty string.
+std::string problem(const char* field, const IntField& f, bool required, bool time) {
+  switch (f.state) {
+    case IntField::kAbsent:
+      return required ? std::string("missing '") + field + "'" : std::string();
+    case IntField::kOk:
+      return std::string();
+    case IntField::kNotNumber:
+      return std::string("'") + field + "' is not a number";
+    case IntField::kTooBig:
+      return std::string("'") + field + "' is out of range (does not fit 64-bit " +
+             (time ? "nanoseconds)" : "integers)");
+    case IntField::kNotIntegral:
+      return std::string("'") + field + "' is not an integer";
+  }
+  return std::string();
+}
+
+struct Use {
+  const char* field;
+  const IntField* value;
+  bool required;
+};
+
+// The numbers the metrics take from an event of this category (SPEC.md §3's
+// input rules); the rest are kept where they parse and otherwise ignored.
+void check_event(const EventFields& f, Cat cat, uint64_t index) {
+  const bool launch = cat == kCatRuntime || cat == kCatDriver;
+  const bool gpu = cat == kCatKernel || cat == kCatMemcpy || cat == kCatMemset;
+  const Use uses[] = {
+      {"ts", &f.ts, true},
+      {"dur", &f.dur, true},
+      {"pid", &f.pid, false},
+      {"tid", &f.tid, false},
+      {"args.correlation", launch || gpu ? &f.correlation : nullptr, false},
+      {"args.device", gpu ? &f.device : nullptr, false},
+      {"args.stream", gpu ? &f.stream : nullptr, false},
+  };
+  auto fail = [&](const std::string& what) {
+    throw ReadError("traceEvents[" + std::to_string(index) + "]: (" + ascii(f.cat) + " '" +
+                    ascii(f.name.substr(0, 60)) + "') " + what);
+  };
+  if (!f.name_is_string) fail("'name' is not a string");
+  for (const Use& u : uses) {
+    if (!u.value) continue;
+    std::string p = problem(u.field, *u.value, u.required, u.value == &f.ts || u.value == &f.dur);
+    if (!p.empty()) fail(p);
+  }
+  if (f.dur.v < 0) fail("negative 'dur'");
+  if (f.ts.v > INT64_MAX - f.dur.v) fail("'ts' + 'dur' does not fit 64-bit nanoseconds");
+}
+
+int64_t value_or(const IntField& f, int64_t fallback) {
+  return f.state == IntField::kOk ? f.v : fallback;
+}
+
+}  // namespace
+
+void TraceReader::parse_event(Cursor& c) {
+  const uint64_t index = events;
+  char first = c.peek();
+  if (first != '{') {
+    if (!starts_value(first)) c.fail("unexpected '" + printable(first) + "'");
+    throw ReadError("traceEvents[" + std::to_string(index) + "]: is " + type_name(first) +
+                    ", not an object");
+  }
+  ++c.i;
+  EventFields f;
+  if (c.peek() == '}')
+    ++c.i;
+  else
+    do read_member(c, f);
+    while (c.next_or_close('}', "in event"));
+  ++events;
+  store_event(f, index);
+}
+
+void TraceReader::read_member(Cursor& c, EventFields& f) {
+  // the key is compared before the value is read, so a view into the scratch is safe
+  std::string_view key = c.string(scratch_);
+  c.expect(':');
+  char v = c.peek();
+  if (key == "ts") {
+    read_int(c, f.ts, 3);
+  } else if (key == "dur") {
+    read_int(c, f.dur, 3);
+  } else if (key == "pid" || key == "tid") {
+    read_thread_id(c, f, key == "pid");
+  } else if (key == "args" && v == '{') {
+    read_args(c, f);
+  } else if (key == "ph" && v == '"') {
+    std::string_view s = c.string(scratch_);
+    f.ph = s.size() == 1 ? s[0] : 0;
+  } else if (key == "cat" && v == '"') {
+    f.cat = keep(c.string(scratch_), scratch_, f.cat_s);
+  } else if (key == "name") {
+    f.name_is_string = v == '"';
+    if (v == '"')
+      f.name = keep(c.string(scratch_), scratch_, f.name_s);
+    else
+      c.skip_value();
+  } else {
+    c.skip_value();
+  }
+}
+
+void TraceReader::read_args(Cursor& c, EventFields& f) {
+  ++c.i;  // '{'
+  if (c.peek() == '}') {
+    ++c.i;
+    return;
+  }
+  do {
+    std::string_view key = c.string(scratch_);
+    c.expect(':');
+    IntField* dst = nullptr;
+    if (key == "correlation")
+      dst = &f.correlation;
+    else if (key == "External id")
+      dst = &f.external_id;
+    else if (key == "device")
+      dst = &f.device;
+    else if (key == "stream")
+      dst = &f.stream;
+    else if (key == "bytes")
+      dst = &f.bytes;
+    else if (key == "cbid")
+      dst = &f.cbid;
+    if (dst)
+      read_int(c, *dst, 0);
+    else if (key == "grid" || key == "block")
+      read_dims(c, key == "grid" ? f.grid : f.block);
+    else
+      c.skip_value();
+  } while (c.next_or_close('}', "in args"));
+}
+
+// Kineto writes numbers; other writers use strings ("stream 7"): keep the
+// trailing integer, else a stable negative id.
+void TraceReader::read_thread_id(Cursor& c, EventFields& f, bool is_pid) {
+  IntField& dst = is_pid ? f.pid : f.tid;
+  if (c.peek() != '"') return read_int(c, dst, 0);
+  std::string_view s = c.string(scratch_);
+  size_t k = s.size();
+  while (k > 0 && is_digit(s[k - 1])) --k;
+  if (k < s.size() && s.size() - k < 18)
+    dst.v = std::strtoll(std::string(s.substr(k)).c_str(), nullptr, 10);
+  else
+    dst.v = -1 - int64_t(names.intern(s));
+  dst.state = IntField::kOk;
+}
+
+void TraceReader::store_event(const EventFields& f, uint64_t index) {
+  const Cat cat = f.ph == 'X' ? category(f.cat) : kCatOther;
+  const bool step = (cat == kCatAnnotation || cat == kCatCpuOp) &&
+                    f.name.substr(0, 13) == std::string_view("ProfilerStep#");
+  if (cat == kCatOther || (cat == kCatAnnotation && !step)) {
+    ++ignored_events;
+    return;
+  }
+  check_event(f, cat, index);
+  const int64_t ts = f.ts.v, dur = f.dur.v, pid = value_or(f.pid, 0), tid = value_or(f.tid, 0);
+  const int32_t name_id = int32_t(names.intern(f.name));
+  if (step) {
+    steps.push_back(StepEvent{ts, dur, pid, tid, name_id, 0});
+  } else if (cat == kCatCpuOp) {
+    ops.push_back(OpEvent{ts, dur, pid, tid, value_or(f.external_id, -1), -1, -1, name_id, 0});
+  } else if (cat == kCatRuntime || cat == kCatDriver) {
+    int64_t cbid = value_or(f.cbid, -1);
+    launches.push_back(LaunchEvent{ts, dur, value_or(f.correlation, -1), pid, tid, name_id,
+                                   cbid >= INT32_MIN && cbid <= INT32_MAX ? int32_t(cbid) : -1});
+  } else {
+    GpuEvent g{};
+    g.ts = ts;
+    g.dur = dur;
+    g.correlation = value_or(f.correlation, -1);
+    g.device = value_or(f.device, -1) >= 0 ? f.device.v : pid;
+    g.stream = value_or(f.stream, -1) >= 0 ? f.stream.v : tid;
+    g.bytes = value_or(f.bytes, 0);
+    g.name_id = name_id;
+    g.kind = cat == kCatKernel ? 0 : (cat == kCatMemcpy ? 1 : 2);
+    std::memcpy(g.grid, f.grid, sizeof g.grid);
+    std::memcpy(g.block, f.block, sizeof g.block);
+    gpu.push_back(g);
+  }
+}
+
+}  // namespace skipnative::kineto
