@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 
 from skipnative.errors import TraceError
-from skipnative.io import SKIP_MAGIC
 from skipnative.io.atomic import atomic_output
 from skipnative.trace import GPU_DTYPE, LAUNCH_DTYPE, OP_DTYPE, REGION_DTYPE, Trace
+
+SKIP_MAGIC = b"SKIPNATV"
 
 FORMAT_VERSION = 1
 TABLES = {"launches": LAUNCH_DTYPE, "gpu": GPU_DTYPE, "ops": OP_DTYPE, "regions": REGION_DTYPE}

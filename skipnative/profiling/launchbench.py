@@ -66,9 +66,9 @@ def queue_depth(call_ns, block_ns: float = BLOCK_NS) -> int | None:
 def run(
     iters: int = 2000, *, graph_kernels: int = 100, device: int = 0, profilers: bool = True
 ) -> dict[str, Any]:
-    import skipnative
     from skipnative import _native
     from skipnative.capturing.loader import wheel_cupti_dirs
+    from skipnative.capturing.session import CaptureError, capture
 
     runtime_dirs = wheel_cupti_dirs()  # nvidia/cu13/lib holds libcudart too
     b = _native.LaunchBench(device, runtime_dirs)
@@ -99,7 +99,7 @@ def run(
     if not profilers:
         return out
     for name, api in apis.items():
-        with skipnative.capture():
+        with capture():
             probe = b.queue_probe(api, QUEUE_PROBE_LAUNCHES, QUEUE_SPIN_MS)
         out["apis"][name]["queue_depth_captured"] = queue_depth(probe)
     # skipnative's added cost: unprofiled and captured blocks alternate, so drift
@@ -123,10 +123,10 @@ def run(
         for label, opts in OVERHEAD_CAPTURES.items():
             if label in refused:
                 continue
-            session = skipnative.capture(**opts)
+            session = capture(**opts)
             try:
                 session.start()
-            except skipnative.CaptureError as e:  # e.g. an older CUPTI without the option
+            except CaptureError as e:  # e.g. an older CUPTI without the option
                 refused[label] = str(e)
                 continue
             try:
@@ -140,7 +140,7 @@ def run(
         out["refused"] = refused
     over["unprofiled_before_any_capture"] = first
     # launch-to-start on an idle GPU: each launch waits for the previous kernel
-    with skipnative.capture() as cap:
+    with capture() as cap:
         for a in apis.values():
             b.idle_launches(a, IDLE_LAUNCHES)
     from skipnative.analysis.metrics import join_kernels

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import skipnative
-from skipnative.analysis.alignment import attribute
+from skipnative.analysis.attribution import attribute
 from skipnative.analysis.metrics import in_regions, join_kernels, top_kernels
 from skipnative.analysis.whatif import replay
 from skipnative.report import sweep_data
