@@ -24,7 +24,7 @@ import numpy as np
 
 import skipnative
 from skipnative.analysis.attribution import attribute
-from skipnative.analysis.metrics import join_by_correlation
+from skipnative.analysis.kernels import join_by_correlation
 from skipnative.analysis.sweep import run_summary, series
 from skipnative.io.sweep import load_sweep
 from skipnative.trace import Trace

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from skipnative.analysis.kernels import KernelTable, join_kernels, select_kernels
 from skipnative.trace import Trace
 
 
@@ -107,17 +108,11 @@ def align_sequences(a: list, b: list, window: int = 48, confirm: int = 3):
     return pairs
 
 
-def _kernels_by_stream(trace: Trace, t0=None, t1=None, anchor=None):
-    """GPU rows of the kernels per (device, stream) in start order; with t0, only the
-    kernels whose anchor (join_kernels' anchor, one per kernel) lies in [t0, t1)."""
+def _kernels_by_stream(trace: Trace, kt: KernelTable, window: tuple[int, int] | None = None):
+    """GPU rows of the kernels per (device, stream) in start order; with `window`,
+    only the kernels placed in it (select_kernels)."""
     g = trace.gpu
-    rows = np.flatnonzero(g["kind"] == 0)
-    if t0 is not None:
-        if anchor is None:
-            from skipnative.analysis.metrics import join_kernels
-
-            anchor = join_kernels(trace).anchor
-        rows = rows[(anchor >= t0) & (anchor < t1)]
+    rows = np.flatnonzero(g["kind"] == 0)[select_kernels(trace, kt, window=window)]
     out = defaultdict(list)
     for r in rows[np.argsort(g["t_start"][rows], kind="stable")].tolist():
         out[(int(g["device"][r]), int(g["stream"][r]))].append(r)
@@ -136,18 +131,16 @@ def align(
             (native.strings[r["name_id"]], int(r["t_begin"]), int(r["t_end"]))
             for r in native.regions
         ] or [("all", None, None)]
-    kb = _kernels_by_stream(kineto, *(kineto_region or (None, None)))
+    kb = _kernels_by_stream(kineto, join_kernels(kineto), kineto_region)
     k_names = {
         s: [kineto.strings[kineto.gpu["name_id"][r]] for r in rows] for s, rows in kb.items()
     }
-    from skipnative.analysis.metrics import join_kernels
-
-    anchor = join_kernels(native).anchor  # once, for every region
+    kt = join_kernels(native)  # once, for every region
     mapping = np.full(len(native.gpu), -1, dtype=np.int64)
     total = matched = 0
     per_region = {}
     for name, t0, t1 in native_regions:
-        nb = _kernels_by_stream(native, t0, t1, anchor)
+        nb = _kernels_by_stream(native, kt, None if t0 is None or t1 is None else (t0, t1))
         r_total = r_matched = 0
         for s in set(nb) | set(kb):
             n_rows, k_rows = nb.get(s, []), kb.get(s, [])

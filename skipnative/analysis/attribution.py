@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from skipnative.analysis.alignment import Alignment, align
+from skipnative.analysis.kernels import in_regions, join_kernels
 from skipnative.trace import Trace
 
 MATCH_WARN = 0.95
@@ -124,8 +125,6 @@ class Profile:
         timing pass, per timed iteration (the untimed first one left out)."""
         if self.kernel_top_op is None:
             return []
-        from skipnative.analysis.metrics import in_regions, join_kernels
-
         kt = join_kernels(self.native)
         timed = in_regions(self.native, kt)
         krows = np.flatnonzero(self.native.gpu["kind"] == 0)[timed]

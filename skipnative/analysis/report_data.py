@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from skipnative.analysis.metrics import compute_metrics, in_regions, join_kernels, top_kernels
+from skipnative.analysis.kernels import in_regions, join_kernels
+from skipnative.analysis.metrics import compute_metrics, top_kernels
 from skipnative.analysis.sweep import run_summary, series
 from skipnative.analysis.whatif import replay
 from skipnative.io import load

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from skipnative.analysis.metrics import GPU_BOUND_THRESHOLD
+
 TAU = 0.5
 
 
@@ -32,7 +34,7 @@ def tklqt_knee(values, tklqt, tau: float = TAU):
     return None
 
 
-def queue_transition(values, queued_fraction, threshold: float = 0.5):
+def queue_transition(values, queued_fraction, threshold: float = GPU_BOUND_THRESHOLD):
     order = np.argsort(values, kind="stable")
     xs = np.asarray(values)[order]
     gpu = np.asarray(queued_fraction, dtype=float)[order] >= threshold
@@ -54,7 +56,7 @@ def run_summary(trace, rows=None) -> dict[str, Any]:
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     ]
     out: dict[str, Any] = {k: float(np.mean([r.metrics[k] for r in use])) for k in keys}
-    out["bound"] = "gpu" if out["queued_fraction"] >= 0.5 else "cpu"
+    out["bound"] = "gpu" if out["queued_fraction"] >= GPU_BOUND_THRESHOLD else "cpu"
     out["iterations"] = len(its)
     return out
 

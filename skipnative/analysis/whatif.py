@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from skipnative.analysis.metrics import join_by_correlation, stream_order
+from skipnative.analysis.fusion import find_candidates
+from skipnative.analysis.kernels import join_by_correlation, join_kernels, queued_at_return
 from skipnative.trace import KIND_GRAPH, KIND_KERNEL, KIND_SYNC, Trace
 
 
@@ -78,12 +79,10 @@ def replay(
     gl = join_by_correlation(ln["correlation"], g["correlation"])
 
     # per GPU row: stream predecessor, queued?, offset and gap
-    so, prev = stream_order(g)
     has = gl >= 0
     l_b = np.where(has, ln["t_begin"][np.maximum(gl, 0)] if n_l else 0, 0)
     l_e = np.where(has, ln["t_end"][np.maximum(gl, 0)] if n_l else 0, 0)
-    prev_end = np.where(prev >= 0, g["t_end"][np.maximum(prev, 0)], np.iinfo(np.int64).min)
-    queued = has & (prev_end > l_e)
+    so, prev_end, queued = queued_at_return(g, has, l_e)
     rho = (g["t_start"] - l_b).astype(np.int64)
     if (has & ~queued).any():
         med = int(np.median(rho[has & ~queued]))
@@ -245,13 +244,9 @@ def _handoffs(ln: np.ndarray) -> np.ndarray:
 def _apply_fusion(t: Trace, chains: list[tuple[str, ...]]) -> tuple[Trace, np.ndarray]:
     """Each occurrence of a chain: its first kernel runs the chain's total time; the
     later kernels and their single-kernel launch calls disappear."""
-    from skipnative.analysis.fusion import find_candidates
-
     wanted = {tuple(c) for c in chains}
     lengths = sorted({len(c) for c in wanted})
     cands = find_candidates(t, lengths=lengths, threshold=0.0)
-    from skipnative.analysis.metrics import join_kernels
-
     kt = join_kernels(t)
     kernel_rows = np.flatnonzero(t.gpu["kind"] == 0)  # join order -> gpu rows
     drop_gpu, drop_launch = set(), set()

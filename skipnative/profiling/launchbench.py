@@ -143,7 +143,7 @@ def run(
     with capture() as cap:
         for a in apis.values():
             b.idle_launches(a, IDLE_LAUNCHES)
-    from skipnative.analysis.metrics import join_kernels
+    from skipnative.analysis.kernels import join_kernels
 
     kt = join_kernels(cap.trace)
     idle = (kt.t_start - kt.l_begin)[kt.launch >= 0]
