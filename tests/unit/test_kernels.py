@@ -64,9 +64,7 @@ def test_any_region_of_a_trace_without_regions_is_every_kernel(trace):
 
 
 def test_queued_means_the_stream_predecessor_outlived_the_launch_call():
-    g = np.zeros(
-        3, dtype=[("t_start", "<i8"), ("t_end", "<i8"), ("device", "<i4"), ("stream", "<i8")]
-    )
+    g = np.zeros(3, dtype=GPU_DTYPE)
     g["t_start"], g["t_end"] = [0, 100, 300], [200, 250, 400]
     launched = np.array([True, True, False])
     l_end = np.array([0, 150, 260])  # the second returns while the first still runs
