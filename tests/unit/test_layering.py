@@ -10,7 +10,8 @@ Each module's imports are parsed with ast, those inside functions included:
   renders, it computes no metric;
 - trace.py and errors.py import nothing of skipnative, except the two
   convenience methods Trace.metrics() and Trace.save(), inside them;
-- no import cycles.
+- no import cycles;
+- no module over 500 lines, no function over 85.
 """
 
 from __future__ import annotations
@@ -207,3 +208,18 @@ def test_public_names_are_not_shadowed_by_modules():
 
     assert not isinstance(skipnative.profile, types.ModuleType)
     assert {"profile", "Profile", "capture", "Capture", "load", "Trace"} <= set(skipnative.__all__)
+
+
+def test_modules_and_functions_stay_short():
+    """No module over 500 lines, no function over 85 (STYLE: about 80)."""
+    long = []
+    for module, path in MODULES.items():
+        src = path.read_text()
+        if len(src.splitlines()) > 500:
+            long.append(f"{module}: {len(src.splitlines())} lines")
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > 85:
+                    long.append(f"{module}:{node.lineno} {node.name}: {n} lines")
+    assert not long, "\n".join(long)
