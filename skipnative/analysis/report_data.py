@@ -67,7 +67,7 @@ def sweep_data(
             predicted[key].append(run_summary(replay(t, **change)))
     points = sw.info.get("points", [])
     kineto = [p.get("kineto") for p in points]
-    data = {
+    data: dict[str, Any] = {
         "folder": folder,
         "card": sw.card,
         "phase": sw.phase,

@@ -137,7 +137,9 @@ class _Replay:
         # call returned (negative: it started inside the call)
         n_l = len(ln)
         self.api_r = (
-            np.where(gl >= 0, (ln["t_end"] - ln["t_begin"])[np.maximum(gl, 0)], 0) if n_l else 0
+            np.where(gl >= 0, (ln["t_end"] - ln["t_begin"])[np.maximum(gl, 0)], 0)
+            if n_l
+            else np.zeros(len(g), dtype=np.int64)
         )
         self.post = plan.rho - self.api_r
         self.launching = (ln["kind"] == KIND_KERNEL) | (ln["kind"] == KIND_GRAPH)
