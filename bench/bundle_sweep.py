@@ -23,9 +23,10 @@ from dataclasses import replace
 import numpy as np
 
 import skipnative
-from skipnative.analysis.alignment import attribute
-from skipnative.analysis.metrics import join_by_correlation
-from skipnative.analysis.sweep import load_sweep, run_summary, series
+from skipnative.analysis.attribution import attribute
+from skipnative.analysis.kernels import join_by_correlation
+from skipnative.analysis.sweep import run_summary, series
+from skipnative.io.sweep import load_sweep
 from skipnative.trace import Trace
 
 

@@ -22,7 +22,7 @@ import time
 from _gpu import require_cuda
 
 import skipnative
-from skipnative.analysis.alignment import cuda_event_ms
+from skipnative.profiling import cuda_event_ms
 
 
 def il_ms(fn, reps, mark=None):

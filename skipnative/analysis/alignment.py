@@ -1,38 +1,16 @@
-"""Profiling a PyTorch workload: a timing pass and an attribution pass (DESIGN.md).
-
-1. Timing pass: skipnative's own CUPTI session and nothing else, ``iters``
-   iterations, one region each. These are the numbers reported.
-2. Attribution pass: one more iteration under torch.profiler. Its kernels are
-   aligned to each timing-pass iteration per stream by order and name (a
-   longest-matching-blocks alignment where the sequences differ), which gives
-   every timed kernel its ATen op and top-level op. The same pass is Kineto's
-   measurement of the work, reported beside the native one.
-"""
+"""Aligning the kernels of two passes over the same work (a native timing pass and
+a torch.profiler attribution pass): per stream, by order and name, with a
+longest-common-subsequence alignment where the sequences differ."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-import warnings
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
+from skipnative.analysis.kernels import KernelTable, join_kernels, select_kernels
 from skipnative.trace import Trace
-
-MATCH_WARN = 0.95
-SUMMARY_KEYS = (
-    "tklqt_us",
-    "launch_api_us",
-    "launch_wait_us",
-    "il_us",
-    "akd_us",
-    "n_kernels",
-    "queued_fraction",
-)
 
 
 @dataclass
@@ -130,17 +108,11 @@ def align_sequences(a: list, b: list, window: int = 48, confirm: int = 3):
     return pairs
 
 
-def _kernels_by_stream(trace: Trace, t0=None, t1=None, anchor=None):
-    """GPU rows of the kernels per (device, stream) in start order; with t0, only the
-    kernels whose anchor (join_kernels' anchor, one per kernel) lies in [t0, t1)."""
+def _kernels_by_stream(trace: Trace, kt: KernelTable, window: tuple[int, int] | None = None):
+    """GPU rows of the kernels per (device, stream) in start order; with `window`,
+    only the kernels placed in it (select_kernels)."""
     g = trace.gpu
-    rows = np.flatnonzero(g["kind"] == 0)
-    if t0 is not None:
-        if anchor is None:
-            from skipnative.analysis.metrics import join_kernels
-
-            anchor = join_kernels(trace).anchor
-        rows = rows[(anchor >= t0) & (anchor < t1)]
+    rows = np.flatnonzero(g["kind"] == 0)[select_kernels(trace, kt, window=window)]
     out = defaultdict(list)
     for r in rows[np.argsort(g["t_start"][rows], kind="stable")].tolist():
         out[(int(g["device"][r]), int(g["stream"][r]))].append(r)
@@ -150,7 +122,7 @@ def _kernels_by_stream(trace: Trace, t0=None, t1=None, anchor=None):
 def align(
     native: Trace,
     kineto: Trace,
-    native_regions: list[tuple[str, int, int]] | None = None,
+    native_regions: list[tuple[str, int | None, int | None]] | None = None,
     kineto_region: tuple[int, int] | None = None,
 ) -> Alignment:
     """Aligns each native region's kernels to the kineto region's, per stream."""
@@ -159,18 +131,16 @@ def align(
             (native.strings[r["name_id"]], int(r["t_begin"]), int(r["t_end"]))
             for r in native.regions
         ] or [("all", None, None)]
-    kb = _kernels_by_stream(kineto, *(kineto_region or (None, None)))
+    kb = _kernels_by_stream(kineto, join_kernels(kineto), kineto_region)
     k_names = {
         s: [kineto.strings[kineto.gpu["name_id"][r]] for r in rows] for s, rows in kb.items()
     }
-    from skipnative.analysis.metrics import join_kernels
-
-    anchor = join_kernels(native).anchor  # once, for every region
+    kt = join_kernels(native)  # once, for every region
     mapping = np.full(len(native.gpu), -1, dtype=np.int64)
     total = matched = 0
     per_region = {}
     for name, t0, t1 in native_regions:
-        nb = _kernels_by_stream(native, t0, t1, anchor)
+        nb = _kernels_by_stream(native, kt, None if t0 is None or t1 is None else (t0, t1))
         r_total = r_matched = 0
         for s in set(nb) | set(kb):
             n_rows, k_rows = nb.get(s, []), kb.get(s, [])
@@ -187,222 +157,3 @@ def align(
         total += r_total
         matched += r_matched
     return Alignment(mapping, matched / total if total else 1.0, per_region)
-
-
-def kernel_ops(native: Trace, kineto: Trace, alignment: Alignment):
-    """(op name, top-level op name) per native GPU row ('' where unknown)."""
-    from skipnative.analysis.attribution import launch_ops
-
-    inner, top = launch_ops(kineto)
-    lc = kineto.launches["correlation"]
-    order = np.argsort(lc, kind="stable")
-    names = np.asarray(kineto.strings, dtype=object)
-    op_name = np.full(len(native.gpu), "", dtype=object)
-    top_name = np.full(len(native.gpu), "", dtype=object)
-    has = np.flatnonzero(alignment.native_to_kineto >= 0)
-    if len(has) == 0 or len(lc) == 0:
-        return op_name, top_name
-    kc = kineto.gpu["correlation"][alignment.native_to_kineto[has]]
-    pos = np.minimum(np.searchsorted(lc[order], kc), len(order) - 1)
-    ok = lc[order][pos] == kc
-    li = order[pos]
-    ii, tt = inner[li], top[li]
-    sel = ok & (ii >= 0)
-    op_name[has[sel]] = names[kineto.ops["name_id"][ii[sel]]]
-    sel = ok & (tt >= 0)
-    top_name[has[sel]] = names[kineto.ops["name_id"][tt[sel]]]
-    return op_name, top_name
-
-
-@dataclass
-class Profile:
-    native: Trace
-    kineto: Trace | None
-    alignment: Alignment | None
-    kernel_op: np.ndarray | None = None
-    kernel_top_op: np.ndarray | None = None
-    # the timing pass's perturbation of this workload (measure_fidelity), if measured
-    fidelity: dict[str, Any] | None = None
-
-    def summary(self) -> dict[str, Any]:
-        from skipnative.analysis.sweep import run_summary
-
-        out: dict[str, Any] = {"native": run_summary(self.native)}
-        if self.fidelity is not None:
-            out["fidelity"] = self.fidelity
-        if self.kineto is not None:
-            out["kineto"] = run_summary(self.kineto)
-            out["kineto_over_native"] = {
-                k: (out["kineto"][k] / out["native"][k]) if out["native"][k] else None
-                for k in SUMMARY_KEYS
-            }
-            out["match_rate"] = self.alignment.match_rate if self.alignment else None
-        return out
-
-    def op_breakdown(self, top: int = 15) -> list[dict[str, Any]]:
-        """Per top-level ATen op: kernels, kernel time and launch-and-queue time of the
-        timing pass, per timed iteration (the untimed first one left out)."""
-        if self.kernel_top_op is None:
-            return []
-        from skipnative.analysis.metrics import in_regions, join_kernels
-
-        kt = join_kernels(self.native)
-        timed = in_regions(self.native, kt)
-        krows = np.flatnonzero(self.native.gpu["kind"] == 0)[timed]
-        names = self.kernel_top_op[krows]
-        dur = (kt.t_end - kt.t_start)[timed]
-        lq = np.where(kt.counted, np.maximum(kt.t_start - kt.l_begin, 0), 0)[timed]
-        agg: dict[str, list] = defaultdict(lambda: [0, 0, 0])
-        for n, d, q in zip(names.tolist(), dur.tolist(), lq.tolist()):
-            a = agg[n or "(no ATen op)"]
-            a[0] += 1
-            a[1] += d
-            a[2] += q
-        n_iter = max(len(self.native.regions), 1)
-        rows = [
-            {
-                "op": k,
-                "kernels": v[0] / n_iter,
-                "kernel_us": v[1] / 1e3 / n_iter,
-                "lq_us": v[2] / 1e3 / n_iter,
-                "per_iteration": True,
-            }
-            for k, v in agg.items()
-        ]
-        rows.sort(key=lambda r: -r["kernel_us"])
-        return rows[:top]
-
-
-FIDELITY_BLOCKS = 2  # alternating unprofiled / captured blocks of measure_fidelity
-
-
-def cuda_event_ms(fn: Callable[[], Any]) -> float:
-    """One run of `fn`, timed on the GPU by CUDA events around it (ms)."""
-    import torch
-
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record()
-    fn()
-    b.record()
-    b.synchronize()
-    return a.elapsed_time(b)
-
-
-def measure_fidelity(
-    fn: Callable[[], Any],
-    reps: int,
-    capture_options: dict[str, Any],
-    *,
-    timer: Callable[[Callable[[], Any]], float] = cuda_event_ms,
-) -> dict[str, Any]:
-    """SPEC.md section 6's perturbation of a capture with `capture_options` on `fn`:
-    inference latency timed by CUDA events (`timer`), `reps` runs unprofiled and
-    `reps` under the capture, in alternating blocks so drift hits both alike
-    (each capture first runs `fn` once, untimed: CUPTI's first-launch setup);
-    medians. The captures' traces are discarded."""
-    from skipnative import capture
-
-    if reps < 1:
-        raise ValueError("measure_fidelity: reps must be >= 1")
-    per = [reps // FIDELITY_BLOCKS + (i < reps % FIDELITY_BLOCKS) for i in range(FIDELITY_BLOCKS)]
-    unprofiled: list[float] = []
-    profiled: list[float] = []
-    for n in per:
-        unprofiled += [timer(fn) for _ in range(n)]
-        with capture(**capture_options):
-            fn()
-            _synchronize()
-            profiled += [timer(fn) for _ in range(n)]
-    un, pr = float(np.median(unprofiled)), float(np.median(profiled))
-    return {
-        "reps": reps,
-        "il_unprofiled_ms": un,
-        "il_profiled_ms": pr,
-        "perturbation": pr / un - 1 if un > 0 else None,
-    }
-
-
-def profile(
-    fn: Callable[[], Any],
-    *,
-    warmup: int = 3,
-    iters: int = 5,
-    attribution: bool = True,
-    fidelity_reps: int = 0,
-    **capture_options: Any,
-) -> Profile:
-    """Profiles `fn` (one inference iteration) on the current CUDA device.
-
-    The timing pass runs one more iteration than it times, first and unmarked:
-    CUPTI sets up activity tracing at the first launch after a session starts
-    (that one call took about 2 ms on an H200, 60-85 us on an H100), which would
-    otherwise land in the first timed iteration. Only the marked iterations are
-    reported.
-
-    With `fidelity_reps` (SPEC.md asks for at least 20), the timing pass's own
-    perturbation of `fn` is measured too (measure_fidelity) and reported in
-    `Profile.fidelity`."""
-    from skipnative import capture, load
-
-    for _ in range(warmup):
-        fn()
-    _synchronize()
-    capture_options.setdefault("latency_timestamps", True)
-    with capture(**capture_options) as cap:  # the timing pass: before any torch.profiler use
-        fn()  # absorbs CUPTI's first-launch setup; not in any iteration region
-        _synchronize()
-        for i in range(iters):
-            cap.mark(f"iter{i}")
-            fn()
-            # each iteration is one request: without the sync, the next one would
-            # queue behind this one's kernels and its IL and TKLQT would include them
-            _synchronize()
-    native = cap.trace
-    fidelity = measure_fidelity(fn, fidelity_reps, capture_options) if fidelity_reps else None
-    if not attribution:
-        return Profile(native, None, None, fidelity=fidelity)
-    import torch
-    from torch.profiler import ProfilerActivity, schedule
-    from torch.profiler import profile as torch_profile
-
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "kineto.json")
-        with torch_profile(
-            activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA],
-            schedule=schedule(wait=0, warmup=1, active=1, repeat=1),
-            on_trace_ready=lambda p: p.export_chrome_trace(path),
-        ) as prof:
-            for _ in range(2):
-                fn()
-                torch.cuda.synchronize()
-                prof.step()
-        kineto = load(path)
-    prof = attribute(native, kineto)
-    prof.fidelity = fidelity
-    return prof
-
-
-def _synchronize() -> None:
-    """Waits for the GPU through torch when it drives one (a workload without torch
-    synchronises itself)."""
-    try:
-        import torch
-    except ImportError:
-        return
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def attribute(native: Trace, kineto: Trace) -> Profile:
-    """Aligns a timing pass with an attribution pass (the latter's last ProfilerStep)."""
-    steps = [(int(r["t_begin"]), int(r["t_end"])) for r in kineto.regions]
-    al = align(native, kineto, kineto_region=steps[-1] if steps else None)
-    if al.match_rate < MATCH_WARN:
-        warnings.warn(
-            f"attribution matched {al.match_rate:.1%} of the timed kernels "
-            f"(below {MATCH_WARN:.0%}): the two passes ran different kernels",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    op, top = kernel_ops(native, kineto, al)
-    return Profile(native, kineto, al, op, top)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from skipnative.analysis.metrics import join_kernels
+from skipnative.analysis.kernels import WHOLE_TRACE, join_kernels, select_kernels
 from skipnative.trace import Trace
 
 SYNC_APIS = frozenset(
@@ -71,25 +71,14 @@ def find_candidates(
     *,
     lengths=(2, 3),
     threshold: float = 1.0,
-    region: str = "all",
+    region: str = WHOLE_TRACE,
     device: int | None = None,
     top: int | None = None,
 ) -> list[Candidate]:
+    """Chains of kernel names that follow each other on a stream (no sync between
+    them) in the kernels of every region named `region`, on `device`."""
     kt = join_kernels(trace)
-    t0, t1 = None, None
-    if region != "all":
-        rows = [r for r in trace.regions if trace.strings[r["name_id"]] == region]
-        if not rows:
-            raise ValueError(f"no region named {region!r}")
-        t0, t1 = int(rows[0]["t_begin"]), int(rows[0]["t_end"])
-    sel = (
-        np.ones(len(kt.t_start), dtype=bool)
-        if t0 is None
-        else ((kt.anchor >= t0) & (kt.anchor < t1))
-    )
-    if device is not None:
-        sel &= kt.device == device
-    idx = np.flatnonzero(sel)
+    idx = np.flatnonzero(select_kernels(trace, kt, region=region, device=device))
     if len(idx) == 0:
         return []
     syncs = sync_times(trace)

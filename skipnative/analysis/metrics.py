@@ -29,7 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from skipnative.trace import KIND_GRAPH, KIND_KERNEL, Trace
+from skipnative.analysis.kernels import (
+    WHOLE_TRACE,
+    KernelTable,
+    join_kernels,
+    select_kernels,
+)
+from skipnative.trace import Trace
 
 GPU_BOUND_THRESHOLD = 0.5
 METRIC_KEYS = (
@@ -66,90 +72,6 @@ class RegionMetrics:
         }
 
 
-@dataclass
-class KernelTable:
-    """Per-kernel join of a trace: everything the metrics need, as columns."""
-
-    t_start: np.ndarray
-    t_end: np.ndarray
-    t_submitted: np.ndarray
-    device: np.ndarray
-    stream: np.ndarray
-    name_id: np.ndarray
-    launch: np.ndarray  # row in trace.launches, -1 when unmatched
-    l_begin: np.ndarray  # launch t_begin (0 when unmatched)
-    l_end: np.ndarray
-    counted: np.ndarray  # contributes to TKLQT (SPEC §2)
-    anchor: np.ndarray  # time that places the kernel in a region
-    queued: np.ndarray  # stream predecessor still running when the launch returned
-
-
-def join_by_correlation(launch_corr: np.ndarray, gpu_corr: np.ndarray) -> np.ndarray:
-    """Row in the launches of each GPU activity's correlation id; -1 where none."""
-    order = np.argsort(launch_corr, kind="stable")
-    if len(order) == 0:
-        return np.full(len(gpu_corr), -1, dtype=np.int64)
-    pos = np.minimum(np.searchsorted(launch_corr[order], gpu_corr), len(order) - 1)
-    found = (launch_corr[order][pos] == gpu_corr) & (gpu_corr >= 0)
-    return np.where(found, order[pos], -1)
-
-
-def stream_order(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rows in per-stream start order, each row's stream predecessor or -1)."""
-    so = np.lexsort((g["t_start"], g["stream"], g["device"]))
-    prev = np.full(len(g), -1, dtype=np.int64)
-    if len(so) > 1:
-        same = (g["device"][so][1:] == g["device"][so][:-1]) & (
-            g["stream"][so][1:] == g["stream"][so][:-1]
-        )
-        prev[so[1:][same]] = so[:-1][same]
-    return so, prev
-
-
-def join_kernels(trace: Trace) -> KernelTable:
-    g = trace.gpu[trace.gpu["kind"] == 0]
-    launch = join_by_correlation(trace.launches["correlation"], g["correlation"])
-
-    ln = trace.launches
-    has = launch >= 0
-    li = np.where(has, launch, 0)
-    l_begin = np.where(has, ln["t_begin"][li] if len(ln) else 0, 0)
-    l_end = np.where(has, ln["t_end"][li] if len(ln) else 0, 0)
-    l_kind = np.where(has, ln["kind"][li] if len(ln) else 255, 255)
-
-    counted = has & (l_kind == KIND_KERNEL)
-    graph = has & (l_kind == KIND_GRAPH)
-    if graph.any():
-        gi = np.flatnonzero(graph)
-        o = np.lexsort((g["t_start"][gi], launch[gi]))
-        gi = gi[o]
-        first = np.ones(len(gi), dtype=bool)
-        first[1:] = launch[gi][1:] != launch[gi][:-1]
-        counted[gi[first]] = True
-
-    anchor = np.where(has, l_begin, g["t_start"])
-
-    # stream predecessor (kernels, GPU start order) still running at launch return
-    _, prev = stream_order(g)
-    prev_end = np.where(prev >= 0, g["t_end"][np.maximum(prev, 0)], np.iinfo(np.int64).min)
-    queued = has & (prev_end > l_end)
-
-    return KernelTable(
-        t_start=g["t_start"],
-        t_end=g["t_end"],
-        t_submitted=g["t_submitted"],
-        device=g["device"],
-        stream=g["stream"],
-        name_id=g["name_id"],
-        launch=launch,
-        l_begin=l_begin,
-        l_end=l_end,
-        counted=counted,
-        anchor=anchor,
-        queued=queued,
-    )
-
-
 def _union_length(start: np.ndarray, end: np.ndarray) -> int:
     if len(start) == 0:
         return 0
@@ -164,17 +86,6 @@ def _union_length(start: np.ndarray, end: np.ndarray) -> int:
     block_end = np.zeros(len(block_start), dtype=np.int64)
     np.maximum.at(block_end, block_id, e)
     return int((block_end - block_start).sum())
-
-
-def in_regions(trace: Trace, kt: KernelTable) -> np.ndarray:
-    """Kernels placed in any of the trace's regions (all of them when it has none):
-    a profile's timed iterations, without what ran outside them (warm-up)."""
-    if len(trace.regions) == 0:
-        return np.ones(len(kt.anchor), dtype=bool)
-    sel = np.zeros(len(kt.anchor), dtype=bool)
-    for r in trace.regions:
-        sel |= (kt.anchor >= r["t_begin"]) & (kt.anchor < r["t_end"])
-    return sel
 
 
 def top_kernels(
@@ -206,7 +117,7 @@ def _top_kernels(trace: Trace, name_id, dur, k: int | None) -> list[dict[str, An
 
 
 def _regions(trace: Trace) -> list[tuple[str, int | None, int | None]]:
-    out: list[tuple[str, int | None, int | None]] = [("all", None, None)]
+    out: list[tuple[str, int | None, int | None]] = [(WHOLE_TRACE, None, None)]
     for r in trace.regions:
         out.append((trace.strings[r["name_id"]], int(r["t_begin"]), int(r["t_end"])))
     return out
@@ -353,11 +264,7 @@ def compute_metrics(
     for name, t0, t1 in _regions(trace):
         if region is not None and name != region:
             continue
-        in_region = (
-            np.ones(len(kt.anchor), dtype=bool)
-            if t0 is None
-            else ((kt.anchor >= t0) & (kt.anchor < t1))
-        )
+        in_region = select_kernels(trace, kt, window=None if t0 is None or t1 is None else (t0, t1))
         start = _start_time(trace, top_begin, t0, t1, kt, in_region)
         region_devices = np.unique(kt.device[in_region]) if in_region.any() else devices[:1]
         if len(region_devices) == 0:
@@ -365,7 +272,7 @@ def compute_metrics(
         for d in region_devices:
             if device is not None and int(d) != device:
                 continue
-            sel = in_region & (kt.device == d)
+            sel = in_region & select_kernels(trace, kt, device=int(d))
             m, tk = region_metrics(trace, kt, sel, start, top)
             out.append(RegionMetrics(name=name, device=int(d), metrics=m, top_kernels=tk))
     return out

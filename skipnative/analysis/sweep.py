@@ -9,14 +9,11 @@
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from skipnative.errors import TraceError
+from skipnative.analysis.metrics import GPU_BOUND_THRESHOLD
 
 TAU = 0.5
 
@@ -37,7 +34,7 @@ def tklqt_knee(values, tklqt, tau: float = TAU):
     return None
 
 
-def queue_transition(values, queued_fraction, threshold: float = 0.5):
+def queue_transition(values, queued_fraction, threshold: float = GPU_BOUND_THRESHOLD):
     order = np.argsort(values, kind="stable")
     xs = np.asarray(values)[order]
     gpu = np.asarray(queued_fraction, dtype=float)[order] >= threshold
@@ -59,50 +56,9 @@ def run_summary(trace, rows=None) -> dict[str, Any]:
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     ]
     out: dict[str, Any] = {k: float(np.mean([r.metrics[k] for r in use])) for k in keys}
-    out["bound"] = "gpu" if out["queued_fraction"] >= 0.5 else "cpu"
+    out["bound"] = "gpu" if out["queued_fraction"] >= GPU_BOUND_THRESHOLD else "cpu"
     out["iterations"] = len(its)
     return out
-
-
-@dataclass
-class Sweep:
-    folder: str
-    phase: str
-    card: str
-    values: list[int]
-    files: list[str]
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-def load_sweep(folder: str) -> Sweep:
-    path = os.path.join(folder, "sweep.json")
-    try:
-        with open(path) as f:
-            doc = json.load(f)
-    except FileNotFoundError:
-        raise TraceError(path, "no sweep.json: not a sweep folder") from None
-    except (OSError, ValueError) as e:
-        raise TraceError(path, f"cannot read sweep.json ({e})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("points"), list):
-        raise TraceError(path, "sweep.json has no 'points' list")
-    values, files = [], []
-    for p in doc["points"]:
-        b = p.get("batch") if isinstance(p, dict) else None
-        if not isinstance(b, int):
-            raise TraceError(path, f"a point without an integer 'batch': {p!r:.80}")
-        point_file = os.path.join(folder, p.get("file", f"b{b}.skip"))
-        if not os.path.exists(point_file):
-            raise TraceError(point_file, "listed in sweep.json but missing")
-        values.append(b)
-        files.append(point_file)
-    return Sweep(
-        folder=folder,
-        phase=str(doc.get("phase", "")),
-        card=str(doc.get("card", "")),
-        values=values,
-        files=files,
-        info=doc,
-    )
 
 
 def series(summaries: list[dict[str, Any]], values: list[int], tau: float = TAU) -> dict:

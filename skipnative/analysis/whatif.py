@@ -30,12 +30,13 @@ The result is a predicted Trace; every metric is computed from it as usual.
 from __future__ import annotations
 
 import heapq
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from skipnative.analysis.metrics import join_by_correlation, stream_order
+from skipnative.analysis.fusion import find_candidates
+from skipnative.analysis.kernels import join_by_correlation, join_kernels, queued_at_return
 from skipnative.trace import KIND_GRAPH, KIND_KERNEL, KIND_SYNC, Trace
 
 
@@ -57,6 +58,36 @@ def _map_times(times, tid, pid, call_tid, call_pid, old_b, new_b, scale):
     return out
 
 
+@dataclass
+class _GpuPlan:
+    """Per GPU row, what the replay keeps of the measured schedule."""
+
+    gl: np.ndarray  # row of its launch call, -1: none
+    so: np.ndarray  # GPU rows in per-stream start order
+    queued: np.ndarray  # the queued test (kernels.queued_at_return)
+    rho: np.ndarray  # start - launch-call begin (capped at the median where queued)
+    gap: np.ndarray  # where queued: gap after the stream predecessor's end
+    dur: np.ndarray
+    launch_begin: np.ndarray  # its launch call's begin as measured (its start if none)
+
+
+def _gpu_plan(t: Trace) -> _GpuPlan:
+    ln, g = t.launches, t.gpu
+    n_l = len(ln)
+    gl = join_by_correlation(ln["correlation"], g["correlation"])
+    has = gl >= 0
+    l_b = np.where(has, ln["t_begin"][np.maximum(gl, 0)] if n_l else 0, 0)
+    l_e = np.where(has, ln["t_end"][np.maximum(gl, 0)] if n_l else 0, 0)
+    so, prev_end, queued = queued_at_return(g, has, l_e)
+    rho = (g["t_start"] - l_b).astype(np.int64)
+    if (has & ~queued).any():
+        med = int(np.median(rho[has & ~queued]))
+        rho = np.where(queued, np.minimum(rho, med), rho)
+    gap = np.where(queued, np.maximum(g["t_start"] - prev_end, 0), 0)
+    dur = (g["t_end"] - g["t_start"]).astype(np.int64)
+    return _GpuPlan(gl, so, queued, rho, gap, dur, np.where(has, l_b, g["t_start"]))
+
+
 def replay(
     trace: Trace,
     *,
@@ -65,6 +96,8 @@ def replay(
     graphs: bool = False,
     launch_add_ns: int = 0,
 ) -> Trace:
+    """The trace's schedule replayed with the changes (module docstring): a
+    predicted Trace."""
     if not cpu_scale > 0:
         raise ValueError("cpu_scale must be > 0")
     t = trace
@@ -73,152 +106,167 @@ def replay(
     removed = np.zeros(len(t.launches), dtype=bool)
     if fuse:
         t, removed = _apply_fusion(t, fuse)
-    ln, g = t.launches, t.gpu
-    n_l, n_g = len(ln), len(g)
-    gl = join_by_correlation(ln["correlation"], g["correlation"])
-
-    # per GPU row: stream predecessor, queued?, offset and gap
-    so, prev = stream_order(g)
-    has = gl >= 0
-    l_b = np.where(has, ln["t_begin"][np.maximum(gl, 0)] if n_l else 0, 0)
-    l_e = np.where(has, ln["t_end"][np.maximum(gl, 0)] if n_l else 0, 0)
-    prev_end = np.where(prev >= 0, g["t_end"][np.maximum(prev, 0)], np.iinfo(np.int64).min)
-    queued = has & (prev_end > l_e)
-    rho = (g["t_start"] - l_b).astype(np.int64)
-    if (has & ~queued).any():
-        med = int(np.median(rho[has & ~queued]))
-        rho = np.where(queued, np.minimum(rho, med), rho)
-    gap = np.where(queued, np.maximum(g["t_start"] - prev_end, 0), 0)
-    dur = (g["t_end"] - g["t_start"]).astype(np.int64)
-
-    no_host = np.zeros(n_l, dtype=bool)
+    plan = _gpu_plan(t)
+    no_host = np.zeros(len(t.launches), dtype=bool)
     if graphs:
-        ln, gl, rho, gap, removed, no_host = _apply_graphs(t, gl, rho, gap, queued, removed)
+        ln, plan.gl, plan.rho, plan.gap, removed, no_host = _apply_graphs(
+            t, plan.gl, plan.rho, plan.gap, plan.queued, removed
+        )
         t = replace(t, launches=ln)
+    times = _Replay(t, plan, removed, no_host, cpu_scale, launch_add_ns).run()
+    change = {
+        "cpu_scale": cpu_scale,
+        "launch_add_ns": launch_add_ns,
+        "fuse": [list(c) for c in fuse or []],
+        "graphs": graphs,
+    }
+    return _predicted(t, plan.gl, removed, times, change)
+
+
+class _Replay:
+    """The event loop: per thread, calls in order, each GPU row placed when its
+    launch call has been replayed."""
+
+    def __init__(self, t: Trace, plan: _GpuPlan, removed, no_host, cpu_scale, launch_add_ns):
+        ln, g = t.launches, t.gpu
+        self.ln, self.g, self.plan = ln, g, plan
+        self.removed, self.no_host = removed, no_host
+        self.cpu_scale, self.launch_add_ns = cpu_scale, launch_add_ns
+        gl = plan.gl
+        # each GPU row's launch-call duration as measured, and its latency after the
+        # call returned (negative: it started inside the call)
         n_l = len(ln)
+        self.api_r = (
+            np.where(gl >= 0, (ln["t_end"] - ln["t_begin"])[np.maximum(gl, 0)], 0)
+            if n_l
+            else np.zeros(len(g), dtype=np.int64)
+        )
+        self.post = plan.rho - self.api_r
+        self.launching = (ln["kind"] == KIND_KERNEL) | (ln["kind"] == KIND_GRAPH)
+        # GPU rows per launch, in stream order
+        self.rows_by_launch: dict[int, list[int]] = {}
+        for r in plan.so.tolist():
+            if gl[r] >= 0:
+                self.rows_by_launch.setdefault(int(gl[r]), []).append(r)
+        # measured GPU completion before each sync (for the post-completion tail)
+        self.go = np.argsort(plan.launch_begin, kind="stable")
+        self.cum_end = np.maximum.accumulate(g["t_end"][self.go]) if len(g) else g["t_end"][:0]
+        self.dep = _handoffs(ln)
+        self.new_b = np.zeros(n_l, dtype=np.int64)
+        self.new_e = np.zeros(n_l, dtype=np.int64)
+        self.done = np.zeros(n_l, dtype=bool)
+        self.new_s = g["t_start"].astype(np.int64).copy()
+        self.new_end = g["t_end"].astype(np.int64).copy()
+        self.stream_free: dict[tuple[int, int], int] = {}
+        self.done_so_far = int(np.iinfo(np.int64).min)
 
-    # each GPU row's launch-call duration as measured, and its latency after the
-    # call returned (negative: it started inside the call)
-    api_r = np.where(gl >= 0, (ln["t_end"] - ln["t_begin"])[np.maximum(gl, 0)], 0) if n_l else 0
-    post = rho - api_r
-    launching = (ln["kind"] == KIND_KERNEL) | (ln["kind"] == KIND_GRAPH)
+    def gpu_done_measured(self, t0: int) -> int | None:
+        k = np.searchsorted(self.plan.launch_begin[self.go], t0, side="left")
+        return int(self.cum_end[k - 1]) if k > 0 else None
 
-    # GPU rows per launch, in stream order
-    rows_by_launch: dict[int, list[int]] = {}
-    for r in so.tolist():
-        if gl[r] >= 0:
-            rows_by_launch.setdefault(int(gl[r]), []).append(r)
+    def run(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        ln, scale = self.ln, self.cpu_scale
+        threads: dict[tuple[int, int], list[int]] = {}
+        for i in np.argsort(ln["t_begin"], kind="stable").tolist():
+            threads.setdefault((int(ln["pid"][i]), int(ln["tid"][i])), []).append(i)
+        origin = int(ln["t_begin"].min()) if len(ln) else 0
+        heap: list[tuple[int, tuple[int, int], int]] = []
+        waiting: dict[int, list] = {}
+        for key, calls in threads.items():
+            start = origin + int((ln["t_begin"][calls[0]] - origin) * scale)
+            heapq.heappush(heap, (start, key, 0))
+        while heap:
+            tb, key, pos = heapq.heappop(heap)
+            calls = threads[key]
+            i = calls[pos]
+            d_i = int(self.dep[i])
+            if d_i >= 0:
+                # Hand-offs between threads: a call that began within HANDOFF_NS after
+                # a call of another thread ended keeps that distance to it (the
+                # autograd thread picking up work, a worker waiting on the main
+                # thread), so threads do not drift apart.
+                if not self.done[d_i]:
+                    waiting.setdefault(d_i, []).append((tb, key, pos))
+                    continue
+                lag = int(ln["t_begin"][i] - ln["t_end"][d_i])
+                tb = max(tb, int(self.new_e[d_i]) + int(lag * scale))
+            te = self.call(i, tb)
+            for item in waiting.pop(i, ()):
+                heapq.heappush(heap, item)
+            if pos + 1 < len(calls):
+                nxt = calls[pos + 1]
+                gap_cpu = 0 if self.no_host[nxt] else int(ln["t_begin"][nxt] - ln["t_end"][i])
+                heapq.heappush(heap, (te + int(gap_cpu * scale), key, pos + 1))
+        # GPU rows with no launch keep their measured times
+        return self.new_b, self.new_e, self.new_s, self.new_end
 
-    # measured GPU completion before each sync (for the post-completion tail)
-    kinds = ln["kind"]
-    lb_sorted = np.argsort(ln["t_begin"], kind="stable")
-    g_launch_begin = np.where(has, l_b, g["t_start"])
-    go = np.argsort(g_launch_begin, kind="stable")
-    cum_end = np.maximum.accumulate(g["t_end"][go]) if n_g else np.zeros(0, np.int64)
-
-    def gpu_done_measured(t0):
-        k = np.searchsorted(g_launch_begin[go], t0, side="left")
-        return int(cum_end[k - 1]) if k > 0 else None
-
-    # per-thread call sequences
-    threads: dict[tuple[int, int], list[int]] = {}
-    for i in lb_sorted.tolist():
-        threads.setdefault((int(ln["pid"][i]), int(ln["tid"][i])), []).append(i)
-    # Hand-offs between threads: a call that began within HANDOFF_NS after a call of
-    # another thread ended keeps that distance to it (the autograd thread picking up
-    # work, a worker waiting on the main thread), so threads do not drift apart.
-    dep = _handoffs(ln)
-    origin = int(ln["t_begin"].min()) if n_l else 0
-    new_b = np.zeros(n_l, dtype=np.int64)
-    new_e = np.zeros(n_l, dtype=np.int64)
-    done = np.zeros(n_l, dtype=bool)
-    new_s = g["t_start"].astype(np.int64).copy()
-    new_end = g["t_end"].astype(np.int64).copy()
-    stream_free: dict[tuple[int, int], int] = {}
-    done_so_far = np.iinfo(np.int64).min
-    heap = []
-    waiting: dict[int, list] = {}
-    for key, calls in threads.items():
-        first = calls[0]
-        start = origin + int((ln["t_begin"][first] - origin) * cpu_scale)
-        heapq.heappush(heap, (start, key, 0))
-    while heap:
-        tb, key, pos = heapq.heappop(heap)
-        calls = threads[key]
-        i = calls[pos]
-        d_i = int(dep[i])
-        if d_i >= 0:
-            if not done[d_i]:
-                waiting.setdefault(d_i, []).append((tb, key, pos))
-                continue
-            lag = int(ln["t_begin"][i] - ln["t_end"][d_i])
-            tb = max(tb, int(new_e[d_i]) + int(lag * cpu_scale))
-        d = 0 if removed[i] else int(ln["t_end"][i] - ln["t_begin"][i])
-        te = tb + int(d * cpu_scale)
-        if launching[i] and not removed[i]:
-            te = max(tb, te + launch_add_ns)
-        if kinds[i] == KIND_SYNC:
-            measured = gpu_done_measured(int(ln["t_begin"][i]))
+    def call(self, i: int, tb: int) -> int:
+        """Replays call i from tb: its end, and the GPU rows it launched."""
+        ln = self.ln
+        d = 0 if self.removed[i] else int(ln["t_end"][i] - ln["t_begin"][i])
+        te = tb + int(d * self.cpu_scale)
+        if self.launching[i] and not self.removed[i]:
+            te = max(tb, te + self.launch_add_ns)
+        if ln["kind"][i] == KIND_SYNC:
+            measured = self.gpu_done_measured(int(ln["t_begin"][i]))
             if measured is not None and ln["t_begin"][i] < measured <= ln["t_end"][i]:
-                te = max(tb, done_so_far + int(ln["t_end"][i] - measured))
-        new_b[i], new_e[i] = tb, te
-        done[i] = True
-        for r in rows_by_launch.get(i, ()):
-            sk = (int(g["device"][r]), int(g["stream"][r]))
-            free = stream_free.get(sk)
-            if post[r] >= 0:  # submitted after the call returned, as measured
-                ready = te + int(post[r])
-            else:  # started inside its call: the same fraction of the (new) call
-                a = int(api_r[r])
-                ready = tb + (int(float(rho[r]) * (te - tb) / a) if a > 0 else int(rho[r]))
-            s = ready if free is None else max(ready, free + int(gap[r]))
-            new_s[r], new_end[r] = s, s + int(dur[r])
-            stream_free[sk] = new_end[r]
-            done_so_far = max(done_so_far, int(new_end[r]))
-        for item in waiting.pop(i, ()):
-            heapq.heappush(heap, item)
-        if pos + 1 < len(calls):
-            nxt = calls[pos + 1]
-            gap_cpu = int(ln["t_begin"][nxt] - ln["t_end"][i])
-            heapq.heappush(
-                heap, (te + (0 if no_host[nxt] else int(gap_cpu * cpu_scale)), key, pos + 1)
-            )
-    # GPU rows with no launch keep their measured times
+                te = max(tb, self.done_so_far + int(ln["t_end"][i] - measured))
+        self.new_b[i], self.new_e[i] = tb, te
+        self.done[i] = True
+        for r in self.rows_by_launch.get(i, ()):
+            self.place(r, tb, te)
+        return te
 
+    def place(self, r: int, tb: int, te: int) -> None:
+        """GPU row r, launched by a call replayed over [tb, te)."""
+        g, plan = self.g, self.plan
+        sk = (int(g["device"][r]), int(g["stream"][r]))
+        free = self.stream_free.get(sk)
+        if self.post[r] >= 0:  # submitted after the call returned, as measured
+            ready = te + int(self.post[r])
+        else:  # started inside its call: the same fraction of the (new) call
+            a = int(self.api_r[r])
+            rho = int(plan.rho[r])
+            ready = tb + (int(float(rho) * (te - tb) / a) if a > 0 else rho)
+        s = ready if free is None else max(ready, free + int(plan.gap[r]))
+        self.new_s[r], self.new_end[r] = s, s + int(plan.dur[r])
+        self.stream_free[sk] = int(self.new_end[r])
+        self.done_so_far = max(self.done_so_far, int(self.new_end[r]))
+
+
+def _predicted(t: Trace, gl, removed, times, change: dict[str, Any]) -> Trace:
+    """The predicted Trace: replayed call and GPU times; ops and regions moved with
+    the calls of their thread."""
+    new_b, new_e, new_s, new_end = times
+    ln, g = t.launches, t.gpu
     out_l = ln.copy()
     out_l["t_begin"], out_l["t_end"] = new_b, new_e
     out_g = g.copy()
     out_g["t_start"], out_g["t_end"] = new_s, new_end
     out_g["t_queued"] = 0
     out_g["t_submitted"] = 0
-    if graphs:  # kernels now belong to their region's graph launch
+    if change["graphs"]:  # kernels now belong to their region's graph launch
         out_g["correlation"] = np.where(
             gl >= 0, ln["correlation"][np.maximum(gl, 0)], out_g["correlation"]
         )
+    scale = change["cpu_scale"]
 
     def move(times, tid, pid):
-        return _map_times(times, tid, pid, ln["tid"], ln["pid"], ln["t_begin"], new_b, cpu_scale)
+        return _map_times(times, tid, pid, ln["tid"], ln["pid"], ln["t_begin"], new_b, scale)
 
     ops = t.ops.copy()
     if len(ops):
         ops["t_begin"] = move(ops["t_begin"], ops["tid"], ops["pid"])
         ops["t_end"] = np.maximum(ops["t_begin"], move(ops["t_end"], ops["tid"], ops["pid"]))
     regions = t.regions.copy()
-    if len(regions) and n_l:
+    if len(regions) and len(ln):
         main = np.bincount(ln["tid"] - ln["tid"].min()).argmax() + ln["tid"].min()
         rt = np.full(len(regions), main)
         rp = np.full(len(regions), ln["pid"][ln["tid"] == main][0])
         regions["t_begin"] = move(regions["t_begin"], rt, rp)
         regions["t_end"] = move(regions["t_end"], rt, rp)
-    out_l = out_l[~removed]
-    meta = dict(t.meta)
-    meta["whatif"] = {
-        "cpu_scale": cpu_scale,
-        "launch_add_ns": launch_add_ns,
-        "fuse": [list(c) for c in fuse or []],
-        "graphs": graphs,
-    }
-    return replace(t, launches=out_l, gpu=out_g, ops=ops, regions=regions, meta=meta)
+    meta = {**t.meta, "whatif": change}
+    return replace(t, launches=out_l[~removed], gpu=out_g, ops=ops, regions=regions, meta=meta)
 
 
 HANDOFF_NS = 20_000
@@ -245,13 +293,9 @@ def _handoffs(ln: np.ndarray) -> np.ndarray:
 def _apply_fusion(t: Trace, chains: list[tuple[str, ...]]) -> tuple[Trace, np.ndarray]:
     """Each occurrence of a chain: its first kernel runs the chain's total time; the
     later kernels and their single-kernel launch calls disappear."""
-    from skipnative.analysis.fusion import find_candidates
-
     wanted = {tuple(c) for c in chains}
     lengths = sorted({len(c) for c in wanted})
     cands = find_candidates(t, lengths=lengths, threshold=0.0)
-    from skipnative.analysis.metrics import join_kernels
-
     kt = join_kernels(t)
     kernel_rows = np.flatnonzero(t.gpu["kind"] == 0)  # join order -> gpu rows
     drop_gpu, drop_launch = set(), set()

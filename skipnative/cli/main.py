@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 
 from skipnative.cli import (
     analyze,
@@ -49,6 +51,12 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="skip", description=__doc__)
+    p.add_argument(
+        "--traceback",
+        action="store_true",
+        help="on an unexpected error, print its full traceback (also SKIP_DEBUG=1); "
+        "anywhere on the command line",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for mod in COMMANDS.values():
@@ -56,9 +64,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _debug(argv: list[str]) -> tuple[bool, list[str]]:
+    """Whether to show tracebacks (--traceback anywhere, or SKIP_DEBUG set and not
+    0), and the arguments without --traceback."""
+    env = os.environ.get("SKIP_DEBUG", "")
+    rest = [a for a in argv if a != "--traceback"]
+    return len(rest) < len(argv) or env not in ("", "0"), rest
+
+
+def _internal_error(e: BaseException, debug: bool) -> int:
+    if debug:
+        traceback.print_exception(e, file=sys.stderr)
+    print(f"skip: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+    return 70
+
+
 def main(argv: list[str] | None = None) -> int:
     from skipnative import CaptureError, TraceError
 
+    debug, argv = _debug(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -81,8 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 1
         if "_native" not in str(e):
-            print(f"skip: internal error: ImportError: {e}", file=sys.stderr)
-            return 70
+            return _internal_error(e, debug)
         print(
             "skip: error: skipnative's compiled module is missing here (running from a "
             "source checkout? run outside it, or pip install -e .)",
@@ -98,9 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    except Exception as e:  # never a traceback for the user; say what broke
-        print(f"skip: internal error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 70
+    except Exception as e:  # one line unless asked for the traceback; say what broke
+        return _internal_error(e, debug)
 
 
 if __name__ == "__main__":

@@ -123,7 +123,7 @@ def run(args) -> int:
 
     require_gpu("profile")
     from skipnative import CaptureError
-    from skipnative.analysis.alignment import profile
+    from skipnative.profiling import profile
 
     if args.batch < 1 or args.iters < 1:
         raise UserError("--batch and --iters must be >= 1")

@@ -125,8 +125,9 @@ def run(args) -> int:
 
 def run_sweep(args) -> int:
     import skipnative
-    from skipnative.analysis.sweep import load_sweep, run_summary, series
+    from skipnative.analysis.sweep import run_summary, series
     from skipnative.analysis.whatif import replay
+    from skipnative.io.sweep import load_sweep
 
     sw = load_sweep(args.trace)
     measured, predicted = [], []

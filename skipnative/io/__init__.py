@@ -1,13 +1,13 @@
-"""Reading and writing traces: .skip files, Kineto JSON import, Perfetto export."""
+"""Reading and writing traces: .skip files, Kineto JSON import, Perfetto export,
+sweep folders, atomic file writes."""
 
 from __future__ import annotations
 
 import os
 
 from skipnative.errors import TraceError
+from skipnative.io.skipfile import SKIP_MAGIC
 from skipnative.trace import Trace
-
-SKIP_MAGIC = b"SKIPNATV"
 
 
 def detect_format(path: str) -> str:

@@ -45,14 +45,37 @@ def export_perfetto(trace: Trace, path: str, *, overwrite: bool = False) -> int:
     if os.path.exists(path) and not overwrite:
         raise TraceError(path, "already exists (use --force to replace it)")
     off = unix_offset_ns(trace)
-    s = trace.strings
     pid_cpu = int(trace.meta.get("pid", 0) or 0)
+    events = _launch_events(trace, off, pid_cpu)
+    gpu_events, devices = _gpu_events(trace, off)
+    events += gpu_events + _cpu_events(trace, off, pid_cpu)
+    for dev in sorted(devices):
+        events.append(
+            f'{{"name":"process_name","ph":"M","pid":{dev},"tid":0,"args":{{"name":"GPU {dev}"}}}}'
+        )
+    device_props = [d for d in trace.meta.get("devices", []) if isinstance(d, dict)]
+    header = {
+        "schemaVersion": 1,
+        "deviceProperties": device_props,
+        "skipnative": {"source": trace.source, "clock": trace.meta.get("clock")},
+    }
+    head = json.dumps(header)[:-1]
+    text = head + ',"traceEvents":[\n' + ",\n".join(events) + "\n]}\n"
+    with atomic_output(path, overwrite=overwrite) as f:
+        if path.endswith(".gz"):
+            with gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as gz:
+                gz.write(text.encode())
+        else:
+            f.write(text.encode())
+    return len(events)
+
+
+def _launch_events(trace: Trace, off: int, pid_cpu: int) -> list[str]:
+    """Launch calls, with a flow start at each call that launched GPU work."""
+    s, dumps = trace.strings, json.dumps
     events: list[str] = []
     add = events.append
-    dumps = json.dumps
-
-    ln = trace.launches
-    for r in ln:
+    for r in trace.launches:
         kind = API_KINDS[r["kind"]] if r["kind"] < len(API_KINDS) else "other"
         name = s[r["name_id"]]
         cat = (
@@ -73,69 +96,69 @@ def export_perfetto(trace: Trace, path: str, *, overwrite: bool = False) -> int:
                 f'{{"ph":"s","id":{int(r["correlation"])},"pid":{pid},"tid":{int(r["tid"])},'
                 f'"ts":{_us(ts)},"cat":"ac2g","name":"ac2g"}}'
             )
+    return events
 
-    corr_with_launch = set(int(c) for c in ln["correlation"])
+
+def _gpu_args(g, kind: str, off: int) -> list[str]:
+    dev, stream = int(g["device"]), int(g["stream"])
+    args = [f'"device":{dev}', f'"stream":{stream}', f'"correlation":{int(g["correlation"])}']
+    if kind != "kernel":
+        return [*args, f'"bytes":{int(g["bytes"])}']
+    args.append(f'"grid":[{",".join(str(int(x)) for x in g["grid"])}]')
+    args.append(f'"block":[{",".join(str(int(x)) for x in g["block"])}]')
+    if g["graph_id"]:
+        args.append(f'"graph id":{int(g["graph_id"])}')
+        args.append(f'"graph node id":{int(g["graph_node_id"])}')
+    if g["t_queued"]:
+        args.append(f'"queued ts":{_us(int(g["t_queued"]) + off)}')
+    if g["t_submitted"]:
+        args.append(f'"submitted ts":{_us(int(g["t_submitted"]) + off)}')
+    return args
+
+
+def _gpu_events(trace: Trace, off: int) -> tuple[list[str], set[int]]:
+    """GPU activity (one process per device, one thread per stream), with a flow
+    end at each row whose launch call is in the trace; and the devices seen."""
+    s, dumps = trace.strings, json.dumps
+    corr_with_launch = set(int(c) for c in trace.launches["correlation"])
+    events: list[str] = []
+    add = events.append
     devices = set()
     for g in trace.gpu:
         kind = GPU_KINDS[g["kind"]]
         dev, stream = int(g["device"]), int(g["stream"])
         devices.add(dev)
         ts = int(g["t_start"]) + off
-        args = [f'"device":{dev}', f'"stream":{stream}', f'"correlation":{int(g["correlation"])}']
-        if kind == "kernel":
-            args.append(f'"grid":[{",".join(str(int(x)) for x in g["grid"])}]')
-            args.append(f'"block":[{",".join(str(int(x)) for x in g["block"])}]')
-            if g["graph_id"]:
-                args.append(f'"graph id":{int(g["graph_id"])}')
-                args.append(f'"graph node id":{int(g["graph_node_id"])}')
-            if g["t_queued"]:
-                args.append(f'"queued ts":{_us(int(g["t_queued"]) + off)}')
-            if g["t_submitted"]:
-                args.append(f'"submitted ts":{_us(int(g["t_submitted"]) + off)}')
-        else:
-            args.append(f'"bytes":{int(g["bytes"])}')
         add(
             f'{{"ph":"X","cat":"{_GPU_CAT[kind]}","name":{dumps(s[g["name_id"]])},'
             f'"pid":{dev},"tid":{stream},"ts":{_us(ts)},'
-            f'"dur":{_us(int(g["t_end"] - g["t_start"]))},"args":{{{",".join(args)}}}}}'
+            f'"dur":{_us(int(g["t_end"] - g["t_start"]))},'
+            f'"args":{{{",".join(_gpu_args(g, kind, off))}}}}}'
         )
         if int(g["correlation"]) in corr_with_launch:
             add(
                 f'{{"ph":"f","id":{int(g["correlation"])},"pid":{dev},"tid":{stream},'
                 f'"ts":{_us(ts)},"cat":"ac2g","name":"ac2g","bp":"e"}}'
             )
+    return events, devices
 
+
+def _cpu_events(trace: Trace, off: int, pid_cpu: int) -> list[str]:
+    """ATen ops, and regions on the thread with the most launch calls."""
+    s, dumps, ln = trace.strings, json.dumps, trace.launches
+    events = []
     for o in trace.ops:
         pid = int(o["pid"]) or pid_cpu
-        add(
+        events.append(
             f'{{"ph":"X","cat":"cpu_op","name":{dumps(s[o["name_id"]])},"pid":{pid},'
             f'"tid":{int(o["tid"])},"ts":{_us(int(o["t_begin"]) + off)},'
             f'"dur":{_us(int(o["t_end"] - o["t_begin"]))}}}'
         )
-
     region_tid = int(np.bincount(ln["tid"].astype(np.int64) % (1 << 31)).argmax()) if len(ln) else 0
     for r in trace.regions:
-        add(
+        events.append(
             f'{{"ph":"X","cat":"user_annotation","name":{dumps(s[r["name_id"]])},'
             f'"pid":{pid_cpu},"tid":{region_tid},"ts":{_us(int(r["t_begin"]) + off)},'
             f'"dur":{_us(int(r["t_end"] - r["t_begin"]))}}}'
         )
-
-    for dev in sorted(devices):
-        add(f'{{"name":"process_name","ph":"M","pid":{dev},"tid":0,"args":{{"name":"GPU {dev}"}}}}')
-
-    device_props = [d for d in trace.meta.get("devices", []) if isinstance(d, dict)]
-    header = {
-        "schemaVersion": 1,
-        "deviceProperties": device_props,
-        "skipnative": {"source": trace.source, "clock": trace.meta.get("clock")},
-    }
-    head = json.dumps(header)[:-1]
-    text = head + ',"traceEvents":[\n' + ",\n".join(events) + "\n]}\n"
-    with atomic_output(path, overwrite=overwrite) as f:
-        if path.endswith(".gz"):
-            with gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as gz:
-                gz.write(text.encode())
-        else:
-            f.write(text.encode())
-    return len(events)
+    return events

@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 
 from skipnative.errors import TraceError
-from skipnative.io import SKIP_MAGIC
 from skipnative.io.atomic import atomic_output
 from skipnative.trace import GPU_DTYPE, LAUNCH_DTYPE, OP_DTYPE, REGION_DTYPE, Trace
+
+SKIP_MAGIC = b"SKIPNATV"
 
 FORMAT_VERSION = 1
 TABLES = {"launches": LAUNCH_DTYPE, "gpu": GPU_DTYPE, "ops": OP_DTYPE, "regions": REGION_DTYPE}
@@ -133,31 +134,67 @@ def _parse(path: str, data: memoryview) -> Trace:
 
 
 def _parse_checked(path: str, data: memoryview) -> Trace:
-    def corrupt(what: str) -> TraceError:
-        return TraceError(path, f"corrupted .skip file: {what}")
+    r = _Reader(path, data)
+    header = r.header()
+    strings = r.strings(header)
+    tables = header.get("tables")
+    if not isinstance(tables, dict):
+        raise r.corrupt("no tables")
+    out = {name: r.table(name, dtype, tables.get(name)) for name, dtype in TABLES.items()}
+    n = len(strings)
+    for name in ("launches", "gpu", "ops", "regions"):
+        ids = out[name]["name_id"]
+        if len(ids) and (ids.min() < 0 or ids.max() >= n):
+            raise r.corrupt(f"table {name} refers to names beyond the string table")
+    meta_raw = header.get("meta")
+    meta: dict[str, Any] = meta_raw if isinstance(meta_raw, dict) else {}
+    return Trace(
+        launches=out["launches"],
+        gpu=out["gpu"],
+        ops=out["ops"],
+        regions=out["regions"],
+        strings=strings,
+        meta=meta,
+        path=path,
+    )
 
-    if len(data) < _PREFIX.size:
-        raise corrupt("shorter than its fixed header")
-    magic, version, hlen = _PREFIX.unpack_from(data, 0)
-    if magic != SKIP_MAGIC:
-        raise TraceError(path, "not a .skip file (bad magic)")
-    if version != FORMAT_VERSION:
-        raise TraceError(
-            path,
-            f".skip format version {version} is not supported "
-            f"(this skipnative reads version {FORMAT_VERSION})",
-        )
-    if hlen > _MAX_HEADER or _PREFIX.size + hlen > len(data):
-        raise corrupt("header length beyond the end of the file")
-    try:
-        header = json.loads(bytes(data[_PREFIX.size : _PREFIX.size + hlen]))
-    except (ValueError, UnicodeDecodeError):
-        raise corrupt("header is not valid JSON") from None
-    if not isinstance(header, dict):
-        raise corrupt("header is not an object")
-    payload = data[_PREFIX.size + hlen :]
 
-    def blob(entry: Any, what: str, expect: int | None = None) -> bytes:
+class _Reader:
+    """An untrusted .skip file's parts, each checked before use."""
+
+    def __init__(self, path: str, data: memoryview):
+        self.path, self.data = path, data
+        self.payload = data[:0]
+
+    def corrupt(self, what: str) -> TraceError:
+        return TraceError(self.path, f"corrupted .skip file: {what}")
+
+    def header(self) -> dict[str, Any]:
+        data, path = self.data, self.path
+        if len(data) < _PREFIX.size:
+            raise self.corrupt("shorter than its fixed header")
+        magic, version, hlen = _PREFIX.unpack_from(data, 0)
+        if magic != SKIP_MAGIC:
+            raise TraceError(path, "not a .skip file (bad magic)")
+        if version != FORMAT_VERSION:
+            raise TraceError(
+                path,
+                f".skip format version {version} is not supported "
+                f"(this skipnative reads version {FORMAT_VERSION})",
+            )
+        if hlen > _MAX_HEADER or _PREFIX.size + hlen > len(data):
+            raise self.corrupt("header length beyond the end of the file")
+        try:
+            header = json.loads(bytes(data[_PREFIX.size : _PREFIX.size + hlen]))
+        except (ValueError, UnicodeDecodeError):
+            raise self.corrupt("header is not valid JSON") from None
+        if not isinstance(header, dict):
+            raise self.corrupt("header is not an object")
+        self.payload = data[_PREFIX.size + hlen :]
+        return header
+
+    def blob(self, entry: Any, what: str, expect: int | None = None) -> bytes:
+        payload, corrupt = self.payload, self.corrupt
         try:
             off, n, crc = int(entry["offset"]), int(entry["nbytes"]), int(entry["crc32"])
         except (KeyError, TypeError, ValueError):
@@ -179,25 +216,21 @@ def _parse_checked(path: str, data: memoryview) -> Trace:
             raise corrupt(f"{what}: inflates beyond its declared size")
         return out
 
-    try:
-        strings = json.loads(blob(header.get("strings"), "strings"))
-    except ValueError:
-        raise corrupt("strings are not valid JSON") from None
-    if not isinstance(strings, list) or not all(isinstance(s, str) for s in strings):
-        raise corrupt("strings are not a list of strings")
-    if not strings:
-        strings = [""]
+    def strings(self, header: dict[str, Any]) -> list[str]:
+        try:
+            strings = json.loads(self.blob(header.get("strings"), "strings"))
+        except ValueError:
+            raise self.corrupt("strings are not valid JSON") from None
+        if not isinstance(strings, list) or not all(isinstance(s, str) for s in strings):
+            raise self.corrupt("strings are not a list of strings")
+        return strings or [""]
 
-    tables = header.get("tables")
-    if not isinstance(tables, dict):
-        raise corrupt("no tables")
-    out: dict[str, np.ndarray] = {}
-    for name, dtype in TABLES.items():
-        t = tables.get(name)
+    def table(self, name: str, dtype: np.dtype, t: Any) -> np.ndarray:
+        corrupt = self.corrupt
         if not isinstance(t, dict) or not isinstance(t.get("rows"), int) or t["rows"] < 0:
             raise corrupt(f"table {name} missing")
         rows = t["rows"]
-        if rows * dtype.itemsize > _MAX_INFLATE * max(len(payload), 1):
+        if rows * dtype.itemsize > _MAX_INFLATE * max(len(self.payload), 1):
             raise corrupt(f"table {name} claims {rows} rows, more than the file can hold")
         cols = {c.get("name"): c for c in t.get("columns", []) if isinstance(c, dict)}
         arr = np.zeros(rows, dtype=dtype)
@@ -205,36 +238,23 @@ def _parse_checked(path: str, data: memoryview) -> Trace:
             c = cols.get(field)
             if c is None:
                 raise corrupt(f"table {name} lacks column {field}")
-            sub = dtype[field]
-            base = sub.base if sub.shape else sub
-            if c.get("dtype") not in _ALLOWED_DTYPES or c["dtype"] != base.str:
-                raise corrupt(f"column {name}.{field} has dtype {c.get('dtype')!r}")
-            if list(c.get("shape", [])) != list(sub.shape):
-                raise corrupt(f"column {name}.{field} has the wrong shape")
-            expect = rows * sub.itemsize
-            raw = blob(c, f"column {name}.{field}", expect)
-            if len(raw) != expect:
-                raise corrupt(f"column {name}.{field} holds {len(raw)} bytes, expected {expect}")
-            col = np.frombuffer(raw, dtype=base).reshape((rows, *sub.shape))
-            if c.get("codec") == "delta-zlib":
-                col = np.cumsum(col, dtype=np.int64)
-            elif c.get("codec") != "zlib":
-                raise corrupt(f"column {name}.{field} has unknown codec {c.get('codec')!r}")
-            arr[field] = col
-        out[name] = arr
-    n = len(strings)
-    for name in ("launches", "gpu", "ops", "regions"):
-        ids = out[name]["name_id"]
-        if len(ids) and (ids.min() < 0 or ids.max() >= n):
-            raise corrupt(f"table {name} refers to names beyond the string table")
-    meta_raw = header.get("meta")
-    meta: dict[str, Any] = meta_raw if isinstance(meta_raw, dict) else {}
-    return Trace(
-        launches=out["launches"],
-        gpu=out["gpu"],
-        ops=out["ops"],
-        regions=out["regions"],
-        strings=strings,
-        meta=meta,
-        path=path,
-    )
+            arr[field] = self.column(f"{name}.{field}", c, dtype[field], rows)
+        return arr
+
+    def column(self, what: str, c: dict, sub: np.dtype, rows: int) -> np.ndarray:
+        corrupt = self.corrupt
+        base = sub.base if sub.shape else sub
+        if c.get("dtype") not in _ALLOWED_DTYPES or c["dtype"] != base.str:
+            raise corrupt(f"column {what} has dtype {c.get('dtype')!r}")
+        if list(c.get("shape", [])) != list(sub.shape):
+            raise corrupt(f"column {what} has the wrong shape")
+        expect = rows * sub.itemsize
+        raw = self.blob(c, f"column {what}", expect)
+        if len(raw) != expect:
+            raise corrupt(f"column {what} holds {len(raw)} bytes, expected {expect}")
+        col = np.frombuffer(raw, dtype=base).reshape((rows, *sub.shape))
+        if c.get("codec") == "delta-zlib":
+            return np.cumsum(col, dtype=np.int64)
+        if c.get("codec") != "zlib":
+            raise corrupt(f"column {what} has unknown codec {c.get('codec')!r}")
+        return col

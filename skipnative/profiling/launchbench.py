@@ -66,9 +66,9 @@ def queue_depth(call_ns, block_ns: float = BLOCK_NS) -> int | None:
 def run(
     iters: int = 2000, *, graph_kernels: int = 100, device: int = 0, profilers: bool = True
 ) -> dict[str, Any]:
-    import skipnative
     from skipnative import _native
     from skipnative.capturing.loader import wheel_cupti_dirs
+    from skipnative.capturing.session import capture
 
     runtime_dirs = wheel_cupti_dirs()  # nvidia/cu13/lib holds libcudart too
     b = _native.LaunchBench(device, runtime_dirs)
@@ -99,71 +99,21 @@ def run(
     if not profilers:
         return out
     for name, api in apis.items():
-        with skipnative.capture():
+        with capture():
             probe = b.queue_probe(api, QUEUE_PROBE_LAUNCHES, QUEUE_SPIN_MS)
         out["apis"][name]["queue_depth_captured"] = queue_depth(probe)
-    # skipnative's added cost: unprofiled and captured blocks alternate, so drift
-    # between blocks (clock boost, other load) hits all alike
-    per_block = max(iters // OVERHEAD_BLOCKS, 10)
     depths = [
         d for a in out["apis"].values() for d in (a["queue_depth"], a["queue_depth_captured"]) if d
     ]
     drain = max(1, min([OVERHEAD_DRAIN] + [d // 2 for d in depths]))
     out["overhead_drain"] = drain
-    over: dict[str, dict[str, list[float]]] = {
-        label: {n: [] for n in apis} for label in ("unprofiled", *OVERHEAD_CAPTURES)
-    }
-    first: dict[str, list[float]] = {}
-    refused: dict[str, str] = {}  # configurations this CUPTI does not take
-    for block in range(OVERHEAD_BLOCKS):
-        for n, a in apis.items():
-            over["unprofiled"][n] += b.launch_call(a, per_block, drain)
-        if block == 0:  # before any capture: does the process run as fast after one?
-            first = {n: list(v) for n, v in over["unprofiled"].items()}
-        for label, opts in OVERHEAD_CAPTURES.items():
-            if label in refused:
-                continue
-            session = skipnative.capture(**opts)
-            try:
-                session.start()
-            except skipnative.CaptureError as e:  # e.g. an older CUPTI without the option
-                refused[label] = str(e)
-                continue
-            try:
-                for n, a in apis.items():
-                    over[label][n] += b.launch_call(a, per_block, drain)
-            finally:
-                session.__exit__(None, None, None)  # stops it; the trace is not built
-    for label in refused:
-        del over[label]
+    over, refused = _overhead_blocks(b, apis, max(iters // OVERHEAD_BLOCKS, 10), drain)
     if refused:
         out["refused"] = refused
-    over["unprofiled_before_any_capture"] = first
-    # launch-to-start on an idle GPU: each launch waits for the previous kernel
-    with skipnative.capture() as cap:
-        for a in apis.values():
-            b.idle_launches(a, IDLE_LAUNCHES)
-    from skipnative.analysis.metrics import join_kernels
-
-    kt = join_kernels(cap.trace)
-    idle = (kt.t_start - kt.l_begin)[kt.launch >= 0]
-    out["launch_to_start_idle"] = stats(idle)
-    try:
-        import torch
-        from torch.profiler import ProfilerActivity, profile
-
-        if torch.cuda.is_available():
-            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]):
-                over["torch_profiler"] = {
-                    n: b.launch_call(a, iters, drain) for n, a in apis.items()
-                }
-            # torch.profiler leaves CUPTI attached for the life of the process.
-            # Unloading the bench's module and library under it was followed by
-            # a heap-corruption abort at exit in 3 of 6 runs on an H100 (none in
-            # 3 runs without torch.profiler): leave them to the process's end.
-            b.keep_loaded()
-    except ImportError:
-        pass
+    out["launch_to_start_idle"] = stats(_idle_launch_to_start(b, apis))
+    torch_runs = _under_torch_profiler(b, apis, iters, drain)
+    if torch_runs is not None:
+        over["torch_profiler"] = torch_runs
     runs = {k: {n: stats(v[n]) for n in apis} for k, v in over.items()}
     out["overhead"] = {
         k: {n: v[n]["median"] - runs["unprofiled"][n]["median"] for n in apis}
@@ -175,6 +125,73 @@ def run(
     }
     out["overhead_runs"] = runs
     return out
+
+
+def _overhead_blocks(b, apis: dict, per_block: int, drain: int):
+    """skipnative's added cost: unprofiled and captured blocks alternate, so drift
+    between blocks (clock boost, other load) hits all alike. (samples per label and
+    API, the configurations this CUPTI refused)."""
+    from skipnative.capturing.session import CaptureError, capture
+
+    over: dict[str, dict[str, list[float]]] = {
+        label: {n: [] for n in apis} for label in ("unprofiled", *OVERHEAD_CAPTURES)
+    }
+    first: dict[str, list[float]] = {}
+    refused: dict[str, str] = {}
+    for block in range(OVERHEAD_BLOCKS):
+        for n, a in apis.items():
+            over["unprofiled"][n] += b.launch_call(a, per_block, drain)
+        if block == 0:  # before any capture: does the process run as fast after one?
+            first = {n: list(v) for n, v in over["unprofiled"].items()}
+        for label, opts in OVERHEAD_CAPTURES.items():
+            if label in refused:
+                continue
+            session = capture(**opts)
+            try:
+                session.start()
+            except CaptureError as e:  # e.g. an older CUPTI without the option
+                refused[label] = str(e)
+                continue
+            try:
+                for n, a in apis.items():
+                    over[label][n] += b.launch_call(a, per_block, drain)
+            finally:
+                session.__exit__(None, None, None)  # stops it; the trace is not built
+    for label in refused:
+        del over[label]
+    over["unprofiled_before_any_capture"] = first
+    return over, refused
+
+
+def _idle_launch_to_start(b, apis: dict) -> np.ndarray:
+    """Launch-to-start on an idle GPU: each launch waits for the previous kernel."""
+    from skipnative.analysis.kernels import join_kernels
+    from skipnative.capturing.session import capture
+
+    with capture() as cap:
+        for a in apis.values():
+            b.idle_launches(a, IDLE_LAUNCHES)
+    kt = join_kernels(cap.trace)
+    return (kt.t_start - kt.l_begin)[kt.launch >= 0]
+
+
+def _under_torch_profiler(b, apis: dict, iters: int, drain: int) -> dict | None:
+    """Launch-call samples under torch.profiler; None without torch or a GPU."""
+    try:
+        import torch
+        from torch.profiler import ProfilerActivity, profile
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]):
+        runs = {n: b.launch_call(a, iters, drain) for n, a in apis.items()}
+    # torch.profiler leaves CUPTI attached for the life of the process.
+    # Unloading the bench's module and library under it was followed by
+    # a heap-corruption abort at exit in 3 of 6 runs on an H100 (none in
+    # 3 runs without torch.profiler): leave them to the process's end.
+    b.keep_loaded()
+    return runs
 
 
 def _depth(d: int | None) -> str:

@@ -1,4 +1,5 @@
-"""GPU tests: skipped cleanly where torch or a CUDA device is missing."""
+"""GPU tests: marked `gpu` (`-m "not gpu"` leaves them out), and skipped cleanly
+where torch or a CUDA device is missing."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ def _gpu_reason() -> str | None:
 
 
 def pytest_collection_modifyitems(config, items):
-    reason = _gpu_reason()
-    if reason is None:
-        return
-    for item in items:
-        if "tests/gpu" in str(item.fspath).replace("\\", "/"):
+    gpu_items = [i for i in items if "tests/gpu" in str(i.fspath).replace("\\", "/")]
+    reason = _gpu_reason() if gpu_items else None
+    for item in gpu_items:
+        item.add_marker(pytest.mark.gpu)
+        if reason is not None:
             item.add_marker(pytest.mark.skip(reason=f"GPU test: {reason}"))

@@ -151,7 +151,7 @@ def test_profile_measures_its_own_perturbation():
     sys.path.insert(0, str(HERE))
     from workload import make
 
-    from skipnative.analysis.alignment import profile
+    from skipnative.profiling import profile
 
     prof = profile(make(), iters=2, attribution=False, fidelity_reps=10)
     fid = prof.summary()["fidelity"]

@@ -109,7 +109,7 @@ def test_each_launch_is_recorded_once_and_graphs_keep_their_kernels():
         import numpy as np
         import skipnative
         from skipnative import _native
-        from skipnative.analysis.metrics import join_kernels
+        from skipnative.analysis.kernels import join_kernels
 
         b = _native.LaunchBench(0, [])
         with skipnative.capture() as cap:

@@ -544,8 +544,8 @@ def test_launch_records_from_activity_keep_to_the_launch_memory_cap(gpu):
 def test_fidelity_times_the_same_work_unprofiled_and_captured(gpu):
     """measure_fidelity (SPEC.md section 6) on the double: alternating blocks, the
     capture with the options it is given, medians of each side."""
-    from skipnative.analysis.alignment import measure_fidelity
     from skipnative.capturing.session import _running
+    from skipnative.profiling import measure_fidelity
 
     seen = []
 

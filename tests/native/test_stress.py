@@ -23,6 +23,7 @@ def rss() -> int:
         return int(f.read().split()[1]) * PAGE
 
 
+@pytest.mark.slow
 def test_ten_million_launches_from_eight_threads(gpu):
     # 10M launch records against a 96 MiB cap (4,000,000 records): memory stays
     # within the cap while launching, every record is kept or counted as dropped.
@@ -198,3 +199,37 @@ def test_forked_child_leaves_the_parents_capture_alone(tmp_path, end):
     calls = [line.split() for line in log.read_text().splitlines()]
     assert [c for c in calls if c[0] == child] == []
     assert {"cuptiUnsubscribe", "cuptiActivityFlushAll"} <= {c[1] for c in calls}  # the parent's
+
+
+@pytest.mark.slow
+def test_launches_with_kernel_activity_against_every_cap(gpu):
+    """The longer stress run: eight threads launch with kernel
+    activity on, against the launch-buffer cap, a small activity-buffer pool and
+    a GPU-row cap; every launch is kept or counted, the rows stay within their
+    cap and memory within the caps."""
+    threads, per, cap_bytes, gpu_rows = 8, 500_000, 32 << 20, 1_000_000
+    base = rss()
+    with skipnative.capture(
+        clock="library",
+        max_launch_bytes=cap_bytes,
+        activity_buffer_bytes=1 << 20,
+        max_activity_buffers=8,
+        max_gpu_records=gpu_rows,
+    ) as cap:
+        ts = [
+            threading.Thread(target=gpu.launch_many, args=(per, "k", 10, i)) for i in range(threads)
+        ]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        peak = rss()
+    md, raw = cap.metadata, cap.raw()
+    total = threads * per
+    assert len(raw["launches"]) + md["dropped"]["launches"] == total
+    assert md["dropped"]["launches"] > 0  # the cap was reached
+    assert 0 < len(raw["kernels"]) <= gpu_rows
+    assert len(raw["kernels"]) + md["dropped"]["gpu_rows"] + md["dropped"]["cupti"] == total
+    # while capturing: the launch cap, the activity pool and the GPU rows (48 bytes
+    # each in the double's records), plus thread stacks and allocator slack
+    assert peak - base <= cap_bytes + (8 << 20) + 48 * gpu_rows + (48 << 20), (peak - base) >> 20

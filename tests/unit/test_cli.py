@@ -165,3 +165,26 @@ def test_without_matplotlib_report_commands_name_the_extra(tmp_path, command):
     assert r.returncode == 1, r.stderr
     assert r.stderr.count("\n") == 1, r.stderr
     assert "pip install 'skipnative[report]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_unexpected_error_is_one_line_unless_a_traceback_is_asked_for(monkeypatch, capsys):
+    from skipnative.cli import info, main
+
+    def broken(args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(info, "run", broken)
+    monkeypatch.delenv("SKIP_DEBUG", raising=False)
+    assert main.main(["info"]) == 70
+    assert capsys.readouterr().err == "skip: internal error: RuntimeError: boom\n"
+    for argv, env in (
+        (["--traceback", "info"], "0"),
+        (["info", "--traceback"], ""),
+        (["info"], "1"),
+    ):
+        monkeypatch.setenv("SKIP_DEBUG", env)
+        assert main.main(argv) == 70
+        err = capsys.readouterr().err
+        assert err.startswith("Traceback (most recent call last):"), (argv, env, err)
+        assert "in broken" in err and "RuntimeError: boom\n" in err
+        assert err.endswith("\nskip: internal error: RuntimeError: boom\n")

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
+import numpy as np
 import pytest
 from kineto_gen import kernel, launch, op, write
 
 import skipnative
 from skipnative.analysis.fusion import find_candidates
+from skipnative.trace import REGION_DTYPE
 
 
 def trace_of(tmp_path, seq, *, syncs=(), stream_of=None, api=5, with_ops=False):
@@ -122,3 +125,24 @@ def test_cli_json(tmp_path):
         text=True,
     )
     assert bad.returncode == 1 and "at least 2" in bad.stderr
+
+
+def _with_regions(t, bounds, name="iter"):
+    strings = [*t.strings, name]
+    regions = np.zeros(len(bounds), dtype=REGION_DTYPE)
+    regions["t_begin"], regions["t_end"] = zip(*bounds)
+    regions["name_id"] = len(strings) - 1
+    return replace(t, strings=strings, regions=regions)
+
+
+def test_a_region_name_selects_every_region_of_that_name(tmp_path):
+    """Two regions named "iter": a chain that only the second one holds is found."""
+    t = trace_of(tmp_path, list("XYXYABAB"))
+    lb = np.sort(t.launches["t_begin"])
+    t = _with_regions(t, [(lb[0], lb[4]), (lb[4], lb[-1] + 1)])
+    got = by_chain(find_candidates(t, lengths=(2,), threshold=1.0, region="iter"))
+    assert got[("A", "B")].count == 2 and got[("X", "Y")].count == 2
+    only_first = _with_regions(t, [(lb[0], lb[4])])
+    assert ("A", "B") not in by_chain(find_candidates(only_first, lengths=(2,), region="iter"))
+    with pytest.raises(ValueError, match="no region named 'step'"):
+        find_candidates(t, region="step")

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import skipnative
-from skipnative.analysis.alignment import attribute
-from skipnative.analysis.metrics import in_regions, join_kernels, top_kernels
+from skipnative.analysis.attribution import attribute
+from skipnative.analysis.kernels import in_regions, join_kernels
+from skipnative.analysis.metrics import top_kernels
 from skipnative.analysis.whatif import replay
 from skipnative.report import sweep_data
 from skipnative.trace import KIND_GRAPH, KIND_KERNEL

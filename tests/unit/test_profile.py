@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import skipnative
-from skipnative.analysis.alignment import align, attribute, kernel_ops
+from skipnative.analysis.alignment import align
+from skipnative.analysis.attribution import attribute, kernel_ops
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kineto"
 

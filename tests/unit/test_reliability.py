@@ -151,3 +151,49 @@ def test_loaders_execute_nothing():
         r"\byaml\.load\(",
     ):
         assert not re.search(pattern, src), pattern
+
+
+JSON_PUNCTUATION = b'{}[]",:0123456789.eE-\\ '
+
+
+def _mutate(rnd: random.Random, data: bytes) -> bytes:
+    """Byte flips, deletions of up to 200 bytes, insertions of JSON punctuation."""
+    b = bytearray(data)
+    for _ in range(rnd.randint(1, 12)):
+        i = rnd.randrange(len(b))
+        r = rnd.random()
+        if r < 0.5:
+            b[i] = rnd.randrange(256)
+        elif r < 0.75:
+            del b[i : i + rnd.randint(1, 200)]
+        else:
+            b[i:i] = bytes(
+                rnd.choice(b'{}[]",:0123456789.eE-\\ ') for _ in range(rnd.randint(1, 8))
+            )
+    return bytes(b)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["kineto", "skip"])
+def test_long_fuzz_every_input_loads_and_analyses_or_fails_in_one_line(tmp_path, kind):
+    """The longer fuzz run: whole real traces and a .skip file,
+    mutated; whatever loads must analyse, everything else is one TraceError line
+    that names the file."""
+    rnd = random.Random(1)
+    if kind == "kineto":
+        names = ("a100_alexnet_train.json.gz", "sampled_rank0.json.gz")
+        seeds = [gzip.decompress((DATA / n).read_bytes()) for n in names]
+    else:
+        sp = tmp_path / "seed.skip"
+        skipnative.load(DATA / "sampled_rank0.json.gz").save(sp)
+        seeds = [sp.read_bytes()]
+    p = tmp_path / ("input.json" if kind == "kineto" else "input.skip")
+    errors = 0
+    for _ in range(2000):
+        p.write_bytes(_mutate(rnd, rnd.choice(seeds)))
+        try:
+            skipnative.load(p).metrics()
+        except TraceError as e:
+            assert "\n" not in str(e) and str(p) in str(e), str(e)
+            errors += 1
+    assert errors > 0  # the mutations do break files

@@ -163,27 +163,28 @@ def test_html_report_is_one_self_contained_page(generated_sweep, tmp_path):
 
 
 def test_html_escapes_names_and_keeps_escaped_pipes(tmp_path):
-    from skipnative.report import markdown_to_html
+    """Markdown and HTML render the same sections: marks in paragraphs, plain text
+    in cells (a kernel's `|` escaped in Markdown only)."""
+    from skipnative.report import Document, Images, Section, Table, to_html, to_markdown
 
     (tmp_path / "p.png").write_bytes(b"\x89PNG\r\n\x1a\nxx")
-    md = "\n".join(
+    doc = Document(
+        "A <title> & more",
         [
-            "# A <title>",
-            "The knee is at **4**; see `skip report`.",
-            "",
-            "| kernel | count |",
-            "|---|---|",
-            "| void k<128, 4>(a\\|b) | 3 |",
-            "",
-            "![p.png](p.png)",
-        ]
+            Section(None, ["The knee is at **4**; see `skip report`."]),
+            Section("Kernels", [Table(["kernel", "count"], [["void k<128, 4>(a|b)", "3"]])]),
+            Section(None, [Images(["p.png"])]),
+        ],
     )
-    page = markdown_to_html(md, str(tmp_path), "t & u")
-    assert "<h1>A &lt;title&gt;</h1>" in page
+    page = to_html(doc, str(tmp_path))
+    assert "<h1>A &lt;title&gt; &amp; more</h1>" in page and "<h2>Kernels</h2>" in page
     assert "<b>4</b>" in page and "<code>skip report</code>" in page
     assert "<td>void k&lt;128, 4&gt;(a|b)</td><td>3</td>" in page
-    assert "<title>t &amp; u</title>" in page
+    assert "<title>A &lt;title&gt; &amp; more</title>" in page
     assert "data:image/png;base64,iVBORw0KGgp4eA==" in page
+    md = to_markdown(doc)
+    assert md.startswith("# A <title> & more\n\nThe knee is at **4**; see `skip report`.\n")
+    assert "| void k<128, 4>(a\\|b) | 3 |" in md and "![p.png](p.png)" in md
 
 
 def test_demo_on_a_gpu_runs_skip_sweep_with_its_defaults(tmp_path, monkeypatch):

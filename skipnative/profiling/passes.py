@@ -1,0 +1,138 @@
+"""Profiling a PyTorch workload: a timing pass and an attribution pass (DESIGN.md).
+
+1. Timing pass: skipnative's own CUPTI session and nothing else, ``iters``
+   iterations, one region each. These are the numbers reported.
+2. Attribution pass: one more iteration under torch.profiler. Its kernels are
+   aligned to each timing-pass iteration per stream by order and name
+   (skipnative.analysis.alignment), which gives every timed kernel its ATen op
+   and top-level op (skipnative.analysis.attribution). The same pass is Kineto's
+   measurement of the work, reported beside the native one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from skipnative.analysis.attribution import Profile, attribute
+from skipnative.capturing.session import capture
+from skipnative.io import load
+
+FIDELITY_BLOCKS = 2  # alternating unprofiled / captured blocks of measure_fidelity
+
+
+def cuda_event_ms(fn: Callable[[], Any]) -> float:
+    """One run of `fn`, timed on the GPU by CUDA events around it (ms)."""
+    import torch
+
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record()
+    fn()
+    b.record()
+    b.synchronize()
+    return a.elapsed_time(b)
+
+
+def measure_fidelity(
+    fn: Callable[[], Any],
+    reps: int,
+    capture_options: dict[str, Any],
+    *,
+    timer: Callable[[Callable[[], Any]], float] = cuda_event_ms,
+) -> dict[str, Any]:
+    """SPEC.md section 6's perturbation of a capture with `capture_options` on `fn`:
+    inference latency timed by CUDA events (`timer`), `reps` runs unprofiled and
+    `reps` under the capture, in alternating blocks so drift hits both alike
+    (each capture first runs `fn` once, untimed: CUPTI's first-launch setup);
+    medians. The captures' traces are discarded."""
+    if reps < 1:
+        raise ValueError("measure_fidelity: reps must be >= 1")
+    per = [reps // FIDELITY_BLOCKS + (i < reps % FIDELITY_BLOCKS) for i in range(FIDELITY_BLOCKS)]
+    unprofiled: list[float] = []
+    profiled: list[float] = []
+    for n in per:
+        unprofiled += [timer(fn) for _ in range(n)]
+        with capture(**capture_options):
+            fn()
+            _synchronize()
+            profiled += [timer(fn) for _ in range(n)]
+    un, pr = float(np.median(unprofiled)), float(np.median(profiled))
+    return {
+        "reps": reps,
+        "il_unprofiled_ms": un,
+        "il_profiled_ms": pr,
+        "perturbation": pr / un - 1 if un > 0 else None,
+    }
+
+
+def profile(
+    fn: Callable[[], Any],
+    *,
+    warmup: int = 3,
+    iters: int = 5,
+    attribution: bool = True,
+    fidelity_reps: int = 0,
+    **capture_options: Any,
+) -> Profile:
+    """Profiles `fn` (one inference iteration) on the current CUDA device.
+
+    The timing pass runs one more iteration than it times, first and unmarked:
+    CUPTI sets up activity tracing at the first launch after a session starts
+    (that one call took about 2 ms on an H200, 60-85 us on an H100), which would
+    otherwise land in the first timed iteration. Only the marked iterations are
+    reported.
+
+    With `fidelity_reps` (SPEC.md asks for at least 20), the timing pass's own
+    perturbation of `fn` is measured too (measure_fidelity) and reported in
+    `Profile.fidelity`."""
+    for _ in range(warmup):
+        fn()
+    _synchronize()
+    capture_options.setdefault("latency_timestamps", True)
+    with capture(**capture_options) as cap:  # the timing pass: before any torch.profiler use
+        fn()  # absorbs CUPTI's first-launch setup; not in any iteration region
+        _synchronize()
+        for i in range(iters):
+            cap.mark(f"iter{i}")
+            fn()
+            # each iteration is one request: without the sync, the next one would
+            # queue behind this one's kernels and its IL and TKLQT would include them
+            _synchronize()
+    native = cap.trace
+    fidelity = measure_fidelity(fn, fidelity_reps, capture_options) if fidelity_reps else None
+    if not attribution:
+        return Profile(native, None, None, fidelity=fidelity)
+    import torch
+    from torch.profiler import ProfilerActivity, schedule
+    from torch.profiler import profile as torch_profile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "kineto.json")
+        with torch_profile(
+            activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA],
+            schedule=schedule(wait=0, warmup=1, active=1, repeat=1),
+            on_trace_ready=lambda p: p.export_chrome_trace(path),
+        ) as prof:
+            for _ in range(2):
+                fn()
+                torch.cuda.synchronize()
+                prof.step()
+        kineto = load(path)
+    prof = attribute(native, kineto)
+    prof.fidelity = fidelity
+    return prof
+
+
+def _synchronize() -> None:
+    """Waits for the GPU through torch when it drives one (a workload without torch
+    synchronises itself)."""
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()

@@ -1,0 +1,230 @@
+"""One builder per section of the sweep report, each from the report's data
+(skipnative.analysis.report_data.sweep_data) to Section objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from skipnative.report.document import Images, Section, Table
+
+
+def whatif_label(key: str) -> str:
+    if key == "graphs":
+        return "CUDA graphs"
+    s = float(key)
+    if s == 1:
+        return "replayed unchanged"
+    return f"CPU {s:g}x slower" if s > 1 else f"CPU {1 / s:g}x faster"
+
+
+def _share(part_us: float, of_us: float) -> str:
+    return f"{part_us / 1e3:,.2f} ms ({100 * part_us / of_us:.0f} % of IL)" if of_us else "-"
+
+
+def _transition(batch: int | None) -> str:
+    return "not reached in this range" if batch is None else str(batch)
+
+
+def _ms(us: float) -> str:
+    return f"{us / 1e3:,.2f}"
+
+
+def title(data: dict[str, Any]) -> str:
+    return f"TKLQT sweep: {data['phase']}, sequence length {data['seq_len']}"
+
+
+def summary(data: dict[str, Any], source_note: str = "") -> Section:
+    """Under the title: card, source, the verdict, a failed point."""
+    blocks: list[Any] = [f"Card: {data['card']}. Source: `{data['folder']}`."]
+    if source_note:
+        blocks.append(source_note)
+    blocks.append(_verdict(data))
+    if data["failed"]:
+        f = data["failed"]
+        blocks.append(
+            f"The sweep stopped at batch {f.get('batch')}, which failed: {f.get('error')}"
+        )
+    return Section(None, blocks)
+
+
+def _verdict(data: dict[str, Any]) -> str:
+    n = data["native_series"]
+    knee = f"the TKLQT knee (paper's method, tau 0.5) is at **{_transition(n['knee'])}**"
+    if data["graphs"]:
+        return (
+            "Each iteration is one CUDA graph launch: its kernels do not wait for "
+            "launch calls, so the queue transition does not apply (nor the 'bound' "
+            "column, which follows it: GPU idle time tells how busy the GPU was); " + knee + "."
+        )
+    if n["queue_transition"] is None:
+        return (
+            "The run does not turn GPU-bound in this range (fewer than half of the "
+            "kernels queue at every batch size); " + knee + "."
+        )
+    return (
+        f"The run turns GPU-bound (at least half of the kernels queue) at batch size "
+        f"**{n['queue_transition']}**; {knee}"
+        + ("." if n["agree"] or n["knee"] is None else ": the two methods disagree.")
+    )
+
+
+def per_iteration(data: dict[str, Any]) -> Section:
+    """The per-point table: native (and Kineto) TKLQT, IL, AKD, queueing, bound,
+    and each point's perturbation where measured."""
+    kin, fids = data.get("kineto"), data["fidelity"]
+    measured = bool(fids) and all(f and f.get("perturbation") is not None for f in fids)
+    header = ["batch", "TKLQT ms", "IL ms", "AKD us", "queued", "bound"]
+    if kin:
+        header[2:2] = ["Kineto TKLQT ms", "Kineto/native"]
+        header[5:5] = ["Kineto IL ms"]
+    if measured:
+        header.append("perturbation")
+    rows = []
+    for i, b in enumerate(data["values"]):
+        p = data["native"][i]
+        row = [str(b), _ms(p["tklqt_us"]), _ms(p["il_us"]), f"{p['akd_us']:,.1f}"]
+        row += [f"{p['queued_fraction']:.2f}", p["bound"]]
+        if kin:
+            k = kin[i]
+            ratio = f"{k['tklqt_us'] / p['tklqt_us']:.2f}" if p["tklqt_us"] else "-"
+            row[2:2] = [_ms(k["tklqt_us"]), ratio]
+            row[5:5] = [_ms(k["il_us"])]
+        if measured:
+            row.append(f"{fids[i]['perturbation']:+.1%}")
+        rows.append(row)
+    blocks: list[Any] = [Table(header, rows)]
+    if measured:
+        blocks.append(
+            "Perturbation: how much the timing pass slowed each point's workload "
+            "(SPEC.md section 6: IL by CUDA events, "
+            f"{min(f['reps'] for f in fids)} or more runs unprofiled and as many under "
+            "a capture, medians)."
+        )
+    return Section("Native against Kineto (per iteration)" if kin else "Per iteration", blocks)
+
+
+def gpu_idle(data: dict[str, Any]) -> Section | None:
+    if not all("gpu_idle_host_us" in p for p in data["native"]):
+        return None
+    rows = [
+        [
+            str(b),
+            _ms(p["il_us"]),
+            _ms(p["gpu_idle_host_us"] + p["gpu_idle_launch_us"]),
+            _share(p["gpu_idle_host_us"], p["il_us"]),
+            _share(p["gpu_idle_launch_us"], p["il_us"]),
+        ]
+        for b, p in zip(data["values"], data["native"])
+    ]
+    header = ["batch", "IL ms", "GPU idle ms", "waiting for the host", "waiting for launch"]
+    return Section(
+        "Where the GPU's idle time goes",
+        [
+            "Per stream, the idle gap before each kernel splits at its launch call's begin: "
+            "before it the GPU waited for the host to reach the launch (framework and host "
+            "work: a faster CPU or fewer ops shorten it); after it, for the launch call, "
+            "submission and scheduling (CUDA graphs remove it).",
+            Table(header, rows),
+        ],
+    )
+
+
+def kineto_transition(data: dict[str, Any]) -> Section | None:
+    if not data.get("kineto"):
+        return None
+    k = data["kineto_series"]
+    return Section(
+        None,
+        [
+            f"From the Kineto (torch.profiler) pass the transition would be at "
+            f"{k['queue_transition']} and the knee at {k['knee']}."
+        ],
+    )
+
+
+def whatif(data: dict[str, Any]) -> Section | None:
+    if not data["whatif"]:
+        return None
+    keys, n, w = list(data["whatif"]), data["native_series"], data["whatif"]
+    changes = "; ".join(
+        "each iteration's launches replaced by one graph launch"
+        if k == "graphs"
+        else f"host work and launch calls x{float(k):g}"
+        for k in keys
+    )
+    rows = [
+        [str(b), _ms(n["il_us"][i])] + [_ms(w[k]["il_us"][i]) for k in keys]
+        for i, b in enumerate(data["values"])
+    ]
+    moved = "; ".join(
+        f"{whatif_label(k)}: "
+        + (
+            "not applicable (one launch per iteration)"
+            if k == "graphs"
+            else _transition(w[k]["queue_transition"])
+        )
+        for k in keys
+    )
+    return Section(
+        "What if",
+        [
+            f"Each point's schedule replayed (`skip whatif`), GPU work as measured: {changes}.",
+            Table(["batch", "IL ms"] + [f"{whatif_label(k)}: IL ms" for k in keys], rows),
+            f"Transition (queue): measured {_transition(n['queue_transition'])}; {moved}.",
+        ],
+    )
+
+
+def figures(names: list[str]) -> Section:
+    return Section(
+        "Figures",
+        [
+            "TKLQT's parts: the launch call itself; from the call's return to CUPTI's "
+            "'submitted' timestamp (work held in the driver's queue); from submission "
+            "to the kernel's start (the GPU's own queue). Kernels that started before "
+            "their call returned are left out of the shares.",
+            Images(names),
+        ],
+    )
+
+
+def top_kernels(data: dict[str, Any], i: int, label: str) -> Section | None:
+    tk = data["top_kernels"][i]
+    if not tk:
+        return None
+    rows = [
+        [t["name"][:90], f"{t['count']:g}", _ms(t["total_us"]), f"{t['mean_us']:,.1f}"] for t in tk
+    ]
+    return Section(
+        f"Top kernels at batch {data['values'][i]} ({label}), per iteration",
+        [Table(["kernel", "count", "ms", "mean us"], rows)],
+    )
+
+
+def top_ops(data: dict[str, Any], i: int) -> Section | None:
+    ops = data["ops"][i]
+    if not ops:
+        return None
+    rows = [
+        [o["op"][:80], f"{o['kernels']:g}", _ms(o["kernel_us"]), _ms(o["lq_us"])] for o in ops[:10]
+    ]
+    return Section(
+        f"Top-level ATen ops at batch {data['values'][i]}, per iteration",
+        [Table(["op", "kernels", "kernel ms", "launch+queue ms"], rows)],
+    )
+
+
+def all_sections(data: dict[str, Any], figure_names: list[str], source_note: str = ""):
+    """Every section, in the report's order (those without data left out)."""
+    last = len(data["values"]) - 1
+    found = [
+        summary(data, source_note),
+        per_iteration(data),
+        gpu_idle(data),
+        kineto_transition(data),
+        whatif(data),
+        figures(figure_names),
+    ]
+    for label, i in (("smallest", 0), ("largest", last)):
+        found += [top_kernels(data, i, label), top_ops(data, i)]
+    return [s for s in found if s is not None]
