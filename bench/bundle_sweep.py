@@ -8,9 +8,9 @@ recomputed from the point's Kineto trace (per timed iteration, all five).
 
     python bench/bundle_sweep.py SRC_SWEEP DST [--iteration K]
 
-The bundled skipnative/data/h100_llama1b_prefill was made with
+The bundled src/skipnative/data/h100_llama1b_prefill was made with
     python bench/bundle_sweep.py bench/results/h100-2026-11-26/sweep \
-        skipnative/data/h100_llama1b_prefill
+        src/skipnative/data/h100_llama1b_prefill
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Null-kernel launch microbenchmarks on this machine's GPU, written to
-bench/results/<card>.json (see skipnative/profiling/launchbench.py for what is measured).
+bench/results/<card>.json (see src/skipnative/profiling/launchbench.py for what is measured).
 
     python bench/launch.py [--iters 5000] [--out bench/results]
 """

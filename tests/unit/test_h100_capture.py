@@ -123,7 +123,7 @@ def test_replay_predicts_the_profiled_pass_from_the_native_one():
 
 
 def test_the_bundled_demo_data_is_each_points_median_iteration():
-    bundled = ROOT / "skipnative" / "data" / "h100_llama1b_prefill"
+    bundled = ROOT / "src" / "skipnative" / "data" / "h100_llama1b_prefill"
     doc = json.loads((bundled / "sweep.json").read_text())
     assert [p["batch"] for p in doc["points"]] == BATCHES
     for p in doc["points"]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-PKG = Path(__file__).resolve().parents[2] / "skipnative"
+PKG = Path(__file__).resolve().parents[2] / "src" / "skipnative"
 
 # position of each top-level part of the package, lowest first
 RANK = {

@@ -140,7 +140,7 @@ def test_200_mutated_real_traces_through_analyze(tmp_path):
 
 
 def test_loaders_execute_nothing():
-    src = "\n".join(p.read_text() for p in (ROOT / "skipnative").rglob("*.py"))
+    src = "\n".join(p.read_text() for p in (ROOT / "src" / "skipnative").rglob("*.py"))
     for pattern in (
         r"\bimport pickle\b",
         r"\bpickle\.",
