@@ -126,9 +126,9 @@ def steps(path: Path, repeats: int) -> dict[str, float]:
     import zlib
 
     from skipnative import _native
+    from skipnative.analysis.metrics import api_summary, compute_metrics
     from skipnative.cli.analyze import analysis
     from skipnative.io import kineto
-    from skipnative.metrics import api_summary, compute_metrics
 
     raw = path.read_bytes()
     out: dict[str, float] = {}

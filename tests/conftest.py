@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from tiers import TESTS, gpu_tier_apart
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+
 from tiers import GPU_TIER_ENV, TESTS, gpu_tier_apart
 
 

@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
-from kineto_gen import kernel, launch, write
 
 import skipnative
+from kineto_gen import kernel, launch, write
 from skipnative import TraceError
 
 

@@ -54,7 +54,6 @@ def test_analyze_region_and_top():
 
 def test_api_summary_against_the_raw_calls(tmp_path):
     from kineto_gen import kernel, launch, write
-
     from skipnative.analysis.metrics import api_summary
 
     ev = [launch(100, 5, 1), kernel(110, 5, 1), launch(200, 40, 2), kernel(245, 5, 2)]

@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from kineto_gen import kernel, launch, op, write
 
 import skipnative
+from kineto_gen import kernel, launch, op, write
 from skipnative.analysis.fusion import find_candidates
 from skipnative.trace import REGION_DTYPE
 

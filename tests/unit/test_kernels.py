@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from kineto_gen import kernel, launch, step, write
 
 import skipnative
+from kineto_gen import kernel, launch, step, write
 from skipnative.analysis.kernels import (
     ANY_REGION,
     in_regions,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from realdata import CUDA, DATA
-from reference import reference
 
 import skipnative
+from realdata import CUDA, DATA
+from reference import reference
 
 TRACES = [p for p in CUDA if p.is_file()]
 

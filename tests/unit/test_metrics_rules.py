@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from kineto_gen import kernel, launch, op, step, write
 
 import skipnative
+from kineto_gen import kernel, launch, op, step, write
 
 
 def metrics(tmp_path, events, region="all", device=None, **top):

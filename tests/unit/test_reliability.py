@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from realdata import CUDA, DATA
 
 import skipnative
+from realdata import CUDA, DATA
 from skipnative import TraceError
 
 ROOT = Path(__file__).resolve().parents[2]

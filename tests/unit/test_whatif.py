@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from kineto_gen import kernel, launch, step, write
-from realdata import CUDA
 
 import skipnative
+from kineto_gen import kernel, launch, step, write
+from realdata import CUDA
 from skipnative.analysis.sweep import queue_transition, run_summary, series, tklqt_knee
 from skipnative.analysis.whatif import predict, replay
 
