@@ -11,7 +11,9 @@
 # user's pip installs. CUDA/CUPTI headers come from NVIDIA's wheels (the headers
 # are the same on every architecture); no CUDA toolkit on the machine is used.
 #
-# Run from anywhere: bash .ci/aarch64.sh. AARCH64_KEEP=1 keeps the work folder.
+# Run from anywhere: bash .ci/aarch64.sh [extra pytest arguments]. A few slow
+# architecture-neutral pure-Python tests are left to the x86 stage (SLOW_PURE_PYTHON);
+# AARCH64_FULL=1 runs them too. AARCH64_KEEP=1 keeps the work folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
