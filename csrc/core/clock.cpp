@@ -98,7 +98,11 @@ void calibrate_realtime(ClockParams& p) {
 ClockParams make_clock(const std::string& requested, ExternalClockFn external) {
   ClockParams p;
   std::string kind = requested;
-  if (kind == "auto") {
+  if (kind == "auto" && external != nullptr) {
+    // The loaded CUPTI keeps time itself (the test double's simulated GPU): its
+    // activity records carry that time, so the callbacks must read the same clock.
+    kind = "library";
+  } else if (kind == "auto") {
 #if defined(__x86_64__) || defined(_M_X64)
     kind = tsc_is_invariant() ? "tsc" : "monotonic_raw";
 #elif defined(__aarch64__)

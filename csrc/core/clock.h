@@ -86,7 +86,8 @@ inline uint64_t ticks_to_ns(const ClockParams& p, uint64_t ticks) {
 }
 
 // Picks and calibrates a clock. `requested` is "auto", "tsc", "cntvct",
-// "monotonic_raw" or "library" (needs `external`). Throws std::runtime_error
+// "monotonic_raw" or "library" (needs `external`); "auto" is "library" when
+// `external` is given (a CUPTI that keeps its own time). Throws std::runtime_error
 // when the requested clock is not usable here.
 ClockParams make_clock(const std::string& requested, ExternalClockFn external);
 

@@ -11,12 +11,7 @@ import textwrap
 
 import pytest
 
-from skipnative.capturing.loader import wheel_cupti_dirs
 from skipnative.testing import library_path
-
-pytestmark = pytest.mark.skipif(
-    bool(wheel_cupti_dirs()), reason="an nvidia-cuda-cupti wheel would be loaded before the double"
-)
 
 WORKLOAD = textwrap.dedent("""
     from skipnative.testing import SimulatedGpu

@@ -5,12 +5,13 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+import warnings
 import weakref
 from typing import Any
 
 import numpy as np
 
-from skipnative.capturing.loader import native, wheel_cupti_dirs
+from skipnative.capturing.loader import available, native, wheel_cupti_dirs
 from skipnative.trace import (
     GPU_DTYPE,
     LAUNCH_DTYPE,
@@ -57,7 +58,8 @@ class Capture:
     an H100): run one unmarked iteration before the marked ones. Options:
 
     - ``clock``: "auto" (TSC on x86-64 with an invariant TSC, cntvct on aarch64,
-      else CLOCK_MONOTONIC_RAW), or one of those by name;
+      else CLOCK_MONOTONIC_RAW; on the CUPTI test double its simulated time,
+      "library"), or one of those by name;
     - ``latency_timestamps``: CUPTI's queued/submitted kernel timestamps;
     - ``activity_buffer_bytes`` / ``max_activity_buffers``: the activity-buffer
       pool. Past it, records are counted, not kept: CUPTI 12.9 and newer is
@@ -132,7 +134,7 @@ class Capture:
         try:
             self._session.start()
         except self._mod.CaptureError as e:
-            raise CaptureError(str(e)) from None
+            raise CaptureError(_start_failure(self._mod, str(e))) from None
         self._pid = os.getpid()
         _running.add(self)
         return self
@@ -198,7 +200,42 @@ class Capture:
             raise CaptureError("the capture has not finished; its trace exists after stop()")
         if self._trace is None:
             self._trace = _to_trace(self._mod, self._session, self.raw())
+            _warn_negative_launch_to_start(self._trace)
         return self._trace
+
+
+def _warn_negative_launch_to_start(trace: Trace) -> None:
+    """SPEC.md section 2: a native capture must have no kernel that starts before its
+    launch call began; one that does means the call and activity timestamps were on
+    different clocks (or the clock went wrong), so every TKLQT figure is suspect."""
+    ln, g = trace.launches, trace.gpu
+    if not len(ln) or not len(g):
+        return
+    order = np.argsort(ln["correlation"], kind="stable")
+    corr = ln["correlation"][order]
+    at = np.clip(np.searchsorted(corr, g["correlation"]), 0, len(corr) - 1)
+    joined = corr[at] == g["correlation"]
+    begin = ln["t_begin"][order][at]
+    negative = int(np.count_nonzero(joined & (g["t_start"] < begin)))
+    if negative:
+        worst = int((g["t_start"] - begin)[joined].min())
+        warnings.warn(
+            f"{negative} of {int(joined.sum())} GPU records start before the launch call "
+            f"that issued them began (by up to {-worst / 1e3:,.1f} us): the capture's clock "
+            f"({trace.meta.get('clock')}) and CUPTI's timestamps disagree; its launch-to-start "
+            "times are not to be trusted",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _start_failure(mod: Any, message: str) -> str:
+    """Why a start failed. CUPTI's own word for a missing CUDA driver or device is
+    CUPTI_ERROR_UNKNOWN; there, available()'s reason (which names it) is given."""
+    info = mod.load_cupti(wheel_cupti_dirs())
+    if info.get("loaded") and not info.get("test_double") and not mod.probe_driver()[0]:
+        return available()[1]
+    return message
 
 
 def capture(**options: Any) -> Capture:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from skipnative.analysis.attribution import Profile, attribute
-from skipnative.capturing.session import capture
+from skipnative.capturing.session import CaptureError, capture
 from skipnative.io import load
 
 FIDELITY_BLOCKS = 2  # alternating unprofiled / captured blocks of measure_fidelity
@@ -69,6 +69,35 @@ def measure_fidelity(
     }
 
 
+def _require_cuda_torch(attribution: bool, fidelity_reps: int) -> None:
+    """The attribution pass (torch.profiler's CUDA activity) and the fidelity timer
+    (CUDA events) need torch with a CUDA device; say so before anything runs."""
+    needs = [
+        what
+        for what, wanted in (
+            ("the attribution pass (torch.profiler on the GPU)", attribution),
+            ("the fidelity measurement (CUDA events)", fidelity_reps > 0),
+        )
+        if wanted
+    ]
+    if not needs:
+        return
+    try:
+        import torch
+    except ImportError:
+        why = "torch is not installed"
+    else:
+        why = (
+            None if torch.cuda.is_available() else f"torch {torch.__version__} sees no CUDA device"
+        )
+    if why is not None:
+        raise CaptureError(
+            f"{' and '.join(needs)} need torch with a CUDA device, and {why}: profile without "
+            "them (profile(attribution=False, fidelity_reps=0); skip profile/sweep "
+            "--no-attribution and no --fidelity)"
+        )
+
+
 def profile(
     fn: Callable[[], Any],
     *,
@@ -89,6 +118,7 @@ def profile(
     With `fidelity_reps` (SPEC.md asks for at least 20), the timing pass's own
     perturbation of `fn` is measured too (measure_fidelity) and reported in
     `Profile.fidelity`."""
+    _require_cuda_torch(attribution, fidelity_reps)
     for _ in range(warmup):
         fn()
     _synchronize()
