@@ -15,7 +15,8 @@ fi
 for d in /usr/local/cuda*; do
   [ -d "$d" ] && [ ! -L "$d" ] && mount -t tmpfs -o size=1m,mode=0755 tmpfs "$d"
 done
-if [ -e /usr/local/cuda/include/cuda.h ] || command -v nvcc >/dev/null; then
+# (wrappers in /usr/local/bin that exec the hidden toolkit may remain: they no longer run)
+if [ -e /usr/local/cuda/include/cuda.h ] || [ -e /usr/include/cupti.h ] || nvcc --version >/dev/null 2>&1; then
   echo "user.sh: the CUDA toolkit is still visible" >&2
   exit 1
 fi
