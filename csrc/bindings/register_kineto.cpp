@@ -47,6 +47,25 @@ void register_kineto(py::module_& m) {
       .def_readonly("top_level", &TraceReader::top_level)
       .def_readonly("events", &TraceReader::events)
       .def_readonly("ignored_events", &TraceReader::ignored_events);
+  // The reader's row dtypes, defined once, on its structs (kineto/trace_reader.h).
+  using skipnative::kineto::GpuEvent;
+  using skipnative::kineto::LaunchEvent;
+  using skipnative::kineto::OpEvent;
+  using skipnative::kineto::StepEvent;
+  PYBIND11_NUMPY_DTYPE(LaunchEvent, ts, dur, correlation, pid, tid, name_id, cbid);
+  PYBIND11_NUMPY_DTYPE(GpuEvent, ts, dur, correlation, device, stream, bytes, name_id, kind, grid,
+                       block);
+  PYBIND11_NUMPY_DTYPE(OpEvent, ts, dur, pid, tid, external_id, parent, top, name_id, depth);
+  PYBIND11_NUMPY_DTYPE_EX(StepEvent, ts, "ts", dur, "dur", pid, "pid", tid, "tid", name_id,
+                          "name_id", pad, "_pad");
+  m.def("kineto_record_dtypes", [] {
+    py::dict d;
+    d["launch"] = py::dtype::of<LaunchEvent>();
+    d["gpu"] = py::dtype::of<GpuEvent>();
+    d["op"] = py::dtype::of<OpEvent>();
+    d["step"] = py::dtype::of<StepEvent>();
+    return d;
+  });
   m.def("kineto_record_sizes", [] {
     py::dict d;
     d["launch"] = sizeof(skipnative::kineto::LaunchEvent);

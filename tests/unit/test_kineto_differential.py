@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from skipnative import _native
-from skipnative.io.kineto import _K_GPU, _K_LAUNCH, _K_OP, _K_STEP
+from skipnative.io.kineto import record_dtypes
 
 INT64 = (-(2**63), 2**63 - 1)
 CTX = decimal.Context(prec=2000, Emax=10**6, Emin=-(10**6))
@@ -192,9 +192,9 @@ def rows_of(r):
     strings = [b.decode("ascii") for b in r.strings()]
     out = {"gpu": [], "launch": [], "op": []}
     for table, raw, dtype in (
-        ("gpu", r.gpu(), _K_GPU),
-        ("launch", r.launches(), _K_LAUNCH),
-        ("op", r.ops(), _K_OP),
+        ("gpu", r.gpu(), record_dtypes()["gpu"]),
+        ("launch", r.launches(), record_dtypes()["launch"]),
+        ("op", r.ops(), record_dtypes()["op"]),
     ):
         for x in raw.view(dtype):
             row = {"ts": int(x["ts"]), "dur": int(x["dur"]), "name": strings[x["name_id"]]}
@@ -203,7 +203,7 @@ def rows_of(r):
             if table == "gpu":
                 row["device"], row["stream"] = int(x["device"]), int(x["stream"])
             out[table].append(row)
-    out["step"] = len(r.steps().view(_K_STEP))
+    out["step"] = len(r.steps().view(record_dtypes()["step"]))
     return out
 
 

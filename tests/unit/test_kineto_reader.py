@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import skipnative
 from skipnative import TraceError, _native
-from skipnative.io.kineto import _K_LAUNCH, _to_trace
+from skipnative.io.kineto import _to_trace, record_dtypes
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kineto"
 SMALL = gzip.decompress((DATA / "a100_alexnet_train.json.gz").read_bytes())
@@ -129,7 +129,7 @@ def test_string_args_no_metric_uses_are_accepted():
         ' "ts": 5, "dur": 1, "args": {"correlation": 3, "stream": "0x0", "bytes": "128"}}'
     )
     r = _read(_doc(call))
-    launches = r.launches().view(_K_LAUNCH)
+    launches = r.launches().view(record_dtypes()["launch"])
     assert len(launches) == 1 and launches[0]["correlation"] == 3
 
 

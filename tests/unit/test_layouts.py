@@ -68,12 +68,36 @@ def test_session_record_dtypes_fields_offsets_and_types():
         assert end <= dt.itemsize
 
 
-def test_kineto_reader_record_sizes():
+# What the Kineto conversion reads from each reader table: name -> (kind, bytes, shape).
+KINETO_FIELDS = {
+    "launch": {f: ("i", 8, ()) for f in ("ts", "dur", "correlation", "pid", "tid")}
+    | {"name_id": ("i", 4, ()), "cbid": ("i", 4, ())},
+    "gpu": {f: ("i", 8, ()) for f in ("ts", "dur", "correlation", "device", "stream", "bytes")}
+    | {
+        "name_id": ("i", 4, ()),
+        "kind": ("i", 4, ()),
+        "grid": ("i", 4, (3,)),
+        "block": ("i", 4, (3,)),
+    },
+    "op": {f: ("i", 8, ()) for f in ("ts", "dur", "pid", "tid", "external_id", "parent", "top")}
+    | {"name_id": ("i", 4, ()), "depth": ("i", 4, ())},
+    "step": {f: ("i", 8, ()) for f in ("ts", "dur", "pid", "tid")} | {"name_id": ("i", 4, ())},
+}
+
+
+def test_kineto_reader_dtypes_fields_and_sizes():
+    """The reader's dtypes come from its C++ structs (one definition); the fields the
+    conversion reads are there with their types, and the rows are the structs' size."""
+    dtypes = kineto.record_dtypes()
     sizes = _native.kineto_record_sizes()
-    assert sizes["launch"] == kineto._K_LAUNCH.itemsize
-    assert sizes["gpu"] == kineto._K_GPU.itemsize
-    assert sizes["op"] == kineto._K_OP.itemsize
-    assert sizes["step"] == kineto._K_STEP.itemsize
+    assert set(dtypes) == set(KINETO_FIELDS) == set(sizes)
+    for table, expected in KINETO_FIELDS.items():
+        dt = dtypes[table]
+        assert dt.itemsize == sizes[table], table
+        for name, (kind, size, shape) in expected.items():
+            ftype = dt.fields[name][0]
+            base = ftype.base if ftype.subdtype else ftype
+            assert (base.kind, base.itemsize, ftype.shape) == (kind, size, shape), (table, name)
 
 
 def test_api_kinds_cover_the_table():

@@ -36,54 +36,20 @@ except ImportError:  # pragma: no cover - depends on the environment
 CHUNK = 4 << 20  # the reader parses in place: larger chunks only cost memory
 _INFLATE_ERRORS = (zlib.error, _inflate.error)
 
-_K_LAUNCH = np.dtype(
-    [
-        ("ts", "<i8"),
-        ("dur", "<i8"),
-        ("correlation", "<i8"),
-        ("pid", "<i8"),
-        ("tid", "<i8"),
-        ("name_id", "<i4"),
-        ("cbid", "<i4"),
-    ]
-)
-_K_GPU = np.dtype(
-    [
-        ("ts", "<i8"),
-        ("dur", "<i8"),
-        ("correlation", "<i8"),
-        ("device", "<i8"),
-        ("stream", "<i8"),
-        ("bytes", "<i8"),
-        ("name_id", "<i4"),
-        ("kind", "<i4"),
-        ("grid", "<i4", (3,)),
-        ("block", "<i4", (3,)),
-    ]
-)
-_K_OP = np.dtype(
-    [
-        ("ts", "<i8"),
-        ("dur", "<i8"),
-        ("pid", "<i8"),
-        ("tid", "<i8"),
-        ("external_id", "<i8"),
-        ("parent", "<i8"),
-        ("top", "<i8"),
-        ("name_id", "<i4"),
-        ("depth", "<i4"),
-    ]
-)
-_K_STEP = np.dtype(
-    [
-        ("ts", "<i8"),
-        ("dur", "<i8"),
-        ("pid", "<i8"),
-        ("tid", "<i8"),
-        ("name_id", "<i4"),
-        ("_pad", "<i4"),
-    ]
-)
+
+def record_dtypes() -> dict[str, np.dtype]:
+    """The reader's row dtypes ("launch", "gpu", "op", "step"), defined once, on its
+    C++ structs (csrc/kineto/trace_reader.h)."""
+    global _DTYPES
+    if _DTYPES is None:
+        from skipnative import _native
+
+        _DTYPES = dict(_native.kineto_record_dtypes())
+    return _DTYPES
+
+
+_DTYPES: dict[str, np.dtype] | None = None
+
 
 # Launch-API names (as Kineto writes them) -> API_KINDS. Subscribed APIs come
 # from the native table; a few older or synchronous names are added.
@@ -223,10 +189,10 @@ def _check_base(path: str, base: int, reader) -> None:
         return
     lo, hi = 0, 0
     for table, dtype in (
-        (reader.launches(), _K_LAUNCH),
-        (reader.gpu(), _K_GPU),
-        (reader.ops(), _K_OP),
-        (reader.steps(), _K_STEP),
+        (reader.launches(), record_dtypes()["launch"]),
+        (reader.gpu(), record_dtypes()["gpu"]),
+        (reader.ops(), record_dtypes()["op"]),
+        (reader.steps(), record_dtypes()["step"]),
     ):
         rows = table.view(dtype)
         if len(rows):
@@ -243,7 +209,7 @@ def _to_trace(path: str, reader) -> Trace:
     base = int(base) if isinstance(base, int) and not isinstance(base, bool) else 0
     _check_base(path, base, reader)
 
-    kl = reader.launches().view(_K_LAUNCH)
+    kl = reader.launches().view(record_dtypes()["launch"])
     launches = np.zeros(len(kl), dtype=LAUNCH_DTYPE)
     launches["t_begin"] = kl["ts"] + base
     launches["t_end"] = kl["ts"] + kl["dur"] + base
@@ -255,7 +221,7 @@ def _to_trace(path: str, reader) -> Trace:
         kind_of = np.array([kinds.get(s, other) for s in strings.strings], dtype=np.uint8)
         launches["kind"] = kind_of[kl["name_id"]]
 
-    kg = reader.gpu().view(_K_GPU)
+    kg = reader.gpu().view(record_dtypes()["gpu"])
     gpu = np.zeros(len(kg), dtype=GPU_DTYPE)
     gpu["t_start"] = kg["ts"] + base
     gpu["t_end"] = kg["ts"] + kg["dur"] + base
@@ -265,14 +231,14 @@ def _to_trace(path: str, reader) -> Trace:
     order = np.argsort(gpu["t_start"], kind="stable")
     gpu = gpu[order]
 
-    ko = reader.ops().view(_K_OP)
+    ko = reader.ops().view(record_dtypes()["op"])
     ops = np.zeros(len(ko), dtype=OP_DTYPE)
     ops["t_begin"] = ko["ts"] + base
     ops["t_end"] = ko["ts"] + ko["dur"] + base
     for f in ("pid", "tid", "name_id", "depth", "parent", "top"):
         ops[f] = ko[f]
 
-    ks = reader.steps().view(_K_STEP)
+    ks = reader.steps().view(record_dtypes()["step"])
     ks = ks[np.argsort(ks["ts"], kind="stable")]
     regions = np.zeros(len(ks), dtype=REGION_DTYPE)
     regions["t_begin"] = ks["ts"] + base

@@ -191,4 +191,11 @@ def process_trace(dumps: list[Dump], *, regions: bool) -> Trace:
     ]
     devices = {dev["id"]: dev for t in parts for dev in t.meta.get("devices", [])}
     meta["devices"] = [devices[k] for k in sorted(devices)]
-    return Trace(strings=strings.strings, meta=meta, **merged)
+    return Trace(
+        launches=merged["launches"],
+        gpu=merged["gpu"],
+        ops=merged["ops"],
+        regions=merged["regions"],
+        strings=strings.strings,
+        meta=meta,
+    )

@@ -37,7 +37,7 @@ RUN_FORMAT = "skipnative-run"
 RUN_VERSION = 1
 CONTROL = ".skiprun"
 RUN_JSON = "run.json"
-_IDENTITY = ("pid", "ppid", "argv", "exe", "rank", "local_rank", "world_size")
+_IDENTITY: tuple[str, ...] = ("pid", "ppid", "argv", "exe", "rank", "local_rank", "world_size")
 _IDENTITY += ("cuda_visible_devices", "t_init_unix_ns")
 _LOST = "the process ended without writing its capture (killed, e.g. by SIGKILL)"
 
@@ -172,9 +172,10 @@ def _convert(run_dir: str, p: dict[str, Any], regions: bool, taken: set[str]) ->
         entry["error"] = st["error"]
     if dumps:
         trace = process_trace([read_dump(os.path.join(control, n)) for n in dumps], regions=regions)
-        entry["file"] = _skip_name(p, taken)
+        name = _skip_name(p, taken)
+        entry["file"] = name
         trace.meta["run"] = {"pid": pid, "rank": p.get("rank"), "argv": p.get("argv")}
-        trace.save(os.path.join(run_dir, entry["file"]), overwrite=True)
+        trace.save(os.path.join(run_dir, name), overwrite=True)
         entry.update(
             launches=len(trace.launches),
             kernels=int((trace.gpu["kind"] == 0).sum()),

@@ -82,6 +82,7 @@ def _require_cuda_torch(attribution: bool, fidelity_reps: int) -> None:
     ]
     if not needs:
         return
+    why: str | None
     try:
         import torch
     except ImportError:
