@@ -9,7 +9,7 @@ returns a ``Profile``.
 """
 
 from skipnative.capturing.loader import available
-from skipnative.capturing.session import Capture, CaptureError, capture
+from skipnative.capturing.session import Capture, CaptureError, capture, launch_hooks_library
 from skipnative.errors import TraceError
 from skipnative.io import load
 from skipnative.profiling import Profile, profile
@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Capture",
     "CaptureError",
+    "launch_hooks_library",
     "Profile",
     "Trace",
     "TraceError",
