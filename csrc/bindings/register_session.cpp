@@ -46,8 +46,8 @@ void from_py(py::handle v, std::optional<bool>& out, const char*) {
 void from_py(py::handle v, LaunchRecords& out, const char* name) {
   auto src = v.cast<std::string>();
   if (src != "callbacks" && src != "activity" && src != "hook")
-    throw py::value_error(std::string(name) + ": expected 'callbacks', 'activity' or 'hook', not '" +
-                          src + "'");
+    throw py::value_error(std::string(name) +
+                          ": expected 'callbacks', 'activity' or 'hook', not '" + src + "'");
   out = src == "activity" ? LaunchRecords::kActivity
         : src == "hook"   ? LaunchRecords::kHook
                           : LaunchRecords::kCallbacks;

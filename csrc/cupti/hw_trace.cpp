@@ -7,10 +7,10 @@
 // WSL (CUPTI refuses those with their own error codes, reported here by name).
 // CUPTI before 13.4 Update 1 leaks and can crash with HES: refused.
 #include <dlfcn.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
 #include <string>
-#include <sys/stat.h>
 
 #include "cupti/session.h"
 
@@ -98,13 +98,15 @@ void Session::check_hw_trace() {
   if (api_->ActivityFlushPeriod == nullptr)
     throw SessionError(no + "this CUPTI has no cuptiActivityFlushPeriod (needed to drain HES)");
   if (mps_client())
-    throw SessionError(no + "not supported under MPS (CUDA_MPS_PIPE_DIRECTORY or a running "
-                            "MPS daemon found)");
+    throw SessionError(no +
+                       "not supported under MPS (CUDA_MPS_PIPE_DIRECTORY or a running "
+                       "MPS daemon found)");
   if (mig_visible())
     throw SessionError(no + "not supported on a MIG instance (CUDA_VISIBLE_DEVICES names one)");
   if (context_exists())
-    throw SessionError(no + "a CUDA context exists already; the hardware trace must be enabled "
-                            "before the first CUDA use (start the capture first, or use skip run)");
+    throw SessionError(no +
+                       "a CUDA context exists already; the hardware trace must be enabled "
+                       "before the first CUDA use (start the capture first, or use skip run)");
 }
 
 void Session::enable_hw_trace() {
@@ -112,9 +114,9 @@ void Session::enable_hw_trace() {
   CUptiResult r = api_->ActivityEnableHWTrace(1);
   if (r != CUPTI_SUCCESS) {
     const char* why = refusal_reason(r);
-    throw SessionError(std::string("hw_trace=True refused: ") +
-                       (why ? why : ("cuptiActivityEnableHWTrace failed: " + api_->error_string(r))
-                                        .c_str()));
+    throw SessionError(
+        std::string("hw_trace=True refused: ") +
+        (why ? why : ("cuptiActivityEnableHWTrace failed: " + api_->error_string(r)).c_str()));
   }
   hw_trace_on_ = true;
   check(api_->ActivityFlushPeriod(kHwTraceFlushPeriodMs), "cuptiActivityFlushPeriod");

@@ -8,14 +8,14 @@
 // Two wrappers per name (one for dlsym's result, one for cuGetProcAddress's,
 // which may differ) and per-thread-default-stream variant; a name resolved
 // again to a different implementation is handed out unwrapped and counted.
+#include "cupti/launch_hooks.h"
+
 #include <cuda.h>
 #include <cupti.h>
 #include <dlfcn.h>
 
 #include <atomic>
 #include <cstring>
-
-#include "cupti/launch_hooks.h"
 
 #define HOOKS_API extern "C" __attribute__((visibility("default")))
 
@@ -76,16 +76,18 @@ struct Entry {
   void* (*wrap_proc)(void*, uint16_t);
 };
 
-#define SKIPNATIVE_HOOK_ENTRY(n, name, base, ptsz, type, cbid)                          \
-  Entry{name, base, ptsz, uint16_t(cbid), &Hook<2 * (n), decltype(type)>::wrap,         \
-        &Hook<2 * (n) + 1, decltype(type)>::wrap}
-#define SKIPNATIVE_HOOK_PAIR(n, fn, type)                                                   \
-  SKIPNATIVE_HOOK_ENTRY(2 * (n), #fn, #fn, false, type, CUPTI_DRIVER_TRACE_CBID_##fn),      \
-      SKIPNATIVE_HOOK_ENTRY(2 * (n) + 1, #fn "_ptsz", #fn, true, type,                      \
+#define SKIPNATIVE_HOOK_ENTRY(n, name, base, ptsz, type, cbid)              \
+  Entry {                                                                   \
+    name, base, ptsz, uint16_t(cbid), &Hook<2 * (n), decltype(type)>::wrap, \
+        &Hook<2 * (n) + 1, decltype(type)>::wrap                            \
+  }
+#define SKIPNATIVE_HOOK_PAIR(n, fn, type)                                              \
+  SKIPNATIVE_HOOK_ENTRY(2 * (n), #fn, #fn, false, type, CUPTI_DRIVER_TRACE_CBID_##fn), \
+      SKIPNATIVE_HOOK_ENTRY(2 * (n) + 1, #fn "_ptsz", #fn, true, type,                 \
                             CUPTI_DRIVER_TRACE_CBID_##fn##_ptsz)
-#define SKIPNATIVE_HOOK_V2_PAIR(n, fn, type)                                                  \
+#define SKIPNATIVE_HOOK_V2_PAIR(n, fn, type)                                                      \
   SKIPNATIVE_HOOK_ENTRY(2 * (n), #fn "_v2", #fn, false, type, CUPTI_DRIVER_TRACE_CBID_##fn##_v2), \
-      SKIPNATIVE_HOOK_ENTRY(2 * (n) + 1, #fn "_v2_ptsz", #fn, true, type,                      \
+      SKIPNATIVE_HOOK_ENTRY(2 * (n) + 1, #fn "_v2_ptsz", #fn, true, type,                         \
                             CUPTI_DRIVER_TRACE_CBID_##fn##_v2_ptsz)
 #define SKIPNATIVE_HOOK_ONE(n, fn, type) \
   SKIPNATIVE_HOOK_ENTRY(2 * (n), #fn, #fn, false, type, CUPTI_DRIVER_TRACE_CBID_##fn)

@@ -125,11 +125,11 @@ std::string to_json(const std::vector<std::string>& v) {
 
 bool set_option_text(SessionOptions& o, const std::string& key, const std::string& value,
                      std::string* why) {
-#define SKIPNATIVE_OPTION_FROM_TEXT(type, name, default_value)                    \
-  if (key == #name) {                                                             \
-    if (from_text(value, o.name)) return true;                                    \
-    *why = "option " + key + ": '" + value + "' is not a valid value";            \
-    return false;                                                                 \
+#define SKIPNATIVE_OPTION_FROM_TEXT(type, name, default_value)         \
+  if (key == #name) {                                                  \
+    if (from_text(value, o.name)) return true;                         \
+    *why = "option " + key + ": '" + value + "' is not a valid value"; \
+    return false;                                                      \
   }
   SKIPNATIVE_CAPTURE_OPTIONS(SKIPNATIVE_OPTION_FROM_TEXT)
 #undef SKIPNATIVE_OPTION_FROM_TEXT

@@ -332,8 +332,8 @@ void Session::collect_launches() {
         if (corr == 0) ++stats_.launches_unjoined;
       }
       launches_.push_back(LaunchRow{ticks_to_ns(clock_, r[i].t_begin),
-                                    ticks_to_ns(clock_, r[i].t_end), corr, tid,
-                                    r[i].cbid, r[i].domain, r[i].kind, 0});
+                                    ticks_to_ns(clock_, r[i].t_end), corr, tid, r[i].cbid,
+                                    r[i].domain, r[i].kind, 0});
     }
   });
   external_.clear();
@@ -384,8 +384,8 @@ namespace skipnative {
 // (preloaded) and CUPTI can push external correlation ids; otherwise the
 // capture records launches through the callbacks and says why.
 bool Session::attach_hooks() {
-  auto attach = reinterpret_cast<SkipnativeHooksAttachFn>(
-      dlsym(RTLD_DEFAULT, "skipnative_hooks_attach"));
+  auto attach =
+      reinterpret_cast<SkipnativeHooksAttachFn>(dlsym(RTLD_DEFAULT, "skipnative_hooks_attach"));
   auto in_time =
       reinterpret_cast<SkipnativeHooksInTimeFn>(dlsym(RTLD_DEFAULT, "skipnative_hooks_in_time"));
   std::string& why = stats_.launch_hook_fallback;

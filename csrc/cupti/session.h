@@ -31,7 +31,9 @@ namespace skipnative {
 // resolve them; no CUPTI callback; joined to kernels by external correlation).
 enum class LaunchRecords : uint8_t { kCallbacks, kActivity, kHook };
 inline const char* launch_records_name(LaunchRecords v) {
-  return v == LaunchRecords::kActivity ? "activity" : v == LaunchRecords::kHook ? "hook" : "callbacks";
+  return v == LaunchRecords::kActivity ? "activity"
+         : v == LaunchRecords::kHook   ? "hook"
+                                       : "callbacks";
 }
 
 // Which launch-API domains are subscribed: bit 0 runtime API, bit 1 driver API.
@@ -45,28 +47,28 @@ struct ApiDomains {
 // capture's metadata reports and the defaults Python's Capture signature is
 // checked against (tests/unit/test_capture_options.py) all come from this list.
 // Python's Capture documents each one.
-#define SKIPNATIVE_CAPTURE_OPTIONS(X)                                                         \
-  X(std::string, clock, "auto")                                                               \
-  X(bool, latency_timestamps, false)                                                          \
-  X(bool, memcpy, true)                                                                       \
-  X(bool, memset, true)                                                                       \
-  X(bool, kernel_activity, true)  /* CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL */                 \
-  X(bool, serial_kernels, false)  /* CUPTI_ACTIVITY_KIND_KERNEL instead (serialises) */       \
-  X(bool, launch_callbacks, true) /* enter/exit callbacks on the launch APIs */               \
-  X(LaunchRecords, launch_records, LaunchRecords::kCallbacks)                                 \
-  X(ApiDomains, api_domains, ApiDomains{})                                                    \
-  X(std::optional<bool>, finalize, std::nullopt) /* cuptiFinalize at stop; none: auto */      \
-  X(size_t, device_buffer_bytes, 0) /* CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE; 0: CUPTI's */  \
-  X(bool, hw_trace, false)          /* kernel timestamps from the Hardware Event System */    \
-  X(bool, device_buffer_host_pinned, false) /* CUPTI's device buffer in pinned host memory */ \
-  X(size_t, device_buffer_pre_allocate, 0) /* ..._PRE_ALLOCATE_VALUE; 0: CUPTI's */          \
-  X(size_t, device_buffer_pool_limit, 0)   /* ..._DEVICE_BUFFER_POOL_LIMIT; 0: CUPTI's */     \
-  X(size_t, activity_buffer_bytes, 4u << 20)                                                  \
-  X(size_t, max_activity_buffers, 64) /* cap on buffers held at once */                       \
-  X(size_t, activity_buffers_pooled, 0) /* zeroed at start, off the launching threads */      \
-  X(int, completion_cpu, -1) /* pin the buffer-completion thread to this CPU; -1: no */       \
-  X(size_t, launch_chunk_records, 16384)                                                      \
-  X(size_t, max_launch_bytes, 512u << 20)                                                     \
+#define SKIPNATIVE_CAPTURE_OPTIONS(X)                                                              \
+  X(std::string, clock, "auto")                                                                    \
+  X(bool, latency_timestamps, false)                                                               \
+  X(bool, memcpy, true)                                                                            \
+  X(bool, memset, true)                                                                            \
+  X(bool, kernel_activity, true)  /* CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL */                      \
+  X(bool, serial_kernels, false)  /* CUPTI_ACTIVITY_KIND_KERNEL instead (serialises) */            \
+  X(bool, launch_callbacks, true) /* enter/exit callbacks on the launch APIs */                    \
+  X(LaunchRecords, launch_records, LaunchRecords::kCallbacks)                                      \
+  X(ApiDomains, api_domains, ApiDomains{})                                                         \
+  X(std::optional<bool>, finalize, std::nullopt) /* cuptiFinalize at stop; none: auto */           \
+  X(size_t, device_buffer_bytes, 0) /* CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE; 0: CUPTI's */       \
+  X(bool, hw_trace, false)          /* kernel timestamps from the Hardware Event System */         \
+  X(bool, device_buffer_host_pinned, false) /* CUPTI's device buffer in pinned host memory */      \
+  X(size_t, device_buffer_pre_allocate, 0)  /* ..._PRE_ALLOCATE_VALUE; 0: CUPTI's */               \
+  X(size_t, device_buffer_pool_limit, 0)    /* ..._DEVICE_BUFFER_POOL_LIMIT; 0: CUPTI's */         \
+  X(size_t, activity_buffer_bytes, 4u << 20)                                                       \
+  X(size_t, max_activity_buffers, 64)   /* cap on buffers held at once */                          \
+  X(size_t, activity_buffers_pooled, 0) /* zeroed at start, off the launching threads */           \
+  X(int, completion_cpu, -1)            /* pin the buffer-completion thread to this CPU; -1: no */ \
+  X(size_t, launch_chunk_records, 16384)                                                           \
+  X(size_t, max_launch_bytes, 512u << 20)                                                          \
   X(size_t, max_gpu_records, 64u << 20)
 
 struct SessionOptions {
@@ -95,7 +97,7 @@ struct SessionStats {
   uint64_t buffers_completed = 0;
   uint64_t max_buffers_in_use = 0;
   bool buffers_prezeroed = false;  // CUPTI accepted ZEROED_OUT_ACTIVITY_BUFFER
-  uint64_t launches_unjoined = 0;   // hook launches without an external correlation record
+  uint64_t launches_unjoined = 0;  // hook launches without an external correlation record
   // launch_records = "hook" asked for but not possible: why (the capture used
   // the callbacks instead). Empty otherwise.
   std::string launch_hook_fallback;

@@ -20,13 +20,13 @@ __version__ = "0.1.0"
 __all__ = [
     "Capture",
     "CaptureError",
-    "launch_hooks_library",
     "Profile",
     "Trace",
     "TraceError",
     "__version__",
     "available",
     "capture",
+    "launch_hooks_library",
     "load",
     "profile",
 ]

@@ -30,6 +30,7 @@ def test_floor_is_measured_in_the_same_blocks_under_kernel_activity_only(gpu):
 
 
 def test_floor_can_be_left_out(gpu):
-    res = measure_fidelity(lambda: gpu.launch("k", 1000), 2, {}, timer=lambda f: (f(), 1.0)[1],
-                           floor=False)
+    res = measure_fidelity(
+        lambda: gpu.launch("k", 1000), 2, {}, timer=lambda f: (f(), 1.0)[1], floor=False
+    )
     assert "floor_perturbation" not in res

@@ -44,7 +44,7 @@ def test_never_with_latency_timestamps(gpu):
 def test_refused_on_cupti_before_13_4_update_1(gpu):
     gpu.reset(130001)
     lib = hw(gpu, 0)
-    with pytest.raises(skipnative.CaptureError, match="13.4 Update 1"):
+    with pytest.raises(skipnative.CaptureError, match=r"13\.4 Update 1"):
         skipnative.capture(hw_trace=True).start()
     assert lib.skipnative_double_hw_trace() == 0
 

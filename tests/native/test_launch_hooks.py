@@ -106,7 +106,7 @@ def test_hook_rows_match_the_callbacks_and_join_every_kernel():
         hook = capture(launch_records="hook")
         cb = capture(launch_records="callbacks")
         print(json.dumps({"hook": hook, "cb": cb}))
-        """
+        """,
     )
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout.splitlines()[-1])
@@ -116,6 +116,7 @@ def test_hook_rows_match_the_callbacks_and_join_every_kernel():
     assert hook["meta"]["launches_unjoined"] == 0
     # no callback enabled; every row from the hooks
     assert cb["meta"]["launch_source"] == "callbacks"
+
     # the same calls, the same spans (each pair of captures runs the same work
     # on the virtual clock, so compare durations and order, not absolute times)
     def spans(x):

@@ -110,8 +110,7 @@ def per_iteration(data: dict[str, Any]) -> Section:
             f"{min(f['reps'] for f in fids)} or more runs unprofiled and as many under "
             "a capture, medians)."
             + (
-                " Floor: the same under kernel activity alone, what any CUPTI kernel "
-                "timer pays."
+                " Floor: the same under kernel activity alone, what any CUPTI kernel timer pays."
                 if floor
                 else ""
             )

@@ -310,15 +310,15 @@ CUDA_DOUBLE_API CUresult cuGetProcAddress_v2(const char* symbol, void** pfn, int
                                              CUdriverProcAddressQueryResult* status) {
   CUresult r = find_proc(symbol, pfn);
   if (status)
-    *status = r == CUDA_SUCCESS ? CU_GET_PROC_ADDRESS_SUCCESS
-                                : CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+    *status =
+        r == CUDA_SUCCESS ? CU_GET_PROC_ADDRESS_SUCCESS : CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
   return r;
 }
 
 #undef cuGetProcAddress  // cuda.h maps it to _v2; the driver exports both
-extern "C" __attribute__((visibility("default"))) CUresult cuGetProcAddress(const char* symbol,
-                                                                            void** pfn, int,
-                                                                            cuuint64_t) {
+extern "C"
+    __attribute__((visibility("default"))) CUresult cuGetProcAddress(const char* symbol, void** pfn,
+                                                                     int, cuuint64_t) {
   return find_proc(symbol, pfn);
 }
 

@@ -29,8 +29,8 @@ using LaunchFn = CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned
 LaunchFn driver_launch() {
   static LaunchFn fn = [] {
     void* h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
-    using ProcFn = CUresult (*)(const char*, void**, int, cuuint64_t,
-                                CUdriverProcAddressQueryResult*);
+    using ProcFn =
+        CUresult (*)(const char*, void**, int, cuuint64_t, CUdriverProcAddressQueryResult*);
     auto proc = h ? reinterpret_cast<ProcFn>(dlsym(h, "cuGetProcAddress_v2")) : nullptr;
     void* p = nullptr;
     if (proc) proc("cuLaunchKernel", &p, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, nullptr);
