@@ -530,7 +530,8 @@ def test_launch_records_matches_callbacks_on_the_same_work(gpu):
 
 
 def test_launch_records_rejects_an_unknown_source():
-    with pytest.raises(ValueError, match="launch_records: expected 'callbacks', 'activity' or 'hook'"):
+    expected = "launch_records: expected 'callbacks', 'activity' or 'hook'"
+    with pytest.raises(ValueError, match=expected):
         skipnative.capture(launch_records="tracepoints")
 
 

@@ -1,4 +1,5 @@
-// libskipnative_hooks.so: the driver's launch entry points, wrapped where
+// libskipnative_hooks.so (its own folder: never linked into the session code):
+// the driver's launch entry points, wrapped where
 // libraries resolve them. Preloaded (LD_PRELOAD) it interposes dlsym, so a
 // dlsym on libcuda (Triton, the launch benchmarks) for a wrapped name returns
 // the wrapper, and cuGetProcAddress (cudart and the libraries built on it), whose
@@ -190,7 +191,7 @@ HOOKS_API void* dlsym(void* handle, const char* name) {
   DlsymFn real = real_dlsym();
   if (real == nullptr) return nullptr;
   void* p = real(handle, name);
-  if (p == nullptr || name == nullptr || name[0] != 'c' || name[1] != 'u') return p;
+  if (p == nullptr || name[0] != 'c' || name[1] != 'u') return p;
   if (std::strcmp(name, "cuGetProcAddress_v2") == 0 && in_libcuda(p))
     return wrap_proc_fn(g_proc_v2, p, reinterpret_cast<void*>(&proc_v2));
   if (std::strcmp(name, "cuGetProcAddress") == 0 && in_libcuda(p))
