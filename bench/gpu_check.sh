@@ -7,9 +7,12 @@
 # Usage on a GPU machine, from the repository root:
 #   bash bench/gpu_check.sh
 #   STAGES="tests launch overhead" bash bench/gpu_check.sh   # a subset (the build always runs)
-# Stages: tests launch overhead sweep graphs afterstop record run.
+# Stages: fidelity tests launch overhead sweep graphs afterstop record run.
+# Within a 15-minute device budget (machine start included), in two calls:
+#   STAGES="fidelity record" bash bench/gpu_check.sh   # ~8 min: build, fidelity.json
+#   STAGES="tests" bash bench/gpu_check.sh             # ~4 min, if time is left
 set -uo pipefail
-STAGES=${STAGES:-"tests launch overhead sweep graphs afterstop record run"}
+STAGES=${STAGES:-"fidelity tests launch overhead sweep graphs afterstop record run"}
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$REPO/gpu-out}
@@ -33,6 +36,20 @@ echo "built in $(( $(date +%s) - t0 )) s" | tee -a "$LOG"
 rm -f "$OUT/build.log"  # at most 8 files come back from a lent machine
 # run from outside the source tree so the installed package (with _native) is imported
 cd /tmp || exit 1
+
+if want fidelity; then
+  # unprofiled, the kernel-activity-only floor, the timing pass, the timing pass
+  # with the launch hooks, CUPTI's buffer knobs and torch.profiler, interleaved in
+  # one process (the hooks preloaded for all, so every configuration pays their
+  # pass-through alike); batch-1 decode and the launch loop. About 6 minutes.
+  say "fidelity"
+  HOOKS=$(python3 -c "import skipnative; print(skipnative.launch_hooks_library())")
+  FIDELITY_CONFIGS=unprofiled,kernel_activity_only,timing_pass,timing_pass_hook,knob_no_latency_timestamps,knob_device_buffer_pre_allocate_16,knob_device_buffer_pool_limit_64,knob_buffers_pooled_16,knob_buffers_8MiB,knob_completion_cpu_last,torch_profiler
+  PYTHONUNBUFFERED=1 LD_PRELOAD="$HOOKS" timeout "${FIDELITY_TIMEOUT:-360}" python3 "$REPO/bench/gpu_overhead.py" \
+    --blocks "${FIDELITY_BLOCKS:-3}" --reps 20 --no-prefill --only "$FIDELITY_CONFIGS" \
+    --json "$OUT/overhead_fidelity.json" 2>&1 | tail -20 | tee -a "$LOG"
+  python3 "$REPO/bench/fidelity_file.py" "$OUT/overhead_fidelity.json" --results "$OUT" 2>&1 | tee -a "$LOG"
+fi
 
 if want tests; then
   say "tests/gpu"

@@ -9,7 +9,15 @@
 
 torch.profiler runs last: it keeps CUPTI once used (DESIGN.md).
 
-    python bench/gpu_overhead.py [--reps 20] [--blocks 5] [--json OUT.json]
+Configurations: the timing pass as `skip profile` runs it (timing_pass), the
+kernel-activity-only floor (kernel_activity_only), the timing pass with launch
+records from the launch hooks (timing_pass_hook: the process must be started with
+LD_PRELOAD=$(python -c "import skipnative; print(skipnative.launch_hooks_library())");
+without it the configuration is reported refused, not measured), CUPTI's buffer
+knobs one at a time (knob_*), and the parts of the timing pass alone.
+--only picks configurations by label (unprofiled and torch_profiler always run).
+
+    python bench/gpu_overhead.py [--reps 20] [--blocks 5] [--json OUT.json] [--only a,b]
 """
 
 from __future__ import annotations
@@ -56,7 +64,9 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=5)
     ap.add_argument("--launches", type=int, default=20000)
     ap.add_argument("--json", metavar="OUT")
-    ap.add_argument("--no-model", action="store_true", help="skip the decoder workload")
+    ap.add_argument("--no-model", action="store_true", help="skip the decoder workloads")
+    ap.add_argument("--only", help="comma-separated configuration labels to measure")
+    ap.add_argument("--no-prefill", action="store_true", help="only the batch-1 decode step")
     args = ap.parse_args()
     require_cuda("gpu_overhead.py")
 
@@ -77,7 +87,9 @@ def main() -> None:
         from skipnative.profiling import workloads as wl
 
         model = wl.build_decoder()
-        workloads["llama1b_prefill_b1_s512"] = wl.prefill(model, 1, 512)
+        if not args.no_prefill:
+            workloads["llama1b_prefill_b1_s512"] = wl.prefill(model, 1, 512)
+        workloads["llama1b_decode_b1_ctx512"] = wl.decode(model, 1, 512)
 
     for fn in workloads.values():  # warm-up
         for _ in range(5):
@@ -111,7 +123,26 @@ def main() -> None:
     # Interleaved blocks, so drift of the machine hits every configuration alike;
     # each skipnative block starts and stops a session, so the unprofiled blocks
     # after the first also measure the process after a stop.
+    import os
+
+    from skipnative.profiling.passes import FLOOR_OPTIONS
+
+    timing_pass = {"latency_timestamps": True}  # what skip profile's timing pass sets
     configs = {
+        "timing_pass": timing_pass,
+        "kernel_activity_only": FLOOR_OPTIONS,
+        "timing_pass_hook": {**timing_pass, "launch_records": "hook"},
+        # CUPTI's documented knobs, each on top of the timing pass
+        "knob_no_latency_timestamps": {},
+        "knob_device_buffer_pre_allocate_16": {**timing_pass, "device_buffer_pre_allocate": 16},
+        "knob_device_buffer_pool_limit_64": {**timing_pass, "device_buffer_pool_limit": 64},
+        "knob_buffers_pooled_16": {**timing_pass, "activity_buffers_pooled": 16},
+        "knob_buffers_8MiB": {
+            **timing_pass,
+            "activity_buffer_bytes": 8 << 20,
+            "device_buffer_bytes": 8 << 20,
+        },
+        "knob_completion_cpu_last": {**timing_pass, "completion_cpu": (os.cpu_count() or 1) - 1},
         "skipnative": {},
         "skipnative_callbacks_only": {"kernel_activity": False, "memcpy": False, "memset": False},
         "skipnative_activity_only": {"launch_callbacks": False},
@@ -124,6 +155,12 @@ def main() -> None:
         # launch times from CUPTI's API activity records instead of callbacks
         "skipnative_launch_activity": {"launch_records": "activity"},
     }
+    if args.only:
+        keep = set(args.only.split(","))
+        unknown = keep - set(configs) - {"unprofiled", "torch_profiler"}
+        if unknown:
+            raise SystemExit(f"gpu_overhead.py: --only: unknown {', '.join(sorted(unknown))}")
+        configs = {k: v for k, v in configs.items() if k in keep}
     measure("unprofiled_before_any_session")
     refused: dict[str, str] = {}  # configurations this CUPTI or card does not take
     for block in range(args.blocks):
@@ -137,7 +174,13 @@ def main() -> None:
                 refused[label] = str(e)
                 print(f"{label}: refused here ({e})")
                 continue
-            if block == 0 and label == "skipnative":
+            fallback = cap.metadata.get("launch_hook_fallback")
+            if opts.get("launch_records") == "hook" and fallback:
+                refused[label] = fallback  # measured the callbacks: not this configuration
+                samples.pop(label, None)
+                print(f"{label}: not measured ({fallback})")
+                continue
+            if block == 0 and label in ("skipnative", "timing_pass"):
                 res["skipnative_launch_records"] = len(cap.trace.launches)
                 res["skipnative_metadata"] = {
                     k: v
@@ -153,17 +196,20 @@ def main() -> None:
                     )
                 }
     measure("unprofiled")
-    measure("skipnative_no_finalize", skipnative.capture(finalize=False))
-    measure("unprofiled_after_no_finalize")
+    if not args.only:
+        measure("skipnative_no_finalize", skipnative.capture(finalize=False))
+        measure("unprofiled_after_no_finalize")
     # torch.profiler keeps CUPTI once used, so it comes last: first with kernel
     # tracing alone (Kineto's share of what CUPTI costs), then as people use it
-    measure("torch_profiler_cuda_only", profile(activities=[ProfilerActivity.CUDA]))
+    if not args.only:
+        measure("torch_profiler_cuda_only", profile(activities=[ProfilerActivity.CUDA]))
     measure("torch_profiler", profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]))
     for label, rows in samples.items():
         res["launch_loop"][label] = statistics.median(r[0] for r in rows)
         for w in workloads:
             res["workloads"][w][label] = statistics.median(r[1][w] for r in rows)
     res["blocks"] = {label: len(rows) for label, rows in samples.items()}
+    res["cupti_version"] = res.get("skipnative_metadata", {}).get("cupti_version")
     res["refused"] = refused
 
     base_loop = res["launch_loop"]["unprofiled"]

@@ -45,10 +45,12 @@ void from_py(py::handle v, std::optional<bool>& out, const char*) {
 }
 void from_py(py::handle v, LaunchRecords& out, const char* name) {
   auto src = v.cast<std::string>();
-  if (src != "callbacks" && src != "activity")
-    throw py::value_error(std::string(name) + ": expected 'callbacks' or 'activity', not '" + src +
-                          "'");
-  out = src == "activity" ? LaunchRecords::kActivity : LaunchRecords::kCallbacks;
+  if (src != "callbacks" && src != "activity" && src != "hook")
+    throw py::value_error(std::string(name) +
+                          ": expected 'callbacks', 'activity' or 'hook', not '" + src + "'");
+  out = src == "activity" ? LaunchRecords::kActivity
+        : src == "hook"   ? LaunchRecords::kHook
+                          : LaunchRecords::kCallbacks;
 }
 void from_py(py::handle v, ApiDomains& out, const char* name) {
   out.bits = 0;
@@ -67,9 +69,7 @@ py::object to_py(const T& v) {
   return py::cast(v);
 }
 py::object to_py(const std::optional<bool>& v) { return v ? py::cast(*v) : py::none(); }
-py::object to_py(LaunchRecords v) {
-  return py::str(v == LaunchRecords::kActivity ? "activity" : "callbacks");
-}
+py::object to_py(LaunchRecords v) { return py::str(launch_records_name(v)); }
 py::object to_py(ApiDomains v) {
   py::list out;
   if (v.has(0)) out.append("runtime");

@@ -55,6 +55,13 @@ struct BufferCallbackScope {
 // session of a CUPTI that tolerates refusal started (Session::acquire_buffer).
 extern std::atomic<bool> refusal_safe;
 
+// CUPTI's external correlation push and pop, for the launch hooks' sink (set
+// when a session attaches the hooks; null: not pushed).
+using PushExternalFn = CUptiResult (*)(CUpti_ExternalCorrelationKind, uint64_t);
+using PopExternalFn = CUptiResult (*)(CUpti_ExternalCorrelationKind, uint64_t*);
+extern std::atomic<PushExternalFn> push_external;
+extern std::atomic<PopExternalFn> pop_external;
+
 // Activity buffers are handed out in whole 8-byte words.
 inline size_t rounded(size_t bytes) { return (bytes + 7) & ~size_t(7); }
 

@@ -1,6 +1,8 @@
 // What CUPTI calls: the launch callback (the hot path), the activity-buffer
 // callbacks and the timestamp callback, and the process-wide state they read
 // (cupti/callback_state.h). The session's lifecycle is in session.cpp.
+#include <pthread.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -21,6 +23,8 @@ std::atomic<LaunchBuffers*> buffers{nullptr};
 std::atomic<uint64_t> generation{1};
 std::atomic<const ApiKindTable*> kinds{nullptr};
 std::atomic<int> buffer_callbacks_running{0};
+std::atomic<PushExternalFn> push_external{nullptr};
+std::atomic<PopExternalFn> pop_external{nullptr};
 
 namespace {
 const ClockParams kNoClock{};  // read before any clock is published (monotonic_raw)
@@ -73,6 +77,8 @@ struct Slot {
 __attribute__((tls_model("initial-exec"))) thread_local Slot t_slot;
 __attribute__((tls_model("initial-exec"))) thread_local uint32_t t_tid = 0;
 
+inline void record(Slot& slot, const LaunchRecord& r);
+
 }  // namespace
 
 void set_pause_point(PausePoint f) { cs::pause_point.store(f, std::memory_order_release); }
@@ -106,6 +112,15 @@ void Session::on_api(void*, CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
   if (slot.depth > 0) --slot.depth;
   const uint64_t t_begin = *info->correlationData;
   if (t_begin == 0) return;  // nested, or entered before this session
+  const uint8_t dom = domain == CUPTI_CB_DOMAIN_DRIVER_API ? 1 : 0;
+  record(slot, LaunchRecord{t_begin, t_end, info->correlationId, uint16_t(cbid), dom,
+                            cs::kinds.load(std::memory_order_relaxed)->kind(dom, cbid)});
+}
+
+namespace {
+
+// Into this thread's launch buffer of the current session, if one is capturing.
+inline void record(Slot& slot, const LaunchRecord& r) {
   if (__builtin_expect(
           slot.tb == nullptr || slot.generation != cs::generation.load(std::memory_order_relaxed),
           0)) {
@@ -119,11 +134,38 @@ void Session::on_api(void*, CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
     slot.tb = lb->attach(current_tid());
     slot.generation = gen;
   }
-  const uint8_t dom = domain == CUPTI_CB_DOMAIN_DRIVER_API ? 1 : 0;
-  LaunchBuffers::push(slot.tb,
-                      LaunchRecord{t_begin, t_end, info->correlationId, uint16_t(cbid), dom,
-                                   cs::kinds.load(std::memory_order_relaxed)->kind(dom, cbid)});
+  LaunchBuffers::push(slot.tb, r);
 }
+
+// The launch hooks' sink: the external id pushed around the real call is the
+// record's correlation id until stop() maps it to CUPTI's.
+std::atomic<uint32_t> g_next_external{1};
+
+uint64_t hook_enter(uint32_t* external_id) {
+  const uint32_t id = g_next_external.fetch_add(1, std::memory_order_relaxed);
+  *external_id = id;
+  if (auto push = cs::push_external.load(std::memory_order_relaxed))
+    push(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, id);
+  return read_ticks(cs::clock());
+}
+
+void hook_exit(uint64_t t_begin, uint32_t external_id, uint16_t cbid) {
+  const uint64_t t_end = read_ticks(cs::clock());
+  uint64_t popped = 0;
+  if (auto pop = cs::pop_external.load(std::memory_order_relaxed))
+    pop(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, &popped);
+  Slot& slot = t_slot;
+  const uint64_t gen = cs::generation.load(std::memory_order_relaxed);
+  if (__builtin_expect(slot.generation != gen, 0)) slot.tb = nullptr;
+  record(slot, LaunchRecord{t_begin, t_end, external_id, cbid, 1,
+                            cs::kinds.load(std::memory_order_relaxed)->kind(1, cbid)});
+}
+
+const SkipnativeHookSink kHookSink{&hook_enter, &hook_exit};
+
+}  // namespace
+
+const SkipnativeHookSink* hook_sink() { return &kHookSink; }
 
 // Buffer refusal: a null buffer from the request callback tells CUPTI to drop
 // the records it has no room for. CUPTI before API version 27 (CUDA 12.9) can
@@ -214,6 +256,7 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
     return;
   }
   cs::pause_at("deliver");
+  s->pin_completion_thread();
   const bool spilled = buffer != nullptr && s->take_spilled(buffer);
   {
     std::lock_guard<std::mutex> lock(s->decode_mu_);
@@ -224,9 +267,10 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
                    &s->stats_.gpu_rows_dropped,
                    &s->stats_.records_ignored,
                    &s->name_cache_,
-                   s->opts_.launch_records == LaunchRecords::kActivity ? &s->api_rows_ : nullptr,
+                   s->source_ == LaunchRecords::kActivity ? &s->api_rows_ : nullptr,
                    s->opts_.max_launch_bytes / sizeof(LaunchRow),
-                   &s->api_rows_dropped_};
+                   &s->api_rows_dropped_,
+                   s->source_ == LaunchRecords::kHook ? &s->external_ : nullptr};
     if (spilled)
       s->stats_.records_spilled += count_records(*s->api_, buffer, valid);
     else if (buffer != nullptr && valid > 0)
@@ -240,6 +284,23 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
     std::free(buffer);
   else if (buffer != nullptr)
     s->release_buffer(buffer);
+}
+
+}  // namespace skipnative
+
+namespace skipnative {
+
+// completion_cpu: the thread CUPTI completes buffers on (its own, or a flush's)
+// is moved to that CPU once, away from the launching threads' cores.
+void Session::pin_completion_thread() {
+  static thread_local int pinned = -2;
+  if (opts_.completion_cpu < 0 || pinned == opts_.completion_cpu) return;
+  pinned = opts_.completion_cpu;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(opts_.completion_cpu, &set);
+  if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0)
+    stats_.completion_pinned = true;
 }
 
 }  // namespace skipnative

@@ -144,6 +144,14 @@ void decode_buffer(const CuptiApi& api, RecordLayout layout, uint8_t* buffer, si
           ++*out.records_ignored;
         }
         break;
+      case CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION:
+        if (out.external != nullptr) {
+          auto e = reinterpret_cast<const CUpti_ActivityExternalCorrelation*>(rec);
+          out.external->emplace(uint32_t(e->externalId), e->correlationId);
+        } else {
+          ++*out.records_ignored;
+        }
+        break;
       default:
         ++*out.records_ignored;
     }

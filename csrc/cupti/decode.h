@@ -34,6 +34,9 @@ struct DecodeTarget {
   std::vector<LaunchRow>* api_rows = nullptr;
   size_t max_api_rows = 0;  // rows beyond it are counted, not kept
   uint64_t* api_rows_dropped = nullptr;
+  // External correlation records (launch_records = hook): external id ->
+  // CUPTI's correlation id; nullptr: ignored.
+  std::unordered_map<uint32_t, uint32_t>* external = nullptr;
 };
 
 // The number of records in a buffer (one not decoded: its records are counted).

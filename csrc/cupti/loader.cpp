@@ -52,6 +52,11 @@ std::unique_ptr<CuptiApi> bind(void* h, const std::string& path, const std::stri
   resolve(h, "cuptiActivityEnableHWTrace", api->ActivityEnableHWTrace, nullptr);
   resolve(h, "cuptiActivityEnableDriverApi", api->ActivityEnableDriverApi, nullptr);
   resolve(h, "cuptiActivityEnableRuntimeApi", api->ActivityEnableRuntimeApi, nullptr);
+  resolve(h, "cuptiActivityFlushPeriod", api->ActivityFlushPeriod, nullptr);
+  resolve(h, "cuptiActivityPushExternalCorrelationId", api->ActivityPushExternalCorrelationId,
+          nullptr);
+  resolve(h, "cuptiActivityPopExternalCorrelationId", api->ActivityPopExternalCorrelationId,
+          nullptr);
   if (!missing.empty()) {
     *why += path + ": missing " + missing + "; ";
     return nullptr;

@@ -43,6 +43,12 @@ struct CuptiApi {
   CUptiResult (*ActivityEnableHWTrace)(uint8_t) = nullptr;  // CUPTI 12.8+, Blackwell only
   CUptiResult (*ActivityEnableDriverApi)(CUpti_CallbackId, uint8_t) = nullptr;   // optional
   CUptiResult (*ActivityEnableRuntimeApi)(CUpti_CallbackId, uint8_t) = nullptr;  // optional
+  CUptiResult (*ActivityFlushPeriod)(uint32_t) = nullptr;  // optional (hw_trace)
+  // optional: launch_records = "hook" joins its launches to kernels through them
+  CUptiResult (*ActivityPushExternalCorrelationId)(CUpti_ExternalCorrelationKind,
+                                                   uint64_t) = nullptr;
+  CUptiResult (*ActivityPopExternalCorrelationId)(CUpti_ExternalCorrelationKind,
+                                                  uint64_t*) = nullptr;
 
   std::string error_string(CUptiResult r) const;
 };

@@ -66,8 +66,19 @@ bool from_text(const std::string& v, std::optional<bool>& out) {
   return true;
 }
 bool from_text(const std::string& v, LaunchRecords& out) {
-  if (v != "callbacks" && v != "activity") return false;
-  out = v == "activity" ? LaunchRecords::kActivity : LaunchRecords::kCallbacks;
+  for (auto r : {LaunchRecords::kCallbacks, LaunchRecords::kActivity, LaunchRecords::kHook})
+    if (v == launch_records_name(r)) {
+      out = r;
+      return true;
+    }
+  return false;
+}
+bool from_text(const std::string& v, int& out) {
+  const size_t digits = v.size() > 0 && v[0] == '-' ? 1 : 0;
+  if (v.size() == digits || v.find_first_not_of("0123456789", digits) != std::string::npos ||
+      v.size() > 9)
+    return false;
+  out = std::stoi(v);
   return true;
 }
 bool from_text(const std::string& v, ApiDomains& out) {
@@ -90,9 +101,8 @@ std::string to_json(const std::string& v) { return json_quote(v); }
 std::string to_json(bool v) { return v ? "true" : "false"; }
 std::string to_json(size_t v) { return std::to_string(v); }
 std::string to_json(const std::optional<bool>& v) { return v ? to_json(*v) : "null"; }
-std::string to_json(LaunchRecords v) {
-  return v == LaunchRecords::kActivity ? "\"activity\"" : "\"callbacks\"";
-}
+std::string to_json(LaunchRecords v) { return json_quote(launch_records_name(v)); }
+std::string to_json(int v) { return std::to_string(v); }
 std::string to_json(ApiDomains v) {
   std::string out = "[";
   if (v.has(0)) out += "\"runtime\"";
@@ -115,11 +125,11 @@ std::string to_json(const std::vector<std::string>& v) {
 
 bool set_option_text(SessionOptions& o, const std::string& key, const std::string& value,
                      std::string* why) {
-#define SKIPNATIVE_OPTION_FROM_TEXT(type, name, default_value)                    \
-  if (key == #name) {                                                             \
-    if (from_text(value, o.name)) return true;                                    \
-    *why = "option " + key + ": '" + value + "' is not a valid value";            \
-    return false;                                                                 \
+#define SKIPNATIVE_OPTION_FROM_TEXT(type, name, default_value)         \
+  if (key == #name) {                                                  \
+    if (from_text(value, o.name)) return true;                         \
+    *why = "option " + key + ": '" + value + "' is not a valid value"; \
+    return false;                                                      \
   }
   SKIPNATIVE_CAPTURE_OPTIONS(SKIPNATIVE_OPTION_FROM_TEXT)
 #undef SKIPNATIVE_OPTION_FROM_TEXT
@@ -157,6 +167,10 @@ std::string session_metadata_json(const Session& s) {
     << ",\"records_ignored\":" << st.records_ignored
     << ",\"launches_outside\":" << st.launches_outside
     << ",\"callbacks_unavailable\":" << to_json(st.callbacks_unavailable)
+    << ",\"launch_source\":" << to_json(s.launch_source())
+    << ",\"launch_hook_fallback\":" << json_quote(st.launch_hook_fallback)
+    << ",\"launches_unjoined\":" << st.launches_unjoined
+    << ",\"completion_pinned\":" << to_json(st.completion_pinned)
     << ",\"cupti_finalized\":" << to_json(s.finalized()) << "}";
   return o.str();
 }

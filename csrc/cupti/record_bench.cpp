@@ -49,4 +49,32 @@ double bench_record_path(size_t n, const std::string& clock) {
   return std::chrono::duration<double, std::nano>(t1 - t0).count() / double(n);
 }
 
+double bench_hook_path(size_t n, const std::string& clock) {
+  if (active_session() != nullptr) throw SessionError("a session is capturing; benchmark refused");
+  cs::kinds.store(&api_kind_table(), std::memory_order_relaxed);
+  cs::publish_clock(make_clock(clock, nullptr));
+  if (const CuptiApi* api = loaded_cupti()) {  // the push and pop a session makes
+    cs::push_external.store(api->ActivityPushExternalCorrelationId);
+    cs::pop_external.store(api->ActivityPopExternalCorrelationId);
+  }
+  size_t chunk = 16384;
+  LaunchBuffers lb(chunk, n / chunk + 2, n / chunk + 2);
+  cs::buffers.store(&lb, std::memory_order_release);
+  cs::generation.fetch_add(1, std::memory_order_release);
+  const SkipnativeHookSink* sink = hook_sink();
+  auto t0 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t ext = 0;
+    uint64_t t = sink->enter(&ext);
+    sink->exit(t, ext, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel);
+  }
+  auto t1 = std::chrono::steady_clock::now();
+  cs::buffers.store(nullptr, std::memory_order_release);
+  cs::generation.fetch_add(1, std::memory_order_release);
+  size_t stored = 0;
+  lb.for_each([&](uint32_t, const LaunchRecord*, uint32_t k) { stored += k; });
+  if (stored != n) throw SessionError("hook-path benchmark lost records");
+  return std::chrono::duration<double, std::nano>(t1 - t0).count() / double(n);
+}
+
 }  // namespace skipnative

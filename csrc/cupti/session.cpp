@@ -1,9 +1,11 @@
 #include "cupti/session.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <thread>
 
 #include "cupti/api_table.h"
@@ -29,6 +31,8 @@ void after_fork_in_child() {
 }
 
 std::once_flag g_atfork_once;
+
+SkipnativeHooksAttachFn g_hooks_attach = nullptr;
 
 }  // namespace
 
@@ -86,6 +90,9 @@ void Session::start() {
     launch_buffers_ = std::make_unique<LaunchBuffers>(
         opts_.launch_chunk_records, opts_.launch_prealloc_chunks,
         std::max<size_t>(opts_.max_launch_bytes / std::max<size_t>(chunk_bytes, 1), 1));
+    source_ = opts_.launch_records;
+    if (source_ == LaunchRecords::kHook && !attach_hooks()) source_ = LaunchRecords::kCallbacks;
+    if (opts_.hw_trace) check_hw_trace();
     enable_callbacks();
     // The timestamp callback must be in place before any activity kind is enabled.
     check(api_->ActivityRegisterTimestampCallback(&cs::timestamp_callback),
@@ -95,11 +102,16 @@ void Session::start() {
                                           &Session::on_buffer_completed),
           "cuptiActivityRegisterCallbacks");
     enable_activity();
+    pool_buffers();
     start_ticks_ = read_ticks(clock_);
     t_start_ns_ = ticks_to_ns(clock_, start_ticks_);
     // buffers before generation: see callback_state.h
     cs::buffers.store(launch_buffers_.get(), std::memory_order_release);
     cs::generation.fetch_add(1, std::memory_order_release);
+    if (source_ == LaunchRecords::kHook) {
+      g_hooks_attach(hook_sink());
+      hooks_attached_ = true;
+    }
   } catch (...) {
     teardown_cupti(false);
     cs::session.store(nullptr);
@@ -120,7 +132,7 @@ void Session::enable_callbacks() {
   }
   check(r, "cuptiSubscribe");
   for (const auto& a : subscribed_apis()) {
-    if (!opts_.launch_callbacks || opts_.launch_records == LaunchRecords::kActivity ||
+    if (!opts_.launch_callbacks || source_ != LaunchRecords::kCallbacks ||
         !opts_.api_domains.has(a.domain))
       continue;
     CUptiResult e = api_->EnableCallback(
@@ -150,11 +162,17 @@ void Session::set_attributes() {
           "cuptiActivitySetAttribute(MEM_ALLOCATION_TYPE_HOST_PINNED)");
     host_pinned_set_ = true;
   }
-  if (opts_.hw_trace) {
-    if (api_->ActivityEnableHWTrace == nullptr)
-      throw SessionError("this CUPTI has no cuptiActivityEnableHWTrace (CUPTI 12.8 or newer)");
-    check(api_->ActivityEnableHWTrace(1), "cuptiActivityEnableHWTrace");
-  }
+  auto set_size = [&](CUpti_ActivityAttribute attr, size_t value, const char* what) {
+    if (value == 0) return;
+    needs_attributes();
+    size_t size = sizeof value;
+    check(api_->ActivitySetAttribute(attr, &size, &value), what);
+  };
+  set_size(CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_PRE_ALLOCATE_VALUE, opts_.device_buffer_pre_allocate,
+           "cuptiActivitySetAttribute(DEVICE_BUFFER_PRE_ALLOCATE_VALUE)");
+  set_size(CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_POOL_LIMIT, opts_.device_buffer_pool_limit,
+           "cuptiActivitySetAttribute(DEVICE_BUFFER_POOL_LIMIT)");
+  if (opts_.hw_trace) enable_hw_trace();
   if (api_->ActivitySetAttribute != nullptr) {
     uint8_t zeroed = 1;
     size_t size = sizeof zeroed;
@@ -180,7 +198,12 @@ void Session::enable_activity() {
     check(api_->ActivityEnable(k), "cuptiActivityEnable");
     enabled_kinds_.push_back(k);
   }
-  if (opts_.launch_records != LaunchRecords::kActivity || !opts_.launch_callbacks) return;
+  if (source_ == LaunchRecords::kHook) {
+    check(api_->ActivityEnable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION),
+          "cuptiActivityEnable(EXTERNAL_CORRELATION)");
+    enabled_kinds_.push_back(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION);
+  }
+  if (source_ != LaunchRecords::kActivity || !opts_.launch_callbacks) return;
   if (api_->ActivityEnableDriverApi == nullptr || api_->ActivityEnableRuntimeApi == nullptr)
     throw SessionError(
         "this CUPTI has no cuptiActivityEnableDriverApi/RuntimeApi, which "
@@ -197,6 +220,10 @@ void Session::enable_activity() {
 }
 
 void Session::teardown_cupti(bool flush) {
+  if (hooks_attached_) {
+    g_hooks_attach(nullptr);
+    hooks_attached_ = false;
+  }
   cs::buffers.store(nullptr, std::memory_order_release);
   if (api_ == nullptr) return;
   if (flush) api_->ActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
@@ -208,7 +235,11 @@ void Session::teardown_cupti(bool flush) {
   if (flush) api_->ActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
   if (opts_.latency_timestamps && api_->ActivityEnableLatencyTimestamps)
     api_->ActivityEnableLatencyTimestamps(0);
-  if (opts_.hw_trace && api_->ActivityEnableHWTrace) api_->ActivityEnableHWTrace(0);
+  if (hw_trace_on_) {
+    api_->ActivityEnableHWTrace(0);
+    if (api_->ActivityFlushPeriod) api_->ActivityFlushPeriod(0);
+    hw_trace_on_ = false;
+  }
   if (host_pinned_set_) {  // CUPTI's default, for whoever uses it next
     uint8_t value = 0;
     size_t size = sizeof value;
@@ -294,11 +325,18 @@ void Session::collect_launches() {
         ++stats_.launches_outside;
         continue;
       }
+      uint32_t corr = r[i].correlation_id;
+      if (source_ == LaunchRecords::kHook) {  // an external id until here
+        auto it = external_.find(corr);
+        corr = it == external_.end() ? 0 : it->second;
+        if (corr == 0) ++stats_.launches_unjoined;
+      }
       launches_.push_back(LaunchRow{ticks_to_ns(clock_, r[i].t_begin),
-                                    ticks_to_ns(clock_, r[i].t_end), r[i].correlation_id, tid,
-                                    r[i].cbid, r[i].domain, r[i].kind, 0});
+                                    ticks_to_ns(clock_, r[i].t_end), corr, tid, r[i].cbid,
+                                    r[i].domain, r[i].kind, 0});
     }
   });
+  external_.clear();
   append_api_rows();
   std::sort(launches_.begin(), launches_.end(), [](const LaunchRow& a, const LaunchRow& b) {
     return a.t_begin != b.t_begin ? a.t_begin < b.t_begin : a.correlation_id < b.correlation_id;
@@ -336,6 +374,49 @@ void Session::mark(const std::string& name) {
   uint32_t id = names_.intern(name);
   std::lock_guard<std::mutex> lock(markers_mu_);
   markers_.push_back(MarkerRow{t, id, current_tid()});
+}
+
+}  // namespace skipnative
+
+namespace skipnative {
+
+// The hooks are usable when libskipnative_hooks.so was loaded before libcuda
+// (preloaded) and CUPTI can push external correlation ids; otherwise the
+// capture records launches through the callbacks and says why.
+bool Session::attach_hooks() {
+  auto attach =
+      reinterpret_cast<SkipnativeHooksAttachFn>(dlsym(RTLD_DEFAULT, "skipnative_hooks_attach"));
+  auto in_time =
+      reinterpret_cast<SkipnativeHooksInTimeFn>(dlsym(RTLD_DEFAULT, "skipnative_hooks_in_time"));
+  std::string& why = stats_.launch_hook_fallback;
+  if (attach == nullptr || in_time == nullptr)
+    why =
+        "the launch hooks are not loaded in this process: preload libskipnative_hooks.so "
+        "(LD_PRELOAD, see skipnative.launch_hooks_library()) before CUDA is loaded";
+  else if (!in_time())
+    why =
+        "the launch hooks were loaded after libcuda: entry points resolved before them cannot "
+        "be wrapped; preload libskipnative_hooks.so before CUDA is loaded";
+  else if (api_->ActivityPushExternalCorrelationId == nullptr ||
+           api_->ActivityPopExternalCorrelationId == nullptr)
+    why = "this CUPTI has no cuptiActivityPush/PopExternalCorrelationId";
+  if (!why.empty()) return false;
+  g_hooks_attach = attach;
+  cs::push_external.store(api_->ActivityPushExternalCorrelationId);
+  cs::pop_external.store(api_->ActivityPopExternalCorrelationId);
+  return true;
+}
+
+// Zeroed host buffers allocated now, not when CUPTI first asks on a launching thread.
+void Session::pool_buffers() {
+  size_t n = std::min(opts_.activity_buffers_pooled, opts_.max_activity_buffers);
+  std::lock_guard<std::mutex> lock(buffers_mu_);
+  while (free_buffers_.size() < n) {
+    auto* b = static_cast<uint8_t*>(std::calloc(1, cs::rounded(opts_.activity_buffer_bytes)));
+    if (b == nullptr) break;
+    std::memset(b, 0, cs::rounded(opts_.activity_buffer_bytes));  // touched: paged in now
+    free_buffers_.push_back(b);
+  }
 }
 
 }  // namespace skipnative

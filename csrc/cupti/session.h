@@ -19,14 +19,22 @@
 #include "core/string_table.h"
 #include "core/thread_buffers.h"
 #include "cupti/decode.h"
+#include "cupti/launch_hooks.h"
 #include "cupti/loader.h"
 
 namespace skipnative {
 
 // Where launch-call times come from: skipnative's enter/exit callbacks, or
 // CUPTI's API activity records for the same launch APIs (by cbid; CUPTI takes
-// the timestamps, the records arrive with the kernels').
-enum class LaunchRecords : uint8_t { kCallbacks, kActivity };
+// the timestamps, the records arrive with the kernels'), or the launch hooks
+// (cupti/launch_hooks.h: the driver's entry points wrapped where libraries
+// resolve them; no CUPTI callback; joined to kernels by external correlation).
+enum class LaunchRecords : uint8_t { kCallbacks, kActivity, kHook };
+inline const char* launch_records_name(LaunchRecords v) {
+  return v == LaunchRecords::kActivity ? "activity"
+         : v == LaunchRecords::kHook   ? "hook"
+                                       : "callbacks";
+}
 
 // Which launch-API domains are subscribed: bit 0 runtime API, bit 1 driver API.
 struct ApiDomains {
@@ -39,24 +47,28 @@ struct ApiDomains {
 // capture's metadata reports and the defaults Python's Capture signature is
 // checked against (tests/unit/test_capture_options.py) all come from this list.
 // Python's Capture documents each one.
-#define SKIPNATIVE_CAPTURE_OPTIONS(X)                                                         \
-  X(std::string, clock, "auto")                                                               \
-  X(bool, latency_timestamps, false)                                                          \
-  X(bool, memcpy, true)                                                                       \
-  X(bool, memset, true)                                                                       \
-  X(bool, kernel_activity, true)  /* CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL */                 \
-  X(bool, serial_kernels, false)  /* CUPTI_ACTIVITY_KIND_KERNEL instead (serialises) */       \
-  X(bool, launch_callbacks, true) /* enter/exit callbacks on the launch APIs */               \
-  X(LaunchRecords, launch_records, LaunchRecords::kCallbacks)                                 \
-  X(ApiDomains, api_domains, ApiDomains{})                                                    \
-  X(std::optional<bool>, finalize, std::nullopt) /* cuptiFinalize at stop; none: auto */      \
-  X(size_t, device_buffer_bytes, 0) /* CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE; 0: CUPTI's */  \
-  X(bool, hw_trace, false)          /* kernel timestamps from the Hardware Event System */    \
-  X(bool, device_buffer_host_pinned, false) /* CUPTI's device buffer in pinned host memory */ \
-  X(size_t, activity_buffer_bytes, 4u << 20)                                                  \
-  X(size_t, max_activity_buffers, 64) /* cap on buffers held at once */                       \
-  X(size_t, launch_chunk_records, 16384)                                                      \
-  X(size_t, max_launch_bytes, 512u << 20)                                                     \
+#define SKIPNATIVE_CAPTURE_OPTIONS(X)                                                              \
+  X(std::string, clock, "auto")                                                                    \
+  X(bool, latency_timestamps, false)                                                               \
+  X(bool, memcpy, true)                                                                            \
+  X(bool, memset, true)                                                                            \
+  X(bool, kernel_activity, true)  /* CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL */                      \
+  X(bool, serial_kernels, false)  /* CUPTI_ACTIVITY_KIND_KERNEL instead (serialises) */            \
+  X(bool, launch_callbacks, true) /* enter/exit callbacks on the launch APIs */                    \
+  X(LaunchRecords, launch_records, LaunchRecords::kCallbacks)                                      \
+  X(ApiDomains, api_domains, ApiDomains{})                                                         \
+  X(std::optional<bool>, finalize, std::nullopt) /* cuptiFinalize at stop; none: auto */           \
+  X(size_t, device_buffer_bytes, 0) /* CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE; 0: CUPTI's */       \
+  X(bool, hw_trace, false)          /* kernel timestamps from the Hardware Event System */         \
+  X(bool, device_buffer_host_pinned, false) /* CUPTI's device buffer in pinned host memory */      \
+  X(size_t, device_buffer_pre_allocate, 0)  /* ..._PRE_ALLOCATE_VALUE; 0: CUPTI's */               \
+  X(size_t, device_buffer_pool_limit, 0)    /* ..._DEVICE_BUFFER_POOL_LIMIT; 0: CUPTI's */         \
+  X(size_t, activity_buffer_bytes, 4u << 20)                                                       \
+  X(size_t, max_activity_buffers, 64)   /* cap on buffers held at once */                          \
+  X(size_t, activity_buffers_pooled, 0) /* zeroed at start, off the launching threads */           \
+  X(int, completion_cpu, -1)            /* pin the buffer-completion thread to this CPU; -1: no */ \
+  X(size_t, launch_chunk_records, 16384)                                                           \
+  X(size_t, max_launch_bytes, 512u << 20)                                                          \
   X(size_t, max_gpu_records, 64u << 20)
 
 struct SessionOptions {
@@ -85,6 +97,11 @@ struct SessionStats {
   uint64_t buffers_completed = 0;
   uint64_t max_buffers_in_use = 0;
   bool buffers_prezeroed = false;  // CUPTI accepted ZEROED_OUT_ACTIVITY_BUFFER
+  uint64_t launches_unjoined = 0;  // hook launches without an external correlation record
+  // launch_records = "hook" asked for but not possible: why (the capture used
+  // the callbacks instead). Empty otherwise.
+  std::string launch_hook_fallback;
+  bool completion_pinned = false;  // the completion thread runs on completion_cpu
   std::vector<std::string> callbacks_unavailable;
 };
 
@@ -98,6 +115,9 @@ class Session {
   // (and its destructor leaves the parent's CUPTI state alone).
   void stop();
   bool active() const { return state_ == State::kActive; }
+  // The launch-record source in use: launch_records, or the callbacks where the
+  // hooks could not be attached (stats().launch_hook_fallback says why).
+  LaunchRecords launch_source() const { return source_; }
   bool finished() const { return state_ == State::kStopped; }
   void mark(const std::string& name);
 
@@ -145,6 +165,11 @@ class Session {
   bool should_finalize() const;
   void collect_launches();
   void append_api_rows();
+  void check_hw_trace();
+  void enable_hw_trace();
+  bool attach_hooks();
+  void pool_buffers();
+  void pin_completion_thread();
 
   SessionOptions opts_;
   State state_ = State::kNew;
@@ -181,6 +206,10 @@ class Session {
   std::vector<LaunchRow> api_rows_;  // from API activity records (launch_activity)
   uint64_t api_rows_dropped_ = 0;    // over max_launch_bytes
   std::vector<std::pair<uint8_t, uint16_t>> api_records_on_;  // (domain, cbid) enabled
+  bool hooks_attached_ = false;
+  bool hw_trace_on_ = false;
+  LaunchRecords source_ = LaunchRecords::kCallbacks;
+  std::unordered_map<uint32_t, uint32_t> external_;  // hook id -> correlation id
   SessionStats stats_;
 };
 
@@ -198,6 +227,14 @@ void set_pause_point(PausePoint f);
 // Session::on_api into a fresh LaunchBuffers. Returns ns per record. Refuses
 // while a session is active. (cupti/record_bench.cpp)
 double bench_record_path(size_t n, const std::string& clock);
+
+// The launch-hook path measured without a GPU: n sink enter/exit pairs (what a
+// wrapped driver call adds: two clock reads, the external correlation push and
+// pop when a CUPTI is loaded, the record) into a fresh LaunchBuffers. ns per call.
+double bench_hook_path(size_t n, const std::string& clock);
+
+// The sink the launch hooks call into (cupti/callbacks.cpp).
+const ::SkipnativeHookSink* hook_sink();
 
 // ns per clock read of the given kind (bare read_ticks).
 double bench_clock_read(size_t n, const std::string& clock);

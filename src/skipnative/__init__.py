@@ -9,7 +9,7 @@ returns a ``Profile``.
 """
 
 from skipnative.capturing.loader import available
-from skipnative.capturing.session import Capture, CaptureError, capture
+from skipnative.capturing.session import Capture, CaptureError, capture, launch_hooks_library
 from skipnative.errors import TraceError
 from skipnative.io import load
 from skipnative.profiling import Profile, profile
@@ -26,6 +26,7 @@ __all__ = [
     "__version__",
     "available",
     "capture",
+    "launch_hooks_library",
     "load",
     "profile",
 ]

@@ -212,7 +212,7 @@ def test_a_capture_option_this_cupti_refuses_is_reported_not_fatal():
     """)
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout.splitlines()[-1])
-    assert "cuptiActivityEnableHWTrace" in res["refused"]["skipnative_hw_trace"]
+    assert "hw_trace=True refused" in res["refused"]["skipnative_hw_trace"]
     assert "skipnative_hw_trace" not in res["overhead"]
     assert "skipnative_launch_activity" in res["overhead"]  # the others measured
     from skipnative.profiling.launchbench import table

@@ -457,7 +457,10 @@ def test_device_buffer_size_is_set(gpu):
 
 
 def test_hardware_trace_refused_names_cupti_error(gpu):
-    with pytest.raises(skipnative.CaptureError, match=r"cuptiActivityEnableHWTrace.*NOT_SUPPORTED"):
+    gpu.reset(130401)  # a CUPTI where HES is safe, on a GPU without it (the double's default)
+    with pytest.raises(
+        skipnative.CaptureError, match=r"hw_trace=True refused: not supported on this GPU"
+    ):
         skipnative.capture(clock="library", hw_trace=True).start()
     assert not gpu.subscribed
 
@@ -533,7 +536,8 @@ def test_launch_records_matches_callbacks_on_the_same_work(gpu):
 
 
 def test_launch_records_rejects_an_unknown_source():
-    with pytest.raises(ValueError, match="launch_records: expected 'callbacks' or 'activity'"):
+    expected = "launch_records: expected 'callbacks', 'activity' or 'hook'"
+    with pytest.raises(ValueError, match=expected):
         skipnative.capture(launch_records="tracepoints")
 
 
@@ -564,7 +568,9 @@ def test_fidelity_times_the_same_work_unprofiled_and_captured(gpu):
         seen.append((captured, gpu.latency_enabled))
         return 11.0 if captured else 10.0  # ms: the capture costs 10 %
 
-    fid = measure_fidelity(fn, 21, {"clock": "library", "latency_timestamps": True}, timer=timer)
+    fid = measure_fidelity(
+        fn, 21, {"clock": "library", "latency_timestamps": True}, timer=timer, floor=False
+    )
     assert fid == {
         "reps": 21,
         "il_unprofiled_ms": 10.0,

@@ -270,3 +270,25 @@ def test_report_shows_each_points_measured_perturbation(generated_sweep):
         del p["fidelity"]
     (generated_sweep / "sweep.json").write_text(json.dumps(doc))
     assert "perturbation |" not in Path(write_report(str(generated_sweep))).read_text()
+
+
+def test_report_shows_the_floor_and_kinetos_perturbation_beside_skipnatives(generated_sweep):
+    pytest.importorskip("matplotlib")
+    from skipnative.report import write_report
+
+    doc = json.loads((generated_sweep / "sweep.json").read_text())
+    for i, p in enumerate(doc["points"]):
+        p["fidelity"] = {
+            "reps": 20,
+            "il_unprofiled_ms": 10.0,
+            "il_profiled_ms": 11.0,
+            "perturbation": 0.1,
+            "il_floor_ms": 10.5,
+            "floor_perturbation": 0.05 + i / 100,
+            "kineto_perturbation": 0.75,
+        }
+    (generated_sweep / "sweep.json").write_text(json.dumps(doc))
+    text = Path(write_report(str(generated_sweep))).read_text()
+    assert "| perturbation | floor | Kineto perturbation |" in text
+    assert "| +10.0% | +5.0% | +75.0% |" in text
+    assert "kernel activity alone" in text

@@ -7,6 +7,7 @@ import os
 import sys
 import warnings
 import weakref
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,18 @@ def _stop_running_captures() -> None:
             pass
 
 
+def launch_hooks_library() -> str:
+    """Path of libskipnative_hooks.so, to preload (``LD_PRELOAD``) into a process
+    before it loads CUDA, for ``launch_records="hook"``."""
+    mod, why = native()
+    if mod is None:
+        raise CaptureError(why)
+    path = Path(mod.__file__).parent / "libskipnative_hooks.so"
+    if not path.is_file():
+        raise CaptureError(f"{path} is not installed beside skipnative._native")
+    return str(path)
+
+
 _COPY_NAMES = {0: "Memcpy Unknown", 1: "Memcpy HtoD", 2: "Memcpy DtoH", 8: "Memcpy DtoD"}
 
 
@@ -74,12 +87,29 @@ class Capture:
     - ``launch_records``: where launch-call times come from: "callbacks"
       (skipnative's enter/exit callbacks, the default) or "activity" (CUPTI's
       API activity records for the same launch APIs, by cbid; CUPTI takes the
-      timestamps in the session's clock);
+      timestamps in the session's clock) or "hook" (the driver's launch, copy,
+      set, sync and event entry points wrapped where libraries resolve them,
+      cuGetProcAddress and dlsym on libcuda: no CUPTI callback; launches are
+      joined to kernels by CUPTI external correlation ids; rows name the driver
+      entry point). "hook" needs :func:`launch_hooks_library` preloaded
+      (``LD_PRELOAD``) before CUDA is loaded; without it the capture warns,
+      uses the callbacks, and says why in ``metadata["launch_hook_fallback"]``;
     - ``device_buffer_bytes``: CUPTI's device-side record buffer (fewer flushes;
       CUPTI applies it to device buffers it allocates from then on, so it counts
       fully when set before the process's CUDA context exists);
     - ``hw_trace``: kernel timestamps from the Hardware Event System instead of
-      software instrumentation (Blackwell GPUs; an error elsewhere);
+      software instrumentation (Blackwell GPUs, CUPTI 13.4 Update 1 or newer;
+      started before the process's CUDA context exists, flushed every 100 ms;
+      refused with the reason under MPS, MIG, confidential computing, with
+      ``latency_timestamps`` and on older CUPTI). Unmeasured so far;
+    - ``device_buffer_pre_allocate`` / ``device_buffer_pool_limit``: CUPTI's
+      DEVICE_BUFFER_PRE_ALLOCATE_VALUE and DEVICE_BUFFER_POOL_LIMIT (device
+      buffers allocated up front, not on a launching thread; 0: CUPTI's);
+    - ``activity_buffers_pooled``: host activity buffers allocated and zeroed
+      at start (CUPTI is told they are zero: ZEROED_OUT_ACTIVITY_BUFFER), not at
+      CUPTI's first requests on a launching thread;
+    - ``completion_cpu``: run CUPTI's buffer-completion work (decoding) on this
+      CPU, off the launching threads' cores (-1: wherever CUPTI runs it);
     - ``serial_kernels``: record kernels as CUPTI_ACTIVITY_KIND_KERNEL, which
       serialises them (no two kernels overlap), instead of CONCURRENT_KERNEL;
       for single-stream work the two record the same, at a cost to compare;
@@ -109,8 +139,12 @@ class Capture:
         hw_trace: bool = False,
         serial_kernels: bool = False,
         device_buffer_host_pinned: bool = False,
+        device_buffer_pre_allocate: int = 0,
+        device_buffer_pool_limit: int = 0,
         activity_buffer_bytes: int = 4 << 20,
         max_activity_buffers: int = 64,
+        activity_buffers_pooled: int = 0,
+        completion_cpu: int = -1,
         max_launch_bytes: int = 512 << 20,
         launch_chunk_records: int = 16384,
         max_gpu_records: int = 64 << 20,
@@ -137,6 +171,13 @@ class Capture:
             raise CaptureError(_start_failure(self._mod, str(e))) from None
         self._pid = os.getpid()
         _running.add(self)
+        fallback = self._session.metadata().get("launch_hook_fallback")
+        if fallback:
+            warnings.warn(
+                f"launch_records='hook' not possible, launches recorded by callbacks: {fallback}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return self
 
     def stop(self) -> Trace:

@@ -37,36 +37,82 @@ def cuda_event_ms(fn: Callable[[], Any]) -> float:
     return a.elapsed_time(b)
 
 
+# The floor: what any CUPTI-based kernel timer pays, kernel activity and nothing
+# else (no launch records, copies, sets or latency timestamps).
+FLOOR_OPTIONS: dict[str, Any] = {
+    "kernel_activity": True,
+    "launch_callbacks": False,
+    "memcpy": False,
+    "memset": False,
+    "latency_timestamps": False,
+}
+
+
 def measure_fidelity(
     fn: Callable[[], Any],
     reps: int,
     capture_options: dict[str, Any],
     *,
     timer: Callable[[Callable[[], Any]], float] = cuda_event_ms,
+    floor: bool = True,
 ) -> dict[str, Any]:
     """SPEC.md section 6's perturbation of a capture with `capture_options` on `fn`:
     inference latency timed by CUDA events (`timer`), `reps` runs unprofiled and
     `reps` under the capture, in alternating blocks so drift hits both alike
     (each capture first runs `fn` once, untimed: CUPTI's first-launch setup);
-    medians. The captures' traces are discarded."""
+    medians. The captures' traces are discarded.
+
+    With `floor`, as many runs again under a kernel-activity-only capture
+    (FLOOR_OPTIONS) in the same blocks: ``floor_perturbation`` is the cost any
+    CUPTI kernel timer pays, the number the timing pass's is to be read against."""
     if reps < 1:
         raise ValueError("measure_fidelity: reps must be >= 1")
     per = [reps // FIDELITY_BLOCKS + (i < reps % FIDELITY_BLOCKS) for i in range(FIDELITY_BLOCKS)]
     unprofiled: list[float] = []
     profiled: list[float] = []
+    floored: list[float] = []
     for n in per:
         unprofiled += [timer(fn) for _ in range(n)]
-        with capture(**capture_options):
-            fn()
-            _synchronize()
-            profiled += [timer(fn) for _ in range(n)]
+        profiled += _timed_under(fn, n, capture_options, timer)
+        if floor:
+            floored += _timed_under(fn, n, FLOOR_OPTIONS, timer)
     un, pr = float(np.median(unprofiled)), float(np.median(profiled))
-    return {
+    out: dict[str, Any] = {
         "reps": reps,
         "il_unprofiled_ms": un,
         "il_profiled_ms": pr,
         "perturbation": pr / un - 1 if un > 0 else None,
     }
+    if floor:
+        fl = float(np.median(floored))
+        out["il_floor_ms"] = fl
+        out["floor_perturbation"] = fl / un - 1 if un > 0 else None
+    return out
+
+
+def _timed_under(fn, n: int, options: dict[str, Any], timer) -> list[float]:
+    with capture(**options):
+        fn()
+        _synchronize()
+        return [timer(fn) for _ in range(n)]
+
+
+def measure_kineto_perturbation(
+    fn: Callable[[], Any], reps: int, *, timer: Callable[[Callable[[], Any]], float] = cuda_event_ms
+) -> float | None:
+    """torch.profiler's perturbation of `fn` (CPU and CUDA activities), as
+    measure_fidelity's: `reps` runs unprofiled, then `reps` under the profiler
+    (after its first, untimed run), medians. Kineto keeps its CUPTI subscriber,
+    so this runs after every skipnative capture of the process."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    un = float(np.median([timer(fn) for _ in range(reps)]))
+    with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]):
+        fn()
+        _synchronize()
+        pr = float(np.median([timer(fn) for _ in range(reps)]))
+    return pr / un - 1 if un > 0 else None
 
 
 def _require_cuda_torch(attribution: bool, fidelity_reps: int) -> None:
@@ -118,7 +164,8 @@ def profile(
 
     With `fidelity_reps` (SPEC.md asks for at least 20), the timing pass's own
     perturbation of `fn` is measured too (measure_fidelity) and reported in
-    `Profile.fidelity`."""
+    `Profile.fidelity`, beside the kernel-activity-only floor and, with
+    `attribution`, torch.profiler's perturbation of the same work."""
     _require_cuda_torch(attribution, fidelity_reps)
     for _ in range(warmup):
         fn()
@@ -153,6 +200,8 @@ def profile(
                 torch.cuda.synchronize()
                 prof.step()
         kineto = load(path)
+    if fidelity is not None:  # last: torch.profiler has the subscriber from here on
+        fidelity["kineto_perturbation"] = measure_kineto_perturbation(fn, fidelity_reps)
     prof = attribute(native, kineto)
     prof.fidelity = fidelity
     return prof

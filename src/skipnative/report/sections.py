@@ -77,8 +77,14 @@ def per_iteration(data: dict[str, Any]) -> Section:
     if kin:
         header[2:2] = ["Kineto TKLQT ms", "Kineto/native"]
         header[5:5] = ["Kineto IL ms"]
+    floor = measured and all(f.get("floor_perturbation") is not None for f in fids)
+    kin_p = measured and all(f.get("kineto_perturbation") is not None for f in fids)
     if measured:
         header.append("perturbation")
+    if floor:
+        header.append("floor")
+    if kin_p:
+        header.append("Kineto perturbation")
     rows = []
     for i, b in enumerate(data["values"]):
         p = data["native"][i]
@@ -91,6 +97,10 @@ def per_iteration(data: dict[str, Any]) -> Section:
             row[5:5] = [_ms(k["il_us"])]
         if measured:
             row.append(f"{fids[i]['perturbation']:+.1%}")
+        if floor:
+            row.append(f"{fids[i]['floor_perturbation']:+.1%}")
+        if kin_p:
+            row.append(f"{fids[i]['kineto_perturbation']:+.1%}")
         rows.append(row)
     blocks: list[Any] = [Table(header, rows)]
     if measured:
@@ -99,6 +109,12 @@ def per_iteration(data: dict[str, Any]) -> Section:
             "(SPEC.md section 6: IL by CUDA events, "
             f"{min(f['reps'] for f in fids)} or more runs unprofiled and as many under "
             "a capture, medians)."
+            + (
+                " Floor: the same under kernel activity alone, what any CUPTI kernel timer pays."
+                if floor
+                else ""
+            )
+            + (" Kineto: the same under torch.profiler." if kin_p else "")
         )
     return Section("Native against Kineto (per iteration)" if kin else "Per iteration", blocks)
 

@@ -214,13 +214,36 @@ CUDA_DOUBLE_API CUresult cuStreamDestroy(CUstream stream) {
   return CUDA_SUCCESS;
 }
 
+// The runtime API call this thread is inside (its cbid), if any: the runtime
+// double calls cuLaunchKernel through the pointer cuGetProcAddress gave it, as
+// CUDA's runtime does, and that call then simulates the whole runtime call
+// (CUPTI's runtime callbacks around the driver's), so a wrapper of the driver
+// entry point sees the runtime call's span.
+thread_local int t_runtime_cbid = -1;
+
+CUDA_DOUBLE_API void skipnative_cuda_double_runtime_call(int cbid) { t_runtime_cbid = cbid; }
+
 CUDA_DOUBLE_API CUresult cuLaunchKernel(CUfunction f, unsigned, unsigned, unsigned, unsigned,
                                         unsigned, unsigned, unsigned, CUstream stream,
                                         void** params, void**) {
+  const int runtime_cbid = t_runtime_cbid;
+  t_runtime_cbid = -1;
   CUDA_DOUBLE_FAIL("cuLaunchKernel");
   if (!f || !stream) return CUDA_ERROR_INVALID_HANDLE;
   if (f->params > 0 && !params) return CUDA_ERROR_INVALID_VALUE;
-  skipnative_cuda_double_launch(kDriver, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel, f, params, stream);
+  if (runtime_cbid >= 0)
+    skipnative_cuda_double_launch(0, runtime_cbid, f, params, stream);
+  else
+    skipnative_cuda_double_launch(kDriver, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel, f, params,
+                                  stream);
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuDevicePrimaryCtxGetState(CUdevice device, unsigned int* flags,
+                                                    int* active) {
+  if (device != 0) return CUDA_ERROR_INVALID_DEVICE;
+  *flags = 0;
+  *active = skipnative_cuda_double_live(1, 0) > 0;
   return CUDA_SUCCESS;
 }
 
@@ -272,6 +295,52 @@ CUDA_DOUBLE_API CUresult cuGraphDestroy(CUgraph graph) {
   delete graph;
   return CUDA_SUCCESS;
 }
+
+// The entry points a library may ask for by name (cuGetProcAddress): the
+// double's own functions; per-thread-default-stream variants are the same here.
+namespace {
+struct Proc {
+  const char* name;
+  void* fn;
+};
+CUresult find_proc(const char* symbol, void** pfn);
+}  // namespace
+
+CUDA_DOUBLE_API CUresult cuGetProcAddress_v2(const char* symbol, void** pfn, int, cuuint64_t,
+                                             CUdriverProcAddressQueryResult* status) {
+  CUresult r = find_proc(symbol, pfn);
+  if (status)
+    *status =
+        r == CUDA_SUCCESS ? CU_GET_PROC_ADDRESS_SUCCESS : CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+  return r;
+}
+
+#undef cuGetProcAddress  // cuda.h maps it to _v2; the driver exports both
+extern "C"
+    __attribute__((visibility("default"))) CUresult cuGetProcAddress(const char* symbol, void** pfn,
+                                                                     int, cuuint64_t) {
+  return find_proc(symbol, pfn);
+}
+
+namespace {
+CUresult find_proc(const char* symbol, void** pfn) {
+  static const Proc procs[] = {
+      {"cuInit", reinterpret_cast<void*>(&cuInit)},
+      {"cuLaunchKernel", reinterpret_cast<void*>(&cuLaunchKernel)},
+      {"cuGraphLaunch", reinterpret_cast<void*>(&cuGraphLaunch)},
+      {"cuStreamSynchronize", reinterpret_cast<void*>(&cuStreamSynchronize)},
+      {"cuGetProcAddress", reinterpret_cast<void*>(&cuGetProcAddress_v2)},
+  };
+  if (!symbol || !pfn) return CUDA_ERROR_INVALID_VALUE;
+  for (const Proc& p : procs)
+    if (std::strcmp(p.name, symbol) == 0) {
+      *pfn = p.fn;
+      return CUDA_SUCCESS;
+    }
+  *pfn = nullptr;
+  return CUDA_ERROR_NOT_FOUND;
+}
+}  // namespace
 
 CUDA_DOUBLE_API CUresult cuGetErrorString(CUresult error, const char** str) {
   switch (error) {

@@ -2,8 +2,10 @@
 // skipnative's launch benchmarks call, compiled against the real
 // cuda_runtime_api.h. A runtime launch calls the driver double's cuLaunchKernel
 // path inside it, so CUPTI reports both with one correlation id, as with CUDA.
+#include <cuda.h>
 #include <cuda_runtime_api.h>
 #include <cupti.h>
+#include <dlfcn.h>
 
 #include <string>
 
@@ -16,6 +18,27 @@
 #pragma weak skipnative_cuda_double_find
 #pragma weak skipnative_cuda_double_launch
 #pragma weak skipnative_cuda_double_live
+extern "C" void skipnative_cuda_double_runtime_call(int cbid);
+#pragma weak skipnative_cuda_double_runtime_call
+
+namespace {
+// As CUDA's runtime: the driver's entry points come from cuGetProcAddress,
+// itself found with dlsym on libcuda.
+using LaunchFn = CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned,
+                              unsigned, unsigned, CUstream, void**, void**);
+LaunchFn driver_launch() {
+  static LaunchFn fn = [] {
+    void* h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    using ProcFn =
+        CUresult (*)(const char*, void**, int, cuuint64_t, CUdriverProcAddressQueryResult*);
+    auto proc = h ? reinterpret_cast<ProcFn>(dlsym(h, "cuGetProcAddress_v2")) : nullptr;
+    void* p = nullptr;
+    if (proc) proc("cuLaunchKernel", &p, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, nullptr);
+    return reinterpret_cast<LaunchFn>(p);
+  }();
+  return fn;
+}
+}  // namespace
 
 struct CUlib_st {
   std::string ptx;
@@ -60,9 +83,12 @@ CUDART_DOUBLE_API cudaError_t cudaLaunchKernel(const void* func, dim3, dim3, voi
   if (!func || !stream) return cudaErrorInvalidResourceHandle;
   const CUfunc_st* fn = static_cast<const CUkern_st*>(func)->fn;
   if (fn->params > 0 && !args) return cudaErrorInvalidValue;
-  skipnative_cuda_double_launch(0, CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000, fn, args,
-                                stream);
-  return cudaSuccess;
+  LaunchFn launch = driver_launch();
+  if (!launch || !skipnative_cuda_double_runtime_call) return cudaErrorInitializationError;
+  skipnative_cuda_double_runtime_call(CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000);
+  CUresult r = launch(const_cast<CUfunc_st*>(fn), 1, 1, 1, 1, 1, 1, 0,
+                      reinterpret_cast<CUstream>(stream), args, nullptr);
+  return r == CUDA_SUCCESS ? cudaSuccess : cudaError_t(r);
 }
 
 CUDART_DOUBLE_API const char* cudaGetErrorString(cudaError_t error) {

@@ -87,7 +87,14 @@ struct State {
   // may crash on that; the double counts it, so tests can tell it happened.
   uint64_t refused_buffers = 0;
   std::string call_log;  // a file to append "pid function" to at each teardown call
+  CUptiResult hw_trace_result = CUPTI_ERROR_NOT_SUPPORTED;  // what enabling HW trace returns
+  bool hw_trace = false;
+  uint32_t flush_period_ms = 0;
+  uint64_t external_pushes = 0;
 };
+
+// CUPTI's external correlation stacks: per thread, per kind.
+thread_local std::vector<std::pair<int, uint64_t>> t_external;
 
 State& st() {
   static State* s = new State();  // never destroyed: callbacks may outlive static teardown
@@ -172,6 +179,8 @@ size_t record_size(uint32_t version, int kind) {
     case CUPTI_ACTIVITY_KIND_RUNTIME:
     case CUPTI_ACTIVITY_KIND_DRIVER:
       return sizeof(CUpti_ActivityAPI);
+    case CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION:
+      return sizeof(CUpti_ActivityExternalCorrelation);
     default:
       return sizeof(CUpti_ActivityMarker2);
   }
@@ -298,12 +307,34 @@ void api_record(int domain, int cbid, uint32_t corr, uint64_t t_begin, uint64_t 
   commit(s, a);
 }
 
+// With EXTERNAL_CORRELATION enabled, an API call made while an external id is
+// pushed on its thread gets a record of (the innermost id of each kind, its
+// correlation id), as CUPTI writes one (caller holds no lock).
+void external_records(uint32_t corr) {
+  if (t_external.empty()) return;
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (!s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION)) return;
+  std::set<int> seen;
+  for (auto it = t_external.rbegin(); it != t_external.rend(); ++it) {
+    if (!seen.insert(it->first).second) continue;
+    CUpti_ActivityExternalCorrelation e;
+    std::memset(&e, 0, sizeof(e));
+    e.kind = CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION;
+    e.externalKind = CUpti_ExternalCorrelationKind(it->first);
+    e.externalId = it->second;
+    e.correlationId = corr;
+    commit(s, e);
+  }
+}
+
 // Calls the subscriber around `body`, as CUPTI does around an API call.
 template <class Body>
 uint32_t api_call(int domain, int cbid, uint64_t cost, Body body, int inner_domain = -1,
                   int inner_cbid = -1) {
   State& s = st();
   uint32_t corr = s.next_correlation.fetch_add(1);
+  external_records(corr);
   CUpti_CallbackFunc cb;
   void* ud;
   bool on;
@@ -572,9 +603,43 @@ DOUBLE_API CUptiResult cuptiActivitySetAttribute(CUpti_ActivityAttribute attr, s
   return CUPTI_SUCCESS;
 }
 
-// The simulated GPU is no Blackwell: hardware tracing is refused, as on Hopper.
+// The simulated GPU is no Blackwell by default: hardware tracing is refused, as
+// on Hopper (skipnative_double_set_hw_trace sets what it returns).
 DOUBLE_API CUptiResult cuptiActivityEnableHWTrace(uint8_t enable) {
-  return enable ? CUPTI_ERROR_NOT_SUPPORTED : CUPTI_SUCCESS;
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (!enable) {
+    s.hw_trace = false;
+    return CUPTI_SUCCESS;
+  }
+  if (s.hw_trace_result != CUPTI_SUCCESS) return s.hw_trace_result;
+  s.hw_trace = true;
+  return CUPTI_SUCCESS;
+}
+
+DOUBLE_API CUptiResult cuptiActivityFlushPeriod(uint32_t ms) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.flush_period_ms = ms;
+  return CUPTI_SUCCESS;
+}
+
+DOUBLE_API CUptiResult cuptiActivityPushExternalCorrelationId(CUpti_ExternalCorrelationKind kind,
+                                                              uint64_t id) {
+  t_external.emplace_back(int(kind), id);
+  st().external_pushes++;
+  return CUPTI_SUCCESS;
+}
+
+DOUBLE_API CUptiResult cuptiActivityPopExternalCorrelationId(CUpti_ExternalCorrelationKind kind,
+                                                             uint64_t* last) {
+  for (auto it = t_external.rbegin(); it != t_external.rend(); ++it)
+    if (it->first == int(kind)) {
+      if (last) *last = it->second;
+      t_external.erase(std::next(it).base());
+      return CUPTI_SUCCESS;
+    }
+  return CUPTI_ERROR_QUEUE_EMPTY;
 }
 
 DOUBLE_API CUptiResult cuptiFinalize() {
@@ -617,7 +682,21 @@ DOUBLE_API void skipnative_double_reset(uint32_t version) {
   s.dirty_buffers = 0;
   s.refused_buffers = 0;
   s.api_records.clear();
+  s.hw_trace_result = CUPTI_ERROR_NOT_SUPPORTED;
+  s.hw_trace = false;
+  s.flush_period_ms = 0;
+  s.external_pushes = 0;
 }
+
+// What cuptiActivityEnableHWTrace(1) returns from now on (0: it succeeds).
+DOUBLE_API void skipnative_double_set_hw_trace(int result) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.hw_trace_result = CUptiResult(result);
+}
+DOUBLE_API int skipnative_double_hw_trace() { return st().hw_trace ? 1 : 0; }
+DOUBLE_API uint32_t skipnative_double_flush_period() { return st().flush_period_ms; }
+DOUBLE_API uint64_t skipnative_double_external_pushes() { return st().external_pushes; }
 
 // Teardown calls (unsubscribe, flush, disable, finalize) are logged to `path`
 // from now on ("" or null: not logged).

@@ -1,0 +1,208 @@
+// libskipnative_hooks.so (its own folder: never linked into the session code):
+// the driver's launch entry points, wrapped where
+// libraries resolve them. Preloaded (LD_PRELOAD) it interposes dlsym, so a
+// dlsym on libcuda (Triton, the launch benchmarks) for a wrapped name returns
+// the wrapper, and cuGetProcAddress (cudart and the libraries built on it), whose
+// results it wraps the same way. Each wrapper calls the real entry point; while
+// a session has attached a sink, it is timed by the sink around the call.
+//
+// Two wrappers per name (one for dlsym's result, one for cuGetProcAddress's,
+// which may differ) and per-thread-default-stream variant; a name resolved
+// again to a different implementation is handed out unwrapped and counted.
+#include "cupti/launch_hooks.h"
+
+#include <cuda.h>
+#include <cupti.h>
+#include <dlfcn.h>
+
+#include <atomic>
+#include <cstring>
+
+#define HOOKS_API extern "C" __attribute__((visibility("default")))
+
+namespace {
+
+std::atomic<const SkipnativeHookSink*> g_sink{nullptr};
+std::atomic<uint32_t> g_wrapped{0}, g_unwrapped{0};
+int g_in_time = 0;
+
+using DlsymFn = void* (*)(void*, const char*);
+DlsymFn real_dlsym() {
+  static DlsymFn fn = [] {
+    auto f = reinterpret_cast<DlsymFn>(dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34"));
+    if (f == nullptr) f = reinterpret_cast<DlsymFn>(dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5"));
+    return f;
+  }();
+  return fn;
+}
+
+// One wrapper: the real entry point it calls and the cbid it records as.
+template <int I, class F>
+struct Hook;
+template <int I, class... A>
+struct Hook<I, CUresult CUDAAPI(A...)> {
+  using Fn = CUresult(CUDAAPI*)(A...);
+  static inline std::atomic<Fn> real{nullptr};
+  static inline uint16_t cbid = 0;
+  static CUresult CUDAAPI call(A... a) {
+    const Fn fn = real.load(std::memory_order_relaxed);
+    const SkipnativeHookSink* s = g_sink.load(std::memory_order_acquire);
+    if (__builtin_expect(s == nullptr, 1)) return fn(a...);
+    uint32_t ext = 0;
+    const uint64_t t = s->enter(&ext);
+    const CUresult r = fn(a...);
+    s->exit(t, ext, cbid);
+    return r;
+  }
+  // The wrapper for `impl`, or impl itself where another implementation holds it.
+  static void* wrap(void* impl, uint16_t id) {
+    Fn expected = nullptr;
+    Fn f = reinterpret_cast<Fn>(impl);
+    if (real.compare_exchange_strong(expected, f) || expected == f) {
+      cbid = id;
+      g_wrapped.fetch_add(1, std::memory_order_relaxed);
+      return reinterpret_cast<void*>(&call);
+    }
+    g_unwrapped.fetch_add(1, std::memory_order_relaxed);
+    return impl;
+  }
+};
+
+struct Entry {
+  const char* name;  // the exported name (dlsym)
+  const char* base;  // the name cuGetProcAddress is asked for
+  bool ptsz;         // the per-thread-default-stream variant
+  uint16_t cbid;
+  void* (*wrap_dlsym)(void*, uint16_t);
+  void* (*wrap_proc)(void*, uint16_t);
+};
+
+#define SKIPNATIVE_HOOK_ENTRY(n, name, base, ptsz, type, cbid)              \
+  Entry {                                                                   \
+    name, base, ptsz, uint16_t(cbid), &Hook<2 * (n), decltype(type)>::wrap, \
+        &Hook<2 * (n) + 1, decltype(type)>::wrap                            \
+  }
+#define SKIPNATIVE_HOOK_PAIR(n, fn, type)                                              \
+  SKIPNATIVE_HOOK_ENTRY(2 * (n), #fn, #fn, false, type, CUPTI_DRIVER_TRACE_CBID_##fn), \
+      SKIPNATIVE_HOOK_ENTRY(2 * (n) + 1, #fn "_ptsz", #fn, true, type,                 \
+                            CUPTI_DRIVER_TRACE_CBID_##fn##_ptsz)
+#define SKIPNATIVE_HOOK_V2_PAIR(n, fn, type)                                                      \
+  SKIPNATIVE_HOOK_ENTRY(2 * (n), #fn "_v2", #fn, false, type, CUPTI_DRIVER_TRACE_CBID_##fn##_v2), \
+      SKIPNATIVE_HOOK_ENTRY(2 * (n) + 1, #fn "_v2_ptsz", #fn, true, type,                         \
+                            CUPTI_DRIVER_TRACE_CBID_##fn##_v2_ptsz)
+#define SKIPNATIVE_HOOK_ONE(n, fn, type) \
+  SKIPNATIVE_HOOK_ENTRY(2 * (n), #fn, #fn, false, type, CUPTI_DRIVER_TRACE_CBID_##fn)
+
+// The launch, copy, set, synchronisation and event entry points of the
+// driver that skipnative's callbacks record (cupti/api_table.cpp).
+const Entry kEntries[] = {
+    SKIPNATIVE_HOOK_PAIR(0, cuLaunchKernel, ::cuLaunchKernel),
+    SKIPNATIVE_HOOK_PAIR(1, cuLaunchKernelEx, ::cuLaunchKernelEx),
+    SKIPNATIVE_HOOK_PAIR(2, cuLaunchCooperativeKernel, ::cuLaunchCooperativeKernel),
+    SKIPNATIVE_HOOK_PAIR(3, cuGraphLaunch, ::cuGraphLaunch),
+    SKIPNATIVE_HOOK_PAIR(4, cuMemcpyAsync, ::cuMemcpyAsync),
+    SKIPNATIVE_HOOK_V2_PAIR(5, cuMemcpyHtoDAsync, ::cuMemcpyHtoDAsync_v2),
+    SKIPNATIVE_HOOK_V2_PAIR(6, cuMemcpyDtoHAsync, ::cuMemcpyDtoHAsync_v2),
+    SKIPNATIVE_HOOK_V2_PAIR(7, cuMemcpyDtoDAsync, ::cuMemcpyDtoDAsync_v2),
+    SKIPNATIVE_HOOK_PAIR(8, cuMemsetD8Async, ::cuMemsetD8Async),
+    SKIPNATIVE_HOOK_PAIR(9, cuMemsetD16Async, ::cuMemsetD16Async),
+    SKIPNATIVE_HOOK_PAIR(10, cuMemsetD32Async, ::cuMemsetD32Async),
+    SKIPNATIVE_HOOK_PAIR(11, cuStreamSynchronize, ::cuStreamSynchronize),
+    SKIPNATIVE_HOOK_PAIR(12, cuEventRecord, ::cuEventRecord),
+    SKIPNATIVE_HOOK_PAIR(13, cuStreamWaitEvent, ::cuStreamWaitEvent),
+    SKIPNATIVE_HOOK_ONE(14, cuCtxSynchronize, ::cuCtxSynchronize),
+    SKIPNATIVE_HOOK_ONE(15, cuEventSynchronize, ::cuEventSynchronize),
+};
+
+const Entry* by_name(const char* name) {
+  if (name == nullptr || name[0] != 'c' || name[1] != 'u') return nullptr;
+  for (const Entry& e : kEntries)
+    if (std::strcmp(e.name, name) == 0) return &e;
+  return nullptr;
+}
+
+const Entry* by_query(const char* symbol, bool ptsz) {
+  if (symbol == nullptr) return nullptr;
+  for (const Entry& e : kEntries)
+    if (e.ptsz == ptsz && std::strcmp(e.base, symbol) == 0) return &e;
+  return nullptr;
+}
+
+// Whether `p` lies in the loaded libcuda (the real driver or a library with its SONAME).
+bool in_libcuda(void* p) {
+  void* h = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD);
+  if (h == nullptr) return false;
+  void* init = real_dlsym()(h, "cuInit");
+  dlclose(h);
+  Dl_info a, b;
+  return init && dladdr(p, &a) && dladdr(init, &b) && a.dli_fbase == b.dli_fbase;
+}
+
+using ProcV2Fn = CUresult(CUDAAPI*)(const char*, void**, int, cuuint64_t,
+                                    CUdriverProcAddressQueryResult*);
+using ProcV1Fn = CUresult(CUDAAPI*)(const char*, void**, int, cuuint64_t);
+std::atomic<ProcV2Fn> g_proc_v2{nullptr};
+std::atomic<ProcV1Fn> g_proc_v1{nullptr};
+
+void* wrap_proc_result(const char* symbol, void* impl, cuuint64_t flags);
+
+CUresult CUDAAPI proc_v2(const char* symbol, void** pfn, int version, cuuint64_t flags,
+                         CUdriverProcAddressQueryResult* status) {
+  CUresult r = g_proc_v2.load()(symbol, pfn, version, flags, status);
+  if (r == CUDA_SUCCESS && pfn && *pfn) *pfn = wrap_proc_result(symbol, *pfn, flags);
+  return r;
+}
+
+CUresult CUDAAPI proc_v1(const char* symbol, void** pfn, int version, cuuint64_t flags) {
+  CUresult r = g_proc_v1.load()(symbol, pfn, version, flags);
+  if (r == CUDA_SUCCESS && pfn && *pfn) *pfn = wrap_proc_result(symbol, *pfn, flags);
+  return r;
+}
+
+void* wrap_proc_result(const char* symbol, void* impl, cuuint64_t flags) {
+  if (symbol && std::strcmp(symbol, "cuGetProcAddress") == 0) {
+    // asked for itself: the same implementation as one already wrapped
+    if (impl == reinterpret_cast<void*>(g_proc_v2.load())) return reinterpret_cast<void*>(&proc_v2);
+    if (impl == reinterpret_cast<void*>(g_proc_v1.load())) return reinterpret_cast<void*>(&proc_v1);
+    return impl;
+  }
+  const Entry* e = by_query(symbol, (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) != 0);
+  return e ? e->wrap_proc(impl, e->cbid) : impl;
+}
+
+template <class Fn>
+void* wrap_proc_fn(std::atomic<Fn>& slot, void* impl, void* wrapper) {
+  Fn expected = nullptr;
+  Fn f = reinterpret_cast<Fn>(impl);
+  if (slot.compare_exchange_strong(expected, f) || expected == f) return wrapper;
+  g_unwrapped.fetch_add(1, std::memory_order_relaxed);
+  return impl;
+}
+
+__attribute__((constructor)) void on_load() {
+  void* h = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD);
+  g_in_time = h == nullptr;
+  if (h) dlclose(h);
+}
+
+}  // namespace
+
+HOOKS_API void* dlsym(void* handle, const char* name) {
+  DlsymFn real = real_dlsym();
+  if (real == nullptr) return nullptr;
+  void* p = real(handle, name);
+  if (p == nullptr || name[0] != 'c' || name[1] != 'u') return p;
+  if (std::strcmp(name, "cuGetProcAddress_v2") == 0 && in_libcuda(p))
+    return wrap_proc_fn(g_proc_v2, p, reinterpret_cast<void*>(&proc_v2));
+  if (std::strcmp(name, "cuGetProcAddress") == 0 && in_libcuda(p))
+    return wrap_proc_fn(g_proc_v1, p, reinterpret_cast<void*>(&proc_v1));
+  const Entry* e = by_name(name);
+  return e && in_libcuda(p) ? e->wrap_dlsym(p, e->cbid) : p;
+}
+
+HOOKS_API void skipnative_hooks_attach(const SkipnativeHookSink* sink) {
+  g_sink.store(sink, std::memory_order_release);
+}
+HOOKS_API int skipnative_hooks_in_time() { return g_in_time; }
+HOOKS_API uint32_t skipnative_hooks_wrapped() { return g_wrapped.load(); }
+HOOKS_API uint32_t skipnative_hooks_unwrapped() { return g_unwrapped.load(); }

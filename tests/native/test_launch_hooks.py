@@ -1,0 +1,202 @@
+"""launch_records="hook": the driver's entry points wrapped where libraries resolve
+them, on the CUDA driver and runtime doubles.
+
+The hooks library must be preloaded before the process loads CUDA, so every test
+runs its own process with LD_PRELOAD. The runtime double resolves the driver's
+cuLaunchKernel through cuGetProcAddress (found with dlsym on libcuda), as CUDA's
+runtime does; the launch benchmarks' driver path resolves through dlsym.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from skipnative import launch_hooks_library
+
+PREAMBLE = """
+import json, sys, ctypes
+sys.modules["torch"] = None
+from skipnative.testing import simulate_cuda
+sim = simulate_cuda()
+sim.reset()
+sim.configure(launch_cost_ns=3000, submit_latency_ns=1000)
+sim.set_kernel_ns(2000)
+import skipnative
+from skipnative import _native
+"""
+
+# Launches through both doubles: the runtime path (cudaLaunchKernel, whose driver
+# call came from cuGetProcAddress) and the driver path (cuLaunchKernel and
+# cuGraphLaunch from dlsym), then a sync.
+WORK = """
+PTX = b'.version 8.0\\n.target sm_90\\n.entry nullk()\\n{ ret; }\\n'
+cuda = ctypes.CDLL("libcuda.so.1")
+dlsym = ctypes.CDLL(None).dlsym
+dlsym.restype = ctypes.c_void_p
+dlsym.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+def fn(name, *args):
+    return ctypes.CFUNCTYPE(ctypes.c_int, *args)(dlsym(cuda._handle, name))
+vp = ctypes.c_void_p
+launch = fn(b"cuLaunchKernel", vp, *[ctypes.c_uint] * 7, vp, vp, vp)
+graph_launch = fn(b"cuGraphLaunch", vp, vp)
+sync = fn(b"cuStreamSynchronize", vp)
+mod, f, stream, g, ge = vp(), vp(), vp(), vp(), vp()
+assert cuda.cuInit(0) == 0
+assert cuda.cuModuleLoadData(ctypes.byref(mod), PTX) == 0
+assert cuda.cuModuleGetFunction(ctypes.byref(f), mod, b"nullk") == 0
+assert cuda.cuStreamCreate(ctypes.byref(stream), 0) == 0
+rt = ctypes.CDLL("libcudart.so.13")
+lib, kern = vp(), vp()
+assert rt.cudaLibraryLoadData(ctypes.byref(lib), PTX, None, None, 0, None, None, 0) == 0
+assert rt.cudaLibraryGetKernel(ctypes.byref(kern), lib, b"nullk") == 0
+class dim3(ctypes.Structure):
+    _fields_ = [("x", ctypes.c_uint), ("y", ctypes.c_uint), ("z", ctypes.c_uint)]
+rt.cudaLaunchKernel.argtypes = [vp, dim3, dim3, vp, ctypes.c_size_t, vp]
+def work(n=3):
+    for _ in range(n):
+        assert rt.cudaLaunchKernel(kern, dim3(1, 1, 1), dim3(1, 1, 1), None, 0, stream) == 0
+        assert launch(f, 1, 1, 1, 1, 1, 1, 0, stream, None, None) == 0
+    assert cuda.cuStreamBeginCapture_v2(stream, 0) == 0
+    assert launch(f, 1, 1, 1, 1, 1, 1, 0, stream, None, None) == 0
+    assert cuda.cuStreamEndCapture(stream, ctypes.byref(g)) == 0
+    assert cuda.cuGraphInstantiateWithFlags(ctypes.byref(ge), g, 0) == 0
+    assert graph_launch(ge, stream) == 0
+    assert sync(stream) == 0
+"""
+
+
+def run(code: str, preload: bool = True, head: str = "") -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    if preload:
+        env["LD_PRELOAD"] = launch_hooks_library()
+    return subprocess.run(
+        [sys.executable, "-W", "always", "-c", PREAMBLE + WORK + head + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+CAPTURE = """
+def capture(**opts):
+    with skipnative.capture(clock="library", **opts) as cap:
+        work()
+    t = cap.trace
+    rows = [
+        [int(x) for x in (r["t_begin"], r["t_end"], r["correlation"])]
+        for r in t.launches
+    ]
+    gpu = sorted(int(c) for c in t.gpu["correlation"])
+    names = [t.strings[i] for i in t.launches["name_id"]]
+    return {"rows": rows, "gpu": gpu, "names": names, "meta": cap.metadata}
+"""
+
+
+def test_hook_rows_match_the_callbacks_and_join_every_kernel():
+    r = run(
+        head=CAPTURE,
+        code="""
+        hook = capture(launch_records="hook")
+        cb = capture(launch_records="callbacks")
+        print(json.dumps({"hook": hook, "cb": cb}))
+        """,
+    )
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout.splitlines()[-1])
+    hook, cb = res["hook"], res["cb"]
+    assert hook["meta"]["launch_source"] == "hook"
+    assert hook["meta"]["launch_hook_fallback"] == ""
+    assert hook["meta"]["launches_unjoined"] == 0
+    # no callback enabled; every row from the hooks
+    assert cb["meta"]["launch_source"] == "callbacks"
+
+    # the same calls, the same spans (each pair of captures runs the same work
+    # on the virtual clock, so compare durations and order, not absolute times)
+    def spans(x):
+        return [e - b for b, e, _ in x["rows"]]
+
+    assert spans(hook) == spans(cb)
+    assert len(hook["rows"]) == len(cb["rows"]) == 3 * 2 + 1 + 1 + 1
+    # the runtime launches: the driver entry point cudart resolved, by name
+    assert hook["names"].count("cuLaunchKernel") == 3 * 2 + 1
+    assert cb["names"].count("cudaLaunchKernel") == 3
+    assert "cuGraphLaunch" in hook["names"] and "cuStreamSynchronize" in hook["names"]
+    # joined exactly: every kernel's correlation id is a launch row's
+    hook_corr = {c for _, _, c in hook["rows"]}
+    assert hook["gpu"] and set(hook["gpu"]) <= hook_corr
+    assert len(hook["gpu"]) == len(cb["gpu"])
+
+
+def test_without_the_preload_the_capture_says_so_and_uses_callbacks():
+    r = run(
+        head=CAPTURE,
+        code="""
+        res = capture(launch_records="hook")
+        print(json.dumps(res))
+        """,
+        preload=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "launch_records='hook' not possible" in r.stderr
+    res = json.loads(r.stdout.splitlines()[-1])
+    assert res["meta"]["launch_source"] == "callbacks"
+    assert "not loaded in this process" in res["meta"]["launch_hook_fallback"]
+    assert res["names"].count("cudaLaunchKernel") == 3  # the callbacks' rows
+
+
+def test_hooks_loaded_after_libcuda_fall_back():
+    r = run(
+        head=CAPTURE,
+        code=f"""
+        ctypes.CDLL({launch_hooks_library()!r}, mode=ctypes.RTLD_GLOBAL)
+        res = capture(launch_records="hook")
+        print(json.dumps(res))
+        """,
+        preload=False,
+    )
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout.splitlines()[-1])
+    assert res["meta"]["launch_source"] == "callbacks"
+    assert "loaded after libcuda" in res["meta"]["launch_hook_fallback"]
+
+
+def test_hooks_pass_calls_through_while_no_session_is_attached():
+    r = run(
+        """
+        work()
+        hooks = ctypes.CDLL(None)
+        print(json.dumps([hooks.skipnative_hooks_wrapped(), hooks.skipnative_hooks_unwrapped()]))
+        """
+    )
+    assert r.returncode == 0, r.stderr
+    wrapped, unwrapped = json.loads(r.stdout.splitlines()[-1])
+    # cuLaunchKernel (dlsym and cuGetProcAddress), cuGraphLaunch, cuStreamSynchronize
+    assert wrapped >= 4 and unwrapped == 0
+
+
+def test_hook_path_cost_is_measured_without_a_gpu():
+    r = run(
+        """
+        ns = _native.bench_hook_path(200000)
+        base = _native.bench_record_path(200000)
+        print(json.dumps([ns, base]))
+        """
+    )
+    assert r.returncode == 0, r.stderr
+    ns, base = json.loads(r.stdout.splitlines()[-1])
+    assert 0 < ns < 100_000 and 0 < base < 100_000
+
+
+@pytest.mark.parametrize("source", ["hook"])
+def test_hook_is_a_capture_option(source):
+    from skipnative import _native
+
+    assert _native.capture_options()["launch_records"] == "callbacks"
+    _native.Session({"launch_records": source})  # accepted
