@@ -28,12 +28,12 @@ def skip(*args, ok=True):
 
 def test_analyze_json_is_one_object_with_the_contract():
     out = json.loads(skip("analyze", TRACE, "--json").stdout)
-    assert set(out) == {"trace", "format", "regions", "api_calls"}
-    assert out["trace"] == TRACE and out["format"] == "kineto"
+    assert set(out) == {"trace", "format", "vendor", "regions", "api_calls"}
+    assert out["trace"] == TRACE and out["format"] == "kineto" and out["vendor"] == "NVIDIA"
     names = [r["name"] for r in out["regions"]]
     assert names == ["all", "ProfilerStep#551", "ProfilerStep#552"]
     for r in out["regions"]:
-        assert set(r) == {"name", "device", "metrics", "top_kernels"}
+        assert set(r) == {"name", "device", "metrics", "top_kernels", "idle_by_stream"}
         assert set(METRIC_KEYS) <= set(r["metrics"])
         assert r["metrics"]["bound"] in ("cpu", "gpu")
         assert len(r["top_kernels"]) <= 10

@@ -32,12 +32,10 @@ def _per_iteration(path: str) -> dict:
     trace = skipnative.load(path)
     m = run_summary(trace)
     n = m.pop("iterations")
-    name = f"per iteration (mean of {n})" if n else "whole trace (no iterations)"
     devices = [d.get("id", 0) for d in trace.meta.get("devices") or []] or [0]
-    return {
-        "regions": [{"name": name, "device": devices[0], "metrics": m}],
-        "api_calls": api_summary(trace),
-    }
+    name = f"per iteration (mean of {n})" if n else "whole trace (no iterations)"
+    region = {"name": name, "device": devices[0], "metrics": m, "iterations": n}
+    return {"regions": [region], "api_calls": api_summary(trace)}
 
 
 def comparison(a: str, b: str, region: str, per_iteration: bool = False) -> dict:
@@ -66,14 +64,11 @@ def comparison(a: str, b: str, region: str, per_iteration: bool = False) -> dict
             va, vb = r["metrics"][k], other["metrics"][k]
             metrics[k] = {"a": va, "b": vb, "diff": vb - va, "ratio": (vb / va) if va else None}
         metrics["bound"] = {"a": r["metrics"]["bound"], "b": other["metrics"]["bound"]}
-        rows.append(
-            {
-                "name": r["name"],
-                "device_a": r["device"],
-                "device_b": other["device"],
-                "metrics": metrics,
-            }
-        )
+        row = {"name": r["name"], "device_a": r["device"], "device_b": other["device"]}
+        row |= {"label_a": r["name"], "label_b": other["name"], "metrics": metrics}
+        if "iterations" in r:
+            row |= {"iterations_a": r["iterations"], "iterations_b": other["iterations"]}
+        rows.append(row)
     if not rows:
         raise UserError(f"no region/device present in both {a} and {b}")
     calls_b = {c["name"]: c for c in rb["api_calls"]}
@@ -99,7 +94,13 @@ def run(args) -> int:
         return 0
     print(f"A: {result['a']}\nB: {result['b']}")
     for r in result["regions"]:
-        print(f"\nregion {r['name']}  device A {r['device_a']} / B {r['device_b']}")
+        if r["label_a"] == r["label_b"]:
+            print(f"\nregion {r['label_a']}  device A {r['device_a']} / B {r['device_b']}")
+        else:
+            print(
+                f"\nregion A: {r['label_a']}, device {r['device_a']} / "
+                f"B: {r['label_b']}, device {r['device_b']}"
+            )
         rows = []
         for k, m in r["metrics"].items():
             if k == "bound":
