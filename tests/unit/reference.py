@@ -155,8 +155,15 @@ def reference(path: str, region: str | None = None, window=None) -> list[dict]:
             start = firsts[0] if firsts else min((k["start"] for k in inr), default=None)
         for dev in sorted({k["device"] for k in inr}):
             out.append(
-                _region(name, dev, [k for k in inr if k["device"] == dev], start, launches,
-                        first_of_graph, prev_end)
+                _region(
+                    name,
+                    dev,
+                    [k for k in inr if k["device"] == dev],
+                    start,
+                    launches,
+                    first_of_graph,
+                    prev_end,
+                )
             )
     return out
 

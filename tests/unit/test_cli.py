@@ -187,3 +187,25 @@ def test_an_unexpected_error_is_one_line_unless_a_traceback_is_asked_for(monkeyp
         assert err.startswith("Traceback (most recent call last):"), (argv, env, err)
         assert "in broken" in err and "RuntimeError: boom\n" in err
         assert err.endswith("\nskip: internal error: RuntimeError: boom\n")
+
+
+def test_compare_per_iteration_labels_each_side_with_its_own_count():
+    other = str(DATA / "v100_ns_resolution_rank0.json.gz")  # 5 steps against 2
+    out = json.loads(skip("compare", TRACE, other, "--per-iteration", "--json").stdout)
+    (row,) = out["regions"]
+    assert (row["iterations_a"], row["iterations_b"]) == (2, 5)
+    assert row["label_a"] == "per iteration (mean of 2)"
+    assert row["label_b"] == "per iteration (mean of 5)"
+    text = skip("compare", TRACE, other, "--per-iteration").stdout
+    assert "A: per iteration (mean of 2)" in text and "B: per iteration (mean of 5)" in text
+
+
+def test_rocm_trace_reads_like_a_cuda_one_and_says_amd():
+    out = json.loads(
+        skip("analyze", str(DATA / "mi250_rocm_minitoy_train.json.gz"), "--json").stdout
+    )
+    assert out["vendor"] == "AMD"
+    m = out["regions"][0]["metrics"]
+    assert m["n_kernels"] == m["n_counted_kernels"] == 14 and m["tklqt_us"] > 0
+    text = skip("analyze", str(DATA / "mi250_rocm_minitoy_train.json.gz")).stdout
+    assert "AMD GPU" in text.splitlines()[0]

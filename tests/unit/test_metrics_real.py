@@ -136,3 +136,44 @@ def test_window_matches_reference(name):
     ref = reference(path, region="all", window=(lo - base, hi - base))
     assert rows and ref
     assert_matches(rows, ref)
+
+
+def test_two_device_trace_derived_from_a_real_one(tmp_path):
+    """One process driving two GPUs: every launch of the real trace repeated 3 µs
+    later on its own thread for device 1, with its kernels (new correlation ids).
+    Each device's row matches the reference, and device 1's launch-and-queue
+    times equal device 0's."""
+    import gzip
+    import json
+
+    from reference import read
+
+    events = read(str(DATA / "sampled_rank0.json.gz"))
+    extra, offset = [], 1 << 24
+    for e in events:
+        args = e.get("args") or {}
+        if e.get("ph") != "X" or "correlation" not in args:
+            continue
+        if e.get("cat") not in ("cuda_runtime", "cuda_driver", "kernel"):
+            continue
+        twin = dict(e, ts=e["ts"] + 3, args=dict(args, correlation=args["correlation"] + offset))
+        if e["cat"] == "kernel":
+            twin["pid"] = twin["args"]["device"] = args["device"] + 1
+        else:
+            twin["tid"] = e["tid"] + 1
+        extra.append(twin)
+    path = tmp_path / "two_devices.json.gz"
+    with gzip.open(path, "wt") as f:
+        doc = {"schemaVersion": 1, "traceEvents": events + extra}
+        json.dump(doc, f, default=lambda d: int(d) if d == int(d) else float(d))
+    trace = skipnative.load(str(path))
+    rows = trace.metrics()
+    assert_matches(rows, reference(str(path)))
+    by = {(r.name, r.device): r.metrics for r in rows}
+    assert {d for _n, d in by} == {0, 1}
+    for (name, dev), m in by.items():
+        if dev == 1:
+            m0 = by[(name, 0)]
+            assert m["n_kernels"] == m0["n_kernels"] and m["tklqt_us"] == pytest.approx(
+                m0["tklqt_us"]
+            )

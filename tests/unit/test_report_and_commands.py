@@ -270,3 +270,10 @@ def test_report_shows_each_points_measured_perturbation(generated_sweep):
         del p["fidelity"]
     (generated_sweep / "sweep.json").write_text(json.dumps(doc))
     assert "perturbation |" not in Path(write_report(str(generated_sweep))).read_text()
+
+
+def test_report_of_a_sweep_without_points_says_so(tmp_path):
+    (tmp_path / "sweep.json").write_text('{"points": []}')
+    r = skip("report", tmp_path)
+    assert r.returncode == 1 and "no points" in r.stderr and "ValueError" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import skipnative
 from kineto_gen import PID, kernel, launch, op, step, write
 from test_cli import skip

@@ -23,6 +23,7 @@ import numpy as np
 from skipnative.analysis.kernels import WHOLE_TRACE, join_kernels, select_kernels
 from skipnative.trace import KIND_SYNC, Trace
 
+
 @dataclass
 class Candidate:
     chain: tuple[str, ...]

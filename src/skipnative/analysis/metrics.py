@@ -131,7 +131,7 @@ def _regions(trace: Trace, region: str | None) -> list[tuple[str, int | None, in
     out: list[tuple[str, int | None, int | None]] = [(WHOLE_TRACE, None, None)]
     for r in trace.regions:
         name = trace.strings[r["name_id"]]
-        if region is None and r["kind"] == ANNOTATION or region not in (None, name):
+        if (region is None and r["kind"] == ANNOTATION) or region not in (None, name):
             continue
         out.append((name, int(r["t_begin"]), int(r["t_end"])))
     return [r for r in out if region in (None, r[0])]
@@ -312,9 +312,7 @@ def compute_metrics(
     devices = np.unique(kt.device)
     out = []
     for name, t0, t1 in _regions(trace, region):
-        in_region = select_kernels(
-            trace, kt, window=None if t0 is None or t1 is None else (t0, t1)
-        )
+        in_region = select_kernels(trace, kt, window=None if t0 is None or t1 is None else (t0, t1))
         if window is not None:
             in_region &= select_kernels(trace, kt, window=window)
         start = _start_time(starts, t0, t1, window, kt, in_region)
@@ -326,9 +324,8 @@ def compute_metrics(
                 continue
             sel = in_region & select_kernels(trace, kt, device=int(d))
             m, tk, idle = region_metrics(trace, kt, sel, start, top)
-            out.append(
-                RegionMetrics(name=name, device=int(d), metrics=m, top_kernels=tk, idle_by_stream=idle)
-            )
+            row = RegionMetrics(name, int(d), m, top_kernels=tk, idle_by_stream=idle)
+            out.append(row)
     return out
 
 

@@ -40,7 +40,7 @@ def parse_window(text: str | None) -> tuple[float | None, float | None] | None:
             raise ValueError
         out = tuple(float(x) if x.strip() else None for x in (lo, hi))
     except ValueError:
-        raise UserError(f"--window: expected START:END in µs (e.g. 2000:5000), got {text!r}") from None
+        raise UserError(f"--window: expected START:END in µs (2000:5000), got {text!r}") from None
     if out[0] is not None and out[1] is not None and out[1] <= out[0]:
         raise UserError(f"--window: END must be after START, got {text!r}")
     return out  # type: ignore[return-value]
@@ -139,9 +139,10 @@ def _print_idle_by_stream(r: dict) -> None:
     m, streams = r["metrics"], r.get("idle_by_stream") or []
     if len(streams) < 2:
         return
+    exceeds = m["gpu_idle_host_us"] + m["gpu_idle_launch_us"] > m["il_us"]
     print(
         f"\ngpu_idle_host_us and gpu_idle_launch_us are summed over {len(streams)} streams"
-        + (" (so they exceed il_us)" if m["gpu_idle_host_us"] + m["gpu_idle_launch_us"] > m["il_us"] else "")
+        + (" (so they exceed il_us)" if exceeds else "")
     )
     rows = [[str(s["stream"]), fmt_value(s["host_us"]), fmt_value(s["launch_us"])] for s in streams]
     print(table(rows, ["stream", "idle_host_us", "idle_launch_us"]))

@@ -19,6 +19,11 @@ def add_parser(sub) -> None:
         help="compare the mean over each trace's iterations (its regions: a profile's "
         "timed iterations, a torch.profiler step) instead of one region",
     )
+    p.add_argument(
+        "--window",
+        metavar="START:END",
+        help="only kernels whose launch begins in this window, µs from each trace's start",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(run=run)
 
@@ -38,13 +43,15 @@ def _per_iteration(path: str) -> dict:
     return {"regions": [region], "api_calls": api_summary(trace)}
 
 
-def comparison(a: str, b: str, region: str, per_iteration: bool = False) -> dict:
+def comparison(a: str, b: str, region: str, per_iteration: bool = False, window=None) -> dict:
     from skipnative.cli.analyze import analysis
 
     if per_iteration:
+        if window is not None:
+            raise UserError("--window and --per-iteration: choose one")
         ra, rb = _per_iteration(a), _per_iteration(b)
     else:
-        ra, rb = analysis(a, region, 0), analysis(b, region, 0)
+        ra, rb = analysis(a, region, 0, window), analysis(b, region, 0, window)
     if not ra["regions"]:
         raise UserError(f"{a}: no region named {region!r}")
     if not rb["regions"]:
@@ -88,7 +95,10 @@ def comparison(a: str, b: str, region: str, per_iteration: bool = False) -> dict
 
 
 def run(args) -> int:
-    result = comparison(args.a, args.b, args.region, args.per_iteration)
+    from skipnative.cli.analyze import parse_window
+
+    window = parse_window(args.window)
+    result = comparison(args.a, args.b, args.region, args.per_iteration, window)
     if args.json:
         print_json(result)
         return 0

@@ -87,6 +87,7 @@ _K_STEP = np.dtype(
     ]
 )
 
+
 def api_kind_by_name(names: list[str]) -> np.ndarray:
     """Kind (index into API_KINDS) of each name, by trace.CALL_KINDS: CUDA and HIP
     names alike, so a ROCm trace's hipLaunchKernel is a kernel launch."""
