@@ -275,9 +275,11 @@ void TraceReader::read_thread_id(Cursor& c, EventFields& f, bool is_pid) {
 
 void TraceReader::store_event(const EventFields& f, uint64_t index) {
   const Cat cat = f.ph == 'X' ? category(f.cat) : kCatOther;
-  const bool step = (cat == kCatAnnotation || cat == kCatCpuOp) &&
-                    f.name.substr(0, 13) == std::string_view("ProfilerStep#");
-  if (cat == kCatOther || (cat == kCatAnnotation && !step)) {
+  // ProfilerStep#N (a cpu_op in older traces) and every record_function /
+  // user_annotation range go to the steps table; the conversion tells them apart.
+  const bool step = cat == kCatAnnotation ||
+                    (cat == kCatCpuOp && f.name.substr(0, 13) == std::string_view("ProfilerStep#"));
+  if (cat == kCatOther) {
     ++ignored_events;
     return;
   }

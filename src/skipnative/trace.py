@@ -7,6 +7,7 @@ names are int32 ids into ``strings``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,12 +62,140 @@ OP_DTYPE = np.dtype(
     ]
 )
 
-REGION_KINDS = ("marker", "step")
+# "annotation": a record_function / user_annotation range, a region only when named
+REGION_KINDS = ("marker", "step", "annotation")
 REGION_DTYPE = np.dtype([("t_begin", "<i8"), ("t_end", "<i8"), ("name_id", "<i4"), ("kind", "u1")])
 
 KIND_KERNEL = API_KINDS.index("kernel")
 KIND_GRAPH = API_KINDS.index("graph")
 KIND_SYNC = API_KINDS.index("sync")
+KIND_OTHER = API_KINDS.index("other")
+# the launches of SPEC.md §1: kernel, graph, copy and set calls
+LAUNCH_KINDS = (KIND_KERNEL, KIND_GRAPH, API_KINDS.index("copy"), API_KINDS.index("set"))
+
+# The one table of CPU calls by kind (SPEC.md §1, §5), CUDA runtime and driver
+# names and their HIP twins (torch.profiler on ROCm). Variants ending in _ptsz,
+# _ptds or _vN are looked up by their base name (call_kind). The native CUPTI
+# table (csrc/cupti/api_table.cpp) must agree with it: a test checks.
+CALL_KINDS: dict[str, tuple[str, ...]] = {
+    "kernel": (
+        "cudaLaunchKernel",
+        "cudaLaunchKernelExC",
+        "cudaLaunchCooperativeKernel",
+        "cudaLaunchCooperativeKernelMultiDevice",
+        "cuLaunchKernel",
+        "cuLaunchKernelEx",
+        "cuLaunchCooperativeKernel",
+        "cudaLaunch",  # before CUDA 7 and in old traces
+        "cuLaunch",
+        "cuLaunchGrid",
+        "cuLaunchGridAsync",
+        "hipLaunchKernel",
+        "hipExtLaunchKernel",
+        "hipModuleLaunchKernel",
+        "hipExtModuleLaunchKernel",
+        "hipHccModuleLaunchKernel",
+        "hipLaunchCooperativeKernel",
+    ),
+    "graph": ("cudaGraphLaunch", "cuGraphLaunch", "hipGraphLaunch"),
+    "copy": (
+        "cudaMemcpyAsync",
+        "cudaMemcpy2DAsync",
+        "cudaMemcpy3DAsync",
+        "cudaMemcpyPeerAsync",
+        "cudaMemcpyFromSymbolAsync",
+        "cudaMemcpyToSymbolAsync",
+        "cuMemcpyAsync",
+        "cuMemcpy2DAsync",
+        "cuMemcpy3DAsync",
+        "cuMemcpyPeerAsync",
+        "cuMemcpyDtoDAsync",
+        "cuMemcpyDtoHAsync",
+        "cuMemcpyHtoDAsync",
+        "hipMemcpyAsync",
+        "hipMemcpyWithStream",
+        "hipMemcpy2DAsync",
+        "hipMemcpy3DAsync",
+        "hipMemcpyPeerAsync",
+        "hipMemcpyDtoDAsync",
+        "hipMemcpyDtoHAsync",
+        "hipMemcpyHtoDAsync",
+        "hipMemcpyFromSymbolAsync",
+        "hipMemcpyToSymbolAsync",
+    ),
+    "set": (
+        "cudaMemsetAsync",
+        "cudaMemset2DAsync",
+        "cudaMemset3DAsync",
+        "cuMemsetD8Async",
+        "cuMemsetD16Async",
+        "cuMemsetD32Async",
+        "cuMemsetD2D8Async",
+        "cuMemsetD2D16Async",
+        "cuMemsetD2D32Async",
+        "hipMemsetAsync",
+        "hipMemset2DAsync",
+        "hipMemset3DAsync",
+        "hipMemsetD8Async",
+        "hipMemsetD16Async",
+        "hipMemsetD32Async",
+    ),
+    "sync": (
+        "cudaStreamSynchronize",
+        "cudaDeviceSynchronize",
+        "cudaEventSynchronize",
+        "cudaMemcpy",
+        "cudaMemcpyFromSymbol",
+        "cudaMemcpyToSymbol",
+        "cudaMemset",
+        "cuStreamSynchronize",
+        "cuCtxSynchronize",
+        "cuEventSynchronize",
+        "cuMemcpy",
+        "cuMemcpyHtoD",
+        "cuMemcpyDtoH",
+        "hipStreamSynchronize",
+        "hipDeviceSynchronize",
+        "hipEventSynchronize",
+        "hipMemcpy",
+        "hipMemcpyHtoD",
+        "hipMemcpyDtoH",
+        "hipMemset",
+    ),
+    "event": (
+        "cudaEventRecord",
+        "cudaEventRecordWithFlags",
+        "cudaStreamWaitEvent",
+        "cuEventRecord",
+        "cuEventRecordWithFlags",
+        "cuStreamWaitEvent",
+        "hipEventRecord",
+        "hipEventRecordWithFlags",
+        "hipStreamWaitEvent",
+    ),
+}
+_KIND_OF = {name: API_KINDS.index(kind) for kind, names in CALL_KINDS.items() for name in names}
+_VARIANT = re.compile(r"(_v\d+)?(_ptsz|_ptds)?$")
+
+
+def call_kind(name: str) -> int:
+    """Index into API_KINDS of a CPU call by its name ("other" when not in CALL_KINDS)."""
+    kind = _KIND_OF.get(name)
+    if kind is None:
+        kind = _KIND_OF.get(_VARIANT.sub("", name), KIND_OTHER)
+    return kind
+
+
+def vendor(trace: Trace) -> str:
+    """ "AMD" for a trace recorded on AMD GPUs (HIP calls), else "NVIDIA"."""
+    names = trace.strings
+    ids = np.unique(trace.launches["name_id"]) if len(trace.launches) else []
+    if any(names[i].startswith("hip") for i in ids):
+        return "AMD"
+    devs = trace.meta.get("devices") or []
+    if any("AMD" in str(d.get("name", "")) for d in devs if isinstance(d, dict)):
+        return "AMD"
+    return "NVIDIA"
 
 
 class StringTable:
@@ -106,15 +235,28 @@ class Trace:
         return [self.strings[int(i)] for i in ids]
 
     @property
+    def iterations(self) -> np.ndarray:
+        """The step and marker regions (record_function / user_annotation ranges
+        are regions only when asked for by name)."""
+        return self.regions[self.regions["kind"] != REGION_KINDS.index("annotation")]
+
+    @property
     def kernels(self) -> np.ndarray:
         return self.gpu[self.gpu["kind"] == 0]
 
-    def metrics(self, region: str | None = None, device: int | None = None, top: int | None = 10):
+    def metrics(
+        self,
+        region: str | None = None,
+        device: int | None = None,
+        top: int | None = 10,
+        window: tuple[int, int] | None = None,
+    ):
         """SKIP metrics (SPEC.md §2–3) per region and device: a list of RegionMetrics
-        (with the `top` kernels of each; None: all)."""
+        (with the `top` kernels of each; None: all), of the kernels whose launch
+        begins in `window` [t0, t1) ns where given."""
         from skipnative.analysis.metrics import compute_metrics
 
-        return compute_metrics(self, region=region, device=device, top=top)
+        return compute_metrics(self, region=region, device=device, top=top, window=window)
 
     def save(self, path: str, *, overwrite: bool = False) -> None:
         from skipnative.io.skipfile import save

@@ -28,12 +28,12 @@ def skip(*args, ok=True):
 
 def test_analyze_json_is_one_object_with_the_contract():
     out = json.loads(skip("analyze", TRACE, "--json").stdout)
-    assert set(out) == {"trace", "format", "regions", "api_calls"}
-    assert out["trace"] == TRACE and out["format"] == "kineto"
+    assert set(out) == {"trace", "format", "vendor", "regions", "api_calls"}
+    assert out["trace"] == TRACE and out["format"] == "kineto" and out["vendor"] == "NVIDIA"
     names = [r["name"] for r in out["regions"]]
     assert names == ["all", "ProfilerStep#551", "ProfilerStep#552"]
     for r in out["regions"]:
-        assert set(r) == {"name", "device", "metrics", "top_kernels"}
+        assert set(r) == {"name", "device", "metrics", "top_kernels", "idle_by_stream"}
         assert set(METRIC_KEYS) <= set(r["metrics"])
         assert r["metrics"]["bound"] in ("cpu", "gpu")
         assert len(r["top_kernels"]) <= 10
@@ -187,3 +187,25 @@ def test_an_unexpected_error_is_one_line_unless_a_traceback_is_asked_for(monkeyp
         assert err.startswith("Traceback (most recent call last):"), (argv, env, err)
         assert "in broken" in err and "RuntimeError: boom\n" in err
         assert err.endswith("\nskip: internal error: RuntimeError: boom\n")
+
+
+def test_compare_per_iteration_labels_each_side_with_its_own_count():
+    other = str(DATA / "v100_ns_resolution_rank0.json.gz")  # 5 steps against 2
+    out = json.loads(skip("compare", TRACE, other, "--per-iteration", "--json").stdout)
+    (row,) = out["regions"]
+    assert (row["iterations_a"], row["iterations_b"]) == (2, 5)
+    assert row["label_a"] == "per iteration (mean of 2)"
+    assert row["label_b"] == "per iteration (mean of 5)"
+    text = skip("compare", TRACE, other, "--per-iteration").stdout
+    assert "A: per iteration (mean of 2)" in text and "B: per iteration (mean of 5)" in text
+
+
+def test_rocm_trace_reads_like_a_cuda_one_and_says_amd():
+    out = json.loads(
+        skip("analyze", str(DATA / "mi250_rocm_minitoy_train.json.gz"), "--json").stdout
+    )
+    assert out["vendor"] == "AMD"
+    m = out["regions"][0]["metrics"]
+    assert m["n_kernels"] == m["n_counted_kernels"] == 14 and m["tklqt_us"] > 0
+    text = skip("analyze", str(DATA / "mi250_rocm_minitoy_train.json.gz")).stdout
+    assert "AMD GPU" in text.splitlines()[0]

@@ -146,3 +146,33 @@ def test_a_region_name_selects_every_region_of_that_name(tmp_path):
     assert ("A", "B") not in by_chain(find_candidates(only_first, lengths=(2,), region="iter"))
     with pytest.raises(ValueError, match="no region named 'step'"):
         find_candidates(t, region="step")
+
+
+def test_hip_synchronisation_cuts_chains(tmp_path):
+    """The synchronising calls come from the one call-kind table, HIP names too."""
+    ev = [launch(0, 3, 1), kernel(20, 5, 1, "A"), launch(50, 3, 9, name="hipDeviceSynchronize")]
+    ev += [launch(100, 3, 2), kernel(120, 5, 2, "B")]
+    ev += [launch(200, 3, 3), kernel(220, 5, 3, "A"), launch(300, 3, 4), kernel(320, 5, 4, "B")]
+    t = skipnative.load(write(tmp_path / "t.json", ev))
+    assert by_chain(find_candidates(t, lengths=(2,), threshold=0.1))[("A", "B")].count == 1
+
+
+def test_cli_json_carries_the_total_and_whether_it_was_cut(tmp_path):
+    t = trace_of(tmp_path, list("ABCDEFGH"))  # 7 chains of 2, 6 of 3: all PS 1
+    t.save(tmp_path / "t.skip")
+
+    def run(*extra):
+        r = subprocess.run(
+            [sys.executable, "-m", "skipnative", "fusion", str(tmp_path / "t.skip"), *extra],
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    cut = json.loads(run("--json", "--top", "5"))
+    assert (cut["total"], cut["cut"], len(cut["candidates"])) == (13, True, 5)
+    whole = json.loads(run("--json", "--top", "0"))
+    assert (whole["total"], whole["cut"], len(whole["candidates"])) == (13, False, 13)
+    assert whole["candidates"][:5] == cut["candidates"]
+    assert "5 of 13 candidates shown" in run("--top", "5")

@@ -141,7 +141,11 @@ def expected_row(i: int, e: dict):
     if e.get("ph") != "X" or not isinstance(e.get("cat"), str):
         return "ignored", None
     name = e.get("name", "")
-    step = e["cat"] in ("user_annotation", "cpu_op") and name.startswith("ProfilerStep#")
+    # every user_annotation range (a record_function region when named), and
+    # ProfilerStep#N also where older traces write it as a cpu_op
+    step = e["cat"] == "user_annotation" or (
+        e["cat"] == "cpu_op" and name.startswith("ProfilerStep#")
+    )
     table = "step" if step else KEPT.get(e["cat"])
     if table is None:
         return "ignored", None

@@ -111,3 +111,13 @@ def test_api_kinds_cover_the_table():
         "cudaGraphLaunch",
         "cudaStreamSynchronize",
     } <= set(names)
+
+
+def test_native_api_table_agrees_with_the_call_kind_table():
+    """One table of call kinds: every call the native capture names has the kind
+    trace.CALL_KINDS gives it."""
+    from skipnative.trace import API_KINDS, call_kind
+
+    for _d, _c, kind, name in _native.api_table():
+        if kind != API_KINDS.index("other"):
+            assert call_kind(name) == kind, (name, API_KINDS[kind], API_KINDS[call_kind(name)])

@@ -166,7 +166,7 @@ def test_copy_launches_do_not_count_their_kernels(tmp_path):
 
 def test_trace_without_kernels(tmp_path):
     m = metrics(tmp_path, [launch(0, 3, 1)])
-    assert m["n_kernels"] == 0 and m["tklqt_us"] == 0 and m["bound"] == "cpu"
+    assert m["n_kernels"] == 0 and m["tklqt_us"] == 0 and m["bound"] == "none"
 
 
 def test_latency_split_leaves_early_starts_apart():

@@ -292,3 +292,10 @@ def test_report_shows_the_floor_and_kinetos_perturbation_beside_skipnatives(gene
     assert "| perturbation | floor | Kineto perturbation |" in text
     assert "| +10.0% | +5.0% | +75.0% |" in text
     assert "kernel activity alone" in text
+
+
+def test_report_of_a_sweep_without_points_says_so(tmp_path):
+    (tmp_path / "sweep.json").write_text('{"points": []}')
+    r = skip("report", tmp_path)
+    assert r.returncode == 1 and "no points" in r.stderr and "ValueError" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

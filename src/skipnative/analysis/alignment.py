@@ -129,7 +129,7 @@ def align(
     if native_regions is None:
         native_regions = [
             (native.strings[r["name_id"]], int(r["t_begin"]), int(r["t_end"]))
-            for r in native.regions
+            for r in native.iterations
         ] or [("all", None, None)]
     kb = _kernels_by_stream(kineto, join_kernels(kineto), kineto_region)
     k_names = {

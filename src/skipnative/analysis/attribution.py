@@ -154,7 +154,7 @@ class Profile:
 
 def attribute(native: Trace, kineto: Trace) -> Profile:
     """Aligns a timing pass with an attribution pass (the latter's last ProfilerStep)."""
-    steps = [(int(r["t_begin"]), int(r["t_end"])) for r in kineto.regions]
+    steps = [(int(r["t_begin"]), int(r["t_end"])) for r in kineto.iterations]
     al = align(native, kineto, kineto_region=steps[-1] if steps else None)
     if al.match_rate < MATCH_WARN:
         warnings.warn(

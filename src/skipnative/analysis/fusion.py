@@ -21,21 +21,7 @@ from typing import Any
 import numpy as np
 
 from skipnative.analysis.kernels import WHOLE_TRACE, join_kernels, select_kernels
-from skipnative.trace import Trace
-
-SYNC_APIS = frozenset(
-    {
-        "cudaStreamSynchronize",
-        "cudaDeviceSynchronize",
-        "cudaEventSynchronize",
-        "cudaMemcpy",
-        "cuStreamSynchronize",
-        "cuCtxSynchronize",
-        "cudaStreamSynchronize_ptsz",
-        "cuStreamSynchronize_ptsz",
-        "cudaMemcpy_ptds",
-    }
-)
+from skipnative.trace import KIND_SYNC, Trace
 
 
 @dataclass
@@ -58,12 +44,9 @@ class Candidate:
 
 
 def sync_times(trace: Trace) -> np.ndarray:
-    names = np.asarray(trace.strings, dtype=object)
+    """Begins of the synchronising calls (kind "sync" of trace.CALL_KINDS), sorted."""
     ln = trace.launches
-    if len(ln) == 0:
-        return np.zeros(0, dtype=np.int64)
-    is_sync = np.isin(names[ln["name_id"]], list(SYNC_APIS))
-    return np.sort(ln["t_begin"][is_sync])
+    return np.sort(ln["t_begin"][ln["kind"] == KIND_SYNC])
 
 
 def find_candidates(
@@ -150,4 +133,4 @@ def _attach_ops(trace: Trace, kt, cands: list[Candidate]) -> None:
         c.ops = [n for n, _ in names.most_common()]
 
 
-__all__ = ["SYNC_APIS", "Candidate", "find_candidates"]
+__all__ = ["Candidate", "find_candidates"]

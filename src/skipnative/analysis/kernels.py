@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skipnative.trace import KIND_GRAPH, KIND_KERNEL, Trace
+from skipnative.trace import KIND_GRAPH, KIND_KERNEL, REGION_KINDS, Trace
 
 WHOLE_TRACE = "all"  # the pseudo-region of every kernel
 ANY_REGION = "*"  # the kernels in any of a trace's regions (a profile's timed iterations)
+ANNOTATION = REGION_KINDS.index("annotation")
 
 
 @dataclass
@@ -28,6 +29,8 @@ class KernelTable:
     l_begin: np.ndarray  # launch t_begin (0 when unmatched)
     l_end: np.ndarray
     counted: np.ndarray  # contributes to TKLQT (SPEC §2)
+    graph_extra: np.ndarray  # a graph launch's kernel after its first
+    other_call: np.ndarray  # joined to a call that is no kernel or graph launch
     anchor: np.ndarray  # time that places the kernel in a region
     queued: np.ndarray  # stream predecessor still running when the launch returned
 
@@ -79,6 +82,7 @@ def join_kernels(trace: Trace) -> KernelTable:
 
     counted = has & (l_kind == KIND_KERNEL)
     graph = has & (l_kind == KIND_GRAPH)
+    other_call = has & ~counted & ~graph
     if graph.any():
         gi = np.flatnonzero(graph)
         o = np.lexsort((g["t_start"][gi], launch[gi]))
@@ -86,6 +90,7 @@ def join_kernels(trace: Trace) -> KernelTable:
         first = np.ones(len(gi), dtype=bool)
         first[1:] = launch[gi][1:] != launch[gi][:-1]
         counted[gi[first]] = True
+    graph_extra = graph & ~counted
 
     anchor = np.where(has, l_begin, g["t_start"])
 
@@ -102,28 +107,53 @@ def join_kernels(trace: Trace) -> KernelTable:
         l_begin=l_begin,
         l_end=l_end,
         counted=counted,
+        graph_extra=graph_extra,
+        other_call=other_call,
         anchor=anchor,
         queued=queued,
     )
 
 
 def region_windows(trace: Trace, region: str | None) -> list[tuple[int, int]] | None:
-    """[t0, t1) of every region named `region` (ANY_REGION: every region); None for
-    the whole trace (region None or WHOLE_TRACE). A name no region has raises
-    ValueError; ANY_REGION on a trace without regions is the whole trace."""
+    """[t0, t1) of every region named `region`, each occurrence its own (a step, a
+    marker, or a record_function / user_annotation range); ANY_REGION: every step
+    or marker region; None for the whole trace (region None or WHOLE_TRACE). A name
+    no region has raises ValueError naming those there are; ANY_REGION on a trace
+    without regions is the whole trace."""
     if region is None or region == WHOLE_TRACE:
         return None
     names = trace.strings
-    out = [
-        (int(r["t_begin"]), int(r["t_end"]))
-        for r in trace.regions
-        if region == ANY_REGION or names[r["name_id"]] == region
-    ]
+    rg = trace.regions
+    if region == ANY_REGION:
+        rg = rg[rg["kind"] != ANNOTATION]
+    else:
+        rg = rg[np.array([names[i] == region for i in rg["name_id"]], dtype=bool)]
+    out = [(int(r["t_begin"]), int(r["t_end"])) for r in rg]
     if not out:
         if region == ANY_REGION:
             return None
-        raise ValueError(f"no region named {region!r}")
+        raise ValueError(unknown_region(trace, region))
     return out
+
+
+def unknown_region(trace: Trace, region: str) -> str:
+    """The message for a region name the trace does not have: the names it has."""
+    names = sorted({trace.strings[i] for i in trace.regions["name_id"]}, key=_natural)
+    steps = [n for n in names if n.startswith("ProfilerStep#")]
+    others = [n for n in names if not n.startswith("ProfilerStep#")]
+    shown = [WHOLE_TRACE]
+    if steps:
+        shown.append(steps[0] if len(steps) == 1 else f"{steps[0]} .. {steps[-1]}")
+    shown += others[:20] + (["..."] if len(others) > 20 else [])
+    msg = f"no region named {region!r}; there are: {', '.join(shown)}"
+    if trace.source != "kineto":
+        msg += " (native captures record no NVTX or record_function ranges)"
+    return msg
+
+
+def _natural(name: str) -> tuple:
+    head, _, tail = name.rpartition("#")
+    return (head, int(tail)) if head and tail.isdigit() else (name, -1)
 
 
 def select_kernels(
@@ -158,3 +188,19 @@ def in_regions(trace: Trace, kt: KernelTable) -> np.ndarray:
     """Kernels placed in any of the trace's regions (all of them when it has none):
     a profile's timed iterations, without what ran outside them (warm-up)."""
     return select_kernels(trace, kt, region=ANY_REGION)
+
+
+def trace_start(trace: Trace) -> int:
+    """The trace's first timestamp (launch, GPU activity, op or region), in ns: the
+    origin of a time window given from the trace's start."""
+    firsts = [
+        int(col.min())
+        for col in (
+            trace.launches["t_begin"],
+            trace.gpu["t_start"],
+            trace.ops["t_begin"],
+            trace.regions["t_begin"],
+        )
+        if len(col)
+    ]
+    return min(firsts) if firsts else 0

@@ -10,7 +10,7 @@ Everything is vectorised over the trace's columns. Conventions beyond SPEC.md:
   returns (counted in ``n_early_start``); a kernel with negative ``t_lq``
   contributes 0 to ``tklqt``, ``launch_api`` and ``launch_wait`` alike, so
   ``tklqt == launch_api + launch_wait`` holds exactly;
-- with no counted kernels, ``queued_fraction`` is 0 and the run is CPU-bound.
+- with no counted kernels, ``queued_fraction`` is 0 and ``bound`` is ``"none"``.
 
 Beyond SPEC.md, GPU idle time by cause, per stream (``gpu_idle_host_us``,
 ``gpu_idle_launch_us``): the idle gap before each kernel (from its stream
@@ -19,7 +19,10 @@ splits at the begin of its launch call. Before it, the GPU waited for the host
 to reach the launch (framework and host work: what a faster CPU or fewer ops
 remove); after it, for the launch call, submission and scheduling (what CUDA
 graphs remove). Kernels without a launch are left out of both. On one stream
-with every kernel matched, the two add up to ``gpu_idle_us``.
+with every kernel matched, the two add up to ``gpu_idle_us``; over several
+streams they are summed over streams and can exceed ``il_us``
+(``gpu_idle_streams`` says over how many; RegionMetrics.idle_by_stream gives
+each stream's).
 """
 
 from __future__ import annotations
@@ -30,19 +33,23 @@ from typing import Any
 import numpy as np
 
 from skipnative.analysis.kernels import (
+    ANNOTATION,
     WHOLE_TRACE,
     KernelTable,
     join_kernels,
     select_kernels,
 )
-from skipnative.trace import Trace
+from skipnative.trace import LAUNCH_KINDS, Trace
 
 GPU_BOUND_THRESHOLD = 0.5
 METRIC_KEYS = (
     "n_kernels",
     "n_counted_kernels",
+    "n_graph_extra_kernels",
     "n_unmatched_kernels",
+    "n_other_call_kernels",
     "n_negative_lq",
+    "min_negative_lq_us",
     "tklqt_us",
     "launch_api_us",
     "launch_wait_us",
@@ -62,6 +69,7 @@ class RegionMetrics:
     device: int
     metrics: dict[str, Any]
     top_kernels: list[dict[str, Any]] = field(default_factory=list)
+    idle_by_stream: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +77,7 @@ class RegionMetrics:
             "device": self.device,
             "metrics": self.metrics,
             "top_kernels": self.top_kernels,
+            "idle_by_stream": self.idle_by_stream,
         }
 
 
@@ -116,31 +125,54 @@ def _top_kernels(trace: Trace, name_id, dur, k: int | None) -> list[dict[str, An
     ]
 
 
-def _regions(trace: Trace) -> list[tuple[str, int | None, int | None]]:
+def _regions(trace: Trace, region: str | None) -> list[tuple[str, int | None, int | None]]:
+    """(name, t0, t1) of "all" and the step / marker regions, or of every region
+    (an annotation too, each occurrence its own) named `region`."""
     out: list[tuple[str, int | None, int | None]] = [(WHOLE_TRACE, None, None)]
     for r in trace.regions:
-        out.append((trace.strings[r["name_id"]], int(r["t_begin"]), int(r["t_end"])))
-    return out
+        name = trace.strings[r["name_id"]]
+        if (region is None and r["kind"] == ANNOTATION) or region not in (None, name):
+            continue
+        out.append((name, int(r["t_begin"]), int(r["t_end"])))
+    return [r for r in out if region in (None, r[0])]
 
 
-def _start_time(trace: Trace, top_begin: np.ndarray, t0, t1, kt: KernelTable, sel) -> int | None:
-    if len(top_begin):
-        if t0 is None:
-            return int(top_begin[0])
-        i = np.searchsorted(top_begin, t0)
-        if i < len(top_begin) and top_begin[i] < t1:
-            return int(top_begin[i])
-    if t0 is not None:
+def _first_in(times: np.ndarray, lo: int | None, hi: int | None) -> int | None:
+    """The first of the sorted `times` in [lo, hi) (None: unbounded), or None."""
+    i = 0 if lo is None else int(np.searchsorted(times, lo))
+    if i < len(times) and (hi is None or times[i] < hi):
+        return int(times[i])
+    return None
+
+
+def _bounds(t0, t1, window) -> tuple[int | None, int | None]:
+    if window is None:
+        return t0, t1
+    lo = window[0] if t0 is None else max(t0, window[0])
+    hi = window[1] if t1 is None else min(t1, window[1])
+    return lo, hi
+
+
+def _start_time(starts: dict[str, np.ndarray], t0, t1, window, kt, sel) -> int | None:
+    """IL's start (SPEC.md §3): the first top-level ATen op in the region, else its
+    start marker, else the first launch of §1 (kernel, graph, copy or set call);
+    with a window, only what begins inside it."""
+    lo, hi = _bounds(t0, t1, window)
+    first = _first_in(starts["top_ops"], lo, hi)
+    if first is not None:
+        return first
+    if t0 is not None and (window is None or window[0] <= t0 < window[1]):
         return int(t0)
-    lb = trace.launches["t_begin"]
-    if len(lb):
-        return int(lb.min())
+    first = _first_in(starts["launches"], lo, hi)
+    if first is not None:
+        return first
     return int(kt.t_start[sel].min()) if sel.any() else None
 
 
-def _idle_by_cause(kt: KernelTable, sel: np.ndarray, start: int | None) -> tuple[int, int]:
-    """(host, launch) ns of per-stream GPU idle before the selected kernels."""
-    host = launch = 0
+def _idle_by_cause(kt: KernelTable, sel: np.ndarray, start: int | None) -> list[dict[str, Any]]:
+    """Per stream: ns of GPU idle before the selected kernels waiting for the host
+    and for the launch."""
+    out = []
     rows = np.flatnonzero(sel)
     streams = kt.stream[rows]
     for s in np.unique(streams):
@@ -154,14 +186,19 @@ def _idle_by_cause(kt: KernelTable, sel: np.ndarray, start: int | None) -> tuple
         gap = np.maximum(t_s - free, 0)
         has = kt.launch[r] >= 0
         h = np.clip(np.minimum(kt.l_begin[r], t_s) - free, 0, gap)
-        host += int(h[has].sum())
-        launch += int((gap - h)[has].sum())
-    return host, launch
+        out.append(
+            {
+                "stream": int(s),
+                "host_us": int(h[has].sum()) / 1e3,
+                "launch_us": int((gap - h)[has].sum()) / 1e3,
+            }
+        )
+    return out
 
 
 def region_metrics(
     trace: Trace, kt: KernelTable, sel: np.ndarray, start: int | None, top: int | None
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """Metrics of the kernels selected by `sel` (one region, one device)."""
     dur = (kt.t_end - kt.t_start)[sel]
     counted = sel & kt.counted
@@ -183,7 +220,7 @@ def region_metrics(
     queue = wait[split] - submit
     early = wait[ok & (wait < 0)]
 
-    idle_host, idle_launch = _idle_by_cause(kt, sel, start)
+    by_stream = _idle_by_cause(kt, sel, start)
     n_kernels = int(sel.sum())
     n_counted = int(counted.sum())
     il = int(kt.t_end[sel].max() - start) if n_kernels and start is not None else 0
@@ -192,8 +229,11 @@ def region_metrics(
     m = {
         "n_kernels": n_kernels,
         "n_counted_kernels": n_counted,
+        "n_graph_extra_kernels": int((sel & kt.graph_extra).sum()),
         "n_unmatched_kernels": int((sel & (kt.launch < 0)).sum()),
+        "n_other_call_kernels": int((sel & kt.other_call).sum()),
         "n_negative_lq": int(neg.sum()),
+        "min_negative_lq_us": float(lq[neg].min()) / 1e3 if neg.any() else 0.0,
         "tklqt_us": tklqt / 1e3,
         "launch_api_us": launch_api / 1e3,
         "launch_wait_us": launch_wait / 1e3,
@@ -203,9 +243,8 @@ def region_metrics(
         "gpu_busy_us": busy / 1e3,
         "gpu_idle_union_us": (il - busy) / 1e3,
         "queued_fraction": qf,
-        "bound": "gpu" if qf >= GPU_BOUND_THRESHOLD else "cpu",
+        "bound": bound_of(qf, n_counted),
         # beyond the required keys
-        "min_negative_lq_us": float(lq[neg].min()) / 1e3 if neg.any() else 0.0,
         "n_early_start": int((ok & (wait < 0)).sum()),
         "n_latency_kernels": int(split.sum()),
         "launch_submit_us": int(submit.sum()) / 1e3,
@@ -213,10 +252,19 @@ def region_metrics(
         "launch_early_us": int(early.sum()) / 1e3,
         "mean_lq_us": (tklqt / max(int(ok.sum()), 1)) / 1e3,
         "median_lq_us": float(np.median(lq[ok])) / 1e3 if ok.any() else 0.0,
-        "gpu_idle_host_us": idle_host / 1e3,
-        "gpu_idle_launch_us": idle_launch / 1e3,
+        "gpu_idle_host_us": sum(r["host_us"] for r in by_stream),
+        "gpu_idle_launch_us": sum(r["launch_us"] for r in by_stream),
+        "gpu_idle_streams": len(by_stream),
     }
-    return m, _top_kernels(trace, kt.name_id[sel], dur, top)
+    return m, _top_kernels(trace, kt.name_id[sel], dur, top), by_stream
+
+
+def bound_of(queued_fraction: float, n_counted: float) -> str:
+    """SPEC.md §3: "gpu" at queued_fraction >= 0.5, else "cpu"; "none" with no
+    counted kernel."""
+    if not n_counted:
+        return "none"
+    return "gpu" if queued_fraction >= GPU_BOUND_THRESHOLD else "cpu"
 
 
 def api_summary(trace: Trace) -> list[dict[str, Any]]:
@@ -254,18 +302,20 @@ def compute_metrics(
     device: int | None = None,
     top: int | None = 10,
     kt: KernelTable | None = None,
+    window: tuple[int, int] | None = None,
 ) -> list[RegionMetrics]:
-    """Metrics for "all" and every region (or the regions named `region`), per device."""
+    """Metrics for "all" and every step region (or every region named `region`,
+    annotations too), per device; with `window` [t0, t1) ns, of the kernels whose
+    launch begins inside it."""
     kt = kt if kt is not None else join_kernels(trace)
-    ops = trace.ops
-    top_begin = np.sort(ops["t_begin"][ops["depth"] == 0]) if len(ops) else np.zeros(0, np.int64)
+    starts = _start_tables(trace)
     devices = np.unique(kt.device)
     out = []
-    for name, t0, t1 in _regions(trace):
-        if region is not None and name != region:
-            continue
+    for name, t0, t1 in _regions(trace, region):
         in_region = select_kernels(trace, kt, window=None if t0 is None or t1 is None else (t0, t1))
-        start = _start_time(trace, top_begin, t0, t1, kt, in_region)
+        if window is not None:
+            in_region &= select_kernels(trace, kt, window=window)
+        start = _start_time(starts, t0, t1, window, kt, in_region)
         region_devices = np.unique(kt.device[in_region]) if in_region.any() else devices[:1]
         if len(region_devices) == 0:
             region_devices = np.array([-1])
@@ -273,6 +323,16 @@ def compute_metrics(
             if device is not None and int(d) != device:
                 continue
             sel = in_region & select_kernels(trace, kt, device=int(d))
-            m, tk = region_metrics(trace, kt, sel, start, top)
-            out.append(RegionMetrics(name=name, device=int(d), metrics=m, top_kernels=tk))
+            m, tk, idle = region_metrics(trace, kt, sel, start, top)
+            row = RegionMetrics(name, int(d), m, top_kernels=tk, idle_by_stream=idle)
+            out.append(row)
     return out
+
+
+def _start_tables(trace: Trace) -> dict[str, np.ndarray]:
+    """Sorted begins of the top-level ATen ops and of the launches of SPEC.md §1."""
+    ops, ln = trace.ops, trace.launches
+    return {
+        "top_ops": np.sort(ops["t_begin"][ops["depth"] == 0]),
+        "launches": np.sort(ln["t_begin"][np.isin(ln["kind"], LAUNCH_KINDS)]),
+    }

@@ -5,12 +5,14 @@ and what-if replays. skipnative.report only renders this; it computes nothing.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from skipnative.analysis.kernels import in_regions, join_kernels
 from skipnative.analysis.metrics import compute_metrics, top_kernels
 from skipnative.analysis.sweep import run_summary, series
 from skipnative.analysis.whatif import replay
+from skipnative.errors import TraceError
 from skipnative.io import load
 from skipnative.io.sweep import load_sweep
 
@@ -43,6 +45,10 @@ def sweep_data(
     With `whatif_cpu` scales and `whatif_graphs`, each point is also replayed
     (skipnative.analysis.whatif) for a slower or faster CPU and with CUDA graphs."""
     sw = load_sweep(folder)
+    if not sw.files:
+        raise TraceError(
+            os.path.join(folder, "sweep.json"), "the sweep has no points: nothing to report"
+        )
     native, lq, tops = [], [], []
     scenarios: dict[str, dict[str, Any]] = {f"{s:g}": {"cpu_scale": s} for s in whatif_cpu}
     if whatif_graphs:
@@ -56,7 +62,7 @@ def sweep_data(
         # the timed iterations only (a profile's capture also holds its warm-up)
         timed = in_regions(t, kt)
         lq.append(((kt.t_start - kt.l_begin)[kt.counted & timed] / 1e3).tolist())
-        n_iter = max(len(t.regions), 1)
+        n_iter = max(len(t.iterations), 1)
         tops.append(
             [
                 {**r, "count": r["count"] / n_iter, "total_us": r["total_us"] / n_iter}

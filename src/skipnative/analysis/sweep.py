@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from skipnative.analysis.metrics import GPU_BOUND_THRESHOLD
+from skipnative.analysis.metrics import GPU_BOUND_THRESHOLD, bound_of
 
 TAU = 0.5
 
@@ -56,7 +56,7 @@ def run_summary(trace, rows=None) -> dict[str, Any]:
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     ]
     out: dict[str, Any] = {k: float(np.mean([r.metrics[k] for r in use])) for k in keys}
-    out["bound"] = "gpu" if out["queued_fraction"] >= GPU_BOUND_THRESHOLD else "cpu"
+    out["bound"] = bound_of(out["queued_fraction"], out["n_counted_kernels"])
     out["iterations"] = len(its)
     return out
 

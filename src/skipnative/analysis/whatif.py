@@ -338,7 +338,7 @@ def _apply_graphs(t: Trace, gl, rho, gap, queued, removed):
     gk = ln["kind"] == KIND_GRAPH
     cost = int(np.median(api[gk])) if gk.any() else int(2 * np.median(api[kl])) if kl.any() else 0
     med_gap = int(np.median(gap[queued])) if queued.any() else 0
-    bounds = [(int(r["t_begin"]), int(r["t_end"])) for r in t.regions] or [
+    bounds = [(int(r["t_begin"]), int(r["t_end"])) for r in t.iterations] or [
         (int(ln["t_begin"].min()), int(ln["t_end"].max()) + 1)
     ]
     keep = np.ones(len(ln), dtype=bool)

@@ -10,7 +10,17 @@ def add_parser(sub) -> None:
     p = sub.add_parser("analyze", help="SKIP metrics (TKLQT, AKD, IL, ...) of a trace")
     p.add_argument("trace", help=".skip file or torch.profiler trace (.json, .json.gz)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    p.add_argument("--region", help="only regions with this name ('all', 'ProfilerStep#3', ...)")
+    p.add_argument(
+        "--region",
+        help="only regions with this name ('all', 'ProfilerStep#3', or a record_function / "
+        "user_annotation range such as '## forward ##': each occurrence its own region)",
+    )
+    p.add_argument(
+        "--window",
+        metavar="START:END",
+        help="only kernels whose launch begins in this window, in µs from the trace's start "
+        "(either end may be left out: '2000:', ':5000')",
+    )
     p.add_argument("--top", type=int, default=10, metavar="K", help="top kernels per region")
     p.add_argument(
         "--api",
@@ -20,43 +30,74 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def analysis(path: str, region: str | None, top: int) -> dict:
+def parse_window(text: str | None) -> tuple[float | None, float | None] | None:
+    """--window START:END (µs; either end optional) -> (start, end), or None."""
+    if text is None:
+        return None
+    lo, sep, hi = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        out = tuple(float(x) if x.strip() else None for x in (lo, hi))
+    except ValueError:
+        raise UserError(f"--window: expected START:END in µs (2000:5000), got {text!r}") from None
+    if out[0] is not None and out[1] is not None and out[1] <= out[0]:
+        raise UserError(f"--window: END must be after START, got {text!r}")
+    return out  # type: ignore[return-value]
+
+
+def window_ns(trace, window: tuple[float | None, float | None] | None) -> tuple[int, int] | None:
+    """A --window in µs from the trace's first event -> [t0, t1) in the trace's ns."""
+    if window is None:
+        return None
+    from skipnative.analysis.kernels import trace_start
+
+    t0 = trace_start(trace)
+    lo = t0 + round(window[0] * 1e3) if window[0] is not None else -(2**63)
+    hi = t0 + round(window[1] * 1e3) if window[1] is not None else 2**63 - 1
+    return lo, hi
+
+
+def analysis(path: str, region: str | None, top: int, window=None) -> dict:
     import skipnative
     from skipnative.io import detect_format
 
     fmt = detect_format(path)
+    from skipnative.analysis.kernels import unknown_region
     from skipnative.analysis.metrics import api_summary, compute_metrics
+    from skipnative.trace import vendor
 
     trace = skipnative.load(path)
-    regions = compute_metrics(trace, region=region, top=top)
-    return {
-        "trace": path,
-        "format": fmt,
-        "regions": [r.to_dict() for r in regions],
-        "api_calls": api_summary(trace),
-    }
+    regions = compute_metrics(trace, region=region, top=top, window=window_ns(trace, window))
+    if region is not None and not regions:
+        raise UserError(f"{path}: {unknown_region(trace, region)}")
+    out = {"trace": path, "format": fmt, "vendor": vendor(trace)}
+    if window is not None:
+        out["window_us"] = list(window)
+    out["regions"] = [r.to_dict() for r in regions]
+    out["api_calls"] = api_summary(trace)
+    return out
 
 
 def run(args) -> int:
     if args.top < 0:
         raise UserError("--top must be >= 0")
-    result = analysis(args.trace, args.region, args.top)
-    if args.region is not None and not result["regions"]:
-        raise UserError(f"{args.trace}: no region named {args.region!r}")
+    result = analysis(args.trace, args.region, args.top, parse_window(args.window))
     if args.json:
         print_json(result)
         return 0
-    print(f"{result['trace']} ({result['format']})")
+    print(f"{result['trace']} ({result['format']}, {result['vendor']} GPU)")
+    if "window_us" in result:
+        lo, hi = ("" if x is None else fmt_value(x) for x in result["window_us"])
+        print(f"window {lo}:{hi} µs from the trace's start (launches beginning inside it)")
     for r in result["regions"]:
         m = r["metrics"]
-        print(
-            f"\nregion {r['name']}  device {r['device']}  -> {m['bound'].upper()}-bound "
-            f"(queued fraction {m['queued_fraction']:.2f})"
-        )
+        print(f"\nregion {r['name']}  device {r['device']}  -> {_bound_text(m)}")
         # SPEC.md's metrics first, then the ones beyond it
         keys = [k for k in METRIC_KEYS if k != "bound"]
         keys += [k for k in m if k not in METRIC_KEYS]
         print(table([[k, fmt_value(m[k])] for k in keys], ["metric", "value"]))
+        _print_idle_by_stream(r)
         if r["top_kernels"]:
             print()
             rows = [
@@ -84,3 +125,24 @@ def run(args) -> int:
         ]
         print(table(rows, ["api", "calls", "total_us", "median_us", "max_us", "max_at_us"]))
     return 0
+
+
+def _bound_text(m: dict) -> str:
+    if m["bound"] == "none":
+        return "not classified (no counted kernel: no kernel joined to a kernel or graph launch)"
+    return f"{m['bound'].upper()}-bound (queued fraction {m['queued_fraction']:.2f})"
+
+
+def _print_idle_by_stream(r: dict) -> None:
+    """Where the idle split by cause is summed over several streams, it can exceed
+    IL: say so, and give each stream's."""
+    m, streams = r["metrics"], r.get("idle_by_stream") or []
+    if len(streams) < 2:
+        return
+    exceeds = m["gpu_idle_host_us"] + m["gpu_idle_launch_us"] > m["il_us"]
+    print(
+        f"\ngpu_idle_host_us and gpu_idle_launch_us are summed over {len(streams)} streams"
+        + (" (so they exceed il_us)" if exceeds else "")
+    )
+    rows = [[str(s["stream"]), fmt_value(s["host_us"]), fmt_value(s["launch_us"])] for s in streams]
+    print(table(rows, ["stream", "idle_host_us", "idle_launch_us"]))

@@ -19,6 +19,11 @@ def add_parser(sub) -> None:
         help="compare the mean over each trace's iterations (its regions: a profile's "
         "timed iterations, a torch.profiler step) instead of one region",
     )
+    p.add_argument(
+        "--window",
+        metavar="START:END",
+        help="only kernels whose launch begins in this window, µs from each trace's start",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(run=run)
 
@@ -32,21 +37,21 @@ def _per_iteration(path: str) -> dict:
     trace = skipnative.load(path)
     m = run_summary(trace)
     n = m.pop("iterations")
-    name = f"per iteration (mean of {n})" if n else "whole trace (no iterations)"
     devices = [d.get("id", 0) for d in trace.meta.get("devices") or []] or [0]
-    return {
-        "regions": [{"name": name, "device": devices[0], "metrics": m}],
-        "api_calls": api_summary(trace),
-    }
+    name = f"per iteration (mean of {n})" if n else "whole trace (no iterations)"
+    region = {"name": name, "device": devices[0], "metrics": m, "iterations": n}
+    return {"regions": [region], "api_calls": api_summary(trace)}
 
 
-def comparison(a: str, b: str, region: str, per_iteration: bool = False) -> dict:
+def comparison(a: str, b: str, region: str, per_iteration: bool = False, window=None) -> dict:
     from skipnative.cli.analyze import analysis
 
     if per_iteration:
+        if window is not None:
+            raise UserError("--window and --per-iteration: choose one")
         ra, rb = _per_iteration(a), _per_iteration(b)
     else:
-        ra, rb = analysis(a, region, 0), analysis(b, region, 0)
+        ra, rb = analysis(a, region, 0, window), analysis(b, region, 0, window)
     if not ra["regions"]:
         raise UserError(f"{a}: no region named {region!r}")
     if not rb["regions"]:
@@ -66,14 +71,11 @@ def comparison(a: str, b: str, region: str, per_iteration: bool = False) -> dict
             va, vb = r["metrics"][k], other["metrics"][k]
             metrics[k] = {"a": va, "b": vb, "diff": vb - va, "ratio": (vb / va) if va else None}
         metrics["bound"] = {"a": r["metrics"]["bound"], "b": other["metrics"]["bound"]}
-        rows.append(
-            {
-                "name": r["name"],
-                "device_a": r["device"],
-                "device_b": other["device"],
-                "metrics": metrics,
-            }
-        )
+        row = {"name": r["name"], "device_a": r["device"], "device_b": other["device"]}
+        row |= {"label_a": r["name"], "label_b": other["name"], "metrics": metrics}
+        if "iterations" in r:
+            row |= {"iterations_a": r["iterations"], "iterations_b": other["iterations"]}
+        rows.append(row)
     if not rows:
         raise UserError(f"no region/device present in both {a} and {b}")
     calls_b = {c["name"]: c for c in rb["api_calls"]}
@@ -93,13 +95,22 @@ def comparison(a: str, b: str, region: str, per_iteration: bool = False) -> dict
 
 
 def run(args) -> int:
-    result = comparison(args.a, args.b, args.region, args.per_iteration)
+    from skipnative.cli.analyze import parse_window
+
+    window = parse_window(args.window)
+    result = comparison(args.a, args.b, args.region, args.per_iteration, window)
     if args.json:
         print_json(result)
         return 0
     print(f"A: {result['a']}\nB: {result['b']}")
     for r in result["regions"]:
-        print(f"\nregion {r['name']}  device A {r['device_a']} / B {r['device_b']}")
+        if r["label_a"] == r["label_b"]:
+            print(f"\nregion {r['label_a']}  device A {r['device_a']} / B {r['device_b']}")
+        else:
+            print(
+                f"\nregion A: {r['label_a']}, device {r['device_a']} / "
+                f"B: {r['label_b']}, device {r['device_b']}"
+            )
         rows = []
         for k, m in r["metrics"].items():
             if k == "bound":

@@ -13,7 +13,9 @@ def add_parser(sub) -> None:
     p.add_argument("--threshold", type=float, default=1.0, help="minimum PS (default 1.0)")
     p.add_argument("--region", default="all", help="region (default: the whole trace)")
     p.add_argument("--device", type=int, help="only this device")
-    p.add_argument("--top", type=int, default=20, metavar="K", help="candidates shown")
+    p.add_argument(
+        "--top", type=int, default=20, metavar="K", help="candidates shown (default 20; 0: all)"
+    )
     p.set_defaults(run=run)
 
 
@@ -34,6 +36,8 @@ def run(args) -> int:
     lengths = parse_lengths(args.lengths)
     if not 0 < args.threshold <= 1:
         raise UserError("--threshold must be in (0, 1]")
+    if args.top < 0:
+        raise UserError("--top must be >= 0 (0: all)")
     trace = skipnative.load(args.trace)
     try:
         cands = find_candidates(
@@ -42,12 +46,21 @@ def run(args) -> int:
             threshold=args.threshold,
             region=args.region,
             device=args.device,
-            top=args.top,
         )
     except ValueError as e:
         raise UserError(f"{args.trace}: {e}") from None
+    total = len(cands)
+    if args.top:
+        cands = cands[: args.top]
     if args.json:
-        print_json({"trace": args.trace, "candidates": [c.to_dict() for c in cands]})
+        print_json(
+            {
+                "trace": args.trace,
+                "total": total,
+                "cut": len(cands) < total,
+                "candidates": [c.to_dict() for c in cands],
+            }
+        )
         return 0
     if not cands:
         print(f"{args.trace}: no chain reaches PS >= {args.threshold}")
@@ -63,4 +76,6 @@ def run(args) -> int:
         for c in cands
     ]
     print(table(rows, ["chain", "count", "PS", "saving_us", "top-level ops"]))
+    if len(cands) < total:
+        print(f"\n{len(cands)} of {total} candidates shown (--top 0 for all)")
     return 0

@@ -19,13 +19,14 @@ import numpy as np
 
 from skipnative.errors import TraceError
 from skipnative.trace import (
-    API_KINDS,
     GPU_DTYPE,
     LAUNCH_DTYPE,
     OP_DTYPE,
     REGION_DTYPE,
+    REGION_KINDS,
     StringTable,
     Trace,
+    call_kind,
 )
 
 try:  # optional: ISA-L's inflate, the same stream API as zlib's
@@ -35,6 +36,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 CHUNK = 4 << 20  # the reader parses in place: larger chunks only cost memory
 _INFLATE_ERRORS = (zlib.error, _inflate.error)
+MARKER, STEP, ANNOTATION = (REGION_KINDS.index(k) for k in ("marker", "step", "annotation"))
 
 
 def record_dtypes() -> dict[str, np.dtype]:
@@ -51,34 +53,26 @@ def record_dtypes() -> dict[str, np.dtype]:
 _DTYPES: dict[str, np.dtype] | None = None
 
 
-# Launch-API names (as Kineto writes them) -> API_KINDS. Subscribed APIs come
-# from the native table; a few older or synchronous names are added.
-_EXTRA_KINDS = {
-    "cudaLaunch": "kernel",
-    "cuLaunch": "kernel",
-    "cuLaunchGrid": "kernel",
-    "cuLaunchGridAsync": "kernel",
-    "cudaMemcpy": "sync",
-    "cudaMemset": "sync",
-    "cudaStreamSynchronize": "sync",
-    "cudaDeviceSynchronize": "sync",
-    "cudaEventSynchronize": "sync",
-    "cuStreamSynchronize": "sync",
-    "cuCtxSynchronize": "sync",
-    "cuEventSynchronize": "sync",
-    "cuMemcpy": "sync",
-    "cuMemcpyHtoD_v2": "sync",
-    "cuMemcpyDtoH_v2": "sync",
-}
+def api_kind_by_name(names: list[str]) -> np.ndarray:
+    """Kind (index into API_KINDS) of each name, by trace.CALL_KINDS: CUDA and HIP
+    names alike, so a ROCm trace's hipLaunchKernel is a kernel launch."""
+    return np.array([call_kind(s) for s in names], dtype=np.uint8)
 
 
-def api_kind_by_name() -> dict[str, int]:
-    from skipnative import _native
+def _region_kinds(names: list[str], name_id: np.ndarray) -> np.ndarray:
+    """REGION_KINDS of CPU-side annotations: "step" for ProfilerStep#N (SPEC.md §1),
+    "annotation" for other record_function / user_annotation ranges."""
+    step = np.array([n.startswith("ProfilerStep#") for n in names], dtype=bool)
+    return np.where(step[name_id], STEP, ANNOTATION).astype(np.uint8)
 
-    kinds = {name: kind for _d, _c, kind, name in _native.api_table()}
-    for name, kind in _EXTRA_KINDS.items():
-        kinds.setdefault(name, API_KINDS.index(kind))
-    return kinds
+
+def _exported_native(top: dict[str, str]) -> bool:
+    """A native capture written out by `skip export --perfetto`."""
+    try:
+        info = json.loads(top.get("skipnative", "null"))
+    except ValueError:
+        return False
+    return isinstance(info, dict) and info.get("source") == "skipnative"
 
 
 def _open_chunks(path: str):
@@ -216,10 +210,7 @@ def _to_trace(path: str, reader) -> Trace:
     for f in ("correlation", "pid", "tid", "name_id", "cbid"):
         launches[f] = kl[f]
     if len(kl):
-        kinds = api_kind_by_name()
-        other = API_KINDS.index("other")
-        kind_of = np.array([kinds.get(s, other) for s in strings.strings], dtype=np.uint8)
-        launches["kind"] = kind_of[kl["name_id"]]
+        launches["kind"] = api_kind_by_name(strings.strings)[kl["name_id"]]
 
     kg = reader.gpu().view(record_dtypes()["gpu"])
     gpu = np.zeros(len(kg), dtype=GPU_DTYPE)
@@ -244,7 +235,9 @@ def _to_trace(path: str, reader) -> Trace:
     regions["t_begin"] = ks["ts"] + base
     regions["t_end"] = ks["ts"] + ks["dur"] + base
     regions["name_id"] = ks["name_id"]
-    regions["kind"] = 1
+    regions["kind"] = _region_kinds(strings.strings, ks["name_id"])
+    if _exported_native(dict(reader.top_level)):
+        regions["kind"] = MARKER  # a native capture's iteration markers, exported
 
     meta["events"] = int(reader.events)
     return Trace(

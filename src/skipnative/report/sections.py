@@ -133,16 +133,19 @@ def gpu_idle(data: dict[str, Any]) -> Section | None:
         for b, p in zip(data["values"], data["native"])
     ]
     header = ["batch", "IL ms", "GPU idle ms", "waiting for the host", "waiting for launch"]
-    return Section(
-        "Where the GPU's idle time goes",
-        [
-            "Per stream, the idle gap before each kernel splits at its launch call's begin: "
-            "before it the GPU waited for the host to reach the launch (framework and host "
-            "work: a faster CPU or fewer ops shorten it); after it, for the launch call, "
-            "submission and scheduling (CUDA graphs remove it).",
-            Table(header, rows),
-        ],
+    text = (
+        "Per stream, the idle gap before each kernel splits at its launch call's begin: "
+        "before it the GPU waited for the host to reach the launch (framework and host "
+        "work: a faster CPU or fewer ops shorten it); after it, for the launch call, "
+        "submission and scheduling (CUDA graphs remove it)."
     )
+    streams = max(p.get("gpu_idle_streams", 1) for p in data["native"])
+    if streams > 1:
+        text += (
+            f" With several streams (up to {streams:g} here) the idle times are summed over "
+            "the streams, so they can exceed IL; `skip analyze` gives them per stream."
+        )
+    return Section("Where the GPU's idle time goes", [text, Table(header, rows)])
 
 
 def kineto_transition(data: dict[str, Any]) -> Section | None:
