@@ -189,7 +189,7 @@ def call_kind(name: str) -> int:
 def vendor(trace: Trace) -> str:
     """ "AMD" for a trace recorded on AMD GPUs (HIP calls), else "NVIDIA"."""
     names = trace.strings
-    ids = np.unique(trace.launches["name_id"]) if len(trace.launches) else []
+    ids = np.unique(trace.launches["name_id"]).tolist() if len(trace.launches) else []
     if any(names[i].startswith("hip") for i in ids):
         return "AMD"
     devs = trace.meta.get("devices") or []
