@@ -46,16 +46,22 @@ def _stop_running_captures() -> None:
             pass
 
 
-def launch_hooks_library() -> str:
-    """Path of libskipnative_hooks.so, to preload (``LD_PRELOAD``) into a process
-    before it loads CUDA, for ``launch_records="hook"``."""
+def native_library(name: str) -> str:
+    """Path of a shared library installed beside skipnative._native (the injection
+    library of `skip run`, the launch hooks); CaptureError where it is missing."""
     mod, why = native()
     if mod is None:
         raise CaptureError(why)
-    path = Path(mod.__file__).parent / "libskipnative_hooks.so"
+    path = Path(mod.__file__).parent / name
     if not path.is_file():
         raise CaptureError(f"{path} is not installed beside skipnative._native")
     return str(path)
+
+
+def launch_hooks_library() -> str:
+    """Path of libskipnative_hooks.so, to preload (``LD_PRELOAD``) into a process
+    before it loads CUDA, for ``launch_records="hook"``."""
+    return native_library("libskipnative_hooks.so")
 
 
 _COPY_NAMES = {0: "Memcpy Unknown", 1: "Memcpy HtoD", 2: "Memcpy DtoH", 8: "Memcpy DtoD"}

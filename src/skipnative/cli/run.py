@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from skipnative.cli._common import UserError
 from skipnative.io import runfolder
@@ -127,15 +126,9 @@ def _command(cmd: list[str]) -> list[str]:
 
 
 def _injection_library() -> str:
-    from skipnative.capturing.loader import native
+    from skipnative.capturing.session import native_library
 
-    mod, why = native()
-    if mod is None:
-        raise UserError(why)
-    lib = Path(mod.__file__).parent / "libskipnative_inject.so"
-    if not lib.is_file():
-        raise UserError(f"{lib}: skipnative's injection library is not installed")
-    return str(lib)
+    return native_library("libskipnative_inject.so")
 
 
 def _prepare(out: str, force: bool, mode: str) -> None:

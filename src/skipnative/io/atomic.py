@@ -1,4 +1,4 @@
-"""Writing a file so that no reader ever sees a partial one."""
+"""Files whole: written so that no reader ever sees a partial one, read in one go."""
 
 from __future__ import annotations
 
@@ -36,3 +36,12 @@ def atomic_output(path: str, *, overwrite: bool) -> Iterator:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def read_whole(path: str) -> bytes:
+    """The bytes of `path`; one that cannot be read is a TraceError naming it."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise TraceError(path, f"cannot read: {e.strerror or e}") from None

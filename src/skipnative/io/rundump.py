@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from skipnative.errors import TraceError
+from skipnative.io.atomic import read_whole
 from skipnative.trace import REGION_DTYPE, StringTable, Trace
 
 MAGIC = b"SKIPDUMP"
@@ -50,11 +51,7 @@ class Dump:
 def read_dump(path: str) -> Dump:
     """Reads a dump; a malformed one is a TraceError naming the file and the problem."""
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise TraceError(path, f"cannot read: {e.strerror or e}") from None
+    data = read_whole(path)
     try:
         return _parse(path, data)
     except (ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError) as e:

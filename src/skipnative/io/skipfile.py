@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from skipnative.errors import TraceError
-from skipnative.io.atomic import atomic_output
+from skipnative.io.atomic import atomic_output, read_whole
 from skipnative.trace import GPU_DTYPE, LAUNCH_DTYPE, OP_DTYPE, REGION_DTYPE, Trace
 
 SKIP_MAGIC = b"SKIPNATV"
@@ -115,12 +115,7 @@ def save(trace: Trace, path: str, *, overwrite: bool = False) -> None:
 
 def load(path: str) -> Trace:
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise TraceError(path, f"cannot read: {e.strerror or e}") from None
-    return _parse(path, memoryview(data))
+    return _parse(path, memoryview(read_whole(path)))
 
 
 def _parse(path: str, data: memoryview) -> Trace:
