@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from skipnative.analysis.metrics import METRIC_KEYS
+from skipnative.cli import folder_commands
 from skipnative.cli._common import UserError, fmt_value, print_json, short_name, table
+from skipnative.cli._folders import add_jobs_arg
+from skipnative.io.folder import is_folder
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("analyze", help="SKIP metrics (TKLQT, AKD, IL, ...) of a trace")
-    p.add_argument("trace", help=".skip file or torch.profiler trace (.json, .json.gz)")
+    p.add_argument("trace", help=".skip file or torch.profiler trace (.json, .json.gz), or a folder of per-rank traces")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--region", help="only regions with this name ('all', 'ProfilerStep#3', ...)")
     p.add_argument("--top", type=int, default=10, metavar="K", help="top kernels per region")
@@ -17,17 +20,18 @@ def add_parser(sub) -> None:
         action="store_true",
         help="also a per-API summary of the CPU calls (calls, total, median, longest)",
     )
+    add_jobs_arg(p)
     p.set_defaults(run=run)
 
 
-def analysis(path: str, region: str | None, top: int) -> dict:
+def analysis(path: str, region: str | None, top: int, trace=None) -> dict:
     import skipnative
     from skipnative.io import detect_format
 
     fmt = detect_format(path)
     from skipnative.analysis.metrics import api_summary, compute_metrics
 
-    trace = skipnative.load(path)
+    trace = trace if trace is not None else skipnative.load(path)
     regions = compute_metrics(trace, region=region, top=top)
     return {
         "trace": path,
@@ -40,6 +44,8 @@ def analysis(path: str, region: str | None, top: int) -> dict:
 def run(args) -> int:
     if args.top < 0:
         raise UserError("--top must be >= 0")
+    if is_folder(args.trace):
+        return folder_commands.analyze(args)
     result = analysis(args.trace, args.region, args.top)
     if args.region is not None and not result["regions"]:
         raise UserError(f"{args.trace}: no region named {args.region!r}")

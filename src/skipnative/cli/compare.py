@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from skipnative.analysis.metrics import METRIC_KEYS
+from skipnative.cli import folder_commands
 from skipnative.cli._common import UserError, fmt_value, print_json, table
+from skipnative.cli._folders import add_jobs_arg
+from skipnative.io.folder import is_folder
 
 NUMERIC = [k for k in METRIC_KEYS if k != "bound"]
 
@@ -20,6 +23,7 @@ def add_parser(sub) -> None:
         "timed iterations, a torch.profiler step) instead of one region",
     )
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    add_jobs_arg(p)
     p.set_defaults(run=run)
 
 
@@ -93,6 +97,8 @@ def comparison(a: str, b: str, region: str, per_iteration: bool = False) -> dict
 
 
 def run(args) -> int:
+    if is_folder(args.a) or is_folder(args.b):
+        return folder_commands.compare(args)
     result = comparison(args.a, args.b, args.region, args.per_iteration)
     if args.json:
         print_json(result)

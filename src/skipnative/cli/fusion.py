@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from skipnative.cli import folder_commands
 from skipnative.cli._common import UserError, fmt_value, print_json, short_name, table
+from skipnative.cli._folders import add_jobs_arg
+from skipnative.io.folder import is_folder
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("fusion", help="kernel-fusion candidates (proximity score)")
-    p.add_argument("trace", help=".skip file or torch.profiler trace")
+    p.add_argument("trace", help=".skip file or torch.profiler trace, or a folder of them")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--lengths", default="2,3", help="chain lengths (default 2,3)")
     p.add_argument("--threshold", type=float, default=1.0, help="minimum PS (default 1.0)")
     p.add_argument("--region", default="all", help="region (default: the whole trace)")
     p.add_argument("--device", type=int, help="only this device")
     p.add_argument("--top", type=int, default=20, metavar="K", help="candidates shown")
+    add_jobs_arg(p)
     p.set_defaults(run=run)
 
 
@@ -34,6 +38,8 @@ def run(args) -> int:
     lengths = parse_lengths(args.lengths)
     if not 0 < args.threshold <= 1:
         raise UserError("--threshold must be in (0, 1]")
+    if is_folder(args.trace):
+        return folder_commands.fusion(args, lengths)
     trace = skipnative.load(args.trace)
     try:
         cands = find_candidates(
