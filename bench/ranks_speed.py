@@ -57,13 +57,17 @@ def main() -> int:
             for k, cmds in cases.items():
                 times[k].append(_time(cmds))
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"{args.ranks} ranks of {os.path.basename(args.trace)}, {os.cpu_count()} cores, "
-          f"median of {args.repeat}")
+    print(
+        f"{args.ranks} ranks of {os.path.basename(args.trace)}, {os.cpu_count()} cores, "
+        f"median of {args.repeat}"
+    )
     for k, v in med.items():
         print(f"  {k:28s} {v:7.3f} s")
     par = med[f"folder, {os.cpu_count()} workers"]
-    print(f"  ratio sequential / parallel: {med['folder, --jobs 1'] / par:.2f} "
-          f"(one command per file / parallel: {med['one command per file'] / par:.2f})")
+    print(
+        f"  ratio sequential / parallel: {med['folder, --jobs 1'] / par:.2f} "
+        f"(one command per file / parallel: {med['one command per file'] / par:.2f})"
+    )
     return 0
 
 

@@ -193,11 +193,13 @@ def arrow_table(cols: dict[str, Any]):
     try:
         import pyarrow as pa
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("Arrow and Parquet need pyarrow: pip install pyarrow", name="pyarrow") from e
+        msg = "Arrow and Parquet need pyarrow: pip install pyarrow"
+        raise ImportError(msg, name="pyarrow") from e
     arrays = {}
     for c, v in cols.items():
         if c in CATEGORICAL:
-            arrays[c] = pa.array(v.astype(str) if len(v) else [], type=pa.string()).dictionary_encode()
+            text = pa.array(v.astype(str) if len(v) else [], type=pa.string())
+            arrays[c] = text.dictionary_encode()
         else:
             arrays[c] = pa.array(v)
     return pa.table(arrays)

@@ -11,7 +11,10 @@ from skipnative.io.folder import is_folder
 
 def add_parser(sub) -> None:
     p = sub.add_parser("analyze", help="SKIP metrics (TKLQT, AKD, IL, ...) of a trace")
-    p.add_argument("trace", help=".skip file or torch.profiler trace (.json, .json.gz), or a folder of per-rank traces")
+    p.add_argument(
+        "trace",
+        help=".skip file or torch.profiler trace (.json, .json.gz), or a folder of per-rank traces",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--region", help="only regions with this name ('all', 'ProfilerStep#3', ...)")
     p.add_argument("--top", type=int, default=10, metavar="K", help="top kernels per region")

@@ -165,8 +165,15 @@ def compare(args) -> int:
         for k in keys:
             m = r["metrics"][k]
             ratio = "-" if m["ratio"] is None else f"{m['ratio']:.3f}"
-            out.append([f"{short_name(r['name'], 30)} {k}", str(r["rank"]), fmt_value(m["a"]),
-                        fmt_value(m["b"]), ratio])
+            out.append(
+                [
+                    f"{short_name(r['name'], 30)} {k}",
+                    str(r["rank"]),
+                    fmt_value(m["a"]),
+                    fmt_value(m["b"]),
+                    ratio,
+                ]
+            )
     print(table(out, ["region metric", "rank", "A", "B", "B / A"]))
     return report_errors(ea + eb)
 

@@ -137,8 +137,9 @@ def _summary(args, cols: dict) -> None:
     summ = summary_by_name(cols)
     counts = {c: int((cols["count"] == c).sum()) for c in COUNTS}
     if args.json:
-        print_json({"trace": args.trace, "kernels": len(cols["name"]), "counts": counts,
-                    "by_name": summ})
+        print_json(
+            {"trace": args.trace, "kernels": len(cols["name"]), "counts": counts, "by_name": summ}
+        )
         return
     n = len(cols["name"])
     print(f"{args.trace}: {n:,} kernels  " + "  ".join(f"{k} {v:,}" for k, v in counts.items()))
