@@ -48,7 +48,7 @@ def run(args) -> int:
     if args.top < 0:
         raise UserError("--top must be >= 0")
     if is_folder(args.trace):
-        return folder_commands.analyze(args)
+        return folder_commands.analyze(args, analysis)
     result = analysis(args.trace, args.region, args.top)
     if args.region is not None and not result["regions"]:
         raise UserError(f"{args.trace}: no region named {args.region!r}")

@@ -98,7 +98,9 @@ def comparison(a: str, b: str, region: str, per_iteration: bool = False) -> dict
 
 def run(args) -> int:
     if is_folder(args.a) or is_folder(args.b):
-        return folder_commands.compare(args)
+        from skipnative.cli.analyze import analysis
+
+        return folder_commands.compare(args, analysis)
     result = comparison(args.a, args.b, args.region, args.per_iteration)
     if args.json:
         print_json(result)

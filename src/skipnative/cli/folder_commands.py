@@ -16,17 +16,15 @@ from skipnative.cli._folders import map_files, report_errors
 from skipnative.io.folder import is_folder, list_traces
 
 
-def _analyze_work(path: str, trace, region: str | None, top: int) -> dict:
-    from skipnative.cli.analyze import analysis
-
+def _analyze_work(path: str, trace, analysis, region: str | None, top: int) -> dict:
     return analysis(path, region, top, trace=trace)
 
 
-def folder_analysis(folder: str, region: str | None, top: int, jobs: int = 0):
-    """({folder, ranks, regions (each with its rank), steps}, error lines)."""
-    rows, errors = map_files(
-        list_traces(folder), _analyze_work, {"region": region, "top": top}, jobs
-    )
+def folder_analysis(analysis, folder: str, region: str | None, top: int, jobs: int = 0):
+    """({folder, ranks, regions (each with its rank), steps}, error lines), with
+    `analysis` (skip analyze's, for one trace) run on each file."""
+    kw = {"analysis": analysis, "region": region, "top": top}
+    rows, errors = map_files(list_traces(folder), _analyze_work, kw, jobs)
     regions = [
         {"rank": rank, "trace": path, **r} for path, rank, res in rows for r in res["regions"]
     ]
@@ -69,8 +67,8 @@ def cross_rank(regions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def analyze(args) -> int:
-    result, errors = folder_analysis(args.trace, args.region, args.top, args.jobs)
+def analyze(args, analysis) -> int:
+    result, errors = folder_analysis(analysis, args.trace, args.region, args.top, args.jobs)
     if args.region is not None and not result["regions"] and not errors:
         raise UserError(f"{args.trace}: no region named {args.region!r}")
     if args.json:
@@ -110,8 +108,8 @@ def analyze(args) -> int:
 
 def _metric_rows(ra: list[dict], rb: list[dict]) -> list[dict]:
     from skipnative.analysis.metrics import METRIC_KEYS
-    from skipnative.cli.compare import NUMERIC
 
+    numeric = [k for k in METRIC_KEYS if k != "bound"]
     by_b = {(r["name"], r["device"]): r for r in rb}
     out = []
     for r in ra:
@@ -122,7 +120,7 @@ def _metric_rows(ra: list[dict], rb: list[dict]) -> list[dict]:
             continue
         extra = [k for k in r["metrics"] if k not in METRIC_KEYS and k in other["metrics"]]
         metrics: dict[str, Any] = {}
-        for k in NUMERIC + extra:
+        for k in numeric + extra:
             va, vb = r["metrics"][k], other["metrics"][k]
             metrics[k] = {"a": va, "b": vb, "diff": vb - va, "ratio": (vb / va) if va else None}
         metrics["bound"] = {"a": r["metrics"]["bound"], "b": other["metrics"]["bound"]}
@@ -138,13 +136,13 @@ def _metric_rows(ra: list[dict], rb: list[dict]) -> list[dict]:
     return out
 
 
-def compare(args) -> int:
+def compare(args, analysis) -> int:
     if not (is_folder(args.a) and is_folder(args.b)):
         raise UserError("compare: give two traces or two folders of per-rank traces")
     if args.per_iteration:
         raise UserError("compare: --per-iteration takes two traces, not folders")
-    ra, ea = folder_analysis(args.a, args.region, 0, args.jobs)
-    rb, eb = folder_analysis(args.b, args.region, 0, args.jobs)
+    ra, ea = folder_analysis(analysis, args.a, args.region, 0, args.jobs)
+    rb, eb = folder_analysis(analysis, args.b, args.region, 0, args.jobs)
     rows = []
     ranks_b = {r["rank"] for r in rb["ranks"]}
     for rank in sorted({r["rank"] for r in ra["ranks"]} & ranks_b):
