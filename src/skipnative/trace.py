@@ -94,6 +94,8 @@ class Trace:
     strings: list[str]
     meta: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
+    # the file this trace was read from, as it was then (a Kineto export copies it)
+    origin: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def source(self) -> str:
