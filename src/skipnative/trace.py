@@ -223,6 +223,8 @@ class Trace:
     strings: list[str]
     meta: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
+    # the file this trace was read from, as it was then (a Kineto export copies it)
+    origin: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def source(self) -> str:
@@ -270,8 +272,37 @@ class Trace:
     def gpu_df(self):
         return _frame(self, self.gpu, "name_id")
 
+    def regions_df(self):
+        return _frame(self, self.regions, "name_id")
+
     def ops_df(self):
         return _frame(self, self.ops, "name_id")
+
+    def kernels_df(self, region: str | None = None, window: tuple[int, int] | None = None):
+        """The per-kernel table (one row per kernel: its launch call, latency parts,
+        ops, region and SPEC §2 count) as a pandas DataFrame with categoricals."""
+        from skipnative.analysis.kernel_rows import kernel_rows
+
+        return _categorical_frame(kernel_rows(self, region=region, window=window))
+
+    def metrics_frame(self, region: str | None = None, device: int | None = None):
+        """The region metrics (Trace.metrics) as a DataFrame: one row per region and
+        device, one column per metric."""
+        pd = _pandas()
+        rows = [
+            {"region": r.name, "device": r.device, **r.metrics}
+            for r in self.metrics(region=region, device=device, top=0)
+        ]
+        df = pd.DataFrame(rows)
+        if len(df):
+            df["bound"] = df["bound"].astype("category")
+        return df
+
+    def to_arrow(self, region: str | None = None, window: tuple[int, int] | None = None):
+        """The per-kernel table as a pyarrow Table (strings dictionary-encoded)."""
+        from skipnative.analysis.kernel_rows import kernel_rows
+
+        return arrow_table(kernel_rows(self, region=region, window=window))
 
     def __repr__(self) -> str:
         return (
@@ -280,11 +311,46 @@ class Trace:
         )
 
 
-def _frame(trace: Trace, table: np.ndarray, name_col: str):
+def _pandas():
     try:
         import pandas as pd
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("DataFrame views need pandas: pip install pandas") from e
+        raise ImportError("DataFrame views need pandas: pip install pandas", name="pandas") from e
+    return pd
+
+
+# columns of the per-kernel table that hold few distinct strings
+CATEGORICAL = ("name", "api", "api_kind", "op", "top_op", "region", "count")
+
+
+def _categorical_frame(cols: dict[str, Any]):
+    pd = _pandas()
+    df = pd.DataFrame(cols)
+    for c in CATEGORICAL:
+        if c in df:
+            df[c] = df[c].astype("category")
+    return df
+
+
+def arrow_table(cols: dict[str, Any]):
+    """Columns of the per-kernel table as a pyarrow Table (needs pyarrow)."""
+    try:
+        import pyarrow as pa
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        msg = "Arrow and Parquet need pyarrow: pip install pyarrow"
+        raise ImportError(msg, name="pyarrow") from e
+    arrays = {}
+    for c, v in cols.items():
+        if c in CATEGORICAL:
+            text = pa.array(v.astype(str) if len(v) else [], type=pa.string())
+            arrays[c] = text.dictionary_encode()
+        else:
+            arrays[c] = pa.array(v)
+    return pa.table(arrays)
+
+
+def _frame(trace: Trace, table: np.ndarray, name_col: str):
+    pd = _pandas()
     cols = {}
     for f in table.dtype.names or ():
         col = table[f]
@@ -295,8 +361,16 @@ def _frame(trace: Trace, table: np.ndarray, name_col: str):
             cols[f] = col
     df = pd.DataFrame(cols)
     strings = np.asarray(trace.strings, dtype=object)
-    df["name"] = strings[table[name_col]]
+    df["name"] = pd.Categorical(strings[table[name_col]])
+    kinds = _KIND_NAMES.get(table.dtype)
+    if kinds is not None and "kind" in df:
+        codes = df["kind"].to_numpy().astype(np.int64)
+        codes[codes >= len(kinds)] = -1
+        df["kind"] = pd.Categorical.from_codes(codes, categories=list(kinds))
     return df
+
+
+_KIND_NAMES = {LAUNCH_DTYPE: API_KINDS, GPU_DTYPE: GPU_KINDS, REGION_DTYPE: REGION_KINDS}
 
 
 def empty(dtype: np.dtype) -> np.ndarray:

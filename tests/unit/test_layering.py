@@ -45,6 +45,8 @@ RANK = {
 LAZY_UP = {
     ("skipnative.trace", "skipnative.analysis.metrics", "metrics"),
     ("skipnative.trace", "skipnative.io.skipfile", "save"),
+    ("skipnative.trace", "skipnative.analysis.kernel_rows", "kernels_df"),
+    ("skipnative.trace", "skipnative.analysis.kernel_rows", "to_arrow"),
 }
 HEAVY = ("torch", "matplotlib", "skipnative._native")
 REPORT_API = "skipnative.analysis.report_data"

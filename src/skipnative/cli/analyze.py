@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from skipnative.analysis.metrics import METRIC_KEYS
+from skipnative.cli import folder_commands
 from skipnative.cli._common import UserError, fmt_value, print_json, short_name, table
+from skipnative.cli._folders import add_jobs_arg
+from skipnative.io.folder import is_folder
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("analyze", help="SKIP metrics (TKLQT, AKD, IL, ...) of a trace")
-    p.add_argument("trace", help=".skip file or torch.profiler trace (.json, .json.gz)")
+    p.add_argument(
+        "trace",
+        help=".skip file or torch.profiler trace (.json, .json.gz), or a folder of per-rank traces",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument(
         "--region",
@@ -27,6 +33,7 @@ def add_parser(sub) -> None:
         action="store_true",
         help="also a per-API summary of the CPU calls (calls, total, median, longest)",
     )
+    add_jobs_arg(p)
     p.set_defaults(run=run)
 
 
@@ -58,7 +65,7 @@ def window_ns(trace, window: tuple[float | None, float | None] | None) -> tuple[
     return lo, hi
 
 
-def analysis(path: str, region: str | None, top: int, window=None) -> dict:
+def analysis(path: str, region: str | None, top: int, window=None, trace=None) -> dict:
     import skipnative
     from skipnative.io import detect_format
 
@@ -67,7 +74,7 @@ def analysis(path: str, region: str | None, top: int, window=None) -> dict:
     from skipnative.analysis.metrics import api_summary, compute_metrics
     from skipnative.trace import vendor
 
-    trace = skipnative.load(path)
+    trace = trace if trace is not None else skipnative.load(path)
     regions = compute_metrics(trace, region=region, top=top, window=window_ns(trace, window))
     if region is not None and not regions:
         raise UserError(f"{path}: {unknown_region(trace, region)}")
@@ -82,6 +89,8 @@ def analysis(path: str, region: str | None, top: int, window=None) -> dict:
 def run(args) -> int:
     if args.top < 0:
         raise UserError("--top must be >= 0")
+    if is_folder(args.trace):
+        return folder_commands.analyze(args, analysis)
     result = analysis(args.trace, args.region, args.top, parse_window(args.window))
     if args.json:
         print_json(result)

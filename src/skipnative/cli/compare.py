@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from skipnative.analysis.metrics import METRIC_KEYS
+from skipnative.cli import folder_commands
 from skipnative.cli._common import UserError, fmt_value, print_json, table
+from skipnative.cli._folders import add_jobs_arg
+from skipnative.io.folder import is_folder
 
 NUMERIC = [k for k in METRIC_KEYS if k != "bound"]
 
@@ -25,6 +28,7 @@ def add_parser(sub) -> None:
         help="only kernels whose launch begins in this window, µs from each trace's start",
     )
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    add_jobs_arg(p)
     p.set_defaults(run=run)
 
 
@@ -95,6 +99,10 @@ def comparison(a: str, b: str, region: str, per_iteration: bool = False, window=
 
 
 def run(args) -> int:
+    if is_folder(args.a) or is_folder(args.b):
+        from skipnative.cli.analyze import analysis
+
+        return folder_commands.compare(args, analysis)
     from skipnative.cli.analyze import parse_window
 
     window = parse_window(args.window)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from skipnative.cli import folder_commands
 from skipnative.cli._common import UserError, fmt_value, print_json, short_name, table
+from skipnative.cli._folders import add_jobs_arg
+from skipnative.io.folder import is_folder
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("fusion", help="kernel-fusion candidates (proximity score)")
-    p.add_argument("trace", help=".skip file or torch.profiler trace")
+    p.add_argument("trace", help=".skip file or torch.profiler trace, or a folder of them")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--lengths", default="2,3", help="chain lengths (default 2,3)")
     p.add_argument("--threshold", type=float, default=1.0, help="minimum PS (default 1.0)")
@@ -16,6 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--top", type=int, default=20, metavar="K", help="candidates shown (default 20; 0: all)"
     )
+    add_jobs_arg(p)
     p.set_defaults(run=run)
 
 
@@ -38,6 +42,8 @@ def run(args) -> int:
         raise UserError("--threshold must be in (0, 1]")
     if args.top < 0:
         raise UserError("--top must be >= 0 (0: all)")
+    if is_folder(args.trace):
+        return folder_commands.fusion(args, lengths)
     trace = skipnative.load(args.trace)
     try:
         cands = find_candidates(

@@ -15,6 +15,7 @@ from skipnative.cli import (
     export,
     fusion,
     info,
+    kernels,
     profile,
     report,
     run,
@@ -30,6 +31,7 @@ EXTRAS = {
     "torch": "torch",
     "transformers": "torch",
     "pandas": "pandas",
+    "pyarrow": "parquet",
 }
 
 COMMANDS = {
@@ -39,6 +41,7 @@ COMMANDS = {
     "compare": compare,
     "export": export,
     "fusion": fusion,
+    "kernels": kernels,
     "whatif": whatif,
     "profile": profile,
     "sweep": sweep,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import threading
 import zlib
@@ -18,6 +19,7 @@ import zlib
 import numpy as np
 
 from skipnative.errors import TraceError
+from skipnative.io.perfetto import read_extras
 from skipnative.trace import (
     GPU_DTYPE,
     LAUNCH_DTYPE,
@@ -147,7 +149,17 @@ def load_kineto(path: str) -> Trace:
         raise TraceError(path, f"corrupt gzip data ({e})") from None
     except (OSError, EOFError) as e:
         raise TraceError(path, f"cannot read: {e}") from None
-    return _to_trace(path, reader)
+    trace = _to_trace(path, reader)
+    with contextlib.suppress(OSError):
+        st = os.stat(path)
+        shape = [len(trace.launches), len(trace.gpu), len(trace.ops), len(trace.regions)]
+        trace.origin = {
+            "path": os.path.abspath(path),
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "shape": shape,
+        }
+    return trace
 
 
 def _meta(path: str, top: dict[str, str]) -> dict:
@@ -196,6 +208,24 @@ def _check_base(path: str, base: int, reader) -> None:
         raise TraceError(path, "baseTimeNanoseconds + ts does not fit 64-bit nanoseconds")
 
 
+def _regions_from(rows: list, strings: StringTable) -> np.ndarray:
+    """Regions an export listed ([t_begin, t_end, name, kind]), in begin order."""
+    ok = [
+        r
+        for r in rows
+        if isinstance(r, list) and len(r) == 4 and isinstance(r[0], int) and isinstance(r[1], int)
+    ]
+    out = np.zeros(len(ok), dtype=REGION_DTYPE)
+    for i, (t0, t1, name, kind) in enumerate(ok):
+        out[i] = (
+            t0,
+            t1,
+            strings.intern(str(name)),
+            REGION_KINDS.index(kind) if kind in REGION_KINDS else 0,
+        )
+    return out[np.argsort(out["t_begin"], kind="stable")]
+
+
 def _to_trace(path: str, reader) -> Trace:
     strings = StringTable([b.decode("utf-8", "replace") for b in reader.strings()])
     meta = _meta(path, dict(reader.top_level))
@@ -219,6 +249,12 @@ def _to_trace(path: str, reader) -> Trace:
     for f in ("correlation", "device", "stream", "bytes", "name_id", "grid", "block"):
         gpu[f] = kg[f]
     gpu["kind"] = kg["kind"]
+    top = dict(reader.top_level)
+    extra_regions, latency = read_extras(top) if "skipnative" in top else (None, None)
+    if latency is not None and len(latency) == len(gpu):
+        for j, col in enumerate(("t_queued", "t_submitted")):
+            known = latency[:, j] != np.iinfo(np.int64).min
+            gpu[col] = np.where(known, gpu["t_start"] + latency[:, j], 0)
     order = np.argsort(gpu["t_start"], kind="stable")
     gpu = gpu[order]
 
@@ -238,6 +274,8 @@ def _to_trace(path: str, reader) -> Trace:
     regions["kind"] = _region_kinds(strings.strings, ks["name_id"])
     if _exported_native(dict(reader.top_level)):
         regions["kind"] = MARKER  # a native capture's iteration markers, exported
+    if extra_regions is not None:  # an export's own list of regions, restored as it was
+        regions = _regions_from(extra_regions, strings)
 
     meta["events"] = int(reader.events)
     return Trace(

@@ -11,15 +11,18 @@ tools built for torch.profiler traces (HTA, skip analyze) read the export.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import os
+import shutil
+import zlib
 
 import numpy as np
 
 from skipnative.errors import TraceError
 from skipnative.io.atomic import atomic_output
-from skipnative.trace import API_KINDS, GPU_KINDS, Trace
+from skipnative.trace import API_KINDS, GPU_KINDS, REGION_KINDS, Trace
 
 _GPU_CAT = {"kernel": "kernel", "memcpy": "gpu_memcpy", "memset": "gpu_memset"}
 
@@ -40,10 +43,13 @@ def unix_offset_ns(trace: Trace) -> int:
 
 def export_perfetto(trace: Trace, path: str, *, overwrite: bool = False) -> int:
     """Writes the trace as chrome-trace JSON (gzip when `path` ends in .gz). Returns
-    the number of events written."""
+    the number of events written. A trace read from a Kineto file that is still
+    as it was is written as that file's document, every event kept."""
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:
         raise TraceError(path, "already exists (use --force to replace it)")
+    if source_unchanged(trace):
+        return _copy_source(trace, path, overwrite)
     off = unix_offset_ns(trace)
     pid_cpu = int(trace.meta.get("pid", 0) or 0)
     events = _launch_events(trace, off, pid_cpu)
@@ -57,8 +63,13 @@ def export_perfetto(trace: Trace, path: str, *, overwrite: bool = False) -> int:
     header = {
         "schemaVersion": 1,
         "deviceProperties": device_props,
-        "skipnative": {"source": trace.source, "clock": trace.meta.get("clock")},
+        "skipnative": {
+            "source": trace.source,
+            "clock": trace.meta.get("clock"),
+            "regions": _region_list(trace, off),
+        },
     }
+    header["skipnative"]["latency"] = _latency_shards(trace, header)  # type: ignore[index]
     head = json.dumps(header)[:-1]
     text = head + ',"traceEvents":[\n' + ",\n".join(events) + "\n]}\n"
     with atomic_output(path, overwrite=overwrite) as f:
@@ -162,3 +173,86 @@ def _cpu_events(trace: Trace, off: int, pid_cpu: int) -> list[str]:
             f'"dur":{_us(int(r["t_end"] - r["t_begin"]))}}}'
         )
     return events
+
+
+# the reader keeps top-level values up to 1 MiB: latency timestamps go in shards
+_SHARD_ROWS = 20_000
+_UNKNOWN = np.iinfo(np.int64).min
+
+
+def _region_list(trace: Trace, off: int) -> list:
+    """Every region, [t_begin, t_end, name, kind] on the export's (unix) axis."""
+    s = trace.strings
+    return [
+        [int(r["t_begin"]) + off, int(r["t_end"]) + off, s[r["name_id"]], REGION_KINDS[r["kind"]]]
+        for r in trace.regions
+    ]
+
+
+def _latency_shards(trace: Trace, header: dict) -> list[str]:
+    """CUPTI's queued and submitted times of every GPU row, in the export's GPU
+    event order, as offsets from the row's start (zlib + base64 int64 pairs), in
+    top-level keys; returns the keys' names (none without such times)."""
+    g = trace.gpu
+    if not len(g) or not ((g["t_queued"] != 0) | (g["t_submitted"] != 0)).any():
+        return []
+    pairs = np.empty((len(g), 2), dtype="<i8")
+    for j, col in enumerate(("t_queued", "t_submitted")):
+        pairs[:, j] = np.where(g[col] != 0, g[col] - g["t_start"], _UNKNOWN)
+    keys: list[str] = []
+    for i in range(0, len(g), _SHARD_ROWS):
+        key = f"skipnative_latency_{len(keys)}"
+        blob = zlib.compress(pairs[i : i + _SHARD_ROWS].tobytes(), 6)
+        header[key] = base64.b64encode(blob).decode()
+        keys.append(key)
+    return keys
+
+
+def read_extras(top: dict[str, str]) -> tuple[list | None, np.ndarray | None]:
+    """From an export's raw top-level values: (its regions, or None; its GPU rows'
+    (queued, submitted) offsets from start in file order, or None)."""
+    try:
+        info = json.loads(top["skipnative"])
+    except (KeyError, ValueError):
+        return None, None
+    if not isinstance(info, dict):
+        return None, None
+    regions = info.get("regions") if isinstance(info.get("regions"), list) else None
+    parts = []
+    for key in info.get("latency") or []:
+        try:
+            raw = zlib.decompress(base64.b64decode(json.loads(top[key])))
+        except (KeyError, ValueError, TypeError, zlib.error):
+            return regions, None
+        parts.append(np.frombuffer(raw, dtype="<i8").reshape(-1, 2))
+    return regions, (np.concatenate(parts) if parts else None)
+
+
+def source_unchanged(trace: Trace) -> bool:
+    """Whether `trace` is what its Kineto source file holds, the file unchanged."""
+    o = trace.origin
+    if not o or trace.source != "kineto":
+        return False
+    try:
+        st = os.stat(o["path"])
+    except OSError:
+        return False
+    shape = [len(trace.launches), len(trace.gpu), len(trace.ops), len(trace.regions)]
+    return (st.st_size, st.st_mtime_ns) == (o["size"], o["mtime_ns"]) and shape == o["shape"]
+
+
+def _copy_source(trace: Trace, path: str, overwrite: bool) -> int:
+    """The source document as it is (inflated or deflated to match `path`)."""
+    src = trace.origin["path"]  # type: ignore[index]
+    with open(src, "rb") as f:
+        gz_in = f.read(2) == b"\x1f\x8b"
+    gz_out = path.endswith(".gz")
+    with atomic_output(path, overwrite=overwrite) as out:
+        opener = gzip.open if gz_in else open
+        with opener(src, "rb") as f:
+            if gz_out:
+                with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
+                    shutil.copyfileobj(f, gz, 1 << 20)
+            else:
+                shutil.copyfileobj(f, out, 1 << 20)
+    return int(trace.meta.get("events", 0))

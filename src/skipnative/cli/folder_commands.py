@@ -1,0 +1,213 @@
+"""`skip analyze|compare|fusion DIR`: the commands on a folder of per-rank traces.
+
+Every region entry carries its `rank`; analyze adds, per region name (each
+torch.profiler step, "all"), a cross-rank summary: the slowest and fastest rank
+by IL and the spread (max - min) of IL and TKLQT over ranks, the first question
+of a tensor-parallel run (which rank holds the others back, and is it the host).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from skipnative.cli._common import UserError, fmt_value, print_json, short_name, table
+from skipnative.cli._folders import map_files, report_errors
+from skipnative.io.folder import is_folder, list_traces
+
+
+def _analyze_work(path: str, trace, analysis, region: str | None, top: int) -> dict:
+    return analysis(path, region, top, trace=trace)
+
+
+def folder_analysis(analysis, folder: str, region: str | None, top: int, jobs: int = 0):
+    """({folder, ranks, regions (each with its rank), steps}, error lines), with
+    `analysis` (skip analyze's, for one trace) run on each file."""
+    kw = {"analysis": analysis, "region": region, "top": top}
+    rows, errors = map_files(list_traces(folder), _analyze_work, kw, jobs)
+    regions = [
+        {"rank": rank, "trace": path, **r} for path, rank, res in rows for r in res["regions"]
+    ]
+    return {
+        "folder": folder,
+        "format": "folder",
+        "ranks": [{"rank": rank, "trace": p, "format": res["format"]} for p, rank, res in rows],
+        "regions": regions,
+        "steps": cross_rank(regions),
+        "errors": errors,
+    }, errors
+
+
+def cross_rank(regions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per region name, over its (rank, device) entries: slowest and fastest rank by
+    IL, and the spread (max - min) of IL and TKLQT; in first-appearance order."""
+    by_name: dict[str, list[dict]] = {}
+    for r in regions:
+        by_name.setdefault(r["name"], []).append(r)
+    out = []
+    for name, entries in by_name.items():
+        il = [e["metrics"]["il_us"] for e in entries]
+        tk = [e["metrics"]["tklqt_us"] for e in entries]
+        slow = max(range(len(entries)), key=lambda i: (il[i], -entries[i]["rank"]))
+        fast = min(range(len(entries)), key=lambda i: (il[i], entries[i]["rank"]))
+        out.append(
+            {
+                "name": name,
+                "ranks": len({e["rank"] for e in entries}),
+                "slowest_rank": entries[slow]["rank"],
+                "fastest_rank": entries[fast]["rank"],
+                "il_max_us": max(il),
+                "il_min_us": min(il),
+                "il_spread_us": max(il) - min(il),
+                "tklqt_max_us": max(tk),
+                "tklqt_min_us": min(tk),
+                "tklqt_spread_us": max(tk) - min(tk),
+            }
+        )
+    return out
+
+
+def analyze(args, analysis) -> int:
+    result, errors = folder_analysis(analysis, args.trace, args.region, args.top, args.jobs)
+    if args.region is not None and not result["regions"] and not errors:
+        raise UserError(f"{args.trace}: no region named {args.region!r}")
+    if args.json:
+        print_json(result)
+        return report_errors(errors)
+    print(f"{args.trace} (folder of {len(result['ranks'])} ranks)")
+    rows = [
+        [
+            short_name(r["name"], 40),
+            str(r["rank"]),
+            str(r["device"]),
+            fmt_value(r["metrics"]["il_us"]),
+            fmt_value(r["metrics"]["tklqt_us"]),
+            fmt_value(r["metrics"]["akd_us"]),
+            fmt_value(r["metrics"]["n_kernels"]),
+            r["metrics"]["bound"],
+        ]
+        for r in result["regions"]
+    ]
+    header = ["region", "rank", "device", "il_us", "tklqt_us", "akd_us", "kernels", "bound"]
+    print(table(rows, header))
+    print("\nacross ranks (per region: slowest/fastest rank by IL, spread = max - min)")
+    rows = [
+        [
+            short_name(s["name"], 40),
+            str(s["ranks"]),
+            str(s["slowest_rank"]),
+            str(s["fastest_rank"]),
+            fmt_value(s["il_spread_us"]),
+            fmt_value(s["tklqt_spread_us"]),
+        ]
+        for s in result["steps"]
+    ]
+    print(table(rows, ["region", "ranks", "slowest", "fastest", "IL spread us", "TKLQT spread us"]))
+    return report_errors(errors)
+
+
+def _metric_rows(ra: list[dict], rb: list[dict]) -> list[dict]:
+    from skipnative.analysis.metrics import METRIC_KEYS
+
+    numeric = [k for k in METRIC_KEYS if k != "bound"]
+    by_b = {(r["name"], r["device"]): r for r in rb}
+    out = []
+    for r in ra:
+        other = by_b.get((r["name"], r["device"]))
+        if other is None and len(ra) == 1 and len(rb) == 1:
+            other = rb[0]
+        if other is None:
+            continue
+        extra = [k for k in r["metrics"] if k not in METRIC_KEYS and k in other["metrics"]]
+        metrics: dict[str, Any] = {}
+        for k in numeric + extra:
+            va, vb = r["metrics"][k], other["metrics"][k]
+            metrics[k] = {"a": va, "b": vb, "diff": vb - va, "ratio": (vb / va) if va else None}
+        metrics["bound"] = {"a": r["metrics"]["bound"], "b": other["metrics"]["bound"]}
+        out.append(
+            {
+                "rank": r["rank"],
+                "name": r["name"],
+                "device_a": r["device"],
+                "device_b": other["device"],
+                "metrics": metrics,
+            }
+        )
+    return out
+
+
+def compare(args, analysis) -> int:
+    if not (is_folder(args.a) and is_folder(args.b)):
+        raise UserError("compare: give two traces or two folders of per-rank traces")
+    if args.per_iteration:
+        raise UserError("compare: --per-iteration takes two traces, not folders")
+    ra, ea = folder_analysis(analysis, args.a, args.region, 0, args.jobs)
+    rb, eb = folder_analysis(analysis, args.b, args.region, 0, args.jobs)
+    rows = []
+    ranks_b = {r["rank"] for r in rb["ranks"]}
+    for rank in sorted({r["rank"] for r in ra["ranks"]} & ranks_b):
+        rows += _metric_rows(
+            [r for r in ra["regions"] if r["rank"] == rank],
+            [r for r in rb["regions"] if r["rank"] == rank],
+        )
+    if not rows and not (ea or eb):
+        raise UserError(f"no rank/region/device present in both {args.a} and {args.b}")
+    result = {"a": args.a, "b": args.b, "regions": rows, "errors": ea + eb}
+    if args.json:
+        print_json(result)
+        return report_errors(ea + eb)
+    print(f"A: {args.a}\nB: {args.b}")
+    keys = ("il_us", "tklqt_us", "akd_us", "queued_fraction")
+    out = []
+    for r in rows:
+        for k in keys:
+            m = r["metrics"][k]
+            ratio = "-" if m["ratio"] is None else f"{m['ratio']:.3f}"
+            out.append(
+                [
+                    f"{short_name(r['name'], 30)} {k}",
+                    str(r["rank"]),
+                    fmt_value(m["a"]),
+                    fmt_value(m["b"]),
+                    ratio,
+                ]
+            )
+    print(table(out, ["region metric", "rank", "A", "B", "B / A"]))
+    return report_errors(ea + eb)
+
+
+def _fusion_work(path: str, trace, **kw) -> list[dict]:
+    from skipnative.analysis.fusion import find_candidates
+
+    return [c.to_dict() for c in find_candidates(trace, **kw)]
+
+
+def fusion(args, lengths: tuple[int, ...]) -> int:
+    kw = {
+        "lengths": lengths,
+        "threshold": args.threshold,
+        "region": args.region,
+        "device": args.device,
+        "top": args.top or None,  # --top 0: all
+    }
+    rows, errors = map_files(list_traces(args.trace), _fusion_work, kw, args.jobs)
+    per_rank = [{"rank": rank, "trace": p, "candidates": c} for p, rank, c in rows]
+    if args.json:
+        print_json({"folder": args.trace, "ranks": per_rank, "errors": errors})
+        return report_errors(errors)
+    for r in per_rank:
+        print(f"\nrank {r['rank']}: {os.path.basename(r['trace'])}")
+        if not r["candidates"]:
+            print(f"no chain reaches PS >= {args.threshold}")
+            continue
+        out = [
+            [
+                " -> ".join(short_name(n, 40) for n in c["chain"]),
+                fmt_value(c["count"]),
+                f"{c['ps']:.2f}",
+                fmt_value(c["saving_us"]),
+            ]
+            for c in r["candidates"]
+        ]
+        print(table(out, ["chain", "count", "PS", "saving_us"]))
+    return report_errors(errors)

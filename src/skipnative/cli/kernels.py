@@ -1,0 +1,159 @@
+"""`skip kernels TRACE|DIR`: the per-kernel table (CSV, Parquet, or a summary)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+
+import numpy as np
+
+from skipnative.cli._common import UserError, fmt_value, print_json, short_name, table
+from skipnative.cli._folders import add_jobs_arg, map_files, report_errors
+from skipnative.io.folder import is_folder, list_traces
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "kernels",
+        help="one row per kernel: launch call, latency parts, ops, region, SPEC count",
+    )
+    p.add_argument("trace", help=".skip file, torch.profiler trace, or a folder of per-rank traces")
+    p.add_argument("--region", help="only kernels placed in regions of this name")
+    p.add_argument(
+        "--window", metavar="A:B", help="only kernels placed in [A, B) (ns, on the trace's clock)"
+    )
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--csv", metavar="OUT", help="write the table as CSV ('-': stdout)")
+    out.add_argument("--parquet", metavar="OUT", help="write the table as Parquet (needs pyarrow)")
+    out.add_argument("--json", action="store_true", help="the summary as one JSON object")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--top", type=int, default=20, metavar="K", help="kernel names in the summary")
+    add_jobs_arg(p)
+    p.set_defaults(run=run)
+
+
+def parse_window(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        a, b = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise UserError(f"--window: expected A:B in integer ns, got {text!r}") from None
+    if b <= a:
+        raise UserError("--window: B must be greater than A")
+    return a, b
+
+
+def _rows_work(path: str, trace, region, window) -> dict:
+    from skipnative.analysis.kernel_rows import kernel_rows
+
+    return kernel_rows(trace, region=region, window=window)
+
+
+def _table(args) -> tuple[dict, list[str]]:
+    from skipnative.analysis.kernel_rows import COLUMNS
+
+    window = parse_window(args.window)
+    kw = {"region": args.region, "window": window}
+    if not is_folder(args.trace):
+        import skipnative
+
+        trace = skipnative.load(args.trace)
+        try:
+            return _rows_work(args.trace, trace, **kw), []
+        except ValueError as e:
+            raise UserError(f"{args.trace}: {e}") from None
+    rows, errors = map_files(list_traces(args.trace), _rows_work, kw, args.jobs)
+    parts = []
+    for _path, rank, cols in rows:
+        cols["rank"][:] = rank
+        parts.append(cols)
+    if not parts:
+        return {c: np.zeros(0) for c in COLUMNS}, errors
+    return {c: np.concatenate([p[c] for p in parts]) for c in COLUMNS}, errors
+
+
+def _check_out(path: str, force: bool) -> None:
+    if path != "-" and os.path.exists(path) and not force:
+        raise UserError(f"{path}: already exists (use --force to replace it)")
+
+
+def write_csv(cols: dict, path: str, force: bool = False) -> None:
+    from skipnative.io.atomic import atomic_output
+
+    _check_out(path, force)
+    names = list(cols)
+    data = [cols[c].tolist() for c in names]
+
+    def emit(f) -> None:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(names)
+        w.writerows(zip(*data))
+
+    if path == "-":
+        emit(sys.stdout)
+        return
+    with atomic_output(path, overwrite=force) as raw:
+        import io
+
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        emit(text)
+        text.flush()
+        text.detach()
+
+
+def write_parquet(cols: dict, path: str, force: bool = False) -> None:
+    from skipnative.io.atomic import atomic_output
+    from skipnative.trace import arrow_table
+
+    _check_out(path, force)
+    tbl = arrow_table(cols)
+    import pyarrow.parquet as pq
+
+    with atomic_output(path, overwrite=force) as f:
+        pq.write_table(tbl, f)
+
+
+def run(args) -> int:
+    if args.top < 0:
+        raise UserError("--top must be >= 0")
+    cols, errors = _table(args)
+    if args.csv:
+        write_csv(cols, args.csv, args.force)
+    elif args.parquet:
+        write_parquet(cols, args.parquet, args.force)
+    else:
+        _summary(args, cols)
+    if args.csv not in (None, "-") or args.parquet:
+        out = args.csv or args.parquet
+        print(f"wrote {out}: {len(cols['name']):,} kernels", file=sys.stderr)
+    return report_errors(errors)
+
+
+def _summary(args, cols: dict) -> None:
+    from skipnative.analysis.kernel_rows import COUNTS, summary_by_name
+
+    summ = summary_by_name(cols)
+    counts = {c: int((cols["count"] == c).sum()) for c in COUNTS}
+    if args.json:
+        print_json(
+            {"trace": args.trace, "kernels": len(cols["name"]), "counts": counts, "by_name": summ}
+        )
+        return
+    n = len(cols["name"])
+    print(f"{args.trace}: {n:,} kernels  " + "  ".join(f"{k} {v:,}" for k, v in counts.items()))
+    rows = [
+        [
+            short_name(s["name"], 60),
+            fmt_value(s["kernels"]),
+            fmt_value(s["total_us"]),
+            fmt_value(s["mean_us"]),
+            fmt_value(s["mean_lq_us"]),
+            str(s["ranks"]),
+        ]
+        for s in summ[: args.top]
+    ]
+    print(table(rows, ["kernel", "count", "total_us", "mean_us", "mean_lq_us", "ranks"]))
+    if len(summ) > args.top:
+        print(f"... {len(summ) - args.top} more names (--top, or --csv for every kernel)")

@@ -1,0 +1,100 @@
+"""Folders of per-rank traces (one file per rank, as torch.profiler and ``skip run``
+write them) and the rank of each file.
+
+A rank comes, in this order, from the trace itself (Kineto's
+``distributedInfo.rank``, a ``skip run`` capture's process rank), from the file
+name (``rank-3``, ``rank3``, ``rank_3``), and else from the order of the file
+names. A ``skip run`` folder lists its files in ``run.json``; any other folder
+holds every ``.json``, ``.json.gz`` and ``.skip`` file at its top level.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+from skipnative.errors import TraceError
+
+TRACE_SUFFIXES = (".json", ".json.gz", ".skip")
+_RANK_IN_NAME = re.compile(r"rank[-_]?(\d+)", re.IGNORECASE)
+_NOT_TRACES = {"run.json"}
+
+
+def is_folder(path: str | os.PathLike) -> bool:
+    return os.path.isdir(os.fspath(path))
+
+
+def list_traces(folder: str | os.PathLike) -> list[str]:
+    """The trace files of `folder`, sorted by name (a ``skip run`` folder: the
+    files its run.json lists that exist). Raises TraceError when there are none."""
+    folder = os.fspath(folder)
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as e:
+        raise TraceError(folder, f"cannot list the folder: {e.strerror or e}") from None
+    run_files = _run_files(folder)
+    if run_files is not None:
+        names = [n for n in run_files if n in names]
+    paths = [
+        os.path.join(folder, n)
+        for n in names
+        if not n.startswith(".")
+        and n not in _NOT_TRACES
+        and n.endswith(TRACE_SUFFIXES)
+        and os.path.isfile(os.path.join(folder, n))
+    ]
+    if not paths:
+        raise TraceError(folder, "no trace files (.json, .json.gz, .skip) in the folder")
+    return paths
+
+
+def _run_files(folder: str) -> list[str] | None:
+    path = os.path.join(folder, "run.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            run = json.load(f)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(run, dict) or run.get("format") != "skipnative-run":
+        return None
+    files = run.get("files")
+    return [str(f) for f in files] if isinstance(files, list) else None
+
+
+def _int_rank(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def rank_in_trace(meta: dict[str, Any]) -> int | None:
+    """The rank a trace records about itself (Kineto distributedInfo, skip run)."""
+    info = meta.get("distributedInfo")
+    if isinstance(info, dict) and _int_rank(info.get("rank")) is not None:
+        return _int_rank(info.get("rank"))
+    run = meta.get("run")
+    if isinstance(run, dict) and _int_rank(run.get("rank")) is not None:
+        return _int_rank(run.get("rank"))
+    return _int_rank(meta.get("rank"))
+
+
+def rank_in_name(path: str) -> int | None:
+    m = _RANK_IN_NAME.search(os.path.basename(path))
+    return int(m.group(1)) if m else None
+
+
+def assign_ranks(paths: list[str], recorded: list[int | None]) -> list[int]:
+    """One rank per path: the recorded one, else the file name's, else the next
+    rank no other file has, in file-name order."""
+    ranks: list[int | None] = [
+        r if r is not None else rank_in_name(p) for p, r in zip(paths, recorded)
+    ]
+    taken = {r for r in ranks if r is not None}
+    free = (i for i in range(len(paths) + len(taken) + 1) if i not in taken)
+    return [r if r is not None else next(free) for r in ranks]

@@ -1,0 +1,126 @@
+"""The per-kernel table: its counts and sums against the region metrics, its
+views (DataFrame, Arrow, CSV, Parquet) and `skip kernels`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import skipnative
+from kineto_gen import kernel, launch, op, step, write
+from realdata import CUDA
+from skipnative.analysis.kernel_rows import COUNTS, kernel_rows
+
+
+def skip(*args):
+    r = subprocess.run(
+        [sys.executable, "-m", "skipnative", *map(str, args)], capture_output=True, text=True
+    )
+    assert "Traceback" not in r.stderr
+    return r
+
+
+def mixed(path):
+    """One of each SPEC §2 count: counted, graph extra, unmatched, other call."""
+    ev = [
+        op(0, 400, name="aten::forward"),
+        op(5, 20, name="aten::mm"),
+        step(0, 500, 1),
+        launch(10, 5, 1),
+        kernel(20, 10, 1, name="gemm"),
+        launch(40, 5, 2, name="cudaGraphLaunch"),
+        kernel(50, 10, 2, name="g0"),
+        kernel(62, 10, 2, name="g1"),
+        kernel(90, 10, 99, name="orphan"),
+        launch(110, 5, 3, name="cudaMemcpyAsync"),
+        kernel(120, 10, 3, name="copyk"),
+    ]
+    return write(path, ev)
+
+
+def test_every_kernel_in_exactly_one_count_like_the_metrics(tmp_path):
+    t = skipnative.load(mixed(tmp_path / "t.json"))
+    cols = kernel_rows(t)
+    by = dict(zip(cols["name"].tolist(), cols["count"].tolist()))
+    assert by == {
+        "gemm": "counted",
+        "g0": "counted",
+        "g1": "graph_extra",
+        "orphan": "unmatched",
+        "copyk": "other_call",
+    }
+    m = t.metrics(region="all")[0].metrics
+    assert (cols["count"] == "counted").sum() == m["n_counted_kernels"]
+    assert (cols["count"] == "unmatched").sum() == m["n_unmatched_kernels"]
+    gemm = list(cols["name"]).index("gemm")
+    assert cols["op"][gemm] == "aten::mm" and cols["top_op"][gemm] == "aten::forward"
+    assert cols["api"][gemm] == "cudaLaunchKernel" and cols["api_kind"][gemm] == "kernel"
+    assert cols["region"][gemm] == "ProfilerStep#1"
+    assert np.isnan(cols["lq_us"][list(cols["name"]).index("orphan")])
+
+
+@pytest.mark.parametrize("path", CUDA[:3], ids=lambda p: p.name)
+def test_counted_sums_are_the_region_metrics(path):
+    t = skipnative.load(path)
+    for rm in t.metrics(top=0):
+        cols = kernel_rows(t, region=rm.name)
+        cols = {k: v[cols["device"] == rm.device] for k, v in cols.items()}
+        m = rm.metrics
+        assert len(cols["name"]) == m["n_kernels"]
+        c = cols["count"] == "counted"
+        ok = c & (cols["lq_us"] >= 0)
+        assert cols["lq_us"][ok].sum() == pytest.approx(m["tklqt_us"], rel=1e-9, abs=1e-6)
+        assert cols["api_us"][ok].sum() == pytest.approx(m["launch_api_us"], rel=1e-9, abs=1e-6)
+        assert cols["dur_us"].mean() == pytest.approx(m["akd_us"], rel=1e-9)
+        assert (c & (cols["lq_us"] < 0)).sum() == m["n_negative_lq"]
+
+
+def test_dataframe_views_have_readable_categoricals(tmp_path):
+    t = skipnative.load(mixed(tmp_path / "t.json"))
+    df = t.kernels_df()
+    assert str(df["count"].dtype) == "category"
+    assert set(df["count"].cat.categories) <= set(COUNTS)
+    assert set(df["api_kind"].astype(str)) == {"kernel", "graph", "copy", ""}
+    ln = t.launches_df()
+    assert str(ln["kind"].dtype) == "category"
+    assert set(ln["kind"].astype(str)) == {"kernel", "graph", "copy"}
+    assert set(t.gpu_df()["kind"].astype(str)) == {"kernel"}
+    mf = t.metrics_frame()
+    assert list(mf["region"]) == [r.name for r in t.metrics(top=0)]
+    assert mf["tklqt_us"].iloc[0] == t.metrics(top=0)[0].metrics["tklqt_us"]
+
+
+def test_csv_and_parquet_hold_the_same_table(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = str(CUDA[2])
+    n = len(kernel_rows(skipnative.load(path))["name"])
+    assert skip("kernels", path, "--csv", tmp_path / "k.csv").returncode == 0
+    assert skip("kernels", path, "--parquet", tmp_path / "k.parquet").returncode == 0
+    with open(tmp_path / "k.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    tbl = pq.read_table(tmp_path / "k.parquet")
+    assert len(rows) == tbl.num_rows == n
+    assert [r["name"] for r in rows[:50]] == tbl.column("name").to_pylist()[:50]
+    assert [int(r["t_start"]) for r in rows[:50]] == tbl.column("t_start").to_pylist()[:50]
+    r = skip("kernels", path, "--csv", tmp_path / "k.csv")
+    assert r.returncode == 1 and "already exists" in r.stderr
+
+
+def test_region_and_window_select_like_the_metrics(tmp_path):
+    p = mixed(tmp_path / "t.json")
+    t = skipnative.load(p)
+    assert len(kernel_rows(t, region="ProfilerStep#1")["name"]) == 5
+    t0 = int(t.launches["t_begin"].min())
+    w = kernel_rows(t, window=(t0, t0 + 35_000))  # anchors: the first two launches
+    assert sorted(w["name"].tolist()) == ["g0", "g1", "gemm"]
+    out = json.loads(skip("kernels", p, "--json").stdout)
+    assert out["counts"] == {"counted": 2, "graph_extra": 1, "unmatched": 1, "other_call": 1}
+    r = skip("kernels", p, "--region", "nope")
+    assert r.returncode == 1 and "nope" in r.stderr
+    r = skip("kernels", p, "--window", "5:1")
+    assert r.returncode == 1 and "--window" in r.stderr

@@ -1,0 +1,149 @@
+"""Folders of per-rank traces: ranks, parallel analysis, bad files, cross-rank summary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from kineto_gen import kernel, launch, op, step, write
+from skipnative.io.folder import assign_ranks, list_traces, rank_in_name
+
+
+def skip(*args):
+    r = subprocess.run(
+        [sys.executable, "-m", "skipnative", *map(str, args)], capture_output=True, text=True
+    )
+    assert "Traceback" not in r.stderr
+    return r
+
+
+def rank_trace(path, kernel_us, gap_us=5, steps=2, gz=False, **top):
+    """`steps` steps of 3 kernels of `kernel_us` each, launched `gap_us` apart."""
+    events, corr, t = [], 1, 1000
+    for s in range(steps):
+        t0 = t
+        events.append(op(t, 3 * (kernel_us + gap_us) + 10, name="aten::linear"))
+        for _ in range(3):
+            events += [launch(t + 1, 2, corr), kernel(t + 4, kernel_us, corr, name="gemm")]
+            corr += 1
+            t += kernel_us + gap_us
+        events.append(step(t0, t - t0 + 20, s))
+        t += 40
+    return write(path, events, gz=gz, **top)
+
+
+def test_rank_from_name_then_order():
+    assert rank_in_name("/x/rank-3.json") == 3
+    assert rank_in_name("trace_rank12.json.gz") == 12
+    assert rank_in_name("worker.json") is None
+    paths = ["a.json", "b_rank0.json", "c.json"]
+    # recorded beats the name, the name beats order, order fills the free ranks
+    assert assign_ranks(paths, [None, None, 5]) == [1, 0, 5]
+    assert assign_ranks(["x.json", "y.json"], [None, None]) == [0, 1]
+
+
+def test_folder_lists_traces_and_skips_others(tmp_path):
+    rank_trace(tmp_path / "rank1.json", 10)
+    rank_trace(tmp_path / "rank0.json.gz", 10, gz=True)
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / ".hidden.json").write_text("{}")
+    names = [p.rsplit("/", 1)[1] for p in list_traces(tmp_path)]
+    assert names == ["rank0.json.gz", "rank1.json"]
+
+
+def test_distributed_info_rank_wins_over_the_name(tmp_path):
+    rank_trace(tmp_path / "rank0.json", 10, distributedInfo={"rank": 3, "world_size": 4})
+    rank_trace(tmp_path / "other.json", 10)
+    out = json.loads(skip("analyze", tmp_path, "--json").stdout)
+    by_trace = {r["trace"].rsplit("/", 1)[1]: r["rank"] for r in out["ranks"]}
+    assert by_trace == {"rank0.json": 3, "other.json": 0}
+
+
+def test_every_region_has_its_rank_and_matches_the_single_file(tmp_path):
+    for r, us in enumerate((10, 30, 20)):
+        rank_trace(tmp_path / f"rank{r}.json", us)
+    out = json.loads(skip("analyze", tmp_path, "--json").stdout)
+    for r in range(3):
+        alone = json.loads(skip("analyze", tmp_path / f"rank{r}.json", "--json").stdout)
+        mine = [x for x in out["regions"] if x["rank"] == r]
+        assert [x["metrics"] for x in mine] == [x["metrics"] for x in alone["regions"]]
+
+
+def test_cross_rank_summary_names_the_slowest_rank(tmp_path):
+    for r, us in enumerate((10, 30, 20)):
+        rank_trace(tmp_path / f"rank{r}.json", us)
+    out = json.loads(skip("analyze", tmp_path, "--json").stdout)
+    steps = {s["name"]: s for s in out["steps"]}
+    assert set(steps) == {"all", "ProfilerStep#0", "ProfilerStep#1"}
+    for name, s in steps.items():
+        il = {x["rank"]: x["metrics"]["il_us"] for x in out["regions"] if x["name"] == name}
+        tk = {x["rank"]: x["metrics"]["tklqt_us"] for x in out["regions"] if x["name"] == name}
+        assert s["slowest_rank"] == 1 and s["fastest_rank"] == 0  # 30 us kernels, 10 us
+        assert s["il_spread_us"] == pytest.approx(il[1] - il[0])
+        assert s["tklqt_spread_us"] == pytest.approx(max(tk.values()) - min(tk.values()))
+        assert s["ranks"] == 3
+    text = skip("analyze", tmp_path).stdout
+    assert "across ranks" in text and "slowest" in text
+
+
+def test_parallel_and_sequential_agree(tmp_path):
+    for r in range(4):
+        rank_trace(tmp_path / f"rank{r}.json", 10 + r)
+    one = json.loads(skip("analyze", tmp_path, "--json", "--jobs", "1").stdout)
+    two = json.loads(skip("analyze", tmp_path, "--json", "--jobs", "2").stdout)
+    assert one == two
+
+
+def test_one_bad_file_is_named_and_the_rest_analysed(tmp_path):
+    rank_trace(tmp_path / "rank0.json", 10)
+    rank_trace(tmp_path / "rank2.json", 10)
+    (tmp_path / "rank1.json").write_text('{"traceEvents": [')
+    r = skip("analyze", tmp_path, "--json")
+    assert r.returncode == 1
+    bad = [line for line in r.stderr.splitlines() if line]
+    assert len(bad) == 1 and "rank1.json" in bad[0]
+    out = json.loads(r.stdout)
+    assert sorted(x["rank"] for x in out["ranks"]) == [0, 2]
+    assert len(out["errors"]) == 1
+
+
+def test_no_traces_in_the_folder_is_one_line(tmp_path):
+    r = skip("analyze", tmp_path)
+    assert r.returncode == 1 and "no trace files" in r.stderr
+
+
+def test_compare_folders_pairs_ranks(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    for r in range(2):
+        rank_trace(a / f"rank{r}.json", 10)
+        rank_trace(b / f"rank{r}.json", 20)
+    out = json.loads(skip("compare", a, b, "--json").stdout)
+    assert {x["rank"] for x in out["regions"]} == {0, 1}
+    for x in out["regions"]:
+        assert x["metrics"]["akd_us"]["ratio"] == pytest.approx(2.0)
+    r = skip("compare", a, b / "rank0.json")
+    assert r.returncode == 1 and "two folders" in r.stderr
+
+
+def test_fusion_on_a_folder_gives_each_rank(tmp_path):
+    for r in range(2):
+        rank_trace(tmp_path / f"rank{r}.json", 10, steps=6)
+    out = json.loads(skip("fusion", tmp_path, "--json", "--threshold", "0.01").stdout)
+    assert [x["rank"] for x in out["ranks"]] == [0, 1]
+    single = json.loads(
+        skip("fusion", tmp_path / "rank0.json", "--json", "--threshold", "0.01").stdout
+    )
+    assert out["ranks"][0]["candidates"] == single["candidates"]
+
+
+def test_run_folder_uses_run_json_files(tmp_path):
+    rank_trace(tmp_path / "rank0.json", 10)
+    rank_trace(tmp_path / "stale.json", 10)
+    (tmp_path / "run.json").write_text(
+        json.dumps({"format": "skipnative-run", "version": 1, "files": ["rank0.json"]})
+    )
+    assert [p.rsplit("/", 1)[1] for p in list_traces(tmp_path)] == ["rank0.json"]
