@@ -188,7 +188,7 @@ def test_a_signal_to_skip_run_still_completes_every_file(tmp_path, sig):
     except subprocess.TimeoutExpired:  # leave nothing running for the tests after this one
         proc.kill()
         subprocess.run(["pkill", "-KILL", "-f", str(gate)], check=False)
-        out_, err = proc.communicate()
+        _, err = proc.communicate()
         pytest.fail(f"skip run did not end within 60 s of {sig.name}:\n{err}")
     assert time.monotonic() - t0 < 30  # the workers were stopped, not waited out
     if sig == signal.SIGTERM:
