@@ -17,7 +17,7 @@ def gpu_reason() -> str | None:
     try:
         import torch
     except ImportError:
-        return "torch is not installed (pip install torch)"
+        return "torch is not installed: pip install 'skipnative[torch]'"
     if not torch.cuda.is_available():
         return "no CUDA device visible to torch"
     import skipnative
