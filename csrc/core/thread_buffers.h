@@ -10,7 +10,8 @@
 // The one way into shared state: the owner thread appends to its chunk list
 // (release stores of `count` and `next`); the collector walks the list with
 // acquire loads, so it may run while owners still append (stop during launches)
-// and sees every record whose store completed.
+// and sees, per thread, a prefix of the records: every one stored before the
+// walk reached its chunk, and never one without all those stored before it.
 #pragma once
 
 #include <atomic>
@@ -72,9 +73,15 @@ class LaunchBuffers {
   void for_each(F&& f) const {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& tb : threads_) {
-      for (Chunk* c = tb->head; c != nullptr; c = c->next.load(std::memory_order_acquire)) {
+      // `next` before `count`: the owner publishes `next` only after it stored the
+      // chunk's last record, so a chunk with a successor is read whole and the
+      // walk yields a prefix of each thread's records. Read the other way round,
+      // a chunk filled between the two loads would leave a gap.
+      for (Chunk* c = tb->head; c != nullptr;) {
+        Chunk* next = c->next.load(std::memory_order_acquire);
         uint32_t n = c->count.load(std::memory_order_acquire);
         if (n) f(tb->tid, c->recs, n);
+        c = next;
       }
     }
   }
