@@ -154,17 +154,21 @@ static void wide_digit(Number& num, char d, bool fraction) {
 // Digits from b[k]: up to 19 significant ones in 64 bits (nearly every number
 // a trace holds), the rest through wide_digit. Returns the position after them.
 size_t Cursor::digits(size_t k, Number& num, bool fraction) {
-  uint64_t m = uint64_t(num.digits);
-  int sig = num.significant;
-  int64_t exp = num.exponent;
-  for (; k < n && is_digit(b[k]) && sig < 19; ++k) {
-    m = m * 10 + unsigned(b[k] - '0');
-    sig += m != 0;  // leading zeros of a fraction are not significant
-    exp -= fraction;
+  // In 64 bits while fewer than 19 significant digits are held (< 10^19 fits);
+  // an integer part that already went wide keeps its 128 bits.
+  if (num.significant < 19) {
+    uint64_t m = uint64_t(num.digits);
+    int sig = num.significant;
+    int64_t exp = num.exponent;
+    for (; k < n && is_digit(b[k]) && sig < 19; ++k) {
+      m = m * 10 + unsigned(b[k] - '0');
+      sig += m != 0;  // leading zeros of a fraction are not significant
+      exp -= fraction;
+    }
+    num.digits = m;
+    num.significant = sig;
+    num.exponent = exp;
   }
-  num.digits = m;
-  num.significant = sig;
-  num.exponent = exp;
   for (; k < n && is_digit(b[k]); ++k) wide_digit(num, b[k], fraction);
   return k;
 }

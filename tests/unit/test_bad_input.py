@@ -141,6 +141,17 @@ def test_hostile_numbers(tmp_path):
     expect_error(write(tmp_path / "b.json", [ev]), "out of range")
 
 
+def test_a_wide_integer_part_with_a_fraction_is_not_wrapped(tmp_path):
+    # 2**64 written with a fraction: its 20 integer digits must not be cut to
+    # 64 bits (which reads as ts 0) when the fraction's digits are added
+    text = '{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": %s, "dur": 1}]}'
+    expect_error(raw(tmp_path, text % "18446744073709551616.0", "a.json"), "'ts' is out of range")
+    # 22 significant digits before the point, then a fraction and an exponent:
+    # 1234567890123456789012.5e-10 us = 123456789012345.67890125 ns, rounded half up
+    t = skipnative.load(raw(tmp_path, text % "1234567890123456789012.5e-10", "b.json"))
+    assert int(t.gpu["t_start"][0]) == 123456789012346
+
+
 def test_deep_nesting_is_bounded(tmp_path):
     deep = "[" * 100000 + "]" * 100000
     text = '{"traceEvents": [{"ph": "X", "cat": "x", "args": ' + deep + "}]}"
