@@ -299,3 +299,26 @@ def test_report_of_a_sweep_without_points_says_so(tmp_path):
     r = skip("report", tmp_path)
     assert r.returncode == 1 and "no points" in r.stderr and "ValueError" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_report_says_why_tklqt_exceeds_il_where_it_does(generated_sweep):
+    from skipnative.report import sweep_data
+    from skipnative.report.sections import per_iteration
+
+    # The generated runs launch every 25 us: kernels of 2 us x batch queue from
+    # batch 16 on (32 us > 25 us), and each waits 7 us longer than the one before,
+    # so TKLQT (a sum) passes IL (a span) at 16, 32 and 64, most at 64. Below 16
+    # every kernel waits its fixed 7 us: TKLQT is far under IL.
+    data = sweep_data(str(generated_sweep))
+    text = " ".join(b for b in per_iteration(data).blocks if isinstance(b, str))
+    assert "TKLQT exceeds IL at 3 of 7 batch sizes" in text
+    assert "at batch 64)" in text and "a sum over kernels, not a span" in text
+    # the same sweep cut to its CPU-bound points says nothing of it
+    for b in (16, 32, 64):
+        (generated_sweep / f"b{b}.skip").unlink()
+    sweep = json.loads((generated_sweep / "sweep.json").read_text())
+    sweep["points"] = [p for p in sweep["points"] if p["batch"] <= 8]
+    (generated_sweep / "sweep.json").write_text(json.dumps(sweep))
+    data = sweep_data(str(generated_sweep))
+    text = " ".join(b for b in per_iteration(data).blocks if isinstance(b, str))
+    assert "exceeds IL" not in text

@@ -103,6 +103,9 @@ def per_iteration(data: dict[str, Any]) -> Section:
             row.append(f"{fids[i]['kineto_perturbation']:+.1%}")
         rows.append(row)
     blocks: list[Any] = [Table(header, rows)]
+    over = _tklqt_over_il(data)
+    if over:
+        blocks.append(over)
     if measured:
         blocks.append(
             "Perturbation: how much the timing pass slowed each point's workload "
@@ -117,6 +120,25 @@ def per_iteration(data: dict[str, Any]) -> Section:
             + (" Kineto: the same under torch.profiler." if kin_p else "")
         )
     return Section("Native against Kineto (per iteration)" if kin else "Per iteration", blocks)
+
+
+def _tklqt_over_il(data: dict[str, Any]) -> str:
+    """Why TKLQT can exceed IL, said where it does."""
+    over = [
+        (b, p["tklqt_us"] / p["il_us"])
+        for b, p in zip(data["values"], data["native"])
+        if p["il_us"] > 0 and p["tklqt_us"] > p["il_us"]
+    ]
+    if not over:
+        return ""
+    b, ratio = max(over, key=lambda x: x[1])
+    return (
+        f"TKLQT exceeds IL at {len(over)} of {len(data['values'])} batch sizes "
+        f"(at most {ratio:.1f}x, at batch {b}): it is a sum over kernels, not a span. "
+        "Once kernels queue, the launch-to-start times of the kernels waiting together "
+        "overlap and each counts in full, so TKLQT measures how long kernels waited in "
+        "all, and grows past IL as the queue deepens."
+    )
 
 
 def gpu_idle(data: dict[str, Any]) -> Section | None:
