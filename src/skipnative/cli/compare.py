@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from skipnative.analysis.metrics import METRIC_KEYS
 from skipnative.cli import folder_commands
 from skipnative.cli._common import UserError, fmt_value, print_json, table
 from skipnative.cli._folders import add_jobs_arg
+from skipnative.cli._pairs import paired_regions
 from skipnative.io.folder import is_folder
-
-NUMERIC = [k for k in METRIC_KEYS if k != "bound"]
 
 
 def add_parser(sub) -> None:
@@ -60,21 +58,8 @@ def comparison(a: str, b: str, region: str, per_iteration: bool = False, window=
         raise UserError(f"{a}: no region named {region!r}")
     if not rb["regions"]:
         raise UserError(f"{b}: no region named {region!r}")
-    by_b = {(r["name"], r["device"]): r for r in rb["regions"]}
     rows = []
-    for r in ra["regions"]:
-        other = by_b.get((r["name"], r["device"]))
-        if other is None and len(rb["regions"]) == 1 and len(ra["regions"]) == 1:
-            other = rb["regions"][0]  # one region each: compare across device ids
-        if other is None:
-            continue
-        metrics = {}
-        # SPEC.md's metrics, then those beyond it that both traces have
-        extra = [k for k in r["metrics"] if k not in METRIC_KEYS and k in other["metrics"]]
-        for k in NUMERIC + extra:
-            va, vb = r["metrics"][k], other["metrics"][k]
-            metrics[k] = {"a": va, "b": vb, "diff": vb - va, "ratio": (vb / va) if va else None}
-        metrics["bound"] = {"a": r["metrics"]["bound"], "b": other["metrics"]["bound"]}
+    for r, other, metrics in paired_regions(ra["regions"], rb["regions"]):
         row = {"name": r["name"], "device_a": r["device"], "device_b": other["device"]}
         row |= {"label_a": r["name"], "label_b": other["name"], "metrics": metrics}
         if "iterations" in r:

@@ -13,6 +13,7 @@ from typing import Any
 
 from skipnative.cli._common import UserError, fmt_value, print_json, short_name, table
 from skipnative.cli._folders import map_files, report_errors
+from skipnative.cli._pairs import paired_regions
 from skipnative.io.folder import is_folder, list_traces
 
 
@@ -107,33 +108,16 @@ def analyze(args, analysis) -> int:
 
 
 def _metric_rows(ra: list[dict], rb: list[dict]) -> list[dict]:
-    from skipnative.analysis.metrics import METRIC_KEYS
-
-    numeric = [k for k in METRIC_KEYS if k != "bound"]
-    by_b = {(r["name"], r["device"]): r for r in rb}
-    out = []
-    for r in ra:
-        other = by_b.get((r["name"], r["device"]))
-        if other is None and len(ra) == 1 and len(rb) == 1:
-            other = rb[0]
-        if other is None:
-            continue
-        extra = [k for k in r["metrics"] if k not in METRIC_KEYS and k in other["metrics"]]
-        metrics: dict[str, Any] = {}
-        for k in numeric + extra:
-            va, vb = r["metrics"][k], other["metrics"][k]
-            metrics[k] = {"a": va, "b": vb, "diff": vb - va, "ratio": (vb / va) if va else None}
-        metrics["bound"] = {"a": r["metrics"]["bound"], "b": other["metrics"]["bound"]}
-        out.append(
-            {
-                "rank": r["rank"],
-                "name": r["name"],
-                "device_a": r["device"],
-                "device_b": other["device"],
-                "metrics": metrics,
-            }
-        )
-    return out
+    return [
+        {
+            "rank": r["rank"],
+            "name": r["name"],
+            "device_a": r["device"],
+            "device_b": other["device"],
+            "metrics": metrics,
+        }
+        for r, other, metrics in paired_regions(ra, rb)
+    ]
 
 
 def compare(args, analysis) -> int:
