@@ -147,3 +147,26 @@ def test_run_folder_uses_run_json_files(tmp_path):
         json.dumps({"format": "skipnative-run", "version": 1, "files": ["rank0.json"]})
     )
     assert [p.rsplit("/", 1)[1] for p in list_traces(tmp_path)] == ["rank0.json"]
+
+
+def test_two_files_of_one_rank_are_said_and_not_merged(tmp_path):
+    # rank0.json by its name, other.json by what it records: both rank 0
+    a = tmp_path / "a"
+    a.mkdir()
+    rank_trace(a / "rank0.json", 10)
+    rank_trace(a / "other.json", 30, distributedInfo={"rank": 0, "world_size": 2})
+    r = skip("analyze", a, "--json")
+    assert r.returncode == 0
+    assert "rank 0" in r.stderr and "other.json" in r.stderr and "rank0.json" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    out = json.loads(r.stdout)
+    # each file's regions are still there, apart, each with its own trace
+    akd = sorted(x["metrics"]["akd_us"] for x in out["regions"] if x["name"] == "all")
+    assert akd == [10.0, 30.0]
+    # compare pairs files by rank: with two files for one rank it cannot, and says so
+    b = tmp_path / "b"
+    b.mkdir()
+    rank_trace(b / "rank0.json", 20)
+    r = skip("compare", a, b)
+    assert r.returncode == 1 and "rank 0" in r.stderr and "one file per rank" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -72,11 +72,17 @@ class _Progress:
 
 
 def map_files(
-    paths: list[str], work: Callable, kwargs: dict, jobs: int = 0, what: str = "analysing"
+    paths: list[str],
+    work: Callable,
+    kwargs: dict,
+    jobs: int = 0,
+    what: str = "analysing",
+    warn_shared: bool = True,
 ) -> tuple[list[tuple[str, int, Any]], list[str]]:
     """Runs work(path, trace, **kwargs) on every file, in parallel. Returns
-    ([(path, rank, result)] in rank order, [error line per bad file])."""
-    from skipnative.io.folder import assign_ranks
+    ([(path, rank, result)] in rank order, [error line per bad file]); with
+    `warn_shared`, a warning on stderr for each rank that several files have."""
+    from skipnative.io.folder import assign_ranks, shared_rank_text, shared_ranks
 
     jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
     jobs = min(jobs, len(paths))
@@ -98,6 +104,11 @@ def map_files(
     good = [p for p in paths if outcome[p][0] == "ok"]
     errors = [str(outcome[p][1]) for p in paths if outcome[p][0] != "ok"]
     ranks = assign_ranks(good, [outcome[p][1][0] for p in good])
+    for rank, files in shared_ranks(good, ranks).items() if warn_shared else ():
+        print(
+            f"skip: warning: {shared_rank_text(rank, files)}: each is listed apart",
+            file=sys.stderr,
+        )
     rows = sorted(
         ((p, r, outcome[p][1][1]) for p, r in zip(good, ranks)), key=lambda x: (x[1], x[0])
     )

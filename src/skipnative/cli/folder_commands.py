@@ -14,18 +14,20 @@ from typing import Any
 from skipnative.cli._common import UserError, fmt_value, print_json, short_name, table
 from skipnative.cli._folders import map_files, report_errors
 from skipnative.cli._pairs import paired_regions
-from skipnative.io.folder import is_folder, list_traces
+from skipnative.io.folder import is_folder, list_traces, shared_rank_text, shared_ranks
 
 
 def _analyze_work(path: str, trace, analysis, region: str | None, top: int) -> dict:
     return analysis(path, region, top, trace=trace)
 
 
-def folder_analysis(analysis, folder: str, region: str | None, top: int, jobs: int = 0):
+def folder_analysis(
+    analysis, folder: str, region: str | None, top: int, jobs: int = 0, warn_shared: bool = True
+):
     """({folder, ranks, regions (each with its rank), steps}, error lines), with
     `analysis` (skip analyze's, for one trace) run on each file."""
     kw = {"analysis": analysis, "region": region, "top": top}
-    rows, errors = map_files(list_traces(folder), _analyze_work, kw, jobs)
+    rows, errors = map_files(list_traces(folder), _analyze_work, kw, jobs, warn_shared=warn_shared)
     regions = [
         {"rank": rank, "trace": path, **r} for path, rank, res in rows for r in res["regions"]
     ]
@@ -125,8 +127,15 @@ def compare(args, analysis) -> int:
         raise UserError("compare: give two traces or two folders of per-rank traces")
     if args.per_iteration:
         raise UserError("compare: --per-iteration takes two traces, not folders")
-    ra, ea = folder_analysis(analysis, args.a, args.region, 0, args.jobs)
-    rb, eb = folder_analysis(analysis, args.b, args.region, 0, args.jobs)
+    # a rank in several files is an error here, said once below, not a warning
+    ra, ea = folder_analysis(analysis, args.a, args.region, 0, args.jobs, warn_shared=False)
+    rb, eb = folder_analysis(analysis, args.b, args.region, 0, args.jobs, warn_shared=False)
+    for folder, res in ((args.a, ra), (args.b, rb)):
+        ranks = [r["rank"] for r in res["ranks"]]
+        for rank, files in shared_ranks([r["trace"] for r in res["ranks"]], ranks).items():
+            raise UserError(
+                f"{folder}: {shared_rank_text(rank, files)}; compare pairs one file per rank"
+            )
     rows = []
     ranks_b = {r["rank"] for r in rb["ranks"]}
     for rank in sorted({r["rank"] for r in ra["ranks"]} & ranks_b):

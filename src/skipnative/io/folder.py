@@ -98,3 +98,16 @@ def assign_ranks(paths: list[str], recorded: list[int | None]) -> list[int]:
     taken = {r for r in ranks if r is not None}
     free = (i for i in range(len(paths) + len(taken) + 1) if i not in taken)
     return [r if r is not None else next(free) for r in ranks]
+
+
+def shared_ranks(paths: list[str], ranks: list[int]) -> dict[int, list[str]]:
+    """The ranks that more than one file has, with those files (in order)."""
+    by_rank: dict[int, list[str]] = {}
+    for p, r in zip(paths, ranks):
+        by_rank.setdefault(r, []).append(p)
+    return {r: ps for r, ps in sorted(by_rank.items()) if len(ps) > 1}
+
+
+def shared_rank_text(rank: int, paths: list[str]) -> str:
+    names = ", ".join(os.path.basename(p) for p in paths)
+    return f"rank {rank} is in {len(paths)} files ({names})"
