@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -56,6 +57,41 @@ def loop_ns_per_launch(x, n, reps):
         torch.cuda.synchronize()
         out.append((time.perf_counter_ns() - t) / n)
     return statistics.median(out)
+
+
+def configurations(cpu_count: int) -> dict[str, dict]:
+    """Label -> skipnative.capture() options of every configuration measured
+    besides "unprofiled" and "torch_profiler"."""
+    from skipnative.profiling.passes import FLOOR_OPTIONS
+
+    timing_pass = {"latency_timestamps": True}  # what skip profile's timing pass sets
+    return {
+        "timing_pass": timing_pass,
+        "kernel_activity_only": FLOOR_OPTIONS,
+        "timing_pass_hook": {**timing_pass, "launch_records": "hook"},
+        # CUPTI's documented knobs, each on top of the timing pass
+        "knob_no_latency_timestamps": {},
+        "knob_device_buffer_pre_allocate_16": {**timing_pass, "device_buffer_pre_allocate": 16},
+        "knob_device_buffer_pool_limit_64": {**timing_pass, "device_buffer_pool_limit": 64},
+        "knob_buffers_pooled_16": {**timing_pass, "activity_buffers_pooled": 16},
+        "knob_buffers_8MiB": {
+            **timing_pass,
+            "activity_buffer_bytes": 8 << 20,
+            "device_buffer_bytes": 8 << 20,
+        },
+        "knob_completion_cpu_last": {**timing_pass, "completion_cpu": cpu_count - 1},
+        "skipnative": {},
+        "skipnative_callbacks_only": {"kernel_activity": False, "memcpy": False, "memset": False},
+        "skipnative_activity_only": {"launch_callbacks": False},
+        "skipnative_driver_domain_only": {"api_domains": ("driver",)},
+        "skipnative_device_buffer_64MiB": {"device_buffer_bytes": 64 << 20},
+        "skipnative_latency_timestamps": {"latency_timestamps": True},
+        # candidates for a cheaper kernel record, to compare with "skipnative"
+        "skipnative_serial_kernels": {"serial_kernels": True},
+        "skipnative_device_buffer_host_pinned": {"device_buffer_host_pinned": True},
+        # launch times from CUPTI's API activity records instead of callbacks
+        "skipnative_launch_activity": {"launch_records": "activity"},
+    }
 
 
 def main() -> None:
@@ -123,38 +159,7 @@ def main() -> None:
     # Interleaved blocks, so drift of the machine hits every configuration alike;
     # each skipnative block starts and stops a session, so the unprofiled blocks
     # after the first also measure the process after a stop.
-    import os
-
-    from skipnative.profiling.passes import FLOOR_OPTIONS
-
-    timing_pass = {"latency_timestamps": True}  # what skip profile's timing pass sets
-    configs = {
-        "timing_pass": timing_pass,
-        "kernel_activity_only": FLOOR_OPTIONS,
-        "timing_pass_hook": {**timing_pass, "launch_records": "hook"},
-        # CUPTI's documented knobs, each on top of the timing pass
-        "knob_no_latency_timestamps": {},
-        "knob_device_buffer_pre_allocate_16": {**timing_pass, "device_buffer_pre_allocate": 16},
-        "knob_device_buffer_pool_limit_64": {**timing_pass, "device_buffer_pool_limit": 64},
-        "knob_buffers_pooled_16": {**timing_pass, "activity_buffers_pooled": 16},
-        "knob_buffers_8MiB": {
-            **timing_pass,
-            "activity_buffer_bytes": 8 << 20,
-            "device_buffer_bytes": 8 << 20,
-        },
-        "knob_completion_cpu_last": {**timing_pass, "completion_cpu": (os.cpu_count() or 1) - 1},
-        "skipnative": {},
-        "skipnative_callbacks_only": {"kernel_activity": False, "memcpy": False, "memset": False},
-        "skipnative_activity_only": {"launch_callbacks": False},
-        "skipnative_driver_domain_only": {"api_domains": ("driver",)},
-        "skipnative_device_buffer_64MiB": {"device_buffer_bytes": 64 << 20},
-        "skipnative_latency_timestamps": {"latency_timestamps": True},
-        # candidates for a cheaper kernel record, to compare with "skipnative"
-        "skipnative_serial_kernels": {"serial_kernels": True},
-        "skipnative_device_buffer_host_pinned": {"device_buffer_host_pinned": True},
-        # launch times from CUPTI's API activity records instead of callbacks
-        "skipnative_launch_activity": {"launch_records": "activity"},
-    }
+    configs = configurations(os.cpu_count() or 1)
     if args.only:
         keep = set(args.only.split(","))
         unknown = keep - set(configs) - {"unprofiled", "torch_profiler"}

@@ -72,3 +72,20 @@ def test_metadata_reports_every_option_as_given(gpu):
             assert md[name] == given.get(name, default), name
     assert not md["cupti_finalized"]
     assert md["dropped"]["spilled"] == 0 and md["buffers_spilled"] == 0
+
+
+def test_a_fallback_warning_raised_as_an_error_leaves_no_capture_running(gpu):
+    # Under `-W error` the hook fallback's warning is an exception out of
+    # start() (so out of `with`'s __enter__, with no __exit__ to stop it): the
+    # session it started must not be left capturing with no handle to stop it.
+    import warnings
+
+    first = skipnative.capture(clock="library", launch_records="hook")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(RuntimeWarning, match="launch_records='hook' not possible"):
+            first.start()
+    assert not first.active
+    with skipnative.capture(clock="library") as cap:
+        gpu.launch("k", 1000)
+    assert len(cap.trace.gpu) == 1

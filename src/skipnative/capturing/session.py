@@ -179,11 +179,16 @@ class Capture:
         _running.add(self)
         fallback = self._session.metadata().get("launch_hook_fallback")
         if fallback:
-            warnings.warn(
-                f"launch_records='hook' not possible, launches recorded by callbacks: {fallback}",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+            try:
+                warnings.warn(
+                    f"launch_records='hook' not possible, launches recorded by callbacks: "
+                    f"{fallback}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            except BaseException:  # warnings as errors: start() fails, so nothing runs on
+                self._stop()
+                raise
         return self
 
     def stop(self) -> Trace:
