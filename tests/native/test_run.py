@@ -202,6 +202,40 @@ def test_a_signal_to_skip_run_still_completes_every_file(tmp_path, sig):
         assert joined(skipnative.load(out / f)) == 20
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_skip_run_inherited_ignored_still_stops_cmd(tmp_path, sig):
+    # A background job of a non-interactive shell starts with SIGINT ignored, and
+    # an ignored signal stays ignored across exec: skip run, which acts on the
+    # signal, must not hand CMD that disposition, or the signal it passes on is lost.
+    gate, out = _gated(tmp_path)
+    ignoring = [
+        sys.executable,
+        "-c",
+        "import os, signal, sys; signal.signal(int(sys.argv[1]), signal.SIG_IGN); "
+        "os.execv(sys.argv[2], sys.argv[2:])",
+        str(int(sig)),
+    ]
+    cmd = [*ignoring, *SKIP, "run", "--out", str(out), "--", *LAUNCHER, "20", "--workers", "2"]
+    cmd += ["--gate", str(gate), "--hold", "60"]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
+    )
+    wait_file(gate / "done0-0")
+    wait_file(gate / "done0-1")
+    proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        subprocess.run(["pkill", "-KILL", "-f", str(gate)], check=False)
+        _, err = proc.communicate()
+        pytest.fail(f"{sig.name} passed on to CMD did not stop it:\n{err}")
+    assert proc.returncode != 0, err
+    run = runfolder.read_run(out)
+    assert run["signal"] == sig.name
+    assert [p["status"] for p in run["processes"]] == ["complete", "complete"]
+
+
 def test_sigterm_straight_to_a_worker_still_completes_its_file(tmp_path):
     # not through skip run (as torchrun's agent stops its workers): the
     # injection's own SIGTERM handler writes the file, then the worker dies of it

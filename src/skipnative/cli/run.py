@@ -20,8 +20,10 @@ Every process of CMD that initialises CUDA is captured from its cuInit
 (or LOCAL_RANK) where the environment gives one, else by pid, plus run.json.
 CMD runs in its own process group; SIGINT and SIGTERM sent to skip run first
 end every capture (the files are complete whatever CMD then does with the
-signal), then are passed on to CMD's process group. A process killed with
-SIGKILL loses only its own file (run.json says so).
+signal), then are passed on to CMD's process group; CMD starts with both at
+their default action, even where skip run inherited them ignored (as a
+background job of a script does SIGINT). A process killed with SIGKILL loses
+only its own file (run.json says so).
 
 --on-demand records nothing until `skip trigger [--duration S] [OUT]` opens a
 window in every process; SIGUSR1 sent to skip run opens one of
@@ -169,12 +171,26 @@ def _end_captures(out: str, timeout_s: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+_FORWARDED = (signal.SIGINT, signal.SIGTERM)
+
+
+def _child_setup() -> None:
+    """In CMD before exec: its own process group, and the signals skip run passes
+    on at their default action. skip run acts on them whatever it inherited, so
+    CMD must too: an ignored signal stays ignored across exec (a background job
+    of a non-interactive shell starts with SIGINT ignored), and CMD would then
+    never see the signal skip run passes on, running on with its captures ended."""
+    os.setpgrp()
+    for s in _FORWARDED:
+        signal.signal(s, signal.SIG_DFL)
+
+
 def _launch(cmd: list[str], env: dict[str, str], args, out: str) -> tuple[int, int | None]:
     """Runs CMD in its own process group, passing SIGINT/SIGTERM on; returns
     (exit code, the signal passed on or None)."""
     forwarded: list[int] = []
     try:
-        child = subprocess.Popen(cmd, env=env, start_new_session=False, preexec_fn=os.setpgrp)
+        child = subprocess.Popen(cmd, env=env, start_new_session=False, preexec_fn=_child_setup)
     except OSError as e:
         raise UserError(f"{cmd[0]}: cannot start: {e.strerror or e}") from None
 
@@ -189,7 +205,7 @@ def _launch(cmd: list[str], env: dict[str, str], args, out: str) -> tuple[int, i
         if args.on_demand:
             runfolder.request(out, "open", args.trigger_duration)
 
-    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, forward) for s in _FORWARDED}
     old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, trigger)
     try:
         code = child.wait()
