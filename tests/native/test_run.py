@@ -480,3 +480,36 @@ def test_a_run_capture_carries_the_same_metadata_as_an_in_process_one(tmp_path, 
     options = set(skipnative.capturing.session.Capture.__init__.__kwdefaults__) - {"synchronize"}
     assert options <= set(run_meta)
     assert run_meta["launch_records"] == "callbacks" and run_meta["memcpy"] is True
+
+
+def _hook_rows(trace) -> None:
+    """Every launch row from the driver-entry-point hooks, none from callbacks: the
+    capture says so, and the rows are named by the driver call cudart resolved
+    (cuLaunchKernel), where a callback names the runtime call (cudaLaunchKernel)."""
+    assert trace.meta["launch_records"] == "hook"
+    assert trace.meta["launch_source"] == "hook" and trace.meta["launch_hook_fallback"] == ""
+    assert set(trace.name(trace.launches["name_id"])) == {"cuLaunchKernel"}
+
+
+def test_launch_records_hook_preloads_the_hooks_into_cmd(tmp_path):
+    env = _env()
+    env.pop("LD_PRELOAD", None)
+    cmd = [*SKIP, "run", "--out", str(tmp_path), "--launch-records", "hook", "--", *LAUNCHER]
+    r = subprocess.run([*cmd, "100"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    run = runfolder.read_run(tmp_path)
+    assert run["options"]["launch_records"] == "hook"
+    trace = skipnative.load(tmp_path / run["files"][0])
+    _hook_rows(trace)
+    assert len(trace.launches) == 100 == len(trace.kernels) and joined(trace) == 100
+
+
+def test_launch_records_hook_reaches_every_worker(tmp_path):
+    r = skip_run(tmp_path, "--launch-records", "hook", "--", *LAUNCHER, "100", "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    run = runfolder.read_run(tmp_path)
+    assert run["files"] == ["rank0.skip", "rank1.skip"]
+    for f in run["files"]:
+        trace = skipnative.load(tmp_path / f)
+        _hook_rows(trace)
+        assert len(trace.launches) == 100 and joined(trace) == 100

@@ -11,7 +11,12 @@ import subprocess
 import sys
 import time
 
-from skipnative.cli._common import UserError
+from skipnative.cli._common import (
+    LAUNCH_RECORDS,
+    LAUNCH_RECORDS_HELP,
+    UserError,
+    with_launch_hooks,
+)
 from skipnative.io import runfolder
 
 _EPILOG = """\
@@ -29,6 +34,11 @@ only its own file (run.json says so).
 window in every process; SIGUSR1 sent to skip run opens one of
 --trigger-duration seconds. Each window is a region ("window N") of the
 process's capture.
+
+--launch-records hook puts libskipnative_hooks.so first in CMD's LD_PRELOAD
+(beside CUDA_INJECTION64_PATH), so every process CMD starts has the hooks
+before it loads CUDA; each file's metadata (launch_source) says which source
+recorded its launches.
 
 skip run records launches, kernels, copies, syncs and their metrics, not ATen
 operators or NVTX ranges: use skipnative.profile() in the program for those.
@@ -69,7 +79,9 @@ def add_parser(sub) -> None:
     c.add_argument("--latency-timestamps", action="store_true", help="CUPTI queued/submitted times")
     c.add_argument("--no-memcpy", action="store_true")
     c.add_argument("--no-memset", action="store_true")
-    c.add_argument("--launch-records", choices=["callbacks", "activity"], default="callbacks")
+    c.add_argument(
+        "--launch-records", choices=LAUNCH_RECORDS, default="callbacks", help=LAUNCH_RECORDS_HELP
+    )
     c.add_argument("--activity-buffer-bytes", type=int, default=4 << 20)
     c.add_argument("--max-activity-buffers", type=int, default=64)
     c.add_argument("--max-launch-bytes", type=int, default=512 << 20)
@@ -224,10 +236,10 @@ def run(args) -> int:
     current = os.environ.get("CUDA_INJECTION64_PATH")
     if current and os.path.realpath(current) != os.path.realpath(lib):
         raise UserError(f"CUDA_INJECTION64_PATH is already set ({current}): another profiler?")
+    env = with_launch_hooks(os.environ) if args.launch_records == "hook" else dict(os.environ)
     out = os.path.abspath(args.out)
     _prepare(out, args.force, mode)
-    env = dict(
-        os.environ,
+    env.update(
         CUDA_INJECTION64_PATH=lib,
         SKIPNATIVE_RUN_DIR=runfolder.control_dir(out),
         SKIPNATIVE_RUN_OPTIONS=_encode(options),
