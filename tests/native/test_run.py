@@ -236,6 +236,45 @@ def test_a_signal_skip_run_inherited_ignored_still_stops_cmd(tmp_path, sig):
     assert [p["status"] for p in run["processes"]] == ["complete", "complete"]
 
 
+def test_a_signal_waits_for_a_capture_still_writing_its_file(tmp_path):
+    # each flush takes 6 s, so this process's capture ends well past the 10 s skip
+    # run gives a process to start acting on "end": it is acting, so skip run
+    # waits for it before passing SIGINT on (Python dies of an uncaught
+    # KeyboardInterrupt past every exit handler, the injection's included)
+    gate, out = _gated(tmp_path)
+    proc = start_run(
+        out, "--", *LAUNCHER, "20", "--gate", str(gate), "--hold", "120", "--flush-delay", "6"
+    )
+    wait_file(gate / "done0-0")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=100)
+    assert proc.returncode != 0, err
+    run = runfolder.read_run(out)
+    assert [p["status"] for p in run["processes"]] == ["complete"], err
+    assert joined(skipnative.load(out / run["files"][0])) == 20
+
+
+def test_a_second_signal_while_captures_end_is_passed_on_at_once(tmp_path):
+    gate, out = _gated(tmp_path)
+    proc = start_run(
+        out, "--", *LAUNCHER, "20", "--gate", str(gate), "--hold", "120", "--flush-delay", "30"
+    )
+    wait_file(gate / "done0-0")
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 30
+    while not runfolder.ending(out):  # the process is writing its capture
+        assert time.monotonic() < deadline, "the capture did not start to end"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=100)
+    assert time.monotonic() - t0 < 25, err  # not the 60 s the two flushes take
+    run = runfolder.read_run(out)
+    assert run["signal"] == "SIGINT"
+    (p,) = run["processes"]
+    assert p["status"] == "lost" and "while writing its capture" in p["error"]  # as asked
+
+
 def test_sigterm_straight_to_a_worker_still_completes_its_file(tmp_path):
     # not through skip run (as torchrun's agent stops its workers): the
     # injection's own SIGTERM handler writes the file, then the worker dies of it

@@ -25,7 +25,9 @@ Every process of CMD that initialises CUDA is captured from its cuInit
 (or LOCAL_RANK) where the environment gives one, else by pid, plus run.json.
 CMD runs in its own process group; SIGINT and SIGTERM sent to skip run first
 end every capture (the files are complete whatever CMD then does with the
-signal), then are passed on to CMD's process group; CMD starts with both at
+signal; skip run waits while a process is still writing its file, and a
+second signal meanwhile is passed on at once, losing what is unwritten), then
+are passed on to CMD's process group; CMD starts with both at
 their default action, even where skip run inherited them ignored (as a
 background job of a script does SIGINT). A process killed with SIGKILL loses
 only its own file (run.json says so).
@@ -177,9 +179,16 @@ def _window(args) -> tuple[str, str]:
 
 
 def _end_captures(out: str, timeout_s: float = 10.0) -> None:
+    """Asks every process to end its capture and waits until each has: up to
+    `timeout_s` for them to start, then for as long as one is still writing its
+    file (a big capture, a loaded machine). The signal passed on after this may
+    end a process past its exit handlers (Python re-raises an uncaught
+    KeyboardInterrupt as SIGINT), so a capture cut short here would be lost."""
     seq = runfolder.request(out, "end")
     deadline = time.monotonic() + timeout_s
-    while runfolder.acknowledged(out, "end", seq)[1] and time.monotonic() < deadline:
+    while runfolder.acknowledged(out, "end", seq)[1]:
+        if time.monotonic() >= deadline and not runfolder.ending(out):
+            return
         time.sleep(0.01)
 
 
@@ -207,9 +216,10 @@ def _launch(cmd: list[str], env: dict[str, str], args, out: str) -> tuple[int, i
         raise UserError(f"{cmd[0]}: cannot start: {e.strerror or e}") from None
 
     def forward(sig, _frame) -> None:
-        if not forwarded:  # first end every capture, whatever CMD does with the signal
-            _end_captures(out)
+        first = not forwarded
         forwarded.append(sig)
+        if first:  # first end every capture, whatever CMD does with the signal;
+            _end_captures(out)  # a second signal meanwhile is passed on at once
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, sig)
 
