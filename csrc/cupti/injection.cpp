@@ -12,10 +12,11 @@
 //
 // Per process it writes, in the control folder: PID.json at cuInit (who it
 // is), PID.state (what it is doing: the acknowledgement `skip trigger` waits
-// for) and one dump per capture window, PID.W.dump (cupti/run_dump.h), written
-// when the window closes: at its end time, at `skip trigger --stop`, at exit
-// (atexit), or on SIGTERM/SIGINT where the program left those signals at their
-// default (the dump is written, then the signal's default action is taken).
+// for; "ending" while the last window closes on an "end") and one dump per
+// capture window, PID.W.dump (cupti/run_dump.h), written when the window
+// closes: at its end time, at `skip trigger --stop`, at exit (atexit), or on
+// SIGTERM/SIGINT where the program left those signals at their default (the
+// dump is written, then the signal's default action is taken).
 // Between windows CUPTI's one subscriber slot stays held by a subscription that
 // enables nothing, so no other user takes it.
 #include <fcntl.h>
@@ -334,6 +335,9 @@ void Injection::run_controller() {
 void Injection::end(const char* why) {
   if (finished_ || getpid() != pid_) return;  // a forked child owns none of this
   finished_ = true;
+  // "ending" while the window closes and its dump is written (a big capture, a
+  // loaded machine: seconds): `skip run` waits for it before it passes a signal on
+  if (session_ && session_->active()) state("ending");
   close_window();
   release_slot();
   state(why);

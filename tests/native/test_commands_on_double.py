@@ -128,3 +128,87 @@ def test_profile_with_launch_times_from_activity_records(tmp_path):
     # each launch call spans at least the double's 3 us launch cost
     d = (t.launches["t_end"] - t.launches["t_begin"])[kinds == KIND_KERNEL]
     assert d.min() >= 3000 - 100
+
+
+# Launches through the CUDA runtime and driver doubles (not the CUPTI double's own
+# launch), which the hooks wrap: each iteration 10 * batch launches and a sync.
+HOOK_WORKLOAD = textwrap.dedent("""
+    from skipnative.testing.launcher import _Cuda
+
+    def make(batch):
+        cuda = _Cuda(kernel_ns=20000, hold_subscriber=False)
+        stream, kernel = cuda.stream(), cuda.kernel("k")
+
+        def step():
+            cuda.launch(kernel, stream, 10 * batch)
+            assert cuda.drv.cuStreamSynchronize(stream) == 0
+
+        return step
+""")
+
+
+def _hook_capture(path, batch: int) -> None:
+    import numpy as np
+
+    import skipnative
+
+    t = skipnative.load(path)
+    assert t.meta["launch_source"] == "hook" and t.meta["launch_hook_fallback"] == ""
+    names = t.name(t.launches["name_id"])
+    # the driver call cudart resolved, as the hooks see it (callbacks: cudaLaunchKernel)
+    assert names.count("cuLaunchKernel") == len(t.kernels) == 3 * 10 * batch
+    assert np.isin(t.kernels["correlation"], t.launches["correlation"]).all()
+
+
+def test_profile_with_launch_times_from_the_hooks(tmp_path):
+    (tmp_path / "w.py").write_text(HOOK_WORKLOAD)
+    r = skip(
+        tmp_path, "profile", "--script", "w.py:make", "--batch", "2", "--iters", "2",
+        "--warmup", "1", "--no-attribution", "--launch-records", "hook", "--out", "run",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "not possible" not in r.stderr  # no fallback warning
+    _hook_capture(tmp_path / "run" / "b2.skip", 2)
+
+
+def test_sweep_points_take_launch_times_from_the_hooks(tmp_path):
+    (tmp_path / "w.py").write_text(HOOK_WORKLOAD)
+    r = skip(
+        tmp_path, "sweep", "--script", "w.py:make", "--batch-sizes", "1,2", "--iters", "2",
+        "--warmup", "1", "--no-attribution", "--launch-records", "hook", "--out", "run",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    for b in (1, 2):
+        _hook_capture(tmp_path / "run" / f"b{b}.skip", b)
+
+
+@pytest.mark.parametrize("command", ["run", "profile", "sweep"])
+def test_launch_records_hook_without_the_hooks_library_is_one_line(
+    tmp_path, monkeypatch, capsys, command
+):
+    import types
+
+    from skipnative.capturing import session
+    from skipnative.cli.main import main
+
+    real, _ = session.native()
+    fake = tmp_path / "pkg"
+    fake.mkdir()
+    # the injection library is there (skip run needs it first), the hooks are not
+    lib = os.path.join(os.path.dirname(real.__file__), "libskipnative_inject.so")
+    (fake / "libskipnative_inject.so").symlink_to(lib)
+    mod = types.SimpleNamespace(__file__=str(fake / "_native.so"))
+    monkeypatch.setattr(session, "native", lambda: (mod, ""))
+    out = tmp_path / "out"
+    args = {
+        "run": ["run", "--out", str(out), "--launch-records", "hook", "--", sys.executable],
+        "profile": ["profile", "--out", str(out), "--launch-records", "hook"],
+        "sweep": ["sweep", "--out", str(out), "--launch-records", "hook"],
+    }[command]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"skip: error: --launch-records hook: {fake / 'libskipnative_hooks.so'} is not "
+        "installed beside skipnative._native\n"
+    )
+    assert not out.exists()  # nothing started

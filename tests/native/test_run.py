@@ -202,6 +202,79 @@ def test_a_signal_to_skip_run_still_completes_every_file(tmp_path, sig):
         assert joined(skipnative.load(out / f)) == 20
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_skip_run_inherited_ignored_still_stops_cmd(tmp_path, sig):
+    # A background job of a non-interactive shell starts with SIGINT ignored, and
+    # an ignored signal stays ignored across exec: skip run, which acts on the
+    # signal, must not hand CMD that disposition, or the signal it passes on is lost.
+    gate, out = _gated(tmp_path)
+    ignoring = [
+        sys.executable,
+        "-c",
+        "import os, signal, sys; signal.signal(int(sys.argv[1]), signal.SIG_IGN); "
+        "os.execv(sys.argv[2], sys.argv[2:])",
+        str(int(sig)),
+    ]
+    cmd = [*ignoring, *SKIP, "run", "--out", str(out), "--", *LAUNCHER, "20", "--workers", "2"]
+    cmd += ["--gate", str(gate), "--hold", "60"]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
+    )
+    wait_file(gate / "done0-0")
+    wait_file(gate / "done0-1")
+    proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        subprocess.run(["pkill", "-KILL", "-f", str(gate)], check=False)
+        _, err = proc.communicate()
+        pytest.fail(f"{sig.name} passed on to CMD did not stop it:\n{err}")
+    assert proc.returncode != 0, err
+    run = runfolder.read_run(out)
+    assert run["signal"] == sig.name
+    assert [p["status"] for p in run["processes"]] == ["complete", "complete"]
+
+
+def test_a_signal_waits_for_a_capture_still_writing_its_file(tmp_path):
+    # each flush takes 6 s, so this process's capture ends well past the 10 s skip
+    # run gives a process to start acting on "end": it is acting, so skip run
+    # waits for it before passing SIGINT on (Python dies of an uncaught
+    # KeyboardInterrupt past every exit handler, the injection's included)
+    gate, out = _gated(tmp_path)
+    proc = start_run(
+        out, "--", *LAUNCHER, "20", "--gate", str(gate), "--hold", "120", "--flush-delay", "6"
+    )
+    wait_file(gate / "done0-0")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=100)
+    assert proc.returncode != 0, err
+    run = runfolder.read_run(out)
+    assert [p["status"] for p in run["processes"]] == ["complete"], err
+    assert joined(skipnative.load(out / run["files"][0])) == 20
+
+
+def test_a_second_signal_while_captures_end_is_passed_on_at_once(tmp_path):
+    gate, out = _gated(tmp_path)
+    proc = start_run(
+        out, "--", *LAUNCHER, "20", "--gate", str(gate), "--hold", "120", "--flush-delay", "30"
+    )
+    wait_file(gate / "done0-0")
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 30
+    while not runfolder.ending(out):  # the process is writing its capture
+        assert time.monotonic() < deadline, "the capture did not start to end"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=100)
+    assert time.monotonic() - t0 < 25, err  # not the 60 s the two flushes take
+    run = runfolder.read_run(out)
+    assert run["signal"] == "SIGINT"
+    (p,) = run["processes"]
+    assert p["status"] == "lost" and "while writing its capture" in p["error"]  # as asked
+
+
 def test_sigterm_straight_to_a_worker_still_completes_its_file(tmp_path):
     # not through skip run (as torchrun's agent stops its workers): the
     # injection's own SIGTERM handler writes the file, then the worker dies of it
@@ -446,3 +519,36 @@ def test_a_run_capture_carries_the_same_metadata_as_an_in_process_one(tmp_path, 
     options = set(skipnative.capturing.session.Capture.__init__.__kwdefaults__) - {"synchronize"}
     assert options <= set(run_meta)
     assert run_meta["launch_records"] == "callbacks" and run_meta["memcpy"] is True
+
+
+def _hook_rows(trace) -> None:
+    """Every launch row from the driver-entry-point hooks, none from callbacks: the
+    capture says so, and the rows are named by the driver call cudart resolved
+    (cuLaunchKernel), where a callback names the runtime call (cudaLaunchKernel)."""
+    assert trace.meta["launch_records"] == "hook"
+    assert trace.meta["launch_source"] == "hook" and trace.meta["launch_hook_fallback"] == ""
+    assert set(trace.name(trace.launches["name_id"])) == {"cuLaunchKernel"}
+
+
+def test_launch_records_hook_preloads_the_hooks_into_cmd(tmp_path):
+    env = _env()
+    env.pop("LD_PRELOAD", None)
+    cmd = [*SKIP, "run", "--out", str(tmp_path), "--launch-records", "hook", "--", *LAUNCHER]
+    r = subprocess.run([*cmd, "100"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    run = runfolder.read_run(tmp_path)
+    assert run["options"]["launch_records"] == "hook"
+    trace = skipnative.load(tmp_path / run["files"][0])
+    _hook_rows(trace)
+    assert len(trace.launches) == 100 == len(trace.kernels) and joined(trace) == 100
+
+
+def test_launch_records_hook_reaches_every_worker(tmp_path):
+    r = skip_run(tmp_path, "--launch-records", "hook", "--", *LAUNCHER, "100", "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    run = runfolder.read_run(tmp_path)
+    assert run["files"] == ["rank0.skip", "rank1.skip"]
+    for f in run["files"]:
+        trace = skipnative.load(tmp_path / f)
+        _hook_rows(trace)
+        assert len(trace.launches) == 100 and joined(trace) == 100

@@ -4,12 +4,39 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
+from collections.abc import Mapping
 from typing import Any
+
+LAUNCH_RECORDS = ["callbacks", "activity", "hook"]
+LAUNCH_RECORDS_HELP = (
+    "launch-call times from skipnative's CUPTI callbacks (default), from CUPTI's API "
+    "activity records, or from hooks on the driver's launch entry points "
+    "(libskipnative_hooks.so, preloaded into the captured processes)"
+)
 
 
 class UserError(Exception):
     """A problem the user can fix; printed as one line."""
+
+
+def with_launch_hooks(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` with libskipnative_hooks.so first in LD_PRELOAD, which
+    launch_records="hook" needs loaded before CUDA; unchanged where it is there
+    already. A one-line UserError where the library is not installed."""
+    from skipnative.capturing.session import CaptureError, launch_hooks_library
+
+    try:
+        lib = launch_hooks_library()
+    except CaptureError as e:
+        raise UserError(f"--launch-records hook: {e}") from None
+    if any(c in lib for c in ": "):
+        raise UserError(f"--launch-records hook: {lib}: a path with ':' or ' ' cannot be preloaded")
+    held = [x for x in env.get("LD_PRELOAD", "").replace(" ", ":").split(":") if x]
+    if any(os.path.realpath(x) == os.path.realpath(lib) for x in held):
+        return dict(env)
+    return {**env, "LD_PRELOAD": ":".join([lib, *held])}
 
 
 def print_json(obj: Any) -> None:

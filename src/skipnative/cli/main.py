@@ -85,9 +85,11 @@ def _internal_error(e: BaseException, debug: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     from skipnative import CaptureError, TraceError
 
-    debug, argv = _debug(list(sys.argv[1:] if argv is None else argv))
+    full = list(sys.argv[1:] if argv is None else argv)
+    debug, argv = _debug(full)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.skip_argv = full  # to start the command again (skip profile --launch-records hook)
     try:
         return int(args.run(args) or 0)
     except (TraceError, CaptureError, UserError) as e:

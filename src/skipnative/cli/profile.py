@@ -8,7 +8,12 @@ import json
 import os
 import sys
 
-from skipnative.cli._common import UserError
+from skipnative.cli._common import (
+    LAUNCH_RECORDS,
+    LAUNCH_RECORDS_HELP,
+    UserError,
+    with_launch_hooks,
+)
 
 
 def add_workload_args(p) -> None:
@@ -39,10 +44,9 @@ def add_workload_args(p) -> None:
     )
     p.add_argument(
         "--launch-records",
-        choices=["callbacks", "activity"],
+        choices=LAUNCH_RECORDS,
         default="callbacks",
-        help="launch-call times from skipnative's CUPTI callbacks (default) or from "
-        "CUPTI's API activity records",
+        help=LAUNCH_RECORDS_HELP,
     )
     p.add_argument(
         "--fidelity",
@@ -118,9 +122,27 @@ def build_workload(args, batch: int):
     return wl.as_cuda_graph(step) if args.graphs else step
 
 
+def _preload_hooks(args) -> None:
+    """--launch-records hook: the hooks must be loaded before CUDA, so where this
+    process was started without them it is started again (same pid, same
+    arguments) with them in LD_PRELOAD, before anything here loads CUDA."""
+    env = with_launch_hooks(os.environ)
+    if env.get("LD_PRELOAD") == os.environ.get("LD_PRELOAD"):
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(
+        sys.executable,
+        [sys.executable, "-m", "skipnative", *getattr(args, "skip_argv", sys.argv[1:])],
+        env,
+    )
+
+
 def run(args) -> int:
     from skipnative.cli._gpu import require_gpu
 
+    if args.launch_records == "hook":
+        _preload_hooks(args)
     require_gpu("profile")
     from skipnative import CaptureError
     from skipnative.profiling import profile

@@ -11,7 +11,12 @@ import subprocess
 import sys
 import time
 
-from skipnative.cli._common import UserError
+from skipnative.cli._common import (
+    LAUNCH_RECORDS,
+    LAUNCH_RECORDS_HELP,
+    UserError,
+    with_launch_hooks,
+)
 from skipnative.io import runfolder
 
 _EPILOG = """\
@@ -20,13 +25,22 @@ Every process of CMD that initialises CUDA is captured from its cuInit
 (or LOCAL_RANK) where the environment gives one, else by pid, plus run.json.
 CMD runs in its own process group; SIGINT and SIGTERM sent to skip run first
 end every capture (the files are complete whatever CMD then does with the
-signal), then are passed on to CMD's process group. A process killed with
-SIGKILL loses only its own file (run.json says so).
+signal; skip run waits while a process is still writing its file, and a
+second signal meanwhile is passed on at once, losing what is unwritten), then
+are passed on to CMD's process group; CMD starts with both at
+their default action, even where skip run inherited them ignored (as a
+background job of a script does SIGINT). A process killed with SIGKILL loses
+only its own file (run.json says so).
 
 --on-demand records nothing until `skip trigger [--duration S] [OUT]` opens a
 window in every process; SIGUSR1 sent to skip run opens one of
 --trigger-duration seconds. Each window is a region ("window N") of the
 process's capture.
+
+--launch-records hook puts libskipnative_hooks.so first in CMD's LD_PRELOAD
+(beside CUDA_INJECTION64_PATH), so every process CMD starts has the hooks
+before it loads CUDA; each file's metadata (launch_source) says which source
+recorded its launches.
 
 skip run records launches, kernels, copies, syncs and their metrics, not ATen
 operators or NVTX ranges: use skipnative.profile() in the program for those.
@@ -67,7 +81,9 @@ def add_parser(sub) -> None:
     c.add_argument("--latency-timestamps", action="store_true", help="CUPTI queued/submitted times")
     c.add_argument("--no-memcpy", action="store_true")
     c.add_argument("--no-memset", action="store_true")
-    c.add_argument("--launch-records", choices=["callbacks", "activity"], default="callbacks")
+    c.add_argument(
+        "--launch-records", choices=LAUNCH_RECORDS, default="callbacks", help=LAUNCH_RECORDS_HELP
+    )
     c.add_argument("--activity-buffer-bytes", type=int, default=4 << 20)
     c.add_argument("--max-activity-buffers", type=int, default=64)
     c.add_argument("--max-launch-bytes", type=int, default=512 << 20)
@@ -163,10 +179,31 @@ def _window(args) -> tuple[str, str]:
 
 
 def _end_captures(out: str, timeout_s: float = 10.0) -> None:
+    """Asks every process to end its capture and waits until each has: up to
+    `timeout_s` for them to start, then for as long as one is still writing its
+    file (a big capture, a loaded machine). The signal passed on after this may
+    end a process past its exit handlers (Python re-raises an uncaught
+    KeyboardInterrupt as SIGINT), so a capture cut short here would be lost."""
     seq = runfolder.request(out, "end")
     deadline = time.monotonic() + timeout_s
-    while runfolder.acknowledged(out, "end", seq)[1] and time.monotonic() < deadline:
+    while runfolder.acknowledged(out, "end", seq)[1]:
+        if time.monotonic() >= deadline and not runfolder.ending(out):
+            return
         time.sleep(0.01)
+
+
+_FORWARDED = (signal.SIGINT, signal.SIGTERM)
+
+
+def _child_setup() -> None:
+    """In CMD before exec: its own process group, and the signals skip run passes
+    on at their default action. skip run acts on them whatever it inherited, so
+    CMD must too: an ignored signal stays ignored across exec (a background job
+    of a non-interactive shell starts with SIGINT ignored), and CMD would then
+    never see the signal skip run passes on, running on with its captures ended."""
+    os.setpgrp()
+    for s in _FORWARDED:
+        signal.signal(s, signal.SIG_DFL)
 
 
 def _launch(cmd: list[str], env: dict[str, str], args, out: str) -> tuple[int, int | None]:
@@ -174,14 +211,15 @@ def _launch(cmd: list[str], env: dict[str, str], args, out: str) -> tuple[int, i
     (exit code, the signal passed on or None)."""
     forwarded: list[int] = []
     try:
-        child = subprocess.Popen(cmd, env=env, start_new_session=False, preexec_fn=os.setpgrp)
+        child = subprocess.Popen(cmd, env=env, start_new_session=False, preexec_fn=_child_setup)
     except OSError as e:
         raise UserError(f"{cmd[0]}: cannot start: {e.strerror or e}") from None
 
     def forward(sig, _frame) -> None:
-        if not forwarded:  # first end every capture, whatever CMD does with the signal
-            _end_captures(out)
+        first = not forwarded
         forwarded.append(sig)
+        if first:  # first end every capture, whatever CMD does with the signal;
+            _end_captures(out)  # a second signal meanwhile is passed on at once
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, sig)
 
@@ -189,7 +227,7 @@ def _launch(cmd: list[str], env: dict[str, str], args, out: str) -> tuple[int, i
         if args.on_demand:
             runfolder.request(out, "open", args.trigger_duration)
 
-    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, forward) for s in _FORWARDED}
     old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, trigger)
     try:
         code = child.wait()
@@ -208,10 +246,10 @@ def run(args) -> int:
     current = os.environ.get("CUDA_INJECTION64_PATH")
     if current and os.path.realpath(current) != os.path.realpath(lib):
         raise UserError(f"CUDA_INJECTION64_PATH is already set ({current}): another profiler?")
+    env = with_launch_hooks(os.environ) if args.launch_records == "hook" else dict(os.environ)
     out = os.path.abspath(args.out)
     _prepare(out, args.force, mode)
-    env = dict(
-        os.environ,
+    env.update(
         CUDA_INJECTION64_PATH=lib,
         SKIPNATIVE_RUN_DIR=runfolder.control_dir(out),
         SKIPNATIVE_RUN_OPTIONS=_encode(options),

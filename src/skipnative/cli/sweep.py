@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from skipnative.cli._common import UserError
+from skipnative.cli._common import UserError, with_launch_hooks
 from skipnative.cli.profile import add_workload_args
 
 
@@ -36,7 +36,8 @@ def _absolute(value: str) -> str:
     return os.path.abspath(path) + sep + func if os.path.exists(path) else value
 
 
-def sweep(args, sizes: list[int]) -> dict:
+def sweep(args, sizes: list[int], env: dict[str, str] | None = None) -> dict:
+    """The points, each a `skip profile` process run with `env` (None: this one's)."""
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     points: list[dict] = []
@@ -80,7 +81,7 @@ def sweep(args, sizes: list[int]) -> dict:
             cmd.append("--no-latency-timestamps")
         # run in the output folder: from a source checkout, the current folder would
         # shadow the installed package (which has the compiled module)
-        r = subprocess.run(cmd, capture_output=True, text=True, cwd=out)
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=out, env=env)
         if r.returncode != 0:
             print(file=sys.stderr)
             last = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
@@ -147,8 +148,10 @@ def run(args) -> int:
     from skipnative.cli._gpu import require_gpu
 
     sizes = batch_sizes(args.batch_sizes)
+    # each point is a `skip profile` process: with the hooks preloaded from its start
+    env = with_launch_hooks(os.environ) if args.launch_records == "hook" else None
     require_gpu("sweep")
-    doc = sweep(args, sizes)
+    doc = sweep(args, sizes, env)
     n = doc["native"]
     print(
         f"{args.out}: queue transition at batch {n['queue_transition']}, TKLQT knee at "

@@ -2,7 +2,8 @@
 
 While the command runs, the processes it starts write into the folder's
 control folder (``.skiprun/``, see csrc/cupti/injection.cpp): ``PID.json``
-(who the process is, at cuInit), ``PID.state`` (what it is doing) and one raw
+(who the process is, at cuInit), ``PID.state`` (what it is doing: "ending"
+while it closes its capture on an "end" request) and one raw
 dump per capture window, ``PID.W.dump``. ``skip trigger`` appends requests to
 ``.skiprun/trigger``. After the command has exited, :func:`finish` turns the
 dumps of each process into ``rank<R>.skip`` (or ``pid<P>.skip``) and writes
@@ -40,6 +41,7 @@ RUN_JSON = "run.json"
 _IDENTITY: tuple[str, ...] = ("pid", "ppid", "argv", "exe", "rank", "local_rank", "world_size")
 _IDENTITY += ("cuda_visible_devices", "t_init_unix_ns")
 _LOST = "the process ended without writing its capture (killed, e.g. by SIGKILL)"
+_CUT = "the process ended while writing its capture (a second signal, or killed)"
 
 
 def control_dir(run_dir: str) -> str:
@@ -146,6 +148,16 @@ def acknowledged(run_dir: str, op: str, seq: int) -> tuple[list[int], list[int]]
     return done, waiting
 
 
+def ending(run_dir: str) -> list[int]:
+    """Live pids acting on an "end" request: closing their capture and writing
+    its dump (state "ending")."""
+    return [
+        pid
+        for pid, p in processes(run_dir).items()
+        if p["state"].get("state") == "ending" and alive(pid)
+    ]
+
+
 def _skip_name(p: dict[str, Any], taken: set[str]) -> str:
     for key, stem in (("rank", "rank"), ("local_rank", "local_rank")):
         v = p.get(key)
@@ -186,14 +198,18 @@ def _convert(run_dir: str, p: dict[str, Any], regions: bool, taken: set[str]) ->
         entry["status"] = "error"
     elif not exited:
         entry["status"] = "incomplete" if dumps else "lost"
-        entry["error"] = entry["error"] or (
-            _LOST if not alive(pid) else "still running when skip run finished"
-        )
+        entry["error"] = entry["error"] or _unfinished(pid, st)
     elif windows > len(dumps):
         entry["status"] = "incomplete"
     else:
         entry["status"] = "complete" if dumps else "no window"
     return entry
+
+
+def _unfinished(pid: int, st: dict[str, Any]) -> str:
+    if alive(pid):
+        return "still running when skip run finished"
+    return _CUT if st.get("state") == "ending" else _LOST
 
 
 def wait_for_processes(run_dir: str, timeout_s: float) -> None:

@@ -85,6 +85,7 @@ class SimulatedGpu:
             "skipnative_double_advance": (None, [u64]),
             "skipnative_double_clock_ns": (u64, []),
             "skipnative_double_hold_subscriber": (None, [i32]),
+            "skipnative_double_flush_delay": (None, [u64]),
             "skipnative_double_launch": (u32, [i32, i32, u32, ctypes.c_char_p, u64]),
             "skipnative_double_launch_nested": (
                 u32,
@@ -142,6 +143,10 @@ class SimulatedGpu:
     def hold_subscriber(self, held: bool = True) -> None:
         """Simulates another CUPTI subscriber (torch.profiler) in the process."""
         self._lib.skipnative_double_hold_subscriber(int(held))
+
+    def flush_delay(self, ns: int) -> None:
+        """Makes every activity flush take `ns` of real time (a slow flush at stop)."""
+        self._lib.skipnative_double_flush_delay(ns)
 
     def launch(self, name: str, duration_ns: int, stream: int = 7, api="cudaLaunchKernel") -> int:
         dom, cbid = _cbid(api)

@@ -13,7 +13,9 @@ no CUDA itself.
 ``kernel_b<b>``; with ``--gate DIR`` each process writes ``DIR/done<b>-<rank>``
 (holding its pid) after batch b and waits for ``DIR/go<b+1>`` before the next,
 so a test can act between batches. ``--hold S`` sleeps S seconds before exit;
-``--hold-subscriber`` makes the simulated CUPTI report another subscriber.
+``--hold-subscriber`` makes the simulated CUPTI report another subscriber;
+``--flush-delay S`` makes each of its activity flushes take S seconds (a capture
+slow to stop).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--gate", help="folder of done/go files between batches")
     p.add_argument("--hold", type=float, default=0.0, help="seconds to sleep before exit")
     p.add_argument("--hold-subscriber", action="store_true")
+    p.add_argument("--flush-delay", type=float, default=0.0, help="seconds each flush takes")
     p.add_argument("--kernel-ns", type=int, default=3000, help="GPU time of each kernel")
     p.add_argument("--rank", type=int, default=0, help=argparse.SUPPRESS)
     return p
@@ -63,13 +66,14 @@ def _check(code: int, what: str) -> None:
 class _Cuda:
     """The driver and runtime doubles, through ctypes."""
 
-    def __init__(self, kernel_ns: int, hold_subscriber: bool):
+    def __init__(self, kernel_ns: int, hold_subscriber: bool, flush_delay_s: float = 0.0):
         from skipnative.testing import _DRIVER, _RUNTIME, library_path, simulate_cuda
 
         sim = simulate_cuda()
         sim.configure(launch_cost_ns=2000, submit_latency_ns=1000, real_time=True)
         sim.set_kernel_ns(kernel_ns)
         sim.hold_subscriber(hold_subscriber)
+        sim.flush_delay(int(flush_delay_s * 1e9))
         # An injected session (skip run) must find this simulated CUPTI, not a
         # real libcupti of an nvidia-cuda-cupti wheel.
         os.environ["SKIPNATIVE_CUPTI_LIBRARY"] = library_path()
@@ -123,7 +127,7 @@ def _wait_for(path: Path, timeout: float = 120.0) -> None:
 
 
 def _work(args) -> int:
-    cuda = _Cuda(args.kernel_ns, args.hold_subscriber)
+    cuda = _Cuda(args.kernel_ns, args.hold_subscriber, args.flush_delay)
     streams = [cuda.stream() for _ in range(max(args.threads, 1))]
     gate = Path(args.gate) if args.gate else None
     for b in range(args.batches):

@@ -27,6 +27,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <deque>
@@ -34,6 +35,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -52,6 +54,7 @@ struct State {
 
   bool subscribed = false;
   bool held_by_other = false;
+  uint64_t flush_delay_ns = 0;  // real time each cuptiActivityFlushAll takes (a slow flush)
   CUpti_CallbackFunc callback = nullptr;
   void* userdata = nullptr;
   std::set<std::pair<int, int>> enabled_callbacks;
@@ -549,6 +552,7 @@ DOUBLE_API CUptiResult cuptiActivityFlushAll(uint32_t) {
   State& s = st();
   std::vector<std::pair<uint8_t*, size_t>> deliver;
   CUpti_BuffersCallbackCompleteFunc complete;
+  uint64_t delay = 0;
   {
     std::lock_guard<std::mutex> lock(s.mu);
     log_call(s, "cuptiActivityFlushAll");
@@ -558,7 +562,9 @@ DOUBLE_API CUptiResult cuptiActivityFlushAll(uint32_t) {
     }
     deliver.swap(s.full);
     complete = s.complete;
+    delay = s.flush_delay_ns;
   }
+  if (delay) std::this_thread::sleep_for(std::chrono::nanoseconds(delay));
   for (auto& [b, used] : deliver)
     if (complete) complete(nullptr, 0, b, used, used);
   return CUPTI_SUCCESS;
@@ -723,6 +729,12 @@ DOUBLE_API void skipnative_double_configure(uint64_t launch_cost_ns, uint64_t su
 }
 
 DOUBLE_API void skipnative_double_advance(uint64_t ns) { spend(ns); }
+
+DOUBLE_API void skipnative_double_flush_delay(uint64_t ns) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.flush_delay_ns = ns;
+}
 
 DOUBLE_API void skipnative_double_hold_subscriber(int held) {
   State& s = st();
