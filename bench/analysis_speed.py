@@ -128,15 +128,15 @@ def steps(path: Path, repeats: int) -> dict[str, float]:
     from skipnative import _native
     from skipnative.analysis.metrics import api_summary, compute_metrics
     from skipnative.cli.analyze import analysis
-    from skipnative.io import kineto
+    from skipnative.io import kineto, kineto_stream
 
     raw = path.read_bytes()
     out: dict[str, float] = {}
 
     def inflate(mod):
         d = mod.decompressobj(wbits=47)
-        for k in range(0, len(raw), kineto.CHUNK):
-            d.decompress(raw[k : k + kineto.CHUNK])
+        for k in range(0, len(raw), kineto_stream.CHUNK):
+            d.decompress(raw[k : k + kineto_stream.CHUNK])
 
     out["inflate zlib"] = median_of(repeats, lambda: inflate(zlib))
     if importlib.util.find_spec("isal"):
@@ -144,7 +144,7 @@ def steps(path: Path, repeats: int) -> dict[str, float]:
 
         out["inflate ISA-L"] = median_of(repeats, lambda: inflate(isal_zlib))
     text = gzip.decompress(raw)
-    chunks = [text[k : k + kineto.CHUNK] for k in range(0, len(text), kineto.CHUNK)]
+    chunks = [text[k : k + kineto_stream.CHUNK] for k in range(0, len(text), kineto_stream.CHUNK)]
     del text
     state = {}
 

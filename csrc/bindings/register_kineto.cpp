@@ -5,7 +5,11 @@
 #include "kineto/trace_reader.h"
 
 namespace py = pybind11;
+using skipnative::kineto::GpuEvent;
+using skipnative::kineto::LaunchEvent;
+using skipnative::kineto::OpEvent;
 using skipnative::kineto::ReadError;
+using skipnative::kineto::StepEvent;
 using skipnative::kineto::TraceReader;
 
 namespace {
@@ -15,6 +19,21 @@ py::array_t<uint8_t> table(const std::vector<T>& v, py::handle owner) {
   static const uint8_t empty = 0;
   const uint8_t* p = v.empty() ? &empty : reinterpret_cast<const uint8_t*>(v.data());
   return py::array_t<uint8_t>({py::ssize_t(v.size() * sizeof(T))}, {py::ssize_t(1)}, p, owner);
+}
+
+// The reader's row dtypes, defined once, on its structs (kineto/trace_reader.h);
+// registered on first use, as the session's are, so that importing the module
+// does not import numpy.
+void register_reader_dtypes() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  PYBIND11_NUMPY_DTYPE(LaunchEvent, ts, dur, correlation, pid, tid, name_id, cbid);
+  PYBIND11_NUMPY_DTYPE(GpuEvent, ts, dur, correlation, device, stream, bytes, name_id, kind, grid,
+                       block);
+  PYBIND11_NUMPY_DTYPE(OpEvent, ts, dur, pid, tid, external_id, parent, top, name_id, depth);
+  PYBIND11_NUMPY_DTYPE_EX(StepEvent, ts, "ts", dur, "dur", pid, "pid", tid, "tid", name_id,
+                          "name_id", pad, "_pad");
 }
 
 }  // namespace
@@ -47,18 +66,8 @@ void register_kineto(py::module_& m) {
       .def_readonly("top_level", &TraceReader::top_level)
       .def_readonly("events", &TraceReader::events)
       .def_readonly("ignored_events", &TraceReader::ignored_events);
-  // The reader's row dtypes, defined once, on its structs (kineto/trace_reader.h).
-  using skipnative::kineto::GpuEvent;
-  using skipnative::kineto::LaunchEvent;
-  using skipnative::kineto::OpEvent;
-  using skipnative::kineto::StepEvent;
-  PYBIND11_NUMPY_DTYPE(LaunchEvent, ts, dur, correlation, pid, tid, name_id, cbid);
-  PYBIND11_NUMPY_DTYPE(GpuEvent, ts, dur, correlation, device, stream, bytes, name_id, kind, grid,
-                       block);
-  PYBIND11_NUMPY_DTYPE(OpEvent, ts, dur, pid, tid, external_id, parent, top, name_id, depth);
-  PYBIND11_NUMPY_DTYPE_EX(StepEvent, ts, "ts", dur, "dur", pid, "pid", tid, "tid", name_id,
-                          "name_id", pad, "_pad");
   m.def("kineto_record_dtypes", [] {
+    register_reader_dtypes();
     py::dict d;
     d["launch"] = py::dtype::of<LaunchEvent>();
     d["gpu"] = py::dtype::of<GpuEvent>();

@@ -158,12 +158,12 @@ def test_old_format_trace_reads():
 def test_gzip_reads_alike_with_either_inflater(inflater, monkeypatch, tmp_path):
     import zlib
 
-    from skipnative.io import kineto
+    from skipnative.io import kineto_stream
 
     mod = zlib if inflater == "zlib" else pytest.importorskip("isal.isal_zlib")
-    monkeypatch.setattr(kineto, "_inflate", mod)
-    monkeypatch.setattr(kineto, "_INFLATE_ERRORS", (zlib.error, mod.error))
-    monkeypatch.setattr(kineto, "CHUNK", 1 << 16)  # many chunks, and two gzip members
+    monkeypatch.setattr(kineto_stream, "_inflate", mod)
+    monkeypatch.setattr(kineto_stream, "_INFLATE_ERRORS", (zlib.error, mod.error))
+    monkeypatch.setattr(kineto_stream, "CHUNK", 1 << 16)  # many chunks, and two gzip members
     p = tmp_path / "t.json.gz"
     p.write_bytes(gzip.compress(SMALL[:30000]) + gzip.compress(SMALL[30000:]))
     t = skipnative.load(p)

@@ -8,11 +8,9 @@ command exits 1 at the end.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from skipnative.errors import TraceError
@@ -29,6 +27,8 @@ def add_jobs_arg(p) -> None:
 
 
 def _context():
+    import multiprocessing
+
     methods = multiprocessing.get_all_start_methods()
     # fork starts a worker in milliseconds; the pool is made before any thread runs
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
@@ -76,6 +76,8 @@ def map_files(
 ) -> tuple[list[tuple[str, int, Any]], list[str]]:
     """Runs work(path, trace, **kwargs) on every file, in parallel. Returns
     ([(path, rank, result)] in rank order, [error line per bad file])."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
     from skipnative.io.folder import assign_ranks
 
     jobs = jobs if jobs > 0 else (os.cpu_count() or 1)

@@ -1,10 +1,9 @@
 """torch.profiler (Kineto) chrome traces -> Trace.
 
 The JSON is streamed through the native reader (csrc/kineto/trace_reader.cpp)
-in chunks, decompressing gzip on the way, so memory stays near the size of the
-columns it keeps rather than the size of the file. gzip is inflated by ISA-L
-where the optional ``isal`` package is installed (about 2.5x zlib's speed),
-else by zlib.
+in chunks, decompressing gzip on the way (kineto_stream.py), so memory stays
+near the size of the columns it keeps rather than the size of the file; here
+the reader's columns become a Trace.
 """
 
 from __future__ import annotations
@@ -12,13 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
-import threading
-import zlib
 
 import numpy as np
 
 from skipnative.errors import TraceError
+from skipnative.io.kineto_stream import read
 from skipnative.io.perfetto import read_extras
 from skipnative.trace import (
     GPU_DTYPE,
@@ -31,13 +28,6 @@ from skipnative.trace import (
     call_kind,
 )
 
-try:  # optional: ISA-L's inflate, the same stream API as zlib's
-    from isal import isal_zlib as _inflate
-except ImportError:  # pragma: no cover - depends on the environment
-    _inflate = zlib
-
-CHUNK = 4 << 20  # the reader parses in place: larger chunks only cost memory
-_INFLATE_ERRORS = (zlib.error, _inflate.error)
 MARKER, STEP, ANNOTATION = (REGION_KINDS.index(k) for k in ("marker", "step", "annotation"))
 
 
@@ -77,78 +67,10 @@ def _exported_native(top: dict[str, str]) -> bool:
     return isinstance(info, dict) and info.get("source") == "skipnative"
 
 
-def _open_chunks(path: str):
-    """Yields decompressed chunks of at most CHUNK bytes (gzip detected by its magic)."""
-    with open(path, "rb") as f:
-        head = f.read(2)
-        f.seek(0)
-        if head != b"\x1f\x8b":
-            while raw := f.read(CHUNK):
-                yield raw
-            return
-        d = _inflate.decompressobj(wbits=47)
-        while True:
-            raw = d.unconsumed_tail or f.read(CHUNK)
-            if not raw:
-                break
-            out = d.decompress(raw, CHUNK)
-            if out:
-                yield out
-            if d.eof and d.unused_data:  # concatenated gzip members
-                rest = d.unused_data
-                d = _inflate.decompressobj(wbits=47)
-                out = d.decompress(rest, CHUNK)
-                if out:
-                    yield out
-        if not d.eof:
-            raise TraceError(path, "truncated gzip stream (the file ends mid-stream)")
-
-
-def _feed_pipelined(reader, chunks) -> None:
-    """Decompresses on a helper thread while the reader parses: both release the
-    GIL, so a gzipped trace costs about max(inflate, parse) instead of the sum."""
-    q: queue.Queue = queue.Queue(maxsize=2)
-    done = object()
-
-    def produce():
-        try:
-            for c in chunks:
-                q.put(c)
-            q.put(done)
-        except BaseException as e:  # handed to the consumer
-            q.put(e)
-
-    t = threading.Thread(target=produce, name="skipnative-inflate", daemon=True)
-    t.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            reader.feed(item)
-    finally:
-        # unblock and drain the producer if the reader failed first
-        while t.is_alive():
-            with contextlib.suppress(queue.Empty):
-                q.get(timeout=0.05)
-        t.join()
-
-
-def load_kineto(path: str) -> Trace:
-    from skipnative import _native
-
-    reader = _native.KinetoReader()
-    try:
-        _feed_pipelined(reader, _open_chunks(path))
-        reader.finish()
-    except _native.TraceReadError as e:
-        raise TraceError(path, str(e)) from None
-    except _INFLATE_ERRORS as e:
-        raise TraceError(path, f"corrupt gzip data ({e})") from None
-    except (OSError, EOFError) as e:
-        raise TraceError(path, f"cannot read: {e}") from None
+def load_kineto(path: str, reader=None) -> Trace:
+    """The trace at `path`; `reader`: the native reader already fed that file
+    (kineto_stream.read or a Prefetch's result), else it is read now."""
+    reader = reader if reader is not None else read(path)
     trace = _to_trace(path, reader)
     with contextlib.suppress(OSError):
         st = os.stat(path)
