@@ -15,7 +15,7 @@ using skipnative::kineto::TraceReader;
 namespace {
 
 template <class T>
-py::array_t<uint8_t> table(const std::vector<T>& v, py::handle owner) {
+py::array_t<uint8_t> table(const skipnative::kineto::Column<T>& v, py::handle owner) {
   static const uint8_t empty = 0;
   const uint8_t* p = v.empty() ? &empty : reinterpret_cast<const uint8_t*>(v.data());
   return py::array_t<uint8_t>({py::ssize_t(v.size() * sizeof(T))}, {py::ssize_t(1)}, p, owner);

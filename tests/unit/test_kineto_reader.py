@@ -148,6 +148,49 @@ def test_rocm_trace_reads():
     assert set(t.gpu["correlation"]) <= set(t.launches["correlation"])
 
 
+def _nesting(ops: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int]]:
+    """(parent, depth, top) of each (pid, tid, ts, dur) op by the reader's rule,
+    written out plainly: per thread in start order (longer first, then row), an op
+    is a child of the innermost open op that contains it."""
+    order = sorted(range(len(ops)), key=lambda k: (ops[k][0], ops[k][1], ops[k][2], -ops[k][3], k))
+    out: list[tuple[int, int, int]] = [(-1, 0, k) for k in range(len(ops))]
+    stack: list[int] = []
+    thread = None
+    for k in order:
+        pid, tid, ts, dur = ops[k]
+        if (pid, tid) != thread:
+            stack, thread = [], (pid, tid)
+        while stack and not (ops[stack[-1]][2] <= ts and ts + dur <= sum(ops[stack[-1]][2:])):
+            stack.pop()
+        out[k] = (stack[-1] if stack else -1, len(stack), stack[0] if stack else k)
+        stack.append(k)
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.randoms(use_true_random=False), st.integers(min_value=1, max_value=60))
+def test_nesting_in_any_written_order(rnd, n):
+    """Ops of several threads, nested, written in start order or shuffled: parent,
+    depth and top by the rule, whatever the order of the file."""
+    ops = []
+    for _ in range(n):
+        ts = rnd.randrange(0, 50)
+        ops.append((rnd.choice([1, 2]), rnd.choice([7, 8, 9]), ts, rnd.randrange(0, 30)))
+    if rnd.random() < 0.5:
+        ops.sort(key=lambda o: (o[2], -o[3]))
+    events = ", ".join(
+        f'{{"ph": "X", "cat": "cpu_op", "name": "op{k}", "pid": {p}, "tid": {t}, '
+        f'"ts": {ts}, "dur": {d}}}'
+        for k, (p, t, ts, d) in enumerate(ops)
+    )
+    r = _native.KinetoReader()
+    r.feed(f'{{"traceEvents": [{events}]}}'.encode())
+    r.finish()
+    rows = r.ops().view(record_dtypes()["op"])
+    got = [(int(o["parent"]), int(o["depth"]), int(o["top"])) for o in rows]
+    assert got == _nesting(ops)
+
+
 def test_old_format_trace_reads():
     t = skipnative.load(DATA / "old_format_inference_rank1.json.gz")
     assert len(t.gpu[t.gpu["kind"] == 0]) == 4
