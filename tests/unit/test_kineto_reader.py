@@ -225,3 +225,21 @@ def test_base_time_that_would_wrap_is_an_error(tmp_path):
         skipnative.load(p)
     p.write_bytes(_doc(ev)[:-1] + b', "baseTimeNanoseconds": 1000}')
     assert skipnative.load(p).ops["t_begin"][0] == 9000000000000000 * 1000 + 1000
+
+
+def test_copy_rows_narrows_as_numpy_and_refuses_fields_outside_a_row():
+    src = np.array([(2**40 + 7, -3, 300), (-(2**35) - 1, 5, -1)], dtype="<i8,<i4,<i2")
+    raw = src.view(np.uint8).reshape(-1)
+    dst = np.zeros(2, dtype="<i4,u1,<i8")
+    # f0 <- src f0 (narrowed), f1 <- src f2 (narrowed), f2 <- src f1 + src f0 + 10
+    plan = [(0, 4, 0, 8, -1, 0), (4, 1, 12, 2, -1, 0), (5, 8, 8, 4, 0, 10)]
+    _native.copy_rows(raw, src.itemsize, dst, plan)
+    assert list(dst["f0"]) == list(src["f0"].astype("<i4"))
+    assert list(dst["f1"]) == list(src["f2"].astype("u1"))
+    assert list(dst["f2"]) == list(src["f1"].astype("<i8") + src["f0"] + 10)
+    with pytest.raises(ValueError, match="outside"):
+        _native.copy_rows(raw, src.itemsize, dst, [(10, 8, 0, 8, -1, 0)])
+    with pytest.raises(ValueError, match="outside"):
+        _native.copy_rows(raw, src.itemsize, dst, [(0, 4, 0, 3, -1, 0)])
+    with pytest.raises(ValueError, match="lengths"):
+        _native.copy_rows(raw[:-1], src.itemsize, dst, plan)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -148,6 +150,42 @@ def _regions_from(rows: list, strings: StringTable) -> np.ndarray:
     return out[np.argsort(out["t_begin"], kind="stable")]
 
 
+def _table(
+    rows: np.ndarray, kind: str, dtype: np.dtype, times: tuple[str, str], cols: tuple, base: int
+) -> np.ndarray:
+    """The reader's `kind` rows (raw bytes) as a table of `dtype`, in one native
+    pass over the rows: `times` (begin, end) = ts + base, ts + dur + base, and
+    the fields `cols` as the reader has them. Fields not named stay 0."""
+    from skipnative import _native
+
+    src = record_dtypes()[kind]
+    out = np.zeros(len(rows) // src.itemsize, dtype=dtype)
+    d_fields: Mapping[str, Any] = dtype.fields or {}
+    s_fields: Mapping[str, Any] = src.fields or {}
+    plan = []
+    fields = {times[0]: "ts", times[1]: ("ts", "dur"), **{c: c for c in cols}}
+    for name, spec in fields.items():
+        a, plus = (spec, None) if isinstance(spec, str) else spec
+        d_dt, d_off = d_fields[name][:2]
+        s_dt, s_off = s_fields[a][:2]
+        n = int(np.prod(d_dt.shape)) if d_dt.shape else 1
+        assert d_dt.base.kind in "iu" and s_dt.base.kind == "i" and d_dt.shape == s_dt.shape
+        p_off = s_fields[plus][1] if plus else -1
+        for k in range(n):
+            plan.append(
+                (
+                    d_off + k * d_dt.base.itemsize,
+                    d_dt.base.itemsize,
+                    s_off + k * s_dt.base.itemsize,
+                    s_dt.base.itemsize,
+                    p_off,
+                    base if a == "ts" else 0,
+                )
+            )
+    _native.copy_rows(np.ascontiguousarray(rows), src.itemsize, out, plan)
+    return out
+
+
 def _to_trace(path: str, reader) -> Trace:
     strings = StringTable([b.decode("utf-8", "replace") for b in reader.strings()])
     meta = _meta(path, dict(reader.top_level))
@@ -155,22 +193,14 @@ def _to_trace(path: str, reader) -> Trace:
     base = int(base) if isinstance(base, int) and not isinstance(base, bool) else 0
     _check_base(path, base, reader)
 
-    kl = reader.launches().view(record_dtypes()["launch"])
-    launches = np.zeros(len(kl), dtype=LAUNCH_DTYPE)
-    launches["t_begin"] = kl["ts"] + base
-    launches["t_end"] = kl["ts"] + kl["dur"] + base
-    for f in ("correlation", "pid", "tid", "name_id", "cbid"):
-        launches[f] = kl[f]
-    if len(kl):
-        launches["kind"] = api_kind_by_name(strings.strings)[kl["name_id"]]
+    begin_end = ("t_begin", "t_end")
+    cols: tuple[str, ...] = ("correlation", "pid", "tid", "name_id", "cbid")
+    launches = _table(reader.launches(), "launch", LAUNCH_DTYPE, begin_end, cols, base)
+    if len(launches):
+        launches["kind"] = api_kind_by_name(strings.strings)[launches["name_id"]]
 
-    kg = reader.gpu().view(record_dtypes()["gpu"])
-    gpu = np.zeros(len(kg), dtype=GPU_DTYPE)
-    gpu["t_start"] = kg["ts"] + base
-    gpu["t_end"] = kg["ts"] + kg["dur"] + base
-    for f in ("correlation", "device", "stream", "bytes", "name_id", "grid", "block"):
-        gpu[f] = kg[f]
-    gpu["kind"] = kg["kind"]
+    cols = ("correlation", "device", "stream", "bytes", "name_id", "grid", "block", "kind")
+    gpu = _table(reader.gpu(), "gpu", GPU_DTYPE, ("t_start", "t_end"), cols, base)
     top = dict(reader.top_level)
     extra_regions, latency = read_extras(top) if "skipnative" in top else (None, None)
     if latency is not None and len(latency) == len(gpu):
@@ -180,19 +210,13 @@ def _to_trace(path: str, reader) -> Trace:
     order = np.argsort(gpu["t_start"], kind="stable")
     gpu = gpu[order]
 
-    ko = reader.ops().view(record_dtypes()["op"])
-    ops = np.zeros(len(ko), dtype=OP_DTYPE)
-    ops["t_begin"] = ko["ts"] + base
-    ops["t_end"] = ko["ts"] + ko["dur"] + base
-    for f in ("pid", "tid", "name_id", "depth", "parent", "top"):
-        ops[f] = ko[f]
+    cols = ("pid", "tid", "name_id", "depth", "parent", "top")
+    ops = _table(reader.ops(), "op", OP_DTYPE, begin_end, cols, base)
 
     ks = reader.steps().view(record_dtypes()["step"])
     ks = ks[np.argsort(ks["ts"], kind="stable")]
-    regions = np.zeros(len(ks), dtype=REGION_DTYPE)
-    regions["t_begin"] = ks["ts"] + base
-    regions["t_end"] = ks["ts"] + ks["dur"] + base
-    regions["name_id"] = ks["name_id"]
+    steps = ks.view(np.uint8).reshape(-1)
+    regions = _table(steps, "step", REGION_DTYPE, begin_end, ("name_id",), base)
     regions["kind"] = _region_kinds(strings.strings, ks["name_id"])
     if _exported_native(dict(reader.top_level)):
         regions["kind"] = MARKER  # a native capture's iteration markers, exported
