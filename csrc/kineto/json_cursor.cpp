@@ -244,6 +244,30 @@ Number Cursor::number() {
   return num;
 }
 
+// A number skipped: the same grammar as number(), nothing accumulated.
+void Cursor::skip_number() {
+  size_t k = i;
+  if (b[k] == '-') ++k;
+  if (!is_digit(need(k))) fail_at(k, "bad number");
+  if (b[k] == '0') {
+    ++k;
+    if (k < n && is_digit(b[k])) fail_at(k, "bad number (leading zero)");
+  } else {
+    while (k < n && is_digit(b[k])) ++k;
+  }
+  if (k < n && b[k] == '.') {
+    if (!is_digit(need(++k))) fail_at(k, "bad number");
+    while (k < n && is_digit(b[k])) ++k;
+  }
+  if (k < n && (b[k] == 'e' || b[k] == 'E')) {
+    if (need(++k) == '+' || b[k] == '-') ++k;
+    if (!is_digit(need(k))) fail_at(k, "bad number");
+    while (k < n && is_digit(b[k])) ++k;
+  }
+  if (k >= n && !final) throw NeedMore{};  // the number may continue in the next buffer
+  i = k;
+}
+
 void Cursor::literal(const char* word) {
   size_t len = std::strlen(word);
   for (size_t j = 0; j < len; ++j)
@@ -281,7 +305,7 @@ void Cursor::skip_value() {
     } else if (c == 'n') {
       literal("null");
     } else if (c == '-' || is_digit(c)) {
-      number();
+      skip_number();
     } else {
       fail("unexpected '" + printable(c) + "'");
     }

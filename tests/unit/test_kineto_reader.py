@@ -123,6 +123,26 @@ def test_leading_zeros_are_refused(num):
         _read(_doc(ev))
 
 
+@pytest.mark.parametrize("num", ["0123", "-01", "1.", "-", "1e", "1.5e+", ".5", "+1", "1.e3"])
+@pytest.mark.parametrize("cut", [False, True])
+def test_bad_numbers_in_values_no_metric_uses_are_refused(num, cut):
+    """A number the reader skips (no metric uses "Input Dims") is checked as
+    strictly as one it reads, also when a chunk ends inside it."""
+    ev = (
+        '{"ph": "X", "cat": "cpu_op", "name": "x", "ts": 1, "dur": 1,'
+        ' "args": {"Input Dims": [[2, ' + num + "]]}}"
+    )
+    doc = _doc(ev)
+    r = _native.KinetoReader()
+    with pytest.raises(_native.TraceReadError, match=r"invalid JSON|bad number|leading zero"):
+        at = doc.index(num.encode()) + 1 if cut else len(doc)
+        r.feed(doc[:at])
+        r.feed(doc[at:])
+        r.finish()
+    good = _read(_doc(ev.replace(num, "1.5e+3")))
+    assert _to_trace("mem", good).ops["t_begin"][0] == 1000
+
+
 def test_string_args_no_metric_uses_are_accepted():
     call = (
         '{"ph": "X", "cat": "cuda_runtime", "name": "hipMemcpyAsync", "pid": 1, "tid": 2,'
