@@ -18,7 +18,6 @@ import numpy as np
 
 from skipnative.errors import TraceError
 from skipnative.io.kineto_stream import read
-from skipnative.io.perfetto import read_extras
 from skipnative.trace import (
     GPU_DTYPE,
     LAUNCH_DTYPE,
@@ -202,7 +201,11 @@ def _to_trace(path: str, reader) -> Trace:
     cols = ("correlation", "device", "stream", "bytes", "name_id", "grid", "block", "kind")
     gpu = _table(reader.gpu(), "gpu", GPU_DTYPE, ("t_start", "t_end"), cols, base)
     top = dict(reader.top_level)
-    extra_regions, latency = read_extras(top) if "skipnative" in top else (None, None)
+    extra_regions, latency = None, None
+    if "skipnative" in top:  # an export of a native capture (skip export --perfetto)
+        from skipnative.io.perfetto import read_extras
+
+        extra_regions, latency = read_extras(top)
     if latency is not None and len(latency) == len(gpu):
         for j, col in enumerate(("t_queued", "t_submitted")):
             known = latency[:, j] != np.iinfo(np.int64).min
