@@ -14,7 +14,10 @@ and prints medians of wall time and peak RSS, with ratios. Each run is its own
 process; RSS is the child's ru_maxrss from wait4. ``--steps`` instead times
 each step of the analysis in one process (inflate with zlib and with ISA-L,
 the reader's parse and op nesting, the conversion to a Trace, the metrics,
-the JSON output), medians of --repeats.
+the JSON output), medians of --repeats, after the wall time of a process that
+only imports what `skip analyze` imports before it starts reading, and of one
+that imports all it needs (numpy among them: the command imports the rest
+while the reader parses).
 
     python bench/analysis_speed.py [--copies 10] [--repeats 3] [--hta-python PY] [--steps]
 """
@@ -121,6 +124,20 @@ def median_of(repeats: int, fn, clock=time.process_time) -> float:
     return statistics.median(times)
 
 
+# what `skip analyze FILE` imports before it starts reading (the read then runs on
+# its own threads), and everything it imports
+IMPORTS = {
+    "python + imports before the read (a process, wall)": (
+        "skipnative.cli.main, skipnative.cli.analyze, skipnative.io.kineto_stream, "
+        "skipnative._native"
+    ),
+    "python + all imports (a process, wall)": (
+        "skipnative.cli.main, skipnative.cli.analyze, skipnative.io.kineto, "
+        "skipnative.analysis.metrics"
+    ),
+}
+
+
 def steps(path: Path, repeats: int) -> dict[str, float]:
     """Seconds per step of `skip analyze --json`, each step alone, in this process."""
     import zlib
@@ -128,15 +145,15 @@ def steps(path: Path, repeats: int) -> dict[str, float]:
     from skipnative import _native
     from skipnative.analysis.metrics import api_summary, compute_metrics
     from skipnative.cli.analyze import analysis
-    from skipnative.io import kineto
+    from skipnative.io import kineto, kineto_stream
 
     raw = path.read_bytes()
     out: dict[str, float] = {}
 
     def inflate(mod):
         d = mod.decompressobj(wbits=47)
-        for k in range(0, len(raw), kineto.CHUNK):
-            d.decompress(raw[k : k + kineto.CHUNK])
+        for k in range(0, len(raw), kineto_stream.CHUNK):
+            d.decompress(raw[k : k + kineto_stream.CHUNK])
 
     out["inflate zlib"] = median_of(repeats, lambda: inflate(zlib))
     if importlib.util.find_spec("isal"):
@@ -144,7 +161,7 @@ def steps(path: Path, repeats: int) -> dict[str, float]:
 
         out["inflate ISA-L"] = median_of(repeats, lambda: inflate(isal_zlib))
     text = gzip.decompress(raw)
-    chunks = [text[k : k + kineto.CHUNK] for k in range(0, len(text), kineto.CHUNK)]
+    chunks = [text[k : k + kineto_stream.CHUNK] for k in range(0, len(text), kineto_stream.CHUNK)]
     del text
     state = {}
 
@@ -176,11 +193,13 @@ def print_steps(copies: int, repeats: int) -> None:
             [sys.executable, __file__, "--build", tmp, "--copies", str(copies), "--gz"], check=True
         )
         path = next(Path(tmp).iterdir())
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import skipnative.cli.main"], check=True)
-        imports = time.perf_counter() - t
         print(f"steps of skip analyze --json, control trace x{copies}, CPU s, medians of {repeats}")
-        print(f"{'python + imports (a process, wall)':<48}{imports:>8.3f} s")
+        for what, mods in IMPORTS.items():
+            cmd = [sys.executable, "-c", f"import {mods}"]
+            secs = median_of(
+                repeats, lambda cmd=cmd: subprocess.run(cmd, check=True), time.perf_counter
+            )
+            print(f"{what:<48}{secs:>8.3f} s")
         for name, secs in steps(path, repeats).items():
             print(f"{name:<48}{secs:>8.3f} s")
 

@@ -17,12 +17,35 @@ using namespace skipnative;
 
 namespace {
 
+// The one definition of the record tables' dtypes: the row structs of
+// core/records.h, field for field (offsets from the compiler). Registered on
+// first use, not at import: registering imports numpy, which the Kineto
+// reader's parse does not need (its caller imports numpy meanwhile).
+void register_record_dtypes() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  PYBIND11_NUMPY_DTYPE_EX(LaunchRow, t_begin, "t_begin", t_end, "t_end", correlation_id,
+                          "correlation", tid, "tid", cbid, "cbid", domain, "domain", kind, "kind",
+                          pad, "_pad");
+  PYBIND11_NUMPY_DTYPE_EX(KernelRow, t_start, "t_start", t_end, "t_end", t_queued, "t_queued",
+                          t_submitted, "t_submitted", graph_node_id, "graph_node_id",
+                          correlation_id, "correlation", name_id, "name_id", device, "device",
+                          stream, "stream", graph_id, "graph_id", grid, "grid", block, "block", pad,
+                          "_pad");
+  PYBIND11_NUMPY_DTYPE_EX(CopyRow, t_start, "t_start", t_end, "t_end", bytes, "bytes",
+                          correlation_id, "correlation", device, "device", stream, "stream", is_set,
+                          "is_set", copy_kind, "copy_kind", pad, "_pad");
+  PYBIND11_NUMPY_DTYPE_EX(MarkerRow, t, "t", name_id, "name_id", tid, "tid");
+}
+
 // A result table as a numpy structured array (the dtype registered for its row
 // struct in register_record_dtypes), viewing the session's vector: `owner`
 // keeps it alive. Refused while the session captures: the buffer callbacks
 // grow (and reallocate) the vectors until stop().
 template <class T>
 py::array_t<T> table_view(const std::vector<T>& (Session::*table)() const, py::object owner) {
+  register_record_dtypes();
   const Session& s = owner.cast<const Session&>();
   if (s.active())
     throw SessionError(
@@ -140,21 +163,8 @@ void register_session(py::module_& m) {
       .def("strings", &Session::strings)
       .def("metadata", &metadata);
 
-  // The one definition of the record tables' dtypes: the row structs of
-  // core/records.h, field for field (offsets from the compiler).
-  PYBIND11_NUMPY_DTYPE_EX(LaunchRow, t_begin, "t_begin", t_end, "t_end", correlation_id,
-                          "correlation", tid, "tid", cbid, "cbid", domain, "domain", kind, "kind",
-                          pad, "_pad");
-  PYBIND11_NUMPY_DTYPE_EX(KernelRow, t_start, "t_start", t_end, "t_end", t_queued, "t_queued",
-                          t_submitted, "t_submitted", graph_node_id, "graph_node_id",
-                          correlation_id, "correlation", name_id, "name_id", device, "device",
-                          stream, "stream", graph_id, "graph_id", grid, "grid", block, "block", pad,
-                          "_pad");
-  PYBIND11_NUMPY_DTYPE_EX(CopyRow, t_start, "t_start", t_end, "t_end", bytes, "bytes",
-                          correlation_id, "correlation", device, "device", stream, "stream", is_set,
-                          "is_set", copy_kind, "copy_kind", pad, "_pad");
-  PYBIND11_NUMPY_DTYPE_EX(MarkerRow, t, "t", name_id, "name_id", tid, "tid");
   m.def("record_dtypes", [] {
+    register_record_dtypes();
     py::dict d;
     d["launches"] = py::dtype::of<LaunchRow>();
     d["kernels"] = py::dtype::of<KernelRow>();

@@ -151,6 +151,34 @@ static void wide_digit(Number& num, char d, bool fraction) {
   }
 }
 
+// Whether the eight bytes at p are all decimal digits; if so, their value. One
+// little-endian load, the digits combined pairwise by multiplications; bytewise
+// on other machines.
+static bool eight_digits(const char* p, uint64_t* out) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  uint64_t w;
+  std::memcpy(&w, p, 8);
+  // every byte in '0'..'9': its high nibble is 3, and adding 6 keeps it 3
+  if ((w & 0xF0F0F0F0F0F0F0F0ULL) != 0x3030303030303030ULL ||
+      ((w + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) != 0x3030303030303030ULL)
+    return false;
+  w -= 0x3030303030303030ULL;  // byte j: digit j (the first digit in the low byte)
+  w = w * 10 + (w >> 8);       // even bytes: two-digit values
+  const uint64_t mask = 0x000000FF000000FFULL;
+  const uint64_t mul1 = 100 + (1000000ULL << 32), mul2 = 1 + (10000ULL << 32);
+  *out = ((w & mask) * mul1 + ((w >> 16) & mask) * mul2) >> 32;
+  return true;
+#else
+  uint64_t v = 0;
+  for (int j = 0; j < 8; ++j) {
+    if (!is_digit(p[j])) return false;
+    v = v * 10 + unsigned(p[j] - '0');
+  }
+  *out = v;
+  return true;
+#endif
+}
+
 // Digits from b[k]: up to 19 significant ones in 64 bits (nearly every number
 // a trace holds), the rest through wide_digit. Returns the position after them.
 size_t Cursor::digits(size_t k, Number& num, bool fraction) {
@@ -160,6 +188,15 @@ size_t Cursor::digits(size_t k, Number& num, bool fraction) {
     uint64_t m = uint64_t(num.digits);
     int sig = num.significant;
     int64_t exp = num.exponent;
+    // eight digits at a time where all eight are significant (an integer part has
+    // no leading zeros; a fraction's count once a nonzero digit is held)
+    uint64_t eight;
+    while ((!fraction || m != 0) && sig <= 11 && k + 8 <= n && eight_digits(b + k, &eight)) {
+      m = m * 100000000 + eight;
+      sig += 8;
+      exp -= fraction ? 8 : 0;
+      k += 8;
+    }
     for (; k < n && is_digit(b[k]) && sig < 19; ++k) {
       m = m * 10 + unsigned(b[k] - '0');
       sig += m != 0;  // leading zeros of a fraction are not significant
@@ -207,6 +244,30 @@ Number Cursor::number() {
   return num;
 }
 
+// A number skipped: the same grammar as number(), nothing accumulated.
+void Cursor::skip_number() {
+  size_t k = i;
+  if (b[k] == '-') ++k;
+  if (!is_digit(need(k))) fail_at(k, "bad number");
+  if (b[k] == '0') {
+    ++k;
+    if (k < n && is_digit(b[k])) fail_at(k, "bad number (leading zero)");
+  } else {
+    while (k < n && is_digit(b[k])) ++k;
+  }
+  if (k < n && b[k] == '.') {
+    if (!is_digit(need(++k))) fail_at(k, "bad number");
+    while (k < n && is_digit(b[k])) ++k;
+  }
+  if (k < n && (b[k] == 'e' || b[k] == 'E')) {
+    if (need(++k) == '+' || b[k] == '-') ++k;
+    if (!is_digit(need(k))) fail_at(k, "bad number");
+    while (k < n && is_digit(b[k])) ++k;
+  }
+  if (k >= n && !final) throw NeedMore{};  // the number may continue in the next buffer
+  i = k;
+}
+
 void Cursor::literal(const char* word) {
   size_t len = std::strlen(word);
   for (size_t j = 0; j < len; ++j)
@@ -244,7 +305,7 @@ void Cursor::skip_value() {
     } else if (c == 'n') {
       literal("null");
     } else if (c == '-' || is_digit(c)) {
-      number();
+      skip_number();
     } else {
       fail("unexpected '" + printable(c) + "'");
     }

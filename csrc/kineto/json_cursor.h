@@ -107,6 +107,7 @@ struct Cursor {
   std::string_view string(std::string& scratch);
   void skip_string();
   Number number();
+  void skip_number();
   void literal(const char* word);
   void skip_value();
 

@@ -1,7 +1,9 @@
 #include "kineto/trace_reader.h"
 
 #include <algorithm>
+#include <map>
 #include <numeric>
+#include <utility>
 
 namespace skipnative::kineto {
 
@@ -45,11 +47,6 @@ void TraceReader::finish() {
   carry_.clear();
   carry_.shrink_to_fit();
   if (!saw_events_) throw ReadError("no traceEvents: not a torch.profiler / chrome trace");
-  // the growth slack goes before the caller copies the columns out
-  launches.shrink_to_fit();
-  gpu.shrink_to_fit();
-  ops.shrink_to_fit();
-  steps.shrink_to_fit();
   nest_ops();
 }
 
@@ -143,19 +140,37 @@ void TraceReader::top_member(Cursor& c) {
 void TraceReader::nest_ops() {
   // Per (pid, tid): sort by start (longer first at equal starts) and keep a stack
   // of open ops; an op is a child of the innermost open op that contains it.
-  std::vector<int64_t> order(ops.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-    const OpEvent &x = ops[size_t(a)], &y = ops[size_t(b)];
-    if (x.pid != y.pid) return x.pid < y.pid;
-    if (x.tid != y.tid) return x.tid < y.tid;
-    if (x.ts != y.ts) return x.ts < y.ts;
-    if (x.dur != y.dur) return x.dur > y.dur;
-    return a < b;
-  });
+  // The sort keys are gathered first: comparing them in place is cache-friendly,
+  // and a trace written in order (the usual case) is only checked, not sorted.
+  struct Key {
+    int64_t pid, tid, ts, neg_dur, row;
+    bool operator<(const Key& o) const {
+      if (pid != o.pid) return pid < o.pid;
+      if (tid != o.tid) return tid < o.tid;
+      if (ts != o.ts) return ts < o.ts;
+      if (neg_dur != o.neg_dur) return neg_dur < o.neg_dur;
+      return row < o.row;
+    }
+  };
+  // Rows are first grouped by thread, keeping their order (a counting sort):
+  // each thread's ops are usually written in start order already.
+  std::map<std::pair<int64_t, int64_t>, size_t> threads;  // -> rows, then first slot
+  for (const OpEvent& o : ops) ++threads[{o.pid, o.tid}];
+  size_t at = 0;
+  for (auto& t : threads) t.second = std::exchange(at, at + t.second);
+  std::vector<Key> keys(ops.size());
+  auto slot = threads.end();
+  for (size_t k = 0; k < ops.size(); ++k) {
+    const OpEvent& o = ops[k];
+    if (slot == threads.end() || slot->first != std::make_pair(o.pid, o.tid))
+      slot = threads.find({o.pid, o.tid});
+    keys[slot->second++] = Key{o.pid, o.tid, o.ts, -o.dur, int64_t(k)};  // dur >= 0
+  }
+  if (!std::is_sorted(keys.begin(), keys.end())) std::sort(keys.begin(), keys.end());
   std::vector<int64_t> stack;
   int64_t cur_pid = INT64_MIN, cur_tid = INT64_MIN;
-  for (int64_t idx : order) {
+  for (const Key& key : keys) {
+    const int64_t idx = key.row;
     OpEvent& o = ops[size_t(idx)];
     if (o.pid != cur_pid || o.tid != cur_tid) {
       stack.clear();

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/string_table.h"
+#include "kineto/column.h"
 #include "kineto/json_cursor.h"
 
 namespace skipnative::kineto {
@@ -57,10 +58,10 @@ class TraceReader {
   void feed(const char* data, size_t n);
   void finish();
 
-  std::vector<LaunchEvent> launches;
-  std::vector<GpuEvent> gpu;
-  std::vector<OpEvent> ops;
-  std::vector<StepEvent> steps;
+  Column<LaunchEvent> launches;
+  Column<GpuEvent> gpu;
+  Column<OpEvent> ops;
+  Column<StepEvent> steps;
   StringTable names;
   // Top-level members other than traceEvents, as raw JSON text (small ones only).
   std::map<std::string, std::string> top_level;

@@ -123,6 +123,26 @@ def test_leading_zeros_are_refused(num):
         _read(_doc(ev))
 
 
+@pytest.mark.parametrize("num", ["0123", "-01", "1.", "-", "1e", "1.5e+", ".5", "+1", "1.e3"])
+@pytest.mark.parametrize("cut", [False, True])
+def test_bad_numbers_in_values_no_metric_uses_are_refused(num, cut):
+    """A number the reader skips (no metric uses "Input Dims") is checked as
+    strictly as one it reads, also when a chunk ends inside it."""
+    ev = (
+        '{"ph": "X", "cat": "cpu_op", "name": "x", "ts": 1, "dur": 1,'
+        ' "args": {"Input Dims": [[2, ' + num + "]]}}"
+    )
+    doc = _doc(ev)
+    r = _native.KinetoReader()
+    with pytest.raises(_native.TraceReadError, match=r"invalid JSON|bad number|leading zero"):
+        at = doc.index(num.encode()) + 1 if cut else len(doc)
+        r.feed(doc[:at])
+        r.feed(doc[at:])
+        r.finish()
+    good = _read(_doc(ev.replace(num, "1.5e+3")))
+    assert _to_trace("mem", good).ops["t_begin"][0] == 1000
+
+
 def test_string_args_no_metric_uses_are_accepted():
     call = (
         '{"ph": "X", "cat": "cuda_runtime", "name": "hipMemcpyAsync", "pid": 1, "tid": 2,'
@@ -148,6 +168,49 @@ def test_rocm_trace_reads():
     assert set(t.gpu["correlation"]) <= set(t.launches["correlation"])
 
 
+def _nesting(ops: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int]]:
+    """(parent, depth, top) of each (pid, tid, ts, dur) op by the reader's rule,
+    written out plainly: per thread in start order (longer first, then row), an op
+    is a child of the innermost open op that contains it."""
+    order = sorted(range(len(ops)), key=lambda k: (ops[k][0], ops[k][1], ops[k][2], -ops[k][3], k))
+    out: list[tuple[int, int, int]] = [(-1, 0, k) for k in range(len(ops))]
+    stack: list[int] = []
+    thread = None
+    for k in order:
+        pid, tid, ts, dur = ops[k]
+        if (pid, tid) != thread:
+            stack, thread = [], (pid, tid)
+        while stack and not (ops[stack[-1]][2] <= ts and ts + dur <= sum(ops[stack[-1]][2:])):
+            stack.pop()
+        out[k] = (stack[-1] if stack else -1, len(stack), stack[0] if stack else k)
+        stack.append(k)
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.randoms(use_true_random=False), st.integers(min_value=1, max_value=60))
+def test_nesting_in_any_written_order(rnd, n):
+    """Ops of several threads, nested, written in start order or shuffled: parent,
+    depth and top by the rule, whatever the order of the file."""
+    ops = []
+    for _ in range(n):
+        ts = rnd.randrange(0, 50)
+        ops.append((rnd.choice([1, 2]), rnd.choice([7, 8, 9]), ts, rnd.randrange(0, 30)))
+    if rnd.random() < 0.5:
+        ops.sort(key=lambda o: (o[2], -o[3]))
+    events = ", ".join(
+        f'{{"ph": "X", "cat": "cpu_op", "name": "op{k}", "pid": {p}, "tid": {t}, '
+        f'"ts": {ts}, "dur": {d}}}'
+        for k, (p, t, ts, d) in enumerate(ops)
+    )
+    r = _native.KinetoReader()
+    r.feed(f'{{"traceEvents": [{events}]}}'.encode())
+    r.finish()
+    rows = r.ops().view(record_dtypes()["op"])
+    got = [(int(o["parent"]), int(o["depth"]), int(o["top"])) for o in rows]
+    assert got == _nesting(ops)
+
+
 def test_old_format_trace_reads():
     t = skipnative.load(DATA / "old_format_inference_rank1.json.gz")
     assert len(t.gpu[t.gpu["kind"] == 0]) == 4
@@ -158,12 +221,12 @@ def test_old_format_trace_reads():
 def test_gzip_reads_alike_with_either_inflater(inflater, monkeypatch, tmp_path):
     import zlib
 
-    from skipnative.io import kineto
+    from skipnative.io import kineto_stream
 
     mod = zlib if inflater == "zlib" else pytest.importorskip("isal.isal_zlib")
-    monkeypatch.setattr(kineto, "_inflate", mod)
-    monkeypatch.setattr(kineto, "_INFLATE_ERRORS", (zlib.error, mod.error))
-    monkeypatch.setattr(kineto, "CHUNK", 1 << 16)  # many chunks, and two gzip members
+    monkeypatch.setattr(kineto_stream, "_inflate", mod)
+    monkeypatch.setattr(kineto_stream, "_INFLATE_ERRORS", (zlib.error, mod.error))
+    monkeypatch.setattr(kineto_stream, "CHUNK", 1 << 16)  # many chunks, and two gzip members
     p = tmp_path / "t.json.gz"
     p.write_bytes(gzip.compress(SMALL[:30000]) + gzip.compress(SMALL[30000:]))
     t = skipnative.load(p)
@@ -182,3 +245,21 @@ def test_base_time_that_would_wrap_is_an_error(tmp_path):
         skipnative.load(p)
     p.write_bytes(_doc(ev)[:-1] + b', "baseTimeNanoseconds": 1000}')
     assert skipnative.load(p).ops["t_begin"][0] == 9000000000000000 * 1000 + 1000
+
+
+def test_copy_rows_narrows_as_numpy_and_refuses_fields_outside_a_row():
+    src = np.array([(2**40 + 7, -3, 300), (-(2**35) - 1, 5, -1)], dtype="<i8,<i4,<i2")
+    raw = src.view(np.uint8).reshape(-1)
+    dst = np.zeros(2, dtype="<i4,u1,<i8")
+    # f0 <- src f0 (narrowed), f1 <- src f2 (narrowed), f2 <- src f1 + src f0 + 10
+    plan = [(0, 4, 0, 8, -1, 0), (4, 1, 12, 2, -1, 0), (5, 8, 8, 4, 0, 10)]
+    _native.copy_rows(raw, src.itemsize, dst, plan)
+    assert list(dst["f0"]) == list(src["f0"].astype("<i4"))
+    assert list(dst["f1"]) == list(src["f2"].astype("u1"))
+    assert list(dst["f2"]) == list(src["f1"].astype("<i8") + src["f0"] + 10)
+    with pytest.raises(ValueError, match="outside"):
+        _native.copy_rows(raw, src.itemsize, dst, [(10, 8, 0, 8, -1, 0)])
+    with pytest.raises(ValueError, match="outside"):
+        _native.copy_rows(raw, src.itemsize, dst, [(0, 4, 0, 3, -1, 0)])
+    with pytest.raises(ValueError, match="lengths"):
+        _native.copy_rows(raw[:-1], src.itemsize, dst, plan)

@@ -226,3 +226,19 @@ def test_modules_and_functions_stay_short():
                 if n > 85:
                     long.append(f"{module}:{node.lineno} {node.name}: {n} lines")
     assert not long, "\n".join(long)
+
+
+def test_skip_analyze_starts_reading_before_numpy_is_imported():
+    """`skip analyze TRACE` starts the reader on a thread before it imports numpy
+    (which then imports while the reader parses): what it needs up to there must
+    not import numpy."""
+    code = (
+        "import sys\n"
+        "import skipnative, skipnative.cli.main, skipnative.cli.analyze\n"
+        "import skipnative.io.kineto_stream, skipnative.io.sniff, skipnative._native\n"
+        "skipnative.cli.main.build_parser(['analyze', 'x'])\n"
+        "print('numpy' in sys.modules)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"

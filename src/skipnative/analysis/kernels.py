@@ -4,7 +4,7 @@ window, rank) that metrics, fusion, what-if and the pass alignment share."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -33,6 +33,10 @@ class KernelTable:
     other_call: np.ndarray  # joined to a call that is no kernel or graph launch
     anchor: np.ndarray  # time that places the kernel in a region
     queued: np.ndarray  # stream predecessor still running when the launch returned
+
+    def take(self, rows: np.ndarray) -> KernelTable:
+        """The table of the kernels at `rows` (indices, or a mask), in that order."""
+        return KernelTable(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
 
 
 def join_by_correlation(launch_corr: np.ndarray, gpu_corr: np.ndarray) -> np.ndarray:

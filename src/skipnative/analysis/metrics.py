@@ -37,7 +37,6 @@ from skipnative.analysis.kernels import (
     WHOLE_TRACE,
     KernelTable,
     join_kernels,
-    select_kernels,
 )
 from skipnative.trace import LAUNCH_KINDS, Trace
 
@@ -129,11 +128,14 @@ def _regions(trace: Trace, region: str | None) -> list[tuple[str, int | None, in
     """(name, t0, t1) of "all" and the step / marker regions, or of every region
     (an annotation too, each occurrence its own) named `region`."""
     out: list[tuple[str, int | None, int | None]] = [(WHOLE_TRACE, None, None)]
-    for r in trace.regions:
-        name = trace.strings[r["name_id"]]
-        if (region is None and r["kind"] == ANNOTATION) or region not in (None, name):
-            continue
-        out.append((name, int(r["t_begin"]), int(r["t_end"])))
+    rg = trace.regions
+    if region is None:
+        rg = rg[rg["kind"] != ANNOTATION]
+    cols = (rg["name_id"].tolist(), rg["t_begin"].tolist(), rg["t_end"].tolist())
+    for name_id, t0, t1 in zip(*cols):
+        name = trace.strings[name_id]
+        if region in (None, name):
+            out.append((name, t0, t1))
     return [r for r in out if region in (None, r[0])]
 
 
@@ -310,20 +312,34 @@ def compute_metrics(
     kt = kt if kt is not None else join_kernels(trace)
     starts = _start_tables(trace)
     devices = np.unique(kt.device)
+    # each region's kernels by one binary search over the kernels in anchor order
+    # (a region is [t0, t1) of the anchor, as select_kernels takes it); rows are
+    # kept in table order, so every sum and mean adds in the order a mask gives
+    by_anchor = np.argsort(kt.anchor, kind="stable")
+    anchors = kt.anchor[by_anchor]
+    all_rows = np.arange(len(kt.anchor))
     out = []
     for name, t0, t1 in _regions(trace, region):
-        in_region = select_kernels(trace, kt, window=None if t0 is None or t1 is None else (t0, t1))
+        if t0 is None or t1 is None:
+            rows = all_rows
+        else:
+            lo, hi = np.searchsorted(anchors, [t0, t1])
+            rows = np.sort(by_anchor[lo:hi])
         if window is not None:
-            in_region &= select_kernels(trace, kt, window=window)
-        start = _start_time(starts, t0, t1, window, kt, in_region)
-        region_devices = np.unique(kt.device[in_region]) if in_region.any() else devices[:1]
+            a = kt.anchor[rows]
+            rows = rows[(a >= window[0]) & (a < window[1])]
+        sub = kt if rows is all_rows else kt.take(rows)
+        every = np.ones(len(rows), dtype=bool)
+        start = _start_time(starts, t0, t1, window, sub, every)
+        region_devices = np.unique(sub.device) if len(rows) else devices[:1]
         if len(region_devices) == 0:
             region_devices = np.array([-1])
         for d in region_devices:
             if device is not None and int(d) != device:
                 continue
-            sel = in_region & select_kernels(trace, kt, device=int(d))
-            m, tk, idle = region_metrics(trace, kt, sel, start, top)
+            on = sub.device == d
+            one = sub if on.all() else sub.take(on)
+            m, tk, idle = region_metrics(trace, one, np.ones(len(one.device), bool), start, top)
             row = RegionMetrics(name, int(d), m, top_kernels=tk, idle_by_stream=idle)
             out.append(row)
     return out

@@ -8,11 +8,9 @@ command exits 1 at the end.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from skipnative.errors import TraceError
@@ -24,11 +22,21 @@ def add_jobs_arg(p) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="for a folder of per-rank traces: worker processes (default: one per core)",
+        help="for a folder of per-rank traces: worker processes (default: one per usable core)",
     )
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the system has
+    one, which a container's CPU limit narrows), else the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(len(os.sched_getaffinity(0)), 1)
+    return os.cpu_count() or 1
+
+
 def _context():
+    import multiprocessing
+
     methods = multiprocessing.get_all_start_methods()
     # fork starts a worker in milliseconds; the pool is made before any thread runs
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
@@ -82,9 +90,11 @@ def map_files(
     """Runs work(path, trace, **kwargs) on every file, in parallel. Returns
     ([(path, rank, result)] in rank order, [error line per bad file]); with
     `warn_shared`, a warning on stderr for each rank that several files have."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
     from skipnative.io.folder import assign_ranks, shared_rank_text, shared_ranks
 
-    jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
+    jobs = jobs if jobs > 0 else usable_cores()
     jobs = min(jobs, len(paths))
     progress = _Progress(len(paths), what)
     outcome: dict[str, tuple[str, Any]] = {}
@@ -94,6 +104,10 @@ def map_files(
                 outcome[p] = _load_and(p, work, kwargs)
                 progress.step(1)
         else:
+            # imported once here, before the fork, rather than in every worker
+            import skipnative.analysis.metrics
+            import skipnative.io.kineto  # noqa: F401
+
             with ProcessPoolExecutor(max_workers=jobs, mp_context=_context()) as pool:
                 futs = {pool.submit(_load_and, p, work, kwargs): p for p in paths}
                 for f in as_completed(futs):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from skipnative.analysis.metrics import METRIC_KEYS
 from skipnative.cli import folder_commands
 from skipnative.cli._common import UserError, fmt_value, print_json, short_name, table
 from skipnative.cli._folders import add_jobs_arg
@@ -67,7 +66,7 @@ def window_ns(trace, window: tuple[float | None, float | None] | None) -> tuple[
 
 def analysis(path: str, region: str | None, top: int, window=None, trace=None) -> dict:
     import skipnative
-    from skipnative.io import detect_format
+    from skipnative.io.sniff import detect_format
 
     fmt = detect_format(path)
     from skipnative.analysis.kernels import unknown_region
@@ -91,10 +90,13 @@ def run(args) -> int:
         raise UserError("--top must be >= 0")
     if is_folder(args.trace):
         return folder_commands.analyze(args, analysis)
-    result = analysis(args.trace, args.region, args.top, parse_window(args.window))
+    window = parse_window(args.window)
+    result = analysis(args.trace, args.region, args.top, window, trace=_read_early(args.trace))
     if args.json:
         print_json(result)
         return 0
+    from skipnative.analysis.metrics import METRIC_KEYS
+
     print(f"{result['trace']} ({result['format']}, {result['vendor']} GPU)")
     if "window_us" in result:
         lo, hi = ("" if x is None else fmt_value(x) for x in result["window_us"])
@@ -134,6 +136,21 @@ def run(args) -> int:
         ]
         print(table(rows, ["api", "calls", "total_us", "median_us", "max_us", "max_at_us"]))
     return 0
+
+
+def _read_early(path: str):
+    """A Kineto trace, read on a thread started before the analysis' imports
+    (numpy among them, ~0.1 s), which run while the reader parses; None for a
+    .skip file (analysis loads it)."""
+    from skipnative.io.kineto_stream import Prefetch
+    from skipnative.io.sniff import detect_format
+
+    if detect_format(path) != "kineto":
+        return None
+    pending = Prefetch(path)
+    from skipnative.io.kineto import load_kineto
+
+    return load_kineto(path, pending.result())
 
 
 def _bound_text(m: dict) -> str:

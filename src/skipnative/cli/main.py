@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
 
-from skipnative.cli import (
-    analyze,
-    bench,
-    compare,
-    demo,
-    export,
-    fusion,
-    info,
-    kernels,
-    profile,
-    report,
-    run,
-    sweep,
-    trigger,
-    whatif,
-)
 from skipnative.cli._common import UserError
+from skipnative.errors import TraceError
 
 # optional dependencies, by the extra that installs them
 EXTRAS = {
@@ -34,25 +20,29 @@ EXTRAS = {
     "pyarrow": "parquet",
 }
 
-COMMANDS = {
-    "demo": demo,
-    "info": info,
-    "analyze": analyze,
-    "compare": compare,
-    "export": export,
-    "fusion": fusion,
-    "kernels": kernels,
-    "whatif": whatif,
-    "profile": profile,
-    "sweep": sweep,
-    "report": report,
-    "bench": bench,
-    "run": run,
-    "trigger": trigger,
-}
+# the subcommands, in --help's order; each is the module skipnative.cli.<name>
+COMMANDS = (
+    "demo",
+    "info",
+    "analyze",
+    "compare",
+    "export",
+    "fusion",
+    "kernels",
+    "whatif",
+    "profile",
+    "sweep",
+    "report",
+    "bench",
+    "run",
+    "trigger",
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand; where `argv` names one, of that one alone,
+    so that a command imports only its own module (`skip analyze` does not pay
+    for torch-side or plotting imports)."""
     p = argparse.ArgumentParser(prog="skip", description=__doc__)
     p.add_argument(
         "--traceback",
@@ -62,9 +52,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for mod in COMMANDS.values():
-        mod.add_parser(sub)
+    before = []  # the top-level options before the subcommand's name
+    for a in argv or []:
+        if not a.startswith("-"):
+            break
+        before.append(a)
+    first = (argv or [])[len(before) :][:1]
+    asks_help = {"-h", "--help"} & set(before)
+    names = first if first and first[0] in COMMANDS and not asks_help else COMMANDS
+    for name in names:
+        importlib.import_module(f"skipnative.cli.{name}").add_parser(sub)
     return p
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The errors printed as one line; a capture's only where capturing ran."""
+    session = sys.modules.get("skipnative.capturing.session")
+    capture = (session.CaptureError,) if session is not None else ()
+    return (TraceError, UserError, *capture)
 
 
 def _debug(argv: list[str]) -> tuple[bool, list[str]]:
@@ -83,16 +88,14 @@ def _internal_error(e: BaseException, debug: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from skipnative import CaptureError, TraceError
-
     full = list(sys.argv[1:] if argv is None else argv)
     debug, argv = _debug(full)
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     args.skip_argv = full  # to start the command again (skip profile --launch-records hook)
     try:
         return int(args.run(args) or 0)
-    except (TraceError, CaptureError, UserError) as e:
+    except _user_errors() as e:
         print(f"skip: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,10 +1,9 @@
 """torch.profiler (Kineto) chrome traces -> Trace.
 
 The JSON is streamed through the native reader (csrc/kineto/trace_reader.cpp)
-in chunks, decompressing gzip on the way, so memory stays near the size of the
-columns it keeps rather than the size of the file. gzip is inflated by ISA-L
-where the optional ``isal`` package is installed (about 2.5x zlib's speed),
-else by zlib.
+in chunks, decompressing gzip on the way (kineto_stream.py), so memory stays
+near the size of the columns it keeps rather than the size of the file; here
+the reader's columns become a Trace.
 """
 
 from __future__ import annotations
@@ -12,14 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
-import threading
-import zlib
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from skipnative.errors import TraceError
-from skipnative.io.perfetto import read_extras
+from skipnative.io.kineto_stream import read
 from skipnative.trace import (
     GPU_DTYPE,
     LAUNCH_DTYPE,
@@ -31,13 +29,6 @@ from skipnative.trace import (
     call_kind,
 )
 
-try:  # optional: ISA-L's inflate, the same stream API as zlib's
-    from isal import isal_zlib as _inflate
-except ImportError:  # pragma: no cover - depends on the environment
-    _inflate = zlib
-
-CHUNK = 4 << 20  # the reader parses in place: larger chunks only cost memory
-_INFLATE_ERRORS = (zlib.error, _inflate.error)
 MARKER, STEP, ANNOTATION = (REGION_KINDS.index(k) for k in ("marker", "step", "annotation"))
 
 
@@ -77,78 +68,10 @@ def _exported_native(top: dict[str, str]) -> bool:
     return isinstance(info, dict) and info.get("source") == "skipnative"
 
 
-def _open_chunks(path: str):
-    """Yields decompressed chunks of at most CHUNK bytes (gzip detected by its magic)."""
-    with open(path, "rb") as f:
-        head = f.read(2)
-        f.seek(0)
-        if head != b"\x1f\x8b":
-            while raw := f.read(CHUNK):
-                yield raw
-            return
-        d = _inflate.decompressobj(wbits=47)
-        while True:
-            raw = d.unconsumed_tail or f.read(CHUNK)
-            if not raw:
-                break
-            out = d.decompress(raw, CHUNK)
-            if out:
-                yield out
-            if d.eof and d.unused_data:  # concatenated gzip members
-                rest = d.unused_data
-                d = _inflate.decompressobj(wbits=47)
-                out = d.decompress(rest, CHUNK)
-                if out:
-                    yield out
-        if not d.eof:
-            raise TraceError(path, "truncated gzip stream (the file ends mid-stream)")
-
-
-def _feed_pipelined(reader, chunks) -> None:
-    """Decompresses on a helper thread while the reader parses: both release the
-    GIL, so a gzipped trace costs about max(inflate, parse) instead of the sum."""
-    q: queue.Queue = queue.Queue(maxsize=2)
-    done = object()
-
-    def produce():
-        try:
-            for c in chunks:
-                q.put(c)
-            q.put(done)
-        except BaseException as e:  # handed to the consumer
-            q.put(e)
-
-    t = threading.Thread(target=produce, name="skipnative-inflate", daemon=True)
-    t.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            reader.feed(item)
-    finally:
-        # unblock and drain the producer if the reader failed first
-        while t.is_alive():
-            with contextlib.suppress(queue.Empty):
-                q.get(timeout=0.05)
-        t.join()
-
-
-def load_kineto(path: str) -> Trace:
-    from skipnative import _native
-
-    reader = _native.KinetoReader()
-    try:
-        _feed_pipelined(reader, _open_chunks(path))
-        reader.finish()
-    except _native.TraceReadError as e:
-        raise TraceError(path, str(e)) from None
-    except _INFLATE_ERRORS as e:
-        raise TraceError(path, f"corrupt gzip data ({e})") from None
-    except (OSError, EOFError) as e:
-        raise TraceError(path, f"cannot read: {e}") from None
+def load_kineto(path: str, reader=None) -> Trace:
+    """The trace at `path`; `reader`: the native reader already fed that file
+    (kineto_stream.read or a Prefetch's result), else it is read now."""
+    reader = reader if reader is not None else read(path)
     trace = _to_trace(path, reader)
     with contextlib.suppress(OSError):
         st = os.stat(path)
@@ -226,6 +149,42 @@ def _regions_from(rows: list, strings: StringTable) -> np.ndarray:
     return out[np.argsort(out["t_begin"], kind="stable")]
 
 
+def _table(
+    rows: np.ndarray, kind: str, dtype: np.dtype, times: tuple[str, str], cols: tuple, base: int
+) -> np.ndarray:
+    """The reader's `kind` rows (raw bytes) as a table of `dtype`, in one native
+    pass over the rows: `times` (begin, end) = ts + base, ts + dur + base, and
+    the fields `cols` as the reader has them. Fields not named stay 0."""
+    from skipnative import _native
+
+    src = record_dtypes()[kind]
+    out = np.zeros(len(rows) // src.itemsize, dtype=dtype)
+    d_fields: Mapping[str, Any] = dtype.fields or {}
+    s_fields: Mapping[str, Any] = src.fields or {}
+    plan = []
+    fields = {times[0]: "ts", times[1]: ("ts", "dur"), **{c: c for c in cols}}
+    for name, spec in fields.items():
+        a, plus = (spec, None) if isinstance(spec, str) else spec
+        d_dt, d_off = d_fields[name][:2]
+        s_dt, s_off = s_fields[a][:2]
+        n = int(np.prod(d_dt.shape)) if d_dt.shape else 1
+        assert d_dt.base.kind in "iu" and s_dt.base.kind == "i" and d_dt.shape == s_dt.shape
+        p_off = s_fields[plus][1] if plus else -1
+        for k in range(n):
+            plan.append(
+                (
+                    d_off + k * d_dt.base.itemsize,
+                    d_dt.base.itemsize,
+                    s_off + k * s_dt.base.itemsize,
+                    s_dt.base.itemsize,
+                    p_off,
+                    base if a == "ts" else 0,
+                )
+            )
+    _native.copy_rows(np.ascontiguousarray(rows), src.itemsize, out, plan)
+    return out
+
+
 def _to_trace(path: str, reader) -> Trace:
     strings = StringTable([b.decode("utf-8", "replace") for b in reader.strings()])
     meta = _meta(path, dict(reader.top_level))
@@ -233,24 +192,20 @@ def _to_trace(path: str, reader) -> Trace:
     base = int(base) if isinstance(base, int) and not isinstance(base, bool) else 0
     _check_base(path, base, reader)
 
-    kl = reader.launches().view(record_dtypes()["launch"])
-    launches = np.zeros(len(kl), dtype=LAUNCH_DTYPE)
-    launches["t_begin"] = kl["ts"] + base
-    launches["t_end"] = kl["ts"] + kl["dur"] + base
-    for f in ("correlation", "pid", "tid", "name_id", "cbid"):
-        launches[f] = kl[f]
-    if len(kl):
-        launches["kind"] = api_kind_by_name(strings.strings)[kl["name_id"]]
+    begin_end = ("t_begin", "t_end")
+    cols: tuple[str, ...] = ("correlation", "pid", "tid", "name_id", "cbid")
+    launches = _table(reader.launches(), "launch", LAUNCH_DTYPE, begin_end, cols, base)
+    if len(launches):
+        launches["kind"] = api_kind_by_name(strings.strings)[launches["name_id"]]
 
-    kg = reader.gpu().view(record_dtypes()["gpu"])
-    gpu = np.zeros(len(kg), dtype=GPU_DTYPE)
-    gpu["t_start"] = kg["ts"] + base
-    gpu["t_end"] = kg["ts"] + kg["dur"] + base
-    for f in ("correlation", "device", "stream", "bytes", "name_id", "grid", "block"):
-        gpu[f] = kg[f]
-    gpu["kind"] = kg["kind"]
+    cols = ("correlation", "device", "stream", "bytes", "name_id", "grid", "block", "kind")
+    gpu = _table(reader.gpu(), "gpu", GPU_DTYPE, ("t_start", "t_end"), cols, base)
     top = dict(reader.top_level)
-    extra_regions, latency = read_extras(top) if "skipnative" in top else (None, None)
+    extra_regions, latency = None, None
+    if "skipnative" in top:  # an export of a native capture (skip export --perfetto)
+        from skipnative.io.perfetto import read_extras
+
+        extra_regions, latency = read_extras(top)
     if latency is not None and len(latency) == len(gpu):
         for j, col in enumerate(("t_queued", "t_submitted")):
             known = latency[:, j] != np.iinfo(np.int64).min
@@ -258,19 +213,13 @@ def _to_trace(path: str, reader) -> Trace:
     order = np.argsort(gpu["t_start"], kind="stable")
     gpu = gpu[order]
 
-    ko = reader.ops().view(record_dtypes()["op"])
-    ops = np.zeros(len(ko), dtype=OP_DTYPE)
-    ops["t_begin"] = ko["ts"] + base
-    ops["t_end"] = ko["ts"] + ko["dur"] + base
-    for f in ("pid", "tid", "name_id", "depth", "parent", "top"):
-        ops[f] = ko[f]
+    cols = ("pid", "tid", "name_id", "depth", "parent", "top")
+    ops = _table(reader.ops(), "op", OP_DTYPE, begin_end, cols, base)
 
     ks = reader.steps().view(record_dtypes()["step"])
     ks = ks[np.argsort(ks["ts"], kind="stable")]
-    regions = np.zeros(len(ks), dtype=REGION_DTYPE)
-    regions["t_begin"] = ks["ts"] + base
-    regions["t_end"] = ks["ts"] + ks["dur"] + base
-    regions["name_id"] = ks["name_id"]
+    steps = ks.view(np.uint8).reshape(-1)
+    regions = _table(steps, "step", REGION_DTYPE, begin_end, ("name_id",), base)
     regions["kind"] = _region_kinds(strings.strings, ks["name_id"])
     if _exported_native(dict(reader.top_level)):
         regions["kind"] = MARKER  # a native capture's iteration markers, exported

@@ -30,9 +30,8 @@ import numpy as np
 
 from skipnative.errors import TraceError
 from skipnative.io.atomic import atomic_output, read_whole
+from skipnative.io.sniff import SKIP_MAGIC
 from skipnative.trace import GPU_DTYPE, LAUNCH_DTYPE, OP_DTYPE, REGION_DTYPE, Trace
-
-SKIP_MAGIC = b"SKIPNATV"
 
 FORMAT_VERSION = 1
 TABLES = {"launches": LAUNCH_DTYPE, "gpu": GPU_DTYPE, "ops": OP_DTYPE, "regions": REGION_DTYPE}
