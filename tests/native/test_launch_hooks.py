@@ -200,3 +200,38 @@ def test_hook_is_a_capture_option(source):
 
     assert _native.capture_options()["launch_records"] == "callbacks"
     _native.Session({"launch_records": source})  # accepted
+
+
+# dlsym resolves RTLD_DEFAULT and RTLD_NEXT from its caller's scope. The driver
+# double, loaded RTLD_LOCAL, has its dependency (the CUPTI double) in its own
+# scope only: a lookup from inside it finds the dependency's symbols, with the
+# hooks' dlsym in between as without it.
+SCOPE = """
+import ctypes, json
+from skipnative.testing import library_path, _DRIVER
+drv = ctypes.CDLL(library_path(_DRIVER), mode=ctypes.RTLD_LOCAL)
+probe = drv.skipnative_cuda_double_dlsym
+probe.restype = ctypes.c_void_p
+probe.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+RTLD_NEXT = ctypes.c_void_p(-1)
+print(json.dumps({
+    "default": bool(probe(None, b"skipnative_double_clock_ns")),
+    "next": bool(probe(RTLD_NEXT, b"skipnative_double_clock_ns")),
+    # a wrapped name: the driver double's own, in its scope; never its own as "next"
+    "default_wrapped": bool(probe(None, b"cuLaunchKernel")),
+    "next_wrapped": bool(probe(RTLD_NEXT, b"cuLaunchKernel")),
+}))
+"""
+
+
+@pytest.mark.parametrize("preload", [False, True])
+def test_dlsym_keeps_the_callers_scope(preload):
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    if preload:
+        env["LD_PRELOAD"] = launch_hooks_library()
+    r = subprocess.run(
+        [sys.executable, "-c", SCOPE], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert r.returncode == 0, r.stderr
+    found = json.loads(r.stdout.splitlines()[-1])
+    assert found == {"default": True, "next": True, "default_wrapped": True, "next_wrapped": False}

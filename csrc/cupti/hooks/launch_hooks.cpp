@@ -187,17 +187,62 @@ __attribute__((constructor)) void on_load() {
 
 }  // namespace
 
+namespace {
+
+bool wrapped_name(const char* name) {
+  return by_name(name) != nullptr || std::strcmp(name, "cuGetProcAddress_v2") == 0 ||
+         std::strcmp(name, "cuGetProcAddress") == 0;
+}
+
+bool same_object(void* a, void* b) {
+  Dl_info x{}, y{};
+  return a && b && dladdr(a, &x) && dladdr(b, &y) && x.dli_fbase == y.dli_fbase;
+}
+
+void* lookup_in(DlsymFn real, const char* object, const char* name) {
+  void* h = object ? dlopen(object, RTLD_LAZY | RTLD_NOLOAD) : nullptr;
+  if (h == nullptr) return nullptr;
+  void* p = real(h, name);
+  dlclose(h);
+  return p;
+}
+
+// dlsym of a wrapped name, called from `caller`. The real dlsym resolves
+// RTLD_DEFAULT and RTLD_NEXT from its caller's scope, which here is this
+// library's (the global scope). A library loaded RTLD_LOCAL has its
+// dependencies in its own scope only, so where that finds nothing, or
+// (RTLD_NEXT) finds the caller's own definition, RTLD_DEFAULT searches the
+// caller's object and its dependencies, and both then the loaded libcuda.
+void* lookup_wrapped(DlsymFn real, void* handle, const char* name, void* caller) {
+  void* p = real(handle, name);
+  if (handle != RTLD_DEFAULT && handle != RTLD_NEXT) return p;
+  const bool next = handle == RTLD_NEXT;
+  if (p != nullptr && !(next && same_object(p, caller))) return p;
+  p = nullptr;
+  Dl_info self{};
+  if (!next && dladdr(caller, &self)) p = lookup_in(real, self.dli_fname, name);
+  if (p == nullptr) p = lookup_in(real, "libcuda.so.1", name);
+  return next && same_object(p, caller) ? nullptr : p;
+}
+
+}  // namespace
+
 HOOKS_API void* dlsym(void* handle, const char* name) {
   DlsymFn real = real_dlsym();
   if (real == nullptr) return nullptr;
-  void* p = real(handle, name);
-  if (p == nullptr || name[0] != 'c' || name[1] != 'u') return p;
-  if (std::strcmp(name, "cuGetProcAddress_v2") == 0 && in_libcuda(p))
-    return wrap_proc_fn(g_proc_v2, p, reinterpret_cast<void*>(&proc_v2));
-  if (std::strcmp(name, "cuGetProcAddress") == 0 && in_libcuda(p))
-    return wrap_proc_fn(g_proc_v1, p, reinterpret_cast<void*>(&proc_v1));
+  // Every other name goes to the real dlsym as a tail call, so that it sees
+  // the caller's return address, as without the hooks (the build keeps sibling
+  // calls on for this file: tests/native/test_launch_hooks.py checks it).
+  if (name == nullptr || name[0] != 'c' || name[1] != 'u' || !wrapped_name(name))
+    return real(handle, name);
+  void* p = lookup_wrapped(real, handle, name, __builtin_return_address(0));
+  if (p == nullptr) return p;
+  if (std::strcmp(name, "cuGetProcAddress_v2") == 0)
+    return in_libcuda(p) ? wrap_proc_fn(g_proc_v2, p, reinterpret_cast<void*>(&proc_v2)) : p;
+  if (std::strcmp(name, "cuGetProcAddress") == 0)
+    return in_libcuda(p) ? wrap_proc_fn(g_proc_v1, p, reinterpret_cast<void*>(&proc_v1)) : p;
   const Entry* e = by_name(name);
-  return e && in_libcuda(p) ? e->wrap_dlsym(p, e->cbid) : p;
+  return in_libcuda(p) ? e->wrap_dlsym(p, e->cbid) : p;
 }
 
 HOOKS_API void skipnative_hooks_attach(const SkipnativeHookSink* sink) {

@@ -113,6 +113,16 @@ CUDA_DOUBLE_API void skipnative_cuda_double_launch(int domain, int cbid, const C
                                   skipnative_cuda_double_kernel_ns(fn, params));
 }
 
+// A dlsym made from inside this library. dlsym resolves RTLD_DEFAULT and
+// RTLD_NEXT from its caller's scope, so this is how a library that the loader
+// placed in a local scope sees them (the launch hooks' tests). The barrier
+// keeps the call from becoming a tail call, which would make the caller ours.
+CUDA_DOUBLE_API void* skipnative_cuda_double_dlsym(void* handle, const char* name) {
+  void* p = dlsym(handle, name);
+  asm volatile("" ::: "memory");
+  return p;
+}
+
 // ------------------------------------------------------------- driver API --
 
 // As the CUDA driver does: at the first cuInit, the library named by
