@@ -177,7 +177,7 @@ const SkipnativeHookSink* hook_sink() { return &kHookSink; }
 // whatever the version.
 uint8_t* Session::acquire_buffer() {
   std::lock_guard<std::mutex> lock(buffers_mu_);
-  if (buffers_outstanding_ >= opts_.max_activity_buffers) {
+  if (handed_out_.size() >= opts_.max_activity_buffers) {
     if (!buffer_refusal_safe(version_)) return spill_buffer();
     ++stats_.buffers_refused;
     return nullptr;
@@ -196,8 +196,8 @@ uint8_t* Session::acquire_buffer() {
       return nullptr;
     }
   }
-  ++buffers_outstanding_;
-  stats_.max_buffers_in_use = std::max<uint64_t>(stats_.max_buffers_in_use, buffers_outstanding_);
+  handed_out_.insert(b);
+  stats_.max_buffers_in_use = std::max<uint64_t>(stats_.max_buffers_in_use, handed_out_.size());
   return b;
 }
 
@@ -212,12 +212,14 @@ uint8_t* Session::spill_buffer() {  // caller holds buffers_mu_
   return b;
 }
 
-bool Session::take_spilled(uint8_t* b) {
+Session::BufferOrigin Session::buffer_origin(uint8_t* b) {
   std::lock_guard<std::mutex> lock(buffers_mu_);
   auto it = std::find(spilled_.begin(), spilled_.end(), b);
-  if (it == spilled_.end()) return false;
-  spilled_.erase(it);
-  return true;
+  if (it != spilled_.end()) {
+    spilled_.erase(it);
+    return BufferOrigin::kSpill;
+  }
+  return handed_out_.count(b) ? BufferOrigin::kPool : BufferOrigin::kOther;
 }
 
 void Session::release_buffer(uint8_t* b) {
@@ -227,7 +229,7 @@ void Session::release_buffer(uint8_t* b) {
   if (!stopping_.load(std::memory_order_relaxed))
     std::memset(b, 0, cs::rounded(opts_.activity_buffer_bytes));
   std::lock_guard<std::mutex> lock(buffers_mu_);
-  --buffers_outstanding_;
+  handed_out_.erase(b);
   free_buffers_.push_back(b);
 }
 
@@ -257,7 +259,11 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
   }
   cs::pause_at("deliver");
   s->pin_completion_thread();
-  const bool spilled = buffer != nullptr && s->take_spilled(buffer);
+  // A buffer from outside this session (an orphan, or an earlier session's) may
+  // hold this session's records too (CUPTI fills the buffer it has): decoded,
+  // then freed, never put in this session's pool.
+  const BufferOrigin origin = buffer != nullptr ? s->buffer_origin(buffer) : BufferOrigin::kOther;
+  const bool spilled = origin == BufferOrigin::kSpill;
   {
     std::lock_guard<std::mutex> lock(s->decode_mu_);
     DecodeTarget t{&s->kernels_,
@@ -280,10 +286,10 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
       s->stats_.cupti_dropped += dropped;
     ++s->stats_.buffers_completed;
   }
-  if (spilled)
-    std::free(buffer);
-  else if (buffer != nullptr)
+  if (origin == BufferOrigin::kPool)
     s->release_buffer(buffer);
+  else
+    std::free(buffer);
 }
 
 }  // namespace skipnative

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -155,7 +156,11 @@ class Session {
   uint8_t* acquire_buffer();
   void release_buffer(uint8_t* b);
   uint8_t* spill_buffer();
-  bool take_spilled(uint8_t* b);
+  // Where a completed buffer came from: this session's pool, a spill buffer
+  // (taken off the list here), or neither (asked for while no session was
+  // capturing, or by an earlier session).
+  enum class BufferOrigin { kPool, kSpill, kOther };
+  BufferOrigin buffer_origin(uint8_t* b);
   void check(CUptiResult r, const char* what);
   void enable_callbacks();
   void set_attributes();
@@ -191,8 +196,8 @@ class Session {
 
   std::mutex buffers_mu_;
   std::vector<uint8_t*> free_buffers_;
-  std::vector<uint8_t*> spilled_;  // spill buffers CUPTI holds now
-  size_t buffers_outstanding_ = 0;
+  std::vector<uint8_t*> spilled_;            // spill buffers CUPTI holds now
+  std::unordered_set<uint8_t*> handed_out_;  // pool buffers CUPTI holds now
 
   std::mutex decode_mu_;
   std::unordered_map<const char*, std::pair<uint32_t, std::string>> name_cache_;

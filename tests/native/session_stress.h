@@ -308,6 +308,41 @@ void test_stop_while_delivering(const Double& d) {
   }
 }
 
+// A buffer CUPTI asked for while no session was capturing (records that came
+// after a stop: a kernel still running, with no cuptiFinalize before CUDA
+// 12.6) is still held when the next session starts, which CUPTI then fills and
+// completes. It is not one of that session's pool buffers: it must neither be
+// cleared as one (4 MiB, over a smaller block) nor taken off the pool's count
+// of buffers handed out (which would wrap, and every later request would be
+// past the cap).
+void test_buffer_from_outside_the_session(const Double& d) {
+  d.reset(23);  // CUDA 12.5: no refusal, no finalize by default
+  d.configure(100, 100, 0, 0);
+  auto first = std::make_unique<Session>(library_clock());
+  first->start();
+  d.launch(kRuntime, kLaunch, 7, "first", 100);
+  first->stop();
+  CHECK(first->kernels().size() == 1);
+  d.enable_kind(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
+  d.launch(kRuntime, kLaunch, 7, "between", 100);  // into a buffer of no session
+  d.disable_kind(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
+  SessionOptions o = library_clock();
+  o.activity_buffer_bytes = 4u << 20;
+  auto second = std::make_unique<Session>(o);
+  second->start();
+  d.launch_many(10, kRuntime, kLaunch, 7, "second", 100);  // into the same buffer
+  d.flush(0);                                              // completed in this session
+  d.launch_many(10, kRuntime, kLaunch, 7, "second", 100);  // a buffer from the pool
+  second->stop();
+  const auto& st = second->stats();
+  auto names = second->strings();
+  size_t own = 0;
+  for (const auto& k : second->kernels()) own += names[k.name_id] == "second";
+  CHECK(own == 20);
+  CHECK(st.buffers_spilled == 0 && st.records_spilled == 0 && st.buffers_refused == 0);
+  CHECK(st.max_buffers_in_use == 1);
+}
+
 void run_concurrency_tests(const Double& d) {
   test_buffer_refusal_by_version(d, 26);      // CUDA 12.8: refusal may crash CUPTI
   test_buffer_refusal_by_version(d, 27);      // CUDA 12.9
@@ -318,6 +353,7 @@ void run_concurrency_tests(const Double& d) {
   test_attach_across_stop_and_start(d);
   test_restarts_while_eight_threads_launch(d);
   test_stop_while_delivering(d);
+  test_buffer_from_outside_the_session(d);
 }
 
 }  // namespace
