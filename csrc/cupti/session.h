@@ -115,11 +115,16 @@ class Session {
   // Only in the process that started the session: a forked child gets an error
   // (and its destructor leaves the parent's CUPTI state alone).
   void stop();
-  bool active() const { return state_ == State::kActive; }
+  // Capturing, or stopping (its tables are not complete yet).
+  bool active() const {
+    const State st = state_.load(std::memory_order_acquire);
+    return st == State::kActive || st == State::kStopping;
+  }
   // The launch-record source in use: launch_records, or the callbacks where the
   // hooks could not be attached (stats().launch_hook_fallback says why).
   LaunchRecords launch_source() const { return source_; }
-  bool finished() const { return state_ == State::kStopped; }
+  // Stopped, with every result complete (another thread may read them from here).
+  bool finished() const { return state_.load(std::memory_order_acquire) == State::kStopped; }
   void mark(const std::string& name);
 
   // Results, valid after stop() (the buffer callbacks append to them until then).
@@ -148,7 +153,7 @@ class Session {
   static constexpr uint32_t kSafeRefusalVersion = 27;  // CUDA 12.9
 
  private:
-  enum class State { kNew, kActive, kStopped };
+  enum class State { kNew, kActive, kStopping, kStopped };
 
   static void on_buffer_requested(uint8_t** buffer, size_t* size, size_t* max_records);
   static void on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffer, size_t size,
@@ -177,7 +182,7 @@ class Session {
   void pin_completion_thread();
 
   SessionOptions opts_;
-  State state_ = State::kNew;
+  std::atomic<State> state_{State::kNew};
   const CuptiApi* api_ = nullptr;
   RecordLayout layout_ = RecordLayout::kCuda13;
   uint32_t version_ = 0;
@@ -206,6 +211,7 @@ class Session {
 
   std::mutex markers_mu_;
   std::vector<MarkerRow> markers_;  // ticks until stop(), then ns
+  bool markers_closed_ = false;     // stop() began: mark() is refused
 
   std::vector<LaunchRow> launches_;
   std::vector<LaunchRow> api_rows_;  // from API activity records (launch_activity)

@@ -343,6 +343,47 @@ void test_buffer_from_outside_the_session(const Double& d) {
   CHECK(st.max_buffers_in_use == 1);
 }
 
+// stop() on one thread while another reads the results as soon as finished()
+// says so (raw() and the trace from another Python thread; stop() runs without
+// the GIL) and a third marks: the rows are complete once the session reads as
+// finished, and a mark() racing the stop is either refused or inside the
+// capture, converted to ns with the others.
+void test_results_read_while_stopping(const Double& d) {
+  d.reset(130001);
+  d.configure(10, 10, 0, 0);
+  SessionOptions o;
+  o.clock = "monotonic_raw";  // real time: a mark after the stop began reads later
+  auto s = std::make_unique<Session>(o);
+  s->start();
+  const size_t n = 100000;
+  d.launch_many(n, kRuntime, kLaunch, 7, "k", 10);
+  std::atomic<int> ready{0};
+  size_t seen = 0;
+  std::thread reader([&] {
+    ready.fetch_add(1);
+    while (!s->finished()) {
+    }
+    seen = s->launches().size();
+  });
+  std::thread marker([&] {
+    ready.fetch_add(1);
+    try {
+      for (;;) s->mark("m");
+    } catch (const SessionError&) {
+    }
+  });
+  while (ready.load() < 2) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  s->stop();
+  reader.join();
+  marker.join();
+  CHECK(seen == n);
+  CHECK(!s->markers().empty());
+  size_t outside = 0;
+  for (const auto& m : s->markers()) outside += m.t < s->t_start_ns() || m.t > s->t_stop_ns();
+  CHECK(outside == 0);
+}
+
 void run_concurrency_tests(const Double& d) {
   test_buffer_refusal_by_version(d, 26);      // CUDA 12.8: refusal may crash CUPTI
   test_buffer_refusal_by_version(d, 27);      // CUDA 12.9
@@ -354,6 +395,7 @@ void run_concurrency_tests(const Double& d) {
   test_restarts_while_eight_threads_launch(d);
   test_stop_while_delivering(d);
   test_buffer_from_outside_the_session(d);
+  test_results_read_while_stopping(d);
 }
 
 }  // namespace
