@@ -9,6 +9,7 @@ runtime does; the launch benchmarks' driver path resolves through dlsym.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import subprocess
@@ -235,3 +236,17 @@ def test_dlsym_keeps_the_callers_scope(preload):
     assert r.returncode == 0, r.stderr
     found = json.loads(r.stdout.splitlines()[-1])
     assert found == {"default": True, "next": True, "default_wrapped": True, "next_wrapped": False}
+
+
+def test_the_hooks_wrap_every_driver_entry_point_the_callbacks_record():
+    from skipnative import _native
+
+    hooks = ctypes.CDLL(launch_hooks_library())  # RTLD_LOCAL: interposes nothing here
+    hooks.skipnative_hooks_name.restype = ctypes.c_char_p
+    hooks.skipnative_hooks_name.argtypes = [ctypes.c_uint32]
+    wrapped = set()
+    while (name := hooks.skipnative_hooks_name(len(wrapped))) is not None:
+        wrapped.add(name.decode())
+    recorded = {name for domain, _, _, name in _native.api_table() if domain == 1}
+    assert recorded - wrapped == set()  # a driver call the callbacks see, missed by the hooks
+    assert wrapped - recorded == set()  # a hooked call of no kind

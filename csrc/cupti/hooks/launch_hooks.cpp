@@ -107,9 +107,16 @@ const Entry kEntries[] = {
     SKIPNATIVE_HOOK_PAIR(8, cuMemsetD8Async, ::cuMemsetD8Async),
     SKIPNATIVE_HOOK_PAIR(9, cuMemsetD16Async, ::cuMemsetD16Async),
     SKIPNATIVE_HOOK_PAIR(10, cuMemsetD32Async, ::cuMemsetD32Async),
+    SKIPNATIVE_HOOK_V2_PAIR(16, cuMemcpy2DAsync, ::cuMemcpy2DAsync_v2),
+    SKIPNATIVE_HOOK_V2_PAIR(17, cuMemcpy3DAsync, ::cuMemcpy3DAsync_v2),
+    SKIPNATIVE_HOOK_PAIR(18, cuMemcpyPeerAsync, ::cuMemcpyPeerAsync),
+    SKIPNATIVE_HOOK_PAIR(19, cuMemsetD2D8Async, ::cuMemsetD2D8Async),
+    SKIPNATIVE_HOOK_PAIR(20, cuMemsetD2D16Async, ::cuMemsetD2D16Async),
+    SKIPNATIVE_HOOK_PAIR(21, cuMemsetD2D32Async, ::cuMemsetD2D32Async),
     SKIPNATIVE_HOOK_PAIR(11, cuStreamSynchronize, ::cuStreamSynchronize),
     SKIPNATIVE_HOOK_PAIR(12, cuEventRecord, ::cuEventRecord),
     SKIPNATIVE_HOOK_PAIR(13, cuStreamWaitEvent, ::cuStreamWaitEvent),
+    SKIPNATIVE_HOOK_PAIR(22, cuEventRecordWithFlags, ::cuEventRecordWithFlags),
     SKIPNATIVE_HOOK_ONE(14, cuCtxSynchronize, ::cuCtxSynchronize),
     SKIPNATIVE_HOOK_ONE(15, cuEventSynchronize, ::cuEventSynchronize),
 };
@@ -251,3 +258,6 @@ HOOKS_API void skipnative_hooks_attach(const SkipnativeHookSink* sink) {
 HOOKS_API int skipnative_hooks_in_time() { return g_in_time; }
 HOOKS_API uint32_t skipnative_hooks_wrapped() { return g_wrapped.load(); }
 HOOKS_API uint32_t skipnative_hooks_unwrapped() { return g_unwrapped.load(); }
+HOOKS_API const char* skipnative_hooks_name(uint32_t i) {
+  return i < sizeof kEntries / sizeof kEntries[0] ? kEntries[i].name : nullptr;
+}
