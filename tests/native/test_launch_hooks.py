@@ -250,3 +250,25 @@ def test_the_hooks_wrap_every_driver_entry_point_the_callbacks_record():
     recorded = {name for domain, _, _, name in _native.api_table() if domain == 1}
     assert recorded - wrapped == set()  # a driver call the callbacks see, missed by the hooks
     assert wrapped - recorded == set()  # a hooked call of no kind
+
+
+def test_an_entry_point_without_a_ptsz_variant_is_wrapped_for_per_thread_callers():
+    # a library built for the per-thread default stream asks cuGetProcAddress for
+    # every entry point with CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM; where
+    # there is no _ptsz variant (cuCtxSynchronize) the driver returns the legacy one
+    r = run(
+        head=CAPTURE,
+        code="""
+        proc = fn(b"cuGetProcAddress_v2", ctypes.c_char_p, ctypes.POINTER(vp), ctypes.c_int,
+                  ctypes.c_uint64, vp)
+        ptr = vp()
+        assert proc(b"cuCtxSynchronize", ctypes.byref(ptr), 13000, 2, None) == 0
+        ctx_sync = ctypes.CFUNCTYPE(ctypes.c_int)(ptr.value)
+        with skipnative.capture(clock="library", launch_records="hook") as cap:
+            assert ctx_sync() == 0
+        names = [cap.trace.strings[i] for i in cap.trace.launches["name_id"]]
+        print(json.dumps(names))
+        """,
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1]) == ["cuCtxSynchronize"]

@@ -130,9 +130,14 @@ const Entry* by_name(const char* name) {
 
 const Entry* by_query(const char* symbol, bool ptsz) {
   if (symbol == nullptr) return nullptr;
-  for (const Entry& e : kEntries)
-    if (e.ptsz == ptsz && std::strcmp(e.base, symbol) == 0) return &e;
-  return nullptr;
+  const Entry* legacy = nullptr;
+  for (const Entry& e : kEntries) {
+    if (std::strcmp(e.base, symbol) != 0) continue;
+    if (e.ptsz == ptsz) return &e;
+    if (!e.ptsz) legacy = &e;
+  }
+  // the per-thread variant of one that has none: the driver returns the legacy one
+  return ptsz ? legacy : nullptr;
 }
 
 // Whether `p` lies in the loaded libcuda (the real driver or a library with its SONAME).

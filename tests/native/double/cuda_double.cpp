@@ -263,6 +263,13 @@ CUDA_DOUBLE_API CUresult cuStreamSynchronize(CUstream stream) {
   return CUDA_SUCCESS;
 }
 
+// One entry point with no per-thread-default-stream variant: asked for with
+// CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, it is what cuGetProcAddress returns.
+CUDA_DOUBLE_API CUresult cuCtxSynchronize() {
+  skipnative_double_sync(kDriver, CUPTI_DRIVER_TRACE_CBID_cuCtxSynchronize);
+  return CUDA_SUCCESS;
+}
+
 CUDA_DOUBLE_API CUresult cuStreamBeginCapture(CUstream stream, CUstreamCaptureMode) {
   if (!stream || stream->capturing) return CUDA_ERROR_ILLEGAL_STATE;
   stream->capturing = true;
@@ -339,6 +346,7 @@ CUresult find_proc(const char* symbol, void** pfn) {
       {"cuLaunchKernel", reinterpret_cast<void*>(&cuLaunchKernel)},
       {"cuGraphLaunch", reinterpret_cast<void*>(&cuGraphLaunch)},
       {"cuStreamSynchronize", reinterpret_cast<void*>(&cuStreamSynchronize)},
+      {"cuCtxSynchronize", reinterpret_cast<void*>(&cuCtxSynchronize)},
       {"cuGetProcAddress", reinterpret_cast<void*>(&cuGetProcAddress_v2)},
   };
   if (!symbol || !pfn) return CUDA_ERROR_INVALID_VALUE;
