@@ -25,6 +25,7 @@ std::atomic<const ApiKindTable*> kinds{nullptr};
 std::atomic<int> buffer_callbacks_running{0};
 std::atomic<PushExternalFn> push_external{nullptr};
 std::atomic<PopExternalFn> pop_external{nullptr};
+thread_local bool flushing_at_stop = false;
 
 namespace {
 const ClockParams kNoClock{};  // read before any clock is published (monotonic_raw)
@@ -297,10 +298,11 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
 namespace skipnative {
 
 // completion_cpu: the thread CUPTI completes buffers on (its own, or a flush's)
-// is moved to that CPU once, away from the launching threads' cores.
+// is moved to that CPU once, away from the launching threads' cores. Not the
+// thread in stop(): an application thread, which launches again afterwards.
 void Session::pin_completion_thread() {
   static thread_local int pinned = -2;
-  if (opts_.completion_cpu < 0 || pinned == opts_.completion_cpu) return;
+  if (opts_.completion_cpu < 0 || cs::flushing_at_stop || pinned == opts_.completion_cpu) return;
   pinned = opts_.completion_cpu;
   cpu_set_t set;
   CPU_ZERO(&set);

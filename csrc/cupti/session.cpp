@@ -227,6 +227,7 @@ void Session::teardown_cupti(bool flush) {
   }
   cs::buffers.store(nullptr, std::memory_order_release);
   if (api_ == nullptr) return;
+  cs::FlushAtStopScope flushing;
   if (flush) api_->ActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
   for (auto k : enabled_kinds_) api_->ActivityDisable(k);
   enabled_kinds_.clear();

@@ -6,6 +6,7 @@
 // ThreadSanitizer and AddressSanitizer too.
 #pragma once
 
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -384,6 +385,44 @@ void test_results_read_while_stopping(const Double& d) {
   CHECK(outside == 0);
 }
 
+// completion_cpu moves the thread CUPTI completes buffers on (its own) to that
+// CPU. stop() flushes on the thread that calls it, an application thread that
+// launched and will launch again: that one keeps the CPUs it had.
+void test_completion_cpu_leaves_the_stopping_thread_alone(const Double& d) {
+  cpu_set_t before;
+  CPU_ZERO(&before);
+  if (sched_getaffinity(0, sizeof before, &before) != 0 || CPU_COUNT(&before) < 2) {
+    std::printf("completion_cpu: fewer than 2 CPUs, not checked\n");
+    return;
+  }
+  int cpu = 0;
+  while (!CPU_ISSET(cpu, &before)) ++cpu;
+  d.reset(130001);
+  d.configure(100, 100, 0, 0);
+  SessionOptions o = library_clock();
+  o.completion_cpu = cpu;
+  auto s = std::make_unique<Session>(o);
+  s->start();
+  d.launch(kRuntime, kLaunch, 7, "k", 100);
+  bool worker_pinned = false;
+  std::thread completer([&] {  // as CUPTI's own thread completes buffers
+    d.flush(0);
+    cpu_set_t now;
+    CPU_ZERO(&now);
+    worker_pinned =
+        sched_getaffinity(0, sizeof now, &now) == 0 && CPU_COUNT(&now) == 1 && CPU_ISSET(cpu, &now);
+  });
+  completer.join();
+  d.launch(kRuntime, kLaunch, 7, "k", 100);
+  s->stop();  // completes the last buffer on this thread
+  cpu_set_t after;
+  CPU_ZERO(&after);
+  CHECK(sched_getaffinity(0, sizeof after, &after) == 0 && CPU_EQUAL(&before, &after));
+  CHECK(worker_pinned && s->stats().completion_pinned);
+  CHECK(s->kernels().size() == 2);
+  sched_setaffinity(0, sizeof before, &before);  // as it was, whatever happened
+}
+
 void run_concurrency_tests(const Double& d) {
   test_buffer_refusal_by_version(d, 26);      // CUDA 12.8: refusal may crash CUPTI
   test_buffer_refusal_by_version(d, 27);      // CUDA 12.9
@@ -396,6 +435,7 @@ void run_concurrency_tests(const Double& d) {
   test_stop_while_delivering(d);
   test_buffer_from_outside_the_session(d);
   test_results_read_while_stopping(d);
+  test_completion_cpu_leaves_the_stopping_thread_alone(d);
 }
 
 }  // namespace
