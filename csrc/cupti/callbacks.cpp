@@ -134,6 +134,7 @@ inline void record(Slot& slot, const LaunchRecord& r) {
     cs::pause_at("attach");
     slot.tb = lb->attach(current_tid());
     slot.generation = gen;
+    if (slot.tb == nullptr) return;  // out of memory: counted by attach()
   }
   LaunchBuffers::push(slot.tb, r);
 }

@@ -6,7 +6,9 @@
 // ThreadSanitizer and AddressSanitizer too.
 #pragma once
 
+#include <malloc.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -423,6 +425,57 @@ void test_completion_cpu_leaves_the_stopping_thread_alone(const Double& d) {
   sched_setaffinity(0, sizeof before, &before);  // as it was, whatever happened
 }
 
+// Out of memory on the launch path: a launch record that cannot be stored (no
+// memory for a chunk of the launch buffers) is counted as dropped, and no
+// exception leaves the callback (CUPTI calls it from C: one escaping there ends
+// the process). In a child whose address space is capped, with chunks larger
+// than all the free memory malloc holds; not under the sanitizers, whose
+// shadow memory no cap leaves room for.
+void test_out_of_memory_on_the_launch_path(const Double& d) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || !__GLIBC_PREREQ(2, 33)
+  (void)d;
+#else
+  d.reset(130001);
+  d.configure(10, 10, 0, 0);
+  std::fflush(nullptr);
+  pid_t child = fork();
+  if (child == 0) {
+    const size_t chunk_bytes = mallinfo2().fordblks + (64u << 20);
+    SessionOptions o = library_clock();
+    o.kernel_activity = o.memcpy = o.memset = false;  // launch records only
+    o.launch_chunk_records = chunk_bytes / sizeof(skipnative::LaunchRecord);
+    o.launch_prealloc_chunks = 0;
+    o.max_launch_bytes = 4 * chunk_bytes;
+    auto s = std::make_unique<Session>(o);
+    s->start();
+    const uint64_t n = 1000;
+    rlimit before{};
+    getrlimit(RLIMIT_AS, &before);
+    size_t pages = 0;
+    if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+      if (std::fscanf(f, "%zu", &pages) != 1) pages = 0;
+      std::fclose(f);
+    }
+    rlimit capped = before;
+    capped.rlim_cur = pages * size_t(sysconf(_SC_PAGESIZE)) + (8u << 20);
+    bool escaped = false;
+    if (pages && setrlimit(RLIMIT_AS, &capped) == 0) {
+      try {
+        d.launch_many(n, kRuntime, kLaunch, 7, "k", 10);
+      } catch (...) {
+        escaped = true;
+      }
+      setrlimit(RLIMIT_AS, &before);
+    }
+    s->stop();
+    const uint64_t kept = s->launches().size(), dropped = s->stats().launches_dropped;
+    std::_Exit(!escaped && kept == 0 && dropped == n ? 0 : 1);
+  }
+  int status = 0;
+  CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+#endif
+}
+
 void run_concurrency_tests(const Double& d) {
   test_buffer_refusal_by_version(d, 26);      // CUDA 12.8: refusal may crash CUPTI
   test_buffer_refusal_by_version(d, 27);      // CUDA 12.9
@@ -436,6 +489,7 @@ void run_concurrency_tests(const Double& d) {
   test_buffer_from_outside_the_session(d);
   test_results_read_while_stopping(d);
   test_completion_cpu_leaves_the_stopping_thread_alone(d);
+  test_out_of_memory_on_the_launch_path(d);
 }
 
 }  // namespace
