@@ -198,7 +198,13 @@ uint8_t* Session::acquire_buffer() {
       return nullptr;
     }
   }
-  handed_out_.insert(b);
+  try {
+    handed_out_.insert(b);
+  } catch (...) {  // out of memory (a C caller: nothing may throw): refused
+    std::free(b);
+    ++stats_.buffers_refused;
+    return nullptr;
+  }
   stats_.max_buffers_in_use = std::max<uint64_t>(stats_.max_buffers_in_use, handed_out_.size());
   return b;
 }
@@ -209,8 +215,14 @@ uint8_t* Session::spill_buffer() {  // caller holds buffers_mu_
     ++stats_.buffers_refused;
     return nullptr;
   }
+  try {
+    spilled_.push_back(b);
+  } catch (...) {  // out of memory: refused
+    std::free(b);
+    ++stats_.buffers_refused;
+    return nullptr;
+  }
   ++stats_.buffers_spilled;
-  spilled_.push_back(b);
   return b;
 }
 
@@ -232,7 +244,11 @@ void Session::release_buffer(uint8_t* b) {
     std::memset(b, 0, cs::rounded(opts_.activity_buffer_bytes));
   std::lock_guard<std::mutex> lock(buffers_mu_);
   handed_out_.erase(b);
-  free_buffers_.push_back(b);
+  try {
+    free_buffers_.push_back(b);
+  } catch (...) {  // out of memory: not pooled
+    std::free(b);
+  }
 }
 
 void Session::on_buffer_requested(uint8_t** buffer, size_t* size, size_t* max_records) {

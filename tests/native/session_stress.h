@@ -476,6 +476,73 @@ void test_out_of_memory_on_the_launch_path(const Double& d) {
 #endif
 }
 
+// Grows this thread's stack now, so that code run later under a capped address
+// space needs no new stack pages.
+__attribute__((noinline)) void grow_stack(int depth) {
+  volatile char page[4096];
+  page[0] = char(depth);
+  if (depth > 0) grow_stack(depth - 1);
+  (void)page[0];
+}
+
+// Out of memory while a buffer is decoded: the rows that cannot be kept are
+// counted as dropped, and no exception leaves the buffer callback (CUPTI calls
+// it from its own thread, from C). The child caps its address space and then
+// takes every byte malloc has left, so the decode's first allocation fails.
+void test_out_of_memory_while_decoding(const Double& d) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  (void)d;
+#else
+  d.reset(130001);
+  d.configure(10, 10, 0, 0);
+  std::fflush(nullptr);
+  pid_t child = fork();
+  if (child == 0) {
+    SessionOptions o = library_clock();
+    o.activity_buffer_bytes = 4096;  // 18 kernel records a buffer
+    o.activity_buffers_pooled = 8;
+    auto s = std::make_unique<Session>(o);
+    s->start();
+    const uint64_t n = 3 * 18 + 1;  // three full buffers and one open: the double's list fits
+    d.launch_many(n, kRuntime, kLaunch, 7, "k", 10);
+    grow_stack(256);
+    rlimit before{};
+    getrlimit(RLIMIT_AS, &before);
+    size_t pages = 0;
+    if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+      if (std::fscanf(f, "%zu", &pages) != 1) pages = 0;
+      std::fclose(f);
+    }
+    rlimit capped = before;
+    capped.rlim_cur = pages * size_t(sysconf(_SC_PAGESIZE)) + (1u << 20);
+    std::vector<void*> taken;
+    taken.reserve(1u << 20);
+    bool escaped = false, exhausted = false;
+    if (pages && setrlimit(RLIMIT_AS, &capped) == 0) {
+      for (size_t size = 1u << 16; size >= 16; size /= 4)
+        while (taken.size() < taken.capacity())
+          if (void* p = std::malloc(size))
+            taken.push_back(p);
+          else
+            break;
+      exhausted = taken.size() < taken.capacity();
+      try {
+        d.flush(0);  // as CUPTI's thread completes the buffers
+      } catch (...) {
+        escaped = true;
+      }
+      for (void* p : taken) std::free(p);
+      setrlimit(RLIMIT_AS, &before);
+    }
+    s->stop();
+    const uint64_t kept = s->kernels().size(), dropped = s->stats().gpu_rows_dropped;
+    std::_Exit(exhausted && !escaped && kept + dropped == n && dropped > 0 ? 0 : 1);
+  }
+  int status = 0;
+  CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+#endif
+}
+
 void run_concurrency_tests(const Double& d) {
   test_buffer_refusal_by_version(d, 26);      // CUDA 12.8: refusal may crash CUPTI
   test_buffer_refusal_by_version(d, 27);      // CUDA 12.9
@@ -490,6 +557,7 @@ void run_concurrency_tests(const Double& d) {
   test_results_read_while_stopping(d);
   test_completion_cpu_leaves_the_stopping_thread_alone(d);
   test_out_of_memory_on_the_launch_path(d);
+  test_out_of_memory_while_decoding(d);
 }
 
 }  // namespace
