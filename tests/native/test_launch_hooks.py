@@ -272,3 +272,28 @@ def test_an_entry_point_without_a_ptsz_variant_is_wrapped_for_per_thread_callers
     )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.splitlines()[-1]) == ["cuCtxSynchronize"]
+
+
+def test_cuGetProcAddress_asked_for_itself_hands_out_the_wrapper():
+    # a library that found cuGetProcAddress (v1) with dlsym asks it for
+    # "cuGetProcAddress" at CUDA 12 or later, which is cuGetProcAddress_v2: its
+    # lookups from then on go through that one
+    r = run(
+        head=CAPTURE,
+        code="""
+        v1 = fn(b"cuGetProcAddress", ctypes.c_char_p, ctypes.POINTER(vp), ctypes.c_int,
+                ctypes.c_uint64)
+        p = vp()
+        assert v1(b"cuGetProcAddress", ctypes.byref(p), 13000, 0) == 0
+        v2 = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(vp), ctypes.c_int,
+                              ctypes.c_uint64, vp)(p.value)
+        assert v2(b"cuStreamSynchronize", ctypes.byref(p), 13000, 0, None) == 0
+        stream_sync = ctypes.CFUNCTYPE(ctypes.c_int, vp)(p.value)
+        with skipnative.capture(clock="library", launch_records="hook") as cap:
+            assert stream_sync(stream) == 0
+        names = [cap.trace.strings[i] for i in cap.trace.launches["name_id"]]
+        print(json.dumps(names))
+        """,
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1]) == ["cuStreamSynchronize"]

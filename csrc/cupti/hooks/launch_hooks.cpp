@@ -156,30 +156,19 @@ using ProcV1Fn = CUresult(CUDAAPI*)(const char*, void**, int, cuuint64_t);
 std::atomic<ProcV2Fn> g_proc_v2{nullptr};
 std::atomic<ProcV1Fn> g_proc_v1{nullptr};
 
-void* wrap_proc_result(const char* symbol, void* impl, cuuint64_t flags);
+void* wrap_proc_result(const char* symbol, void* impl, int version, cuuint64_t flags);
 
 CUresult CUDAAPI proc_v2(const char* symbol, void** pfn, int version, cuuint64_t flags,
                          CUdriverProcAddressQueryResult* status) {
   CUresult r = g_proc_v2.load()(symbol, pfn, version, flags, status);
-  if (r == CUDA_SUCCESS && pfn && *pfn) *pfn = wrap_proc_result(symbol, *pfn, flags);
+  if (r == CUDA_SUCCESS && pfn && *pfn) *pfn = wrap_proc_result(symbol, *pfn, version, flags);
   return r;
 }
 
 CUresult CUDAAPI proc_v1(const char* symbol, void** pfn, int version, cuuint64_t flags) {
   CUresult r = g_proc_v1.load()(symbol, pfn, version, flags);
-  if (r == CUDA_SUCCESS && pfn && *pfn) *pfn = wrap_proc_result(symbol, *pfn, flags);
+  if (r == CUDA_SUCCESS && pfn && *pfn) *pfn = wrap_proc_result(symbol, *pfn, version, flags);
   return r;
-}
-
-void* wrap_proc_result(const char* symbol, void* impl, cuuint64_t flags) {
-  if (symbol && std::strcmp(symbol, "cuGetProcAddress") == 0) {
-    // asked for itself: the same implementation as one already wrapped
-    if (impl == reinterpret_cast<void*>(g_proc_v2.load())) return reinterpret_cast<void*>(&proc_v2);
-    if (impl == reinterpret_cast<void*>(g_proc_v1.load())) return reinterpret_cast<void*>(&proc_v1);
-    return impl;
-  }
-  const Entry* e = by_query(symbol, (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) != 0);
-  return e ? e->wrap_proc(impl, e->cbid) : impl;
 }
 
 template <class Fn>
@@ -189,6 +178,20 @@ void* wrap_proc_fn(std::atomic<Fn>& slot, void* impl, void* wrapper) {
   if (slot.compare_exchange_strong(expected, f) || expected == f) return wrapper;
   g_unwrapped.fetch_add(1, std::memory_order_relaxed);
   return impl;
+}
+
+void* wrap_proc_result(const char* symbol, void* impl, int version, cuuint64_t flags) {
+  if (symbol && std::strcmp(symbol, "cuGetProcAddress") == 0) {
+    // asked for itself: the same implementation as one already wrapped, or the
+    // one of the version asked for (cuGetProcAddress_v2 from CUDA 12.0)
+    if (impl == reinterpret_cast<void*>(g_proc_v2.load())) return reinterpret_cast<void*>(&proc_v2);
+    if (impl == reinterpret_cast<void*>(g_proc_v1.load())) return reinterpret_cast<void*>(&proc_v1);
+    if (!in_libcuda(impl)) return impl;
+    return version >= 12000 ? wrap_proc_fn(g_proc_v2, impl, reinterpret_cast<void*>(&proc_v2))
+                            : wrap_proc_fn(g_proc_v1, impl, reinterpret_cast<void*>(&proc_v1));
+  }
+  const Entry* e = by_query(symbol, (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) != 0);
+  return e ? e->wrap_proc(impl, e->cbid) : impl;
 }
 
 __attribute__((constructor)) void on_load() {
