@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <thread>
 
@@ -61,6 +62,9 @@ void Session::start() {
   if (st == State::kActive) throw SessionError("this session is already capturing");
   if (st != State::kNew)
     throw SessionError("this session has finished; start a new one for another capture");
+  if (opts_.launch_chunk_records > UINT32_MAX)  // a chunk counts its records in 32 bits
+    throw SessionError("launch_chunk_records is " + std::to_string(opts_.launch_chunk_records) +
+                       "; at most 4294967295");
   std::call_once(g_atfork_once, [] { pthread_atfork(nullptr, nullptr, after_fork_in_child); });
 
   std::string why;

@@ -72,3 +72,11 @@ def test_metadata_reports_every_option_as_given(gpu):
             assert md[name] == given.get(name, default), name
     assert not md["cupti_finalized"]
     assert md["dropped"]["spilled"] == 0 and md["buffers_spilled"] == 0
+
+
+def test_a_chunk_of_more_launch_records_than_32_bits_count_is_refused(gpu):
+    # a chunk's record count is 32 bits: one past it would wrap to a tiny chunk
+    # (after asking for its full size in memory)
+    with pytest.raises(skipnative.CaptureError, match=r"launch_chunk_records .*4294967295"):
+        skipnative.capture(clock="library", launch_chunk_records=2**32 + 1).start()
+    assert not gpu.subscribed
