@@ -22,33 +22,41 @@ LaunchBuffers::LaunchBuffers(size_t chunk_records, size_t prealloc_chunks, size_
 
 LaunchBuffers::~LaunchBuffers() = default;
 
-ThreadBuffer* LaunchBuffers::attach(uint32_t tid) {
-  auto tb = std::make_unique<ThreadBuffer>();
-  tb->tid = tid;
-  tb->owner = this;
-  ThreadBuffer* raw = tb.get();
-  raw->head = raw->tail = new_chunk();  // may be null at the cap: push() counts drops
-  std::lock_guard<std::mutex> lock(mu_);
-  threads_.push_back(std::move(tb));
-  return raw;
-}
-
-Chunk* LaunchBuffers::new_chunk() {
-  size_t i = chunks_used_.fetch_add(1, std::memory_order_relaxed);
-  if (i < prealloc_chunks_) return &prealloc_chunk_headers_[i];
-  if (i >= max_chunks_) {
-    chunks_used_.fetch_sub(1, std::memory_order_relaxed);
+ThreadBuffer* LaunchBuffers::attach(uint32_t tid) noexcept {
+  try {
+    auto tb = std::make_unique<ThreadBuffer>();
+    tb->tid = tid;
+    tb->owner = this;
+    ThreadBuffer* raw = tb.get();
+    raw->head = raw->tail = new_chunk();  // may be null at the cap: push() counts drops
+    std::lock_guard<std::mutex> lock(mu_);
+    threads_.push_back(std::move(tb));
+    return raw;
+  } catch (...) {  // out of memory: the record that asked is dropped, and counted
+    unattached_dropped_.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
-  auto header = std::make_unique<Chunk>();
-  std::unique_ptr<LaunchRecord[]> recs(new LaunchRecord[chunk_records_]());  // pre-faulted
-  header->capacity = uint32_t(chunk_records_);
-  header->recs = recs.get();
-  Chunk* raw = header.get();
-  std::lock_guard<std::mutex> lock(mu_);
-  extra_headers_.push_back(std::move(header));
-  extra_recs_.push_back(std::move(recs));
-  return raw;
+}
+
+Chunk* LaunchBuffers::new_chunk() noexcept {
+  size_t i = chunks_used_.fetch_add(1, std::memory_order_relaxed);
+  if (i < prealloc_chunks_) return &prealloc_chunk_headers_[i];
+  if (i < max_chunks_) {
+    try {
+      auto header = std::make_unique<Chunk>();
+      std::unique_ptr<LaunchRecord[]> recs(new LaunchRecord[chunk_records_]());  // pre-faulted
+      header->capacity = uint32_t(chunk_records_);
+      header->recs = recs.get();
+      Chunk* raw = header.get();
+      std::lock_guard<std::mutex> lock(mu_);
+      extra_headers_.push_back(std::move(header));
+      extra_recs_.push_back(std::move(recs));
+      return raw;
+    } catch (...) {  // out of memory: as past the cap (CUPTI calls the launch path from C)
+    }
+  }
+  chunks_used_.fetch_sub(1, std::memory_order_relaxed);
+  return nullptr;
 }
 
 Chunk* LaunchBuffers::grow(ThreadBuffer* tb) {
@@ -70,7 +78,7 @@ uint64_t LaunchBuffers::dropped() const {
   std::lock_guard<std::mutex> lock(mu_);
   uint64_t d = 0;
   for (const auto& tb : threads_) d += tb->dropped.load(std::memory_order_relaxed);
-  return d;
+  return d + unattached_dropped_.load(std::memory_order_relaxed);
 }
 
 }  // namespace skipnative

@@ -49,7 +49,10 @@ class LaunchBuffers {
   LaunchBuffers(const LaunchBuffers&) = delete;
   LaunchBuffers& operator=(const LaunchBuffers&) = delete;
 
-  ThreadBuffer* attach(uint32_t tid);
+  // nullptr where no memory is left for it: the caller drops its record, which
+  // is counted in dropped(). Never throws (the launch path runs in CUPTI's
+  // callbacks, called from C).
+  ThreadBuffer* attach(uint32_t tid) noexcept;
 
   // Hot path. Owner thread only.
   static inline void push(ThreadBuffer* tb, const LaunchRecord& r) {
@@ -93,7 +96,7 @@ class LaunchBuffers {
   Chunk* grow(ThreadBuffer* tb);
 
  private:
-  Chunk* new_chunk();
+  Chunk* new_chunk() noexcept;  // nullptr past the cap or out of memory
 
   const size_t chunk_records_;
   const size_t prealloc_chunks_;
@@ -101,6 +104,7 @@ class LaunchBuffers {
   std::unique_ptr<LaunchRecord[]> prealloc_recs_;
   std::unique_ptr<Chunk[]> prealloc_chunk_headers_;
   std::atomic<size_t> chunks_used_{0};
+  std::atomic<uint64_t> unattached_dropped_{0};  // records of threads attach() failed for
 
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<ThreadBuffer>> threads_;

@@ -62,6 +62,17 @@ using PopExternalFn = CUptiResult (*)(CUpti_ExternalCorrelationKind, uint64_t*);
 extern std::atomic<PushExternalFn> push_external;
 extern std::atomic<PopExternalFn> pop_external;
 
+// True while this thread runs stop()'s flushes: the buffers CUPTI completes on
+// it then are completed on an application thread, which completion_cpu leaves
+// where it is.
+extern thread_local bool flushing_at_stop;
+struct FlushAtStopScope {
+  FlushAtStopScope() { flushing_at_stop = true; }
+  ~FlushAtStopScope() { flushing_at_stop = false; }
+  FlushAtStopScope(const FlushAtStopScope&) = delete;
+  FlushAtStopScope& operator=(const FlushAtStopScope&) = delete;
+};
+
 // Activity buffers are handed out in whole 8-byte words.
 inline size_t rounded(size_t bytes) { return (bytes + 7) & ~size_t(7); }
 

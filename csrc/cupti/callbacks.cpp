@@ -25,6 +25,7 @@ std::atomic<const ApiKindTable*> kinds{nullptr};
 std::atomic<int> buffer_callbacks_running{0};
 std::atomic<PushExternalFn> push_external{nullptr};
 std::atomic<PopExternalFn> pop_external{nullptr};
+thread_local bool flushing_at_stop = false;
 
 namespace {
 const ClockParams kNoClock{};  // read before any clock is published (monotonic_raw)
@@ -133,6 +134,7 @@ inline void record(Slot& slot, const LaunchRecord& r) {
     cs::pause_at("attach");
     slot.tb = lb->attach(current_tid());
     slot.generation = gen;
+    if (slot.tb == nullptr) return;  // out of memory: counted by attach()
   }
   LaunchBuffers::push(slot.tb, r);
 }
@@ -177,7 +179,7 @@ const SkipnativeHookSink* hook_sink() { return &kHookSink; }
 // whatever the version.
 uint8_t* Session::acquire_buffer() {
   std::lock_guard<std::mutex> lock(buffers_mu_);
-  if (buffers_outstanding_ >= opts_.max_activity_buffers) {
+  if (handed_out_.size() >= opts_.max_activity_buffers) {
     if (!buffer_refusal_safe(version_)) return spill_buffer();
     ++stats_.buffers_refused;
     return nullptr;
@@ -196,8 +198,14 @@ uint8_t* Session::acquire_buffer() {
       return nullptr;
     }
   }
-  ++buffers_outstanding_;
-  stats_.max_buffers_in_use = std::max<uint64_t>(stats_.max_buffers_in_use, buffers_outstanding_);
+  try {
+    handed_out_.insert(b);
+  } catch (...) {  // out of memory (a C caller: nothing may throw): refused
+    std::free(b);
+    ++stats_.buffers_refused;
+    return nullptr;
+  }
+  stats_.max_buffers_in_use = std::max<uint64_t>(stats_.max_buffers_in_use, handed_out_.size());
   return b;
 }
 
@@ -207,17 +215,25 @@ uint8_t* Session::spill_buffer() {  // caller holds buffers_mu_
     ++stats_.buffers_refused;
     return nullptr;
   }
+  try {
+    spilled_.push_back(b);
+  } catch (...) {  // out of memory: refused
+    std::free(b);
+    ++stats_.buffers_refused;
+    return nullptr;
+  }
   ++stats_.buffers_spilled;
-  spilled_.push_back(b);
   return b;
 }
 
-bool Session::take_spilled(uint8_t* b) {
+Session::BufferOrigin Session::buffer_origin(uint8_t* b) {
   std::lock_guard<std::mutex> lock(buffers_mu_);
   auto it = std::find(spilled_.begin(), spilled_.end(), b);
-  if (it == spilled_.end()) return false;
-  spilled_.erase(it);
-  return true;
+  if (it != spilled_.end()) {
+    spilled_.erase(it);
+    return BufferOrigin::kSpill;
+  }
+  return handed_out_.count(b) ? BufferOrigin::kPool : BufferOrigin::kOther;
 }
 
 void Session::release_buffer(uint8_t* b) {
@@ -227,8 +243,12 @@ void Session::release_buffer(uint8_t* b) {
   if (!stopping_.load(std::memory_order_relaxed))
     std::memset(b, 0, cs::rounded(opts_.activity_buffer_bytes));
   std::lock_guard<std::mutex> lock(buffers_mu_);
-  --buffers_outstanding_;
-  free_buffers_.push_back(b);
+  handed_out_.erase(b);
+  try {
+    free_buffers_.push_back(b);
+  } catch (...) {  // out of memory: not pooled
+    std::free(b);
+  }
 }
 
 void Session::on_buffer_requested(uint8_t** buffer, size_t* size, size_t* max_records) {
@@ -257,7 +277,11 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
   }
   cs::pause_at("deliver");
   s->pin_completion_thread();
-  const bool spilled = buffer != nullptr && s->take_spilled(buffer);
+  // A buffer from outside this session (an orphan, or an earlier session's) may
+  // hold this session's records too (CUPTI fills the buffer it has): decoded,
+  // then freed, never put in this session's pool.
+  const BufferOrigin origin = buffer != nullptr ? s->buffer_origin(buffer) : BufferOrigin::kOther;
+  const bool spilled = origin == BufferOrigin::kSpill;
   {
     std::lock_guard<std::mutex> lock(s->decode_mu_);
     DecodeTarget t{&s->kernels_,
@@ -280,10 +304,10 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
       s->stats_.cupti_dropped += dropped;
     ++s->stats_.buffers_completed;
   }
-  if (spilled)
-    std::free(buffer);
-  else if (buffer != nullptr)
+  if (origin == BufferOrigin::kPool)
     s->release_buffer(buffer);
+  else
+    std::free(buffer);
 }
 
 }  // namespace skipnative
@@ -291,10 +315,11 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
 namespace skipnative {
 
 // completion_cpu: the thread CUPTI completes buffers on (its own, or a flush's)
-// is moved to that CPU once, away from the launching threads' cores.
+// is moved to that CPU once, away from the launching threads' cores. Not the
+// thread in stop(): an application thread, which launches again afterwards.
 void Session::pin_completion_thread() {
   static thread_local int pinned = -2;
-  if (opts_.completion_cpu < 0 || pinned == opts_.completion_cpu) return;
+  if (opts_.completion_cpu < 0 || cs::flushing_at_stop || pinned == opts_.completion_cpu) return;
   pinned = opts_.completion_cpu;
   cpu_set_t set;
   CPU_ZERO(&set);

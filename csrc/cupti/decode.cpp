@@ -104,56 +104,79 @@ uint64_t count_records(const CuptiApi& api, uint8_t* buffer, size_t valid) {
   return n;
 }
 
+namespace {
+
+void decode_record(const CUpti_Activity* rec, RecordLayout layout, DecodeTarget& out) {
+  switch (rec->kind) {
+    case CUPTI_ACTIVITY_KIND_KERNEL:
+    case CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL:
+      if (layout == RecordLayout::kCuda13)
+        decode_kernel(reinterpret_cast<const CUpti_ActivityKernel10*>(rec), out);
+      else
+        decode_kernel(reinterpret_cast<const CUpti_ActivityKernel9*>(rec), out);
+      break;
+    case CUPTI_ACTIVITY_KIND_MEMCPY:
+      if (layout == RecordLayout::kCuda13) {
+        auto m = reinterpret_cast<const CUpti_ActivityMemcpy6*>(rec);
+        decode_transfer(m, 0, uint8_t(m->copyKind), out);
+      } else {
+        auto m = reinterpret_cast<const CUpti_ActivityMemcpy5*>(rec);
+        decode_transfer(m, 0, uint8_t(m->copyKind), out);
+      }
+      break;
+    case CUPTI_ACTIVITY_KIND_MEMSET:
+      decode_transfer(reinterpret_cast<const CUpti_ActivityMemset4*>(rec), 1, 0, out);
+      break;
+    case CUPTI_ACTIVITY_KIND_RUNTIME:
+    case CUPTI_ACTIVITY_KIND_DRIVER:
+      if (out.api_rows != nullptr && out.api_rows->size() >= out.max_api_rows) {
+        ++*out.api_rows_dropped;
+      } else if (out.api_rows != nullptr) {
+        // one layout in CUDA 12 and 13; times in the session's clock (its
+        // timestamp callback), as the kernel records'
+        auto a = reinterpret_cast<const CUpti_ActivityAPI*>(rec);
+        const uint8_t dom = rec->kind == CUPTI_ACTIVITY_KIND_DRIVER ? 1 : 0;
+        out.api_rows->push_back(LaunchRow{a->start, a->end, a->correlationId, a->threadId,
+                                          uint16_t(a->cbid), dom,
+                                          api_kind_table().kind(dom, a->cbid), 0});
+      } else {
+        ++*out.records_ignored;
+      }
+      break;
+    case CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION:
+      if (out.external != nullptr) {
+        auto e = reinterpret_cast<const CUpti_ActivityExternalCorrelation*>(rec);
+        out.external->emplace(uint32_t(e->externalId), e->correlationId);
+      } else {
+        ++*out.records_ignored;
+      }
+      break;
+    default:
+      ++*out.records_ignored;
+  }
+}
+
+// A record whose row could not be stored (out of memory) is counted where a
+// row over the cap would be; a lost external correlation shows as unjoined.
+void count_lost(const CUpti_Activity* rec, DecodeTarget& out) {
+  if (rec->kind == CUPTI_ACTIVITY_KIND_RUNTIME || rec->kind == CUPTI_ACTIVITY_KIND_DRIVER) {
+    if (out.api_rows_dropped != nullptr) ++*out.api_rows_dropped;
+  } else if (rec->kind != CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION) {
+    ++*out.rows_dropped;
+  }
+}
+
+}  // namespace
+
 void decode_buffer(const CuptiApi& api, RecordLayout layout, uint8_t* buffer, size_t valid,
                    DecodeTarget& out) {
   CUpti_Activity* rec = nullptr;
   while (api.ActivityGetNextRecord(buffer, valid, &rec) == CUPTI_SUCCESS) {
-    switch (rec->kind) {
-      case CUPTI_ACTIVITY_KIND_KERNEL:
-      case CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL:
-        if (layout == RecordLayout::kCuda13)
-          decode_kernel(reinterpret_cast<const CUpti_ActivityKernel10*>(rec), out);
-        else
-          decode_kernel(reinterpret_cast<const CUpti_ActivityKernel9*>(rec), out);
-        break;
-      case CUPTI_ACTIVITY_KIND_MEMCPY:
-        if (layout == RecordLayout::kCuda13) {
-          auto m = reinterpret_cast<const CUpti_ActivityMemcpy6*>(rec);
-          decode_transfer(m, 0, uint8_t(m->copyKind), out);
-        } else {
-          auto m = reinterpret_cast<const CUpti_ActivityMemcpy5*>(rec);
-          decode_transfer(m, 0, uint8_t(m->copyKind), out);
-        }
-        break;
-      case CUPTI_ACTIVITY_KIND_MEMSET:
-        decode_transfer(reinterpret_cast<const CUpti_ActivityMemset4*>(rec), 1, 0, out);
-        break;
-      case CUPTI_ACTIVITY_KIND_RUNTIME:
-      case CUPTI_ACTIVITY_KIND_DRIVER:
-        if (out.api_rows != nullptr && out.api_rows->size() >= out.max_api_rows) {
-          ++*out.api_rows_dropped;
-        } else if (out.api_rows != nullptr) {
-          // one layout in CUDA 12 and 13; times in the session's clock (its
-          // timestamp callback), as the kernel records'
-          auto a = reinterpret_cast<const CUpti_ActivityAPI*>(rec);
-          const uint8_t dom = rec->kind == CUPTI_ACTIVITY_KIND_DRIVER ? 1 : 0;
-          out.api_rows->push_back(LaunchRow{a->start, a->end, a->correlationId, a->threadId,
-                                            uint16_t(a->cbid), dom,
-                                            api_kind_table().kind(dom, a->cbid), 0});
-        } else {
-          ++*out.records_ignored;
-        }
-        break;
-      case CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION:
-        if (out.external != nullptr) {
-          auto e = reinterpret_cast<const CUpti_ActivityExternalCorrelation*>(rec);
-          out.external->emplace(uint32_t(e->externalId), e->correlationId);
-        } else {
-          ++*out.records_ignored;
-        }
-        break;
-      default:
-        ++*out.records_ignored;
+    // The buffer callback is called from C (CUPTI's thread): nothing may throw out of it.
+    try {
+      decode_record(rec, layout, out);
+    } catch (...) {
+      count_lost(rec, out);
     }
   }
 }

@@ -30,6 +30,9 @@ int skipnative_hooks_in_time();
 // different implementation for a name already wrapped).
 uint32_t skipnative_hooks_wrapped();
 uint32_t skipnative_hooks_unwrapped();
+// The i-th entry point wrapped, by its exported name (cuMemcpyHtoDAsync_v2,
+// cuLaunchKernel_ptsz); nullptr past the last.
+const char* skipnative_hooks_name(uint32_t i);
 
 typedef void (*SkipnativeHooksAttachFn)(const SkipnativeHookSink*);
 typedef int (*SkipnativeHooksInTimeFn)();

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <thread>
 
@@ -57,9 +58,13 @@ void Session::check(CUptiResult r, const char* what) {
     throw SessionError(std::string(what) + " failed: " + api_->error_string(r));
 }
 void Session::start() {
-  if (state_ == State::kActive) throw SessionError("this session is already capturing");
-  if (state_ == State::kStopped)
+  const State st = state_.load();
+  if (st == State::kActive) throw SessionError("this session is already capturing");
+  if (st != State::kNew)
     throw SessionError("this session has finished; start a new one for another capture");
+  if (opts_.launch_chunk_records > UINT32_MAX)  // a chunk counts its records in 32 bits
+    throw SessionError("launch_chunk_records is " + std::to_string(opts_.launch_chunk_records) +
+                       "; at most 4294967295");
   std::call_once(g_atfork_once, [] { pthread_atfork(nullptr, nullptr, after_fork_in_child); });
 
   std::string why;
@@ -226,6 +231,7 @@ void Session::teardown_cupti(bool flush) {
   }
   cs::buffers.store(nullptr, std::memory_order_release);
   if (api_ == nullptr) return;
+  cs::FlushAtStopScope flushing;
   if (flush) api_->ActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
   for (auto k : enabled_kinds_) api_->ActivityDisable(k);
   enabled_kinds_.clear();
@@ -271,17 +277,30 @@ bool Session::should_finalize() const {
 }
 
 void Session::stop() {
-  if (state_ != State::kActive) throw SessionError("this session is not capturing");
+  if (state_.load() != State::kActive) throw SessionError("this session is not capturing");
   if (getpid() != owner_pid_)
     throw SessionError(
         "this session was started in the parent process; after fork() only the parent can "
         "stop it");
+  State expected = State::kActive;  // one stop() of two racing ones goes on
+  if (!state_.compare_exchange_strong(expected, State::kStopping))
+    throw SessionError("this session is not capturing");
+  {
+    // before t_stop is read: every marker kept lies within the capture
+    std::lock_guard<std::mutex> lock(markers_mu_);
+    markers_closed_ = true;
+  }
   t_stop_ns_ = ticks_to_ns(clock_, read_ticks(clock_));
   stopping_.store(true, std::memory_order_relaxed);
+  // Finished only once every result is complete (also if this throws): another
+  // thread reads them as soon as finished() says so.
+  struct Finish {
+    std::atomic<State>& state;
+    ~Finish() { state.store(State::kStopped, std::memory_order_release); }
+  } finish{state_};
   teardown_cupti(true);
   close_delivery();
   cs::generation.fetch_add(1, std::memory_order_release);
-  state_ = State::kStopped;
   // Detach CUPTI: merely left attached, it slows every later launch by about a
   // microsecond (measured on an H200; pytorch issue 144455). Work is
   // synchronised and buffers flushed above, as cuptiFinalize requires outside
@@ -369,10 +388,11 @@ void Session::append_api_rows() {
 }
 
 void Session::mark(const std::string& name) {
-  if (state_ != State::kActive) throw SessionError("mark() needs a capturing session");
+  if (state_.load() != State::kActive) throw SessionError("mark() needs a capturing session");
   uint64_t t = read_ticks(clock_);
   uint32_t id = names_.intern(name);
   std::lock_guard<std::mutex> lock(markers_mu_);
+  if (markers_closed_) throw SessionError("mark() needs a capturing session");
   markers_.push_back(MarkerRow{t, id, current_tid()});
 }
 

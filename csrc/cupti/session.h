@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -114,11 +115,16 @@ class Session {
   // Only in the process that started the session: a forked child gets an error
   // (and its destructor leaves the parent's CUPTI state alone).
   void stop();
-  bool active() const { return state_ == State::kActive; }
+  // Capturing, or stopping (its tables are not complete yet).
+  bool active() const {
+    const State st = state_.load(std::memory_order_acquire);
+    return st == State::kActive || st == State::kStopping;
+  }
   // The launch-record source in use: launch_records, or the callbacks where the
   // hooks could not be attached (stats().launch_hook_fallback says why).
   LaunchRecords launch_source() const { return source_; }
-  bool finished() const { return state_ == State::kStopped; }
+  // Stopped, with every result complete (another thread may read them from here).
+  bool finished() const { return state_.load(std::memory_order_acquire) == State::kStopped; }
   void mark(const std::string& name);
 
   // Results, valid after stop() (the buffer callbacks append to them until then).
@@ -147,7 +153,7 @@ class Session {
   static constexpr uint32_t kSafeRefusalVersion = 27;  // CUDA 12.9
 
  private:
-  enum class State { kNew, kActive, kStopped };
+  enum class State { kNew, kActive, kStopping, kStopped };
 
   static void on_buffer_requested(uint8_t** buffer, size_t* size, size_t* max_records);
   static void on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffer, size_t size,
@@ -155,7 +161,11 @@ class Session {
   uint8_t* acquire_buffer();
   void release_buffer(uint8_t* b);
   uint8_t* spill_buffer();
-  bool take_spilled(uint8_t* b);
+  // Where a completed buffer came from: this session's pool, a spill buffer
+  // (taken off the list here), or neither (asked for while no session was
+  // capturing, or by an earlier session).
+  enum class BufferOrigin { kPool, kSpill, kOther };
+  BufferOrigin buffer_origin(uint8_t* b);
   void check(CUptiResult r, const char* what);
   void enable_callbacks();
   void set_attributes();
@@ -172,7 +182,7 @@ class Session {
   void pin_completion_thread();
 
   SessionOptions opts_;
-  State state_ = State::kNew;
+  std::atomic<State> state_{State::kNew};
   const CuptiApi* api_ = nullptr;
   RecordLayout layout_ = RecordLayout::kCuda13;
   uint32_t version_ = 0;
@@ -191,8 +201,8 @@ class Session {
 
   std::mutex buffers_mu_;
   std::vector<uint8_t*> free_buffers_;
-  std::vector<uint8_t*> spilled_;  // spill buffers CUPTI holds now
-  size_t buffers_outstanding_ = 0;
+  std::vector<uint8_t*> spilled_;            // spill buffers CUPTI holds now
+  std::unordered_set<uint8_t*> handed_out_;  // pool buffers CUPTI holds now
 
   std::mutex decode_mu_;
   std::unordered_map<const char*, std::pair<uint32_t, std::string>> name_cache_;
@@ -201,6 +211,7 @@ class Session {
 
   std::mutex markers_mu_;
   std::vector<MarkerRow> markers_;  // ticks until stop(), then ns
+  bool markers_closed_ = false;     // stop() began: mark() is refused
 
   std::vector<LaunchRow> launches_;
   std::vector<LaunchRow> api_rows_;  // from API activity records (launch_activity)

@@ -30,6 +30,8 @@ struct Double {
   uint64_t (*finalized)();
   uint64_t (*refused_buffers)();
   uint64_t (*call_timestamp_callback)();
+  CUptiResult (*enable_kind)(CUpti_ActivityKind);  // as another CUPTI user would
+  CUptiResult (*disable_kind)(CUpti_ActivityKind);
 };
 
 template <class F>
@@ -62,6 +64,8 @@ Double load_double() {
   bind(h, d.finalized, "skipnative_double_finalized");
   bind(h, d.refused_buffers, "skipnative_double_refused_buffers");
   bind(h, d.call_timestamp_callback, "skipnative_double_call_timestamp_callback");
+  bind(h, d.enable_kind, "cuptiActivityEnable");
+  bind(h, d.disable_kind, "cuptiActivityDisable");
   return d;
 }
 

@@ -6,6 +6,9 @@
 // ThreadSanitizer and AddressSanitizer too.
 #pragma once
 
+#include <malloc.h>
+#include <sched.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -308,6 +311,253 @@ void test_stop_while_delivering(const Double& d) {
   }
 }
 
+// A buffer CUPTI asked for while no session was capturing (records that came
+// after a stop: a kernel still running, with no cuptiFinalize before CUDA
+// 12.6) is still held when the next session starts, which CUPTI then fills and
+// completes. It is not one of that session's pool buffers: it must neither be
+// cleared as one (4 MiB, over a smaller block) nor taken off the pool's count
+// of buffers handed out (which would wrap, and every later request would be
+// past the cap).
+void test_buffer_from_outside_the_session(const Double& d) {
+  d.reset(23);  // CUDA 12.5: no refusal, no finalize by default
+  d.configure(100, 100, 0, 0);
+  auto first = std::make_unique<Session>(library_clock());
+  first->start();
+  d.launch(kRuntime, kLaunch, 7, "first", 100);
+  first->stop();
+  CHECK(first->kernels().size() == 1);
+  d.enable_kind(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
+  d.launch(kRuntime, kLaunch, 7, "between", 100);  // into a buffer of no session
+  d.disable_kind(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
+  SessionOptions o = library_clock();
+  o.activity_buffer_bytes = 4u << 20;
+  auto second = std::make_unique<Session>(o);
+  second->start();
+  d.launch_many(10, kRuntime, kLaunch, 7, "second", 100);  // into the same buffer
+  d.flush(0);                                              // completed in this session
+  d.launch_many(10, kRuntime, kLaunch, 7, "second", 100);  // a buffer from the pool
+  second->stop();
+  const auto& st = second->stats();
+  auto names = second->strings();
+  size_t own = 0;
+  for (const auto& k : second->kernels()) own += names[k.name_id] == "second";
+  CHECK(own == 20);
+  CHECK(st.buffers_spilled == 0 && st.records_spilled == 0 && st.buffers_refused == 0);
+  CHECK(st.max_buffers_in_use == 1);
+}
+
+// stop() on one thread while another reads the results as soon as finished()
+// says so (raw() and the trace from another Python thread; stop() runs without
+// the GIL) and a third marks: the rows are complete once the session reads as
+// finished, and a mark() racing the stop is either refused or inside the
+// capture, converted to ns with the others.
+void test_results_read_while_stopping(const Double& d) {
+  d.reset(130001);
+  d.configure(10, 10, 0, 0);
+  SessionOptions o;
+  o.clock = "monotonic_raw";  // real time: a mark after the stop began reads later
+  auto s = std::make_unique<Session>(o);
+  s->start();
+  const size_t n = 100000;
+  d.launch_many(n, kRuntime, kLaunch, 7, "k", 10);
+  std::atomic<int> ready{0};
+  size_t seen = 0;
+  std::thread reader([&] {
+    ready.fetch_add(1);
+    while (!s->finished()) {
+    }
+    seen = s->launches().size();
+  });
+  std::thread marker([&] {
+    ready.fetch_add(1);
+    try {
+      for (;;) s->mark("m");
+    } catch (const SessionError&) {
+    }
+  });
+  while (ready.load() < 2) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  s->stop();
+  reader.join();
+  marker.join();
+  CHECK(seen == n);
+  CHECK(!s->markers().empty());
+  size_t outside = 0;
+  for (const auto& m : s->markers()) outside += m.t < s->t_start_ns() || m.t > s->t_stop_ns();
+  CHECK(outside == 0);
+}
+
+// completion_cpu moves the thread CUPTI completes buffers on (its own) to that
+// CPU. stop() flushes on the thread that calls it, an application thread that
+// launched and will launch again: that one keeps the CPUs it had.
+void test_completion_cpu_leaves_the_stopping_thread_alone(const Double& d) {
+  cpu_set_t before;
+  CPU_ZERO(&before);
+  if (sched_getaffinity(0, sizeof before, &before) != 0 || CPU_COUNT(&before) < 2) {
+    std::printf("completion_cpu: fewer than 2 CPUs, not checked\n");
+    return;
+  }
+  int cpu = 0;
+  while (!CPU_ISSET(cpu, &before)) ++cpu;
+  d.reset(130001);
+  d.configure(100, 100, 0, 0);
+  SessionOptions o = library_clock();
+  o.completion_cpu = cpu;
+  auto s = std::make_unique<Session>(o);
+  s->start();
+  d.launch(kRuntime, kLaunch, 7, "k", 100);
+  bool worker_pinned = false;
+  std::thread completer([&] {  // as CUPTI's own thread completes buffers
+    d.flush(0);
+    cpu_set_t now;
+    CPU_ZERO(&now);
+    worker_pinned =
+        sched_getaffinity(0, sizeof now, &now) == 0 && CPU_COUNT(&now) == 1 && CPU_ISSET(cpu, &now);
+  });
+  completer.join();
+  d.launch(kRuntime, kLaunch, 7, "k", 100);
+  s->stop();  // completes the last buffer on this thread
+  cpu_set_t after;
+  CPU_ZERO(&after);
+  CHECK(sched_getaffinity(0, sizeof after, &after) == 0 && CPU_EQUAL(&before, &after));
+  CHECK(worker_pinned && s->stats().completion_pinned);
+  CHECK(s->kernels().size() == 2);
+  sched_setaffinity(0, sizeof before, &before);  // as it was, whatever happened
+}
+
+// The out-of-memory tests cap the address space (RLIMIT_AS): not under the
+// sanitizers (their shadow memory needs more than any cap), nor under qemu-user,
+// which runs the aarch64 build and whose own allocations the cap would fail
+// (x86-64 only: the code they cover is the same on every architecture).
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SKIPNATIVE_SANITIZED 1
+#endif
+#endif
+#if defined(__x86_64__) && defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(__SANITIZE_THREAD__) && !defined(SKIPNATIVE_SANITIZED)
+#if __GLIBC_PREREQ(2, 33)  // mallinfo2
+#define SKIPNATIVE_OOM_TESTS 1
+#endif
+#endif
+
+// Out of memory on the launch path: a launch record that cannot be stored (no
+// memory for a chunk of the launch buffers) is counted as dropped, and no
+// exception leaves the callback (CUPTI calls it from C: one escaping there ends
+// the process). In a child whose address space is capped, with chunks larger
+// than all the free memory malloc holds.
+void test_out_of_memory_on_the_launch_path(const Double& d) {
+#ifndef SKIPNATIVE_OOM_TESTS
+  (void)d;
+#else
+  d.reset(130001);
+  d.configure(10, 10, 0, 0);
+  std::fflush(nullptr);
+  pid_t child = fork();
+  if (child == 0) {
+    const size_t chunk_bytes = mallinfo2().fordblks + (64u << 20);
+    SessionOptions o = library_clock();
+    o.kernel_activity = o.memcpy = o.memset = false;  // launch records only
+    o.launch_chunk_records = chunk_bytes / sizeof(skipnative::LaunchRecord);
+    o.launch_prealloc_chunks = 0;
+    o.max_launch_bytes = 4 * chunk_bytes;
+    auto s = std::make_unique<Session>(o);
+    s->start();
+    const uint64_t n = 1000;
+    rlimit before{};
+    getrlimit(RLIMIT_AS, &before);
+    size_t pages = 0;
+    if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+      if (std::fscanf(f, "%zu", &pages) != 1) pages = 0;
+      std::fclose(f);
+    }
+    rlimit capped = before;
+    capped.rlim_cur = pages * size_t(sysconf(_SC_PAGESIZE)) + (8u << 20);
+    bool escaped = false;
+    if (pages && setrlimit(RLIMIT_AS, &capped) == 0) {
+      try {
+        d.launch_many(n, kRuntime, kLaunch, 7, "k", 10);
+      } catch (...) {
+        escaped = true;
+      }
+      setrlimit(RLIMIT_AS, &before);
+    }
+    s->stop();
+    const uint64_t kept = s->launches().size(), dropped = s->stats().launches_dropped;
+    std::_Exit(!escaped && kept == 0 && dropped == n ? 0 : 1);
+  }
+  int status = 0;
+  CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+#endif
+}
+
+// Grows this thread's stack now, so that code run later under a capped address
+// space needs no new stack pages.
+__attribute__((noinline)) void grow_stack(int depth) {
+  volatile char page[4096];
+  page[0] = char(depth);
+  if (depth > 0) grow_stack(depth - 1);
+  (void)page[0];
+}
+
+// Out of memory while a buffer is decoded: the rows that cannot be kept are
+// counted as dropped, and no exception leaves the buffer callback (CUPTI calls
+// it from its own thread, from C). The child caps its address space and then
+// takes every byte malloc has left, so the decode's first allocation fails.
+void test_out_of_memory_while_decoding(const Double& d) {
+#ifndef SKIPNATIVE_OOM_TESTS
+  (void)d;
+#else
+  d.reset(130001);
+  d.configure(10, 10, 0, 0);
+  std::fflush(nullptr);
+  pid_t child = fork();
+  if (child == 0) {
+    SessionOptions o = library_clock();
+    o.activity_buffer_bytes = 4096;  // 18 kernel records a buffer
+    o.activity_buffers_pooled = 8;
+    auto s = std::make_unique<Session>(o);
+    s->start();
+    const uint64_t n = 3 * 18 + 1;  // three full buffers and one open: the double's list fits
+    d.launch_many(n, kRuntime, kLaunch, 7, "k", 10);
+    grow_stack(256);
+    rlimit before{};
+    getrlimit(RLIMIT_AS, &before);
+    size_t pages = 0;
+    if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+      if (std::fscanf(f, "%zu", &pages) != 1) pages = 0;
+      std::fclose(f);
+    }
+    rlimit capped = before;
+    capped.rlim_cur = pages * size_t(sysconf(_SC_PAGESIZE)) + (1u << 20);
+    std::vector<void*> taken;
+    taken.reserve(1u << 20);
+    bool escaped = false, exhausted = false;
+    if (pages && setrlimit(RLIMIT_AS, &capped) == 0) {
+      for (size_t size = 1u << 16; size >= 16; size /= 4)
+        while (taken.size() < taken.capacity())
+          if (void* p = std::malloc(size))
+            taken.push_back(p);
+          else
+            break;
+      exhausted = taken.size() < taken.capacity();
+      try {
+        d.flush(0);  // as CUPTI's thread completes the buffers
+      } catch (...) {
+        escaped = true;
+      }
+      for (void* p : taken) std::free(p);
+      setrlimit(RLIMIT_AS, &before);
+    }
+    s->stop();
+    const uint64_t kept = s->kernels().size(), dropped = s->stats().gpu_rows_dropped;
+    std::_Exit(exhausted && !escaped && kept + dropped == n && dropped > 0 ? 0 : 1);
+  }
+  int status = 0;
+  CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+#endif
+}
+
 void run_concurrency_tests(const Double& d) {
   test_buffer_refusal_by_version(d, 26);      // CUDA 12.8: refusal may crash CUPTI
   test_buffer_refusal_by_version(d, 27);      // CUDA 12.9
@@ -318,6 +568,11 @@ void run_concurrency_tests(const Double& d) {
   test_attach_across_stop_and_start(d);
   test_restarts_while_eight_threads_launch(d);
   test_stop_while_delivering(d);
+  test_buffer_from_outside_the_session(d);
+  test_results_read_while_stopping(d);
+  test_completion_cpu_leaves_the_stopping_thread_alone(d);
+  test_out_of_memory_on_the_launch_path(d);
+  test_out_of_memory_while_decoding(d);
 }
 
 }  // namespace

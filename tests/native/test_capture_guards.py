@@ -89,3 +89,11 @@ def test_a_fallback_warning_raised_as_an_error_leaves_no_capture_running(gpu):
     with skipnative.capture(clock="library") as cap:
         gpu.launch("k", 1000)
     assert len(cap.trace.gpu) == 1
+
+
+def test_a_chunk_of_more_launch_records_than_32_bits_count_is_refused(gpu):
+    # a chunk's record count is 32 bits: one past it would wrap to a tiny chunk
+    # (after asking for its full size in memory)
+    with pytest.raises(skipnative.CaptureError, match=r"launch_chunk_records .*4294967295"):
+        skipnative.capture(clock="library", launch_chunk_records=2**32 + 1).start()
+    assert not gpu.subscribed

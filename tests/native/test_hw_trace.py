@@ -4,6 +4,7 @@ the double answers cuptiActivityEnableHWTrace as told)."""
 from __future__ import annotations
 
 import ctypes
+import threading
 
 import pytest
 
@@ -87,6 +88,11 @@ def test_buffer_knobs_are_reported(gpu):
     )
     with skipnative.capture(clock="library", **opts) as cap:
         gpu.launch("k", 1000)
+        # completed on a thread of its own, as CUPTI's (stop() completes the
+        # rest on this thread, which completion_cpu leaves where it is)
+        completer = threading.Thread(target=gpu.deliver_buffers)
+        completer.start()
+        completer.join()
     meta = cap.metadata
     for k, v in opts.items():
         assert meta[k] == v, k

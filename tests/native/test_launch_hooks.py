@@ -9,6 +9,7 @@ runtime does; the launch benchmarks' driver path resolves through dlsym.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import subprocess
@@ -200,3 +201,99 @@ def test_hook_is_a_capture_option(source):
 
     assert _native.capture_options()["launch_records"] == "callbacks"
     _native.Session({"launch_records": source})  # accepted
+
+
+# dlsym resolves RTLD_DEFAULT and RTLD_NEXT from its caller's scope. The driver
+# double, loaded RTLD_LOCAL, has its dependency (the CUPTI double) in its own
+# scope only: a lookup from inside it finds the dependency's symbols, with the
+# hooks' dlsym in between as without it.
+SCOPE = """
+import ctypes, json
+from skipnative.testing import library_path, _DRIVER
+drv = ctypes.CDLL(library_path(_DRIVER), mode=ctypes.RTLD_LOCAL)
+probe = drv.skipnative_cuda_double_dlsym
+probe.restype = ctypes.c_void_p
+probe.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+RTLD_NEXT = ctypes.c_void_p(-1)
+print(json.dumps({
+    "default": bool(probe(None, b"skipnative_double_clock_ns")),
+    "next": bool(probe(RTLD_NEXT, b"skipnative_double_clock_ns")),
+    # a wrapped name: the driver double's own, in its scope; never its own as "next"
+    "default_wrapped": bool(probe(None, b"cuLaunchKernel")),
+    "next_wrapped": bool(probe(RTLD_NEXT, b"cuLaunchKernel")),
+}))
+"""
+
+
+@pytest.mark.parametrize("preload", [False, True])
+def test_dlsym_keeps_the_callers_scope(preload):
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    if preload:
+        env["LD_PRELOAD"] = launch_hooks_library()
+    r = subprocess.run(
+        [sys.executable, "-c", SCOPE], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert r.returncode == 0, r.stderr
+    found = json.loads(r.stdout.splitlines()[-1])
+    assert found == {"default": True, "next": True, "default_wrapped": True, "next_wrapped": False}
+
+
+def test_the_hooks_wrap_every_driver_entry_point_the_callbacks_record():
+    from skipnative import _native
+
+    hooks = ctypes.CDLL(launch_hooks_library())  # RTLD_LOCAL: interposes nothing here
+    hooks.skipnative_hooks_name.restype = ctypes.c_char_p
+    hooks.skipnative_hooks_name.argtypes = [ctypes.c_uint32]
+    wrapped = set()
+    while (name := hooks.skipnative_hooks_name(len(wrapped))) is not None:
+        wrapped.add(name.decode())
+    recorded = {name for domain, _, _, name in _native.api_table() if domain == 1}
+    assert recorded - wrapped == set()  # a driver call the callbacks see, missed by the hooks
+    assert wrapped - recorded == set()  # a hooked call of no kind
+
+
+def test_an_entry_point_without_a_ptsz_variant_is_wrapped_for_per_thread_callers():
+    # a library built for the per-thread default stream asks cuGetProcAddress for
+    # every entry point with CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM; where
+    # there is no _ptsz variant (cuCtxSynchronize) the driver returns the legacy one
+    r = run(
+        head=CAPTURE,
+        code="""
+        proc = fn(b"cuGetProcAddress_v2", ctypes.c_char_p, ctypes.POINTER(vp), ctypes.c_int,
+                  ctypes.c_uint64, vp)
+        ptr = vp()
+        assert proc(b"cuCtxSynchronize", ctypes.byref(ptr), 13000, 2, None) == 0
+        ctx_sync = ctypes.CFUNCTYPE(ctypes.c_int)(ptr.value)
+        with skipnative.capture(clock="library", launch_records="hook") as cap:
+            assert ctx_sync() == 0
+        names = [cap.trace.strings[i] for i in cap.trace.launches["name_id"]]
+        print(json.dumps(names))
+        """,
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1]) == ["cuCtxSynchronize"]
+
+
+def test_cuGetProcAddress_asked_for_itself_hands_out_the_wrapper():
+    # a library that found cuGetProcAddress (v1) with dlsym asks it for
+    # "cuGetProcAddress" at CUDA 12 or later, which is cuGetProcAddress_v2: its
+    # lookups from then on go through that one
+    r = run(
+        head=CAPTURE,
+        code="""
+        v1 = fn(b"cuGetProcAddress", ctypes.c_char_p, ctypes.POINTER(vp), ctypes.c_int,
+                ctypes.c_uint64)
+        p = vp()
+        assert v1(b"cuGetProcAddress", ctypes.byref(p), 13000, 0) == 0
+        v2 = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(vp), ctypes.c_int,
+                              ctypes.c_uint64, vp)(p.value)
+        assert v2(b"cuStreamSynchronize", ctypes.byref(p), 13000, 0, None) == 0
+        stream_sync = ctypes.CFUNCTYPE(ctypes.c_int, vp)(p.value)
+        with skipnative.capture(clock="library", launch_records="hook") as cap:
+            assert stream_sync(stream) == 0
+        names = [cap.trace.strings[i] for i in cap.trace.launches["name_id"]]
+        print(json.dumps(names))
+        """,
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1]) == ["cuStreamSynchronize"]

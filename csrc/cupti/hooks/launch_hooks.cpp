@@ -107,9 +107,16 @@ const Entry kEntries[] = {
     SKIPNATIVE_HOOK_PAIR(8, cuMemsetD8Async, ::cuMemsetD8Async),
     SKIPNATIVE_HOOK_PAIR(9, cuMemsetD16Async, ::cuMemsetD16Async),
     SKIPNATIVE_HOOK_PAIR(10, cuMemsetD32Async, ::cuMemsetD32Async),
+    SKIPNATIVE_HOOK_V2_PAIR(16, cuMemcpy2DAsync, ::cuMemcpy2DAsync_v2),
+    SKIPNATIVE_HOOK_V2_PAIR(17, cuMemcpy3DAsync, ::cuMemcpy3DAsync_v2),
+    SKIPNATIVE_HOOK_PAIR(18, cuMemcpyPeerAsync, ::cuMemcpyPeerAsync),
+    SKIPNATIVE_HOOK_PAIR(19, cuMemsetD2D8Async, ::cuMemsetD2D8Async),
+    SKIPNATIVE_HOOK_PAIR(20, cuMemsetD2D16Async, ::cuMemsetD2D16Async),
+    SKIPNATIVE_HOOK_PAIR(21, cuMemsetD2D32Async, ::cuMemsetD2D32Async),
     SKIPNATIVE_HOOK_PAIR(11, cuStreamSynchronize, ::cuStreamSynchronize),
     SKIPNATIVE_HOOK_PAIR(12, cuEventRecord, ::cuEventRecord),
     SKIPNATIVE_HOOK_PAIR(13, cuStreamWaitEvent, ::cuStreamWaitEvent),
+    SKIPNATIVE_HOOK_PAIR(22, cuEventRecordWithFlags, ::cuEventRecordWithFlags),
     SKIPNATIVE_HOOK_ONE(14, cuCtxSynchronize, ::cuCtxSynchronize),
     SKIPNATIVE_HOOK_ONE(15, cuEventSynchronize, ::cuEventSynchronize),
 };
@@ -123,9 +130,14 @@ const Entry* by_name(const char* name) {
 
 const Entry* by_query(const char* symbol, bool ptsz) {
   if (symbol == nullptr) return nullptr;
-  for (const Entry& e : kEntries)
-    if (e.ptsz == ptsz && std::strcmp(e.base, symbol) == 0) return &e;
-  return nullptr;
+  const Entry* legacy = nullptr;
+  for (const Entry& e : kEntries) {
+    if (std::strcmp(e.base, symbol) != 0) continue;
+    if (e.ptsz == ptsz) return &e;
+    if (!e.ptsz) legacy = &e;
+  }
+  // the per-thread variant of one that has none: the driver returns the legacy one
+  return ptsz ? legacy : nullptr;
 }
 
 // Whether `p` lies in the loaded libcuda (the real driver or a library with its SONAME).
@@ -144,30 +156,19 @@ using ProcV1Fn = CUresult(CUDAAPI*)(const char*, void**, int, cuuint64_t);
 std::atomic<ProcV2Fn> g_proc_v2{nullptr};
 std::atomic<ProcV1Fn> g_proc_v1{nullptr};
 
-void* wrap_proc_result(const char* symbol, void* impl, cuuint64_t flags);
+void* wrap_proc_result(const char* symbol, void* impl, int version, cuuint64_t flags);
 
 CUresult CUDAAPI proc_v2(const char* symbol, void** pfn, int version, cuuint64_t flags,
                          CUdriverProcAddressQueryResult* status) {
   CUresult r = g_proc_v2.load()(symbol, pfn, version, flags, status);
-  if (r == CUDA_SUCCESS && pfn && *pfn) *pfn = wrap_proc_result(symbol, *pfn, flags);
+  if (r == CUDA_SUCCESS && pfn && *pfn) *pfn = wrap_proc_result(symbol, *pfn, version, flags);
   return r;
 }
 
 CUresult CUDAAPI proc_v1(const char* symbol, void** pfn, int version, cuuint64_t flags) {
   CUresult r = g_proc_v1.load()(symbol, pfn, version, flags);
-  if (r == CUDA_SUCCESS && pfn && *pfn) *pfn = wrap_proc_result(symbol, *pfn, flags);
+  if (r == CUDA_SUCCESS && pfn && *pfn) *pfn = wrap_proc_result(symbol, *pfn, version, flags);
   return r;
-}
-
-void* wrap_proc_result(const char* symbol, void* impl, cuuint64_t flags) {
-  if (symbol && std::strcmp(symbol, "cuGetProcAddress") == 0) {
-    // asked for itself: the same implementation as one already wrapped
-    if (impl == reinterpret_cast<void*>(g_proc_v2.load())) return reinterpret_cast<void*>(&proc_v2);
-    if (impl == reinterpret_cast<void*>(g_proc_v1.load())) return reinterpret_cast<void*>(&proc_v1);
-    return impl;
-  }
-  const Entry* e = by_query(symbol, (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) != 0);
-  return e ? e->wrap_proc(impl, e->cbid) : impl;
 }
 
 template <class Fn>
@@ -179,6 +180,20 @@ void* wrap_proc_fn(std::atomic<Fn>& slot, void* impl, void* wrapper) {
   return impl;
 }
 
+void* wrap_proc_result(const char* symbol, void* impl, int version, cuuint64_t flags) {
+  if (symbol && std::strcmp(symbol, "cuGetProcAddress") == 0) {
+    // asked for itself: the same implementation as one already wrapped, or the
+    // one of the version asked for (cuGetProcAddress_v2 from CUDA 12.0)
+    if (impl == reinterpret_cast<void*>(g_proc_v2.load())) return reinterpret_cast<void*>(&proc_v2);
+    if (impl == reinterpret_cast<void*>(g_proc_v1.load())) return reinterpret_cast<void*>(&proc_v1);
+    if (!in_libcuda(impl)) return impl;
+    return version >= 12000 ? wrap_proc_fn(g_proc_v2, impl, reinterpret_cast<void*>(&proc_v2))
+                            : wrap_proc_fn(g_proc_v1, impl, reinterpret_cast<void*>(&proc_v1));
+  }
+  const Entry* e = by_query(symbol, (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) != 0);
+  return e ? e->wrap_proc(impl, e->cbid) : impl;
+}
+
 __attribute__((constructor)) void on_load() {
   void* h = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD);
   g_in_time = h == nullptr;
@@ -187,17 +202,62 @@ __attribute__((constructor)) void on_load() {
 
 }  // namespace
 
+namespace {
+
+bool wrapped_name(const char* name) {
+  return by_name(name) != nullptr || std::strcmp(name, "cuGetProcAddress_v2") == 0 ||
+         std::strcmp(name, "cuGetProcAddress") == 0;
+}
+
+bool same_object(void* a, void* b) {
+  Dl_info x{}, y{};
+  return a && b && dladdr(a, &x) && dladdr(b, &y) && x.dli_fbase == y.dli_fbase;
+}
+
+void* lookup_in(DlsymFn real, const char* object, const char* name) {
+  void* h = object ? dlopen(object, RTLD_LAZY | RTLD_NOLOAD) : nullptr;
+  if (h == nullptr) return nullptr;
+  void* p = real(h, name);
+  dlclose(h);
+  return p;
+}
+
+// dlsym of a wrapped name, called from `caller`. The real dlsym resolves
+// RTLD_DEFAULT and RTLD_NEXT from its caller's scope, which here is this
+// library's (the global scope). A library loaded RTLD_LOCAL has its
+// dependencies in its own scope only, so where that finds nothing, or
+// (RTLD_NEXT) finds the caller's own definition, RTLD_DEFAULT searches the
+// caller's object and its dependencies, and both then the loaded libcuda.
+void* lookup_wrapped(DlsymFn real, void* handle, const char* name, void* caller) {
+  void* p = real(handle, name);
+  if (handle != RTLD_DEFAULT && handle != RTLD_NEXT) return p;
+  const bool next = handle == RTLD_NEXT;
+  if (p != nullptr && !(next && same_object(p, caller))) return p;
+  p = nullptr;
+  Dl_info self{};
+  if (!next && dladdr(caller, &self)) p = lookup_in(real, self.dli_fname, name);
+  if (p == nullptr) p = lookup_in(real, "libcuda.so.1", name);
+  return next && same_object(p, caller) ? nullptr : p;
+}
+
+}  // namespace
+
 HOOKS_API void* dlsym(void* handle, const char* name) {
   DlsymFn real = real_dlsym();
   if (real == nullptr) return nullptr;
-  void* p = real(handle, name);
-  if (p == nullptr || name[0] != 'c' || name[1] != 'u') return p;
-  if (std::strcmp(name, "cuGetProcAddress_v2") == 0 && in_libcuda(p))
-    return wrap_proc_fn(g_proc_v2, p, reinterpret_cast<void*>(&proc_v2));
-  if (std::strcmp(name, "cuGetProcAddress") == 0 && in_libcuda(p))
-    return wrap_proc_fn(g_proc_v1, p, reinterpret_cast<void*>(&proc_v1));
+  // Every other name goes to the real dlsym as a tail call, so that it sees
+  // the caller's return address, as without the hooks (the build keeps sibling
+  // calls on for this file: tests/native/test_launch_hooks.py checks it).
+  if (name == nullptr || name[0] != 'c' || name[1] != 'u' || !wrapped_name(name))
+    return real(handle, name);
+  void* p = lookup_wrapped(real, handle, name, __builtin_return_address(0));
+  if (p == nullptr) return p;
+  if (std::strcmp(name, "cuGetProcAddress_v2") == 0)
+    return in_libcuda(p) ? wrap_proc_fn(g_proc_v2, p, reinterpret_cast<void*>(&proc_v2)) : p;
+  if (std::strcmp(name, "cuGetProcAddress") == 0)
+    return in_libcuda(p) ? wrap_proc_fn(g_proc_v1, p, reinterpret_cast<void*>(&proc_v1)) : p;
   const Entry* e = by_name(name);
-  return e && in_libcuda(p) ? e->wrap_dlsym(p, e->cbid) : p;
+  return in_libcuda(p) ? e->wrap_dlsym(p, e->cbid) : p;
 }
 
 HOOKS_API void skipnative_hooks_attach(const SkipnativeHookSink* sink) {
@@ -206,3 +266,6 @@ HOOKS_API void skipnative_hooks_attach(const SkipnativeHookSink* sink) {
 HOOKS_API int skipnative_hooks_in_time() { return g_in_time; }
 HOOKS_API uint32_t skipnative_hooks_wrapped() { return g_wrapped.load(); }
 HOOKS_API uint32_t skipnative_hooks_unwrapped() { return g_unwrapped.load(); }
+HOOKS_API const char* skipnative_hooks_name(uint32_t i) {
+  return i < sizeof kEntries / sizeof kEntries[0] ? kEntries[i].name : nullptr;
+}

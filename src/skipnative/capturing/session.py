@@ -115,7 +115,8 @@ class Capture:
       at start (CUPTI is told they are zero: ZEROED_OUT_ACTIVITY_BUFFER), not at
       CUPTI's first requests on a launching thread;
     - ``completion_cpu``: run CUPTI's buffer-completion work (decoding) on this
-      CPU, off the launching threads' cores (-1: wherever CUPTI runs it);
+      CPU, off the launching threads' cores (-1: wherever CUPTI runs it); the
+      thread that calls stop() completes the last buffers where it runs;
     - ``serial_kernels``: record kernels as CUPTI_ACTIVITY_KIND_KERNEL, which
       serialises them (no two kernels overlap), instead of CONCURRENT_KERNEL;
       for single-stream work the two record the same, at a cost to compare;

@@ -113,6 +113,16 @@ CUDA_DOUBLE_API void skipnative_cuda_double_launch(int domain, int cbid, const C
                                   skipnative_cuda_double_kernel_ns(fn, params));
 }
 
+// A dlsym made from inside this library. dlsym resolves RTLD_DEFAULT and
+// RTLD_NEXT from its caller's scope, so this is how a library that the loader
+// placed in a local scope sees them (the launch hooks' tests). The barrier
+// keeps the call from becoming a tail call, which would make the caller ours.
+CUDA_DOUBLE_API void* skipnative_cuda_double_dlsym(void* handle, const char* name) {
+  void* p = dlsym(handle, name);
+  asm volatile("" ::: "memory");
+  return p;
+}
+
 // ------------------------------------------------------------- driver API --
 
 // As the CUDA driver does: at the first cuInit, the library named by
@@ -253,6 +263,13 @@ CUDA_DOUBLE_API CUresult cuStreamSynchronize(CUstream stream) {
   return CUDA_SUCCESS;
 }
 
+// One entry point with no per-thread-default-stream variant: asked for with
+// CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, it is what cuGetProcAddress returns.
+CUDA_DOUBLE_API CUresult cuCtxSynchronize() {
+  skipnative_double_sync(kDriver, CUPTI_DRIVER_TRACE_CBID_cuCtxSynchronize);
+  return CUDA_SUCCESS;
+}
+
 CUDA_DOUBLE_API CUresult cuStreamBeginCapture(CUstream stream, CUstreamCaptureMode) {
   if (!stream || stream->capturing) return CUDA_ERROR_ILLEGAL_STATE;
   stream->capturing = true;
@@ -329,6 +346,7 @@ CUresult find_proc(const char* symbol, void** pfn) {
       {"cuLaunchKernel", reinterpret_cast<void*>(&cuLaunchKernel)},
       {"cuGraphLaunch", reinterpret_cast<void*>(&cuGraphLaunch)},
       {"cuStreamSynchronize", reinterpret_cast<void*>(&cuStreamSynchronize)},
+      {"cuCtxSynchronize", reinterpret_cast<void*>(&cuCtxSynchronize)},
       {"cuGetProcAddress", reinterpret_cast<void*>(&cuGetProcAddress_v2)},
   };
   if (!symbol || !pfn) return CUDA_ERROR_INVALID_VALUE;
