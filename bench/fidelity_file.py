@@ -63,6 +63,8 @@ def fidelity_doc(res: dict, workload: str | None = None) -> dict:
     }
     if missing:
         doc["missing"] = missing  # refused here, or not run
+    if "hook_join" in res:
+        doc["hook_join"] = res["hook_join"]  # did the hooks' launches join their kernels
     return doc
 
 

@@ -185,6 +185,16 @@ def main() -> None:
                 samples.pop(label, None)
                 print(f"{label}: not measured ({fallback})")
                 continue
+            if block == 0 and opts.get("launch_records") == "hook":
+                # whether the hooks' launches joined their kernels on this CUPTI
+                md = cap.metadata
+                res["hook_join"] = {
+                    "launches": len(cap.trace.launches),
+                    "kernels": len(cap.trace.gpu),
+                    "launches_unjoined": md.get("launches_unjoined"),
+                    "hook_api_records": md.get("hook_api_records"),
+                }
+                print(f"{label}: {res['hook_join']}")
             if block == 0 and label in ("skipnative", "timing_pass"):
                 res["skipnative_launch_records"] = len(cap.trace.launches)
                 res["skipnative_metadata"] = {

@@ -169,6 +169,7 @@ std::string session_metadata_json(const Session& s) {
     << ",\"callbacks_unavailable\":" << to_json(st.callbacks_unavailable)
     << ",\"launch_source\":" << to_json(s.launch_source())
     << ",\"launch_hook_fallback\":" << json_quote(st.launch_hook_fallback)
+    << ",\"hook_api_records\":" << json_quote(st.hook_api_records)
     << ",\"launches_unjoined\":" << st.launches_unjoined
     << ",\"completion_pinned\":" << to_json(st.completion_pinned)
     << ",\"cupti_finalized\":" << to_json(s.finalized()) << "}";

@@ -207,6 +207,7 @@ void Session::enable_activity() {
     check(api_->ActivityEnable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION),
           "cuptiActivityEnable(EXTERNAL_CORRELATION)");
     enabled_kinds_.push_back(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION);
+    enable_hooked_api_records();
   }
   if (source_ != LaunchRecords::kActivity || !opts_.launch_callbacks) return;
   if (api_->ActivityEnableDriverApi == nullptr || api_->ActivityEnableRuntimeApi == nullptr)
@@ -222,6 +223,32 @@ void Session::enable_activity() {
     else
       stats_.callbacks_unavailable.emplace_back(a.name);
   }
+}
+
+// CUPTI writes an external correlation record only ahead of an API activity
+// record ("the activity API record will be preceded by" one, per the
+// documentation of cuptiActivityPushExternalCorrelationId): without API records
+// for the calls the hooks bracket, no launch would join its kernels. They are
+// enabled per call where this CUPTI can, for the launch, copy, set and sync
+// calls of both domains (a runtime launch's kernel carries the runtime call's
+// correlation id, and the hooks' push happens inside it), else for both whole
+// domains. The records themselves are not kept: the hooks give the times. What
+// they cost is part of what `timing_pass_hook` measures on a GPU.
+void Session::enable_hooked_api_records() {
+  if (api_->ActivityEnableDriverApi == nullptr || api_->ActivityEnableRuntimeApi == nullptr) {
+    for (auto k : {CUPTI_ACTIVITY_KIND_DRIVER, CUPTI_ACTIVITY_KIND_RUNTIME}) {
+      check(api_->ActivityEnable(k), "cuptiActivityEnable(DRIVER/RUNTIME)");
+      enabled_kinds_.push_back(k);
+    }
+    stats_.hook_api_records = "whole domains";
+    return;
+  }
+  for (const auto& a : subscribed_apis()) {
+    CUptiResult e = a.domain ? api_->ActivityEnableDriverApi(a.cbid, 1)
+                             : api_->ActivityEnableRuntimeApi(a.cbid, 1);
+    if (e == CUPTI_SUCCESS) api_records_on_.emplace_back(a.domain, a.cbid);
+  }
+  stats_.hook_api_records = "per call";
 }
 
 void Session::teardown_cupti(bool flush) {

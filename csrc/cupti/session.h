@@ -102,6 +102,9 @@ struct SessionStats {
   // launch_records = "hook" asked for but not possible: why (the capture used
   // the callbacks instead). Empty otherwise.
   std::string launch_hook_fallback;
+  // launch_records = "hook": where CUPTI writes the API records that its external
+  // correlation records come with ("per call", "driver domain"); empty otherwise.
+  std::string hook_api_records;
   bool completion_pinned = false;  // the completion thread runs on completion_cpu
   std::vector<std::string> callbacks_unavailable;
 };
@@ -170,6 +173,7 @@ class Session {
   void enable_callbacks();
   void set_attributes();
   void enable_activity();
+  void enable_hooked_api_records();
   void teardown_cupti(bool flush);
   void close_delivery();
   bool should_finalize() const;

@@ -115,6 +115,10 @@ def test_hook_rows_match_the_callbacks_and_join_every_kernel():
     assert hook["meta"]["launch_source"] == "hook"
     assert hook["meta"]["launch_hook_fallback"] == ""
     assert hook["meta"]["launches_unjoined"] == 0
+    # external correlation records come only ahead of API records (the double
+    # follows CUPTI's documentation): the hook capture asks for those per call
+    assert hook["meta"]["hook_api_records"] == "per call"
+    assert cb["meta"]["hook_api_records"] == ""
     # no callback enabled; every row from the hooks
     assert cb["meta"]["launch_source"] == "callbacks"
 

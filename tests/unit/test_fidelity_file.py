@@ -66,6 +66,18 @@ def test_a_config_refused_on_the_card_is_named_missing(ff):
     assert doc["missing"] == ["timing_pass_hook"]
 
 
+def test_whether_the_hooks_joined_their_kernels_is_kept(ff):
+    res = overhead(ALL)
+    join = {
+        "launches": 640,
+        "kernels": 637,
+        "launches_unjoined": 640,
+        "hook_api_records": "per call",
+    }
+    res["hook_join"] = join
+    assert ff.fidelity_doc(res)["hook_join"] == join
+
+
 def test_bad_input_is_one_line_naming_the_file(ff, tmp_path, capsys):
     bad = tmp_path / "overhead.json"
     bad.write_text("{}")

@@ -312,12 +312,16 @@ void api_record(int domain, int cbid, uint32_t corr, uint64_t t_begin, uint64_t 
 
 // With EXTERNAL_CORRELATION enabled, an API call made while an external id is
 // pushed on its thread gets a record of (the innermost id of each kind, its
-// correlation id), as CUPTI writes one (caller holds no lock).
-void external_records(uint32_t corr) {
+// correlation id), as CUPTI writes one: before the call's API activity record,
+// so only for a call whose API records are enabled (by cbid or its domain's
+// kind), as CUPTI documents it (caller holds no lock).
+void external_records(uint32_t corr, int domain, int cbid) {
   if (t_external.empty()) return;
   State& s = st();
   std::lock_guard<std::mutex> lock(s.mu);
   if (!s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION)) return;
+  int kind = domain ? CUPTI_ACTIVITY_KIND_DRIVER : CUPTI_ACTIVITY_KIND_RUNTIME;
+  if (!s.api_records.count({domain, cbid}) && !s.enabled_kinds.count(kind)) return;
   std::set<int> seen;
   for (auto it = t_external.rbegin(); it != t_external.rend(); ++it) {
     if (!seen.insert(it->first).second) continue;
@@ -337,7 +341,7 @@ uint32_t api_call(int domain, int cbid, uint64_t cost, Body body, int inner_doma
                   int inner_cbid = -1) {
   State& s = st();
   uint32_t corr = s.next_correlation.fetch_add(1);
-  external_records(corr);
+  external_records(corr, domain, cbid);
   CUpti_CallbackFunc cb;
   void* ud;
   bool on;
