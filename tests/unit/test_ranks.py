@@ -163,10 +163,26 @@ def test_two_files_of_one_rank_are_said_and_not_merged(tmp_path):
     # each file's regions are still there, apart, each with its own trace
     akd = sorted(x["metrics"]["akd_us"] for x in out["regions"] if x["name"] == "all")
     assert akd == [10.0, 30.0]
+    # the table says which file each of the shared rank's rows is
+    text = skip("analyze", a).stdout
+    assert "0 (other.json)" in text and "0 (rank0.json)" in text
     # compare pairs files by rank: with two files for one rank it cannot, and says so
     b = tmp_path / "b"
     b.mkdir()
     rank_trace(b / "rank0.json", 20)
     r = skip("compare", a, b)
     assert r.returncode == 1 and "rank 0" in r.stderr and "one file per rank" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_sweep_folder_is_not_taken_for_ranks(tmp_path):
+    # a skip sweep folder holds a trace per batch size and sweep.json: its points
+    # are not ranks, and sweep.json is no trace
+    for b in (1, 2):
+        rank_trace(tmp_path / f"b{b}.json", 10 * b)
+    (tmp_path / "sweep.json").write_text(
+        json.dumps({"points": [{"batch": 1, "file": "b1.json"}, {"batch": 2, "file": "b2.json"}]})
+    )
+    r = skip("analyze", tmp_path)
+    assert r.returncode == 1 and "sweep folder" in r.stderr and "skip report" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1

@@ -77,11 +77,22 @@ def analyze(args, analysis) -> int:
     if args.json:
         print_json(result)
         return report_errors(errors)
-    print(f"{args.trace} (folder of {len(result['ranks'])} ranks)")
+    n = len(result["ranks"])
+    print(f"{args.trace} (folder of {n} rank{'s' if n != 1 else ''})")
+    ranks = [r["rank"] for r in result["ranks"]]
+    shared = {k for k in ranks if ranks.count(k) > 1}
+
+    def rank_cell(r: dict) -> str:  # a rank several files have: which file
+        return (
+            f"{r['rank']} ({os.path.basename(r['trace'])})"
+            if r["rank"] in shared
+            else str(r["rank"])
+        )
+
     rows = [
         [
             short_name(r["name"], 40),
-            str(r["rank"]),
+            rank_cell(r),
             str(r["device"]),
             fmt_value(r["metrics"]["il_us"]),
             fmt_value(r["metrics"]["tklqt_us"]),

@@ -34,6 +34,12 @@ def list_traces(folder: str | os.PathLike) -> list[str]:
         names = sorted(os.listdir(folder))
     except OSError as e:
         raise TraceError(folder, f"cannot list the folder: {e.strerror or e}") from None
+    if os.path.isfile(os.path.join(folder, "sweep.json")) and _run_files(folder) is None:
+        raise TraceError(
+            folder,
+            "a sweep folder (sweep.json: one trace per batch size, not per rank): "
+            "`skip report` and `skip whatif` read it; analyse one of its traces on its own",
+        )
     run_files = _run_files(folder)
     if run_files is not None:
         names = [n for n in run_files if n in names]
