@@ -441,6 +441,20 @@ void test_completion_cpu_leaves_the_stopping_thread_alone(const Double& d) {
 #endif
 #endif
 
+// Caps this process's address space at what it maps now plus `headroom`; true
+// when set (`before` is the limit to restore).
+inline bool cap_address_space(size_t headroom, rlimit* before) {
+  getrlimit(RLIMIT_AS, before);
+  size_t pages = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%zu", &pages) != 1) pages = 0;
+    std::fclose(f);
+  }
+  rlimit capped = *before;
+  capped.rlim_cur = pages * size_t(sysconf(_SC_PAGESIZE)) + headroom;
+  return pages && setrlimit(RLIMIT_AS, &capped) == 0;
+}
+
 // Out of memory on the launch path: a launch record that cannot be stored (no
 // memory for a chunk of the launch buffers) is counted as dropped, and no
 // exception leaves the callback (CUPTI calls it from C: one escaping there ends
@@ -465,16 +479,8 @@ void test_out_of_memory_on_the_launch_path(const Double& d) {
     s->start();
     const uint64_t n = 1000;
     rlimit before{};
-    getrlimit(RLIMIT_AS, &before);
-    size_t pages = 0;
-    if (FILE* f = std::fopen("/proc/self/statm", "r")) {
-      if (std::fscanf(f, "%zu", &pages) != 1) pages = 0;
-      std::fclose(f);
-    }
-    rlimit capped = before;
-    capped.rlim_cur = pages * size_t(sysconf(_SC_PAGESIZE)) + (8u << 20);
     bool escaped = false;
-    if (pages && setrlimit(RLIMIT_AS, &capped) == 0) {
+    if (cap_address_space(8u << 20, &before)) {
       try {
         d.launch_many(n, kRuntime, kLaunch, 7, "k", 10);
       } catch (...) {
@@ -521,19 +527,11 @@ void test_out_of_memory_while_decoding(const Double& d) {
     const uint64_t n = 3 * 18 + 1;  // three full buffers and one open: the double's list fits
     d.launch_many(n, kRuntime, kLaunch, 7, "k", 10);
     grow_stack(256);
-    rlimit before{};
-    getrlimit(RLIMIT_AS, &before);
-    size_t pages = 0;
-    if (FILE* f = std::fopen("/proc/self/statm", "r")) {
-      if (std::fscanf(f, "%zu", &pages) != 1) pages = 0;
-      std::fclose(f);
-    }
-    rlimit capped = before;
-    capped.rlim_cur = pages * size_t(sysconf(_SC_PAGESIZE)) + (1u << 20);
     std::vector<void*> taken;
     taken.reserve(1u << 20);
+    rlimit before{};
     bool escaped = false, exhausted = false;
-    if (pages && setrlimit(RLIMIT_AS, &capped) == 0) {
+    if (cap_address_space(1u << 20, &before)) {
       for (size_t size = 1u << 16; size >= 16; size /= 4)
         while (taken.size() < taken.capacity())
           if (void* p = std::malloc(size))
