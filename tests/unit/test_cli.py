@@ -209,3 +209,17 @@ def test_rocm_trace_reads_like_a_cuda_one_and_says_amd():
     assert m["n_kernels"] == m["n_counted_kernels"] == 14 and m["tklqt_us"] > 0
     text = skip("analyze", str(DATA / "mi250_rocm_minitoy_train.json.gz")).stdout
     assert "AMD GPU" in text.splitlines()[0]
+
+
+def test_a_gpu_bound_verdict_on_an_idle_gpu_points_to_the_long_calls():
+    # the alexnet trace: most kernels queue (GPU-bound by SPEC's rule), yet the GPU
+    # is busy for milliseconds of a 43 s span made by a few long calls
+    alex = DATA / "a100_alexnet_train.json.gz"
+    m = json.loads(skip("analyze", alex, "--region", "all", "--json").stdout)["regions"][0]
+    m = m["metrics"]
+    assert m["bound"] == "gpu" and m["gpu_busy_us"] < 0.05 * m["il_us"]
+    out = skip("analyze", alex, "--region", "all").stdout
+    assert "GPU-bound" in out and "yet the GPU was busy" in out and "--api" in out
+    # a GPU-bound step of a busy GPU says nothing of it
+    busy = str(DATA / "a100_trace_diff_control.json.gz")
+    assert "yet the GPU was busy" not in skip("analyze", busy).stdout

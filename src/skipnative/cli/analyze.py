@@ -156,7 +156,15 @@ def _read_early(path: str):
 def _bound_text(m: dict) -> str:
     if m["bound"] == "none":
         return "not classified (no counted kernel: no kernel joined to a kernel or graph launch)"
-    return f"{m['bound'].upper()}-bound (queued fraction {m['queued_fraction']:.2f})"
+    text = f"{m['bound'].upper()}-bound (queued fraction {m['queued_fraction']:.2f})"
+    busy = m["gpu_busy_us"] / m["il_us"] if m["il_us"] > 0 else 1.0
+    if m["bound"] == "gpu" and busy < 0.05:
+        # kernels queued, yet the GPU idled: the span is a few long calls or waits
+        text += (
+            f"; yet the GPU was busy {busy:.1%} of IL: a few long calls or waits make the"
+            " span (see --api for the longest, --window to leave them out)"
+        )
+    return text
 
 
 def _print_idle_by_stream(r: dict) -> None:
