@@ -214,3 +214,9 @@ def test_error_messages_stay_text_for_binary_names(tmp_path):
     p = tmp_path / "t.json"
     p.write_bytes(json.dumps({"traceEvents": [bad]}).encode().replace(b"NAME", b"\xff\xfe"))
     expect_error(str(p), "negative 'dur'")
+
+
+def test_a_file_named_skip_without_the_header_says_so(tmp_path):
+    # random bytes, and a JSON document, each named as a capture
+    expect_error(raw(tmp_path, bytes(range(7, 200)), "a.skip"), "not a .skip file")
+    expect_error(raw(tmp_path, '{"traceEvents": []}', "b.skip"), "not a .skip file")

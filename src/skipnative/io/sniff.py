@@ -25,4 +25,8 @@ def detect_format(path: str) -> str:
         raise TraceError(path, "empty file")
     if head == SKIP_MAGIC or (len(head) < len(SKIP_MAGIC) and SKIP_MAGIC.startswith(head)):
         return "skip"
+    if path.endswith(".skip"):
+        # named as a capture, but no capture's header: the JSON reader's words
+        # ("invalid JSON at byte 0") would not say what is wrong
+        raise TraceError(path, "not a .skip file (no skipnative header)")
     return "kineto"
