@@ -29,8 +29,11 @@ int g_in_time = 0;
 using DlsymFn = void* (*)(void*, const char*);
 DlsymFn real_dlsym() {
   static DlsymFn fn = [] {
+    // glibc 2.34 moved dlsym into libc; before it, the symbol has the
+    // architecture's base version (x86-64 2.2.5, aarch64 2.17)
     auto f = reinterpret_cast<DlsymFn>(dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34"));
     if (f == nullptr) f = reinterpret_cast<DlsymFn>(dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5"));
+    if (f == nullptr) f = reinterpret_cast<DlsymFn>(dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.17"));
     return f;
   }();
   return fn;
