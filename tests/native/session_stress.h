@@ -441,6 +441,19 @@ void test_completion_cpu_leaves_the_stopping_thread_alone(const Double& d) {
 #endif
 #endif
 
+// Runs `body` in a forked child, on a reset double, and checks that it returned
+// true (what it does to its process, such as capping memory, stays there).
+template <class Body>
+void in_child(const Double& d, Body body) {
+  d.reset(130001);
+  d.configure(10, 10, 0, 0);
+  std::fflush(nullptr);
+  pid_t child = fork();
+  if (child == 0) std::_Exit(body() ? 0 : 1);
+  int status = 0;
+  CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 // Caps this process's address space at what it maps now plus `headroom`; true
 // when set (`before` is the limit to restore).
 inline bool cap_address_space(size_t headroom, rlimit* before) {
@@ -464,11 +477,7 @@ void test_out_of_memory_on_the_launch_path(const Double& d) {
 #ifndef SKIPNATIVE_OOM_TESTS
   (void)d;
 #else
-  d.reset(130001);
-  d.configure(10, 10, 0, 0);
-  std::fflush(nullptr);
-  pid_t child = fork();
-  if (child == 0) {
+  in_child(d, [&] {
     const size_t chunk_bytes = mallinfo2().fordblks + (64u << 20);
     SessionOptions o = library_clock();
     o.kernel_activity = o.memcpy = o.memset = false;  // launch records only
@@ -490,10 +499,8 @@ void test_out_of_memory_on_the_launch_path(const Double& d) {
     }
     s->stop();
     const uint64_t kept = s->launches().size(), dropped = s->stats().launches_dropped;
-    std::_Exit(!escaped && kept == 0 && dropped == n ? 0 : 1);
-  }
-  int status = 0;
-  CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    return !escaped && kept == 0 && dropped == n;
+  });
 #endif
 }
 
@@ -514,11 +521,7 @@ void test_out_of_memory_while_decoding(const Double& d) {
 #ifndef SKIPNATIVE_OOM_TESTS
   (void)d;
 #else
-  d.reset(130001);
-  d.configure(10, 10, 0, 0);
-  std::fflush(nullptr);
-  pid_t child = fork();
-  if (child == 0) {
+  in_child(d, [&] {
     SessionOptions o = library_clock();
     o.activity_buffer_bytes = 4096;  // 18 kernel records a buffer
     o.activity_buffers_pooled = 8;
@@ -549,10 +552,8 @@ void test_out_of_memory_while_decoding(const Double& d) {
     }
     s->stop();
     const uint64_t kept = s->kernels().size(), dropped = s->stats().gpu_rows_dropped;
-    std::_Exit(exhausted && !escaped && kept + dropped == n && dropped > 0 ? 0 : 1);
-  }
-  int status = 0;
-  CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    return exhausted && !escaped && kept + dropped == n && dropped > 0;
+  });
 #endif
 }
 
