@@ -155,7 +155,7 @@ def _bounds(t0, t1, window) -> tuple[int | None, int | None]:
     return lo, hi
 
 
-def _start_time(starts: dict[str, np.ndarray], t0, t1, window, kt, sel) -> int | None:
+def _start_time(starts: dict[str, np.ndarray], t0, t1, window, kt) -> int | None:
     """IL's start (SPEC.md §3): the first top-level ATen op in the region, else its
     start marker, else the first launch of §1 (kernel, graph, copy or set call);
     with a window, only what begins inside it."""
@@ -168,14 +168,14 @@ def _start_time(starts: dict[str, np.ndarray], t0, t1, window, kt, sel) -> int |
     first = _first_in(starts["launches"], lo, hi)
     if first is not None:
         return first
-    return int(kt.t_start[sel].min()) if sel.any() else None
+    return int(kt.t_start.min()) if len(kt.t_start) else None
 
 
-def _idle_by_cause(kt: KernelTable, sel: np.ndarray, start: int | None) -> list[dict[str, Any]]:
-    """Per stream: ns of GPU idle before the selected kernels waiting for the host
+def _idle_by_cause(kt: KernelTable, start: int | None) -> list[dict[str, Any]]:
+    """Per stream: ns of GPU idle before the table's kernels waiting for the host
     and for the launch."""
     out = []
-    rows = np.flatnonzero(sel)
+    rows = np.arange(len(kt.stream))
     streams = kt.stream[rows]
     for s in np.unique(streams):
         r = rows[streams == s]
@@ -199,11 +199,11 @@ def _idle_by_cause(kt: KernelTable, sel: np.ndarray, start: int | None) -> list[
 
 
 def region_metrics(
-    trace: Trace, kt: KernelTable, sel: np.ndarray, start: int | None, top: int | None
+    trace: Trace, kt: KernelTable, start: int | None, top: int | None
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Metrics of the kernels selected by `sel` (one region, one device)."""
-    dur = (kt.t_end - kt.t_start)[sel]
-    counted = sel & kt.counted
+    """Metrics of every kernel of `kt` (the table of one region and device)."""
+    dur = kt.t_end - kt.t_start
+    counted = kt.counted
     lq = kt.t_start[counted] - kt.l_begin[counted]
     api = kt.l_end[counted] - kt.l_begin[counted]
     wait = kt.t_start[counted] - kt.l_end[counted]
@@ -222,18 +222,18 @@ def region_metrics(
     queue = wait[split] - submit
     early = wait[ok & (wait < 0)]
 
-    by_stream = _idle_by_cause(kt, sel, start)
-    n_kernels = int(sel.sum())
+    by_stream = _idle_by_cause(kt, start)
+    n_kernels = len(dur)
     n_counted = int(counted.sum())
-    il = int(kt.t_end[sel].max() - start) if n_kernels and start is not None else 0
-    busy = _union_length(kt.t_start[sel], kt.t_end[sel])
+    il = int(kt.t_end.max() - start) if n_kernels and start is not None else 0
+    busy = _union_length(kt.t_start, kt.t_end)
     qf = float(kt.queued[counted].mean()) if n_counted else 0.0
     m = {
         "n_kernels": n_kernels,
         "n_counted_kernels": n_counted,
-        "n_graph_extra_kernels": int((sel & kt.graph_extra).sum()),
-        "n_unmatched_kernels": int((sel & (kt.launch < 0)).sum()),
-        "n_other_call_kernels": int((sel & kt.other_call).sum()),
+        "n_graph_extra_kernels": int(kt.graph_extra.sum()),
+        "n_unmatched_kernels": int((kt.launch < 0).sum()),
+        "n_other_call_kernels": int(kt.other_call.sum()),
         "n_negative_lq": int(neg.sum()),
         "min_negative_lq_us": float(lq[neg].min()) / 1e3 if neg.any() else 0.0,
         "tklqt_us": tklqt / 1e3,
@@ -258,7 +258,7 @@ def region_metrics(
         "gpu_idle_launch_us": sum(r["launch_us"] for r in by_stream),
         "gpu_idle_streams": len(by_stream),
     }
-    return m, _top_kernels(trace, kt.name_id[sel], dur, top), by_stream
+    return m, _top_kernels(trace, kt.name_id, dur, top), by_stream
 
 
 def bound_of(queued_fraction: float, n_counted: float) -> str:
@@ -329,8 +329,7 @@ def compute_metrics(
             a = kt.anchor[rows]
             rows = rows[(a >= window[0]) & (a < window[1])]
         sub = kt if rows is all_rows else kt.take(rows)
-        every = np.ones(len(rows), dtype=bool)
-        start = _start_time(starts, t0, t1, window, sub, every)
+        start = _start_time(starts, t0, t1, window, sub)
         region_devices = np.unique(sub.device) if len(rows) else devices[:1]
         if len(region_devices) == 0:
             region_devices = np.array([-1])
@@ -339,7 +338,7 @@ def compute_metrics(
                 continue
             on = sub.device == d
             one = sub if on.all() else sub.take(on)
-            m, tk, idle = region_metrics(trace, one, np.ones(len(one.device), bool), start, top)
+            m, tk, idle = region_metrics(trace, one, start, top)
             row = RegionMetrics(name, int(d), m, top_kernels=tk, idle_by_stream=idle)
             out.append(row)
     return out
