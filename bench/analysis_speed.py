@@ -17,9 +17,12 @@ the reader's parse and op nesting, the conversion to a Trace, the metrics,
 the JSON output), medians of --repeats, after the wall time of a process that
 only imports what `skip analyze` imports before it starts reading, and of one
 that imports all it needs (numpy among them: the command imports the rest
-while the reader parses).
+while the reader parses); beside the parse, simdjson's (a reference for what a
+SIMD parser does with the same text on this machine: its DOM parse, with the
+kernel it picks for this CPU) where a Python with pysimdjson is given or found.
 
-    python bench/analysis_speed.py [--copies 10] [--repeats 3] [--hta-python PY] [--steps]
+    python bench/analysis_speed.py [--copies 10] [--repeats 3] [--hta-python PY]
+                                   [--steps [--simdjson-python PY]]
 """
 
 from __future__ import annotations
@@ -138,6 +141,33 @@ IMPORTS = {
 }
 
 
+SIMDJSON_SCRIPT = """
+import gzip, statistics, sys, time
+import simdjson
+text = gzip.decompress(open(sys.argv[1], "rb").read())
+p = simdjson.Parser()
+times = []
+for _ in range(int(sys.argv[2]) + 1):
+    t = time.process_time()
+    doc = p.parse(text)
+    times.append(time.process_time() - t)
+    del doc
+print(p.implementation[0], times[0], statistics.median(times[1:]))
+"""
+
+
+def simdjson_parse(python: str, path: Path, repeats: int) -> tuple[str, float, float]:
+    """simdjson's kernel name, its first parse (which sizes the parser's buffers)
+    and the median of the next ones, CPU s, of the text inside path."""
+    out = subprocess.run(
+        [python, "-c", SIMDJSON_SCRIPT, str(path), str(repeats)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return out[0], float(out[1]), float(out[2])
+
+
 def steps(path: Path, repeats: int) -> dict[str, float]:
     """Seconds per step of `skip analyze --json`, each step alone, in this process."""
     import zlib
@@ -187,7 +217,7 @@ def steps(path: Path, repeats: int) -> dict[str, float]:
     return out
 
 
-def print_steps(copies: int, repeats: int) -> None:
+def print_steps(copies: int, repeats: int, simdjson_python: str | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
             [sys.executable, __file__, "--build", tmp, "--copies", str(copies), "--gz"], check=True
@@ -200,8 +230,19 @@ def print_steps(copies: int, repeats: int) -> None:
                 repeats, lambda cmd=cmd: subprocess.run(cmd, check=True), time.perf_counter
             )
             print(f"{what:<48}{secs:>8.3f} s")
-        for name, secs in steps(path, repeats).items():
+        measured = steps(path, repeats)
+        for name, secs in measured.items():
             print(f"{name:<48}{secs:>8.3f} s")
+        if simdjson_python:
+            kernel, first, again = simdjson_parse(simdjson_python, path, repeats)
+            print(
+                f"{'simdjson DOM parse, ' + kernel + ' (first / again)':<48}"
+                f"{first:>8.3f} / {again:.3f} s"
+            )
+            print(
+                "reader parse / simdjson parse (again):"
+                f" {measured['parse (reader feed)'] / again:.2f}"
+            )
 
 
 def main() -> None:
@@ -211,6 +252,7 @@ def main() -> None:
     ap.add_argument("--hta-python", help="a Python with HolisticTraceAnalysis 0.5.0")
     ap.add_argument("--json", metavar="OUT")
     ap.add_argument("--steps", action="store_true", help="time each step in one process")
+    ap.add_argument("--simdjson-python", help="with --steps: a Python with pysimdjson")
     ap.add_argument("--build", metavar="DIR", help=argparse.SUPPRESS)
     ap.add_argument("--gz", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -218,7 +260,9 @@ def main() -> None:
         build(args.copies, Path(args.build), args.gz)
         return
     if args.steps:
-        print_steps(args.copies, args.repeats)
+        if not args.simdjson_python and importlib.util.find_spec("simdjson"):
+            args.simdjson_python = sys.executable
+        print_steps(args.copies, args.repeats, args.simdjson_python)
         return
     if not args.hta_python and importlib.util.find_spec("hta"):
         args.hta_python = sys.executable

@@ -1,9 +1,5 @@
 #include "kineto/json_cursor.h"
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 namespace skipnative::kineto {
 
 void put_utf8(std::string& out, uint32_t cp) {
@@ -24,37 +20,31 @@ void put_utf8(std::string& out, uint32_t cp) {
   }
 }
 
-// First position at or after k holding '"', '\\' or a byte below 0x20; n if none.
-// Sixteen bytes a step with SSE2 (every x86-64), then eight bytes a step: in each of the three
-// masks the lowest set bit is exact (a borrow can only mark bytes above a true match), so their
-// union's lowest set bit is the first special byte. Little-endian loads; elsewhere bytewise.
-size_t Cursor::find_special(size_t k) const {
-#if defined(__SSE2__)
-  const __m128i quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\');
-  const __m128i below = _mm_set1_epi8(0x20 - 0x80), flip = _mm_set1_epi8(char(0x80));
-  while (k + 16 <= n) {
-    __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + k));
-    __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(w, quote), _mm_cmpeq_epi8(w, slash));
-    // unsigned w < 0x20 as a signed compare of both sides shifted by 0x80
-    hit = _mm_or_si128(hit, _mm_cmplt_epi8(_mm_xor_si128(w, flip), below));
-    if (int mask = _mm_movemask_epi8(hit)) return k + size_t(__builtin_ctz(unsigned(mask)));
-    k += 16;
-  }
-#endif
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
-  while (k + 8 <= n) {
-    uint64_t w;
-    std::memcpy(&w, b + k, 8);
-    uint64_t q = w ^ (kOnes * uint8_t('"')), s = w ^ (kOnes * uint8_t('\\'));
-    uint64_t hit = ((q - kOnes) & ~q) | ((s - kOnes) & ~s) | ((w - kOnes * 0x20) & ~w);
-    hit &= kHigh;
-    if (hit) return k + size_t(__builtin_ctzll(hit) >> 3);
-    k += 8;
-  }
-#endif
-  while (k < n && b[k] != '"' && b[k] != '\\' && uint8_t(b[k]) >= 0x20) ++k;
-  return k;
+void Cursor::fail(const std::string& what) const {
+  throw ReadError("invalid JSON at byte " + std::to_string(base + i) + ": " + what);
+}
+
+void Cursor::fail_at(size_t k, const std::string& what) {
+  i = k;
+  fail(what);
+}
+
+void Cursor::end_of_input(size_t k) {
+  if (final) fail_at(k, "unexpected end of file (truncated trace?)");
+  throw NeedMore{};
+}
+
+void Cursor::expected(char want, char got) {
+  fail(std::string("expected '") + want + "', found '" + printable(got) + "'");
+}
+
+void Cursor::expected_separator(char close, const char* where) {
+  fail(std::string("expected ',' or '") + close + "' " + where);
+}
+
+void Cursor::expected_string() {
+  fail(std::string("expected a string, found ") +
+       (starts_value(b[i]) ? type_name(b[i]) : "'" + printable(b[i]) + "'"));
 }
 
 uint32_t Cursor::hex4(size_t k) {
@@ -98,17 +88,9 @@ size_t Cursor::escape(size_t k, std::string* out) {
   return k;
 }
 
-// A string; the view points into the buffer, or into scratch if it had escapes.
-std::string_view Cursor::string(std::string& scratch) {
-  if (peek() != '"')
-    fail(std::string("expected a string, found ") +
-         (starts_value(b[i]) ? type_name(b[i]) : "'" + printable(b[i]) + "'"));
-  const size_t start = i + 1;
-  size_t k = find_special(start);
-  if (need(k) == '"') {
-    i = k + 1;
-    return std::string_view(b + start, k - start);
-  }
+// The rest of a string whose first special byte, at k, is not its closing quote.
+std::string_view Cursor::string_slow(size_t start, size_t k, std::string& scratch) {
+  need(k);
   scratch.assign(b + start, k - start);
   for (;;) {
     char c = need(k);

@@ -29,6 +29,26 @@ inline unsigned __int128 pow10_u128(int k) {
   for (int j = 0; j < k; ++j) p *= 10;
   return p;
 }
+constexpr uint64_t kPow10[20] = {1ULL,
+                                 10ULL,
+                                 100ULL,
+                                 1000ULL,
+                                 10000ULL,
+                                 100000ULL,
+                                 1000000ULL,
+                                 10000000ULL,
+                                 100000000ULL,
+                                 1000000000ULL,
+                                 10000000000ULL,
+                                 100000000000ULL,
+                                 1000000000000ULL,
+                                 10000000000000ULL,
+                                 100000000000000ULL,
+                                 1000000000000000ULL,
+                                 10000000000000000ULL,
+                                 100000000000000000ULL,
+                                 1000000000000000000ULL,
+                                 10000000000000000000ULL};
 }  // namespace detail
 
 // num * 10^shift as an int64, rounded half away from zero; with exact, a value
@@ -38,8 +58,17 @@ inline Fit scaled_int64(const Number& num, int shift, bool exact, int64_t* out) 
     *out = 0;
     return Fit::kOk;
   }
-  const unsigned __int128 limit = num.neg ? (unsigned __int128)1 << 63 : uint64_t(INT64_MAX);
-  int64_t scale = num.exponent + shift;
+  const uint64_t limit = num.neg ? uint64_t(1) << 63 : uint64_t(INT64_MAX);
+  const int64_t scale = num.exponent + shift;
+  // The usual case, in 64 bits: digits that fit, scaled up (integers, and decimals of up to
+  // `shift` places); anything else, or a product that does not fit, takes the exact path below.
+  if (uint64_t(num.digits >> 64) == 0 && scale >= 0 && scale < 20) {
+    uint64_t v;
+    if (!__builtin_mul_overflow(uint64_t(num.digits), detail::kPow10[scale], &v) && v <= limit) {
+      *out = int64_t(num.neg ? uint64_t(0) - v : v);
+      return Fit::kOk;
+    }
+  }
   unsigned __int128 v;
   if (scale >= 0) {
     if (scale > 38) return Fit::kTooBig;

@@ -68,6 +68,16 @@ void test_numbers_as_integers() {
   CHECK(scaled_int64(parse_number("7.0", &ok), 0, true, &v) == Fit::kOk && v == 7);
   CHECK(scaled_int64(parse_number("7.5", &ok), 0, true, &v) == Fit::kNotIntegral);
   CHECK(scaled_int64(parse_number("1e-400", &ok), 0, true, &v) == Fit::kNotIntegral);
+  // the 64-bit path's edges: a product past INT64_MAX, past 2^64, digits of 2^64 - 1
+  CHECK(scaled_int64(parse_number("9e18", &ok), 0, true, &v) == Fit::kOk &&
+        v == 9000000000000000000);
+  CHECK(scaled_int64(parse_number("1e19", &ok), 0, true, &v) == Fit::kTooBig);
+  CHECK(scaled_int64(parse_number("-1e19", &ok), 0, true, &v) == Fit::kTooBig);
+  CHECK(ns_of("9223372036854776", &v) == Fit::kTooBig);
+  CHECK(ns_of("18446744073709552", &v) == Fit::kTooBig);
+  CHECK(ns_of("18446744073709551.615", &v) == Fit::kTooBig);
+  CHECK(ns_of("-9223372036854775.807", &v) == Fit::kOk && v == -INT64_MAX);
+  CHECK(ns_of("9223372036854775", &v) == Fit::kOk && v == 9223372036854775000);
 }
 
 void test_number_grammar() {
