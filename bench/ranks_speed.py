@@ -4,7 +4,8 @@
 
 Makes a folder of `--ranks` copies of TRACE (default: the A100 control trace of
 tests/data/kineto repeated `--copies` times, as bench/analysis_speed.py builds
-it: 1.09 M events, 14.7 MB gzipped at 10) named rank0.json.gz ..., then times,
+it: 1.09 M events, 16.5 MB gzipped at 10) named rank0.json.gz ..., each with
+its own distributedInfo.rank, then times,
 in fresh processes,
 `skip analyze DIR --json --jobs 1` (one file after another, in one process),
 `skip analyze DIR --json` (a worker per core) and, for reference, one
@@ -15,7 +16,9 @@ sequential / parallel (goal: >= 1.7 on 2 cores).
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -32,6 +35,28 @@ def _time(cmds: list[list[str]]) -> float:
     for c in cmds:
         subprocess.run(c, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0
+
+
+def write_ranks(trace: str, d: str, ranks: int, suffix: str) -> list[str]:
+    """Copies of trace named rank0, rank1, ..., each with its own
+    distributedInfo.rank where the trace has one (a gzipped copy is two gzip
+    members, the head with the rank and the rest compressed once)."""
+    raw = Path(trace).read_bytes()
+    gz = raw[:2] == b"\x1f\x8b"
+    text = gzip.decompress(raw) if gz else raw
+    m = re.search(rb'"distributedInfo"\s*:\s*\{[^{}]*?"rank"\s*:\s*(-?\d+)', text)
+    paths = [os.path.join(d, f"rank{r}{suffix}") for r in range(ranks)]
+    if m is None:
+        for p in paths:
+            shutil.copyfile(trace, p)
+        return paths
+    head, rest = text[: m.start(1)], text[m.end(1) :]
+    rest_gz = gzip.compress(rest, 6) if gz else b""
+    for r, p in enumerate(paths):
+        first = head + str(r).encode()
+        with open(p, "wb") as f:
+            f.write(gzip.compress(first, 6) + rest_gz if gz else first + rest)
+    return paths
 
 
 def main() -> int:
@@ -51,11 +76,7 @@ def main() -> int:
         suffix = ".json.gz" if args.trace.endswith(".gz") else os.path.splitext(args.trace)[1]
         d = os.path.join(d, "ranks")
         os.mkdir(d)
-        paths = []
-        for r in range(args.ranks):
-            p = os.path.join(d, f"rank{r}{suffix}")
-            shutil.copyfile(args.trace, p)
-            paths.append(p)
+        paths = write_ranks(args.trace, d, args.ranks, suffix)
         cases = {
             "folder, --jobs 1": [[*skip, "analyze", d, "--json", "--jobs", "1"]],
             f"folder, {os.cpu_count()} workers": [[*skip, "analyze", d, "--json"]],
