@@ -36,7 +36,10 @@ class KernelTable:
 
     def take(self, rows: np.ndarray) -> KernelTable:
         """The table of the kernels at `rows` (indices, or a mask), in that order."""
-        return KernelTable(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+        return KernelTable(**{name: getattr(self, name)[rows] for name in _COLUMNS})
+
+
+_COLUMNS = tuple(f.name for f in fields(KernelTable))
 
 
 def join_by_correlation(launch_corr: np.ndarray, gpu_corr: np.ndarray) -> np.ndarray:

@@ -171,14 +171,29 @@ def _start_time(starts: dict[str, np.ndarray], t0, t1, window, kt) -> int | None
     return int(kt.t_start.min()) if len(kt.t_start) else None
 
 
+def _distinct(a: np.ndarray) -> np.ndarray:
+    """np.unique(a), with one value (most regions: one device, one stream) found
+    by two reductions instead of a sort."""
+    if len(a) and a.min() == a.max():
+        return a[:1]
+    return np.unique(a)
+
+
+def _median(x: np.ndarray) -> float:
+    """np.median(x) of a non-empty array: the middle of the sorted values, or the
+    mean of the two middle ones."""
+    v = np.sort(x)
+    mid = len(v) // 2
+    return float(v[mid]) if len(v) % 2 else (float(v[mid - 1]) + float(v[mid])) / 2
+
+
 def _idle_by_cause(kt: KernelTable, start: int | None) -> list[dict[str, Any]]:
     """Per stream: ns of GPU idle before the table's kernels waiting for the host
     and for the launch."""
     out = []
-    rows = np.arange(len(kt.stream))
-    streams = kt.stream[rows]
-    for s in np.unique(streams):
-        r = rows[streams == s]
+    streams = _distinct(kt.stream)
+    for s in streams:
+        r = np.arange(len(kt.stream)) if len(streams) == 1 else np.flatnonzero(kt.stream == s)
         r = r[np.argsort(kt.t_start[r], kind="stable")]
         t_s, t_e = kt.t_start[r], kt.t_end[r]
         first = int(t_s[0]) if start is None else min(int(start), int(t_s[0]))
@@ -253,7 +268,7 @@ def region_metrics(
         "launch_queue_us": int(queue.sum()) / 1e3,
         "launch_early_us": int(early.sum()) / 1e3,
         "mean_lq_us": (tklqt / max(int(ok.sum()), 1)) / 1e3,
-        "median_lq_us": float(np.median(lq[ok])) / 1e3 if ok.any() else 0.0,
+        "median_lq_us": _median(lq[ok]) / 1e3 if ok.any() else 0.0,
         "gpu_idle_host_us": sum(r["host_us"] for r in by_stream),
         "gpu_idle_launch_us": sum(r["launch_us"] for r in by_stream),
         "gpu_idle_streams": len(by_stream),
@@ -330,14 +345,13 @@ def compute_metrics(
             rows = rows[(a >= window[0]) & (a < window[1])]
         sub = kt if rows is all_rows else kt.take(rows)
         start = _start_time(starts, t0, t1, window, sub)
-        region_devices = np.unique(sub.device) if len(rows) else devices[:1]
+        region_devices = _distinct(sub.device) if len(rows) else devices[:1]
         if len(region_devices) == 0:
             region_devices = np.array([-1])
         for d in region_devices:
             if device is not None and int(d) != device:
                 continue
-            on = sub.device == d
-            one = sub if on.all() else sub.take(on)
+            one = sub if len(region_devices) == 1 else sub.take(sub.device == d)
             m, tk, idle = region_metrics(trace, one, start, top)
             row = RegionMetrics(name, int(d), m, top_kernels=tk, idle_by_stream=idle)
             out.append(row)
