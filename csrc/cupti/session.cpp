@@ -119,7 +119,11 @@ void Session::start() {
     }
   } catch (...) {
     teardown_cupti(false);
+    // A buffer callback that read this session before the store (CUPTI
+    // completes buffers on its own thread at any time) is done with it before
+    // the caller may destroy it.
     cs::session.store(nullptr);
+    wait_for_buffer_callbacks();
     state_ = State::kStopped;
     throw;
   }
@@ -346,15 +350,20 @@ void Session::stop() {
 }
 
 // After the flush: no buffer callback delivers to this session from here on.
-// The session pointer is cleared first, then the callbacks already past it are
-// waited for, then the decode lock is a barrier for what they wrote.
 void Session::close_delivery() {
   cs::session.store(nullptr);
-  while (cs::buffer_callbacks_running.load() != 0) std::this_thread::yield();
+  wait_for_buffer_callbacks();
   std::lock_guard<std::mutex> lock(decode_mu_);
   size_t dropped = 0;
   if (api_->ActivityGetNumDroppedRecords(nullptr, 0, &dropped) == CUPTI_SUCCESS)
     stats_.cupti_dropped += dropped;
+}
+
+// With the session pointer cleared: the callbacks already past it are waited
+// for, then the decode lock is a barrier for what they wrote.
+void Session::wait_for_buffer_callbacks() {
+  while (cs::buffer_callbacks_running.load() != 0) std::this_thread::yield();
+  std::lock_guard<std::mutex> lock(decode_mu_);
 }
 
 void Session::collect_launches() {

@@ -176,6 +176,7 @@ class Session {
   void enable_hooked_api_records();
   void teardown_cupti(bool flush);
   void close_delivery();
+  void wait_for_buffer_callbacks();
   bool should_finalize() const;
   void collect_launches();
   void append_api_rows();

@@ -193,6 +193,74 @@ void test_stop_while_a_buffer_is_delivered(const Double& d) {
   CHECK(at_stop == 50);
 }
 
+// A start() that fails after it registered the buffer callbacks (here
+// cuptiActivityEnable refuses the concurrent kernel kind: another CUPTI user
+// left the serial one on) while CUPTI completes a buffer on its own thread:
+// that callback read the session before start() gave up, and must be done with
+// it before start() throws, for the caller may destroy the session at once.
+const Double* g_enable_double = nullptr;
+std::thread* g_completer = nullptr;
+Gate* g_failing_reached = nullptr;
+Gate* g_start_thrown = nullptr;
+std::atomic<bool> g_pause_failing{false}, g_start_threw{false}, g_delivered_late{false};
+
+void pause_failing_start_delivery(const char* where) {
+  if (std::string(where) != "deliver" || !g_pause_failing.exchange(false)) return;
+  g_failing_reached->release();
+  g_start_thrown->wait(300);  // a fixed start() waits for this callback
+  g_delivered_late = g_start_threw.load();
+}
+
+void complete_a_buffer_now(int) {  // as CUPTI's thread does, at any time
+  if (g_completer != nullptr) return;
+  g_completer = new std::thread([] { g_enable_double->flush(0); });
+  g_failing_reached->wait(5000);
+}
+
+void test_failed_start_while_a_buffer_is_delivered(const Double& d) {
+  d.reset(23);  // no cuptiFinalize: the buffer callbacks stay registered after a stop
+  d.configure(100, 100, 0, 0);
+  auto first = std::make_unique<Session>(library_clock());
+  first->start();
+  first->stop();
+  d.enable_kind(CUPTI_ACTIVITY_KIND_KERNEL);  // another CUPTI user's kind
+  d.launch(kRuntime, kLaunch, 7, "k", 100);   // a record in a buffer CUPTI holds
+  Gate reached, thrown;
+  g_enable_double = &d;
+  g_failing_reached = &reached;
+  g_start_thrown = &thrown;
+  g_pause_failing = true;
+  g_start_threw = g_delivered_late = false;
+  skipnative::set_pause_point(&pause_failing_start_delivery);
+  d.on_activity_enable(&complete_a_buffer_now);
+  auto s = std::make_unique<Session>(library_clock());
+  bool threw = false;
+  try {
+    s->start();
+  } catch (const SessionError&) {
+    threw = true;
+  }
+  g_start_threw = true;
+  thrown.release();
+  d.on_activity_enable(nullptr);
+  if (g_completer != nullptr) {
+    g_completer->join();
+    delete g_completer;
+    g_completer = nullptr;
+  }
+  skipnative::set_pause_point(nullptr);
+  d.disable_kind(CUPTI_ACTIVITY_KIND_KERNEL);
+  CHECK(threw && !s->active());
+  CHECK(reached.wait(0));           // the buffer was delivered while start() ran
+  CHECK(!g_delivered_late.load());  // and start() waited for it
+  s.reset();
+  auto next = std::make_unique<Session>(library_clock());  // the process can capture again
+  next->start();
+  d.launch(kRuntime, kLaunch, 7, "k", 100);
+  next->stop();
+  CHECK(next->kernels().size() == 1);
+}
+
 // A thread preempted while attaching, across a stop and a start, records the
 // new session's launches in the new session's buffers.
 std::atomic<bool> g_pause_attach{false};
@@ -564,6 +632,7 @@ void run_concurrency_tests(const Double& d) {
   test_clock_readers_during_restarts(d);
   test_fork_while_capturing(d);
   test_stop_while_a_buffer_is_delivered(d);
+  test_failed_start_while_a_buffer_is_delivered(d);
   test_attach_across_stop_and_start(d);
   test_restarts_while_eight_threads_launch(d);
   test_stop_while_delivering(d);

@@ -94,6 +94,9 @@ struct State {
   bool hw_trace = false;
   uint32_t flush_period_ms = 0;
   uint64_t external_pushes = 0;
+  // Called at the start of each cuptiActivityEnable (a test's stand-in for work
+  // CUPTI's own threads do meanwhile, such as completing a buffer).
+  std::atomic<void (*)(int)> on_activity_enable{nullptr};
 };
 
 // CUPTI's external correlation stacks: per thread, per kind.
@@ -489,6 +492,7 @@ DOUBLE_API CUptiResult cuptiEnableCallback(uint32_t enable, CUpti_SubscriberHand
 
 DOUBLE_API CUptiResult cuptiActivityEnable(CUpti_ActivityKind kind) {
   State& s = st();
+  if (auto f = s.on_activity_enable.load()) f(int(kind));
   std::lock_guard<std::mutex> lock(s.mu);
   // as CUPTI: the serial and the concurrent kernel kinds exclude each other
   if ((kind == CUPTI_ACTIVITY_KIND_KERNEL &&
@@ -707,6 +711,10 @@ DOUBLE_API void skipnative_double_set_hw_trace(int result) {
 DOUBLE_API int skipnative_double_hw_trace() { return st().hw_trace ? 1 : 0; }
 DOUBLE_API uint32_t skipnative_double_flush_period() { return st().flush_period_ms; }
 DOUBLE_API uint64_t skipnative_double_external_pushes() { return st().external_pushes; }
+// f(kind) at the start of every cuptiActivityEnable from now on (null: none).
+DOUBLE_API void skipnative_double_on_activity_enable(void (*f)(int)) {
+  st().on_activity_enable.store(f);
+}
 
 // Teardown calls (unsubscribe, flush, disable, finalize) are logged to `path`
 // from now on ("" or null: not logged).
