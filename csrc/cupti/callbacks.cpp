@@ -12,6 +12,7 @@
 
 #include "cupti/api_table.h"
 #include "cupti/callback_state.h"
+#include "cupti/fork_lock.h"
 #include "cupti/session.h"
 
 namespace skipnative {
@@ -30,6 +31,7 @@ thread_local bool flushing_at_stop = false;
 namespace {
 const ClockParams kNoClock{};  // read before any clock is published (monotonic_raw)
 std::mutex clocks_mu;
+[[maybe_unused]] const int clocks_mu_fork = hold_across_fork<clocks_mu>();
 std::unique_ptr<ClockParams> clocks_kept[kClocksKept];
 unsigned clocks_published = 0;
 std::atomic<PausePoint> pause_point{nullptr};

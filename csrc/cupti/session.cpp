@@ -11,6 +11,7 @@
 
 #include "cupti/api_table.h"
 #include "cupti/callback_state.h"
+#include "cupti/fork_lock.h"
 
 namespace skipnative {
 
@@ -21,6 +22,7 @@ namespace {
 // A stopped session's launch buffers stay allocated until the next stop, so a
 // callback still in flight when its session stopped never writes freed memory.
 std::mutex g_retired_mu;
+[[maybe_unused]] const int g_retired_mu_fork = hold_across_fork<g_retired_mu>();
 std::unique_ptr<LaunchBuffers> g_retired;
 
 void after_fork_in_child() {
@@ -42,8 +44,13 @@ Session::Session(SessionOptions opts) : opts_(std::move(opts)) {}
 Session::~Session() {
   // In a forked child the session is the parent's: stopping it would tear down
   // the CUPTI state the child inherited. It is left alone (its memory is the
-  // child's own copy, freed below).
-  if (state_ == State::kActive && getpid() == owner_pid_) {
+  // child's own copy, freed below, without the lock: a thread of the parent
+  // may have held it at the fork, and none is left to release it).
+  if (inherited()) {
+    for (uint8_t* b : free_buffers_) std::free(b);
+    return;
+  }
+  if (state_ == State::kActive) {
     try {
       stop();
     } catch (...) {
@@ -52,6 +59,8 @@ Session::~Session() {
   std::lock_guard<std::mutex> lock(buffers_mu_);
   for (uint8_t* b : free_buffers_) std::free(b);
 }
+
+bool Session::inherited() const { return owner_pid_ != 0 && getpid() != owner_pid_; }
 
 void Session::check(CUptiResult r, const char* what) {
   if (r != CUPTI_SUCCESS)
@@ -346,6 +355,7 @@ void Session::stop() {
     for (auto& m : markers_) m.t = ticks_to_ns(clock_, m.t);
   }
   std::lock_guard<std::mutex> lock(g_retired_mu);
+  cs::pause_at("retire");
   g_retired = std::move(launch_buffers_);
 }
 
@@ -425,6 +435,10 @@ void Session::append_api_rows() {
 
 void Session::mark(const std::string& name) {
   if (state_.load() != State::kActive) throw SessionError("mark() needs a capturing session");
+  if (inherited())  // and its locks may be held by a thread of the parent that is gone
+    throw SessionError(
+        "this session was started in the parent process; after fork() it records nothing in "
+        "the child");
   uint64_t t = read_ticks(clock_);
   uint32_t id = names_.intern(name);
   std::lock_guard<std::mutex> lock(markers_mu_);

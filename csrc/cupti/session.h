@@ -185,6 +185,8 @@ class Session {
   bool attach_hooks();
   void pool_buffers();
   void pin_completion_thread();
+  // In a forked child, a session its parent started.
+  bool inherited() const;
 
   SessionOptions opts_;
   std::atomic<State> state_{State::kNew};
@@ -234,8 +236,10 @@ Session* active_session();
 
 // Test seam: f(where) is called where a callback has read shared state and not
 // yet used it: "attach" (a thread joins the launch buffers; once per thread per
-// session) and "deliver" (a completed activity buffer, before decoding). Never
-// on the per-record path. nullptr: none (the default).
+// session) and "deliver" (a completed activity buffer, before decoding), and
+// where stop() holds a process-wide lock: "retire" (the launch buffers kept
+// for callbacks still in flight). Never on the per-record path. nullptr: none
+// (the default).
 using PausePoint = void (*)(const char* where);
 void set_pause_point(PausePoint f);
 

@@ -158,6 +158,50 @@ void test_fork_while_capturing(const Double& d) {
   CHECK(d.subscribed() == 0);
 }
 
+// fork() while another thread holds one of the capture's process-wide locks
+// (here stop(), retiring the launch buffers): the child, where that thread does
+// not exist, captures without waiting on it. A hang ends the child (SIGALRM).
+std::atomic<bool> g_pause_retire{false};
+Gate* g_retire_reached = nullptr;
+Gate* g_forked = nullptr;
+
+void pause_retire(const char* where) {
+  if (std::string(where) != "retire" || !g_pause_retire.exchange(false)) return;
+  g_retire_reached->release();
+  g_forked->wait(300);  // a fork() that waits for the lock goes on after this
+}
+
+void test_fork_while_a_lock_is_held(const Double& d) {
+  d.reset(130001);
+  d.configure(100, 100, 0, 0);
+  Gate reached, forked;
+  g_retire_reached = &reached;
+  g_forked = &forked;
+  skipnative::set_pause_point(&pause_retire);
+  auto s = std::make_unique<Session>(library_clock());
+  s->start();
+  d.launch(kRuntime, kLaunch, 7, "parent", 100);
+  g_pause_retire = true;
+  std::thread stopper([&] { s->stop(); });
+  CHECK(reached.wait(5000));
+  std::fflush(nullptr);
+  pid_t child = fork();
+  if (child == 0) {
+    alarm(10);
+    auto c = std::make_unique<Session>(library_clock());
+    c->start();
+    d.launch_many(5, kRuntime, kLaunch, 7, "child", 100);
+    c->stop();
+    std::_Exit(c->launches().size() == 5 && c->kernels().size() == 5 ? 0 : 1);
+  }
+  forked.release();
+  stopper.join();
+  skipnative::set_pause_point(nullptr);
+  int status = 0;
+  CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK(s->launches().size() == 1 && s->kernels().size() == 1);
+}
+
 // A buffer callback that read the session just before stop() must finish
 // before stop() returns: nothing is appended to a stopped session's rows.
 std::atomic<bool> g_pause_deliver{false};
@@ -631,6 +675,7 @@ void run_concurrency_tests(const Double& d) {
   test_buffer_refusal_by_version(d, 130001);  // CUDA 13
   test_clock_readers_during_restarts(d);
   test_fork_while_capturing(d);
+  test_fork_while_a_lock_is_held(d);
   test_stop_while_a_buffer_is_delivered(d);
   test_failed_start_while_a_buffer_is_delivered(d);
   test_attach_across_stop_and_start(d);
