@@ -31,8 +31,9 @@ build() {
   local out="$work/$name"
   mkdir -p "$out"
   "$CXX" "${common[@]}" "$@" "${core_src[@]}" tests/native/core_tests.cpp -o "$out/core_tests" &
+  # -rdynamic: the test program exports the launch hooks' interface it defines
   "$CXX" "${common[@]}" "$@" "${core_src[@]}" csrc/cupti/*.cpp tests/native/session_tests.cpp \
-    -ldl -o "$out/session_tests" &
+    -rdynamic -ldl -o "$out/session_tests" &
   "$CXX" "${common[@]}" "$@" -shared -fPIC tests/native/double/cupti_double.cpp \
     -o "$out/libskipnative_cupti_double.so" &
   if [ -f tests/native/reader_tests.cpp ]; then

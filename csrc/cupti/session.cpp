@@ -31,6 +31,7 @@ void after_fork_in_child() {
   cs::session.store(nullptr);
   cs::buffers.store(nullptr);
   cs::generation.fetch_add(1);
+  cs::external_after_fork();
 }
 
 std::once_flag g_atfork_once;
@@ -123,6 +124,8 @@ void Session::start() {
     cs::buffers.store(launch_buffers_.get(), std::memory_order_release);
     cs::generation.fetch_add(1, std::memory_order_release);
     if (source_ == LaunchRecords::kHook) {
+      cs::open_external(api_->ActivityPushExternalCorrelationId,
+                        api_->ActivityPopExternalCorrelationId);
       g_hooks_attach(hook_sink());
       hooks_attached_ = true;
     }
@@ -346,6 +349,7 @@ void Session::stop() {
   // synchronised and buffers flushed above, as cuptiFinalize requires outside
   // a callback.
   if (should_finalize()) {
+    cs::close_external();  // a hooked call still in flight pops nothing from here on
     CUptiResult r = api_->Finalize();
     finalized_ = r == CUPTI_SUCCESS;
   }
@@ -472,8 +476,6 @@ bool Session::attach_hooks() {
     why = "this CUPTI has no cuptiActivityPush/PopExternalCorrelationId";
   if (!why.empty()) return false;
   g_hooks_attach = attach;
-  cs::push_external.store(api_->ActivityPushExternalCorrelationId);
-  cs::pop_external.store(api_->ActivityPopExternalCorrelationId);
   return true;
 }
 

@@ -33,6 +33,7 @@ struct Double {
   CUptiResult (*enable_kind)(CUpti_ActivityKind);  // as another CUPTI user would
   CUptiResult (*disable_kind)(CUpti_ActivityKind);
   void (*on_activity_enable)(void (*)(int));  // f(kind) at each cuptiActivityEnable
+  uint64_t (*calls_after_finalize)();         // external correlation calls after cuptiFinalize
 };
 
 template <class F>
@@ -68,6 +69,7 @@ Double load_double() {
   bind(h, d.enable_kind, "cuptiActivityEnable");
   bind(h, d.disable_kind, "cuptiActivityDisable");
   bind(h, d.on_activity_enable, "skipnative_double_on_activity_enable");
+  bind(h, d.calls_after_finalize, "skipnative_double_calls_after_finalize");
   return d;
 }
 

@@ -25,6 +25,17 @@
 #include "cupti/session.h"
 #include "double_control.h"
 
+// The launch hooks' C interface as libskipnative_hooks.so exports it, defined
+// here in the test program (linked with -rdynamic, so a session finds it with
+// dlsym): a launch_records="hook" session attaches its sink, which the tests
+// call as a wrapped driver call does, around the real call.
+inline std::atomic<const SkipnativeHookSink*> g_hook_sink{nullptr};
+extern "C" __attribute__((visibility("default"))) void skipnative_hooks_attach(
+    const SkipnativeHookSink* sink) {
+  g_hook_sink.store(sink);
+}
+extern "C" __attribute__((visibility("default"))) int skipnative_hooks_in_time() { return 1; }
+
 namespace {
 
 using skipnative::LaunchRow;
@@ -669,6 +680,76 @@ void test_out_of_memory_while_decoding(const Double& d) {
 #endif
 }
 
+SessionOptions hooked() {
+  SessionOptions o = library_clock();
+  o.launch_records = skipnative::LaunchRecords::kHook;
+  return o;
+}
+
+// Whether a session attached the hooks' sink here (the test program exports
+// the hooks' interface only where it is linked with -rdynamic).
+bool hooks_attached(const Session& s, const char* test) {
+  if (s.launch_source() == skipnative::LaunchRecords::kHook && g_hook_sink.load() != nullptr)
+    return true;
+  std::printf("%s: the hooks' interface is not exported here (-rdynamic): not checked\n", test);
+  return false;
+}
+
+// A hooked call that began before a stop() and returns after it (a
+// cuStreamSynchronize waiting on a long kernel): its pop of the external
+// correlation id must not reach CUPTI once stop() has finalized it.
+void test_hooked_call_across_a_finalizing_stop(const Double& d) {
+  d.reset(130001);
+  d.configure(100, 100, 0, 0);
+  auto s = std::make_unique<Session>(hooked());
+  s->start();
+  if (!hooks_attached(*s, "hooked call across a stop")) return;
+  const SkipnativeHookSink* sink = g_hook_sink.load();
+  uint32_t ext = 0;
+  const uint64_t t = sink->enter(&ext);
+  d.launch(kDriver, kDriverLaunch, 7, "k", 100);  // the real call
+  s->stop();
+  sink->exit(t, ext, kDriverLaunch);
+  CHECK(s->finalized() && d.finalized() == 1);
+  CHECK(d.calls_after_finalize() == 0);
+  CHECK(s->kernels().size() == 1);
+}
+
+// Threads in hooked calls while sessions start and stop, finalizing each time:
+// no push or pop reaches CUPTI between a cuptiFinalize and the next session's
+// set-up (a thread preempted inside a call spans a whole stop).
+void test_hooked_calls_while_sessions_finalize(const Double& d) {
+  d.reset(130001);
+  d.configure(10, 10, 0, 0);
+  std::atomic<bool> done{false};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 4; ++i)
+    ts.emplace_back([&] {
+      while (!done.load()) {
+        const SkipnativeHookSink* sink = g_hook_sink.load();
+        if (sink == nullptr) {
+          std::this_thread::yield();
+          continue;
+        }
+        uint32_t ext = 0;
+        const uint64_t t = sink->enter(&ext);
+        sink->exit(t, ext, kDriverLaunch);
+      }
+    });
+  bool attached = true;
+  for (int cycle = 0; cycle < 50 && attached; ++cycle) {
+    auto s = std::make_unique<Session>(hooked());
+    s->start();
+    attached = hooks_attached(*s, "hooked calls while sessions finalize");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    s->stop();
+    CHECK(s->finalized());
+  }
+  done = true;
+  for (auto& t : ts) t.join();
+  CHECK(d.calls_after_finalize() == 0);
+}
+
 void run_concurrency_tests(const Double& d) {
   test_buffer_refusal_by_version(d, 26);      // CUDA 12.8: refusal may crash CUPTI
   test_buffer_refusal_by_version(d, 27);      // CUDA 12.9
@@ -686,6 +767,8 @@ void run_concurrency_tests(const Double& d) {
   test_completion_cpu_leaves_the_stopping_thread_alone(d);
   test_out_of_memory_on_the_launch_path(d);
   test_out_of_memory_while_decoding(d);
+  test_hooked_call_across_a_finalizing_stop(d);
+  test_hooked_calls_while_sessions_finalize(d);
 }
 
 }  // namespace
