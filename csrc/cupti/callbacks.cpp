@@ -361,7 +361,7 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
     return;
   }
   cs::pause_at("deliver");
-  s->pin_completion_thread();
+  const bool pinned = s->pin_completion_thread();
   // A buffer from outside this session (an orphan, or an earlier session's) may
   // hold this session's records too (CUPTI fills the buffer it has): decoded,
   // then freed, never put in this session's pool.
@@ -369,6 +369,7 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
   const bool spilled = origin == BufferOrigin::kSpill;
   {
     std::lock_guard<std::mutex> lock(s->decode_mu_);
+    if (pinned) s->stats_.completion_pinned = true;
     DecodeTarget t{&s->kernels_,
                    &s->copies_,
                    &s->names_,
@@ -402,15 +403,16 @@ namespace skipnative {
 // completion_cpu: the thread CUPTI completes buffers on (its own, or a flush's)
 // is moved to that CPU once, away from the launching threads' cores. Not the
 // thread in stop(): an application thread, which launches again afterwards.
-void Session::pin_completion_thread() {
+// True when it moved this thread now (the caller counts it, under the decode lock).
+bool Session::pin_completion_thread() {
   static thread_local int pinned = -2;
-  if (opts_.completion_cpu < 0 || cs::flushing_at_stop || pinned == opts_.completion_cpu) return;
+  if (opts_.completion_cpu < 0 || cs::flushing_at_stop || pinned == opts_.completion_cpu)
+    return false;
   pinned = opts_.completion_cpu;
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(opts_.completion_cpu, &set);
-  if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0)
-    stats_.completion_pinned = true;
+  return pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0;
 }
 
 }  // namespace skipnative

@@ -68,6 +68,11 @@ void Session::check(CUptiResult r, const char* what) {
     throw SessionError(std::string(what) + " failed: " + api_->error_string(r));
 }
 void Session::start() {
+  if (inherited())  // and a thread of the parent may have held its lock at the fork
+    throw SessionError(
+        "this session was started in the parent process; after fork() start a new one in the "
+        "child");
+  std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
   const State st = state_.load();
   if (st == State::kActive) throw SessionError("this session is already capturing");
   if (st != State::kNew)
@@ -325,6 +330,7 @@ void Session::stop() {
     throw SessionError(
         "this session was started in the parent process; after fork() only the parent can "
         "stop it");
+  std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
   State expected = State::kActive;  // one stop() of two racing ones goes on
   if (!state_.compare_exchange_strong(expected, State::kStopping))
     throw SessionError("this session is not capturing");

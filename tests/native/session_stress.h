@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "check.h"
+#include "cupti/metadata.h"
 #include "cupti/session.h"
 #include "double_control.h"
 
@@ -750,6 +751,36 @@ void test_hooked_calls_while_sessions_finalize(const Double& d) {
   CHECK(d.calls_after_finalize() == 0);
 }
 
+// metadata() on one thread while another starts, captures and stops (the
+// bindings run start() and stop() without the GIL, and cap.metadata may be read
+// meanwhile), and a third completes buffers as CUPTI's thread does: what they
+// write is read whole. A data race here is a ThreadSanitizer report.
+void test_metadata_read_while_starting_and_stopping(const Double& d) {
+  d.reset(130001);
+  d.configure(10, 10, 0, 0);
+  for (int round = 0; round < 10; ++round) {
+    auto s = std::make_unique<Session>(hooked());
+    std::atomic<bool> done{false};
+    size_t reads = 0;
+    std::thread reader([&] {
+      while (!done.load()) reads += !skipnative::session_metadata_json(*s).empty();
+    });
+    std::thread deliverer([&] {
+      while (!done.load()) d.flush(0);
+    });
+    s->start();
+    d.launch_many(200, kDriver, kDriverLaunch, 7, "k", 10);
+    s->stop();
+    done = true;
+    reader.join();
+    deliverer.join();
+    CHECK(reads > 0);
+    const std::string meta = skipnative::session_metadata_json(*s);
+    CHECK(meta.find("\"t_stop_ns\":" + std::to_string(s->t_stop_ns())) != std::string::npos);
+    CHECK(s->kernels().size() == 200);
+  }
+}
+
 void run_concurrency_tests(const Double& d) {
   test_buffer_refusal_by_version(d, 26);      // CUDA 12.8: refusal may crash CUPTI
   test_buffer_refusal_by_version(d, 27);      // CUDA 12.9
@@ -769,6 +800,7 @@ void run_concurrency_tests(const Double& d) {
   test_out_of_memory_while_decoding(d);
   test_hooked_call_across_a_finalizing_stop(d);
   test_hooked_calls_while_sessions_finalize(d);
+  test_metadata_read_while_starting_and_stopping(d);
 }
 
 }  // namespace
