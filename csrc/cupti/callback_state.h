@@ -51,6 +51,13 @@ struct BufferCallbackScope {
   BufferCallbackScope& operator=(const BufferCallbackScope&) = delete;
 };
 
+// True while a record-path benchmark (record_bench.cpp) drives the launch
+// path: it swaps in launch buffers and a clock of its own. Claimed only while
+// no session captures; a session's start() publishes the session, then checks
+// this, and gives up where it is set (sequentially consistent on both sides:
+// one of the two sees the other).
+extern std::atomic<bool> benchmarking;
+
 // Whether a buffer request with no session may be refused: false until a
 // session of a CUPTI that tolerates refusal started (Session::acquire_buffer).
 extern std::atomic<bool> refusal_safe;

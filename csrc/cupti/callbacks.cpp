@@ -26,6 +26,7 @@ std::atomic<LaunchBuffers*> buffers{nullptr};
 std::atomic<uint64_t> generation{1};
 std::atomic<const ApiKindTable*> kinds{nullptr};
 std::atomic<int> buffer_callbacks_running{0};
+std::atomic<bool> benchmarking{false};
 std::atomic<PushExternalFn> push_external{nullptr};
 std::atomic<PopExternalFn> pop_external{nullptr};
 thread_local bool flushing_at_stop = false;

@@ -95,6 +95,11 @@ void Session::start() {
   if (!cs::session.compare_exchange_strong(expected, this))
     throw SessionError(
         "another skipnative session is capturing in this process; stop it before starting one");
+  if (cs::benchmarking.load()) {
+    cs::session.store(nullptr);
+    throw SessionError(
+        "a record-path benchmark is running in this process; start the capture after it");
+  }
   owner_pid_ = getpid();
   cs::refusal_safe.store(buffer_refusal_safe(version_));
 

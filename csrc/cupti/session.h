@@ -261,8 +261,9 @@ using PausePoint = void (*)(const char* where);
 void set_pause_point(PausePoint f);
 
 // The record path measured without a GPU: n enter/exit callback pairs through
-// Session::on_api into a fresh LaunchBuffers. Returns ns per record. Refuses
-// while a session is active. (cupti/record_bench.cpp)
+// Session::on_api into a fresh LaunchBuffers. Returns ns per record. Refused
+// while a session captures, and no session starts while it (or
+// bench_hook_path) runs. (cupti/record_bench.cpp)
 double bench_record_path(size_t n, const std::string& clock);
 
 // The launch-hook path measured without a GPU: n sink enter/exit pairs (what a

@@ -781,6 +781,55 @@ void test_metadata_read_while_starting_and_stopping(const Double& d) {
   }
 }
 
+// A session started while the record-path benchmark runs on another thread
+// (it swaps in launch buffers of its own, and clears them at its end) waits
+// for it, refused until then: it would lose every launch after the
+// benchmark's end, and the benchmark the records the session took.
+std::atomic<bool> g_signal_bench{false};
+Gate* g_bench_running = nullptr;
+
+void signal_bench(const char* where) {
+  if (std::string(where) == "attach" && g_signal_bench.exchange(false)) g_bench_running->release();
+}
+
+void test_start_while_the_record_bench_runs(const Double& d) {
+  d.reset(130001);
+  d.configure(10, 10, 0, 0);
+  Gate running;
+  g_bench_running = &running;
+  g_signal_bench = true;
+  skipnative::set_pause_point(&signal_bench);
+  bool bench_failed = false;
+  std::thread bench([&] {
+    try {
+      skipnative::bench_record_path(2000000, "monotonic_raw");
+    } catch (const SessionError&) {
+      bench_failed = true;
+    }
+  });
+  CHECK(running.wait(5000));  // the benchmark records
+  skipnative::set_pause_point(nullptr);
+  std::unique_ptr<Session> s;
+  size_t refused = 0;
+  while (s == nullptr) {
+    auto c = std::make_unique<Session>(library_clock());
+    try {
+      c->start();
+      s = std::move(c);
+    } catch (const SessionError&) {
+      ++refused;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+  d.launch_many(100, kRuntime, kLaunch, 7, "k", 10);
+  bench.join();
+  d.launch_many(100, kRuntime, kLaunch, 7, "k", 10);
+  s->stop();
+  CHECK(!bench_failed);
+  CHECK(s->launches().size() == 200 && s->kernels().size() == 200);
+  std::printf("start while the record bench runs: refused %zu times\n", refused);
+}
+
 void run_concurrency_tests(const Double& d) {
   test_buffer_refusal_by_version(d, 26);      // CUDA 12.8: refusal may crash CUPTI
   test_buffer_refusal_by_version(d, 27);      // CUDA 12.9
@@ -801,6 +850,7 @@ void run_concurrency_tests(const Double& d) {
   test_hooked_call_across_a_finalizing_stop(d);
   test_hooked_calls_while_sessions_finalize(d);
   test_metadata_read_while_starting_and_stopping(d);
+  test_start_while_the_record_bench_runs(d);
 }
 
 }  // namespace
