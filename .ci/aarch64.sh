@@ -176,7 +176,7 @@ build() {
   # The session tests have no CMake target: they link the libraries CMake built.
   aarch64-linux-gnu-g++ -std=c++17 -O2 -Wall -Wextra -Werror -pthread -I"$REPO/csrc" \
     -isystem "$CUDA_ROOT/include" "$REPO/tests/native/session_tests.cpp" \
-    "$BUILD/libskipnative_cupti.a" "$BUILD/libskipnative_core.a" -ldl \
+    "$BUILD/libskipnative_cupti.a" "$BUILD/libskipnative_core.a" -rdynamic -ldl \
     -o "$BUILD/session_tests" || fail "building the session tests"
 }
 

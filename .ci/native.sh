@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The native C++ tests on this machine (x86-64): the core (clock, buffers,
-# string table), the Kineto reader (when its tests exist) and the capture
-# session on the CUPTI test double; built three times: optimised (-O2), under
-# ThreadSanitizer, and under AddressSanitizer + UndefinedBehaviorSanitizer.
+# string table), the Kineto reader (when its tests exist), the capture session
+# on the CUPTI test double and the launch hooks on the CUDA driver double;
+# built three times: optimised (-O2), under ThreadSanitizer, and under
+# AddressSanitizer + UndefinedBehaviorSanitizer.
 # Any failed check or sanitizer report fails the script.
 #
 # CUPTI/CUDA headers come from the nvidia-cuda-* 13.0 wheels (never a local
@@ -31,10 +32,18 @@ build() {
   local out="$work/$name"
   mkdir -p "$out"
   "$CXX" "${common[@]}" "$@" "${core_src[@]}" tests/native/core_tests.cpp -o "$out/core_tests" &
+  # -rdynamic: the test program exports the launch hooks' interface it defines
   "$CXX" "${common[@]}" "$@" "${core_src[@]}" csrc/cupti/*.cpp tests/native/session_tests.cpp \
-    -ldl -o "$out/session_tests" &
+    -rdynamic -ldl -o "$out/session_tests" &
   "$CXX" "${common[@]}" "$@" -shared -fPIC tests/native/double/cupti_double.cpp \
     -o "$out/libskipnative_cupti_double.so" &
+  "$CXX" "${common[@]}" "$@" -shared -fPIC tests/native/double/cuda_double.cpp \
+    -Wl,-soname,libcuda.so.1 -o "$out/libskipnative_cuda_double.so" &
+  # optimised whatever the build, as CMakeLists.txt builds it (its dlsym hands
+  # lookups on as a tail call); it checks dlsym's name though dlfcn.h says non-null
+  "$CXX" "${common[@]}" "$@" -O2 -foptimize-sibling-calls -Wno-nonnull-compare -shared -fPIC \
+    csrc/cupti/hooks/launch_hooks.cpp -ldl -o "$out/libskipnative_hooks.so" &
+  "$CXX" "${common[@]}" "$@" tests/native/hooks_tests.cpp -ldl -o "$out/hooks_tests" &
   if [ -f tests/native/reader_tests.cpp ]; then
     "$CXX" "${common[@]}" "$@" csrc/core/*.cpp csrc/kineto/*.cpp tests/native/reader_tests.cpp \
       -o "$out/reader_tests" &
@@ -52,6 +61,8 @@ run() {
   "$@" "$out/core_tests"
   [ ! -x "$out/reader_tests" ] || "$@" "$out/reader_tests"
   SKIPNATIVE_CUPTI_LIBRARY="$out/libskipnative_cupti_double.so" "$@" "$out/session_tests"
+  "$@" "$out/hooks_tests" "$out/libskipnative_cupti_double.so" \
+    "$out/libskipnative_cuda_double.so" "$out/libskipnative_hooks.so"
 }
 
 # ThreadSanitizer's shadow memory does not fit some kernels' high-entropy

@@ -51,16 +51,31 @@ struct BufferCallbackScope {
   BufferCallbackScope& operator=(const BufferCallbackScope&) = delete;
 };
 
+// True while a record-path benchmark (record_bench.cpp) drives the launch
+// path: it swaps in launch buffers and a clock of its own. Claimed only while
+// no session captures; a session's start() publishes the session, then checks
+// this, and gives up where it is set (sequentially consistent on both sides:
+// one of the two sees the other).
+extern std::atomic<bool> benchmarking;
+
 // Whether a buffer request with no session may be refused: false until a
 // session of a CUPTI that tolerates refusal started (Session::acquire_buffer).
 extern std::atomic<bool> refusal_safe;
 
-// CUPTI's external correlation push and pop, for the launch hooks' sink (set
-// when a session attaches the hooks; null: not pushed).
+// CUPTI's external correlation push and pop, for the launch hooks' sink: open
+// (set) when a session attaches the hooks, closed (null: not pushed) before a
+// cuptiFinalize. A hooked call may be in flight across a stop (a synchronize
+// waiting on a long kernel: its pop comes after the stop); close_external()
+// returns once no thread is inside a push or a pop, and none makes one from
+// then on, for CUPTI may crash on a call that races its cuptiFinalize.
 using PushExternalFn = CUptiResult (*)(CUpti_ExternalCorrelationKind, uint64_t);
 using PopExternalFn = CUptiResult (*)(CUpti_ExternalCorrelationKind, uint64_t*);
 extern std::atomic<PushExternalFn> push_external;
 extern std::atomic<PopExternalFn> pop_external;
+void open_external(PushExternalFn push, PopExternalFn pop);
+void close_external();
+// In a forked child: no thread but the one that forked exists to be inside one.
+void external_after_fork();
 
 // True while this thread runs stop()'s flushes: the buffers CUPTI completes on
 // it then are completed on an application thread, which completion_cpu leaves

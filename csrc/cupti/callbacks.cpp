@@ -9,9 +9,12 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <new>
+#include <thread>
 
 #include "cupti/api_table.h"
 #include "cupti/callback_state.h"
+#include "cupti/fork_lock.h"
 #include "cupti/session.h"
 
 namespace skipnative {
@@ -23,6 +26,7 @@ std::atomic<LaunchBuffers*> buffers{nullptr};
 std::atomic<uint64_t> generation{1};
 std::atomic<const ApiKindTable*> kinds{nullptr};
 std::atomic<int> buffer_callbacks_running{0};
+std::atomic<bool> benchmarking{false};
 std::atomic<PushExternalFn> push_external{nullptr};
 std::atomic<PopExternalFn> pop_external{nullptr};
 thread_local bool flushing_at_stop = false;
@@ -30,6 +34,7 @@ thread_local bool flushing_at_stop = false;
 namespace {
 const ClockParams kNoClock{};  // read before any clock is published (monotonic_raw)
 std::mutex clocks_mu;
+[[maybe_unused]] const int clocks_mu_fork = hold_across_fork<clocks_mu>();
 std::unique_ptr<ClockParams> clocks_kept[kClocksKept];
 unsigned clocks_published = 0;
 std::atomic<PausePoint> pause_point{nullptr};
@@ -73,10 +78,50 @@ struct Slot {
   int32_t depth = 0;  // subscribed API calls open on this thread
 };
 // initial-exec: the extension is dlopen'ed, and the default TLS model would make
-// every hot-path access a __tls_get_addr call. Two small variables fit in the
+// every hot-path access a __tls_get_addr call. A few small variables fit in the
 // static TLS space glibc reserves for such modules.
 __attribute__((tls_model("initial-exec"))) thread_local Slot t_slot;
 __attribute__((tls_model("initial-exec"))) thread_local uint32_t t_tid = 0;
+
+// Each thread whose hook sink calls CUPTI's push or pop has a flag, set while
+// it is inside one (close_external waits for it). Taken on the thread's first
+// hooked call and given back at its exit, for a later thread; never freed, so
+// the list may be walked at any time.
+struct alignas(64) ExternalUser {
+  std::atomic<bool> inside{false};
+  std::atomic<bool> taken{true};
+  ExternalUser* next = nullptr;  // fixed once the flag is on the list
+};
+std::atomic<ExternalUser*> g_external_users{nullptr};
+__attribute__((tls_model("initial-exec"))) thread_local ExternalUser* t_external_user = nullptr;
+
+void give_back_external_user(void* u) {
+  static_cast<ExternalUser*>(u)->taken.store(false, std::memory_order_release);
+  t_external_user = nullptr;
+}
+pthread_key_t g_external_user_key;
+const bool g_external_user_key_made =
+    pthread_key_create(&g_external_user_key, &give_back_external_user) == 0;
+
+// This thread's flag; nullptr out of memory (the caller then pushes nothing).
+ExternalUser* external_user() noexcept {
+  if (ExternalUser* u = t_external_user) return u;
+  ExternalUser* u = g_external_users.load(std::memory_order_seq_cst);
+  for (; u != nullptr; u = u->next) {
+    bool free_flag = false;
+    if (u->taken.compare_exchange_strong(free_flag, true, std::memory_order_acq_rel)) break;
+  }
+  if (u == nullptr) {
+    u = new (std::nothrow) ExternalUser;
+    if (u == nullptr) return nullptr;
+    u->next = g_external_users.load(std::memory_order_relaxed);
+    while (!g_external_users.compare_exchange_weak(u->next, u, std::memory_order_seq_cst)) {
+    }
+  }
+  if (g_external_user_key_made) pthread_setspecific(g_external_user_key, u);
+  t_external_user = u;
+  return u;
+}
 
 inline void record(Slot& slot, const LaunchRecord& r);
 
@@ -140,22 +185,39 @@ inline void record(Slot& slot, const LaunchRecord& r) {
 }
 
 // The launch hooks' sink: the external id pushed around the real call is the
-// record's correlation id until stop() maps it to CUPTI's.
+// record's correlation id until stop() maps it to CUPTI's; 0 where none was
+// pushed (the call is popped only if it was). The push and the pop are each
+// made with this thread's flag set, and only while the gate is open: a store
+// of the flag, then a load of the gate, both sequentially consistent, against
+// close_external()'s store of the gate, then loads of the flags.
 std::atomic<uint32_t> g_next_external{1};
 
 uint64_t hook_enter(uint32_t* external_id) {
-  const uint32_t id = g_next_external.fetch_add(1, std::memory_order_relaxed);
-  *external_id = id;
-  if (auto push = cs::push_external.load(std::memory_order_relaxed))
-    push(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, id);
+  *external_id = 0;
+  if (cs::push_external.load(std::memory_order_relaxed) != nullptr) {
+    if (ExternalUser* u = external_user()) {
+      u->inside.store(true, std::memory_order_seq_cst);
+      if (auto push = cs::push_external.load(std::memory_order_seq_cst)) {
+        uint32_t id = g_next_external.fetch_add(1, std::memory_order_relaxed);
+        if (id == 0) id = g_next_external.fetch_add(1, std::memory_order_relaxed);
+        push(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, id);
+        *external_id = id;
+      }
+      u->inside.store(false, std::memory_order_release);
+    }
+  }
   return read_ticks(cs::clock());
 }
 
 void hook_exit(uint64_t t_begin, uint32_t external_id, uint16_t cbid) {
   const uint64_t t_end = read_ticks(cs::clock());
-  uint64_t popped = 0;
-  if (auto pop = cs::pop_external.load(std::memory_order_relaxed))
-    pop(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, &popped);
+  if (ExternalUser* u = t_external_user; external_id != 0 && u != nullptr) {
+    u->inside.store(true, std::memory_order_seq_cst);
+    uint64_t popped = 0;
+    if (auto pop = cs::pop_external.load(std::memory_order_seq_cst))
+      pop(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, &popped);
+    u->inside.store(false, std::memory_order_release);
+  }
   Slot& slot = t_slot;
   const uint64_t gen = cs::generation.load(std::memory_order_relaxed);
   if (__builtin_expect(slot.generation != gen, 0)) slot.tb = nullptr;
@@ -168,6 +230,30 @@ const SkipnativeHookSink kHookSink{&hook_enter, &hook_exit};
 }  // namespace
 
 const SkipnativeHookSink* hook_sink() { return &kHookSink; }
+
+namespace callback_state {
+
+void open_external(PushExternalFn push, PopExternalFn pop) {
+  pop_external.store(pop, std::memory_order_seq_cst);
+  push_external.store(push, std::memory_order_seq_cst);
+}
+
+void close_external() {
+  push_external.store(nullptr, std::memory_order_seq_cst);
+  pop_external.store(nullptr, std::memory_order_seq_cst);
+  for (ExternalUser* u = g_external_users.load(std::memory_order_seq_cst); u != nullptr;
+       u = u->next)
+    while (u->inside.load(std::memory_order_seq_cst)) std::this_thread::yield();
+}
+
+void external_after_fork() {
+  for (ExternalUser* u = g_external_users.load(); u != nullptr; u = u->next) {
+    u->inside.store(false);
+    if (u != t_external_user) u->taken.store(false);
+  }
+}
+
+}  // namespace callback_state
 
 // Buffer refusal: a null buffer from the request callback tells CUPTI to drop
 // the records it has no room for. CUPTI before API version 27 (CUDA 12.9) can
@@ -276,7 +362,7 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
     return;
   }
   cs::pause_at("deliver");
-  s->pin_completion_thread();
+  const bool pinned = s->pin_completion_thread();
   // A buffer from outside this session (an orphan, or an earlier session's) may
   // hold this session's records too (CUPTI fills the buffer it has): decoded,
   // then freed, never put in this session's pool.
@@ -284,6 +370,7 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
   const bool spilled = origin == BufferOrigin::kSpill;
   {
     std::lock_guard<std::mutex> lock(s->decode_mu_);
+    if (pinned) s->stats_.completion_pinned = true;
     DecodeTarget t{&s->kernels_,
                    &s->copies_,
                    &s->names_,
@@ -317,15 +404,16 @@ namespace skipnative {
 // completion_cpu: the thread CUPTI completes buffers on (its own, or a flush's)
 // is moved to that CPU once, away from the launching threads' cores. Not the
 // thread in stop(): an application thread, which launches again afterwards.
-void Session::pin_completion_thread() {
+// True when it moved this thread now (the caller counts it, under the decode lock).
+bool Session::pin_completion_thread() {
   static thread_local int pinned = -2;
-  if (opts_.completion_cpu < 0 || cs::flushing_at_stop || pinned == opts_.completion_cpu) return;
+  if (opts_.completion_cpu < 0 || cs::flushing_at_stop || pinned == opts_.completion_cpu)
+    return false;
   pinned = opts_.completion_cpu;
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(opts_.completion_cpu, &set);
-  if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0)
-    stats_.completion_pinned = true;
+  return pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0;
 }
 
 }  // namespace skipnative

@@ -6,6 +6,8 @@
 #include <memory>
 #include <mutex>
 
+#include "cupti/fork_lock.h"
+
 namespace skipnative {
 
 std::string CuptiApi::error_string(CUptiResult r) const {
@@ -17,6 +19,7 @@ std::string CuptiApi::error_string(CUptiResult r) const {
 namespace {
 
 std::mutex g_load_mu;
+[[maybe_unused]] const int g_load_mu_fork = hold_across_fork<g_load_mu>();
 std::unique_ptr<CuptiApi> g_api;
 
 template <class F>

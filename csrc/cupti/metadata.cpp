@@ -137,7 +137,9 @@ bool set_option_text(SessionOptions& o, const std::string& key, const std::strin
   return false;
 }
 
-std::string session_metadata_json(const Session& s) {
+namespace {
+
+std::string metadata_json(const Session& s) {
   std::ostringstream o;
   o << "{";
   const SessionOptions& op = s.options();
@@ -174,6 +176,14 @@ std::string session_metadata_json(const Session& s) {
     << ",\"completion_pinned\":" << to_json(st.completion_pinned)
     << ",\"cupti_finalized\":" << to_json(s.finalized()) << "}";
   return o.str();
+}
+
+}  // namespace
+
+// What start() and stop() write is read whole: metadata may be read from
+// another thread while they run (the bindings run them without the GIL).
+std::string session_metadata_json(const Session& s) {
+  return s.read_consistent([&] { return metadata_json(s); });
 }
 
 }  // namespace skipnative

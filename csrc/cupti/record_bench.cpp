@@ -9,6 +9,27 @@ namespace skipnative {
 
 namespace cs = callback_state;
 
+namespace {
+
+// The launch path's process-wide state, held by one benchmark for its whole
+// run: refused while a session captures (or another benchmark runs), and no
+// session starts until it is given back (see callback_state::benchmarking).
+struct BenchClaim {
+  BenchClaim() {
+    if (cs::benchmarking.exchange(true))
+      throw SessionError("another record-path benchmark is running; benchmark refused");
+    if (active_session() != nullptr) {
+      cs::benchmarking.store(false);
+      throw SessionError("a session is capturing; benchmark refused");
+    }
+  }
+  ~BenchClaim() { cs::benchmarking.store(false); }
+  BenchClaim(const BenchClaim&) = delete;
+  BenchClaim& operator=(const BenchClaim&) = delete;
+};
+
+}  // namespace
+
 double bench_clock_read(size_t n, const std::string& clock) {
   ClockParams p = make_clock(clock, nullptr);
   uint64_t sink = 0;
@@ -20,7 +41,7 @@ double bench_clock_read(size_t n, const std::string& clock) {
 }
 
 double bench_record_path(size_t n, const std::string& clock) {
-  if (active_session() != nullptr) throw SessionError("a session is capturing; benchmark refused");
+  BenchClaim claim;
   cs::kinds.store(&api_kind_table(), std::memory_order_relaxed);
   cs::publish_clock(make_clock(clock, nullptr));
   size_t chunk = 16384;
@@ -50,13 +71,14 @@ double bench_record_path(size_t n, const std::string& clock) {
 }
 
 double bench_hook_path(size_t n, const std::string& clock) {
-  if (active_session() != nullptr) throw SessionError("a session is capturing; benchmark refused");
+  BenchClaim claim;
   cs::kinds.store(&api_kind_table(), std::memory_order_relaxed);
   cs::publish_clock(make_clock(clock, nullptr));
-  if (const CuptiApi* api = loaded_cupti()) {  // the push and pop a session makes
-    cs::push_external.store(api->ActivityPushExternalCorrelationId);
-    cs::pop_external.store(api->ActivityPopExternalCorrelationId);
-  }
+  const cs::PushExternalFn push = cs::push_external.load();
+  const cs::PopExternalFn pop = cs::pop_external.load();
+  if (const CuptiApi* api = loaded_cupti())  // the push and pop a session makes
+    cs::open_external(api->ActivityPushExternalCorrelationId,
+                      api->ActivityPopExternalCorrelationId);
   size_t chunk = 16384;
   LaunchBuffers lb(chunk, n / chunk + 2, n / chunk + 2);
   cs::buffers.store(&lb, std::memory_order_release);
@@ -71,6 +93,10 @@ double bench_hook_path(size_t n, const std::string& clock) {
   auto t1 = std::chrono::steady_clock::now();
   cs::buffers.store(nullptr, std::memory_order_release);
   cs::generation.fetch_add(1, std::memory_order_release);
+  if (push != nullptr)  // the gate as it was: closed after a cuptiFinalize
+    cs::open_external(push, pop);
+  else
+    cs::close_external();
   size_t stored = 0;
   lb.for_each([&](uint32_t, const LaunchRecord*, uint32_t k) { stored += k; });
   if (stored != n) throw SessionError("hook-path benchmark lost records");

@@ -11,6 +11,7 @@
 
 #include "cupti/api_table.h"
 #include "cupti/callback_state.h"
+#include "cupti/fork_lock.h"
 
 namespace skipnative {
 
@@ -21,6 +22,7 @@ namespace {
 // A stopped session's launch buffers stay allocated until the next stop, so a
 // callback still in flight when its session stopped never writes freed memory.
 std::mutex g_retired_mu;
+[[maybe_unused]] const int g_retired_mu_fork = hold_across_fork<g_retired_mu>();
 std::unique_ptr<LaunchBuffers> g_retired;
 
 void after_fork_in_child() {
@@ -29,6 +31,7 @@ void after_fork_in_child() {
   cs::session.store(nullptr);
   cs::buffers.store(nullptr);
   cs::generation.fetch_add(1);
+  cs::external_after_fork();
 }
 
 std::once_flag g_atfork_once;
@@ -42,8 +45,13 @@ Session::Session(SessionOptions opts) : opts_(std::move(opts)) {}
 Session::~Session() {
   // In a forked child the session is the parent's: stopping it would tear down
   // the CUPTI state the child inherited. It is left alone (its memory is the
-  // child's own copy, freed below).
-  if (state_ == State::kActive && getpid() == owner_pid_) {
+  // child's own copy, freed below, without the lock: a thread of the parent
+  // may have held it at the fork, and none is left to release it).
+  if (inherited()) {
+    for (uint8_t* b : free_buffers_) std::free(b);
+    return;
+  }
+  if (state_ == State::kActive) {
     try {
       stop();
     } catch (...) {
@@ -53,11 +61,18 @@ Session::~Session() {
   for (uint8_t* b : free_buffers_) std::free(b);
 }
 
+bool Session::inherited() const { return owner_pid_ != 0 && getpid() != owner_pid_; }
+
 void Session::check(CUptiResult r, const char* what) {
   if (r != CUPTI_SUCCESS)
     throw SessionError(std::string(what) + " failed: " + api_->error_string(r));
 }
 void Session::start() {
+  if (inherited())  // and a thread of the parent may have held its lock at the fork
+    throw SessionError(
+        "this session was started in the parent process; after fork() start a new one in the "
+        "child");
+  std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
   const State st = state_.load();
   if (st == State::kActive) throw SessionError("this session is already capturing");
   if (st != State::kNew)
@@ -80,6 +95,11 @@ void Session::start() {
   if (!cs::session.compare_exchange_strong(expected, this))
     throw SessionError(
         "another skipnative session is capturing in this process; stop it before starting one");
+  if (cs::benchmarking.load()) {
+    cs::session.store(nullptr);
+    throw SessionError(
+        "a record-path benchmark is running in this process; start the capture after it");
+  }
   owner_pid_ = getpid();
   cs::refusal_safe.store(buffer_refusal_safe(version_));
 
@@ -114,12 +134,18 @@ void Session::start() {
     cs::buffers.store(launch_buffers_.get(), std::memory_order_release);
     cs::generation.fetch_add(1, std::memory_order_release);
     if (source_ == LaunchRecords::kHook) {
+      cs::open_external(api_->ActivityPushExternalCorrelationId,
+                        api_->ActivityPopExternalCorrelationId);
       g_hooks_attach(hook_sink());
       hooks_attached_ = true;
     }
   } catch (...) {
     teardown_cupti(false);
+    // A buffer callback that read this session before the store (CUPTI
+    // completes buffers on its own thread at any time) is done with it before
+    // the caller may destroy it.
     cs::session.store(nullptr);
+    wait_for_buffer_callbacks();
     state_ = State::kStopped;
     throw;
   }
@@ -309,6 +335,7 @@ void Session::stop() {
     throw SessionError(
         "this session was started in the parent process; after fork() only the parent can "
         "stop it");
+  std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
   State expected = State::kActive;  // one stop() of two racing ones goes on
   if (!state_.compare_exchange_strong(expected, State::kStopping))
     throw SessionError("this session is not capturing");
@@ -333,6 +360,7 @@ void Session::stop() {
   // synchronised and buffers flushed above, as cuptiFinalize requires outside
   // a callback.
   if (should_finalize()) {
+    cs::close_external();  // a hooked call still in flight pops nothing from here on
     CUptiResult r = api_->Finalize();
     finalized_ = r == CUPTI_SUCCESS;
   }
@@ -342,19 +370,25 @@ void Session::stop() {
     for (auto& m : markers_) m.t = ticks_to_ns(clock_, m.t);
   }
   std::lock_guard<std::mutex> lock(g_retired_mu);
+  cs::pause_at("retire");
   g_retired = std::move(launch_buffers_);
 }
 
 // After the flush: no buffer callback delivers to this session from here on.
-// The session pointer is cleared first, then the callbacks already past it are
-// waited for, then the decode lock is a barrier for what they wrote.
 void Session::close_delivery() {
   cs::session.store(nullptr);
-  while (cs::buffer_callbacks_running.load() != 0) std::this_thread::yield();
+  wait_for_buffer_callbacks();
   std::lock_guard<std::mutex> lock(decode_mu_);
   size_t dropped = 0;
   if (api_->ActivityGetNumDroppedRecords(nullptr, 0, &dropped) == CUPTI_SUCCESS)
     stats_.cupti_dropped += dropped;
+}
+
+// With the session pointer cleared: the callbacks already past it are waited
+// for, then the decode lock is a barrier for what they wrote.
+void Session::wait_for_buffer_callbacks() {
+  while (cs::buffer_callbacks_running.load() != 0) std::this_thread::yield();
+  std::lock_guard<std::mutex> lock(decode_mu_);
 }
 
 void Session::collect_launches() {
@@ -416,6 +450,10 @@ void Session::append_api_rows() {
 
 void Session::mark(const std::string& name) {
   if (state_.load() != State::kActive) throw SessionError("mark() needs a capturing session");
+  if (inherited())  // and its locks may be held by a thread of the parent that is gone
+    throw SessionError(
+        "this session was started in the parent process; after fork() it records nothing in "
+        "the child");
   uint64_t t = read_ticks(clock_);
   uint32_t id = names_.intern(name);
   std::lock_guard<std::mutex> lock(markers_mu_);
@@ -449,8 +487,6 @@ bool Session::attach_hooks() {
     why = "this CUPTI has no cuptiActivityPush/PopExternalCorrelationId";
   if (!why.empty()) return false;
   g_hooks_attach = attach;
-  cs::push_external.store(api_->ActivityPushExternalCorrelationId);
-  cs::pop_external.store(api_->ActivityPopExternalCorrelationId);
   return true;
 }
 

@@ -146,6 +146,20 @@ class Session {
   uint64_t t_stop_ns() const { return t_stop_ns_; }
   const SessionOptions& options() const { return opts_; }
 
+  // f() with the results above consistent, for a reader on another thread
+  // (metadata while the session starts, captures or stops): not while start()
+  // or stop() runs, nor while a buffer callback writes the counters. In a
+  // forked child, for a session of its parent, without the locks (a thread of
+  // the parent may have held one at the fork, and none is left to release it).
+  template <class F>
+  auto read_consistent(F&& f) const {
+    if (inherited()) return f();
+    std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
+    std::lock_guard<std::mutex> decode(decode_mu_);
+    std::lock_guard<std::mutex> buffers(buffers_mu_);
+    return f();
+  }
+
   // The launch callback, exposed for the record-path benchmark.
   static void on_api(void* userdata, CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
                      const void* cbdata);
@@ -176,6 +190,7 @@ class Session {
   void enable_hooked_api_records();
   void teardown_cupti(bool flush);
   void close_delivery();
+  void wait_for_buffer_callbacks();
   bool should_finalize() const;
   void collect_launches();
   void append_api_rows();
@@ -183,15 +198,20 @@ class Session {
   void enable_hw_trace();
   bool attach_hooks();
   void pool_buffers();
-  void pin_completion_thread();
+  bool pin_completion_thread();
+  // In a forked child, a session its parent started.
+  bool inherited() const;
 
   SessionOptions opts_;
   std::atomic<State> state_{State::kNew};
+  // Held by start() and stop() throughout: what they write is read whole
+  // (read_consistent) or not at all.
+  mutable std::mutex lifecycle_mu_;
   const CuptiApi* api_ = nullptr;
   RecordLayout layout_ = RecordLayout::kCuda13;
   uint32_t version_ = 0;
   bool finalized_ = false;
-  int owner_pid_ = 0;                  // the process that started the session
+  std::atomic<int> owner_pid_{0};      // the process that started the session
   bool host_pinned_set_ = false;       // MEM_ALLOCATION_TYPE_HOST_PINNED set by this session
   std::atomic<bool> stopping_{false};  // buffers completed now are not reused
   CUpti_SubscriberHandle subscriber_ = nullptr;
@@ -203,12 +223,12 @@ class Session {
   std::unique_ptr<LaunchBuffers> launch_buffers_;
   StringTable names_;
 
-  std::mutex buffers_mu_;
+  mutable std::mutex buffers_mu_;
   std::vector<uint8_t*> free_buffers_;
   std::vector<uint8_t*> spilled_;            // spill buffers CUPTI holds now
   std::unordered_set<uint8_t*> handed_out_;  // pool buffers CUPTI holds now
 
-  std::mutex decode_mu_;
+  mutable std::mutex decode_mu_;
   std::unordered_map<const char*, std::pair<uint32_t, std::string>> name_cache_;
   std::vector<KernelRow> kernels_;
   std::vector<CopyRow> copies_;
@@ -233,14 +253,17 @@ Session* active_session();
 
 // Test seam: f(where) is called where a callback has read shared state and not
 // yet used it: "attach" (a thread joins the launch buffers; once per thread per
-// session) and "deliver" (a completed activity buffer, before decoding). Never
-// on the per-record path. nullptr: none (the default).
+// session) and "deliver" (a completed activity buffer, before decoding), and
+// where stop() holds a process-wide lock: "retire" (the launch buffers kept
+// for callbacks still in flight). Never on the per-record path. nullptr: none
+// (the default).
 using PausePoint = void (*)(const char* where);
 void set_pause_point(PausePoint f);
 
 // The record path measured without a GPU: n enter/exit callback pairs through
-// Session::on_api into a fresh LaunchBuffers. Returns ns per record. Refuses
-// while a session is active. (cupti/record_bench.cpp)
+// Session::on_api into a fresh LaunchBuffers. Returns ns per record. Refused
+// while a session captures, and no session starts while it (or
+// bench_hook_path) runs. (cupti/record_bench.cpp)
 double bench_record_path(size_t n, const std::string& clock);
 
 // The launch-hook path measured without a GPU: n sink enter/exit pairs (what a

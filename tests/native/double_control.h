@@ -32,6 +32,8 @@ struct Double {
   uint64_t (*call_timestamp_callback)();
   CUptiResult (*enable_kind)(CUpti_ActivityKind);  // as another CUPTI user would
   CUptiResult (*disable_kind)(CUpti_ActivityKind);
+  void (*on_activity_enable)(void (*)(int));  // f(kind) at each cuptiActivityEnable
+  uint64_t (*calls_after_finalize)();         // external correlation calls after cuptiFinalize
 };
 
 template <class F>
@@ -66,6 +68,8 @@ Double load_double() {
   bind(h, d.call_timestamp_callback, "skipnative_double_call_timestamp_callback");
   bind(h, d.enable_kind, "cuptiActivityEnable");
   bind(h, d.disable_kind, "cuptiActivityDisable");
+  bind(h, d.on_activity_enable, "skipnative_double_on_activity_enable");
+  bind(h, d.calls_after_finalize, "skipnative_double_calls_after_finalize");
   return d;
 }
 

@@ -22,8 +22,20 @@
 #include <vector>
 
 #include "check.h"
+#include "cupti/metadata.h"
 #include "cupti/session.h"
 #include "double_control.h"
+
+// The launch hooks' C interface as libskipnative_hooks.so exports it, defined
+// here in the test program (linked with -rdynamic, so a session finds it with
+// dlsym): a launch_records="hook" session attaches its sink, which the tests
+// call as a wrapped driver call does, around the real call.
+inline std::atomic<const SkipnativeHookSink*> g_hook_sink{nullptr};
+extern "C" __attribute__((visibility("default"))) void skipnative_hooks_attach(
+    const SkipnativeHookSink* sink) {
+  g_hook_sink.store(sink);
+}
+extern "C" __attribute__((visibility("default"))) int skipnative_hooks_in_time() { return 1; }
 
 namespace {
 
@@ -158,6 +170,50 @@ void test_fork_while_capturing(const Double& d) {
   CHECK(d.subscribed() == 0);
 }
 
+// fork() while another thread holds one of the capture's process-wide locks
+// (here stop(), retiring the launch buffers): the child, where that thread does
+// not exist, captures without waiting on it. A hang ends the child (SIGALRM).
+std::atomic<bool> g_pause_retire{false};
+Gate* g_retire_reached = nullptr;
+Gate* g_forked = nullptr;
+
+void pause_retire(const char* where) {
+  if (std::string(where) != "retire" || !g_pause_retire.exchange(false)) return;
+  g_retire_reached->release();
+  g_forked->wait(300);  // a fork() that waits for the lock goes on after this
+}
+
+void test_fork_while_a_lock_is_held(const Double& d) {
+  d.reset(130001);
+  d.configure(100, 100, 0, 0);
+  Gate reached, forked;
+  g_retire_reached = &reached;
+  g_forked = &forked;
+  skipnative::set_pause_point(&pause_retire);
+  auto s = std::make_unique<Session>(library_clock());
+  s->start();
+  d.launch(kRuntime, kLaunch, 7, "parent", 100);
+  g_pause_retire = true;
+  std::thread stopper([&] { s->stop(); });
+  CHECK(reached.wait(5000));
+  std::fflush(nullptr);
+  pid_t child = fork();
+  if (child == 0) {
+    alarm(10);
+    auto c = std::make_unique<Session>(library_clock());
+    c->start();
+    d.launch_many(5, kRuntime, kLaunch, 7, "child", 100);
+    c->stop();
+    std::_Exit(c->launches().size() == 5 && c->kernels().size() == 5 ? 0 : 1);
+  }
+  forked.release();
+  stopper.join();
+  skipnative::set_pause_point(nullptr);
+  int status = 0;
+  CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK(s->launches().size() == 1 && s->kernels().size() == 1);
+}
+
 // A buffer callback that read the session just before stop() must finish
 // before stop() returns: nothing is appended to a stopped session's rows.
 std::atomic<bool> g_pause_deliver{false};
@@ -191,6 +247,74 @@ void test_stop_while_a_buffer_is_delivered(const Double& d) {
   skipnative::set_pause_point(nullptr);
   CHECK(s.kernels().size() == at_stop);
   CHECK(at_stop == 50);
+}
+
+// A start() that fails after it registered the buffer callbacks (here
+// cuptiActivityEnable refuses the concurrent kernel kind: another CUPTI user
+// left the serial one on) while CUPTI completes a buffer on its own thread:
+// that callback read the session before start() gave up, and must be done with
+// it before start() throws, for the caller may destroy the session at once.
+const Double* g_enable_double = nullptr;
+std::thread* g_completer = nullptr;
+Gate* g_failing_reached = nullptr;
+Gate* g_start_thrown = nullptr;
+std::atomic<bool> g_pause_failing{false}, g_start_threw{false}, g_delivered_late{false};
+
+void pause_failing_start_delivery(const char* where) {
+  if (std::string(where) != "deliver" || !g_pause_failing.exchange(false)) return;
+  g_failing_reached->release();
+  g_start_thrown->wait(300);  // a fixed start() waits for this callback
+  g_delivered_late = g_start_threw.load();
+}
+
+void complete_a_buffer_now(int) {  // as CUPTI's thread does, at any time
+  if (g_completer != nullptr) return;
+  g_completer = new std::thread([] { g_enable_double->flush(0); });
+  g_failing_reached->wait(5000);
+}
+
+void test_failed_start_while_a_buffer_is_delivered(const Double& d) {
+  d.reset(23);  // no cuptiFinalize: the buffer callbacks stay registered after a stop
+  d.configure(100, 100, 0, 0);
+  auto first = std::make_unique<Session>(library_clock());
+  first->start();
+  first->stop();
+  d.enable_kind(CUPTI_ACTIVITY_KIND_KERNEL);  // another CUPTI user's kind
+  d.launch(kRuntime, kLaunch, 7, "k", 100);   // a record in a buffer CUPTI holds
+  Gate reached, thrown;
+  g_enable_double = &d;
+  g_failing_reached = &reached;
+  g_start_thrown = &thrown;
+  g_pause_failing = true;
+  g_start_threw = g_delivered_late = false;
+  skipnative::set_pause_point(&pause_failing_start_delivery);
+  d.on_activity_enable(&complete_a_buffer_now);
+  auto s = std::make_unique<Session>(library_clock());
+  bool threw = false;
+  try {
+    s->start();
+  } catch (const SessionError&) {
+    threw = true;
+  }
+  g_start_threw = true;
+  thrown.release();
+  d.on_activity_enable(nullptr);
+  if (g_completer != nullptr) {
+    g_completer->join();
+    delete g_completer;
+    g_completer = nullptr;
+  }
+  skipnative::set_pause_point(nullptr);
+  d.disable_kind(CUPTI_ACTIVITY_KIND_KERNEL);
+  CHECK(threw && !s->active());
+  CHECK(reached.wait(0));           // the buffer was delivered while start() ran
+  CHECK(!g_delivered_late.load());  // and start() waited for it
+  s.reset();
+  auto next = std::make_unique<Session>(library_clock());  // the process can capture again
+  next->start();
+  d.launch(kRuntime, kLaunch, 7, "k", 100);
+  next->stop();
+  CHECK(next->kernels().size() == 1);
 }
 
 // A thread preempted while attaching, across a stop and a start, records the
@@ -557,13 +681,164 @@ void test_out_of_memory_while_decoding(const Double& d) {
 #endif
 }
 
+SessionOptions hooked() {
+  SessionOptions o = library_clock();
+  o.launch_records = skipnative::LaunchRecords::kHook;
+  return o;
+}
+
+// Whether a session attached the hooks' sink here (the test program exports
+// the hooks' interface only where it is linked with -rdynamic).
+bool hooks_attached(const Session& s, const char* test) {
+  if (s.launch_source() == skipnative::LaunchRecords::kHook && g_hook_sink.load() != nullptr)
+    return true;
+  std::printf("%s: the hooks' interface is not exported here (-rdynamic): not checked\n", test);
+  return false;
+}
+
+// A hooked call that began before a stop() and returns after it (a
+// cuStreamSynchronize waiting on a long kernel): its pop of the external
+// correlation id must not reach CUPTI once stop() has finalized it.
+void test_hooked_call_across_a_finalizing_stop(const Double& d) {
+  d.reset(130001);
+  d.configure(100, 100, 0, 0);
+  auto s = std::make_unique<Session>(hooked());
+  s->start();
+  if (!hooks_attached(*s, "hooked call across a stop")) return;
+  const SkipnativeHookSink* sink = g_hook_sink.load();
+  uint32_t ext = 0;
+  const uint64_t t = sink->enter(&ext);
+  d.launch(kDriver, kDriverLaunch, 7, "k", 100);  // the real call
+  s->stop();
+  sink->exit(t, ext, kDriverLaunch);
+  CHECK(s->finalized() && d.finalized() == 1);
+  CHECK(d.calls_after_finalize() == 0);
+  CHECK(s->kernels().size() == 1);
+}
+
+// Threads in hooked calls while sessions start and stop, finalizing each time:
+// no push or pop reaches CUPTI between a cuptiFinalize and the next session's
+// set-up (a thread preempted inside a call spans a whole stop).
+void test_hooked_calls_while_sessions_finalize(const Double& d) {
+  d.reset(130001);
+  d.configure(10, 10, 0, 0);
+  std::atomic<bool> done{false};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 4; ++i)
+    ts.emplace_back([&] {
+      while (!done.load()) {
+        const SkipnativeHookSink* sink = g_hook_sink.load();
+        if (sink == nullptr) {
+          std::this_thread::yield();
+          continue;
+        }
+        uint32_t ext = 0;
+        const uint64_t t = sink->enter(&ext);
+        sink->exit(t, ext, kDriverLaunch);
+      }
+    });
+  bool attached = true;
+  for (int cycle = 0; cycle < 50 && attached; ++cycle) {
+    auto s = std::make_unique<Session>(hooked());
+    s->start();
+    attached = hooks_attached(*s, "hooked calls while sessions finalize");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    s->stop();
+    CHECK(s->finalized());
+  }
+  done = true;
+  for (auto& t : ts) t.join();
+  CHECK(d.calls_after_finalize() == 0);
+}
+
+// metadata() on one thread while another starts, captures and stops (the
+// bindings run start() and stop() without the GIL, and cap.metadata may be read
+// meanwhile), and a third completes buffers as CUPTI's thread does: what they
+// write is read whole. A data race here is a ThreadSanitizer report.
+void test_metadata_read_while_starting_and_stopping(const Double& d) {
+  d.reset(130001);
+  d.configure(10, 10, 0, 0);
+  for (int round = 0; round < 10; ++round) {
+    auto s = std::make_unique<Session>(hooked());
+    std::atomic<bool> done{false};
+    size_t reads = 0;
+    std::thread reader([&] {
+      while (!done.load()) reads += !skipnative::session_metadata_json(*s).empty();
+    });
+    std::thread deliverer([&] {
+      while (!done.load()) d.flush(0);
+    });
+    s->start();
+    d.launch_many(200, kDriver, kDriverLaunch, 7, "k", 10);
+    s->stop();
+    done = true;
+    reader.join();
+    deliverer.join();
+    CHECK(reads > 0);
+    const std::string meta = skipnative::session_metadata_json(*s);
+    CHECK(meta.find("\"t_stop_ns\":" + std::to_string(s->t_stop_ns())) != std::string::npos);
+    CHECK(s->kernels().size() == 200);
+  }
+}
+
+// A session started while the record-path benchmark runs on another thread
+// (it swaps in launch buffers of its own, and clears them at its end) waits
+// for it, refused until then: it would lose every launch after the
+// benchmark's end, and the benchmark the records the session took.
+std::atomic<bool> g_signal_bench{false};
+Gate* g_bench_running = nullptr;
+
+void signal_bench(const char* where) {
+  if (std::string(where) == "attach" && g_signal_bench.exchange(false)) g_bench_running->release();
+}
+
+void test_start_while_the_record_bench_runs(const Double& d) {
+  d.reset(130001);
+  d.configure(10, 10, 0, 0);
+  Gate running;
+  g_bench_running = &running;
+  g_signal_bench = true;
+  skipnative::set_pause_point(&signal_bench);
+  bool bench_failed = false;
+  std::thread bench([&] {
+    try {
+      skipnative::bench_record_path(2000000, "monotonic_raw");
+    } catch (const SessionError&) {
+      bench_failed = true;
+    }
+  });
+  CHECK(running.wait(5000));  // the benchmark records
+  skipnative::set_pause_point(nullptr);
+  std::unique_ptr<Session> s;
+  size_t refused = 0;
+  while (s == nullptr) {
+    auto c = std::make_unique<Session>(library_clock());
+    try {
+      c->start();
+      s = std::move(c);
+    } catch (const SessionError&) {
+      ++refused;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+  d.launch_many(100, kRuntime, kLaunch, 7, "k", 10);
+  bench.join();
+  d.launch_many(100, kRuntime, kLaunch, 7, "k", 10);
+  s->stop();
+  CHECK(!bench_failed);
+  CHECK(s->launches().size() == 200 && s->kernels().size() == 200);
+  std::printf("start while the record bench runs: refused %zu times\n", refused);
+}
+
 void run_concurrency_tests(const Double& d) {
   test_buffer_refusal_by_version(d, 26);      // CUDA 12.8: refusal may crash CUPTI
   test_buffer_refusal_by_version(d, 27);      // CUDA 12.9
   test_buffer_refusal_by_version(d, 130001);  // CUDA 13
   test_clock_readers_during_restarts(d);
   test_fork_while_capturing(d);
+  test_fork_while_a_lock_is_held(d);
   test_stop_while_a_buffer_is_delivered(d);
+  test_failed_start_while_a_buffer_is_delivered(d);
   test_attach_across_stop_and_start(d);
   test_restarts_while_eight_threads_launch(d);
   test_stop_while_delivering(d);
@@ -572,6 +847,10 @@ void run_concurrency_tests(const Double& d) {
   test_completion_cpu_leaves_the_stopping_thread_alone(d);
   test_out_of_memory_on_the_launch_path(d);
   test_out_of_memory_while_decoding(d);
+  test_hooked_call_across_a_finalizing_stop(d);
+  test_hooked_calls_while_sessions_finalize(d);
+  test_metadata_read_while_starting_and_stopping(d);
+  test_start_while_the_record_bench_runs(d);
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 // whole native capture path is checked on Grace's architecture too (the Python
 // tests cover x86-64). Build (CUDA headers from the nvidia-cuda-* wheels):
 //   g++ -std=c++17 -O2 -pthread -Icsrc -I$INC csrc/core/*.cpp csrc/cupti/*.cpp
-//       tests/native/session_tests.cpp -ldl -o session_tests
+//       tests/native/session_tests.cpp -rdynamic -ldl -o session_tests
 //   g++ -std=c++17 -O2 -shared -fPIC -I$INC tests/native/double/cupti_double.cpp
 //       -o libskipnative_cupti_double.so
 //   SKIPNATIVE_CUPTI_LIBRARY=$PWD/libskipnative_cupti_double.so ./session_tests

@@ -171,6 +171,41 @@ def test_profile_with_launch_times_from_the_hooks(tmp_path):
     _hook_capture(tmp_path / "run" / "b2.skip", 2)
 
 
+def test_profile_restarted_for_the_hooks_keeps_the_interpreter_options(tmp_path):
+    # `skip profile --launch-records hook` starts itself again with the hooks in
+    # LD_PRELOAD: the workload (which runs only in the new process) sees the
+    # interpreter's -X and -W options as given to the first one
+    (tmp_path / "w.py").write_text(
+        HOOK_WORKLOAD
+        + textwrap.dedent("""
+            import json, sys
+
+            _make = make
+
+            def make(batch):
+                with open("interpreter.json", "w") as f:
+                    json.dump({"x": sys._xoptions, "w": sys.warnoptions}, f)
+                return _make(batch)
+        """)
+    )
+    env = {**os.environ, "SKIPNATIVE_CUPTI_LIBRARY": library_path()}
+    env.pop("LD_PRELOAD", None)
+    r = subprocess.run(
+        [
+            sys.executable, "-X", "skipnative_probe=1", "-W", "default::DeprecationWarning",
+            "-m", "skipnative", "profile", "--script", "w.py:make", "--batch", "1",
+            "--iters", "1", "--warmup", "1", "--no-attribution", "--launch-records", "hook",
+            "--out", "run",
+        ],
+        capture_output=True, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    seen = json.loads((tmp_path / "interpreter.json").read_text())
+    assert seen["x"].get("skipnative_probe") == "1"
+    assert "default::DeprecationWarning" in seen["w"]
+    assert (tmp_path / "run" / "b1.skip").is_file()
+
+
 def test_sweep_points_take_launch_times_from_the_hooks(tmp_path):
     (tmp_path / "w.py").write_text(HOOK_WORKLOAD)
     r = skip(

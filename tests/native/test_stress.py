@@ -163,6 +163,34 @@ def test_fork_after_a_session_started():
     assert r.stdout.split() == ["0", "20", "20", "['parent']"]
 
 
+def test_capture_in_a_forked_child():
+    # While the parent captures, the child cannot (CUPTI has one subscriber, the
+    # parent's): a one-line error, no hang. After the parent's capture stopped, a
+    # capture in a child records the child's launches.
+    r = _run("""
+        gpu.launch_many(10, "parent", 10)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                skipnative.capture(clock="library").start()
+                os._exit(3)
+            except skipnative.CaptureError as e:
+                os._exit(0 if "subscriber" in str(e) else 4)
+        _, during = os.waitpid(pid, 0)
+        t = cap.stop()
+        pid = os.fork()
+        if pid == 0:
+            with skipnative.capture(clock="library") as c:
+                gpu.launch_many(5, "child", 10)
+            names = set(c.trace.name(c.trace.gpu["name_id"]))
+            os._exit(0 if len(c.trace.launches) == 5 and names == {"child"} else 5)
+        _, after = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(during), os.waitstatus_to_exitcode(after), len(t.launches))
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0", "0", "10"]
+
+
 # A forked child inherits the parent's running capture. Whatever way it ends, it
 # must not touch the CUPTI state behind it (the parent's): the double logs every
 # teardown call with its process id, and no line may be the child's.

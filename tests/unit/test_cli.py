@@ -223,3 +223,25 @@ def test_a_gpu_bound_verdict_on_an_idle_gpu_points_to_the_long_calls():
     # a GPU-bound step of a busy GPU says nothing of it
     busy = str(DATA / "a100_trace_diff_control.json.gz")
     assert "yet the GPU was busy" not in skip("analyze", busy).stdout
+
+
+@pytest.mark.parametrize(
+    ("orig_argv", "options"),
+    [
+        (["py", "-m", "skipnative", "profile", "-X", "x"], []),
+        (["py", "-X", "dev", "-Wdefault", "-O", "-m", "skipnative", "profile"],
+         ["-X", "dev", "-Wdefault", "-O"]),
+        (["py", "-OO", "-W", "error", "-Xfrozen_modules=off", "/bin/skip", "-X", "y"],
+         ["-OO", "-W", "error", "-Xfrozen_modules=off"]),
+        (["py", "-Im", "skipnative", "-O"], ["-I"]),
+        (["py", "-bX", "utf8", "-c", "code", "-O"], ["-bX", "utf8"]),
+        (["py", "--check-hash-based-pycs", "never", "-E", "-", "-O"],
+         ["--check-hash-based-pycs", "never", "-E"]),
+    ],
+)  # fmt: skip
+def test_a_restart_keeps_the_interpreter_options_only(orig_argv, options):
+    # `skip profile --launch-records hook` starts itself again: with the options
+    # given to the interpreter, none of the program's own arguments
+    from skipnative.cli.profile import interpreter_options
+
+    assert interpreter_options(orig_argv) == options

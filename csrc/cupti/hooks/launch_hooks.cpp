@@ -39,14 +39,14 @@ DlsymFn real_dlsym() {
   return fn;
 }
 
-// One wrapper: the real entry point it calls and the cbid it records as.
-template <int I, class F>
+// One wrapper: the real entry point it calls, and the cbid it records as (a
+// constant: resolvers on several threads may hand the wrapper out at once).
+template <int I, uint16_t Cbid, class F>
 struct Hook;
-template <int I, class... A>
-struct Hook<I, CUresult CUDAAPI(A...)> {
+template <int I, uint16_t Cbid, class... A>
+struct Hook<I, Cbid, CUresult CUDAAPI(A...)> {
   using Fn = CUresult(CUDAAPI*)(A...);
   static inline std::atomic<Fn> real{nullptr};
-  static inline uint16_t cbid = 0;
   static CUresult CUDAAPI call(A... a) {
     const Fn fn = real.load(std::memory_order_relaxed);
     const SkipnativeHookSink* s = g_sink.load(std::memory_order_acquire);
@@ -54,15 +54,14 @@ struct Hook<I, CUresult CUDAAPI(A...)> {
     uint32_t ext = 0;
     const uint64_t t = s->enter(&ext);
     const CUresult r = fn(a...);
-    s->exit(t, ext, cbid);
+    s->exit(t, ext, Cbid);
     return r;
   }
   // The wrapper for `impl`, or impl itself where another implementation holds it.
-  static void* wrap(void* impl, uint16_t id) {
+  static void* wrap(void* impl) {
     Fn expected = nullptr;
     Fn f = reinterpret_cast<Fn>(impl);
     if (real.compare_exchange_strong(expected, f) || expected == f) {
-      cbid = id;
       g_wrapped.fetch_add(1, std::memory_order_relaxed);
       return reinterpret_cast<void*>(&call);
     }
@@ -75,15 +74,14 @@ struct Entry {
   const char* name;  // the exported name (dlsym)
   const char* base;  // the name cuGetProcAddress is asked for
   bool ptsz;         // the per-thread-default-stream variant
-  uint16_t cbid;
-  void* (*wrap_dlsym)(void*, uint16_t);
-  void* (*wrap_proc)(void*, uint16_t);
+  void* (*wrap_dlsym)(void*);
+  void* (*wrap_proc)(void*);
 };
 
 #define SKIPNATIVE_HOOK_ENTRY(n, name, base, ptsz, type, cbid)              \
   Entry {                                                                   \
-    name, base, ptsz, uint16_t(cbid), &Hook<2 * (n), decltype(type)>::wrap, \
-        &Hook<2 * (n) + 1, decltype(type)>::wrap                            \
+    name, base, ptsz, &Hook<2 * (n), uint16_t(cbid), decltype(type)>::wrap, \
+        &Hook<2 * (n) + 1, uint16_t(cbid), decltype(type)>::wrap            \
   }
 #define SKIPNATIVE_HOOK_PAIR(n, fn, type)                                              \
   SKIPNATIVE_HOOK_ENTRY(2 * (n), #fn, #fn, false, type, CUPTI_DRIVER_TRACE_CBID_##fn), \
@@ -194,7 +192,7 @@ void* wrap_proc_result(const char* symbol, void* impl, int version, cuuint64_t f
                             : wrap_proc_fn(g_proc_v1, impl, reinterpret_cast<void*>(&proc_v1));
   }
   const Entry* e = by_query(symbol, (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) != 0);
-  return e ? e->wrap_proc(impl, e->cbid) : impl;
+  return e ? e->wrap_proc(impl) : impl;
 }
 
 __attribute__((constructor)) void on_load() {
@@ -260,7 +258,7 @@ HOOKS_API void* dlsym(void* handle, const char* name) {
   if (std::strcmp(name, "cuGetProcAddress") == 0)
     return in_libcuda(p) ? wrap_proc_fn(g_proc_v1, p, reinterpret_cast<void*>(&proc_v1)) : p;
   const Entry* e = by_name(name);
-  return in_libcuda(p) ? e->wrap_dlsym(p, e->cbid) : p;
+  return in_libcuda(p) ? e->wrap_dlsym(p) : p;
 }
 
 HOOKS_API void skipnative_hooks_attach(const SkipnativeHookSink* sink) {

@@ -125,17 +125,54 @@ def build_workload(args, batch: int):
 def _preload_hooks(args) -> None:
     """--launch-records hook: the hooks must be loaded before CUDA, so where this
     process was started without them it is started again (same pid, same
-    arguments) with them in LD_PRELOAD, before anything here loads CUDA."""
+    arguments and interpreter options) with them in LD_PRELOAD, before anything
+    here loads CUDA."""
     env = with_launch_hooks(os.environ)
     if env.get("LD_PRELOAD") == os.environ.get("LD_PRELOAD"):
         return
     sys.stdout.flush()
     sys.stderr.flush()
+    skip_argv = getattr(args, "skip_argv", sys.argv[1:])
     os.execve(
         sys.executable,
-        [sys.executable, "-m", "skipnative", *getattr(args, "skip_argv", sys.argv[1:])],
+        [sys.executable, *interpreter_options(sys.orig_argv), "-m", "skipnative", *skip_argv],
         env,
     )
+
+
+# Python's short options that take a value (in the same argument or the next).
+_VALUE_OPTIONS = "XW"
+
+
+def interpreter_options(orig_argv: list[str]) -> list[str]:
+    """The interpreter's own options in `orig_argv` (sys.orig_argv: -X dev, -W
+    error, -O, ...), those before what it runs (-m MODULE, -c CODE, a script)."""
+    out: list[str] = []
+    rest = orig_argv[1:]
+    i = 0
+    while i < len(rest):
+        a = rest[i]
+        if a in ("-", "--") or not a.startswith("-"):
+            break
+        if a.startswith("--"):  # --check-hash-based-pycs MODE, the one that takes one
+            takes = a == "--check-hash-based-pycs"
+            out += rest[i : i + 1 + takes]
+            i += 1 + takes
+            continue
+        for j, c in enumerate(a[1:], 1):
+            if c in "cm":  # what runs starts here: keep the flags before it
+                if j > 1:
+                    out.append(a[:j])
+                return out
+            if c in _VALUE_OPTIONS:
+                takes = j == len(a) - 1
+                out += rest[i : i + 1 + takes]
+                i += takes
+                break
+        else:
+            out.append(a)
+        i += 1
+    return out
 
 
 def run(args) -> int:

@@ -93,7 +93,15 @@ struct State {
   CUptiResult hw_trace_result = CUPTI_ERROR_NOT_SUPPORTED;  // what enabling HW trace returns
   bool hw_trace = false;
   uint32_t flush_period_ms = 0;
-  uint64_t external_pushes = 0;
+  std::atomic<uint64_t> external_pushes{0};
+  // cuptiFinalize ran and no session has set CUPTI up since (cuptiSubscribe,
+  // cuptiActivityRegisterCallbacks); calls of a stopped capture made meanwhile
+  // are counted: CUPTI may crash on a call that races its cuptiFinalize.
+  std::atomic<bool> finalized_now{false};
+  std::atomic<uint64_t> calls_after_finalize{0};
+  // Called at the start of each cuptiActivityEnable (a test's stand-in for work
+  // CUPTI's own threads do meanwhile, such as completing a buffer).
+  std::atomic<void (*)(int)> on_activity_enable{nullptr};
 };
 
 // CUPTI's external correlation stacks: per thread, per kind.
@@ -455,6 +463,7 @@ DOUBLE_API CUptiResult cuptiSubscribe(CUpti_SubscriberHandle* subscriber,
   std::lock_guard<std::mutex> lock(s.mu);
   if (s.subscribed || s.held_by_other) return CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED;
   s.subscribed = true;
+  s.finalized_now = false;
   s.callback = callback;
   s.userdata = userdata;
   *subscriber = reinterpret_cast<CUpti_SubscriberHandle>(&s);
@@ -489,6 +498,7 @@ DOUBLE_API CUptiResult cuptiEnableCallback(uint32_t enable, CUpti_SubscriberHand
 
 DOUBLE_API CUptiResult cuptiActivityEnable(CUpti_ActivityKind kind) {
   State& s = st();
+  if (auto f = s.on_activity_enable.load()) f(int(kind));
   std::lock_guard<std::mutex> lock(s.mu);
   // as CUPTI: the serial and the concurrent kernel kinds exclude each other
   if ((kind == CUPTI_ACTIVITY_KIND_KERNEL &&
@@ -534,6 +544,7 @@ DOUBLE_API CUptiResult cuptiActivityRegisterCallbacks(CUpti_BuffersCallbackReque
   std::lock_guard<std::mutex> lock(s.mu);
   s.request = request;
   s.complete = complete;
+  s.finalized_now = false;
   return CUPTI_SUCCESS;
 }
 
@@ -638,11 +649,13 @@ DOUBLE_API CUptiResult cuptiActivityPushExternalCorrelationId(CUpti_ExternalCorr
                                                               uint64_t id) {
   t_external.emplace_back(int(kind), id);
   st().external_pushes++;
+  if (st().finalized_now.load()) st().calls_after_finalize++;
   return CUPTI_SUCCESS;
 }
 
 DOUBLE_API CUptiResult cuptiActivityPopExternalCorrelationId(CUpti_ExternalCorrelationKind kind,
                                                              uint64_t* last) {
+  if (st().finalized_now.load()) st().calls_after_finalize++;
   for (auto it = t_external.rbegin(); it != t_external.rend(); ++it)
     if (it->first == int(kind)) {
       if (last) *last = it->second;
@@ -658,6 +671,7 @@ DOUBLE_API CUptiResult cuptiFinalize() {
   log_call(s, "cuptiFinalize");
   if (s.subscribed) return CUPTI_ERROR_INVALID_OPERATION;  // still in use: refuse, as a check
   ++s.finalized;
+  s.finalized_now = true;
   s.timestamp = nullptr;
   s.request = nullptr;
   s.complete = nullptr;
@@ -696,6 +710,8 @@ DOUBLE_API void skipnative_double_reset(uint32_t version) {
   s.hw_trace = false;
   s.flush_period_ms = 0;
   s.external_pushes = 0;
+  s.finalized_now = false;
+  s.calls_after_finalize = 0;
 }
 
 // What cuptiActivityEnableHWTrace(1) returns from now on (0: it succeeds).
@@ -707,6 +723,13 @@ DOUBLE_API void skipnative_double_set_hw_trace(int result) {
 DOUBLE_API int skipnative_double_hw_trace() { return st().hw_trace ? 1 : 0; }
 DOUBLE_API uint32_t skipnative_double_flush_period() { return st().flush_period_ms; }
 DOUBLE_API uint64_t skipnative_double_external_pushes() { return st().external_pushes; }
+// External correlation pushes and pops made after a cuptiFinalize, before the
+// next session set CUPTI up.
+DOUBLE_API uint64_t skipnative_double_calls_after_finalize() { return st().calls_after_finalize; }
+// f(kind) at the start of every cuptiActivityEnable from now on (null: none).
+DOUBLE_API void skipnative_double_on_activity_enable(void (*f)(int)) {
+  st().on_activity_enable.store(f);
+}
 
 // Teardown calls (unsubscribe, flush, disable, finalize) are logged to `path`
 // from now on ("" or null: not logged).
