@@ -209,7 +209,7 @@ def test_gpu_row_cap_counts_exact_drops(gpu):
     assert cap.metadata["dropped"]["gpu_rows"] == 15
 
 
-@pytest.mark.parametrize("version,layout", [(130001, 13), (26, 12), (18, 12)])
+@pytest.mark.parametrize("version,layout", [(130001, 13), (26, 12), (19, 12)])
 def test_record_layouts_by_cupti_version(gpu, version, layout):
     gpu.reset(version=version)
     gpu.configure(launch_cost_ns=COST, submit_latency_ns=LATENCY)
@@ -229,8 +229,10 @@ def test_record_layouts_by_cupti_version(gpu, version, layout):
     np.testing.assert_array_equal(t.gpu["graph_node_id"][2:], [1, 2])
 
 
-def test_cupti_before_cuda_12_is_refused(gpu):
-    gpu.reset(version=14)
+# CUPTI API versions 17 and 18 are CUDA 11.6 and 11.8 (cupti_version.h): 19 is 12.0
+@pytest.mark.parametrize("version", [14, 17, 18])
+def test_cupti_before_cuda_12_is_refused(gpu, version):
+    gpu.reset(version=version)
     with pytest.raises(skipnative.CaptureError, match=r"older than CUDA 12\.0"):
         skipnative.capture().start()
     assert not gpu.subscribed
