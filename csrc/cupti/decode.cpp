@@ -14,7 +14,8 @@ namespace skipnative {
 RecordLayout layout_for_version(uint32_t version) {
   if (version >= 130000) return RecordLayout::kCuda13;
   // CUDA 12.0 shipped CUPTI API version 19 (17 and 18 are 11.6 and 11.8, whose
-  // records are not the 12.x structs decoded here); 12.x versions stay below 130000.
+  // records were never checked against the 12.x structs decoded here); 12.x
+  // versions stay below 130000.
   if (version >= 19) return RecordLayout::kCuda12;
   throw std::runtime_error("CUPTI API version " + std::to_string(version) +
                            " is older than CUDA 12.0; skipnative decodes CUDA 12.x and 13.x");
