@@ -16,13 +16,26 @@ from typing import Any
 from skipnative.errors import TraceError
 
 
+def _jobs(text: str) -> int:
+    import argparse
+
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a count of workers, 0 or more")
+    return n
+
+
 def add_jobs_arg(p) -> None:
     p.add_argument(
         "--jobs",
-        type=int,
+        type=_jobs,
         default=0,
         metavar="N",
-        help="for a folder of per-rank traces: worker processes (default: one per usable core)",
+        help="for a folder of per-rank traces: worker processes (0, the default: one per"
+        " usable core)",
     )
 
 

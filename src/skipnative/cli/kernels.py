@@ -118,6 +118,11 @@ def write_parquet(cols: dict, path: str, force: bool = False) -> None:
 def run(args) -> int:
     if args.top < 0:
         raise UserError("--top must be >= 0")
+    out = args.csv or args.parquet
+    if out:  # before any trace is read: a long folder read would end in this error
+        _check_out(out, args.force)
+    if args.parquet:
+        import pyarrow  # noqa: F401  (missing: the command names its extra, as for any)
     cols, errors = _table(args)
     if args.csv:
         write_csv(cols, args.csv, args.force)

@@ -134,8 +134,12 @@ def _command(cmd: list[str]) -> list[str]:
         raise UserError("no command given: skip run [options] -- CMD [ARGS...]")
     exe = cmd[0]
     if os.sep in exe:
-        if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
-            raise UserError(f"{exe}: no such executable file")
+        if not os.path.exists(exe):
+            raise UserError(f"{exe}: no such file")
+        if not os.path.isfile(exe):
+            raise UserError(f"{exe}: not a file")
+        if not os.access(exe, os.X_OK):
+            raise UserError(f"{exe}: not executable (no execute permission)")
     elif shutil.which(exe) is None:
         raise UserError(f"{exe}: command not found")
     return cmd

@@ -20,7 +20,11 @@ def atomic_output(path: str, *, overwrite: bool) -> Iterator:
     if os.path.exists(path) and not overwrite:
         raise TraceError(path, _EXISTS)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".skipnative-", suffix=".tmp", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".skipnative-", suffix=".tmp", dir=folder)
+    except OSError as e:  # named by the output asked for, not by the temporary file
+        why = "no such folder" if not os.path.exists(folder) else (e.strerror or str(e))
+        raise TraceError(path, f"cannot write: {why} ({folder})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             yield f

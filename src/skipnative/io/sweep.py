@@ -22,6 +22,9 @@ class Sweep:
 
 def load_sweep(folder: str) -> Sweep:
     path = os.path.join(folder, "sweep.json")
+    if not os.path.isdir(folder):
+        why = "not a folder" if os.path.exists(folder) else "no such folder"
+        raise TraceError(folder, f"{why} (a sweep folder holds sweep.json)")
     try:
         with open(path) as f:
             doc = json.load(f)

@@ -26,8 +26,8 @@ def write_report(
     """Writes report.md and its PNGs into `out` (default: the sweep folder), and
     with `html` a self-contained report.html; returns the path of the last."""
     out = out or folder
+    data = sweep_data(folder, whatif_cpu, whatif_graphs)  # a folder that is no sweep: no output
     os.makedirs(out, exist_ok=True)
-    data = sweep_data(folder, whatif_cpu, whatif_graphs)
     figs = write_figures(data, out)
     doc = Document(sections.title(data), sections.all_sections(data, figs, source_note))
     path = os.path.join(out, "report.md")
