@@ -99,11 +99,13 @@ def run(args) -> int:
 
     print(f"{result['trace']} ({result['format']}, {result['vendor']} GPU)")
     if "window_us" in result:
-        lo, hi = ("" if x is None else fmt_value(x) for x in result["window_us"])
-        print(f"window {lo}:{hi} µs from the trace's start (launches beginning inside it)")
+        lo, hi = result["window_us"]
+        lo = "start" if lo is None else fmt_value(lo)
+        hi = "end" if hi is None else fmt_value(hi)
+        print(f"window [{lo}, {hi}) µs from the trace's start (launches beginning inside it)")
     for r in result["regions"]:
         m = r["metrics"]
-        print(f"\nregion {r['name']}  device {r['device']}  -> {_bound_text(m)}")
+        print(f"\nregion {r['name']}  device {r['device']}  -> {_bound_text(m, window)}")
         # SPEC.md's metrics first, then the ones beyond it
         keys = [k for k in METRIC_KEYS if k != "bound"]
         keys += [k for k in m if k not in METRIC_KEYS]
@@ -153,7 +155,7 @@ def _read_early(path: str):
     return load_kineto(path, pending.result())
 
 
-def _bound_text(m: dict) -> str:
+def _bound_text(m: dict, window=None) -> str:
     if m["bound"] == "none":
         return "not classified (no counted kernel: no kernel joined to a kernel or graph launch)"
     text = f"{m['bound'].upper()}-bound (queued fraction {m['queued_fraction']:.2f})"
@@ -162,7 +164,12 @@ def _bound_text(m: dict) -> str:
         # kernels queued, yet the GPU idled: the span is a few long calls or waits
         text += (
             f"; yet the GPU was busy {busy:.1%} of IL: a few long calls or waits make the"
-            " span (see --api for the longest, --window to leave them out)"
+            " span (see --api for the longest"
+            + (
+                ", a narrower --window to leave them out)"
+                if window
+                else ", --window to leave them out)"
+            )
         )
     return text
 

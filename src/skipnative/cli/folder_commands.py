@@ -57,8 +57,11 @@ def cross_rank(regions: list[dict[str, Any]]) -> list[dict[str, Any]]:
             {
                 "name": name,
                 "ranks": len({e["rank"] for e in entries}),
+                "entries": len(entries),
                 "slowest_rank": entries[slow]["rank"],
+                "slowest_trace": entries[slow]["trace"],
                 "fastest_rank": entries[fast]["rank"],
+                "fastest_trace": entries[fast]["trace"],
                 "il_max_us": max(il),
                 "il_min_us": min(il),
                 "il_spread_us": max(il) - min(il),
@@ -77,22 +80,21 @@ def analyze(args, analysis) -> int:
     if args.json:
         print_json(result)
         return report_errors(errors)
-    n = len(result["ranks"])
-    print(f"{args.trace} (folder of {n} rank{'s' if n != 1 else ''})")
+    if not result["ranks"]:  # every file failed: only the errors
+        return report_errors(errors)
     ranks = [r["rank"] for r in result["ranks"]]
+    n, k = len(ranks), len(set(ranks))
+    files = f"{n} trace{'s' if n != 1 else ''}"
+    print(f"{args.trace} (folder of {files}" + (f", {k} ranks)" if k != n else ")"))
     shared = {k for k in ranks if ranks.count(k) > 1}
 
-    def rank_cell(r: dict) -> str:  # a rank several files have: which file
-        return (
-            f"{r['rank']} ({os.path.basename(r['trace'])})"
-            if r["rank"] in shared
-            else str(r["rank"])
-        )
+    def rank_cell(rank: int, trace: str) -> str:  # a rank several files have: which file
+        return f"{rank} ({os.path.basename(trace)})" if rank in shared else str(rank)
 
     rows = [
         [
             short_name(r["name"], 40),
-            rank_cell(r),
+            rank_cell(r["rank"], r["trace"]),
             str(r["device"]),
             fmt_value(r["metrics"]["il_us"]),
             fmt_value(r["metrics"]["tklqt_us"]),
@@ -105,12 +107,14 @@ def analyze(args, analysis) -> int:
     header = ["region", "rank", "device", "il_us", "tklqt_us", "akd_us", "kernels", "bound"]
     print(table(rows, header))
     print("\nacross ranks (per region: slowest/fastest rank by IL, spread = max - min)")
+    if shared:
+        print("(a rank several files have counts once per file)")
     rows = [
         [
             short_name(s["name"], 40),
             str(s["ranks"]),
-            str(s["slowest_rank"]),
-            str(s["fastest_rank"]),
+            rank_cell(s["slowest_rank"], s["slowest_trace"]),
+            rank_cell(s["fastest_rank"], s["fastest_trace"]),
             fmt_value(s["il_spread_us"]),
             fmt_value(s["tklqt_spread_us"]),
         ]
