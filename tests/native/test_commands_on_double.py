@@ -36,13 +36,15 @@ WORKLOAD = textwrap.dedent("""
 
 def skip(tmp_path, *args):
     env = {**os.environ, "SKIPNATIVE_CUPTI_LIBRARY": library_path()}
-    return subprocess.run(
+    r = subprocess.run(
         [sys.executable, "-m", "skipnative", *map(str, args)],
         capture_output=True,
-        text=True,
         env=env,
         cwd=tmp_path,
     )
+    # decoded by hand: text mode would turn a carriage return into a newline
+    r.stdout, r.stderr = r.stdout.decode(), r.stderr.decode()
+    return r
 
 
 def test_sweep_and_report_on_the_simulated_gpu(tmp_path):
@@ -63,6 +65,9 @@ def test_sweep_and_report_on_the_simulated_gpu(tmp_path):
         "run",
     )
     assert r.returncode == 0, r.stderr
+    # stderr is no terminal here: a line a point, no carriage returns gluing them
+    progress = [line for line in r.stderr.splitlines() if line.startswith("[")]
+    assert "\r" not in r.stderr and len(progress) == 3 and "2 points" in progress[-1]
     out = tmp_path / "run"
     doc = json.loads((out / "sweep.json").read_text())
     assert doc["card"] == "simulated GPU (CUPTI test double)"

@@ -43,14 +43,11 @@ def sweep(args, sizes: list[int], env: dict[str, str] | None = None) -> dict:
     points: list[dict] = []
     doc: dict = {}
     t_start = time.time()
+    tty = sys.stderr.isatty()  # one line redrawn on a terminal, a line a point in a log
     for k, b in enumerate(sizes):
         bar = "#" * k + "." * (len(sizes) - k)
-        print(
-            f"\r[{bar}] batch {b} ({k + 1}/{len(sizes)}, {time.time() - t_start:.0f} s)",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
+        line = f"[{bar}] batch {b} ({k + 1}/{len(sizes)}, {time.time() - t_start:.0f} s)"
+        print("\r" + line if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
         cmd = [
             sys.executable,
             "-m",
@@ -83,7 +80,8 @@ def sweep(args, sizes: list[int], env: dict[str, str] | None = None) -> dict:
         # shadow the installed package (which has the compiled module)
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=out, env=env)
         if r.returncode != 0:
-            print(file=sys.stderr)
+            if tty:
+                print(file=sys.stderr)
             last = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
             last = last.removeprefix("skip: error: ")
             _write(out, args, points, failed={"batch": b, "error": last})
@@ -94,10 +92,9 @@ def sweep(args, sizes: list[int], env: dict[str, str] | None = None) -> dict:
             points.append(json.load(f))
         # after every point, so an interrupted sweep leaves what it measured
         doc = _write(out, args, points)
-    print(
-        f"\r[{'#' * len(sizes)}] {len(sizes)} points in {time.time() - t_start:.0f} s",
-        file=sys.stderr,
-    )
+    n = len(sizes)
+    done = f"[{'#' * n}] {n} point{'s' * (n != 1)} in {time.time() - t_start:.0f} s"
+    print("\r" + done if tty else done, file=sys.stderr)
     return doc
 
 

@@ -139,8 +139,9 @@ def _require_cuda_torch(attribution: bool, fidelity_reps: int) -> None:
         )
     if why is not None:
         raise CaptureError(
-            f"{' and '.join(needs)} need torch with a CUDA device, and {why}: profile without "
-            "them (profile(attribution=False, fidelity_reps=0); skip profile/sweep "
+            f"{' and '.join(needs)} need{'s' * (len(needs) == 1)} torch with a CUDA device,"
+            f" and {why}: profile without them (profile(attribution=False,"
+            " fidelity_reps=0); skip profile/sweep "
             "--no-attribution and no --fidelity)"
         )
 
