@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -245,3 +246,54 @@ def test_a_restart_keeps_the_interpreter_options_only(orig_argv, options):
     from skipnative.cli.profile import interpreter_options
 
     assert interpreter_options(orig_argv) == options
+
+
+def test_an_output_in_a_missing_folder_names_the_output(tmp_path):
+    out = tmp_path / "nowhere" / "o.json"
+    r = skip("export", TRACE, "--perfetto", out, ok=False)
+    assert r.returncode == 1 and str(out) in r.stderr and "no such folder" in r.stderr
+    assert ".tmp" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_skip_run_says_a_command_is_not_executable(tmp_path):
+    f = tmp_path / "script.sh"
+    f.write_text("#!/bin/sh\n")
+    f.chmod(0o644)
+    r = skip("run", "--out", tmp_path / "r", "--", f, ok=False)
+    assert r.returncode == 1 and "not executable" in r.stderr
+    r = skip("run", "--out", tmp_path / "r", "--", tmp_path / "missing", ok=False)
+    assert r.returncode == 1 and "no such file" in r.stderr
+
+
+def test_report_of_a_missing_folder_says_so(tmp_path):
+    r = skip("report", tmp_path / "missing", ok=False)
+    assert r.returncode == 1 and "no such folder" in r.stderr
+    assert "sweep.json" not in r.stderr.split(":")[0]
+    assert not (tmp_path / "missing").exists()  # it made the folder before it looked
+
+
+def test_jobs_must_not_be_negative():
+    r = skip("analyze", DATA, "--jobs", "-1", ok=False)
+    assert r.returncode == 2 and "--jobs" in r.stderr
+
+
+def test_window_header_reads_as_a_range():
+    text = skip("analyze", TRACE, "--window", "2000:").stdout
+    assert "window [2,000.0, end) µs" in text
+
+
+def test_kernels_checks_its_output_before_reading_a_folder(tmp_path):
+    # two files of one rank: reading the folder warns about them, so a warning means it was read
+    for name in ("rank0.json", "rank0_again.json"):
+        shutil.copyfile(DATA / "sampled_rank0.json.gz", tmp_path / (name + ".gz"))
+    out = tmp_path / "k.parquet"
+    r = subprocess.run(
+        [sys.executable, "-c", WITHOUT, "pyarrow", "kernels", tmp_path, "--parquet", out],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1 and "needs pyarrow" in r.stderr and "warning" not in r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    out.write_text("x")
+    r = skip("kernels", tmp_path, "--csv", out, ok=False)
+    assert r.returncode == 1 and "already exists" in r.stderr and "warning" not in r.stderr

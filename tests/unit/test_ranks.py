@@ -110,6 +110,14 @@ def test_one_bad_file_is_named_and_the_rest_analysed(tmp_path):
     assert len(out["errors"]) == 1
 
 
+def test_a_folder_where_every_file_fails_prints_only_the_errors(tmp_path):
+    (tmp_path / "x.json").write_text("hello")
+    (tmp_path / "rank1.json").write_text('{"traceEvents": [')
+    r = skip("analyze", tmp_path)
+    assert r.returncode == 1 and r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 2 and "x.json" in r.stderr
+
+
 def test_no_traces_in_the_folder_is_one_line(tmp_path):
     r = skip("analyze", tmp_path)
     assert r.returncode == 1 and "no trace files" in r.stderr
@@ -166,6 +174,13 @@ def test_two_files_of_one_rank_are_said_and_not_merged(tmp_path):
     # the table says which file each of the shared rank's rows is
     text = skip("analyze", a).stdout
     assert "0 (other.json)" in text and "0 (rank0.json)" in text
+    # two files, one rank: the header counts both, and the summary names the slower file
+    assert "(folder of 2 traces, 1 ranks)" in text.splitlines()[0]
+    across = text.split("across ranks")[1]
+    all_row = next(line for line in across.splitlines() if line.startswith("all "))
+    assert all_row.split()[2:4] == ["0", "(other.json)"]
+    steps = {s["name"]: s for s in out["steps"]}
+    assert steps["all"]["entries"] == 2 and steps["all"]["slowest_trace"].endswith("other.json")
     # compare pairs files by rank: with two files for one rank it cannot, and says so
     b = tmp_path / "b"
     b.mkdir()
