@@ -175,7 +175,7 @@ def test_two_files_of_one_rank_are_said_and_not_merged(tmp_path):
     text = skip("analyze", a).stdout
     assert "0 (other.json)" in text and "0 (rank0.json)" in text
     # two files, one rank: the header counts both, and the summary names the slower file
-    assert "(folder of 2 traces, 1 ranks)" in text.splitlines()[0]
+    assert "(folder of 2 traces, 1 rank)" in text.splitlines()[0]
     across = text.split("across ranks")[1]
     all_row = next(line for line in across.splitlines() if line.startswith("all "))
     assert all_row.split()[2:4] == ["0", "(other.json)"]

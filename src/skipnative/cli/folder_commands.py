@@ -83,10 +83,12 @@ def analyze(args, analysis) -> int:
     if not result["ranks"]:  # every file failed: only the errors
         return report_errors(errors)
     ranks = [r["rank"] for r in result["ranks"]]
-    n, k = len(ranks), len(set(ranks))
-    files = f"{n} trace{'s' if n != 1 else ''}"
-    print(f"{args.trace} (folder of {files}" + (f", {k} ranks)" if k != n else ")"))
-    shared = {k for k in ranks if ranks.count(k) > 1}
+    n_files, n_ranks = len(ranks), len(set(ranks))
+    what = f"{n_files} trace{'s' * (n_files != 1)}"
+    if n_ranks != n_files:
+        what += f", {n_ranks} rank{'s' * (n_ranks != 1)}"
+    print(f"{args.trace} (folder of {what})")
+    shared = {r for r in ranks if ranks.count(r) > 1}
 
     def rank_cell(rank: int, trace: str) -> str:  # a rank several files have: which file
         return f"{rank} ({os.path.basename(trace)})" if rank in shared else str(rank)
