@@ -74,6 +74,12 @@ extern std::atomic<PushExternalFn> push_external;
 extern std::atomic<PopExternalFn> pop_external;
 void open_external(PushExternalFn push, PopExternalFn pop);
 void close_external();
+// Returns once every thread that was inside a launch record when it was called
+// has left it. A stop calls it after it bumps the generation: a record that
+// begins later sees the new generation and attaches anew, so none still writes
+// into the stopped session's buffers (or the ones retired before them, which
+// the stop then frees), however long its thread was preempted inside one.
+void wait_for_records();
 // In a forked child: no thread but the one that forked exists to be inside one.
 void external_after_fork();
 

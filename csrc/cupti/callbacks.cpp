@@ -83,10 +83,11 @@ struct Slot {
 __attribute__((tls_model("initial-exec"))) thread_local Slot t_slot;
 __attribute__((tls_model("initial-exec"))) thread_local uint32_t t_tid = 0;
 
-// Each thread whose hook sink calls CUPTI's push or pop has a flag, set while
-// it is inside one (close_external waits for it). Taken on the thread's first
-// hooked call and given back at its exit, for a later thread; never freed, so
-// the list may be walked at any time.
+// Each thread that records launches, or whose hook sink calls CUPTI's push or
+// pop, has a flag, set while it is inside one (close_external and
+// wait_for_records wait for it). Taken on the thread's first record or hooked
+// call and given back at its exit, for a later thread; never freed, so the list
+// may be walked at any time.
 struct alignas(64) ExternalUser {
   std::atomic<bool> inside{false};
   std::atomic<bool> taken{true};
@@ -166,22 +167,31 @@ void Session::on_api(void*, CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
 namespace {
 
 // Into this thread's launch buffer of the current session, if one is capturing.
+// Made with this thread's flag set (a store, then the generation's load, both
+// sequentially consistent, against a stop's bump of the generation, then its
+// loads of the flags in wait_for_records): a stop never frees buffers a record
+// is writing into.
 inline void record(Slot& slot, const LaunchRecord& r) {
+  ExternalUser* u = external_user();
+  if (u == nullptr) return;  // out of memory for a 64-byte flag: nothing is safe to write
+  const bool was_inside = u->inside.exchange(true, std::memory_order_seq_cst);
   if (__builtin_expect(
-          slot.tb == nullptr || slot.generation != cs::generation.load(std::memory_order_relaxed),
+          slot.tb == nullptr || slot.generation != cs::generation.load(std::memory_order_seq_cst),
           0)) {
     // The generation is read before the buffers, and kept with them: if a stop
     // and a start come between the two reads, the generation is stale and the
     // next call attaches again, to the new session's buffers.
-    const uint64_t gen = cs::generation.load(std::memory_order_acquire);
+    const uint64_t gen = cs::generation.load(std::memory_order_seq_cst);
     LaunchBuffers* lb = cs::buffers.load(std::memory_order_acquire);
-    if (lb == nullptr) return;
-    cs::pause_at("attach");
-    slot.tb = lb->attach(current_tid());
-    slot.generation = gen;
-    if (slot.tb == nullptr) return;  // out of memory: counted by attach()
+    slot.tb = nullptr;
+    if (lb != nullptr) {
+      cs::pause_at("attach");
+      slot.tb = lb->attach(current_tid());  // nullptr out of memory: counted by attach()
+      slot.generation = gen;
+    }
   }
-  LaunchBuffers::push(slot.tb, r);
+  if (slot.tb != nullptr) LaunchBuffers::push(slot.tb, r);
+  u->inside.store(was_inside, std::memory_order_release);
 }
 
 // The launch hooks' sink: the external id pushed around the real call is the
@@ -241,6 +251,10 @@ void open_external(PushExternalFn push, PopExternalFn pop) {
 void close_external() {
   push_external.store(nullptr, std::memory_order_seq_cst);
   pop_external.store(nullptr, std::memory_order_seq_cst);
+  wait_for_records();  // the same flags: no push or pop is in flight either
+}
+
+void wait_for_records() {
   for (ExternalUser* u = g_external_users.load(std::memory_order_seq_cst); u != nullptr;
        u = u->next)
     while (u->inside.load(std::memory_order_seq_cst)) std::this_thread::yield();

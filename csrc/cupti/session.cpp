@@ -354,7 +354,8 @@ void Session::stop() {
   } finish{state_};
   teardown_cupti(true);
   close_delivery();
-  cs::generation.fetch_add(1, std::memory_order_release);
+  cs::generation.fetch_add(1, std::memory_order_seq_cst);
+  cs::wait_for_records();  // a record in flight finishes in this session's buffers
   // Detach CUPTI: merely left attached, it slows every later launch by about a
   // microsecond (measured on an H200; pytorch issue 144455). Work is
   // synchronised and buffers flushed above, as cuptiFinalize requires outside

@@ -317,24 +317,26 @@ void test_failed_start_while_a_buffer_is_delivered(const Double& d) {
   CHECK(next->kernels().size() == 1);
 }
 
-// A thread preempted while attaching, across a stop and a start, records the
-// new session's launches in the new session's buffers.
+// A thread preempted inside a launch record (here: while attaching) across a
+// stop: the stop waits for the record, which lands in the stopped session's
+// buffers (a later stop frees them: a record still writing there would write
+// into freed memory), and the thread's next launches go to the next session.
 std::atomic<bool> g_pause_attach{false};
 Gate* g_attach_reached = nullptr;
-Gate* g_restarted = nullptr;
+Gate* g_attach_resume = nullptr;
 
 void pause_attach(const char* where) {
   if (std::string(where) != "attach" || !g_pause_attach.exchange(false)) return;
   g_attach_reached->release();
-  g_restarted->wait(5000);
+  g_attach_resume->wait(5000);
 }
 
 void test_attach_across_stop_and_start(const Double& d) {
   d.reset(130001);
   d.configure(100, 100, 0, 0);
-  Gate reached, restarted, go_on;
+  Gate reached, resume, go_on;
   g_attach_reached = &reached;
-  g_restarted = &restarted;
+  g_attach_resume = &resume;
   skipnative::set_pause_point(&pause_attach);
   auto first = std::make_unique<Session>(library_clock());
   first->start();
@@ -345,19 +347,26 @@ void test_attach_across_stop_and_start(const Double& d) {
     d.launch_many(100, kRuntime, kLaunch, 7, "second", 100);
   });
   CHECK(reached.wait(5000));
-  first->stop();
-  auto second_heap = std::make_unique<Session>(library_clock());
-  Session& second = *second_heap;
-  second.start();
-  restarted.release();
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    first->stop();
+    stopped = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(!stopped.load());  // the stop waits for the record in flight
+  resume.release();
+  stopper.join();
+  CHECK(first->launches().size() == 1);  // it landed in the stopped session
+  auto second = std::make_unique<Session>(library_clock());
+  second->start();
   go_on.release();
   t.join();
-  second.stop();
+  second->stop();
   skipnative::set_pause_point(nullptr);
-  CHECK(second.launches().size() == 100);
+  CHECK(second->launches().size() == 100);
   size_t joined = 0;  // the first launch's kernel may land in either session
-  auto names = second.strings();
-  for (const auto& k : second.kernels()) joined += names[k.name_id] == "second";
+  auto names = second->strings();
+  for (const auto& k : second->kernels()) joined += names[k.name_id] == "second";
   CHECK(joined == 100);
 }
 
@@ -761,7 +770,7 @@ void test_metadata_read_while_starting_and_stopping(const Double& d) {
   for (int round = 0; round < 10; ++round) {
     auto s = std::make_unique<Session>(hooked());
     std::atomic<bool> done{false};
-    size_t reads = 0;
+    std::atomic<size_t> reads{0};
     std::thread reader([&] {
       while (!done.load()) reads += !skipnative::session_metadata_json(*s).empty();
     });
@@ -770,11 +779,16 @@ void test_metadata_read_while_starting_and_stopping(const Double& d) {
     });
     s->start();
     d.launch_many(200, kDriver, kDriverLaunch, 7, "k", 10);
+    // at least one read while the session captures, however the threads are scheduled
+    const size_t before = reads.load();
+    for (int ms = 0; ms < 5000 && reads.load() == before; ++ms)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    const bool read_while_capturing = reads.load() > before;
     s->stop();
     done = true;
     reader.join();
     deliverer.join();
-    CHECK(reads > 0);
+    CHECK(read_while_capturing);
     const std::string meta = skipnative::session_metadata_json(*s);
     CHECK(meta.find("\"t_stop_ns\":" + std::to_string(s->t_stop_ns())) != std::string::npos);
     CHECK(s->kernels().size() == 200);
