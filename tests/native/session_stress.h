@@ -71,6 +71,32 @@ struct Gate {
   }
 };
 
+// One pause at a named point of the capture code (set_pause_point), installed
+// for the test's scope: once armed, the first thread to reach `where` opens
+// `reached` and waits for `resume`, at most resume_ms.
+struct PauseOnce {
+  const char* where;
+  int resume_ms;
+  std::atomic<bool> armed{false};
+  Gate reached, resume;
+  static inline PauseOnce* current = nullptr;
+
+  PauseOnce(const char* at, int ms) : where(at), resume_ms(ms) {
+    current = this;
+    skipnative::set_pause_point(&hit);
+  }
+  ~PauseOnce() {
+    skipnative::set_pause_point(nullptr);
+    current = nullptr;
+  }
+  static void hit(const char* at) {
+    PauseOnce* p = current;
+    if (p == nullptr || std::string(at) != p->where || !p->armed.exchange(false)) return;
+    p->reached.release();
+    p->resume.wait(p->resume_ms);
+  }
+};
+
 // Past the pool's cap, CUPTI before API version 27 gets a buffer (its records
 // counted), from 27 a refusal (counted by CUPTI). Nothing is lost uncounted.
 void test_buffer_refusal_by_version(const Double& d, uint32_t version) {
@@ -173,29 +199,16 @@ void test_fork_while_capturing(const Double& d) {
 // fork() while another thread holds one of the capture's process-wide locks
 // (here stop(), retiring the launch buffers): the child, where that thread does
 // not exist, captures without waiting on it. A hang ends the child (SIGALRM).
-std::atomic<bool> g_pause_retire{false};
-Gate* g_retire_reached = nullptr;
-Gate* g_forked = nullptr;
-
-void pause_retire(const char* where) {
-  if (std::string(where) != "retire" || !g_pause_retire.exchange(false)) return;
-  g_retire_reached->release();
-  g_forked->wait(300);  // a fork() that waits for the lock goes on after this
-}
-
 void test_fork_while_a_lock_is_held(const Double& d) {
   d.reset(130001);
   d.configure(100, 100, 0, 0);
-  Gate reached, forked;
-  g_retire_reached = &reached;
-  g_forked = &forked;
-  skipnative::set_pause_point(&pause_retire);
+  PauseOnce retire("retire", 300);  // a fork() that waits for the lock goes on after it
   auto s = std::make_unique<Session>(library_clock());
   s->start();
   d.launch(kRuntime, kLaunch, 7, "parent", 100);
-  g_pause_retire = true;
+  retire.armed = true;
   std::thread stopper([&] { s->stop(); });
-  CHECK(reached.wait(5000));
+  CHECK(retire.reached.wait(5000));
   std::fflush(nullptr);
   pid_t child = fork();
   if (child == 0) {
@@ -206,9 +219,8 @@ void test_fork_while_a_lock_is_held(const Double& d) {
     c->stop();
     std::_Exit(c->launches().size() == 5 && c->kernels().size() == 5 ? 0 : 1);
   }
-  forked.release();
+  retire.resume.release();
   stopper.join();
-  skipnative::set_pause_point(nullptr);
   int status = 0;
   CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
   CHECK(s->launches().size() == 1 && s->kernels().size() == 1);
@@ -216,35 +228,21 @@ void test_fork_while_a_lock_is_held(const Double& d) {
 
 // A buffer callback that read the session just before stop() must finish
 // before stop() returns: nothing is appended to a stopped session's rows.
-std::atomic<bool> g_pause_deliver{false};
-Gate* g_deliver_reached = nullptr;
-Gate* g_stop_returned = nullptr;
-
-void pause_delivery(const char* where) {
-  if (std::string(where) != "deliver" || !g_pause_deliver.exchange(false)) return;
-  g_deliver_reached->release();
-  g_stop_returned->wait(300);  // the fixed stop() waits for this callback
-}
-
 void test_stop_while_a_buffer_is_delivered(const Double& d) {
   d.reset(130001);
   d.configure(100, 100, 0, 0);
-  Gate reached, returned;
-  g_deliver_reached = &reached;
-  g_stop_returned = &returned;
-  skipnative::set_pause_point(&pause_delivery);
+  PauseOnce deliver("deliver", 300);  // the fixed stop() waits for this callback
   auto s_heap = std::make_unique<Session>(library_clock());
   Session& s = *s_heap;
   s.start();
   d.launch_many(50, kRuntime, kLaunch, 7, "k", 100);
-  g_pause_deliver = true;
+  deliver.armed = true;
   std::thread deliverer([&] { d.flush(0); });  // as CUPTI's own thread does
-  CHECK(reached.wait(5000));
+  CHECK(deliver.reached.wait(5000));
   s.stop();
   const size_t at_stop = s.kernels().size();
-  returned.release();
+  deliver.resume.release();
   deliverer.join();
-  skipnative::set_pause_point(nullptr);
   CHECK(s.kernels().size() == at_stop);
   CHECK(at_stop == 50);
 }
@@ -321,32 +319,20 @@ void test_failed_start_while_a_buffer_is_delivered(const Double& d) {
 // stop: the stop waits for the record, which lands in the stopped session's
 // buffers (a later stop frees them: a record still writing there would write
 // into freed memory), and the thread's next launches go to the next session.
-std::atomic<bool> g_pause_attach{false};
-Gate* g_attach_reached = nullptr;
-Gate* g_attach_resume = nullptr;
-
-void pause_attach(const char* where) {
-  if (std::string(where) != "attach" || !g_pause_attach.exchange(false)) return;
-  g_attach_reached->release();
-  g_attach_resume->wait(5000);
-}
-
 void test_attach_across_stop_and_start(const Double& d) {
   d.reset(130001);
   d.configure(100, 100, 0, 0);
-  Gate reached, resume, go_on;
-  g_attach_reached = &reached;
-  g_attach_resume = &resume;
-  skipnative::set_pause_point(&pause_attach);
+  PauseOnce attach("attach", 5000);
+  Gate go_on;
   auto first = std::make_unique<Session>(library_clock());
   first->start();
-  g_pause_attach = true;
+  attach.armed = true;
   std::thread t([&] {
     d.launch(kRuntime, kLaunch, 7, "first", 100);  // pauses while attaching
     go_on.wait(5000);
     d.launch_many(100, kRuntime, kLaunch, 7, "second", 100);
   });
-  CHECK(reached.wait(5000));
+  CHECK(attach.reached.wait(5000));
   std::atomic<bool> stopped{false};
   std::thread stopper([&] {
     first->stop();
@@ -354,7 +340,7 @@ void test_attach_across_stop_and_start(const Double& d) {
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   CHECK(!stopped.load());  // the stop waits for the record in flight
-  resume.release();
+  attach.resume.release();
   stopper.join();
   CHECK(first->launches().size() == 1);  // it landed in the stopped session
   auto second = std::make_unique<Session>(library_clock());
@@ -362,7 +348,6 @@ void test_attach_across_stop_and_start(const Double& d) {
   go_on.release();
   t.join();
   second->stop();
-  skipnative::set_pause_point(nullptr);
   CHECK(second->launches().size() == 100);
   size_t joined = 0;  // the first launch's kernel may land in either session
   auto names = second->strings();
