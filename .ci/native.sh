@@ -22,7 +22,8 @@ for w in "$work"/whl/*.whl; do python3 -m zipfile -e "$w" "$work/x"; done
 inc="$work/x/nvidia/cu13/include"
 test -f "$inc/cupti.h" || { echo "native.sh: no cupti.h in the CUPTI wheel" >&2; exit 1; }
 
-core_src=(csrc/core/clock.cpp csrc/core/string_table.cpp csrc/core/thread_buffers.cpp)
+core_src=(csrc/core/clock.cpp csrc/core/order_join.cpp csrc/core/string_table.cpp
+  csrc/core/thread_buffers.cpp)
 common=(-std=c++17 -g -Wall -Wextra -Werror -pthread -Icsrc -isystem "$inc")
 
 # build NAME FLAGS...: the three test programs and the CUPTI double, into $work/NAME

@@ -10,6 +10,7 @@ void register_clock(py::module_& m);
 void register_bench(py::module_& m);
 void register_kineto(py::module_& m);
 void register_launch_bench(py::module_& m);
+void register_join(py::module_& m);
 
 PYBIND11_MODULE(_native, m) {
   m.doc() = "skipnative native core: CUPTI session, clock, record buffers";
@@ -18,4 +19,5 @@ PYBIND11_MODULE(_native, m) {
   register_bench(m);
   register_kineto(m);
   register_launch_bench(m);
+  register_join(m);
 }

@@ -12,6 +12,8 @@
 
 #include "check.h"
 #include "core/clock.h"
+#include "core/order_join.h"
+#include "core/records.h"
 #include "core/string_table.h"
 #include "core/thread_buffers.h"
 
@@ -157,6 +159,88 @@ static void test_string_table() {
   CHECK(t.intern("") == 0);
 }
 
+// The order join (core/order_join.h): calls and GPU work of one stream paired
+// in order, checked by queued times where there are any.
+static OrderLaunch call(uint64_t b, uint64_t e, ApiKind kind, uint32_t stream = 7) {
+  OrderLaunch l;
+  l.t_begin = b;
+  l.t_end = e;
+  l.kind = uint8_t(kind);
+  l.stream = stream;
+  l.on_stream = true;
+  return l;
+}
+static OrderOp op(uint32_t corr, uint64_t start, uint64_t queued, OpKind kind = OpKind::kKernel,
+                  uint32_t stream = 7, bool graph = false) {
+  OrderOp o;
+  o.correlation_id = corr;
+  o.t_start = start;
+  o.t_queued = queued;
+  o.kind = kind;
+  o.stream = stream;
+  o.graph = graph;
+  return o;
+}
+
+static void test_order_join_pairs_each_stream_in_order() {
+  // two streams launched alternately; the work listed out of order
+  std::vector<OrderLaunch> calls = {
+      call(100, 200, ApiKind::kKernel, 7), call(300, 400, ApiKind::kKernel, 9),
+      call(500, 600, ApiKind::kKernel, 7), call(700, 800, ApiKind::kKernel, 9)};
+  std::vector<OrderOp> ops = {
+      op(14, 900, 750, OpKind::kKernel, 9), op(11, 250, 150, OpKind::kKernel, 7),
+      op(13, 650, 550, OpKind::kKernel, 7), op(12, 450, 350, OpKind::kKernel, 9)};
+  OrderJoinStats st;
+  std::vector<uint32_t> corr = join_by_stream_order(calls, ops, {}, &st);
+  CHECK((corr == std::vector<uint32_t>{11, 12, 13, 14}));
+  CHECK(st.launches_joined == 4 && st.pairs_checked == 4);
+  CHECK(st.launches_unjoined == 0 && st.work_unjoined == 0);
+}
+
+static void test_order_join_skips_what_has_no_partner() {
+  // the first kernel was queued before any recorded call began (its call was
+  // in flight at the start); the second call enqueued nothing recorded (its
+  // stream was capturing, say): the queued times say so, and the rest pair
+  std::vector<OrderLaunch> calls = {call(100, 200, ApiKind::kKernel),
+                                    call(300, 400, ApiKind::kKernel),
+                                    call(500, 600, ApiKind::kKernel)};
+  std::vector<OrderOp> ops = {op(10, 120, 90), op(11, 210, 150), op(13, 620, 550)};
+  OrderJoinStats st;
+  std::vector<uint32_t> corr = join_by_stream_order(calls, ops, {}, &st);
+  CHECK((corr == std::vector<uint32_t>{11, 0, 13}));
+  CHECK(st.launches_joined == 2 && st.launches_unjoined == 1 && st.work_unjoined == 1);
+}
+
+static void test_order_join_kinds_without_queued_times() {
+  // a graph (three nodes, one correlation id), a set, a copy and a kernel, no
+  // queued times: kinds pair them; the copies were not recorded, so the copy
+  // call has nothing to pair with and is left out of the join
+  std::vector<OrderLaunch> calls = {call(100, 200, ApiKind::kGraph), call(300, 400, ApiKind::kSet),
+                                    call(500, 600, ApiKind::kCopy),
+                                    call(700, 800, ApiKind::kKernel)};
+  std::vector<OrderOp> ops = {
+      op(20, 210, 0, OpKind::kKernel, 7, true), op(20, 230, 0, OpKind::kKernel, 7, true),
+      op(20, 250, 0, OpKind::kKernel, 7, true), op(21, 410, 0, OpKind::kSet), op(23, 810, 0)};
+  OrderRecorded recorded;
+  recorded.copies = false;
+  OrderJoinStats st;
+  std::vector<uint32_t> corr = join_by_stream_order(calls, ops, recorded, &st);
+  CHECK((corr == std::vector<uint32_t>{20, 21, 0, 23}));
+  CHECK(st.launches_joined == 3 && st.launches_unjoined == 0 && st.work_unjoined == 0);
+  CHECK(st.pairs_checked == 0);
+  // recorded, the copy call still finds no copy: a set call whose set is
+  // missing is skipped because the next call's kind fits the work
+  recorded.copies = true;
+  ops.erase(ops.begin() + 3);  // the set
+  corr = join_by_stream_order(calls, ops, recorded, &st);
+  CHECK((corr == std::vector<uint32_t>{20, 0, 0, 23}));
+  CHECK(st.launches_unjoined == 2 && st.work_unjoined == 0);
+  // work that started before the call began is not its own
+  std::vector<OrderOp> early = {op(30, 50, 0)};
+  corr = join_by_stream_order({call(100, 200, ApiKind::kKernel)}, early, {}, &st);
+  CHECK(corr[0] == 0 && st.work_unjoined == 1 && st.launches_unjoined == 1);
+}
+
 int main() {
   test_clock("auto");
   test_clock("monotonic_raw");
@@ -166,6 +250,9 @@ int main() {
   test_buffers_read_while_writing(2048, true);  // every chunk preallocated: no lock taken
   test_buffers_cap_zero_chunks_left();
   test_string_table();
+  test_order_join_pairs_each_stream_in_order();
+  test_order_join_skips_what_has_no_partner();
+  test_order_join_kinds_without_queued_times();
   if (failures) {
     std::printf("core tests: %d failed\n", failures);
     return 1;
