@@ -10,9 +10,9 @@ void register_bench(py::module_& m) {
         py::call_guard<py::gil_scoped_release>(),
         "ns per launch record: enter+exit callback into the per-thread buffers");
   m.def("bench_hook_path", &bench_hook_path, py::arg("n"), py::arg("clock") = "auto",
-        py::call_guard<py::gil_scoped_release>(),
-        "ns per hooked launch: the hook sink's enter+exit (clock reads, external correlation "
-        "push/pop, record)");
+        py::arg("join") = "external", py::call_guard<py::gil_scoped_release>(),
+        "ns per hooked launch: the hook sink's enter+exit (clock reads, record; join "
+        "'external': CUPTI's external correlation push/pop, 'order': the cached stream lookup)");
   m.def("bench_clock_read", &bench_clock_read, py::arg("n"), py::arg("clock") = "auto",
         py::call_guard<py::gil_scoped_release>(), "ns per bare clock read");
 }

@@ -75,6 +75,13 @@ void from_py(py::handle v, LaunchRecords& out, const char* name) {
         : src == "hook"   ? LaunchRecords::kHook
                           : LaunchRecords::kCallbacks;
 }
+void from_py(py::handle v, HookJoin& out, const char* name) {
+  auto join = v.cast<std::string>();
+  if (join != hook_join_name(HookJoin::kExternal) && join != hook_join_name(HookJoin::kOrder))
+    throw py::value_error(std::string(name) + ": expected 'external' or 'order', not '" + join +
+                          "'");
+  out = join == hook_join_name(HookJoin::kOrder) ? HookJoin::kOrder : HookJoin::kExternal;
+}
 void from_py(py::handle v, ApiDomains& out, const char* name) {
   out.bits = 0;
   for (const auto& dname : v.cast<std::vector<std::string>>()) {
@@ -93,6 +100,7 @@ py::object to_py(const T& v) {
 }
 py::object to_py(const std::optional<bool>& v) { return v ? py::cast(*v) : py::none(); }
 py::object to_py(LaunchRecords v) { return py::str(launch_records_name(v)); }
+py::object to_py(HookJoin v) { return py::str(hook_join_name(v)); }
 py::object to_py(ApiDomains v) {
   py::list out;
   if (v.has(0)) out.append("runtime");

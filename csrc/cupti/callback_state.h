@@ -74,6 +74,23 @@ extern std::atomic<PushExternalFn> push_external;
 extern std::atomic<PopExternalFn> pop_external;
 void open_external(PushExternalFn push, PopExternalFn pop);
 void close_external();
+// A hooked call's own calls into CUPTI (the external correlation push and pop,
+// stream lookups) are each made inside such a scope, and only while their gate
+// is open: this thread's flag stored, then the gate loaded, both sequentially
+// consistent, against the closing side's store of the gate, then its loads of
+// the flags (close_external, stream_keys::close). False: no flag (out of
+// memory), and no call may be made.
+class CuptiUseScope {
+ public:
+  CuptiUseScope();
+  ~CuptiUseScope();
+  explicit operator bool() const { return flag_ != nullptr; }
+  CuptiUseScope(const CuptiUseScope&) = delete;
+  CuptiUseScope& operator=(const CuptiUseScope&) = delete;
+
+ private:
+  std::atomic<bool>* flag_;
+};
 // Returns once every thread that was inside a launch record when it was called
 // has left it. A stop calls it after it bumps the generation: a record that
 // begins later sees the new generation and attaches anew, so none still writes

@@ -16,6 +16,7 @@
 #include "cupti/callback_state.h"
 #include "cupti/fork_lock.h"
 #include "cupti/session.h"
+#include "cupti/stream_keys.h"
 
 namespace skipnative {
 
@@ -194,54 +195,84 @@ inline void record(Slot& slot, const LaunchRecord& r) {
   u->inside.store(was_inside, std::memory_order_release);
 }
 
-// The launch hooks' sink: the external id pushed around the real call is the
-// record's correlation id until stop() maps it to CUPTI's; 0 where none was
-// pushed (the call is popped only if it was). The push and the pop are each
-// made with this thread's flag set, and only while the gate is open: a store
-// of the flag, then a load of the gate, both sequentially consistent, against
-// close_external()'s store of the gate, then loads of the flags.
+// The launch hooks' sinks. A hooked call is recorded as a driver call; its
+// record's correlation id is what enter() gave it until stop() maps it to
+// CUPTI's: the external correlation id pushed around the real call (hook_join
+// "external"; 0 where none was pushed, and only a pushed id is popped), or the
+// key of the call's stream (hook_join "order", cupti/stream_keys.h).
 std::atomic<uint32_t> g_next_external{1};
 
-uint64_t hook_enter(uint32_t* external_id) {
+void record_hooked(uint64_t t_begin, uint64_t t_end, uint32_t id, uint16_t cbid) {
+  Slot& slot = t_slot;
+  const uint64_t gen = cs::generation.load(std::memory_order_relaxed);
+  if (__builtin_expect(slot.generation != gen, 0)) slot.tb = nullptr;
+  record(slot, LaunchRecord{t_begin, t_end, id, cbid, 1,
+                            cs::kinds.load(std::memory_order_relaxed)->kind(1, cbid)});
+}
+
+uint64_t enter_external(const SkipnativeHookCall*, uint32_t* external_id) {
   *external_id = 0;
   if (cs::push_external.load(std::memory_order_relaxed) != nullptr) {
-    if (ExternalUser* u = external_user()) {
-      u->inside.store(true, std::memory_order_seq_cst);
-      if (auto push = cs::push_external.load(std::memory_order_seq_cst)) {
-        uint32_t id = g_next_external.fetch_add(1, std::memory_order_relaxed);
-        if (id == 0) id = g_next_external.fetch_add(1, std::memory_order_relaxed);
-        push(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, id);
-        *external_id = id;
-      }
-      u->inside.store(false, std::memory_order_release);
+    cs::CuptiUseScope inside;
+    auto push = inside ? cs::push_external.load(std::memory_order_seq_cst) : nullptr;
+    if (push != nullptr) {
+      uint32_t id = g_next_external.fetch_add(1, std::memory_order_relaxed);
+      if (id == 0) id = g_next_external.fetch_add(1, std::memory_order_relaxed);
+      push(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, id);
+      *external_id = id;
     }
   }
   return read_ticks(cs::clock());
 }
 
-void hook_exit(uint64_t t_begin, uint32_t external_id, uint16_t cbid) {
+void exit_external(uint64_t t_begin, uint32_t external_id, uint16_t cbid) {
   const uint64_t t_end = read_ticks(cs::clock());
-  if (ExternalUser* u = t_external_user; external_id != 0 && u != nullptr) {
-    u->inside.store(true, std::memory_order_seq_cst);
+  if (external_id != 0 && t_external_user != nullptr) {
+    cs::CuptiUseScope inside;
     uint64_t popped = 0;
-    if (auto pop = cs::pop_external.load(std::memory_order_seq_cst))
+    if (auto pop = inside ? cs::pop_external.load(std::memory_order_seq_cst) : nullptr)
       pop(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, &popped);
-    u->inside.store(false, std::memory_order_release);
   }
-  Slot& slot = t_slot;
-  const uint64_t gen = cs::generation.load(std::memory_order_relaxed);
-  if (__builtin_expect(slot.generation != gen, 0)) slot.tb = nullptr;
-  record(slot, LaunchRecord{t_begin, t_end, external_id, cbid, 1,
-                            cs::kinds.load(std::memory_order_relaxed)->kind(1, cbid)});
+  record_hooked(t_begin, t_end, external_id, cbid);
 }
 
-const SkipnativeHookSink kHookSink{&hook_enter, &hook_exit};
+bool enqueues_work(ApiKind k) {
+  return k == ApiKind::kKernel || k == ApiKind::kGraph || k == ApiKind::kCopy || k == ApiKind::kSet;
+}
+
+uint64_t enter_order(const SkipnativeHookCall* call, uint32_t* key) {
+  *key = stream_keys::kNone;
+  if (call->has_stream &&
+      enqueues_work(ApiKind(cs::kinds.load(std::memory_order_relaxed)->kind(1, call->cbid))))
+    *key = call->captured ? stream_keys::kCaptured : stream_keys::key(*call);
+  return read_ticks(cs::clock());
+}
+
+void exit_order(uint64_t t_begin, uint32_t key, uint16_t cbid) {
+  record_hooked(t_begin, read_ticks(cs::clock()), key, cbid);
+}
+
+const SkipnativeHookSink kExternalSink{&enter_external, &exit_external};
+const SkipnativeHookSink kOrderSink{&enter_order, &exit_order};
 
 }  // namespace
 
-const SkipnativeHookSink* hook_sink() { return &kHookSink; }
+const SkipnativeHookSink* hook_sink(HookJoin join) {
+  return join == HookJoin::kOrder ? &kOrderSink : &kExternalSink;
+}
 
 namespace callback_state {
+
+CuptiUseScope::CuptiUseScope() : flag_(nullptr) {
+  if (ExternalUser* u = external_user()) {
+    flag_ = &u->inside;
+    flag_->store(true, std::memory_order_seq_cst);
+  }
+}
+
+CuptiUseScope::~CuptiUseScope() {
+  if (flag_ != nullptr) flag_->store(false, std::memory_order_release);
+}
 
 void open_external(PushExternalFn push, PopExternalFn pop) {
   pop_external.store(pop, std::memory_order_seq_cst);

@@ -3,25 +3,43 @@
 // the driver's launch, copy, set, synchronisation and event entry points where
 // libraries resolve them (cuGetProcAddress, dlsym on libcuda); while a sink is
 // attached, each wrapped call is timed by the sink's enter/exit around the real
-// call. No CUPTI callback and no API record is involved.
+// call. No CUPTI callback and no API record is involved. The hooks also follow,
+// without recording them, the calls a stream-order join must know of: stream
+// captures begun and ended (a launch into a capturing stream enqueues no work)
+// and streams and contexts destroyed (a stream's handle may be reused).
 #pragma once
 
 #include <cstdint>
 
 extern "C" {
 
-struct SkipnativeHookSink {
-  // Before the real call: the call's begin ticks; *external_id gets the id the
-  // sink pushed as CUPTI's external correlation id.
-  uint64_t (*enter)(uint32_t* external_id);
-  // After it: pops the id and records the call of driver cbid `cbid`.
-  void (*exit)(uint64_t t_begin, uint32_t external_id, uint16_t cbid);
+// What a wrapper knows of one call, handed to the sink before the call is made.
+struct SkipnativeHookCall {
+  void* stream;        // the call's CUstream argument (NULL also for the NULL stream)
+  uint32_t epoch;      // bumped after every stream or context destruction
+  uint16_t cbid;       // CUPTI_DRIVER_TRACE_CBID_* of the entry point
+  uint8_t has_stream;  // the entry point takes a stream (a launch config's counts)
+  uint8_t per_thread;  // a _ptsz entry point: the NULL stream is the calling thread's
+  uint8_t captured;    // its stream is capturing into a graph: the call enqueues no work now
 };
+
+struct SkipnativeHookSink {
+  // Before the real call: the call's begin ticks; *id gets what exit() is given
+  // (an external correlation id the sink pushed, or its key of the call's stream).
+  uint64_t (*enter)(const SkipnativeHookCall* call, uint32_t* id);
+  // After it: records the call of driver cbid `cbid` (and pops what enter pushed).
+  void (*exit)(uint64_t t_begin, uint32_t id, uint16_t cbid);
+};
+
+// The version of this interface: a session attaches only hooks of its own.
+#define SKIPNATIVE_HOOKS_ABI 2
 
 // Exported by libskipnative_hooks.so, found by the session with dlsym.
 // attach(nullptr) detaches. A sink must stay valid for the life of the process
 // (a call that read it may still be running after a detach).
 void skipnative_hooks_attach(const SkipnativeHookSink* sink);
+// SKIPNATIVE_HOOKS_ABI of the loaded hooks (missing in those before version 2).
+int skipnative_hooks_abi();
 // 1 when the hooks were loaded before any libcuda: every entry point resolved
 // since went through them. 0 when a libcuda was already loaded (entry points
 // resolved before cannot be wrapped).
@@ -36,5 +54,6 @@ const char* skipnative_hooks_name(uint32_t i);
 
 typedef void (*SkipnativeHooksAttachFn)(const SkipnativeHookSink*);
 typedef int (*SkipnativeHooksInTimeFn)();
+typedef int (*SkipnativeHooksAbiFn)();
 typedef uint32_t (*SkipnativeHooksCountFn)();
 }

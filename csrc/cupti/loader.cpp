@@ -60,6 +60,8 @@ std::unique_ptr<CuptiApi> bind(void* h, const std::string& path, const std::stri
           nullptr);
   resolve(h, "cuptiActivityPopExternalCorrelationId", api->ActivityPopExternalCorrelationId,
           nullptr);
+  resolve(h, "cuptiGetStreamIdEx", api->GetStreamIdEx, nullptr);
+  resolve(h, "cuptiGetDeviceId", api->GetDeviceId, nullptr);
   if (!missing.empty()) {
     *why += path + ": missing " + missing + "; ";
     return nullptr;

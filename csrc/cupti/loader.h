@@ -49,6 +49,10 @@ struct CuptiApi {
                                                    uint64_t) = nullptr;
   CUptiResult (*ActivityPopExternalCorrelationId)(CUpti_ExternalCorrelationKind,
                                                   uint64_t*) = nullptr;
+  // optional: launch_records = "hook" with hook_join = "order" finds each
+  // launch's stream through them
+  CUptiResult (*GetStreamIdEx)(CUcontext, CUstream, uint8_t, uint32_t*) = nullptr;
+  CUptiResult (*GetDeviceId)(CUcontext, uint32_t*) = nullptr;
 
   std::string error_string(CUptiResult r) const;
 };

@@ -73,6 +73,14 @@ bool from_text(const std::string& v, LaunchRecords& out) {
     }
   return false;
 }
+bool from_text(const std::string& v, HookJoin& out) {
+  for (auto j : {HookJoin::kExternal, HookJoin::kOrder})
+    if (v == hook_join_name(j)) {
+      out = j;
+      return true;
+    }
+  return false;
+}
 bool from_text(const std::string& v, int& out) {
   const size_t digits = v.size() > 0 && v[0] == '-' ? 1 : 0;
   if (v.size() == digits || v.find_first_not_of("0123456789", digits) != std::string::npos ||
@@ -102,6 +110,7 @@ std::string to_json(bool v) { return v ? "true" : "false"; }
 std::string to_json(size_t v) { return std::to_string(v); }
 std::string to_json(const std::optional<bool>& v) { return v ? to_json(*v) : "null"; }
 std::string to_json(LaunchRecords v) { return json_quote(launch_records_name(v)); }
+std::string to_json(HookJoin v) { return json_quote(hook_join_name(v)); }
 std::string to_json(int v) { return std::to_string(v); }
 std::string to_json(ApiDomains v) {
   std::string out = "[";
@@ -173,6 +182,8 @@ std::string metadata_json(const Session& s) {
     << ",\"launch_hook_fallback\":" << json_quote(st.launch_hook_fallback)
     << ",\"hook_api_records\":" << json_quote(st.hook_api_records)
     << ",\"launches_unjoined\":" << st.launches_unjoined
+    << ",\"launches_captured\":" << st.launches_captured
+    << ",\"work_unjoined\":" << st.work_unjoined << ",\"pairs_checked\":" << st.pairs_checked
     << ",\"completion_pinned\":" << to_json(st.completion_pinned)
     << ",\"cupti_finalized\":" << to_json(s.finalized()) << "}";
   return o.str();

@@ -4,6 +4,7 @@
 
 #include "cupti/callback_state.h"
 #include "cupti/session.h"
+#include "cupti/stream_keys.h"
 
 namespace skipnative {
 
@@ -70,30 +71,65 @@ double bench_record_path(size_t n, const std::string& clock) {
   return std::chrono::duration<double, std::nano>(t1 - t0).count() / double(n);
 }
 
-double bench_hook_path(size_t n, const std::string& clock) {
+namespace {
+
+// Stand-ins for the stream lookup's CUPTI and driver functions: the benchmark
+// measures a call on a stream already looked up (the per-thread cache), as
+// every call but the first on a stream is.
+CUptiResult bench_stream_id(CUcontext, CUstream, uint8_t, uint32_t* id) {
+  *id = 0xfffffffe;
+  return CUPTI_SUCCESS;
+}
+CUptiResult bench_device_id(CUcontext, uint32_t* id) {
+  *id = 0xfffffffe;
+  return CUPTI_SUCCESS;
+}
+CUresult bench_stream_context(CUstream, CUcontext* c) {
+  *c = nullptr;
+  return CUDA_SUCCESS;
+}
+
+}  // namespace
+
+double bench_hook_path(size_t n, const std::string& clock, const std::string& join) {
+  if (join != "external" && join != "order")
+    throw SessionError("hook_join: expected 'external' or 'order', not '" + join + "'");
   BenchClaim claim;
   cs::kinds.store(&api_kind_table(), std::memory_order_relaxed);
   cs::publish_clock(make_clock(clock, nullptr));
   const cs::PushExternalFn push = cs::push_external.load();
   const cs::PopExternalFn pop = cs::pop_external.load();
-  if (const CuptiApi* api = loaded_cupti())  // the push and pop a session makes
+  const CuptiApi* api = loaded_cupti();
+  const stream_keys::Lookup* lookup_before = nullptr;
+  if (join == "order")
+    lookup_before =
+        stream_keys::open({&bench_stream_id, &bench_device_id, nullptr, &bench_stream_context});
+  else if (api != nullptr)  // the push and pop a session makes
     cs::open_external(api->ActivityPushExternalCorrelationId,
                       api->ActivityPopExternalCorrelationId);
   size_t chunk = 16384;
   LaunchBuffers lb(chunk, n / chunk + 2, n / chunk + 2);
   cs::buffers.store(&lb, std::memory_order_release);
   cs::generation.fetch_add(1, std::memory_order_release);
-  const SkipnativeHookSink* sink = hook_sink();
+  const SkipnativeHookSink* sink =
+      hook_sink(join == "order" ? HookJoin::kOrder : HookJoin::kExternal);
+  static int stream;  // a handle no stream has
+  SkipnativeHookCall call{};
+  call.cbid = CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel;
+  call.has_stream = 1;
+  call.stream = &stream;
   auto t0 = std::chrono::steady_clock::now();
   for (size_t i = 0; i < n; ++i) {
-    uint32_t ext = 0;
-    uint64_t t = sink->enter(&ext);
-    sink->exit(t, ext, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel);
+    uint32_t id = 0;
+    uint64_t t = sink->enter(&call, &id);
+    sink->exit(t, id, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel);
   }
   auto t1 = std::chrono::steady_clock::now();
   cs::buffers.store(nullptr, std::memory_order_release);
   cs::generation.fetch_add(1, std::memory_order_release);
-  if (push != nullptr)  // the gate as it was: closed after a cuptiFinalize
+  if (join == "order")
+    stream_keys::reopen(lookup_before);
+  else if (push != nullptr)  // the gate as it was: closed after a cuptiFinalize
     cs::open_external(push, pop);
   else
     cs::close_external();

@@ -9,9 +9,11 @@
 #include <cstring>
 #include <thread>
 
+#include "core/order_join.h"
 #include "cupti/api_table.h"
 #include "cupti/callback_state.h"
 #include "cupti/fork_lock.h"
+#include "cupti/stream_keys.h"
 
 namespace skipnative {
 
@@ -134,9 +136,12 @@ void Session::start() {
     cs::buffers.store(launch_buffers_.get(), std::memory_order_release);
     cs::generation.fetch_add(1, std::memory_order_release);
     if (source_ == LaunchRecords::kHook) {
-      cs::open_external(api_->ActivityPushExternalCorrelationId,
-                        api_->ActivityPopExternalCorrelationId);
-      g_hooks_attach(hook_sink());
+      if (opts_.hook_join == HookJoin::kOrder)
+        stream_keys::open(stream_lookup_);
+      else
+        cs::open_external(api_->ActivityPushExternalCorrelationId,
+                          api_->ActivityPopExternalCorrelationId);
+      g_hooks_attach(hook_sink(opts_.hook_join));
       hooks_attached_ = true;
     }
   } catch (...) {
@@ -229,7 +234,7 @@ void Session::enable_activity() {
     check(api_->ActivityEnable(k), "cuptiActivityEnable");
     enabled_kinds_.push_back(k);
   }
-  if (source_ == LaunchRecords::kHook) {
+  if (source_ == LaunchRecords::kHook && opts_.hook_join == HookJoin::kExternal) {
     check(api_->ActivityEnable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION),
           "cuptiActivityEnable(EXTERNAL_CORRELATION)");
     enabled_kinds_.push_back(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION);
@@ -362,6 +367,7 @@ void Session::stop() {
   // a callback.
   if (should_finalize()) {
     cs::close_external();  // a hooked call still in flight pops nothing from here on
+    stream_keys::close();  // nor looks its stream up
     CUptiResult r = api_->Finalize();
     finalized_ = r == CUPTI_SUCCESS;
   }
@@ -407,7 +413,8 @@ void Session::collect_launches() {
         continue;
       }
       uint32_t corr = r[i].correlation_id;
-      if (source_ == LaunchRecords::kHook) {  // an external id until here
+      if (source_ == LaunchRecords::kHook && opts_.hook_join == HookJoin::kExternal) {
+        // an external id until here
         auto it = external_.find(corr);
         corr = it == external_.end() ? 0 : it->second;
         if (corr == 0) ++stats_.launches_unjoined;
@@ -418,6 +425,7 @@ void Session::collect_launches() {
     }
   });
   external_.clear();
+  if (source_ == LaunchRecords::kHook && opts_.hook_join == HookJoin::kOrder) join_by_order();
   append_api_rows();
   std::sort(launches_.begin(), launches_.end(), [](const LaunchRow& a, const LaunchRow& b) {
     return a.t_begin != b.t_begin ? a.t_begin < b.t_begin : a.correlation_id < b.correlation_id;
@@ -474,6 +482,7 @@ bool Session::attach_hooks() {
       reinterpret_cast<SkipnativeHooksAttachFn>(dlsym(RTLD_DEFAULT, "skipnative_hooks_attach"));
   auto in_time =
       reinterpret_cast<SkipnativeHooksInTimeFn>(dlsym(RTLD_DEFAULT, "skipnative_hooks_in_time"));
+  auto abi = reinterpret_cast<SkipnativeHooksAbiFn>(dlsym(RTLD_DEFAULT, "skipnative_hooks_abi"));
   std::string& why = stats_.launch_hook_fallback;
   if (attach == nullptr || in_time == nullptr)
     why =
@@ -483,12 +492,91 @@ bool Session::attach_hooks() {
     why =
         "the launch hooks were loaded after libcuda: entry points resolved before them cannot "
         "be wrapped; preload libskipnative_hooks.so before CUDA is loaded";
-  else if (api_->ActivityPushExternalCorrelationId == nullptr ||
-           api_->ActivityPopExternalCorrelationId == nullptr)
+  else if (abi == nullptr || abi() != SKIPNATIVE_HOOKS_ABI)
+    why = "the launch hooks loaded are of another skipnative build (interface version " +
+          std::to_string(abi ? abi() : 1) + ", this one is " +
+          std::to_string(SKIPNATIVE_HOOKS_ABI) + "): preload skipnative.launch_hooks_library()";
+  else if (opts_.hook_join == HookJoin::kExternal &&
+           (api_->ActivityPushExternalCorrelationId == nullptr ||
+            api_->ActivityPopExternalCorrelationId == nullptr))
     why = "this CUPTI has no cuptiActivityPush/PopExternalCorrelationId";
+  else if (opts_.hook_join == HookJoin::kOrder)
+    why = order_lookup();
   if (!why.empty()) return false;
   g_hooks_attach = attach;
   return true;
+}
+
+// hook_join = "order": the launch rows hold their stream's key until here
+// (cupti/stream_keys.h); each gets the correlation id of the GPU work its
+// stream's order pairs it with (core/order_join.h).
+void Session::join_by_order() {
+  const auto streams = stream_keys::table();
+  std::vector<OrderLaunch> calls(launches_.size());
+  for (size_t i = 0; i < launches_.size(); ++i) {
+    const LaunchRow& r = launches_[i];
+    OrderLaunch& l = calls[i];
+    l.t_begin = r.t_begin;
+    l.t_end = r.t_end;
+    l.kind = r.kind;
+    const uint32_t key = r.correlation_id;
+    if (key == stream_keys::kCaptured) {
+      ++stats_.launches_captured;
+    } else if (key != stream_keys::kNone && key <= streams.size()) {
+      l.on_stream = true;
+      l.device = streams[key - 1].first;
+      l.stream = streams[key - 1].second;
+    } else if (ApiKind(r.kind) == ApiKind::kKernel || ApiKind(r.kind) == ApiKind::kGraph ||
+               ApiKind(r.kind) == ApiKind::kCopy || ApiKind(r.kind) == ApiKind::kSet) {
+      ++stats_.launches_unjoined;  // a GPU-work call whose stream was not found
+    }
+  }
+  std::vector<OrderOp> ops;
+  ops.reserve(kernels_.size() + copies_.size());
+  for (const KernelRow& k : kernels_) {
+    OrderOp o;
+    o.t_start = k.t_start;
+    o.t_queued = k.t_queued;
+    o.correlation_id = k.correlation_id;
+    o.device = k.device;
+    o.stream = k.stream;
+    o.graph = k.graph_id != 0;
+    ops.push_back(o);
+  }
+  for (const CopyRow& c : copies_) {
+    OrderOp o;
+    o.t_start = c.t_start;
+    o.correlation_id = c.correlation_id;
+    o.device = c.device;
+    o.stream = c.stream;
+    o.kind = c.is_set ? OpKind::kSet : OpKind::kCopy;
+    ops.push_back(o);
+  }
+  OrderJoinStats st;
+  const std::vector<uint32_t> corr = join_by_stream_order(
+      calls, ops, OrderRecorded{opts_.kernel_activity, opts_.memcpy, opts_.memset}, &st);
+  for (size_t i = 0; i < launches_.size(); ++i) launches_[i].correlation_id = corr[i];
+  stats_.launches_unjoined += st.launches_unjoined;
+  stats_.work_unjoined = st.work_unjoined;
+  stats_.pairs_checked = st.pairs_checked;
+}
+
+// hook_join = "order": the functions a stream lookup calls, or why there are none.
+std::string Session::order_lookup() {
+  if (api_->GetStreamIdEx == nullptr || api_->GetDeviceId == nullptr)
+    return "hook_join='order': this CUPTI has no cuptiGetStreamIdEx/cuptiGetDeviceId";
+  void* cuda = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD);
+  if (cuda == nullptr) return "hook_join='order': the CUDA driver (libcuda.so.1) is not loaded";
+  stream_lookup_.stream_id = api_->GetStreamIdEx;
+  stream_lookup_.device_id = api_->GetDeviceId;
+  stream_lookup_.current_context =
+      reinterpret_cast<CUresult (*)(CUcontext*)>(dlsym(cuda, "cuCtxGetCurrent"));
+  stream_lookup_.stream_context =
+      reinterpret_cast<CUresult (*)(CUstream, CUcontext*)>(dlsym(cuda, "cuStreamGetCtx"));
+  dlclose(cuda);  // loaded before: this handle only counted a reference
+  if (stream_lookup_.current_context == nullptr || stream_lookup_.stream_context == nullptr)
+    return "hook_join='order': the CUDA driver has no cuCtxGetCurrent/cuStreamGetCtx";
+  return "";
 }
 
 // Zeroed host buffers allocated now, not when CUPTI first asks on a launching thread.

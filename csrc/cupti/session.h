@@ -22,6 +22,7 @@
 #include "cupti/decode.h"
 #include "cupti/launch_hooks.h"
 #include "cupti/loader.h"
+#include "cupti/stream_keys.h"
 
 namespace skipnative {
 
@@ -35,6 +36,15 @@ inline const char* launch_records_name(LaunchRecords v) {
   return v == LaunchRecords::kActivity ? "activity"
          : v == LaunchRecords::kHook   ? "hook"
                                        : "callbacks";
+}
+
+// How a hook capture joins its launches to their GPU work: by CUPTI's external
+// correlation records (which CUPTI writes only beside API records, so the
+// hooked calls' API records are enabled), or by per-stream order (no CUPTI
+// record beyond the GPU activity: core/order_join.h).
+enum class HookJoin : uint8_t { kExternal, kOrder };
+inline const char* hook_join_name(HookJoin v) {
+  return v == HookJoin::kOrder ? "order" : "external";
 }
 
 // Which launch-API domains are subscribed: bit 0 runtime API, bit 1 driver API.
@@ -57,6 +67,7 @@ struct ApiDomains {
   X(bool, serial_kernels, false)  /* CUPTI_ACTIVITY_KIND_KERNEL instead (serialises) */            \
   X(bool, launch_callbacks, true) /* enter/exit callbacks on the launch APIs */                    \
   X(LaunchRecords, launch_records, LaunchRecords::kCallbacks)                                      \
+  X(HookJoin, hook_join, HookJoin::kExternal)                                                      \
   X(ApiDomains, api_domains, ApiDomains{})                                                         \
   X(std::optional<bool>, finalize, std::nullopt) /* cuptiFinalize at stop; none: auto */           \
   X(size_t, device_buffer_bytes, 0) /* CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE; 0: CUPTI's */       \
@@ -98,7 +109,15 @@ struct SessionStats {
   uint64_t buffers_completed = 0;
   uint64_t max_buffers_in_use = 0;
   bool buffers_prezeroed = false;  // CUPTI accepted ZEROED_OUT_ACTIVITY_BUFFER
-  uint64_t launches_unjoined = 0;  // hook launches without an external correlation record
+  // hook launches left without their GPU work: no external correlation record
+  // (hook_join "external"), or no partner in their stream's order ("order";
+  // also the GPU-work calls whose stream could not be found)
+  uint64_t launches_unjoined = 0;
+  // hook_join "order": calls into a stream capturing a graph (no work to join),
+  // units of GPU work left without a call, pairs checked by queued time
+  uint64_t launches_captured = 0;
+  uint64_t work_unjoined = 0;
+  uint64_t pairs_checked = 0;
   // launch_records = "hook" asked for but not possible: why (the capture used
   // the callbacks instead). Empty otherwise.
   std::string launch_hook_fallback;
@@ -197,6 +216,8 @@ class Session {
   void check_hw_trace();
   void enable_hw_trace();
   bool attach_hooks();
+  std::string order_lookup();
+  void join_by_order();
   void pool_buffers();
   bool pin_completion_thread();
   // In a forked child, a session its parent started.
@@ -245,6 +266,7 @@ class Session {
   bool hw_trace_on_ = false;
   LaunchRecords source_ = LaunchRecords::kCallbacks;
   std::unordered_map<uint32_t, uint32_t> external_;  // hook id -> correlation id
+  stream_keys::Lookup stream_lookup_;                // hook_join = "order"
   SessionStats stats_;
 };
 
@@ -267,12 +289,14 @@ void set_pause_point(PausePoint f);
 double bench_record_path(size_t n, const std::string& clock);
 
 // The launch-hook path measured without a GPU: n sink enter/exit pairs (what a
-// wrapped driver call adds: two clock reads, the external correlation push and
-// pop when a CUPTI is loaded, the record) into a fresh LaunchBuffers. ns per call.
-double bench_hook_path(size_t n, const std::string& clock);
+// wrapped driver call adds: two clock reads, the record, and for join
+// "external" the external correlation push and pop when a CUPTI is loaded, for
+// "order" the lookup of the call's stream, cached) into a fresh LaunchBuffers.
+// ns per call.
+double bench_hook_path(size_t n, const std::string& clock, const std::string& join);
 
-// The sink the launch hooks call into (cupti/callbacks.cpp).
-const ::SkipnativeHookSink* hook_sink();
+// The sink the launch hooks call into for a join (cupti/callbacks.cpp).
+const ::SkipnativeHookSink* hook_sink(HookJoin join);
 
 // ns per clock read of the given kind (bare read_ticks).
 double bench_clock_read(size_t n, const std::string& clock);

@@ -28,8 +28,8 @@ namespace {
 std::atomic<uint64_t> g_calls{0}, g_wrong_cbid{0};
 std::atomic<int> g_expected_cbid{-1};
 
-uint64_t sink_enter(uint32_t* external_id) {
-  *external_id = 0;
+uint64_t sink_enter(const SkipnativeHookCall*, uint32_t* id) {
+  *id = 0;
   return 0;
 }
 void sink_exit(uint64_t, uint32_t, uint16_t cbid) {

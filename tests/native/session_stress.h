@@ -6,6 +6,7 @@
 // ThreadSanitizer and AddressSanitizer too.
 #pragma once
 
+#include <dlfcn.h>
 #include <malloc.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -15,15 +16,18 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "check.h"
 #include "cupti/metadata.h"
 #include "cupti/session.h"
+#include "double/sim_cuda.h"
 #include "double_control.h"
 
 // The launch hooks' C interface as libskipnative_hooks.so exports it, defined
@@ -36,6 +40,9 @@ extern "C" __attribute__((visibility("default"))) void skipnative_hooks_attach(
   g_hook_sink.store(sink);
 }
 extern "C" __attribute__((visibility("default"))) int skipnative_hooks_in_time() { return 1; }
+extern "C" __attribute__((visibility("default"))) int skipnative_hooks_abi() {
+  return SKIPNATIVE_HOOKS_ABI;
+}
 
 namespace {
 
@@ -700,8 +707,9 @@ void test_hooked_call_across_a_finalizing_stop(const Double& d) {
   s->start();
   if (!hooks_attached(*s, "hooked call across a stop")) return;
   const SkipnativeHookSink* sink = g_hook_sink.load();
+  const SkipnativeHookCall call{};
   uint32_t ext = 0;
-  const uint64_t t = sink->enter(&ext);
+  const uint64_t t = sink->enter(&call, &ext);
   d.launch(kDriver, kDriverLaunch, 7, "k", 100);  // the real call
   s->stop();
   sink->exit(t, ext, kDriverLaunch);
@@ -726,8 +734,9 @@ void test_hooked_calls_while_sessions_finalize(const Double& d) {
           std::this_thread::yield();
           continue;
         }
+        const SkipnativeHookCall call{};
         uint32_t ext = 0;
-        const uint64_t t = sink->enter(&ext);
+        const uint64_t t = sink->enter(&call, &ext);
         sink->exit(t, ext, kDriverLaunch);
       }
     });
@@ -740,6 +749,82 @@ void test_hooked_calls_while_sessions_finalize(const Double& d) {
     s->stop();
     CHECK(s->finalized());
   }
+  done = true;
+  for (auto& t : ts) t.join();
+  CHECK(d.calls_after_finalize() == 0);
+}
+
+// The CUDA driver double beside the CUPTI double the loader loaded (a
+// hook_join="order" session asks the driver for contexts): loaded once, after
+// the CUPTI double is made global so that the driver double's references to
+// it resolve. False where it is not there.
+bool driver_double_loaded() {
+  static const bool loaded = [] {
+    const skipnative::CuptiApi* api = skipnative::loaded_cupti();
+    if (api == nullptr) return false;
+    dlopen(api->path.c_str(), RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL);
+    const std::string dir = api->path.substr(0, api->path.rfind('/') + 1);
+    return dlopen((dir + "libskipnative_cuda_double.so").c_str(), RTLD_NOW | RTLD_GLOBAL) !=
+           nullptr;
+  }();
+  if (!loaded) std::printf("the CUDA driver double is not beside the CUPTI double: not checked\n");
+  return loaded;
+}
+
+// hook_join = "order": threads make hooked calls on streams of their own while
+// sessions start and stop, finalizing each time. No stream lookup reaches
+// CUPTI between a cuptiFinalize and the next session's set-up, and what each
+// session joins it joins right: every call joined to a kernel of its own
+// stream, each pair checked by the kernel's queued time.
+void test_order_hooked_calls_while_sessions_finalize(const Double& d) {
+  if (!driver_double_loaded()) return;
+  d.reset(130001);
+  d.configure(10, 10, 0, 0);
+  SessionOptions o = hooked();
+  o.hook_join = skipnative::HookJoin::kOrder;
+  o.latency_timestamps = true;
+  std::atomic<bool> done{false};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 4; ++i)
+    ts.emplace_back([&, i] {
+      CUstream_st stream;
+      stream.id = uint32_t(200 + i);
+      SkipnativeHookCall call{};
+      call.stream = &stream;
+      call.has_stream = 1;
+      call.cbid = kDriverLaunch;
+      while (!done.load()) {
+        const SkipnativeHookSink* sink = g_hook_sink.load();
+        if (sink == nullptr) {
+          std::this_thread::yield();
+          continue;
+        }
+        uint32_t key = 0;
+        const uint64_t t = sink->enter(&call, &key);
+        d.launch(kDriver, kDriverLaunch, stream.id, "k", 10);  // the real call
+        sink->exit(t, key, kDriverLaunch);
+      }
+    });
+  bool attached = true;
+  for (int cycle = 0; cycle < 50 && attached; ++cycle) {
+    auto s = std::make_unique<Session>(o);
+    s->start();
+    attached = hooks_attached(*s, "order-joined hooked calls while sessions finalize") &&
+               s->stats().launch_hook_fallback.empty();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    s->stop();
+    CHECK(s->finalized());
+    std::map<uint32_t, uint32_t> stream_of;  // kernel correlation id -> stream
+    for (const auto& k : s->kernels()) stream_of[k.correlation_id] = k.stream;
+    uint64_t joined = 0;
+    for (const LaunchRow& r : s->launches()) {
+      if (r.correlation_id == 0) continue;
+      ++joined;
+      CHECK(stream_of.count(r.correlation_id) == 1);
+    }
+    CHECK(joined == s->stats().pairs_checked);
+  }
+  CHECK(attached);
   done = true;
   for (auto& t : ts) t.join();
   CHECK(d.calls_after_finalize() == 0);
@@ -848,6 +933,7 @@ void run_concurrency_tests(const Double& d) {
   test_out_of_memory_while_decoding(d);
   test_hooked_call_across_a_finalizing_stop(d);
   test_hooked_calls_while_sessions_finalize(d);
+  test_order_hooked_calls_while_sessions_finalize(d);
   test_metadata_read_while_starting_and_stopping(d);
   test_start_while_the_record_bench_runs(d);
 }

@@ -49,3 +49,21 @@ def test_each_configuration_captures_on_the_double(gpu, label):
         with skipnative.capture(clock="library", **configs[label]) as cap:
             gpu.launch("k", 1000)
     assert len(cap.trace.gpu) == 1
+
+
+def test_what_the_fidelity_stage_reads_off_its_captures(gpu):
+    # the stage's hook join counts and the order-join replay, on a capture of
+    # the timing pass's options: a mistake here would cost the GPU run its rows
+    m = _bench_module("gpu_overhead")
+    opts = m.configurations(2)["timing_pass"]
+    with skipnative.capture(clock="library", **opts) as cap:
+        for _ in range(4):
+            gpu.launch("gemm", 3000)
+            gpu.launch("relu", 1000, stream=9)
+        gpu.sync()
+    replay = m.order_replay(cap.trace)
+    assert replay["queued"]["work_calls"] == replay["queued"]["agreed"] == 8
+    assert replay["queued"]["pairs_checked"] == 8 and replay["order_only"]["wrong"] == 0
+    counts = m.hook_join_counts(cap)
+    assert counts["kernels"] == counts["kernels_joined"] == 8
+    assert counts["hook_join"] == "external" and counts["launches"] == 9

@@ -301,3 +301,165 @@ def test_cuGetProcAddress_asked_for_itself_hands_out_the_wrapper():
     )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.splitlines()[-1]) == ["cuStreamSynchronize"]
+
+
+# hook_join="order": no external correlation, no API record; each call's stream
+# looked up once, calls and GPU work paired in each stream's order.
+ORDER = """
+from skipnative.testing import library_path, _DOUBLE, _DRIVER
+lib = ctypes.CDLL(library_path(_DOUBLE))
+lib.skipnative_double_stream_lookups.restype = ctypes.c_uint64
+lib.skipnative_double_api_records_enabled.restype = ctypes.c_uint64
+drv = ctypes.CDLL(library_path(_DRIVER))
+queries = lambda: drv.skipnative_cuda_double_live(2, 0)
+
+def order_capture(**opts):
+    with skipnative.capture(clock="library", launch_records="hook", hook_join="order",
+                            **opts) as cap:
+        work()
+        during = {"api_records": lib.skipnative_double_api_records_enabled(),
+                  "external_kind": lib.skipnative_double_kind_enabled(49)}
+    t = cap.trace
+    per_launch = [int((t.gpu["correlation"] == c).sum()) if c else 0
+                  for c in t.launches["correlation"]]
+    return {"per_launch": per_launch, "gpu": len(t.gpu), "meta": cap.metadata,
+            "names": [t.strings[i] for i in t.launches["name_id"]], "during": during,
+            "joined": sorted(set(int(c) for c in t.launches["correlation"] if c)),
+            "gpu_corr": sorted(set(int(c) for c in t.gpu["correlation"]))}
+"""
+
+
+def _order_run(code: str) -> dict:
+    r = run(head=CAPTURE + ORDER, code=code)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.splitlines()[-1])
+
+
+def test_order_join_pairs_every_call_with_its_work_without_cupti_records():
+    res = _order_run(
+        """
+        order = order_capture(latency_timestamps=True)
+        cb = capture(launch_records="callbacks", latency_timestamps=True)
+        lookups = lib.skipnative_double_stream_lookups()
+        print(json.dumps({"order": order, "cb": cb, "lookups": lookups}))
+        """
+    )
+    order, cb = res["order"], res["cb"]
+    meta = order["meta"]
+    assert meta["launch_source"] == "hook" and meta["hook_join"] == "order"
+    assert meta["launch_hook_fallback"] == ""
+    # nothing of CUPTI's beyond the GPU activity while it captured
+    assert order["during"] == {"api_records": 0, "external_kind": 0}
+    assert meta["hook_api_records"] == ""
+    # every GPU row joined to a call, every call with work joined
+    assert order["joined"] == order["gpu_corr"] and order["gpu"] == len(cb["gpu"])
+    assert meta["launches_unjoined"] == 0 and meta["work_unjoined"] == 0
+    # the launch into the capturing stream enqueued nothing and is said so
+    assert meta["launches_captured"] == 1
+    # each kernel of a single-kernel launch carries a queued time inside its call
+    assert meta["pairs_checked"] == 3 * 2
+    # one stream, one thread: one lookup, then the cache
+    assert res["lookups"] == 1
+
+
+def test_order_join_without_queued_times_pairs_by_order_and_kind():
+    res = _order_run(
+        """
+        print(json.dumps(order_capture(latency_timestamps=False)))
+        """
+    )
+    meta = res["meta"]
+    assert res["joined"] == res["gpu_corr"]
+    assert meta["pairs_checked"] == 0 and meta["launches_unjoined"] == 0
+    # the calls with work: 6 single kernels, then the graph's 1 kernel (the
+    # launch in the capture has none), in the order the calls were made
+    kinds = [n for n, k in zip(res["names"], res["per_launch"]) if k]
+    assert kinds == ["cuLaunchKernel"] * 6 + ["cuGraphLaunch"]
+
+
+def test_a_stream_destroyed_and_made_again_is_looked_up_again():
+    res = _order_run(
+        """
+        with skipnative.capture(clock="library", launch_records="hook", hook_join="order",
+                                latency_timestamps=True) as cap:
+            for _ in range(3):
+                s = vp()
+                assert cuda.cuStreamCreate(ctypes.byref(s), 0) == 0
+                assert launch(f, 1, 1, 1, 1, 1, 1, 0, s, None, None) == 0
+                assert launch(f, 1, 1, 1, 1, 1, 1, 0, s, None, None) == 0
+                assert sync(s) == 0
+                assert cuda.cuStreamDestroy_v2(s) == 0
+        t = cap.trace
+        print(json.dumps({"lookups": lib.skipnative_double_stream_lookups(),
+                          "streams": sorted(set(int(x) for x in t.gpu["stream"])),
+                          "meta": cap.metadata,
+                          "joined": sorted(int(c) for c in t.launches["correlation"] if c),
+                          "gpu_corr": sorted(int(c) for c in t.gpu["correlation"])}))
+        """
+    )
+    assert len(res["streams"]) == 3
+    assert res["lookups"] == 3  # each new stream once, whatever its handle
+    assert res["joined"] == res["gpu_corr"] and len(res["gpu_corr"]) == 6
+    assert res["meta"]["launches_unjoined"] == 0 and res["meta"]["pairs_checked"] == 6
+
+
+def test_streams_are_asked_whether_they_capture_only_while_a_capture_is_open():
+    res = _order_run(
+        """
+        before = queries()
+        with skipnative.capture(clock="library", launch_records="hook", hook_join="order"):
+            for _ in range(5):
+                assert launch(f, 1, 1, 1, 1, 1, 1, 0, stream, None, None) == 0
+            assert sync(stream) == 0
+        idle = queries() - before
+        work()  # one launch into a capturing stream, between its begin and end
+        print(json.dumps({"idle": idle, "open": queries() - before - idle}))
+        """
+    )
+    assert res["idle"] == 0
+    assert res["open"] == 0  # no sink attached: the hooks pass calls straight through
+    res = _order_run(
+        """
+        before = queries()
+        r = order_capture()
+        captured = r["meta"]["launches_captured"]
+        print(json.dumps({"queries": queries() - before, "captured": captured}))
+        """
+    )
+    assert res == {"queries": 1, "captured": 1}
+
+
+def test_threads_on_their_own_streams_are_each_joined():
+    res = _order_run(
+        """
+        import threading
+        def worker(n):
+            s = vp()
+            assert cuda.cuStreamCreate(ctypes.byref(s), 0) == 0
+            for _ in range(n):
+                assert launch(f, 1, 1, 1, 1, 1, 1, 0, s, None, None) == 0
+            assert sync(s) == 0
+        with skipnative.capture(clock="library", launch_records="hook", hook_join="order",
+                                latency_timestamps=True) as cap:
+            ts = [threading.Thread(target=worker, args=(50,)) for _ in range(4)]
+            for t in ts: t.start()
+            for t in ts: t.join()
+        t = cap.trace
+        print(json.dumps({"meta": cap.metadata, "kernels": len(t.gpu),
+                          "joined": sorted(int(c) for c in t.launches["correlation"] if c),
+                          "gpu_corr": sorted(int(c) for c in t.gpu["correlation"]),
+                          "threads": len(set(int(x) for x in t.launches["tid"]))}))
+        """
+    )
+    assert res["kernels"] == 200 and res["threads"] == 4
+    assert res["joined"] == res["gpu_corr"]
+    assert res["meta"]["pairs_checked"] == 200 and res["meta"]["launches_unjoined"] == 0
+
+
+def test_hook_join_is_checked():
+    from skipnative import _native
+
+    assert _native.capture_options()["hook_join"] == "external"
+    _native.Session({"hook_join": "order"})
+    with pytest.raises(ValueError, match="hook_join: expected 'external' or 'order', not 'time'"):
+        _native.Session({"hook_join": "time"})

@@ -548,6 +548,21 @@ def test_launch_records_hook_preloads_the_hooks_into_cmd(tmp_path):
     assert len(trace.launches) == 100 == len(trace.kernels) and joined(trace) == 100
 
 
+def test_hook_join_order_joins_the_launches_of_cmd_by_stream_order(tmp_path):
+    r = skip_run(
+        tmp_path, "--launch-records", "hook", "--hook-join", "order", "--latency-timestamps",
+        "--", *LAUNCHER, "100",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    run = runfolder.read_run(tmp_path)
+    assert run["options"]["hook_join"] == "order"
+    trace = skipnative.load(tmp_path / run["files"][0])
+    _hook_rows(trace)
+    assert trace.meta["hook_join"] == "order" and trace.meta["hook_api_records"] == ""
+    assert len(trace.launches) == 100 == len(trace.kernels) and joined(trace) == 100
+    assert trace.meta["pairs_checked"] == 100 and trace.meta["launches_unjoined"] == 0
+
+
 def test_launch_records_hook_reaches_every_worker(tmp_path):
     r = skip_run(tmp_path, "--launch-records", "hook", "--", *LAUNCHER, "100", "--workers", "2")
     assert r.returncode == 0, r.stderr

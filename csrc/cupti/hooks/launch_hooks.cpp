@@ -17,6 +17,8 @@
 
 #include <atomic>
 #include <cstring>
+#include <tuple>
+#include <type_traits>
 
 #define HOOKS_API extern "C" __attribute__((visibility("default")))
 
@@ -39,35 +41,146 @@ DlsymFn real_dlsym() {
   return fn;
 }
 
+// The stream argument of an entry point: its first CUstream parameter, or a
+// launch config's (cuLaunchKernelEx); none for calls without a stream.
+template <class... A>
+constexpr int stream_index() {
+  constexpr bool is[] = {std::is_same_v<A, CUstream>..., false};
+  for (int i = 0; i < int(sizeof...(A)); ++i)
+    if (is[i]) return i;
+  return -1;
+}
+template <class... A>
+struct FirstIsLaunchConfig : std::false_type {};
+template <class... A>
+struct FirstIsLaunchConfig<const CUlaunchConfig*, A...> : std::true_type {};
+
+template <class... A>
+constexpr bool takes_stream() {
+  return stream_index<A...>() >= 0 || FirstIsLaunchConfig<A...>::value;
+}
+template <class... A>
+CUstream stream_of(A... a) {
+  constexpr int i = stream_index<A...>();
+  if constexpr (i >= 0) {
+    return std::get<i>(std::tuple<A...>(a...));
+  } else if constexpr (FirstIsLaunchConfig<A...>::value) {
+    const CUlaunchConfig* config = std::get<0>(std::tuple<A...>(a...));
+    return config ? config->hStream : nullptr;
+  } else {
+    return nullptr;
+  }
+}
+
+// Stream captures begun and not yet ended, in the whole process (an upper
+// bound: a failed end is not counted off). While there are none, no launch is
+// asked whether its stream captures.
+std::atomic<int> g_captures{0};
+// Bumped after each stream or context destruction: a stream handle known
+// before may name another stream from then on.
+std::atomic<uint32_t> g_epoch{0};
+
+using IsCapturingFn = CUresult(CUDAAPI*)(CUstream, CUstreamCaptureStatus*);
+
+IsCapturingFn is_capturing(bool per_thread) {
+  static std::atomic<IsCapturingFn> fns[2];
+  IsCapturingFn f = fns[per_thread].load(std::memory_order_acquire);
+  if (f == nullptr) {
+    void* h = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD);
+    if (h == nullptr) return nullptr;
+    f = reinterpret_cast<IsCapturingFn>(
+        real_dlsym()(h, per_thread ? "cuStreamIsCapturing_ptsz" : "cuStreamIsCapturing"));
+    dlclose(h);
+    fns[per_thread].store(f, std::memory_order_release);
+  }
+  return f;
+}
+
+// Whether a call on `stream` enqueues into a graph being captured. The legacy
+// NULL stream is not asked: it cannot take part in a capture, and asking it
+// while another stream captures may count as using it.
+bool capturing(CUstream stream, bool per_thread) {
+  const auto handle = reinterpret_cast<uintptr_t>(stream);
+  if (g_captures.load(std::memory_order_relaxed) <= 0) return false;
+  if ((handle == 0 && !per_thread) || stream == CU_STREAM_LEGACY) return false;
+  IsCapturingFn f = is_capturing(per_thread);
+  CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
+  return f != nullptr && f(stream, &status) == CUDA_SUCCESS &&
+         status != CU_STREAM_CAPTURE_STATUS_NONE;
+}
+
+// `wrapper` where `slot` takes (or holds) `impl`; impl itself where another
+// implementation holds the slot. Entry points handed out are counted.
+template <class Fn>
+void* wrap_slot(std::atomic<Fn>& slot, void* impl, void* wrapper, bool counted = true) {
+  Fn expected = nullptr;
+  Fn f = reinterpret_cast<Fn>(impl);
+  if (slot.compare_exchange_strong(expected, f) || expected == f) {
+    if (counted) g_wrapped.fetch_add(1, std::memory_order_relaxed);
+    return wrapper;
+  }
+  g_unwrapped.fetch_add(1, std::memory_order_relaxed);
+  return impl;
+}
+
 // One wrapper: the real entry point it calls, and the cbid it records as (a
 // constant: resolvers on several threads may hand the wrapper out at once).
-template <int I, uint16_t Cbid, class F>
+template <int I, uint16_t Cbid, bool PerThread, class F>
 struct Hook;
-template <int I, uint16_t Cbid, class... A>
-struct Hook<I, Cbid, CUresult CUDAAPI(A...)> {
+template <int I, uint16_t Cbid, bool PerThread, class... A>
+struct Hook<I, Cbid, PerThread, CUresult CUDAAPI(A...)> {
   using Fn = CUresult(CUDAAPI*)(A...);
   static inline std::atomic<Fn> real{nullptr};
   static CUresult CUDAAPI call(A... a) {
     const Fn fn = real.load(std::memory_order_relaxed);
     const SkipnativeHookSink* s = g_sink.load(std::memory_order_acquire);
     if (__builtin_expect(s == nullptr, 1)) return fn(a...);
-    uint32_t ext = 0;
-    const uint64_t t = s->enter(&ext);
+    SkipnativeHookCall c{};
+    c.cbid = Cbid;
+    c.per_thread = PerThread;
+    c.epoch = g_epoch.load(std::memory_order_acquire);
+    if constexpr (takes_stream<A...>()) {
+      c.has_stream = 1;
+      c.stream = stream_of(a...);
+      c.captured = capturing(static_cast<CUstream>(c.stream), PerThread);
+    }
+    uint32_t id = 0;
+    const uint64_t t = s->enter(&c, &id);
     const CUresult r = fn(a...);
-    s->exit(t, ext, Cbid);
+    s->exit(t, id, Cbid);
     return r;
   }
   // The wrapper for `impl`, or impl itself where another implementation holds it.
-  static void* wrap(void* impl) {
-    Fn expected = nullptr;
-    Fn f = reinterpret_cast<Fn>(impl);
-    if (real.compare_exchange_strong(expected, f) || expected == f) {
-      g_wrapped.fetch_add(1, std::memory_order_relaxed);
-      return reinterpret_cast<void*>(&call);
+  static void* wrap(void* impl) { return wrap_slot(real, impl, reinterpret_cast<void*>(&call)); }
+};
+
+// What a followed (not recorded) call changes once it returned.
+enum class Follow { kBeginCapture, kEndCapture, kDestroy };
+
+template <int I, Follow What, class F>
+struct Follower;
+template <int I, Follow What, class... A>
+struct Follower<I, What, CUresult CUDAAPI(A...)> {
+  using Fn = CUresult(CUDAAPI*)(A...);
+  static inline std::atomic<Fn> real{nullptr};
+  static CUresult CUDAAPI call(A... a) {
+    const CUresult r = real.load(std::memory_order_relaxed)(a...);
+    if constexpr (What == Follow::kBeginCapture) {
+      if (r == CUDA_SUCCESS) g_captures.fetch_add(1, std::memory_order_relaxed);
+    } else if constexpr (What == Follow::kEndCapture) {
+      // the capture is over (its graph returned, or discarded as invalid)
+      if (r == CUDA_SUCCESS || r == CUDA_ERROR_STREAM_CAPTURE_INVALIDATED ||
+          r == CUDA_ERROR_STREAM_CAPTURE_UNJOINED) {
+        int n = g_captures.load(std::memory_order_relaxed);
+        while (n > 0 && !g_captures.compare_exchange_weak(n, n - 1, std::memory_order_relaxed)) {
+        }
+      }
+    } else {
+      g_epoch.fetch_add(1, std::memory_order_release);
     }
-    g_unwrapped.fetch_add(1, std::memory_order_relaxed);
-    return impl;
+    return r;
   }
+  static void* wrap(void* impl) { return wrap_slot(real, impl, reinterpret_cast<void*>(&call)); }
 };
 
 struct Entry {
@@ -78,10 +191,10 @@ struct Entry {
   void* (*wrap_proc)(void*);
 };
 
-#define SKIPNATIVE_HOOK_ENTRY(n, name, base, ptsz, type, cbid)              \
-  Entry {                                                                   \
-    name, base, ptsz, &Hook<2 * (n), uint16_t(cbid), decltype(type)>::wrap, \
-        &Hook<2 * (n) + 1, uint16_t(cbid), decltype(type)>::wrap            \
+#define SKIPNATIVE_HOOK_ENTRY(n, name, base, ptsz, type, cbid)                    \
+  Entry {                                                                         \
+    name, base, ptsz, &Hook<2 * (n), uint16_t(cbid), ptsz, decltype(type)>::wrap, \
+        &Hook<2 * (n) + 1, uint16_t(cbid), ptsz, decltype(type)>::wrap            \
   }
 #define SKIPNATIVE_HOOK_PAIR(n, fn, type)                                              \
   SKIPNATIVE_HOOK_ENTRY(2 * (n), #fn, #fn, false, type, CUPTI_DRIVER_TRACE_CBID_##fn), \
@@ -122,23 +235,59 @@ const Entry kEntries[] = {
     SKIPNATIVE_HOOK_ONE(15, cuEventSynchronize, ::cuEventSynchronize),
 };
 
+#define SKIPNATIVE_FOLLOW_ENTRY(n, name, base, ptsz, type, what)              \
+  Entry {                                                                     \
+    name, base, ptsz, &Follower<2 * (n), Follow::what, decltype(type)>::wrap, \
+        &Follower<2 * (n) + 1, Follow::what, decltype(type)>::wrap            \
+  }
+
+// The calls followed for the stream-order join, not recorded: captures begun
+// and ended, streams and contexts destroyed. (The versions before these, for
+// CUDA older than 10.1 and 4.0, are not followed.)
+const Entry kFollowed[] = {
+    SKIPNATIVE_FOLLOW_ENTRY(0, "cuStreamBeginCapture_v2", "cuStreamBeginCapture", false,
+                            ::cuStreamBeginCapture_v2, kBeginCapture),
+    SKIPNATIVE_FOLLOW_ENTRY(1, "cuStreamBeginCapture_v2_ptsz", "cuStreamBeginCapture", true,
+                            ::cuStreamBeginCapture_v2, kBeginCapture),
+    SKIPNATIVE_FOLLOW_ENTRY(2, "cuStreamBeginCaptureToGraph", "cuStreamBeginCaptureToGraph", false,
+                            ::cuStreamBeginCaptureToGraph, kBeginCapture),
+    SKIPNATIVE_FOLLOW_ENTRY(3, "cuStreamBeginCaptureToGraph_ptsz", "cuStreamBeginCaptureToGraph",
+                            true, ::cuStreamBeginCaptureToGraph, kBeginCapture),
+    SKIPNATIVE_FOLLOW_ENTRY(4, "cuStreamEndCapture", "cuStreamEndCapture", false,
+                            ::cuStreamEndCapture, kEndCapture),
+    SKIPNATIVE_FOLLOW_ENTRY(5, "cuStreamEndCapture_ptsz", "cuStreamEndCapture", true,
+                            ::cuStreamEndCapture, kEndCapture),
+    SKIPNATIVE_FOLLOW_ENTRY(6, "cuStreamDestroy_v2", "cuStreamDestroy", false, ::cuStreamDestroy_v2,
+                            kDestroy),
+    SKIPNATIVE_FOLLOW_ENTRY(7, "cuCtxDestroy_v2", "cuCtxDestroy", false, ::cuCtxDestroy_v2,
+                            kDestroy),
+    SKIPNATIVE_FOLLOW_ENTRY(8, "cuDevicePrimaryCtxRelease_v2", "cuDevicePrimaryCtxRelease", false,
+                            ::cuDevicePrimaryCtxRelease_v2, kDestroy),
+    SKIPNATIVE_FOLLOW_ENTRY(9, "cuDevicePrimaryCtxReset_v2", "cuDevicePrimaryCtxReset", false,
+                            ::cuDevicePrimaryCtxReset_v2, kDestroy),
+};
+
+template <class F>
+const Entry* find_entry(F&& match) {
+  for (const Entry& e : kEntries)
+    if (match(e)) return &e;
+  for (const Entry& e : kFollowed)
+    if (match(e)) return &e;
+  return nullptr;
+}
+
 const Entry* by_name(const char* name) {
   if (name == nullptr || name[0] != 'c' || name[1] != 'u') return nullptr;
-  for (const Entry& e : kEntries)
-    if (std::strcmp(e.name, name) == 0) return &e;
-  return nullptr;
+  return find_entry([&](const Entry& e) { return std::strcmp(e.name, name) == 0; });
 }
 
 const Entry* by_query(const char* symbol, bool ptsz) {
   if (symbol == nullptr) return nullptr;
-  const Entry* legacy = nullptr;
-  for (const Entry& e : kEntries) {
-    if (std::strcmp(e.base, symbol) != 0) continue;
-    if (e.ptsz == ptsz) return &e;
-    if (!e.ptsz) legacy = &e;
-  }
+  auto base = [&](const Entry& e) { return std::strcmp(e.base, symbol) == 0; };
+  if (const Entry* e = find_entry([&](const Entry& x) { return base(x) && x.ptsz == ptsz; }))
+    return e;
   // the per-thread variant of one that has none: the driver returns the legacy one
-  return ptsz ? legacy : nullptr;
+  return ptsz ? find_entry([&](const Entry& x) { return base(x) && !x.ptsz; }) : nullptr;
 }
 
 // Whether `p` lies in the loaded libcuda (the real driver or a library with its SONAME).
@@ -172,15 +321,6 @@ CUresult CUDAAPI proc_v1(const char* symbol, void** pfn, int version, cuuint64_t
   return r;
 }
 
-template <class Fn>
-void* wrap_proc_fn(std::atomic<Fn>& slot, void* impl, void* wrapper) {
-  Fn expected = nullptr;
-  Fn f = reinterpret_cast<Fn>(impl);
-  if (slot.compare_exchange_strong(expected, f) || expected == f) return wrapper;
-  g_unwrapped.fetch_add(1, std::memory_order_relaxed);
-  return impl;
-}
-
 void* wrap_proc_result(const char* symbol, void* impl, int version, cuuint64_t flags) {
   if (symbol && std::strcmp(symbol, "cuGetProcAddress") == 0) {
     // asked for itself: the same implementation as one already wrapped, or the
@@ -188,8 +328,8 @@ void* wrap_proc_result(const char* symbol, void* impl, int version, cuuint64_t f
     if (impl == reinterpret_cast<void*>(g_proc_v2.load())) return reinterpret_cast<void*>(&proc_v2);
     if (impl == reinterpret_cast<void*>(g_proc_v1.load())) return reinterpret_cast<void*>(&proc_v1);
     if (!in_libcuda(impl)) return impl;
-    return version >= 12000 ? wrap_proc_fn(g_proc_v2, impl, reinterpret_cast<void*>(&proc_v2))
-                            : wrap_proc_fn(g_proc_v1, impl, reinterpret_cast<void*>(&proc_v1));
+    return version >= 12000 ? wrap_slot(g_proc_v2, impl, reinterpret_cast<void*>(&proc_v2), false)
+                            : wrap_slot(g_proc_v1, impl, reinterpret_cast<void*>(&proc_v1), false);
   }
   const Entry* e = by_query(symbol, (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) != 0);
   return e ? e->wrap_proc(impl) : impl;
@@ -254,9 +394,9 @@ HOOKS_API void* dlsym(void* handle, const char* name) {
   void* p = lookup_wrapped(real, handle, name, __builtin_return_address(0));
   if (p == nullptr) return p;
   if (std::strcmp(name, "cuGetProcAddress_v2") == 0)
-    return in_libcuda(p) ? wrap_proc_fn(g_proc_v2, p, reinterpret_cast<void*>(&proc_v2)) : p;
+    return in_libcuda(p) ? wrap_slot(g_proc_v2, p, reinterpret_cast<void*>(&proc_v2), false) : p;
   if (std::strcmp(name, "cuGetProcAddress") == 0)
-    return in_libcuda(p) ? wrap_proc_fn(g_proc_v1, p, reinterpret_cast<void*>(&proc_v1)) : p;
+    return in_libcuda(p) ? wrap_slot(g_proc_v1, p, reinterpret_cast<void*>(&proc_v1), false) : p;
   const Entry* e = by_name(name);
   return in_libcuda(p) ? e->wrap_dlsym(p) : p;
 }
@@ -265,6 +405,7 @@ HOOKS_API void skipnative_hooks_attach(const SkipnativeHookSink* sink) {
   g_sink.store(sink, std::memory_order_release);
 }
 HOOKS_API int skipnative_hooks_in_time() { return g_in_time; }
+HOOKS_API int skipnative_hooks_abi() { return SKIPNATIVE_HOOKS_ABI; }
 HOOKS_API uint32_t skipnative_hooks_wrapped() { return g_wrapped.load(); }
 HOOKS_API uint32_t skipnative_hooks_unwrapped() { return g_unwrapped.load(); }
 HOOKS_API const char* skipnative_hooks_name(uint32_t i) {

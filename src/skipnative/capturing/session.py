@@ -100,6 +100,16 @@ class Capture:
       entry point). "hook" needs :func:`launch_hooks_library` preloaded
       (``LD_PRELOAD``) before CUDA is loaded; without it the capture warns,
       uses the callbacks, and says why in ``metadata["launch_hook_fallback"]``;
+    - ``hook_join``: how a "hook" capture pairs launches with their GPU work:
+      "external" (the default: CUPTI external correlation records, which CUPTI
+      writes only beside API activity records, so those are enabled for the
+      hooked calls, at their cost) or "order" (no CUPTI record beyond the GPU
+      activity: each call's stream is looked up once per stream and thread, and
+      calls and work are paired in each stream's order, each pair checked by
+      the kernel's queued time where ``latency_timestamps`` gives one; calls
+      into a stream capturing a graph enqueue nothing and are left out). Its
+      counts: ``metadata["launches_unjoined"]``, ``["work_unjoined"]``,
+      ``["pairs_checked"]``, ``["launches_captured"]``;
     - ``device_buffer_bytes``: CUPTI's device-side record buffer (fewer flushes;
       CUPTI applies it to device buffers it allocates from then on, so it counts
       fully when set before the process's CUDA context exists);
@@ -140,6 +150,7 @@ class Capture:
         kernel_activity: bool = True,
         launch_callbacks: bool = True,
         launch_records: str = "callbacks",
+        hook_join: str = "external",
         api_domains: tuple[str, ...] = ("runtime", "driver"),
         finalize: bool | None = None,
         device_buffer_bytes: int = 0,

@@ -57,8 +57,8 @@ CUDA_DOUBLE_API void skipnative_cuda_double_fail(const char* function, int code)
 }
 
 CUDA_DOUBLE_API int skipnative_cuda_double_live(int what, int delta) {
-  static std::atomic<int> live[2];
-  return live[what & 1].fetch_add(delta) + delta;
+  static std::atomic<int> live[3];
+  return live[what % 3].fetch_add(delta) + delta;
 }
 
 CUDA_DOUBLE_API int skipnative_cuda_double_failure(const char* function) {
@@ -190,6 +190,16 @@ CUDA_DOUBLE_API CUresult cuDevicePrimaryCtxRelease(CUdevice) {
 
 CUDA_DOUBLE_API CUresult cuCtxSetCurrent(CUcontext) { return CUDA_SUCCESS; }
 
+CUDA_DOUBLE_API CUresult cuCtxGetCurrent(CUcontext* ctx) {
+  *ctx = &g_context;
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuStreamGetCtx(CUstream, CUcontext* ctx) {
+  *ctx = &g_context;
+  return CUDA_SUCCESS;
+}
+
 CUDA_DOUBLE_API CUresult cuModuleLoadData(CUmodule* module, const void* image) {
   CUDA_DOUBLE_FAIL("cuModuleLoadData");
   const char* ptx = static_cast<const char*>(image);
@@ -274,6 +284,14 @@ CUDA_DOUBLE_API CUresult cuStreamBeginCapture(CUstream stream, CUstreamCaptureMo
   if (!stream || stream->capturing) return CUDA_ERROR_ILLEGAL_STATE;
   stream->capturing = true;
   stream->captured.clear();
+  return CUDA_SUCCESS;
+}
+
+CUDA_DOUBLE_API CUresult cuStreamIsCapturing(CUstream stream, CUstreamCaptureStatus* status) {
+  *status = stream && reinterpret_cast<uintptr_t>(stream) > 2 && stream->capturing
+                ? CU_STREAM_CAPTURE_STATUS_ACTIVE
+                : CU_STREAM_CAPTURE_STATUS_NONE;
+  skipnative_cuda_double_live(2, 1);
   return CUDA_SUCCESS;
 }
 

@@ -39,6 +39,8 @@
 #include <utility>
 #include <vector>
 
+#include "sim_cuda.h"
+
 #define DOUBLE_API extern "C" __attribute__((visibility("default")))
 
 namespace {
@@ -94,6 +96,7 @@ struct State {
   bool hw_trace = false;
   uint32_t flush_period_ms = 0;
   std::atomic<uint64_t> external_pushes{0};
+  std::atomic<uint64_t> stream_lookups{0};  // cuptiGetStreamIdEx calls
   // cuptiFinalize ran and no session has set CUPTI up since (cuptiSubscribe,
   // cuptiActivityRegisterCallbacks); calls of a stopped capture made meanwhile
   // are counted: CUPTI may crash on a call that races its cuptiFinalize.
@@ -664,6 +667,33 @@ DOUBLE_API CUptiResult cuptiActivityPopExternalCorrelationId(CUpti_ExternalCorre
     }
   return CUPTI_ERROR_QUEUE_EMPTY;
 }
+
+// CUPTI's ids of a stream and of a context's device, as its activity records
+// give them: a stream of the driver double is its own id; the legacy and
+// per-thread default streams are 7 and 8. Lookups made after a cuptiFinalize
+// are counted with the external correlation calls.
+DOUBLE_API CUptiResult cuptiGetStreamIdEx(CUcontext, CUstream stream, uint8_t per_thread,
+                                          uint32_t* id) {
+  if (st().finalized_now.load()) st().calls_after_finalize++;
+  if (id == nullptr) return CUPTI_ERROR_INVALID_PARAMETER;
+  const auto handle = reinterpret_cast<uintptr_t>(stream);
+  if (handle > 2)
+    *id = stream->id;
+  else
+    *id = per_thread || stream == CU_STREAM_PER_THREAD ? 8 : 7;
+  st().stream_lookups++;
+  return CUPTI_SUCCESS;
+}
+
+DOUBLE_API CUptiResult cuptiGetDeviceId(CUcontext, uint32_t* device) {
+  if (st().finalized_now.load()) st().calls_after_finalize++;
+  if (device == nullptr) return CUPTI_ERROR_INVALID_PARAMETER;
+  std::lock_guard<std::mutex> lock(st().mu);
+  *device = st().device;
+  return CUPTI_SUCCESS;
+}
+
+DOUBLE_API uint64_t skipnative_double_stream_lookups() { return st().stream_lookups.load(); }
 
 DOUBLE_API CUptiResult cuptiFinalize() {
   State& s = st();

@@ -40,8 +40,8 @@ uint32_t skipnative_double_call(int domain, int cbid);
 
 // Exported by the driver double, used by the runtime double.
 int skipnative_cuda_double_failure(const char* function);
-// Adds `delta` to a count of live resources (0: modules and libraries loaded,
-// 1: primary-context references held) and returns it.
+// Adds `delta` to a count (0: modules and libraries loaded, 1: primary-context
+// references held, 2: cuStreamIsCapturing calls made) and returns it.
 int skipnative_cuda_double_live(int what, int delta);
 uint64_t skipnative_cuda_double_kernel_ns(const CUfunc_st* fn, void** params);
 const CUfunc_st* skipnative_cuda_double_find(const char* ptx, const char* name);
