@@ -65,6 +65,8 @@ def fidelity_doc(res: dict, workload: str | None = None) -> dict:
         doc["missing"] = missing  # refused here, or not run
     if "hook_join" in res:
         doc["hook_join"] = res["hook_join"]  # did the hooks' launches join their kernels
+    if "order_replay" in res:
+        doc["order_replay"] = res["order_replay"]  # the order join on the timing pass's pairs
     return doc
 
 

@@ -11,7 +11,9 @@ torch.profiler runs last: it keeps CUPTI once used (DESIGN.md).
 
 Configurations: the timing pass as `skip profile` runs it (timing_pass), the
 kernel-activity-only floor (kernel_activity_only), the timing pass with launch
-records from the launch hooks (timing_pass_hook: the process must be started with
+records from the launch hooks (timing_pass_hook, joined by CUPTI's external
+correlation records, and timing_pass_hook_order, joined by stream order: the
+process must be started with
 LD_PRELOAD=$(python -c "import skipnative; print(skipnative.launch_hooks_library())");
 without it the configuration is reported refused, not measured), CUPTI's buffer
 knobs one at a time (knob_*), and the parts of the timing pass alone.
@@ -28,6 +30,7 @@ import os
 import statistics
 import time
 
+import numpy as np
 from _gpu import require_cuda
 
 import skipnative
@@ -59,6 +62,33 @@ def loop_ns_per_launch(x, n, reps):
     return statistics.median(out)
 
 
+def hook_join_counts(cap) -> dict:
+    """A hook capture's launches, kernels and what its join left unjoined."""
+    md, t = cap.metadata, cap.trace
+    keys = ("hook_join", "hook_api_records", "launches_unjoined", "work_unjoined")
+    out = {k: md.get(k) for k in keys}
+    out.update(
+        launches=len(t.launches),
+        kernels=len(t.kernels),
+        kernels_joined=int(np.isin(t.kernels["correlation"], t.launches["correlation"]).sum()),
+        pairs_checked=md.get("pairs_checked"),
+        launches_captured=md.get("launches_captured"),
+    )
+    return out
+
+
+def order_replay(trace) -> dict:
+    """The stream-order join on a capture whose correlation ids are true: how many
+    of its calls with GPU work it gives their own work, with and without queued times."""
+    from skipnative.capturing.order_join import replay_order_join
+
+    out = {}
+    for name, queued in (("queued", True), ("order_only", False)):
+        r = replay_order_join(trace, queued=queued)
+        out[name] = {"work_calls": r.work_calls, "agreed": r.agreed, "wrong": r.wrong, **r.counts}
+    return out
+
+
 def configurations(cpu_count: int) -> dict[str, dict]:
     """Label -> skipnative.capture() options of every configuration measured
     besides "unprofiled" and "torch_profiler"."""
@@ -69,6 +99,8 @@ def configurations(cpu_count: int) -> dict[str, dict]:
         "timing_pass": timing_pass,
         "kernel_activity_only": FLOOR_OPTIONS,
         "timing_pass_hook": {**timing_pass, "launch_records": "hook"},
+        # the hooks joined by stream order: no API record, no external correlation
+        "timing_pass_hook_order": {**timing_pass, "launch_records": "hook", "hook_join": "order"},
         # CUPTI's documented knobs, each on top of the timing pass
         "knob_no_latency_timestamps": {},
         "knob_device_buffer_pre_allocate_16": {**timing_pass, "device_buffer_pre_allocate": 16},
@@ -187,14 +219,12 @@ def main() -> None:
                 continue
             if block == 0 and opts.get("launch_records") == "hook":
                 # whether the hooks' launches joined their kernels on this CUPTI
-                md = cap.metadata
-                res["hook_join"] = {
-                    "launches": len(cap.trace.launches),
-                    "kernels": len(cap.trace.gpu),
-                    "launches_unjoined": md.get("launches_unjoined"),
-                    "hook_api_records": md.get("hook_api_records"),
-                }
-                print(f"{label}: {res['hook_join']}")
+                res.setdefault("hook_join", {})[label] = hook_join_counts(cap)
+                print(f"{label}: {res['hook_join'][label]}")
+            if block == 0 and label == "timing_pass":
+                # the stream-order join replayed on this capture's true pairs
+                res["order_replay"] = order_replay(cap.trace)
+                print(f"order join replayed on {label}: {res['order_replay']}")
             if block == 0 and label in ("skipnative", "timing_pass"):
                 res["skipnative_launch_records"] = len(cap.trace.launches)
                 res["skipnative_metadata"] = {

@@ -3,8 +3,9 @@
 A launch record costs one enter and one exit callback: two clock reads, the
 thread-buffer lookup and a 24-byte store. This drives Session::on_api directly
 (no CUDA needed) and reports medians over repeated runs; beside it the launch
-hooks' path (launch_records="hook": the sink's enter and exit, with CUPTI's
-external correlation push and pop of the loaded libcupti, if any).
+hooks' path (launch_records="hook": the sink's enter and exit; with hook_join
+"external" CUPTI's external correlation push and pop of the loaded libcupti, if
+any; with "order" the lookup of the call's stream in the per-thread cache).
 
     python bench/record_path.py [--n 2000000] [--repeats 15] [--json]
 """
@@ -46,6 +47,7 @@ def main() -> None:
         reads = [_native.bench_clock_read(args.n, clock) for _ in range(args.repeats)]
         recs = [_native.bench_record_path(args.n, clock) for _ in range(args.repeats)]
         hooks = [_native.bench_hook_path(args.n, clock) for _ in range(args.repeats)]
+        order = [_native.bench_hook_path(args.n, clock, "order") for _ in range(args.repeats)]
         rows.append(
             {
                 "clock": clock,
@@ -54,6 +56,7 @@ def main() -> None:
                 "record_ns_p10": sorted(recs)[len(recs) // 10],
                 "record_ns_p90": sorted(recs)[(len(recs) * 9) // 10],
                 "hook_ns": statistics.median(hooks),
+                "hook_order_ns": statistics.median(order),
             }
         )
     result = {"machine": cpu_name(), "n": args.n, "repeats": args.repeats, "rows": rows}
@@ -63,13 +66,14 @@ def main() -> None:
     print(f"record path on {result['machine']} (median of {args.repeats} x {args.n:,} records)")
     print(
         f"{'clock':<15}{'clock read ns':>15}{'record ns':>12}{'p10':>8}{'p90':>8}"
-        f"{'record/read':>13}{'hook ns':>10}"
+        f"{'record/read':>13}{'hook ns':>10}{'order ns':>10}"
     )
     for r in rows:
         print(
             f"{r['clock']:<15}{r['clock_read_ns']:>15.1f}{r['record_ns']:>12.1f}"
             f"{r['record_ns_p10']:>8.1f}{r['record_ns_p90']:>8.1f}"
             f"{r['record_ns'] / r['clock_read_ns']:>13.2f}{r['hook_ns']:>10.1f}"
+            f"{r['hook_order_ns']:>10.1f}"
         )
 
 

@@ -75,7 +75,10 @@ def test_whether_the_hooks_joined_their_kernels_is_kept(ff):
         "hook_api_records": "per call",
     }
     res["hook_join"] = join
-    assert ff.fidelity_doc(res)["hook_join"] == join
+    replay = {"queued": {"work_calls": 700, "agreed": 700, "wrong": 0}}
+    res["order_replay"] = replay
+    doc = ff.fidelity_doc(res)
+    assert doc["hook_join"] == join and doc["order_replay"] == replay
 
 
 def test_bad_input_is_one_line_naming_the_file(ff, tmp_path, capsys):

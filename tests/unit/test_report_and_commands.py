@@ -235,6 +235,8 @@ def test_sweep_passes_capture_options_to_each_point(tmp_path, monkeypatch):
             str(tmp_path),
             "--launch-records",
             "activity",
+            "--hook-join",
+            "order",
             "--no-latency-timestamps",
             "--fidelity",
             "20",
@@ -244,6 +246,7 @@ def test_sweep_passes_capture_options_to_each_point(tmp_path, monkeypatch):
         sweep_cmd.sweep(ns, [2])
     (cmd,) = commands
     assert cmd[cmd.index("--launch-records") + 1] == "activity"
+    assert cmd[cmd.index("--hook-join") + 1] == "order"
     assert "--no-latency-timestamps" in cmd
     assert cmd[cmd.index("--fidelity") + 1] == "20"
 

@@ -15,6 +15,12 @@ LAUNCH_RECORDS_HELP = (
     "activity records, or from hooks on the driver's launch entry points "
     "(libskipnative_hooks.so, preloaded into the captured processes)"
 )
+HOOK_JOIN = ["external", "order"]
+HOOK_JOIN_HELP = (
+    "how --launch-records hook joins launches to their GPU work: CUPTI's external "
+    "correlation records, written beside API records for the hooked calls (default), or "
+    "each stream's order, with no CUPTI record beyond the GPU activity"
+)
 
 
 class UserError(Exception):

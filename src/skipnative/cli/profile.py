@@ -9,6 +9,8 @@ import os
 import sys
 
 from skipnative.cli._common import (
+    HOOK_JOIN,
+    HOOK_JOIN_HELP,
     LAUNCH_RECORDS,
     LAUNCH_RECORDS_HELP,
     UserError,
@@ -48,6 +50,7 @@ def add_workload_args(p) -> None:
         default="callbacks",
         help=LAUNCH_RECORDS_HELP,
     )
+    p.add_argument("--hook-join", choices=HOOK_JOIN, default="external", help=HOOK_JOIN_HELP)
     p.add_argument(
         "--fidelity",
         type=int,
@@ -198,6 +201,7 @@ def run(args) -> int:
             iters=args.iters,
             attribution=not args.no_attribution,
             launch_records=args.launch_records,
+            hook_join=args.hook_join,
             latency_timestamps=not args.no_latency_timestamps,
             fidelity_reps=args.fidelity,
         )

@@ -12,6 +12,8 @@ import sys
 import time
 
 from skipnative.cli._common import (
+    HOOK_JOIN,
+    HOOK_JOIN_HELP,
     LAUNCH_RECORDS,
     LAUNCH_RECORDS_HELP,
     UserError,
@@ -84,6 +86,7 @@ def add_parser(sub) -> None:
     c.add_argument(
         "--launch-records", choices=LAUNCH_RECORDS, default="callbacks", help=LAUNCH_RECORDS_HELP
     )
+    c.add_argument("--hook-join", choices=HOOK_JOIN, default="external", help=HOOK_JOIN_HELP)
     c.add_argument("--activity-buffer-bytes", type=int, default=4 << 20)
     c.add_argument("--max-activity-buffers", type=int, default=64)
     c.add_argument("--max-launch-bytes", type=int, default=512 << 20)
@@ -107,6 +110,7 @@ def _options(args) -> dict[str, object]:
         "memcpy": not args.no_memcpy,
         "memset": not args.no_memset,
         "launch_records": args.launch_records,
+        "hook_join": args.hook_join,
         "activity_buffer_bytes": args.activity_buffer_bytes,
         "max_activity_buffers": args.max_activity_buffers,
         "max_launch_bytes": args.max_launch_bytes,

@@ -73,7 +73,8 @@ def sweep(args, sizes: list[int], env: dict[str, str] | None = None) -> dict:
             cmd.append("--no-attribution")
         if args.graphs:
             cmd.append("--graphs")
-        cmd += ["--launch-records", args.launch_records, "--fidelity", str(args.fidelity)]
+        cmd += ["--launch-records", args.launch_records, "--hook-join", args.hook_join]
+        cmd += ["--fidelity", str(args.fidelity)]
         if args.no_latency_timestamps:
             cmd.append("--no-latency-timestamps")
         # run in the output folder: from a source checkout, the current folder would
