@@ -187,7 +187,10 @@ def call_kind(name: str) -> int:
 
 
 def vendor(trace: Trace) -> str:
-    """ "AMD" for a trace recorded on AMD GPUs (HIP calls), else "NVIDIA"."""
+    """ "AMD" for a trace recorded on AMD GPUs (HIP calls), "simulated" for a capture
+    made on the CUPTI test double (skipnative.testing), else "NVIDIA"."""
+    if trace.meta.get("cupti_test_double") is True:
+        return "simulated"
     names = trace.strings
     ids = np.unique(trace.launches["name_id"]).tolist() if len(trace.launches) else []
     if any(names[i].startswith("hip") for i in ids):

@@ -252,3 +252,17 @@ def test_launch_records_hook_without_the_hooks_library_is_one_line(
         "installed beside skipnative._native\n"
     )
     assert not out.exists()  # nothing started
+
+
+def test_a_capture_on_the_double_is_said_to_be_of_a_simulated_gpu(tmp_path, gpu):
+    import skipnative
+
+    with skipnative.capture(clock="library") as cap:
+        gpu.launch("gemm", 2000)
+        gpu.sync()
+    cap.trace.save(tmp_path / "sim.skip")
+    r = skip(tmp_path, "analyze", "sim.skip")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "sim.skip (skip, simulated GPU)"
+    r = skip(tmp_path, "analyze", "sim.skip", "--json")
+    assert json.loads(r.stdout)["vendor"] == "simulated"

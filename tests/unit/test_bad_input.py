@@ -220,3 +220,39 @@ def test_a_file_named_skip_without_the_header_says_so(tmp_path):
     # random bytes, and a JSON document, each named as a capture
     expect_error(raw(tmp_path, bytes(range(7, 200)), "a.skip"), "not a .skip file")
     expect_error(raw(tmp_path, '{"traceEvents": []}', "b.skip"), "not a .skip file")
+
+
+def test_a_file_named_gz_without_gzip_data_says_so(tmp_path):
+    expect_error(raw(tmp_path, bytes(range(7, 200)), "t.json.gz"), "not gzip data")
+    expect_error(raw(tmp_path, '{"traceEvents": []}', "u.json.gz"), "not gzip data")
+    # gzip data under any name is read as gzip
+    doc = gzip.compress(json.dumps({"traceEvents": [launch(0, 1, 1), kernel(2, 1, 1)]}).encode())
+    assert len(skipnative.load(raw(tmp_path, doc, "v.json")).launches) == 1
+
+
+def test_analyze_of_a_trace_with_nothing_in_it_says_so(tmp_path):
+    # no launch and no GPU activity: every metric would print as 0
+    empty = raw(tmp_path, '{"traceEvents": [{"ph": "X", "cat": "cpu_op", "name": "aten::mm", '
+                '"ts": 1, "dur": 2, "pid": 1, "tid": 1}]}', "empty.json")  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "skipnative", "analyze", empty], capture_output=True, text=True
+    )
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.strip() == f"skip: error: {empty}: no launch call and no GPU activity in " \
+        "the trace: nothing to analyse"  # fmt: skip
+
+
+def test_a_folder_with_an_empty_trace_analyses_the_others(tmp_path):
+    folder = tmp_path / "ranks"
+    folder.mkdir()
+    empty = raw(folder, '{"traceEvents": []}', "rank0.json")
+    write(folder / "rank1.json", [launch(0, 1, 1), kernel(2, 1, 1)])
+    r = subprocess.run(
+        [sys.executable, "-m", "skipnative", "analyze", str(folder), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    out = json.loads(r.stdout)
+    assert r.returncode == 1 and len(out["ranks"]) == 1
+    assert out["errors"] == [f"{empty}: no launch call and no GPU activity in the trace: nothing "
+                             "to analyse"]  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 from skipnative.cli import folder_commands
 from skipnative.cli._common import UserError, fmt_value, print_json, short_name, table
 from skipnative.cli._folders import add_jobs_arg
+from skipnative.errors import TraceError
 from skipnative.io.folder import is_folder
 
 
@@ -74,6 +75,11 @@ def analysis(path: str, region: str | None, top: int, window=None, trace=None) -
     from skipnative.trace import vendor
 
     trace = trace if trace is not None else skipnative.load(path)
+    if len(trace.launches) == 0 and len(trace.gpu) == 0:
+        # every metric would read 0: say so instead of printing zeros
+        raise TraceError(
+            path, "no launch call and no GPU activity in the trace: nothing to analyse"
+        )
     regions = compute_metrics(trace, region=region, top=top, window=window_ns(trace, window))
     if region is not None and not regions:
         raise UserError(f"{path}: {unknown_region(trace, region)}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from skipnative.errors import TraceError
 
 SKIP_MAGIC = b"SKIPNATV"
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 def detect_format(path: str) -> str:
@@ -29,4 +30,6 @@ def detect_format(path: str) -> str:
         # named as a capture, but no capture's header: the JSON reader's words
         # ("invalid JSON at byte 0") would not say what is wrong
         raise TraceError(path, "not a .skip file (no skipnative header)")
+    if path.endswith(".gz") and not head.startswith(GZIP_MAGIC[: len(head)]):
+        raise TraceError(path, "not gzip data (named .gz, no gzip header)")
     return "kineto"
