@@ -29,6 +29,15 @@ struct BenchClaim {
   BenchClaim& operator=(const BenchClaim&) = delete;
 };
 
+// The benchmark's launch buffers (on its stack) are given up as a stop gives
+// up a session's: a record in flight on another thread (a callback of a
+// session that stopped without finalizing) finishes before they are freed.
+void release_buffers() {
+  cs::buffers.store(nullptr, std::memory_order_release);
+  cs::generation.fetch_add(1, std::memory_order_seq_cst);
+  cs::wait_for_records();
+}
+
 }  // namespace
 
 double bench_clock_read(size_t n, const std::string& clock) {
@@ -63,11 +72,10 @@ double bench_record_path(size_t n, const std::string& clock) {
                     CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000, &info);
   }
   auto t1 = std::chrono::steady_clock::now();
-  cs::buffers.store(nullptr, std::memory_order_release);
-  cs::generation.fetch_add(1, std::memory_order_release);
+  release_buffers();
   size_t stored = 0;
   lb.for_each([&](uint32_t, const LaunchRecord*, uint32_t k) { stored += k; });
-  if (stored != n) throw SessionError("record-path benchmark lost records");
+  if (stored < n) throw SessionError("record-path benchmark lost records");
   return std::chrono::duration<double, std::nano>(t1 - t0).count() / double(n);
 }
 
@@ -125,8 +133,7 @@ double bench_hook_path(size_t n, const std::string& clock, const std::string& jo
     sink->exit(t, id, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel);
   }
   auto t1 = std::chrono::steady_clock::now();
-  cs::buffers.store(nullptr, std::memory_order_release);
-  cs::generation.fetch_add(1, std::memory_order_release);
+  release_buffers();
   if (join == "order")
     stream_keys::reopen(lookup_before);
   else if (push != nullptr)  // the gate as it was: closed after a cuptiFinalize
@@ -135,7 +142,7 @@ double bench_hook_path(size_t n, const std::string& clock, const std::string& jo
     cs::close_external();
   size_t stored = 0;
   lb.for_each([&](uint32_t, const LaunchRecord*, uint32_t k) { stored += k; });
-  if (stored != n) throw SessionError("hook-path benchmark lost records");
+  if (stored < n) throw SessionError("hook-path benchmark lost records");
   return std::chrono::duration<double, std::nano>(t1 - t0).count() / double(n);
 }
 

@@ -914,6 +914,46 @@ void test_start_while_the_record_bench_runs(const Double& d) {
   std::printf("start while the record bench runs: refused %zu times\n", refused);
 }
 
+// A thread inside a launch record into the record-path benchmark's buffers
+// (a callback of a session that stopped without finalizing, say) when the
+// benchmark ends: the benchmark waits for it before its buffers go, as a stop
+// does. (Before, it returned and freed them under the record.)
+void test_record_in_flight_across_the_bench_end() {
+  std::atomic<bool> bench_done{false};
+  bool bench_failed = false;
+  Gate bench_attached;
+  g_bench_running = &bench_attached;
+  g_signal_bench = true;
+  skipnative::set_pause_point(&signal_bench);
+  std::thread bench([&] {
+    try {
+      skipnative::bench_record_path(2000000, "monotonic_raw");
+    } catch (const SessionError&) {
+      bench_failed = true;
+    }
+    bench_done = true;
+  });
+  CHECK(bench_attached.wait(5000));  // the benchmark's thread has attached
+  PauseOnce attach("attach", 5000);
+  attach.armed = true;
+  std::thread late([] {
+    uint64_t data = 0;
+    CUpti_CallbackData info{};
+    info.correlationData = &data;
+    info.callbackSite = CUPTI_API_ENTER;
+    Session::on_api(nullptr, CUPTI_CB_DOMAIN_RUNTIME_API, kLaunch, &info);
+    info.callbackSite = CUPTI_API_EXIT;
+    Session::on_api(nullptr, CUPTI_CB_DOMAIN_RUNTIME_API, kLaunch, &info);  // pauses attaching
+  });
+  CHECK(attach.reached.wait(5000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the benchmark's loop is over
+  CHECK(!bench_done.load());                                    // it waits for the record in flight
+  attach.resume.release();
+  late.join();
+  bench.join();
+  CHECK(!bench_failed);
+}
+
 void run_concurrency_tests(const Double& d) {
   test_buffer_refusal_by_version(d, 26);      // CUDA 12.8: refusal may crash CUPTI
   test_buffer_refusal_by_version(d, 27);      // CUDA 12.9
@@ -936,6 +976,7 @@ void run_concurrency_tests(const Double& d) {
   test_order_hooked_calls_while_sessions_finalize(d);
   test_metadata_read_while_starting_and_stopping(d);
   test_start_while_the_record_bench_runs(d);
+  test_record_in_flight_across_the_bench_end();
 }
 
 }  // namespace
