@@ -426,7 +426,8 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
                    s->source_ == LaunchRecords::kActivity ? &s->api_rows_ : nullptr,
                    s->opts_.max_launch_bytes / sizeof(LaunchRow),
                    &s->api_rows_dropped_,
-                   s->source_ == LaunchRecords::kHook ? &s->external_ : nullptr};
+                   s->source_ == LaunchRecords::kHook ? &s->external_ : nullptr,
+                   s->opts_.overhead_records ? &s->stats_.cupti_overhead : nullptr};
     if (spilled)
       s->stats_.records_spilled += count_records(*s->api_, buffer, valid);
     else if (buffer != nullptr && valid > 0)

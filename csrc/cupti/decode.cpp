@@ -96,13 +96,60 @@ void decode_transfer(const M* m, uint8_t is_set, uint8_t copy_kind, DecodeTarget
   out.copies->push_back(r);
 }
 
+// An overhead record: CUpti_ActivityOverhead3 (CUDA 12.2 and newer) where its
+// overheadData is set, which CUPTI allocates and the client frees; the kind,
+// overhead kind, object and times lie at the same offsets in all three versions.
+const CUpti_ActivityOverhead3* as_overhead(const CUpti_Activity* rec) {
+  return rec->kind == CUPTI_ACTIVITY_KIND_OVERHEAD
+             ? reinterpret_cast<const CUpti_ActivityOverhead3*>(rec)
+             : nullptr;
+}
+
+// What CUPTI allocated for a record: the additional data of a command-buffer-full
+// overhead record (a kind only Overhead3 reports).
+void free_record_memory(const CUpti_Activity* rec) {
+  const CUpti_ActivityOverhead3* o = as_overhead(rec);
+  if (o != nullptr && o->overheadKind == CUPTI_ACTIVITY_OVERHEAD_COMMAND_BUFFER_FULL)
+    std::free(o->overheadData);
+}
+
 }  // namespace
+
+std::string overhead_kind_name(uint32_t kind) {
+  switch (kind) {
+    case CUPTI_ACTIVITY_OVERHEAD_UNKNOWN:
+      return "UNKNOWN";
+    case CUPTI_ACTIVITY_OVERHEAD_DRIVER_COMPILER:
+      return "DRIVER_COMPILER";
+    case CUPTI_ACTIVITY_OVERHEAD_CUPTI_BUFFER_FLUSH:
+      return "CUPTI_BUFFER_FLUSH";
+    case CUPTI_ACTIVITY_OVERHEAD_CUPTI_INSTRUMENTATION:
+      return "CUPTI_INSTRUMENTATION";
+    case CUPTI_ACTIVITY_OVERHEAD_CUPTI_RESOURCE:
+      return "CUPTI_RESOURCE";
+    case CUPTI_ACTIVITY_OVERHEAD_RUNTIME_TRIGGERED_MODULE_LOADING:
+      return "RUNTIME_TRIGGERED_MODULE_LOADING";
+    case CUPTI_ACTIVITY_OVERHEAD_LAZY_FUNCTION_LOADING:
+      return "LAZY_FUNCTION_LOADING";
+    case CUPTI_ACTIVITY_OVERHEAD_COMMAND_BUFFER_FULL:
+      return "COMMAND_BUFFER_FULL";
+    case CUPTI_ACTIVITY_OVERHEAD_ACTIVITY_BUFFER_REQUEST:
+      return "ACTIVITY_BUFFER_REQUEST";
+    case CUPTI_ACTIVITY_OVERHEAD_UVM_ACTIVITY_INIT:
+      return "UVM_ACTIVITY_INIT";
+    default:
+      return "KIND_" + std::to_string(kind);
+  }
+}
 
 uint64_t count_records(const CuptiApi& api, uint8_t* buffer, size_t valid) {
   uint64_t n = 0;
   CUpti_Activity* rec = nullptr;
   if (buffer == nullptr || valid == 0) return 0;
-  while (api.ActivityGetNextRecord(buffer, valid, &rec) == CUPTI_SUCCESS) ++n;
+  while (api.ActivityGetNextRecord(buffer, valid, &rec) == CUPTI_SUCCESS) {
+    free_record_memory(rec);
+    ++n;
+  }
   return n;
 }
 
@@ -145,6 +192,16 @@ void decode_record(const CUpti_Activity* rec, RecordLayout layout, DecodeTarget&
         ++*out.records_ignored;
       }
       break;
+    case CUPTI_ACTIVITY_KIND_OVERHEAD:
+      if (out.overhead != nullptr) {
+        const CUpti_ActivityOverhead3* o = as_overhead(rec);
+        OverheadTotal& t = (*out.overhead)[uint32_t(o->overheadKind)];
+        ++t.count;
+        if (o->end > o->start) t.ns += o->end - o->start;
+      } else {
+        ++*out.records_ignored;
+      }
+      break;
     case CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION:
       if (out.external != nullptr) {
         auto e = reinterpret_cast<const CUpti_ActivityExternalCorrelation*>(rec);
@@ -180,6 +237,7 @@ void decode_buffer(const CuptiApi& api, RecordLayout layout, uint8_t* buffer, si
     } catch (...) {
       count_lost(rec, out);
     }
+    free_record_memory(rec);
   }
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -20,6 +21,16 @@ enum class RecordLayout : uint8_t { kCuda12 = 12, kCuda13 = 13 };
 
 // The layout for a CUPTI API version; throws for versions before CUDA 12.
 RecordLayout layout_for_version(uint32_t version);
+
+// CUPTI's overhead records (CUPTI_ACTIVITY_KIND_OVERHEAD) of one kind, summed.
+struct OverheadTotal {
+  uint64_t count = 0;
+  uint64_t ns = 0;  // end - start, where CUPTI timed it
+};
+using OverheadTotals = std::map<uint32_t, OverheadTotal>;  // CUpti_ActivityOverheadKind ->
+
+// CUPTI's name of an overhead kind ("CUPTI_INSTRUMENTATION", ...; "KIND_<n>" unknown).
+std::string overhead_kind_name(uint32_t kind);
 
 struct DecodeTarget {
   std::vector<KernelRow>* kernels;
@@ -37,9 +48,12 @@ struct DecodeTarget {
   // External correlation records (launch_records = hook): external id ->
   // CUPTI's correlation id; nullptr: ignored.
   std::unordered_map<uint32_t, uint32_t>* external = nullptr;
+  // CUPTI's overhead records, summed by kind; nullptr: ignored.
+  OverheadTotals* overhead = nullptr;
 };
 
-// The number of records in a buffer (one not decoded: its records are counted).
+// The number of records in a buffer (one not decoded: its records are counted;
+// what CUPTI allocated for them is freed).
 uint64_t count_records(const CuptiApi& api, uint8_t* buffer, size_t valid);
 
 // Walks one completed buffer.

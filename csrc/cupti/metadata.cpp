@@ -124,6 +124,13 @@ std::string to_json(double v) {
   o << v;
   return o.str();
 }
+std::string to_json(const OverheadTotals& v) {
+  std::string out = "{";
+  for (const auto& [kind, t] : v)
+    out += (out.size() > 1 ? "," : "") + json_quote(overhead_kind_name(kind)) +
+           ":{\"count\":" + std::to_string(t.count) + ",\"ns\":" + std::to_string(t.ns) + "}";
+  return out + "}";
+}
 std::string to_json(const std::vector<std::string>& v) {
   std::string out = "[";
   for (size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + json_quote(v[i]);
@@ -184,6 +191,7 @@ std::string metadata_json(const Session& s) {
     << ",\"launches_unjoined\":" << st.launches_unjoined
     << ",\"launches_captured\":" << st.launches_captured
     << ",\"work_unjoined\":" << st.work_unjoined << ",\"pairs_checked\":" << st.pairs_checked
+    << ",\"cupti_overhead\":" << to_json(st.cupti_overhead)
     << ",\"completion_pinned\":" << to_json(st.completion_pinned)
     << ",\"cupti_finalized\":" << to_json(s.finalized()) << "}";
   return o.str();

@@ -230,6 +230,7 @@ void Session::enable_activity() {
                                          : CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
   if (opts_.memcpy) kinds.push_back(CUPTI_ACTIVITY_KIND_MEMCPY);
   if (opts_.memset) kinds.push_back(CUPTI_ACTIVITY_KIND_MEMSET);
+  if (opts_.overhead_records) kinds.push_back(CUPTI_ACTIVITY_KIND_OVERHEAD);
   for (auto k : kinds) {
     check(api_->ActivityEnable(k), "cuptiActivityEnable");
     enabled_kinds_.push_back(k);

@@ -72,6 +72,7 @@ struct ApiDomains {
   X(std::optional<bool>, finalize, std::nullopt) /* cuptiFinalize at stop; none: auto */           \
   X(size_t, device_buffer_bytes, 0) /* CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE; 0: CUPTI's */       \
   X(bool, hw_trace, false)          /* kernel timestamps from the Hardware Event System */         \
+  X(bool, overhead_records, false)  /* CUPTI_ACTIVITY_KIND_OVERHEAD, summed by kind */             \
   X(bool, device_buffer_host_pinned, false) /* CUPTI's device buffer in pinned host memory */      \
   X(size_t, device_buffer_pre_allocate, 0)  /* ..._PRE_ALLOCATE_VALUE; 0: CUPTI's */               \
   X(size_t, device_buffer_pool_limit, 0)    /* ..._DEVICE_BUFFER_POOL_LIMIT; 0: CUPTI's */         \
@@ -125,6 +126,7 @@ struct SessionStats {
   // correlation records come with ("per call", "driver domain"); empty otherwise.
   std::string hook_api_records;
   bool completion_pinned = false;  // the completion thread runs on completion_cpu
+  OverheadTotals cupti_overhead;   // overhead_records: CUPTI's overhead records by kind
   std::vector<std::string> callbacks_unavailable;
 };
 

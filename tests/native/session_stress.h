@@ -865,6 +865,31 @@ void test_metadata_read_while_starting_and_stopping(const Double& d) {
   }
 }
 
+// overhead_records: CUPTI's overhead records summed by kind; the additional
+// data CUPTI allocates for a full command buffer is freed, for records decoded
+// and for those only counted in spill buffers (CUPTI before 12.9 past the
+// pool's cap). Under AddressSanitizer a record's data not freed is a leak report.
+void test_overhead_records_summed_and_their_data_freed(const Double& d) {
+  d.reset(26);
+  d.configure(100, 100, 0, 0);
+  SessionOptions o = library_clock();
+  o.overhead_records = true;
+  o.activity_buffer_bytes = 4096;  // a few records each
+  o.max_activity_buffers = 2;      // the double holds buffers until a flush: spills
+  auto s = std::make_unique<Session>(o);
+  s->start();
+  const int n = 400;
+  for (int i = 0; i < n; ++i) d.launch(kRuntime, kLaunch, 7, "k", 100);
+  s->stop();
+  const auto& st = s->stats();
+  CHECK(st.buffers_spilled > 0);
+  const auto& inst = st.cupti_overhead.at(CUPTI_ACTIVITY_OVERHEAD_CUPTI_INSTRUMENTATION);
+  const auto& full = st.cupti_overhead.at(CUPTI_ACTIVITY_OVERHEAD_COMMAND_BUFFER_FULL);
+  // what was decoded is summed: 150 ns each; the rest was counted in spill buffers
+  CHECK(inst.count > 0 && inst.ns == 150 * inst.count && full.ns == 0);
+  CHECK(inst.count + full.count + s->kernels().size() + st.records_spilled == n + n / 4 + n);
+}
+
 // A session started while the record-path benchmark runs on another thread
 // (it swaps in launch buffers of its own, and clears them at its end) waits
 // for it, refused until then: it would lose every launch after the
@@ -958,6 +983,7 @@ void run_concurrency_tests(const Double& d) {
   test_buffer_refusal_by_version(d, 26);      // CUDA 12.8: refusal may crash CUPTI
   test_buffer_refusal_by_version(d, 27);      // CUDA 12.9
   test_buffer_refusal_by_version(d, 130001);  // CUDA 13
+  test_overhead_records_summed_and_their_data_freed(d);
   test_clock_readers_during_restarts(d);
   test_fork_while_capturing(d);
   test_fork_while_a_lock_is_held(d);

@@ -602,3 +602,23 @@ def test_info_lists_the_optional_cupti_features(gpu, capsys):
     assert out["cupti_features"]["api_records_by_cbid"] is True
     assert main(["info"]) == 0
     assert "cupti:    latency_timestamps, finalize" in capsys.readouterr().out
+
+
+def test_cupti_overhead_records_are_summed_by_kind_when_asked_for(gpu):
+    with skipnative.capture(clock="library", overhead_records=True) as cap:
+        for _ in range(8):
+            gpu.launch("k", 1000)
+        gpu.sync()
+        enabled = gpu.kind_enabled(17)  # CUPTI_ACTIVITY_KIND_OVERHEAD
+    assert enabled
+    # the double reports 150 ns of instrumentation a kernel launch and a full
+    # command buffer every fourth (untimed)
+    assert cap.metadata["cupti_overhead"] == {
+        "CUPTI_INSTRUMENTATION": {"count": 8, "ns": 1200},
+        "COMMAND_BUFFER_FULL": {"count": 2, "ns": 0},
+    }
+    assert cap.metadata["records_ignored"] == 0
+    with skipnative.capture(clock="library") as cap:
+        gpu.launch("k", 1000)
+        assert not gpu.kind_enabled(17)
+    assert cap.metadata["cupti_overhead"] == {}

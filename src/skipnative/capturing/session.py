@@ -118,6 +118,11 @@ class Capture:
       started before the process's CUDA context exists, flushed every 100 ms;
       refused with the reason under MPS, MIG, confidential computing, with
       ``latency_timestamps`` and on older CUPTI). Unmeasured so far;
+    - ``overhead_records``: CUPTI's own overhead records
+      (CUPTI_ACTIVITY_KIND_OVERHEAD: its instrumentation of each kernel, buffer
+      flushes and requests, full command buffers, ...), summed by kind in
+      ``metadata["cupti_overhead"]`` (``{"CUPTI_INSTRUMENTATION": {"count": n,
+      "ns": t}, ...}``); for finding where a capture's cost goes;
     - ``device_buffer_pre_allocate`` / ``device_buffer_pool_limit``: CUPTI's
       DEVICE_BUFFER_PRE_ALLOCATE_VALUE and DEVICE_BUFFER_POOL_LIMIT (device
       buffers allocated up front, not on a launching thread; 0: CUPTI's);
@@ -155,6 +160,7 @@ class Capture:
         finalize: bool | None = None,
         device_buffer_bytes: int = 0,
         hw_trace: bool = False,
+        overhead_records: bool = False,
         serial_kernels: bool = False,
         device_buffer_host_pinned: bool = False,
         device_buffer_pre_allocate: int = 0,

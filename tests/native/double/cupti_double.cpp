@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <deque>
@@ -97,6 +98,7 @@ struct State {
   uint32_t flush_period_ms = 0;
   std::atomic<uint64_t> external_pushes{0};
   std::atomic<uint64_t> stream_lookups{0};  // cuptiGetStreamIdEx calls
+  uint64_t overhead_launches = 0;           // kernel launches with overhead records
   // cuptiFinalize ran and no session has set CUPTI up since (cuptiSubscribe,
   // cuptiActivityRegisterCallbacks); calls of a stopped capture made meanwhile
   // are counted: CUPTI may crash on a call that races its cuptiFinalize.
@@ -195,6 +197,8 @@ size_t record_size(uint32_t version, int kind) {
       return sizeof(CUpti_ActivityAPI);
     case CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION:
       return sizeof(CUpti_ActivityExternalCorrelation);
+    case CUPTI_ACTIVITY_KIND_OVERHEAD:
+      return sizeof(CUpti_ActivityOverhead3);
     default:
       return sizeof(CUpti_ActivityMarker2);
   }
@@ -243,16 +247,21 @@ R gpu_record(State& s, CUpti_ActivityKind kind, int64_t off, uint32_t corr, uint
   return r;
 }
 
-// Into the current activity buffer, or counted as dropped without room.
+// Into the current activity buffer (true), or counted as dropped without room.
 template <class R>
-void commit(State& s, const R& r) {
+bool reserve_and_commit(State& s, const R& r) {
   uint8_t* p = reserve(s, sizeof(R));
   if (!p) {
     ++s.dropped;
-    return;
+    return false;
   }
   std::memcpy(p, &r, sizeof(R));
   ++s.records_written;
+  return true;
+}
+template <class R>
+void commit(State& s, const R& r) {
+  reserve_and_commit(s, r);
 }
 
 // The kernel record kind enabled (KERNEL or CONCURRENT_KERNEL), -1 if neither.
@@ -282,6 +291,30 @@ void write_kernel(State& s, uint32_t corr, uint32_t stream, const char* name, ui
   k.graphId = graph_id;
   k.graphNodeId = node_id;
   commit(s, k);
+}
+
+// With OVERHEAD enabled, each kernel launch reports CUPTI's instrumentation of
+// it (150 ns from the call's begin) and every fourth one a full command buffer,
+// whose additional data CUPTI allocates and the client frees (caller holds the lock).
+void write_launch_overhead(State& s, uint32_t corr, uint64_t t_begin) {
+  if (!s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_OVERHEAD)) return;
+  const int64_t off = clock_offset(s);
+  CUpti_ActivityOverhead3 o;
+  std::memset(&o, 0, sizeof(o));
+  o.kind = CUPTI_ACTIVITY_KIND_OVERHEAD;
+  o.overheadKind = CUPTI_ACTIVITY_OVERHEAD_CUPTI_INSTRUMENTATION;
+  o.objectKind = CUPTI_ACTIVITY_OBJECT_THREAD;
+  o.start = at(off, t_begin);
+  o.end = o.start + 150;
+  o.correlationId = corr;
+  commit(s, o);
+  if (++s.overhead_launches % 4 != 0) return;
+  o.overheadKind = CUPTI_ACTIVITY_OVERHEAD_COMMAND_BUFFER_FULL;
+  o.start = o.end = 0;  // not timed
+  auto* data = static_cast<CUpti_ActivityOverheadCommandBufferFullData*>(
+      std::calloc(1, sizeof(CUpti_ActivityOverheadCommandBufferFullData)));
+  o.overheadData = data;
+  if (reserve_and_commit(s, o) == false) std::free(data);
 }
 
 template <class M>
@@ -725,6 +758,7 @@ DOUBLE_API void skipnative_double_reset(uint32_t version) {
   s.device = 0;
   s.held_by_other = false;
   s.next_correlation = 1;
+  s.overhead_launches = 0;
   s.next_graph = 1;
   s.stream_free.clear();
   s.pending.clear();
@@ -812,6 +846,7 @@ DOUBLE_API uint32_t skipnative_double_launch_nested(int domain, int cbid, int in
         uint64_t submitted = t_end + s.submit_latency;
         uint64_t start = schedule(s, stream, submitted, duration_ns);
         if (kernel_kind(s) < 0) return;
+        write_launch_overhead(s, corr, t_begin);
         const char* n = stable_name(s, name);
         uint64_t queued = t_begin + s.launch_cost / 2;
         uint64_t end = start + duration_ns;
