@@ -63,6 +63,8 @@ def fidelity_doc(res: dict, workload: str | None = None) -> dict:
     }
     if missing:
         doc["missing"] = missing  # refused here, or not run
+    if res.get("complete") is False:
+        doc["complete"] = False  # the run was cut short: its finished blocks only
     if "hook_join" in res:
         doc["hook_join"] = res["hook_join"]  # did the hooks' launches join their kernels
     if "order_replay" in res:

@@ -7,12 +7,12 @@
 # Usage on a GPU machine, from the repository root:
 #   bash bench/gpu_check.sh
 #   STAGES="tests launch overhead" bash bench/gpu_check.sh   # a subset (the build always runs)
-# Stages: fidelity tests launch overhead sweep graphs afterstop record run.
+# Stages: fidelity floor tests launch overhead sweep graphs afterstop record run.
 # Within a 15-minute device budget (machine start included), in two calls:
-#   STAGES="fidelity record" bash bench/gpu_check.sh   # ~8 min: build, fidelity.json
-#   STAGES="tests" bash bench/gpu_check.sh             # ~4 min, if time is left
+#   STAGES="fidelity floor record" bash bench/gpu_check.sh  # ~9.5 min: build, fidelity.json, floor.json
+#   STAGES="tests" bash bench/gpu_check.sh                  # ~4 min, if time is left
 set -uo pipefail
-STAGES=${STAGES:-"fidelity tests launch overhead sweep graphs afterstop record run"}
+STAGES=${STAGES:-"fidelity floor tests launch overhead sweep graphs afterstop record run"}
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$REPO/gpu-out}
@@ -50,6 +50,16 @@ if want fidelity; then
     --blocks "${FIDELITY_BLOCKS:-3}" --reps 20 --no-prefill --only "$FIDELITY_CONFIGS" \
     --json "$OUT/overhead_fidelity.json" 2>&1 | tail -20 | tee -a "$LOG"
   python3 "$REPO/bench/fidelity_file.py" "$OUT/overhead_fidelity.json" --results "$OUT" 2>&1 | tee -a "$LOG"
+fi
+
+if want floor; then
+  # where kernel activity's cost lands (issue 15, part 1): CPU inside the launch
+  # calls (timed by the hooks), GPU time added per kernel (a CUDA graph under
+  # CUPTI), CUPTI's own overhead records; decode step and a one-op loop
+  say "floor split"
+  HOOKS=$(python3 -c "import skipnative; print(skipnative.launch_hooks_library())")
+  PYTHONUNBUFFERED=1 LD_PRELOAD="$HOOKS" timeout "${FLOOR_TIMEOUT:-180}" python3 "$REPO/bench/floor_split.py" \
+    --blocks "${FLOOR_BLOCKS:-3}" --json "$OUT/floor.json" 2>&1 | tail -12 | tee -a "$LOG"
 fi
 
 if want tests; then

@@ -89,6 +89,31 @@ def order_replay(trace) -> dict:
     return out
 
 
+def summarize(res: dict, samples: dict, refused: dict[str, str]) -> None:
+    """Medians of the blocks measured so far, per configuration, into `res`."""
+    for label, rows in samples.items():
+        res["launch_loop"][label] = statistics.median(r[0] for r in rows)
+        for w in res["workloads"]:
+            res["workloads"][w][label] = statistics.median(r[1][w] for r in rows)
+    res["blocks"] = {label: len(rows) for label, rows in samples.items()}
+    res["cupti_version"] = res.get("skipnative_metadata", {}).get("cupti_version")
+    res["refused"] = refused
+    base_loop = res["launch_loop"]["unprofiled"]
+    res["added_ns_per_launch"] = {k: v - base_loop for k, v in res["launch_loop"].items()}
+    res["perturbation"] = {
+        w: {k: v / r["unprofiled"] - 1 for k, v in r.items()} for w, r in res["workloads"].items()
+    }
+
+
+def write_json(path: str | None, res: dict) -> None:
+    """`res` to `path`, whole or not at all (a run cut short keeps its last write)."""
+    if not path:
+        return
+    with open(path + ".tmp", "w") as f:
+        json.dump(res, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
 def configurations(cpu_count: int) -> dict[str, dict]:
     """Label -> skipnative.capture() options of every configuration measured
     besides "unprofiled" and "torch_profiler"."""
@@ -240,6 +265,11 @@ def main() -> None:
                         "cupti_finalized",
                     )
                 }
+        # what the blocks so far measured, kept should the run be cut short
+        # (torch.profiler, measured last, is then missing)
+        summarize(res, samples, refused)
+        res["complete"] = False
+        write_json(args.json, res)
     measure("unprofiled")
     if not args.only:
         measure("skipnative_no_finalize", skipnative.capture(finalize=False))
@@ -249,22 +279,9 @@ def main() -> None:
     if not args.only:
         measure("torch_profiler_cuda_only", profile(activities=[ProfilerActivity.CUDA]))
     measure("torch_profiler", profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]))
-    for label, rows in samples.items():
-        res["launch_loop"][label] = statistics.median(r[0] for r in rows)
-        for w in workloads:
-            res["workloads"][w][label] = statistics.median(r[1][w] for r in rows)
-    res["blocks"] = {label: len(rows) for label, rows in samples.items()}
-    res["cupti_version"] = res.get("skipnative_metadata", {}).get("cupti_version")
-    res["refused"] = refused
-
-    base_loop = res["launch_loop"]["unprofiled"]
-    res["added_ns_per_launch"] = {k: v - base_loop for k, v in res["launch_loop"].items()}
-    res["perturbation"] = {
-        w: {k: v / r["unprofiled"] - 1 for k, v in r.items()} for w, r in res["workloads"].items()
-    }
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=2)
+    summarize(res, samples, refused)
+    res["complete"] = True
+    write_json(args.json, res)
     labels = list(res["launch_loop"])
     print(f"capture fidelity on {dev} (medians; IL by CUDA events over {args.reps} reps)")
     print(

@@ -93,3 +93,30 @@ def test_card_slugs(ff):
     assert ff.card_slug("NVIDIA H100 80GB HBM3") == "h100"
     assert ff.card_slug("NVIDIA B200") == "b200"
     assert ff.card_slug("skipnative simulated GPU") == "skipnative-simulated-gpu"
+
+
+def test_a_run_cut_short_keeps_what_its_finished_blocks_measured(ff, tmp_path):
+    # gpu_overhead.py writes its result after each block; torch.profiler, measured
+    # last, is missing from a run the stage's timeout ended
+    import sys
+
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        import gpu_overhead as go
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    res = {"device": "NVIDIA H100", "workloads": {"w_decode": {}}, "launch_loop": {}}
+    samples = {
+        "unprofiled": [(2000.0, {"w_decode": 10.0}), (2100.0, {"w_decode": 10.2})],
+        "timing_pass": [(3000.0, {"w_decode": 11.0}), (3100.0, {"w_decode": 11.4})],
+    }
+    go.summarize(res, samples, {})
+    res["complete"] = False
+    out = tmp_path / "o.json"
+    go.write_json(str(out), res)
+    back = json.loads(out.read_text())
+    assert back["perturbation"]["w_decode"]["timing_pass"] == pytest.approx(11.2 / 10.1 - 1)
+    assert back["added_ns_per_launch"]["timing_pass"] == pytest.approx(1000.0)
+    doc = ff.fidelity_doc(back)
+    assert doc["complete"] is False and "torch_profiler" in doc["missing"]
+    assert not (tmp_path / "o.json.tmp").exists()
