@@ -78,6 +78,8 @@ void register_join(py::module_& m) {
         d["launches_unjoined"] = st.launches_unjoined;
         d["work_unjoined"] = st.work_unjoined;
         d["pairs_checked"] = st.pairs_checked;
+        d["pairs_ambiguous"] = st.pairs_ambiguous;
+        d["pairs_unverified"] = st.pairs_unverified;
         return py::make_tuple(out, d);
       },
       py::arg("t_begin"), py::arg("t_end"), py::arg("kind"), py::arg("device"), py::arg("stream"),

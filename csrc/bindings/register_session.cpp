@@ -34,8 +34,9 @@ void register_record_dtypes() {
                           stream, "stream", graph_id, "graph_id", grid, "grid", block, "block", pad,
                           "_pad");
   PYBIND11_NUMPY_DTYPE_EX(CopyRow, t_start, "t_start", t_end, "t_end", bytes, "bytes",
-                          correlation_id, "correlation", device, "device", stream, "stream", is_set,
-                          "is_set", copy_kind, "copy_kind", pad, "_pad");
+                          graph_node_id, "graph_node_id", correlation_id, "correlation", device,
+                          "device", stream, "stream", graph_id, "graph_id", is_set, "is_set",
+                          copy_kind, "copy_kind", pad, "_pad", pad2, "_pad2");
   PYBIND11_NUMPY_DTYPE_EX(MarkerRow, t, "t", name_id, "name_id", tid, "tid");
 }
 

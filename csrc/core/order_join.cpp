@@ -85,6 +85,62 @@ Step decide(const std::vector<OrderLaunch>& launches, const std::vector<size_t>&
   return Step::kSkipWork;
 }
 
+// Pairs one stream's calls (calls[i .. i_end), by begin) with its work
+// (works[j .. j_end), in the order the stream ran it).
+//
+// A pair whose queued time lies in its call's span and no other's is checked,
+// and anchors the two sequences: between two anchors, pairs made by order and
+// kind alone are exact when nothing there went unpaired (as many calls as work),
+// and are counted unverified otherwise (a call or work missing there may have
+// shifted them). A queued time inside two calls' spans (calls on one stream
+// from several threads, overlapping) does not say which of them enqueued it.
+void join_stream(const std::vector<OrderLaunch>& launches, const std::vector<size_t>& calls,
+                 size_t i, size_t i_end, const std::vector<Work>& works, size_t j, size_t j_end,
+                 std::vector<uint32_t>& corr, OrderJoinStats& st) {
+  uint64_t by_order = 0, skipped = 0;  // since the last anchor
+  uint64_t max_end_before = 0;         // the latest end of the calls before calls[i]
+  auto end_segment = [&] {
+    st.pairs_unverified += skipped ? by_order : 0;
+    by_order = skipped = 0;
+  };
+  auto pass_call = [&] { max_end_before = std::max(max_end_before, launches[calls[i++]].t_end); };
+  while (i < i_end && j < j_end) {
+    const Place p = place(works[j], launches[calls[i]]);
+    switch (decide(launches, calls, i, i_end, works[j], p)) {
+      case Step::kPair: {
+        corr[calls[i]] = works[j].correlation_id;
+        ++st.launches_joined;
+        const uint64_t q = works[j].t_queued;
+        if (p != Place::kInside) {
+          ++by_order;
+        } else if (max_end_before >= q || (i + 1 < i_end && launches[calls[i + 1]].t_begin <= q)) {
+          ++st.pairs_ambiguous;
+        } else {
+          ++st.pairs_checked;
+          end_segment();
+        }
+        pass_call();
+        ++j;
+        break;
+      }
+      case Step::kSkipCall:
+        ++st.launches_unjoined;
+        ++skipped;
+        pass_call();
+        break;
+      case Step::kSkipWork:
+        ++st.work_unjoined;
+        ++skipped;
+        ++j;
+        break;
+    }
+  }
+  st.launches_unjoined += i_end - i;
+  st.work_unjoined += j_end - j;
+  skipped += (i_end - i) + (j_end - j);
+  end_segment();
+}
+
 bool stream_before(uint32_t da, uint32_t sa, uint32_t db, uint32_t sb) {
   return da != db ? da < db : sa < sb;
 }
@@ -165,29 +221,7 @@ std::vector<uint32_t> join_by_stream_order(const std::vector<OrderLaunch>& launc
       ++i_end;
     while (j_end < works.size() && works[j_end].device == dev && works[j_end].stream == str)
       ++j_end;
-
-    while (i < i_end && j < j_end) {
-      const Place p = place(works[j], launches[calls[i]]);
-      switch (decide(launches, calls, i, i_end, works[j], p)) {
-        case Step::kPair:
-          corr[calls[i]] = works[j].correlation_id;
-          ++st.launches_joined;
-          st.pairs_checked += p == Place::kInside;
-          ++i;
-          ++j;
-          break;
-        case Step::kSkipCall:
-          ++st.launches_unjoined;
-          ++i;
-          break;
-        case Step::kSkipWork:
-          ++st.work_unjoined;
-          ++j;
-          break;
-      }
-    }
-    st.launches_unjoined += i_end - i;
-    st.work_unjoined += j_end - j;
+    join_stream(launches, calls, i, i_end, works, j, j_end, corr, st);
     i = i_end;
     j = j_end;
   }

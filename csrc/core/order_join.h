@@ -58,7 +58,14 @@ struct OrderJoinStats {
   uint64_t launches_joined = 0;
   uint64_t launches_unjoined = 0;  // GPU-work calls on a known stream left without work
   uint64_t work_unjoined = 0;      // units of GPU work (one per correlation id) left without a call
-  uint64_t pairs_checked = 0;      // pairs whose queued timestamp lies in the call's span
+  // Of the pairs: those whose queued time lies in their call's span and no
+  // other's (checked); in two calls' spans at once (ambiguous: calls on one
+  // stream from several threads, overlapping); made by order and kind alone
+  // where a call or work near them went unpaired (unverified). The rest are
+  // made by order and kind with as many calls as work around them.
+  uint64_t pairs_checked = 0;
+  uint64_t pairs_ambiguous = 0;
+  uint64_t pairs_unverified = 0;
 };
 
 // The correlation id of each launch's GPU work (0: none), in `launches` order.

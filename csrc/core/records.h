@@ -71,14 +71,17 @@ struct CopyRow {
   uint64_t t_start;
   uint64_t t_end;
   uint64_t bytes;
+  uint64_t graph_node_id;  // a graph's node: its id (0 otherwise)
   uint32_t correlation_id;
   uint32_t device;
   uint32_t stream;
+  uint32_t graph_id;  // a graph's node: the graph's id (0 otherwise)
   uint8_t is_set;     // 0 = memcpy, 1 = memset
   uint8_t copy_kind;  // CUpti_ActivityMemcpyKind for copies
   uint16_t pad;
+  uint32_t pad2;
 };
-static_assert(sizeof(CopyRow) == 40, "CopyRow is 40 bytes");
+static_assert(sizeof(CopyRow) == 56, "CopyRow is 56 bytes");
 
 // A marker from cap.mark(name).
 struct MarkerRow {

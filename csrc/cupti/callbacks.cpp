@@ -225,7 +225,7 @@ uint64_t enter_external(const SkipnativeHookCall*, uint32_t* external_id) {
   return read_ticks(cs::clock());
 }
 
-void exit_external(uint64_t t_begin, uint32_t external_id, uint16_t cbid) {
+void exit_external(uint64_t t_begin, uint32_t external_id, uint16_t cbid, int) {
   const uint64_t t_end = read_ticks(cs::clock());
   if (external_id != 0 && t_external_user != nullptr) {
     cs::CuptiUseScope inside;
@@ -248,7 +248,10 @@ uint64_t enter_order(const SkipnativeHookCall* call, uint32_t* key) {
   return read_ticks(cs::clock());
 }
 
-void exit_order(uint64_t t_begin, uint32_t key, uint16_t cbid) {
+void exit_order(uint64_t t_begin, uint32_t key, uint16_t cbid, int result) {
+  // a failed call enqueued nothing: out of the join, as a captured one
+  if (result != 0 && key != stream_keys::kNone && key != stream_keys::kCaptured)
+    key = stream_keys::kFailed;
   record_hooked(t_begin, read_ticks(cs::clock()), key, cbid);
 }
 

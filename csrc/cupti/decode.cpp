@@ -91,6 +91,8 @@ void decode_transfer(const M* m, uint8_t is_set, uint8_t copy_kind, DecodeTarget
   r.correlation_id = m->correlationId;
   r.device = m->deviceId;
   r.stream = m->streamId;
+  r.graph_id = m->graphId;
+  r.graph_node_id = m->graphNodeId;
   r.is_set = is_set;
   r.copy_kind = copy_kind;
   out.copies->push_back(r);

@@ -27,17 +27,20 @@ struct SkipnativeHookSink {
   // Before the real call: the call's begin ticks; *id gets what exit() is given
   // (an external correlation id the sink pushed, or its key of the call's stream).
   uint64_t (*enter)(const SkipnativeHookCall* call, uint32_t* id);
-  // After it: records the call of driver cbid `cbid` (and pops what enter pushed).
-  void (*exit)(uint64_t t_begin, uint32_t id, uint16_t cbid);
+  // After it: records the call of driver cbid `cbid`, which returned `result`
+  // (a CUresult), and pops what enter pushed.
+  void (*exit)(uint64_t t_begin, uint32_t id, uint16_t cbid, int result);
 };
 
 // The version of this interface: a session attaches only hooks of its own.
+// (Version 1 had no call description and its attach function another name, so
+// a session of version 1 finds no hooks of this one to attach to.)
 #define SKIPNATIVE_HOOKS_ABI 2
 
 // Exported by libskipnative_hooks.so, found by the session with dlsym.
-// attach(nullptr) detaches. A sink must stay valid for the life of the process
+// attach2(nullptr) detaches. A sink must stay valid for the life of the process
 // (a call that read it may still be running after a detach).
-void skipnative_hooks_attach(const SkipnativeHookSink* sink);
+void skipnative_hooks_attach2(const SkipnativeHookSink* sink);
 // SKIPNATIVE_HOOKS_ABI of the loaded hooks (missing in those before version 2).
 int skipnative_hooks_abi();
 // 1 when the hooks were loaded before any libcuda: every entry point resolved

@@ -190,7 +190,9 @@ std::string metadata_json(const Session& s) {
     << ",\"hook_api_records\":" << json_quote(st.hook_api_records)
     << ",\"launches_unjoined\":" << st.launches_unjoined
     << ",\"launches_captured\":" << st.launches_captured
-    << ",\"work_unjoined\":" << st.work_unjoined << ",\"pairs_checked\":" << st.pairs_checked
+    << ",\"launches_failed\":" << st.launches_failed << ",\"work_unjoined\":" << st.work_unjoined
+    << ",\"pairs_checked\":" << st.pairs_checked << ",\"pairs_ambiguous\":" << st.pairs_ambiguous
+    << ",\"pairs_unverified\":" << st.pairs_unverified
     << ",\"cupti_overhead\":" << to_json(st.cupti_overhead)
     << ",\"completion_pinned\":" << to_json(st.completion_pinned)
     << ",\"cupti_finalized\":" << to_json(s.finalized()) << "}";

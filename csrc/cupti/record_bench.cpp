@@ -130,7 +130,7 @@ double bench_hook_path(size_t n, const std::string& clock, const std::string& jo
   for (size_t i = 0; i < n; ++i) {
     uint32_t id = 0;
     uint64_t t = sink->enter(&call, &id);
-    sink->exit(t, id, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel);
+    sink->exit(t, id, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel, 0);
   }
   auto t1 = std::chrono::steady_clock::now();
   release_buffers();

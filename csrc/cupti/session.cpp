@@ -480,7 +480,7 @@ namespace skipnative {
 // capture records launches through the callbacks and says why.
 bool Session::attach_hooks() {
   auto attach =
-      reinterpret_cast<SkipnativeHooksAttachFn>(dlsym(RTLD_DEFAULT, "skipnative_hooks_attach"));
+      reinterpret_cast<SkipnativeHooksAttachFn>(dlsym(RTLD_DEFAULT, "skipnative_hooks_attach2"));
   auto in_time =
       reinterpret_cast<SkipnativeHooksInTimeFn>(dlsym(RTLD_DEFAULT, "skipnative_hooks_in_time"));
   auto abi = reinterpret_cast<SkipnativeHooksAbiFn>(dlsym(RTLD_DEFAULT, "skipnative_hooks_abi"));
@@ -523,6 +523,8 @@ void Session::join_by_order() {
     const uint32_t key = r.correlation_id;
     if (key == stream_keys::kCaptured) {
       ++stats_.launches_captured;
+    } else if (key == stream_keys::kFailed) {
+      ++stats_.launches_failed;
     } else if (key != stream_keys::kNone && key <= streams.size()) {
       l.on_stream = true;
       l.device = streams[key - 1].first;
@@ -551,6 +553,7 @@ void Session::join_by_order() {
     o.device = c.device;
     o.stream = c.stream;
     o.kind = c.is_set ? OpKind::kSet : OpKind::kCopy;
+    o.graph = c.graph_id != 0;
     ops.push_back(o);
   }
   OrderJoinStats st;
@@ -560,6 +563,8 @@ void Session::join_by_order() {
   stats_.launches_unjoined += st.launches_unjoined;
   stats_.work_unjoined = st.work_unjoined;
   stats_.pairs_checked = st.pairs_checked;
+  stats_.pairs_ambiguous = st.pairs_ambiguous;
+  stats_.pairs_unverified = st.pairs_unverified;
 }
 
 // hook_join = "order": the functions a stream lookup calls, or why there are none.

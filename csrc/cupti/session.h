@@ -114,11 +114,15 @@ struct SessionStats {
   // (hook_join "external"), or no partner in their stream's order ("order";
   // also the GPU-work calls whose stream could not be found)
   uint64_t launches_unjoined = 0;
-  // hook_join "order": calls into a stream capturing a graph (no work to join),
-  // units of GPU work left without a call, pairs checked by queued time
+  // hook_join "order": calls that enqueued no work (into a stream capturing a
+  // graph; failed), units of GPU work left without a call, and the pairs
+  // checked by queued time, ambiguous and unverified (core/order_join.h)
   uint64_t launches_captured = 0;
+  uint64_t launches_failed = 0;
   uint64_t work_unjoined = 0;
   uint64_t pairs_checked = 0;
+  uint64_t pairs_ambiguous = 0;
+  uint64_t pairs_unverified = 0;
   // launch_records = "hook" asked for but not possible: why (the capture used
   // the callbacks instead). Empty otherwise.
   std::string launch_hook_fallback;

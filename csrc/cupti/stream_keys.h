@@ -25,6 +25,8 @@ namespace stream_keys {
 
 constexpr uint32_t kNone = 0;               // no stream, or it could not be found
 constexpr uint32_t kCaptured = 0xffffffff;  // into a stream capturing a graph: no work
+constexpr uint32_t kFailed = 0xfffffffe;    // the call failed: no work
+constexpr uint32_t kLastKey = 0xfffffffd;
 
 // What a lookup calls: CUPTI's and the driver's, resolved by the session.
 struct Lookup {

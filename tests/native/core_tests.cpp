@@ -235,10 +235,43 @@ static void test_order_join_kinds_without_queued_times() {
   corr = join_by_stream_order(calls, ops, recorded, &st);
   CHECK((corr == std::vector<uint32_t>{20, 0, 0, 23}));
   CHECK(st.launches_unjoined == 2 && st.work_unjoined == 0);
+  CHECK(st.pairs_unverified == 2);  // no queued time pins them, and calls went unpaired
   // work that started before the call began is not its own
   std::vector<OrderOp> early = {op(30, 50, 0)};
   corr = join_by_stream_order({call(100, 200, ApiKind::kKernel)}, early, {}, &st);
   CHECK(corr[0] == 0 && st.work_unjoined == 1 && st.launches_unjoined == 1);
+}
+
+static void test_order_join_says_which_pairs_it_cannot_vouch_for() {
+  // order only: the first call's copy was not recorded, so every later call
+  // takes its successor's work; the count says the pairs are unverified
+  std::vector<OrderLaunch> calls = {call(100, 200, ApiKind::kCopy), call(300, 400, ApiKind::kCopy),
+                                    call(500, 600, ApiKind::kCopy)};
+  std::vector<OrderOp> ops = {op(602, 410, 0, OpKind::kCopy), op(603, 610, 0, OpKind::kCopy)};
+  OrderJoinStats st;
+  std::vector<uint32_t> corr = join_by_stream_order(calls, ops, {}, &st);
+  CHECK((corr == std::vector<uint32_t>{602, 603, 0}));  // shifted: no time says otherwise
+  CHECK(st.pairs_unverified == 2 && st.pairs_checked == 0 && st.launches_unjoined == 1);
+  // a checked pair in between anchors the two sequences: the pairs after it,
+  // with as many calls as work, are not in doubt
+  calls.push_back(call(700, 800, ApiKind::kKernel));
+  calls.push_back(call(900, 1000, ApiKind::kCopy));
+  ops.push_back(op(604, 820, 750));
+  ops.push_back(op(605, 1010, 0, OpKind::kCopy));
+  corr = join_by_stream_order(calls, ops, {}, &st);
+  CHECK((corr == std::vector<uint32_t>{602, 603, 0, 604, 605}));
+  CHECK(st.pairs_checked == 1 && st.pairs_unverified == 2 && st.launches_joined == 4);
+  // two threads' calls on one stream, overlapping: both queued times lie in
+  // both spans, so neither pair is checked
+  std::vector<OrderLaunch> both = {call(0, 10, ApiKind::kKernel), call(1, 11, ApiKind::kKernel)};
+  std::vector<OrderOp> work = {op(100, 20, 5), op(200, 30, 9)};
+  corr = join_by_stream_order(both, work, {}, &st);
+  CHECK(st.pairs_ambiguous == 2 && st.pairs_checked == 0 && st.launches_joined == 2);
+  // a graph whose one recorded node is a copy is the graph launch's work
+  std::vector<OrderLaunch> g = {call(0, 10, ApiKind::kGraph), call(20, 30, ApiKind::kCopy)};
+  std::vector<OrderOp> gw = {op(401, 12, 0, OpKind::kCopy, 7, true), op(402, 32, 0, OpKind::kCopy)};
+  corr = join_by_stream_order(g, gw, {}, &st);
+  CHECK((corr == std::vector<uint32_t>{401, 402}));
 }
 
 int main() {
@@ -253,6 +286,7 @@ int main() {
   test_order_join_pairs_each_stream_in_order();
   test_order_join_skips_what_has_no_partner();
   test_order_join_kinds_without_queued_times();
+  test_order_join_says_which_pairs_it_cannot_vouch_for();
   if (failures) {
     std::printf("core tests: %d failed\n", failures);
     return 1;

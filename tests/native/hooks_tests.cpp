@@ -32,7 +32,7 @@ uint64_t sink_enter(const SkipnativeHookCall*, uint32_t* id) {
   *id = 0;
   return 0;
 }
-void sink_exit(uint64_t, uint32_t, uint16_t cbid) {
+void sink_exit(uint64_t, uint32_t, uint16_t cbid, int) {
   g_calls.fetch_add(1);
   if (int(cbid) != g_expected_cbid.load()) g_wrong_cbid.fetch_add(1);
 }
@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   auto lookup = reinterpret_cast<DlsymFn>(dlsym(hooks, "dlsym"));
-  auto attach = reinterpret_cast<SkipnativeHooksAttachFn>(dlsym(hooks, "skipnative_hooks_attach"));
+  auto attach = reinterpret_cast<SkipnativeHooksAttachFn>(dlsym(hooks, "skipnative_hooks_attach2"));
   auto unwrapped =
       reinterpret_cast<SkipnativeHooksCountFn>(dlsym(hooks, "skipnative_hooks_unwrapped"));
   auto proc = lookup ? reinterpret_cast<ProcFn>(lookup(cuda, "cuGetProcAddress_v2")) : nullptr;

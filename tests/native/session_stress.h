@@ -35,7 +35,7 @@
 // dlsym): a launch_records="hook" session attaches its sink, which the tests
 // call as a wrapped driver call does, around the real call.
 inline std::atomic<const SkipnativeHookSink*> g_hook_sink{nullptr};
-extern "C" __attribute__((visibility("default"))) void skipnative_hooks_attach(
+extern "C" __attribute__((visibility("default"))) void skipnative_hooks_attach2(
     const SkipnativeHookSink* sink) {
   g_hook_sink.store(sink);
 }
@@ -712,7 +712,7 @@ void test_hooked_call_across_a_finalizing_stop(const Double& d) {
   const uint64_t t = sink->enter(&call, &ext);
   d.launch(kDriver, kDriverLaunch, 7, "k", 100);  // the real call
   s->stop();
-  sink->exit(t, ext, kDriverLaunch);
+  sink->exit(t, ext, kDriverLaunch, 0);
   CHECK(s->finalized() && d.finalized() == 1);
   CHECK(d.calls_after_finalize() == 0);
   CHECK(s->kernels().size() == 1);
@@ -737,7 +737,7 @@ void test_hooked_calls_while_sessions_finalize(const Double& d) {
         const SkipnativeHookCall call{};
         uint32_t ext = 0;
         const uint64_t t = sink->enter(&call, &ext);
-        sink->exit(t, ext, kDriverLaunch);
+        sink->exit(t, ext, kDriverLaunch, 0);
       }
     });
   bool attached = true;
@@ -775,7 +775,7 @@ bool driver_double_loaded() {
 // sessions start and stop, finalizing each time. No stream lookup reaches
 // CUPTI between a cuptiFinalize and the next session's set-up, and what each
 // session joins it joins right: every call joined to a kernel of its own
-// stream, each pair checked by the kernel's queued time.
+// thread's stream, each pair checked by the kernel's queued time.
 void test_order_hooked_calls_while_sessions_finalize(const Double& d) {
   if (!driver_double_loaded()) return;
   d.reset(130001);
@@ -783,12 +783,23 @@ void test_order_hooked_calls_while_sessions_finalize(const Double& d) {
   SessionOptions o = hooked();
   o.hook_join = skipnative::HookJoin::kOrder;
   o.latency_timestamps = true;
+  // buffers zeroed at start: a 4 MiB one zeroed at the first kernel, under the
+  // double's lock, would take most of a cycle on a slow machine
+  o.activity_buffer_bytes = 256 << 10;
+  o.activity_buffers_pooled = 8;
   std::atomic<bool> done{false};
+  std::atomic<uint64_t> calls{0};
+  std::mutex tids_mu;
+  std::map<uint32_t, uint32_t> stream_of_thread;  // tid -> its stream's id
   std::vector<std::thread> ts;
   for (int i = 0; i < 4; ++i)
     ts.emplace_back([&, i] {
       CUstream_st stream;
       stream.id = uint32_t(200 + i);
+      {
+        std::lock_guard<std::mutex> lock(tids_mu);
+        stream_of_thread[skipnative::current_tid()] = stream.id;
+      }
       SkipnativeHookCall call{};
       call.stream = &stream;
       call.has_stream = 1;
@@ -802,31 +813,46 @@ void test_order_hooked_calls_while_sessions_finalize(const Double& d) {
         uint32_t key = 0;
         const uint64_t t = sink->enter(&call, &key);
         d.launch(kDriver, kDriverLaunch, stream.id, "k", 10);  // the real call
-        sink->exit(t, key, kDriverLaunch);
+        sink->exit(t, key, kDriverLaunch, 0);
+        calls.fetch_add(1);
       }
     });
   bool attached = true;
+  uint64_t joined = 0, wrong = 0;
+  int cycles_joined = 0;
   for (int cycle = 0; cycle < 50 && attached; ++cycle) {
     auto s = std::make_unique<Session>(o);
     s->start();
     attached = hooks_attached(*s, "order-joined hooked calls while sessions finalize") &&
                s->stats().launch_hook_fallback.empty();
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    // a few dozen calls in each session, however slow the build (sanitizers)
+    const uint64_t before = calls.load();
+    for (int waited = 0; attached && calls.load() < before + 40 && waited < 2000; ++waited)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     s->stop();
     CHECK(s->finalized());
     std::map<uint32_t, uint32_t> stream_of;  // kernel correlation id -> stream
     for (const auto& k : s->kernels()) stream_of[k.correlation_id] = k.stream;
-    uint64_t joined = 0;
+    std::lock_guard<std::mutex> lock(tids_mu);
+    cycles_joined += s->stats().pairs_checked > 0;
     for (const LaunchRow& r : s->launches()) {
       if (r.correlation_id == 0) continue;
       ++joined;
-      CHECK(stream_of.count(r.correlation_id) == 1);
+      auto k = stream_of.find(r.correlation_id);
+      wrong += k == stream_of.end() || k->second != stream_of_thread[r.tid];
     }
-    CHECK(joined == s->stats().pairs_checked);
+    // each thread has a stream of its own: every pair checked, none ambiguous
+    const auto& st = s->stats();
+    uint64_t here = 0;
+    for (const LaunchRow& r : s->launches()) here += r.correlation_id != 0;
+    CHECK(st.pairs_checked == here && st.pairs_ambiguous == 0 && st.pairs_unverified == 0);
   }
   CHECK(attached);
   done = true;
   for (auto& t : ts) t.join();
+  std::printf("order join while sessions finalize: %llu calls joined in %d of 50 sessions\n",
+              (unsigned long long)joined, cycles_joined);
+  CHECK(cycles_joined == 50 && wrong == 0);
   CHECK(d.calls_after_finalize() == 0);
 }
 

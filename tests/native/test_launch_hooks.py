@@ -319,10 +319,16 @@ def order_capture(**opts):
         work()
         during = {"api_records": lib.skipnative_double_api_records_enabled(),
                   "external_kind": lib.skipnative_double_kind_enabled(49)}
+    return summary(cap, during)
+
+def summary(cap, during=None):
     t = cap.trace
     per_launch = [int((t.gpu["correlation"] == c).sum()) if c else 0
                   for c in t.launches["correlation"]]
-    return {"per_launch": per_launch, "gpu": len(t.gpu), "meta": cap.metadata,
+    # each call, in order, with the names of the GPU work joined to it
+    work = [sorted(t.strings[i] for i in t.gpu["name_id"][t.gpu["correlation"] == c]) if c else []
+            for c in t.launches["correlation"]]
+    return {"per_launch": per_launch, "gpu": len(t.gpu), "meta": cap.metadata, "work": work,
             "names": [t.strings[i] for i in t.launches["name_id"]], "during": during,
             "joined": sorted(set(int(c) for c in t.launches["correlation"] if c)),
             "gpu_corr": sorted(set(int(c) for c in t.gpu["correlation"]))}
@@ -339,20 +345,24 @@ def test_order_join_pairs_every_call_with_its_work_without_cupti_records():
     res = _order_run(
         """
         order = order_capture(latency_timestamps=True)
-        cb = capture(launch_records="callbacks", latency_timestamps=True)
+        with skipnative.capture(clock="library", latency_timestamps=True) as cap:
+            work()
+        cb = summary(cap)
         lookups = lib.skipnative_double_stream_lookups()
         print(json.dumps({"order": order, "cb": cb, "lookups": lookups}))
         """
     )
     order, cb = res["order"], res["cb"]
     meta = order["meta"]
+    # call by call, the same work as the callbacks joined (CUPTI's correlation ids)
+    assert order["work"] == cb["work"]
     assert meta["launch_source"] == "hook" and meta["hook_join"] == "order"
     assert meta["launch_hook_fallback"] == ""
     # nothing of CUPTI's beyond the GPU activity while it captured
     assert order["during"] == {"api_records": 0, "external_kind": 0}
     assert meta["hook_api_records"] == ""
     # every GPU row joined to a call, every call with work joined
-    assert order["joined"] == order["gpu_corr"] and order["gpu"] == len(cb["gpu"])
+    assert order["joined"] == order["gpu_corr"] and order["gpu"] == cb["gpu"]
     assert meta["launches_unjoined"] == 0 and meta["work_unjoined"] == 0
     # the launch into the capturing stream enqueued nothing and is said so
     assert meta["launches_captured"] == 1
@@ -463,3 +473,55 @@ def test_hook_join_is_checked():
     _native.Session({"hook_join": "order"})
     with pytest.raises(ValueError, match="hook_join: expected 'external' or 'order', not 'time'"):
         _native.Session({"hook_join": "time"})
+
+
+def test_a_failed_call_enqueues_nothing_and_is_left_out_of_the_join():
+    res = _order_run(
+        """
+        with skipnative.capture(clock="library", launch_records="hook", hook_join="order") as cap:
+            assert launch(f, 1, 1, 1, 1, 1, 1, 0, stream, None, None) == 0
+            drv.skipnative_cuda_double_fail(b"cuLaunchKernel", 700)  # an illegal address
+            assert launch(f, 1, 1, 1, 1, 1, 1, 0, stream, None, None) == 700
+            drv.skipnative_cuda_double_fail(b"cuLaunchKernel", 0)
+            for _ in range(2):
+                assert launch(f, 1, 1, 1, 1, 1, 1, 0, stream, None, None) == 0
+            assert sync(stream) == 0
+        print(json.dumps(summary(cap)))
+        """
+    )
+    # without queued times, order alone pairs them: the failed call is out of it
+    assert res["work"] == [["nullk"], [], ["nullk"], ["nullk"], []]
+    meta = res["meta"]
+    assert meta["launches_failed"] == 1 and meta["launches_unjoined"] == 0
+    assert meta["pairs_unverified"] == 0 and meta["work_unjoined"] == 0
+
+
+def test_the_floor_splits_captures_time_launch_calls_on_the_double():
+    # bench/floor_split.py on a GPU: the hooks time launch calls with CUPTI
+    # recording nothing, then with kernel activity; checked here first
+    bench = os.path.join(os.path.dirname(__file__), "..", "..", "bench")
+    res = _order_run(
+        f"""
+        sys.path.insert(0, {os.path.abspath(bench)!r})
+        import floor_split as fs
+        out = {{}}
+        for label, opts in (("alone", fs.HOOKS_ALONE), ("floor", fs.HOOKS_AND_FLOOR)):
+            with skipnative.capture(clock="library", **opts) as cap:
+                work()
+            ln = cap.trace.launches
+            calls = (ln["t_end"] - ln["t_begin"])[ln["kind"] == fs.KERNEL].tolist()
+            out[label] = {{"calls": calls, "kernels": len(cap.trace.kernels),
+                          "meta": cap.metadata}}
+        with skipnative.capture(clock="library", **fs.FLOOR_WITH_OVERHEAD) as cap:
+            work()
+        out["overhead"] = {{"meta": cap.metadata}}
+        print(json.dumps(out))
+        """
+    )
+    alone, floor = res["alone"], res["floor"]
+    assert alone["meta"]["launch_source"] == floor["meta"]["launch_source"] == "hook"
+    # the double's launch calls cost the same either way: 3 + 3 + 1 kernel calls
+    assert len(alone["calls"]) == len(floor["calls"]) == 7 and min(alone["calls"]) > 0
+    assert alone["kernels"] == 0 and floor["kernels"] == 7
+    # the double reports its instrumentation of each single-kernel launch
+    assert res["overhead"]["meta"]["cupti_overhead"]["CUPTI_INSTRUMENTATION"]["count"] == 6

@@ -39,12 +39,34 @@ def test_the_order_join_finds_every_true_pair(path, queued):
     r = replay_order_join(t, queued=queued)
     assert r.work_calls > 0
     assert r.exact, r
-    assert r.counts["launches_unjoined"] == 0 and r.counts["work_unjoined"] == 0
+    # the calls that enqueued nothing recorded (put on their thread's stream, as
+    # the hooks would see them) are told apart, and no work is left over
+    assert r.counts["launches_unjoined"] == _calls_without_work_after_one_with(t)
+    assert r.counts["work_unjoined"] == 0
+    if r.counts["launches_unjoined"] == 0:  # nothing unpaired: no pair in doubt
+        assert r.counts["pairs_unverified"] == 0
     if queued and path.suffix == ".skip" and path.parent.name == "sweep":
         # each kernel's queued time lies inside its own call's span: every pair checked
         assert r.counts["pairs_checked"] == int((t.gpu["t_queued"] > 0).sum()) > 0
     else:
         assert r.counts["pairs_checked"] == 0
+
+
+def _calls_without_work_after_one_with(t) -> int:
+    """GPU-work calls without GPU work whose thread made a call with work before."""
+    ln = t.launches
+    has = np.isin(ln["correlation"], t.gpu["correlation"])
+    work_kind = np.isin(
+        ln["kind"], [API_KINDS.index(k) for k in ("kernel", "graph", "copy", "set")]
+    )
+    n = 0
+    for tid in np.unique(ln["tid"]):
+        mine = np.flatnonzero(ln["tid"] == tid)
+        mine = mine[np.argsort(ln["t_begin"][mine], kind="stable")]
+        seen = np.cumsum(has[mine]) > 0
+        before = np.concatenate([[False], seen[:-1]])
+        n += int((work_kind[mine] & ~has[mine] & before).sum())
+    return n
 
 
 def _true_streams(t):

@@ -129,6 +129,15 @@ template <int I, uint16_t Cbid, bool PerThread, class F>
 struct Hook;
 template <int I, uint16_t Cbid, bool PerThread, class... A>
 struct Hook<I, Cbid, PerThread, CUresult CUDAAPI(A...)> {
+  // a launch, copy or set: work for a stream, which a capture takes instead
+  static constexpr bool kWork = Cbid != CUPTI_DRIVER_TRACE_CBID_cuStreamSynchronize &&
+                                Cbid != CUPTI_DRIVER_TRACE_CBID_cuStreamSynchronize_ptsz &&
+                                Cbid != CUPTI_DRIVER_TRACE_CBID_cuEventRecord &&
+                                Cbid != CUPTI_DRIVER_TRACE_CBID_cuEventRecord_ptsz &&
+                                Cbid != CUPTI_DRIVER_TRACE_CBID_cuEventRecordWithFlags &&
+                                Cbid != CUPTI_DRIVER_TRACE_CBID_cuEventRecordWithFlags_ptsz &&
+                                Cbid != CUPTI_DRIVER_TRACE_CBID_cuStreamWaitEvent &&
+                                Cbid != CUPTI_DRIVER_TRACE_CBID_cuStreamWaitEvent_ptsz;
   using Fn = CUresult(CUDAAPI*)(A...);
   static inline std::atomic<Fn> real{nullptr};
   static CUresult CUDAAPI call(A... a) {
@@ -142,12 +151,12 @@ struct Hook<I, Cbid, PerThread, CUresult CUDAAPI(A...)> {
     if constexpr (takes_stream<A...>()) {
       c.has_stream = 1;
       c.stream = stream_of(a...);
-      c.captured = capturing(static_cast<CUstream>(c.stream), PerThread);
+      if constexpr (kWork) c.captured = capturing(static_cast<CUstream>(c.stream), PerThread);
     }
     uint32_t id = 0;
     const uint64_t t = s->enter(&c, &id);
     const CUresult r = fn(a...);
-    s->exit(t, id, Cbid);
+    s->exit(t, id, Cbid, int(r));
     return r;
   }
   // The wrapper for `impl`, or impl itself where another implementation holds it.
@@ -164,6 +173,9 @@ struct Follower<I, What, CUresult CUDAAPI(A...)> {
   using Fn = CUresult(CUDAAPI*)(A...);
   static inline std::atomic<Fn> real{nullptr};
   static CUresult CUDAAPI call(A... a) {
+    // a handle destroyed may be reused by a stream another thread creates
+    // before the call returns: cached lookups of it end on both sides
+    if constexpr (What == Follow::kDestroy) g_epoch.fetch_add(1, std::memory_order_release);
     const CUresult r = real.load(std::memory_order_relaxed)(a...);
     if constexpr (What == Follow::kBeginCapture) {
       if (r == CUDA_SUCCESS) g_captures.fetch_add(1, std::memory_order_relaxed);
@@ -401,7 +413,7 @@ HOOKS_API void* dlsym(void* handle, const char* name) {
   return in_libcuda(p) ? e->wrap_dlsym(p) : p;
 }
 
-HOOKS_API void skipnative_hooks_attach(const SkipnativeHookSink* sink) {
+HOOKS_API void skipnative_hooks_attach2(const SkipnativeHookSink* sink) {
   g_sink.store(sink, std::memory_order_release);
 }
 HOOKS_API int skipnative_hooks_in_time() { return g_in_time; }

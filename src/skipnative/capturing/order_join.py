@@ -55,9 +55,11 @@ class OrderReplay:
 
 
 def replay_order_join(trace: Trace, *, queued: bool = True) -> OrderReplay:
-    """Joins `trace` by order, each launch on the stream of its true work (a
-    launch with none: on no stream), and counts the agreement with its true
-    correlation ids."""
+    """Joins `trace` by order and counts the agreement with its true correlation
+    ids. Each launch is on the stream of its true work; a launch of a GPU-work
+    kind with none (it enqueued nothing recorded) on the stream of its thread's
+    latest launch before it that has work, as the hooks would see most such
+    calls; one with no such launch before it, on no stream."""
     ln, g = trace.launches, trace.gpu
     corr = ln["correlation"].astype(np.int64)
     row = np.full(len(g), -1, dtype=np.int64)  # each GPU row's launch
@@ -71,8 +73,25 @@ def replay_order_join(trace: Trace, *, queued: bool = True) -> OrderReplay:
     has = row >= 0
     device[row[has]] = g["device"][has]
     stream[row[has]] = g["stream"][has]
+    with_work = stream >= 0
+    _carry_thread_streams(ln, device, stream, np.isin(ln["kind"], _WORK_CALLS))
     got, counts = join_by_stream_order(trace, device, stream, queued=queued)
-    work = (stream >= 0) & np.isin(ln["kind"], _WORK_CALLS)
+    work = with_work & np.isin(ln["kind"], _WORK_CALLS)
     agreed = int((work & (got == corr)).sum())
-    wrong = int((work & (got != 0) & (got != corr)).sum())
+    # a call given work that is not its own: another's, or any for one that has none
+    wrong = int(((got != 0) & (got != corr)).sum())
     return OrderReplay(int(work.sum()), agreed, wrong, dict(counts))
+
+
+def _carry_thread_streams(ln: np.ndarray, device: np.ndarray, stream: np.ndarray, calls) -> None:
+    """Puts each GPU-work call (`calls`) without a stream on the stream of its
+    thread's latest call before it that has one, in place."""
+    order = np.lexsort((ln["t_begin"], ln["tid"]))
+    last_tid, last = None, (-1, -1)
+    for i in order.tolist():
+        if ln["tid"][i] != last_tid:
+            last_tid, last = ln["tid"][i], (-1, -1)
+        if stream[i] >= 0:
+            last = (device[i], stream[i])
+        elif calls[i]:
+            device[i], stream[i] = last

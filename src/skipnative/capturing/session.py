@@ -104,12 +104,17 @@ class Capture:
       "external" (the default: CUPTI external correlation records, which CUPTI
       writes only beside API activity records, so those are enabled for the
       hooked calls, at their cost) or "order" (no CUPTI record beyond the GPU
-      activity: each call's stream is looked up once per stream and thread, and
-      calls and work are paired in each stream's order, each pair checked by
-      the kernel's queued time where ``latency_timestamps`` gives one; calls
-      into a stream capturing a graph enqueue nothing and are left out). Its
-      counts: ``metadata["launches_unjoined"]``, ``["work_unjoined"]``,
-      ``["pairs_checked"]``, ``["launches_captured"]``;
+      activity: each call's stream is looked up once per stream, thread and
+      session, and calls and work are paired in each stream's order; calls into
+      a stream capturing a graph and failed calls enqueue nothing and are left
+      out). With ``latency_timestamps`` each kernel's queued time, which lies in
+      its own call's span, checks its pair. Its counts, in ``metadata``:
+      ``launches_unjoined``, ``work_unjoined``, ``launches_captured``,
+      ``launches_failed``, and of the pairs ``pairs_checked`` (by queued time),
+      ``pairs_ambiguous`` (queued inside two overlapping calls' spans: calls on
+      one stream from several threads) and ``pairs_unverified`` (paired by
+      order and kind alone near a call or work that went unpaired, which may
+      have shifted them); the other pairs are by order with nothing missing;
     - ``device_buffer_bytes``: CUPTI's device-side record buffer (fewer flushes;
       CUPTI applies it to device buffers it allocates from then on, so it counts
       fully when set before the process's CUDA context exists);
@@ -358,7 +363,7 @@ def _to_trace(mod, session, raw: dict[str, np.ndarray]) -> Trace:
     k["grid"] = kr["grid"]
     k["block"] = kr["block"]
     c = gpu[len(kr) :]
-    for f in ("t_start", "t_end", "device", "stream", "bytes"):
+    for f in ("t_start", "t_end", "device", "stream", "bytes", "graph_id", "graph_node_id"):
         c[f] = cr[f]
     c["correlation"] = cr["correlation"]
     c["kind"] = np.where(cr["is_set"] == 1, 2, 1)
