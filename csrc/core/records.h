@@ -24,6 +24,11 @@ enum class ApiKind : uint8_t {
   kOther = 6,
 };
 
+// Whether a call of this kind enqueues GPU work (a kernel, graph, copy or set).
+inline bool enqueues_work(ApiKind k) {
+  return k == ApiKind::kKernel || k == ApiKind::kGraph || k == ApiKind::kCopy || k == ApiKind::kSet;
+}
+
 // Hot-path record: written once, at the API's exit callback (24 bytes).
 struct LaunchRecord {
   uint64_t t_begin;  // ticks at the enter callback

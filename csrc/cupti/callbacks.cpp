@@ -236,10 +236,6 @@ void exit_external(uint64_t t_begin, uint32_t external_id, uint16_t cbid, int) {
   record_hooked(t_begin, t_end, external_id, cbid);
 }
 
-bool enqueues_work(ApiKind k) {
-  return k == ApiKind::kKernel || k == ApiKind::kGraph || k == ApiKind::kCopy || k == ApiKind::kSet;
-}
-
 uint64_t enter_order(const SkipnativeHookCall* call, uint32_t* key) {
   *key = stream_keys::kNone;
   if (call->has_stream &&

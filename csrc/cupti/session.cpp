@@ -508,6 +508,24 @@ bool Session::attach_hooks() {
   return true;
 }
 
+namespace {
+
+// A kernel, copy or set row as the order join sees it.
+template <class Row>
+OrderOp order_op(const Row& r, OpKind kind, uint64_t t_queued) {
+  OrderOp o;
+  o.t_start = r.t_start;
+  o.t_queued = t_queued;
+  o.correlation_id = r.correlation_id;
+  o.device = r.device;
+  o.stream = r.stream;
+  o.kind = kind;
+  o.graph = r.graph_id != 0;
+  return o;
+}
+
+}  // namespace
+
 // hook_join = "order": the launch rows hold their stream's key until here
 // (cupti/stream_keys.h); each gets the correlation id of the GPU work its
 // stream's order pairs it with (core/order_join.h).
@@ -529,33 +547,15 @@ void Session::join_by_order() {
       l.on_stream = true;
       l.device = streams[key - 1].first;
       l.stream = streams[key - 1].second;
-    } else if (ApiKind(r.kind) == ApiKind::kKernel || ApiKind(r.kind) == ApiKind::kGraph ||
-               ApiKind(r.kind) == ApiKind::kCopy || ApiKind(r.kind) == ApiKind::kSet) {
+    } else if (enqueues_work(ApiKind(r.kind))) {
       ++stats_.launches_unjoined;  // a GPU-work call whose stream was not found
     }
   }
   std::vector<OrderOp> ops;
   ops.reserve(kernels_.size() + copies_.size());
-  for (const KernelRow& k : kernels_) {
-    OrderOp o;
-    o.t_start = k.t_start;
-    o.t_queued = k.t_queued;
-    o.correlation_id = k.correlation_id;
-    o.device = k.device;
-    o.stream = k.stream;
-    o.graph = k.graph_id != 0;
-    ops.push_back(o);
-  }
-  for (const CopyRow& c : copies_) {
-    OrderOp o;
-    o.t_start = c.t_start;
-    o.correlation_id = c.correlation_id;
-    o.device = c.device;
-    o.stream = c.stream;
-    o.kind = c.is_set ? OpKind::kSet : OpKind::kCopy;
-    o.graph = c.graph_id != 0;
-    ops.push_back(o);
-  }
+  for (const KernelRow& k : kernels_) ops.push_back(order_op(k, OpKind::kKernel, k.t_queued));
+  for (const CopyRow& c : copies_)
+    ops.push_back(order_op(c, c.is_set ? OpKind::kSet : OpKind::kCopy, 0));
   OrderJoinStats st;
   const std::vector<uint32_t> corr = join_by_stream_order(
       calls, ops, OrderRecorded{opts_.kernel_activity, opts_.memcpy, opts_.memset}, &st);
