@@ -104,10 +104,14 @@ uint32_t find(const SkipnativeHookCall& call, CUcontext context, bool special) {
   if (!special &&
       (f->stream_context == nullptr || f->stream_context(stream, &owner) != CUDA_SUCCESS))
     owner = nullptr;  // the current context's
-  const uint8_t per_thread = call.per_thread || stream == CU_STREAM_PER_THREAD;
+  // The two special handles asked as CUPTI documents its flag: the NULL stream,
+  // legacy or the thread's own
+  const bool legacy = stream == CU_STREAM_LEGACY, own = stream == CU_STREAM_PER_THREAD;
+  const CUstream asked = legacy || own ? nullptr : stream;
+  const uint8_t per_thread = own || (call.per_thread && !legacy);
   uint32_t device = 0, id = 0;
   if (f->device_id(owner, &device) != CUPTI_SUCCESS ||
-      f->stream_id(nullptr, stream, per_thread, &id) != CUPTI_SUCCESS) {
+      f->stream_id(nullptr, asked, per_thread, &id) != CUPTI_SUCCESS) {
     g_failures.fetch_add(1, std::memory_order_relaxed);
     return kNone;
   }

@@ -525,3 +525,32 @@ def test_the_floor_splits_captures_time_launch_calls_on_the_double():
     assert alone["kernels"] == 0 and floor["kernels"] == 7
     # the double reports its instrumentation of each single-kernel launch
     assert res["overhead"]["meta"]["cupti_overhead"]["CUPTI_INSTRUMENTATION"]["count"] == 6
+
+
+def test_the_null_legacy_and_per_thread_streams_are_told_apart():
+    # the special handles are looked up with the thread's current context, and
+    # CUPTI is asked for them as it documents: the NULL stream, legacy or own
+    res = _order_run(
+        """
+        def on_all_streams():
+            for s in (None, vp(1), vp(2), stream, None, vp(2)):
+                assert launch(f, 1, 1, 1, 1, 1, 1, 0, s, None, None) == 0
+            assert sync(stream) == 0
+        with skipnative.capture(clock="library", launch_records="hook", hook_join="order",
+                                latency_timestamps=True) as cap:
+            on_all_streams()
+        order = summary(cap)
+        order["streams"] = [int(x) for x in cap.trace.gpu["stream"]]
+        with skipnative.capture(clock="library", latency_timestamps=True) as cap:
+            on_all_streams()
+        cb = summary(cap)
+        print(json.dumps({"order": order, "cb": cb,
+                          "lookups": lib.skipnative_double_stream_lookups()}))
+        """
+    )
+    order = res["order"]
+    assert sorted(set(order["streams"])) == [7, 8, 100]  # legacy, the thread's own, a stream
+    assert order["work"] == res["cb"]["work"]
+    meta = order["meta"]
+    assert meta["pairs_checked"] == 6 and meta["launches_unjoined"] == 0
+    assert res["lookups"] == 4  # NULL, legacy, per-thread, the stream: once each

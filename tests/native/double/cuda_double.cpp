@@ -100,17 +100,25 @@ CUDA_DOUBLE_API const CUfunc_st* skipnative_cuda_double_find(const char* ptx, co
 
 // A kernel launch through (domain, cbid); a runtime launch calls the driver's
 // cuLaunchKernel inside, as CUDA's runtime does.
+// The id of a stream as CUPTI's double gives it (cuptiGetStreamIdEx): its own,
+// or 7 for the legacy NULL stream (NULL, CU_STREAM_LEGACY) and 8 for the
+// thread's own (CU_STREAM_PER_THREAD), which never capture here.
+static uint32_t stream_id(CUstream_st* stream) {
+  const auto handle = reinterpret_cast<uintptr_t>(stream);
+  return handle > 2 ? stream->id : stream == CU_STREAM_PER_THREAD ? 8 : 7;
+}
+
 CUDA_DOUBLE_API void skipnative_cuda_double_launch(int domain, int cbid, const CUfunc_st* fn,
                                                    void** params, CUstream_st* stream) {
-  if (stream->capturing) {
+  if (reinterpret_cast<uintptr_t>(stream) > 2 && stream->capturing) {
     stream->captured.push_back(fn->name);
     skipnative_double_call(domain, cbid);
     return;
   }
   int inner = domain == kDriver ? -1 : kDriver;
   int inner_cbid = domain == kDriver ? -1 : int(CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel);
-  skipnative_double_launch_nested(domain, cbid, inner, inner_cbid, stream->id, fn->name.c_str(),
-                                  skipnative_cuda_double_kernel_ns(fn, params));
+  skipnative_double_launch_nested(domain, cbid, inner, inner_cbid, stream_id(stream),
+                                  fn->name.c_str(), skipnative_cuda_double_kernel_ns(fn, params));
 }
 
 // A dlsym made from inside this library. dlsym resolves RTLD_DEFAULT and
@@ -249,7 +257,7 @@ CUDA_DOUBLE_API CUresult cuLaunchKernel(CUfunction f, unsigned, unsigned, unsign
   const int runtime_cbid = t_runtime_cbid;
   t_runtime_cbid = -1;
   CUDA_DOUBLE_FAIL("cuLaunchKernel");
-  if (!f || !stream) return CUDA_ERROR_INVALID_HANDLE;
+  if (!f) return CUDA_ERROR_INVALID_HANDLE;
   if (f->params > 0 && !params) return CUDA_ERROR_INVALID_VALUE;
   if (runtime_cbid >= 0)
     skipnative_cuda_double_launch(0, runtime_cbid, f, params, stream);
