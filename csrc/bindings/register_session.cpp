@@ -227,6 +227,9 @@ void register_session(py::module_& m) {
     d["api_records_by_cbid"] =
         api->ActivityEnableDriverApi != nullptr && api->ActivityEnableRuntimeApi != nullptr;
     d["hw_trace"] = api->ActivityEnableHWTrace != nullptr;
+    d["hook_join_external"] = api->ActivityPushExternalCorrelationId != nullptr &&
+                              api->ActivityPopExternalCorrelationId != nullptr;
+    d["hook_join_order"] = api->GetStreamIdEx != nullptr && api->GetDeviceId != nullptr;
     return d;
   });
   m.def("probe_driver", [] {

@@ -596,6 +596,8 @@ def test_info_lists_the_optional_cupti_features(gpu, capsys):
         "activity_attributes": True,
         "api_records_by_cbid": True,
         "hw_trace": True,
+        "hook_join_external": True,
+        "hook_join_order": True,
     }
     assert main(["info", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
