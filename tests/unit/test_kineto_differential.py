@@ -251,6 +251,8 @@ def test_documents_json_refuses_are_refused(evs, rnd: random.Random):
             )
     try:
         strict_loads(text.decode())
+    except decimal.InvalidOperation:
+        return  # JSON, with a number past Decimal's exponents (1e99999999999999999999)
     except ValueError:
         pass
     else:
