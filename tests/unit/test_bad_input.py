@@ -256,3 +256,78 @@ def test_a_folder_with_an_empty_trace_analyses_the_others(tmp_path):
     assert r.returncode == 1 and len(out["ranks"]) == 1
     assert out["errors"] == [f"{empty}: no launch call and no GPU activity in the trace: nothing "
                              "to analyse"]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["analyze", "kernels", "compare"])
+@pytest.mark.parametrize("window", ["nan:", ":inf", "1e400:", "-inf:5"])
+def test_a_window_that_is_no_finite_number_is_one_line(tmp_path, command, window):
+    good = write(tmp_path / "t.json", [launch(0, 1, 1), kernel(2, 1, 1)])
+    argv = [command, good, *([good] if command == "compare" else []), f"--window={window}"]
+    r = subprocess.run([sys.executable, "-m", "skipnative", *argv], capture_output=True, text=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip() == (
+        f"skip: error: --window: each end a finite number of µs below 1e15, got {window!r}"
+    )
+
+
+def test_kernels_takes_the_window_of_analyze(tmp_path):
+    # the same window (µs from the trace's start) selects the same kernels
+    evs = [launch(100 * i, 5, i + 1) for i in range(10)] + [
+        kernel(100 * i + 10, 3, i + 1) for i in range(10)
+    ]
+    t = write(tmp_path / "t.json", evs)
+
+    def run(*a):
+        r = subprocess.run([sys.executable, "-m", "skipnative", *a], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    kernels = run("kernels", t, "--window", "200:650", "--json")["kernels"]
+    analyzed = run("analyze", t, "--window", "200:650", "--json")["regions"][0]["metrics"]
+    assert kernels == analyzed["n_kernels"] == 5  # launches at 200, 300, ..., 600 µs
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["run", "--hook-join", "nonsense", "--", "true"], "invalid choice: 'nonsense'"),
+        (["analyze", "T", "--top", "abc"], "invalid int value: 'abc'"),
+        (["analyze", "T", "--window", "-5:10"], "--OPTION=VALUE"),
+        (["nosuch"], "invalid choice: 'nosuch'"),
+    ],
+)
+def test_a_command_line_the_parser_refuses_is_one_line(tmp_path, argv, fragment):
+    good = write(tmp_path / "t.json", [launch(0, 1, 1), kernel(2, 1, 1)])
+    argv = [good if a == "T" else a for a in argv]
+    r = subprocess.run([sys.executable, "-m", "skipnative", *argv], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("skip: error: ") and fragment in lines[0]
+
+
+@pytest.mark.parametrize(
+    "argv", [["analyze"], ["kernels"], ["fusion"], ["whatif"], ["whatif", "--graphs"]]
+)
+def test_commands_that_compute_refuse_a_trace_with_nothing_in_it(tmp_path, argv):
+    empty = raw(tmp_path, '{"traceEvents": []}', "empty.json")
+    argv = argv[:1] + [empty] + argv[1:]
+    r = subprocess.run([sys.executable, "-m", "skipnative", *argv], capture_output=True, text=True)
+    assert r.returncode == 1 and r.stdout == "", r.stderr  # whatif --graphs: internal error
+    assert r.stderr.strip() == f"skip: error: {empty}: no launch call and no GPU activity in " \
+        "the trace: nothing to analyse"  # fmt: skip
+
+
+def test_whatif_refuses_chains_that_fuse_nothing(tmp_path):
+    t = write(tmp_path / "t.json", [launch(0, 1, 1), kernel(2, 1, 1, "gemm")])
+    chains = tmp_path / "chains.json"
+    chains.write_text(json.dumps([["not", "here"]]))
+
+    def whatif(*a):
+        return subprocess.run(
+            [sys.executable, "-m", "skipnative", "whatif", t, *a], capture_output=True, text=True
+        )
+
+    r = whatif("--fuse", str(chains))
+    assert r.returncode == 1 and "no chain's kernels all occur in" in r.stderr
+    r = whatif("--fuse-top", "-1")
+    assert r.returncode == 1 and r.stderr.strip() == "skip: error: --fuse-top must be >= 1"

@@ -27,6 +27,52 @@ class UserError(Exception):
     """A problem the user can fix; printed as one line."""
 
 
+def require_content(path: str, trace) -> None:
+    """A trace with no launch call and no GPU activity is refused by name: every
+    number of it would read 0."""
+    if len(trace.launches) == 0 and len(trace.gpu) == 0:
+        from skipnative.errors import TraceError
+
+        raise TraceError(
+            path, "no launch call and no GPU activity in the trace: nothing to analyse"
+        )
+
+
+# --window ends past this many µs (about 31 years) from a trace's start are refused
+_WINDOW_LIMIT_US = 1e15
+
+
+def parse_window(text: str | None) -> tuple[float | None, float | None] | None:
+    """--window START:END (µs from the trace's start; either end optional) ->
+    (start, end), or None. The one form every command's --window takes."""
+    if text is None:
+        return None
+    lo, sep, hi = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        out = tuple(float(x) if x.strip() else None for x in (lo, hi))
+    except ValueError:
+        raise UserError(f"--window: expected START:END in µs (2000:5000), got {text!r}") from None
+    if any(x is not None and not abs(x) <= _WINDOW_LIMIT_US for x in out):
+        raise UserError(f"--window: each end a finite number of µs below 1e15, got {text!r}")
+    if out[0] is not None and out[1] is not None and out[1] <= out[0]:
+        raise UserError(f"--window: END must be after START, got {text!r}")
+    return out  # type: ignore[return-value]
+
+
+def window_ns(trace, window: tuple[float | None, float | None] | None) -> tuple[int, int] | None:
+    """A --window in µs from the trace's first event -> [t0, t1) in the trace's ns."""
+    if window is None:
+        return None
+    from skipnative.analysis.kernels import trace_start
+
+    t0 = trace_start(trace)
+    lo = t0 + round(window[0] * 1e3) if window[0] is not None else -(2**63)
+    hi = t0 + round(window[1] * 1e3) if window[1] is not None else 2**63 - 1
+    return lo, hi
+
+
 def with_launch_hooks(env: Mapping[str, str]) -> dict[str, str]:
     """`env` with libskipnative_hooks.so first in LD_PRELOAD, which
     launch_records="hook" needs loaded before CUDA; unchanged where it is there

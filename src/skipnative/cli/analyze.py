@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from skipnative.cli import folder_commands
-from skipnative.cli._common import UserError, fmt_value, print_json, short_name, table
+from skipnative.cli._common import (
+    UserError,
+    fmt_value,
+    parse_window,
+    print_json,
+    require_content,
+    short_name,
+    table,
+    window_ns,
+)
 from skipnative.cli._folders import add_jobs_arg
-from skipnative.errors import TraceError
 from skipnative.io.folder import is_folder
 
 
@@ -37,34 +45,6 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def parse_window(text: str | None) -> tuple[float | None, float | None] | None:
-    """--window START:END (µs; either end optional) -> (start, end), or None."""
-    if text is None:
-        return None
-    lo, sep, hi = text.partition(":")
-    try:
-        if not sep:
-            raise ValueError
-        out = tuple(float(x) if x.strip() else None for x in (lo, hi))
-    except ValueError:
-        raise UserError(f"--window: expected START:END in µs (2000:5000), got {text!r}") from None
-    if out[0] is not None and out[1] is not None and out[1] <= out[0]:
-        raise UserError(f"--window: END must be after START, got {text!r}")
-    return out  # type: ignore[return-value]
-
-
-def window_ns(trace, window: tuple[float | None, float | None] | None) -> tuple[int, int] | None:
-    """A --window in µs from the trace's first event -> [t0, t1) in the trace's ns."""
-    if window is None:
-        return None
-    from skipnative.analysis.kernels import trace_start
-
-    t0 = trace_start(trace)
-    lo = t0 + round(window[0] * 1e3) if window[0] is not None else -(2**63)
-    hi = t0 + round(window[1] * 1e3) if window[1] is not None else 2**63 - 1
-    return lo, hi
-
-
 def analysis(path: str, region: str | None, top: int, window=None, trace=None) -> dict:
     import skipnative
     from skipnative.io.sniff import detect_format
@@ -75,11 +55,7 @@ def analysis(path: str, region: str | None, top: int, window=None, trace=None) -
     from skipnative.trace import vendor
 
     trace = trace if trace is not None else skipnative.load(path)
-    if len(trace.launches) == 0 and len(trace.gpu) == 0:
-        # every metric would read 0: say so instead of printing zeros
-        raise TraceError(
-            path, "no launch call and no GPU activity in the trace: nothing to analyse"
-        )
+    require_content(path, trace)
     regions = compute_metrics(trace, region=region, top=top, window=window_ns(trace, window))
     if region is not None and not regions:
         raise UserError(f"{path}: {unknown_region(trace, region)}")

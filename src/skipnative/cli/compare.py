@@ -88,7 +88,7 @@ def run(args) -> int:
         from skipnative.cli.analyze import analysis
 
         return folder_commands.compare(args, analysis)
-    from skipnative.cli.analyze import parse_window
+    from skipnative.cli._common import parse_window
 
     window = parse_window(args.window)
     result = comparison(args.a, args.b, args.region, args.per_iteration, window)

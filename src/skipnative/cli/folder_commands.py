@@ -11,7 +11,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from skipnative.cli._common import UserError, fmt_value, print_json, short_name, table
+from skipnative.cli._common import (
+    UserError,
+    fmt_value,
+    print_json,
+    require_content,
+    short_name,
+    table,
+)
 from skipnative.cli._folders import map_files, report_errors
 from skipnative.cli._pairs import paired_regions
 from skipnative.io.folder import is_folder, list_traces, shared_rank_text, shared_ranks
@@ -189,6 +196,7 @@ def compare(args, analysis) -> int:
 def _fusion_work(path: str, trace, **kw) -> list[dict]:
     from skipnative.analysis.fusion import find_candidates
 
+    require_content(path, trace)
     return [c.to_dict() for c in find_candidates(trace, **kw)]
 
 

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from skipnative.cli import folder_commands
-from skipnative.cli._common import UserError, fmt_value, print_json, short_name, table
+from skipnative.cli._common import (
+    UserError,
+    fmt_value,
+    print_json,
+    require_content,
+    short_name,
+    table,
+)
 from skipnative.cli._folders import add_jobs_arg
 from skipnative.io.folder import is_folder
 
@@ -45,6 +52,7 @@ def run(args) -> int:
     if is_folder(args.trace):
         return folder_commands.fusion(args, lengths)
     trace = skipnative.load(args.trace)
+    require_content(args.trace, trace)
     try:
         cands = find_candidates(
             trace,

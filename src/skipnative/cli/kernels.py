@@ -8,7 +8,16 @@ import sys
 
 import numpy as np
 
-from skipnative.cli._common import UserError, fmt_value, print_json, short_name, table
+from skipnative.cli._common import (
+    UserError,
+    fmt_value,
+    parse_window,
+    print_json,
+    require_content,
+    short_name,
+    table,
+    window_ns,
+)
 from skipnative.cli._folders import add_jobs_arg, map_files, report_errors
 from skipnative.io.folder import is_folder, list_traces
 
@@ -21,7 +30,9 @@ def add_parser(sub) -> None:
     p.add_argument("trace", help=".skip file, torch.profiler trace, or a folder of per-rank traces")
     p.add_argument("--region", help="only kernels placed in regions of this name")
     p.add_argument(
-        "--window", metavar="A:B", help="only kernels placed in [A, B) (ns, on the trace's clock)"
+        "--window",
+        metavar="START:END",
+        help="only kernels placed in [START, END) (µs from the trace's start, either end optional)",
     )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--csv", metavar="OUT", help="write the table as CSV ('-': stdout)")
@@ -33,22 +44,11 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def parse_window(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        a, b = (int(x) for x in text.split(":"))
-    except ValueError:
-        raise UserError(f"--window: expected A:B in integer ns, got {text!r}") from None
-    if b <= a:
-        raise UserError("--window: B must be greater than A")
-    return a, b
-
-
 def _rows_work(path: str, trace, region, window) -> dict:
     from skipnative.analysis.kernel_rows import kernel_rows
 
-    return kernel_rows(trace, region=region, window=window)
+    require_content(path, trace)
+    return kernel_rows(trace, region=region, window=window_ns(trace, window))
 
 
 def _table(args) -> tuple[dict, list[str]]:

@@ -7,6 +7,7 @@ import importlib
 import os
 import sys
 import traceback
+from typing import NoReturn
 
 from skipnative.cli._common import UserError
 from skipnative.errors import TraceError
@@ -39,11 +40,21 @@ COMMANDS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """A command line the parser refuses is one line and exit status 2 (argparse
+    prints the whole usage first); subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        if "expected one argument" in message:
+            message += " (a value that begins with '-' is written --OPTION=VALUE)"
+        self.exit(2, f"skip: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser of every subcommand; where `argv` names one, of that one alone,
     so that a command imports only its own module (`skip analyze` does not pay
     for torch-side or plotting imports)."""
-    p = argparse.ArgumentParser(prog="skip", description=__doc__)
+    p = _Parser(prog="skip", description=__doc__)
     p.add_argument(
         "--traceback",
         action="store_true",

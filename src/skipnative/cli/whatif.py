@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 
-from skipnative.cli._common import UserError, fmt_value, print_json, table
+import numpy as np
+
+from skipnative.cli._common import UserError, fmt_value, print_json, require_content, table
 
 
 def add_parser(sub) -> None:
@@ -58,6 +61,16 @@ def _chains(args, trace):
             chains.append(tuple(c))
         if not chains:
             raise UserError(f"{args.fuse}: no chains")
+        names = set(trace.name(np.unique(trace.kernels["name_id"])))
+        absent = [c for c in chains if not set(c) <= names]
+        if len(absent) == len(chains):
+            raise UserError(f"{args.fuse}: no chain's kernels all occur in {args.trace}")
+        if absent:
+            print(
+                f"skip: note: {len(absent)} of {len(chains)} chains of {args.fuse} have kernels "
+                f"{args.trace} does not hold; they fuse nothing",
+                file=sys.stderr,
+            )
         return chains
     if args.fuse_top:
         from skipnative.analysis.fusion import find_candidates
@@ -82,9 +95,12 @@ def run(args) -> int:
         raise UserError("--cpu-scale must be a finite number > 0")
     if not math.isfinite(args.launch_add_us):
         raise UserError("--launch-add-us must be a finite number")
+    if args.fuse_top is not None and args.fuse_top < 1:
+        raise UserError("--fuse-top must be >= 1")
     if os.path.isdir(args.trace):
         return run_sweep(args)
     trace = skipnative.load(args.trace)
+    require_content(args.trace, trace)
     chains = _chains(args, trace)
     rows = predict(trace, fuse=chains, **_changes(args))
     out = {
