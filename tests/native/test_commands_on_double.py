@@ -266,3 +266,32 @@ def test_a_capture_on_the_double_is_said_to_be_of_a_simulated_gpu(tmp_path, gpu)
     assert r.stdout.splitlines()[0] == "sim.skip (skip, simulated GPU)"
     r = skip(tmp_path, "analyze", "sim.skip", "--json")
     assert json.loads(r.stdout)["vendor"] == "simulated"
+
+
+def test_sweep_points_joined_by_stream_order(tmp_path):
+    (tmp_path / "w.py").write_text(HOOK_WORKLOAD)
+    r = skip(
+        tmp_path, "sweep", "--script", "w.py:make", "--batch-sizes", "1", "--iters", "2",
+        "--warmup", "1", "--no-attribution", "--launch-records", "hook", "--hook-join", "order",
+        "--out", "run",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "skip: note" not in r.stderr
+    _hook_capture(tmp_path / "run" / "b1.skip", 1)
+    import skipnative
+
+    meta = skipnative.load(tmp_path / "run" / "b1.skip").meta
+    # the timing pass has latency timestamps: every pair checked by a queued time
+    assert meta["hook_join"] == "order" and meta["pairs_checked"] == 3 * 10
+    assert meta["hook_api_records"] == ""
+
+
+def test_a_sweep_says_when_its_points_hooks_saw_no_launch(tmp_path):
+    # the simulated GPU's launches do not go through the driver's entry points
+    (tmp_path / "w.py").write_text(WORKLOAD)
+    r = skip(
+        tmp_path, "sweep", "--script", "w.py:make", "--batch-sizes", "1", "--iters", "2",
+        "--warmup", "1", "--no-attribution", "--launch-records", "hook", "--out", "run",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "skip: note: batch 1: the launch hooks recorded no launch call while" in r.stderr

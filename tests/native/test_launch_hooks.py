@@ -18,6 +18,7 @@ import textwrap
 
 import pytest
 
+import skipnative
 from skipnative import launch_hooks_library
 
 PREAMBLE = """
@@ -469,6 +470,9 @@ def test_threads_on_their_own_streams_are_each_joined():
 def test_hook_join_is_checked():
     from skipnative import _native
 
+    with pytest.raises(ValueError, match="hook_join='order' needs launch_records='hook'"):
+        skipnative.capture(hook_join="order")
+
     assert _native.capture_options()["hook_join"] == "external"
     _native.Session({"hook_join": "order"})
     with pytest.raises(ValueError, match="hook_join: expected 'external' or 'order', not 'time'"):
@@ -554,3 +558,16 @@ def test_the_null_legacy_and_per_thread_streams_are_told_apart():
     meta = order["meta"]
     assert meta["pairs_checked"] == 6 and meta["launches_unjoined"] == 0
     assert res["lookups"] == 4  # NULL, legacy, per-thread, the stream: once each
+
+
+def test_a_hook_capture_that_saw_no_launch_while_kernels_ran_says_so():
+    r = run(
+        """
+        with skipnative.capture(clock="library", launch_records="hook") as cap:
+            sim.launch("k", 1000)  # straight to the simulated GPU: no driver entry point
+        print(json.dumps([len(cap.trace.launches), len(cap.trace.kernels)]))
+        """
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1]) == [0, 1]
+    assert "the launch hooks recorded no launch call while 1 kernels ran" in r.stderr

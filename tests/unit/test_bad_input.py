@@ -331,3 +331,12 @@ def test_whatif_refuses_chains_that_fuse_nothing(tmp_path):
     assert r.returncode == 1 and "no chain's kernels all occur in" in r.stderr
     r = whatif("--fuse-top", "-1")
     assert r.returncode == 1 and r.stderr.strip() == "skip: error: --fuse-top must be >= 1"
+
+
+@pytest.mark.parametrize("command", ["run", "profile", "sweep"])
+def test_hook_join_without_hook_launch_records_is_refused(tmp_path, command):
+    argv = [command, "--hook-join", "order", "--out", str(tmp_path / "o")]
+    argv += ["--", "true"] if command == "run" else []
+    r = subprocess.run([sys.executable, "-m", "skipnative", *argv], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stderr.strip() == "skip: error: --hook-join order needs --launch-records hook"

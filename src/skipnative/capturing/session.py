@@ -179,6 +179,8 @@ class Capture:
         max_gpu_records: int = 64 << 20,
         synchronize: bool = True,
     ):
+        if hook_join != "external" and launch_records != "hook":
+            raise ValueError(f"hook_join={hook_join!r} needs launch_records='hook'")
         mod, why = native()
         if mod is None:
             raise CaptureError(why)
@@ -234,6 +236,16 @@ class Capture:
         finally:
             _running.discard(self)
         self._trace = None  # built on first access of .trace
+        meta = self._session.metadata()
+        kernels = len(self._session.kernels())
+        if meta.get("launch_source") == "hook" and not len(self._session.launches()) and kernels:
+            warnings.warn(
+                f"the launch hooks recorded no launch call while {kernels} kernels ran: work "
+                "launched other than through the CUDA driver's entry points (simulate_cuda()'s "
+                "gpu.launch, a library loaded with dlmopen) is not seen by the hooks",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     def __enter__(self) -> Capture:
         return self.start()

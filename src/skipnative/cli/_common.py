@@ -27,6 +27,12 @@ class UserError(Exception):
     """A problem the user can fix; printed as one line."""
 
 
+def check_hook_join(args) -> None:
+    """--hook-join is how hook captures join: refused without --launch-records hook."""
+    if args.hook_join != "external" and args.launch_records != "hook":
+        raise UserError(f"--hook-join {args.hook_join} needs --launch-records hook")
+
+
 def require_content(path: str, trace) -> None:
     """A trace with no launch call and no GPU activity is refused by name: every
     number of it would read 0."""

@@ -14,6 +14,7 @@ from skipnative.cli._common import (
     LAUNCH_RECORDS,
     LAUNCH_RECORDS_HELP,
     UserError,
+    check_hook_join,
     with_launch_hooks,
 )
 
@@ -181,6 +182,7 @@ def interpreter_options(orig_argv: list[str]) -> list[str]:
 def run(args) -> int:
     from skipnative.cli._gpu import require_gpu
 
+    check_hook_join(args)
     if args.launch_records == "hook":
         _preload_hooks(args)
     require_gpu("profile")

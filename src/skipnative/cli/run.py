@@ -17,6 +17,7 @@ from skipnative.cli._common import (
     LAUNCH_RECORDS,
     LAUNCH_RECORDS_HELP,
     UserError,
+    check_hook_join,
     with_launch_hooks,
 )
 from skipnative.io import runfolder
@@ -104,6 +105,7 @@ def _options(args) -> dict[str, object]:
         raise UserError("--activity-buffer-bytes must be >= 4096")
     if args.max_activity_buffers < 1:
         raise UserError("--max-activity-buffers must be >= 1")
+    check_hook_join(args)
     return {
         "clock": args.clock,
         "latency_timestamps": args.latency_timestamps,

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from skipnative.cli._common import UserError, with_launch_hooks
+from skipnative.cli._common import UserError, check_hook_join, with_launch_hooks
 from skipnative.cli.profile import add_workload_args
 
 
@@ -89,6 +89,8 @@ def sweep(args, sizes: list[int], env: dict[str, str] | None = None) -> dict:
             n = len(points)
             kept = f"sweep.json holds the {n} point{'s' * (n != 1)} before it" if n else ""
             raise UserError(f"batch {b} failed: {last}" + (f" ({kept})" if kept else ""))
+        for note in _hook_notes(r.stderr):  # the point could not use the hooks: say so
+            print(f"{chr(10) if tty else ''}skip: note: batch {b}: {note}", file=sys.stderr)
         with open(os.path.join(out, f"b{b}.json")) as f:
             points.append(json.load(f))
         # after every point, so an interrupted sweep leaves what it measured
@@ -97,6 +99,17 @@ def sweep(args, sizes: list[int], env: dict[str, str] | None = None) -> dict:
     done = f"[{'#' * n}] {n} point{'s' * (n != 1)} in {time.time() - t_start:.0f} s"
     print("\r" + done if tty else done, file=sys.stderr)
     return doc
+
+
+def _hook_notes(stderr: str) -> list[str]:
+    """The launch hooks' warnings a point printed (fell back to callbacks, saw no
+    launch), once each."""
+    notes = []
+    for line in stderr.splitlines():
+        _, sep, msg = line.partition("RuntimeWarning: ")
+        if sep and ("launch_records='hook'" in msg or "launch hooks" in msg) and msg not in notes:
+            notes.append(msg.strip())
+    return notes
 
 
 def _write(out: str, args, points: list[dict], failed: dict | None = None) -> dict:
@@ -146,6 +159,7 @@ def run(args) -> int:
     from skipnative.cli._gpu import require_gpu
 
     sizes = batch_sizes(args.batch_sizes)
+    check_hook_join(args)
     # each point is a `skip profile` process: with the hooks preloaded from its start
     env = with_launch_hooks(os.environ) if args.launch_records == "hook" else None
     require_gpu("sweep")
