@@ -65,14 +65,22 @@ def loop_ns_per_launch(x, n, reps):
 def hook_join_counts(cap) -> dict:
     """A hook capture's launches, kernels and what its join left unjoined."""
     md, t = cap.metadata, cap.trace
-    keys = ("hook_join", "hook_api_records", "launches_unjoined", "work_unjoined")
+    keys = (
+        "hook_join",
+        "hook_api_records",
+        "launches_unjoined",
+        "work_unjoined",
+        "launches_captured",
+        "launches_failed",
+        "pairs_checked",
+        "pairs_ambiguous",
+        "pairs_unverified",
+    )
     out = {k: md.get(k) for k in keys}
     out.update(
         launches=len(t.launches),
         kernels=len(t.kernels),
         kernels_joined=int(np.isin(t.kernels["correlation"], t.launches["correlation"]).sum()),
-        pairs_checked=md.get("pairs_checked"),
-        launches_captured=md.get("launches_captured"),
     )
     return out
 
