@@ -557,7 +557,10 @@ def test_the_null_legacy_and_per_thread_streams_are_told_apart():
     assert order["work"] == res["cb"]["work"]
     meta = order["meta"]
     assert meta["pairs_checked"] == 6 and meta["launches_unjoined"] == 0
-    assert res["lookups"] == 4  # NULL, legacy, per-thread, the stream: once each
+    # NULL, legacy, per-thread and the stream: once each, and once more where the
+    # created stream's handle falls in the slot of NULL or the per-thread handle
+    # (the cache is direct-mapped by handle: a 1 in 16 chance; not caching: 6)
+    assert res["lookups"] in (4, 5)
 
 
 def test_a_hook_capture_that_saw_no_launch_while_kernels_ran_says_so():
