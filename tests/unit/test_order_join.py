@@ -20,7 +20,7 @@ import pytest
 import skipnative
 from realdata import CUDA, OLD_FORMAT, ROCM
 from skipnative.capturing.order_join import join_by_stream_order, replay_order_join
-from skipnative.trace import API_KINDS
+from skipnative.trace import API_KINDS, LAUNCH_KINDS
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 CAPTURES = [
@@ -56,9 +56,7 @@ def _calls_without_work_after_one_with(t) -> int:
     """GPU-work calls without GPU work whose thread made a call with work before."""
     ln = t.launches
     has = np.isin(ln["correlation"], t.gpu["correlation"])
-    work_kind = np.isin(
-        ln["kind"], [API_KINDS.index(k) for k in ("kernel", "graph", "copy", "set")]
-    )
+    work_kind = np.isin(ln["kind"], LAUNCH_KINDS)
     n = 0
     for tid in np.unique(ln["tid"]):
         mine = np.flatnonzero(ln["tid"] == tid)

@@ -15,11 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from skipnative.capturing.loader import native
-from skipnative.trace import API_KINDS, Trace
+from skipnative.trace import LAUNCH_KINDS, Trace
 
 __all__ = ["OrderReplay", "join_by_stream_order", "replay_order_join"]
-
-_WORK_CALLS = [API_KINDS.index(k) for k in ("kernel", "graph", "copy", "set")]
 
 
 def join_by_stream_order(
@@ -74,9 +72,9 @@ def replay_order_join(trace: Trace, *, queued: bool = True) -> OrderReplay:
     device[row[has]] = g["device"][has]
     stream[row[has]] = g["stream"][has]
     with_work = stream >= 0
-    _carry_thread_streams(ln, device, stream, np.isin(ln["kind"], _WORK_CALLS))
+    _carry_thread_streams(ln, device, stream, np.isin(ln["kind"], LAUNCH_KINDS))
     got, counts = join_by_stream_order(trace, device, stream, queued=queued)
-    work = with_work & np.isin(ln["kind"], _WORK_CALLS)
+    work = with_work & np.isin(ln["kind"], LAUNCH_KINDS)
     agreed = int((work & (got == corr)).sum())
     # a call given work that is not its own: another's, or any for one that has none
     wrong = int(((got != 0) & (got != corr)).sum())
