@@ -29,7 +29,6 @@ std::atomic<const Lookup*> g_open{nullptr};
 // Bumped by each open: a stream is looked up anew in each session (CUPTI,
 // finalized and set up again in between, need not give it the same id).
 std::atomic<uint32_t> g_opens{0};
-std::atomic<uint64_t> g_failures{0};
 
 std::mutex g_table_mu;
 [[maybe_unused]] const int g_table_mu_fork = hold_across_fork<g_table_mu>();
@@ -111,10 +110,8 @@ uint32_t find(const SkipnativeHookCall& call, CUcontext context, bool special) {
   const uint8_t per_thread = own || (call.per_thread && !legacy);
   uint32_t device = 0, id = 0;
   if (f->device_id(owner, &device) != CUPTI_SUCCESS ||
-      f->stream_id(nullptr, asked, per_thread, &id) != CUPTI_SUCCESS) {
-    g_failures.fetch_add(1, std::memory_order_relaxed);
-    return kNone;
-  }
+      f->stream_id(nullptr, asked, per_thread, &id) != CUPTI_SUCCESS)
+    return kNone;  // the call's launch counts as unjoined
   return key_of(device, id);
 }
 
@@ -158,8 +155,6 @@ std::vector<std::pair<uint32_t, uint32_t>> table() {
   std::lock_guard<std::mutex> lock(g_table_mu);
   return g_table;
 }
-
-uint64_t failures() { return g_failures.load(); }
 
 }  // namespace stream_keys
 }  // namespace skipnative

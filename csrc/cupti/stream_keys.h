@@ -52,8 +52,6 @@ uint32_t key(const SkipnativeHookCall& call);
 // (device id, stream id) of key k at [k - 1]; a key past the end was handed
 // out after this was read.
 std::vector<std::pair<uint32_t, uint32_t>> table();
-// Lookups that failed (kNone returned for a call with a stream) so far.
-uint64_t failures();
 
 }  // namespace stream_keys
 }  // namespace skipnative
