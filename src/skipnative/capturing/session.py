@@ -191,6 +191,7 @@ class Capture:
         options["api_domains"] = list(api_domains)
         self._mod = mod
         self._synchronize = synchronize
+        self._hooked = launch_records == "hook"  # stop() checks the hooks saw launches
         self._session = mod.Session({**options, "wheel_dirs": wheel_cupti_dirs()})
         self._trace: Trace | None = None
         self._pid = os.getpid()
@@ -236,9 +237,9 @@ class Capture:
         finally:
             _running.discard(self)
         self._trace = None  # built on first access of .trace
-        meta = self._session.metadata()
-        kernels = len(self._session.kernels())
-        if meta.get("launch_source") == "hook" and not len(self._session.launches()) and kernels:
+        kernels = len(self._session.kernels()) if self._hooked else 0
+        launches = len(self._session.launches()) if kernels else 1
+        if not launches and self._session.metadata().get("launch_source") == "hook":
             warnings.warn(
                 f"the launch hooks recorded no launch call while {kernels} kernels ran: work "
                 "launched other than through the CUDA driver's entry points (simulate_cuda()'s "
