@@ -23,16 +23,17 @@ from skipnative.capturing.order_join import join_by_stream_order, replay_order_j
 from skipnative.trace import API_KINDS, LAUNCH_KINDS
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
-CAPTURES = [
-    RESULTS / "h100-2026-11-26" / "sweep" / "b1.skip",
-    RESULTS / "h100-2026-11-26" / "sweep" / "b64.skip",
-    RESULTS / "h200-2026-11-26" / "sweep" / "b1.skip",
-    RESULTS / "h100-2026-11-26" / "graphs" / "b1.skip",  # graph launches
-]
+# every capture of bench/results: the sweeps and first iterations (kernels with
+# queued times: 53,508 in all, the number the join's header quotes) and the
+# graph sweep (graph launches)
+CAPTURES = sorted(RESULTS.glob("*/sweep/*.skip")) + sorted(RESULTS.glob("*/first_iteration/*.skip"))
+CAPTURES += [RESULTS / "h100-2026-11-26" / "graphs" / "b1.skip"]
 KERNEL = API_KINDS.index("kernel")
 
 
-@pytest.mark.parametrize("path", CAPTURES + CUDA + [ROCM, OLD_FORMAT], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", CAPTURES + CUDA + [ROCM, OLD_FORMAT], ids=lambda p: f"{p.parent.parent.name}/{p.name}"
+)
 @pytest.mark.parametrize("queued", [True, False], ids=["queued", "order-only"])
 def test_the_order_join_finds_every_true_pair(path, queued):
     t = skipnative.load(path)
@@ -45,7 +46,7 @@ def test_the_order_join_finds_every_true_pair(path, queued):
     assert r.counts["work_unjoined"] == 0
     if r.counts["launches_unjoined"] == 0:  # nothing unpaired: no pair in doubt
         assert r.counts["pairs_unverified"] == 0
-    if queued and path.suffix == ".skip" and path.parent.name == "sweep":
+    if queued and path.suffix == ".skip" and path.parent.name != "graphs":
         # each kernel's queued time lies inside its own call's span: every pair checked
         assert r.counts["pairs_checked"] == int((t.gpu["t_queued"] > 0).sum()) > 0
     else:
@@ -146,3 +147,14 @@ def test_columns_of_different_lengths_are_refused(b1):
     device, stream = _true_streams(b1)
     with pytest.raises(ValueError, match="stream has"):
         join_by_stream_order(b1, device, stream[:-1])
+
+
+def test_every_queued_kernel_of_the_captures_is_checked():
+    # the count the join's header quotes: each kernel with a queued time lies in
+    # its own call's span, in all 21 captures
+    checked = [
+        replay_order_join(skipnative.load(p)).counts["pairs_checked"]
+        for p in CAPTURES
+        if p.parent.name != "graphs"
+    ]
+    assert len(checked) == 21 and sum(checked) == 53508
