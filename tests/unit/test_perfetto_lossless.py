@@ -135,3 +135,19 @@ def test_native_export_is_valid_and_reads_back_identically(tmp_path):
         a, b = t.gpu[col][order], back.gpu[col][border]
         assert ((a == 0) == (b == 0)).all()
         assert (b[a != 0] - shift == a[a != 0]).all()
+
+
+def test_a_simulated_capture_stays_simulated_through_an_export(tmp_path):
+    from skipnative.testing import simulate_cuda
+    from skipnative.trace import vendor
+
+    gpu = simulate_cuda()
+    with skipnative.capture() as cap:
+        gpu.launch("k", duration_ns=1_000)
+        gpu.sync()
+    assert vendor(cap.trace) == "simulated"
+    export_perfetto(cap.trace, str(tmp_path / "s.json"))
+    assert vendor(skipnative.load(tmp_path / "s.json")) == "simulated"
+    real = tmp_path / "r.json"
+    export_perfetto(skipnative.load(NATIVE), str(real))
+    assert vendor(skipnative.load(real)) == "NVIDIA"

@@ -59,13 +59,14 @@ def _region_kinds(names: list[str], name_id: np.ndarray) -> np.ndarray:
     return np.where(step[name_id], STEP, ANNOTATION).astype(np.uint8)
 
 
-def _exported_native(top: dict[str, str]) -> bool:
-    """A native capture written out by `skip export --perfetto`."""
+def _exported_native(top: dict[str, str]) -> dict | None:
+    """The header of a native capture written out by `skip export --perfetto`, or
+    None for any other document."""
     try:
         info = json.loads(top.get("skipnative", "null"))
     except ValueError:
-        return False
-    return isinstance(info, dict) and info.get("source") == "skipnative"
+        return None
+    return info if isinstance(info, dict) and info.get("source") == "skipnative" else None
 
 
 def load_kineto(path: str, reader=None) -> Trace:
@@ -221,8 +222,11 @@ def _to_trace(path: str, reader) -> Trace:
     steps = ks.view(np.uint8).reshape(-1)
     regions = _table(steps, "step", REGION_DTYPE, begin_end, ("name_id",), base)
     regions["kind"] = _region_kinds(strings.strings, ks["name_id"])
-    if _exported_native(dict(reader.top_level)):
+    exported = _exported_native(top)
+    if exported is not None:
         regions["kind"] = MARKER  # a native capture's iteration markers, exported
+        if exported.get("cupti_test_double") is True:
+            meta["cupti_test_double"] = True
     if extra_regions is not None:  # an export's own list of regions, restored as it was
         regions = _regions_from(extra_regions, strings)
 

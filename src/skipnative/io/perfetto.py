@@ -69,6 +69,8 @@ def export_perfetto(trace: Trace, path: str, *, overwrite: bool = False) -> int:
             "regions": _region_list(trace, off),
         },
     }
+    if trace.meta.get("cupti_test_double") is True:  # read back as "simulated", not NVIDIA
+        header["skipnative"]["cupti_test_double"] = True  # type: ignore[index]
     header["skipnative"]["latency"] = _latency_shards(trace, header)  # type: ignore[index]
     head = json.dumps(header)[:-1]
     text = head + ',"traceEvents":[\n' + ",\n".join(events) + "\n]}\n"
