@@ -97,8 +97,10 @@ void Session::start() {
   if (!cs::session.compare_exchange_strong(expected, this))
     throw SessionError(
         "another skipnative session is capturing in this process; stop it before starting one");
+  cs::pause_at("published");
   if (cs::benchmarking.load()) {
     cs::session.store(nullptr);
+    wait_for_buffer_callbacks();  // one that read this session is done with it (as below)
     throw SessionError(
         "a record-path benchmark is running in this process; start the capture after it");
   }

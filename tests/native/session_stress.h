@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "check.h"
+#include "cupti/callback_state.h"
 #include "cupti/metadata.h"
 #include "cupti/session.h"
 #include "double/sim_cuda.h"
@@ -304,6 +305,69 @@ void test_failed_start_while_a_buffer_is_delivered(const Double& d) {
   g_start_threw = true;
   thrown.release();
   d.on_activity_enable(nullptr);
+  if (g_completer != nullptr) {
+    g_completer->join();
+    delete g_completer;
+    g_completer = nullptr;
+  }
+  skipnative::set_pause_point(nullptr);
+  d.disable_kind(CUPTI_ACTIVITY_KIND_KERNEL);
+  CHECK(threw && !s->active());
+  CHECK(reached.wait(0));           // the buffer was delivered while start() ran
+  CHECK(!g_delivered_late.load());  // and start() waited for it
+  s.reset();
+  auto next = std::make_unique<Session>(library_clock());  // the process can capture again
+  next->start();
+  d.launch(kRuntime, kLaunch, 7, "k", 100);
+  next->stop();
+  CHECK(next->kernels().size() == 1);
+}
+
+// The same when start() is refused because a record-path benchmark runs: the
+// session was published for an instant, a buffer callback that read it then
+// must be done with it before start() throws. (Before, that refusal threw
+// without waiting, and the caller's delete freed the session under the
+// callback: AddressSanitizer saw the use after free.)
+std::atomic<bool> g_pause_refused{false};
+
+void complete_a_buffer_while_published(const char* where) {
+  const std::string w(where);
+  if (w == "published" && g_pause_refused.load()) {
+    if (g_completer == nullptr) g_completer = new std::thread([] { g_enable_double->flush(0); });
+    g_failing_reached->wait(5000);  // the completion has read the session
+  } else if (w == "deliver" && g_pause_refused.exchange(false)) {
+    g_failing_reached->release();
+    g_start_thrown->wait(300);  // a fixed start() waits for this callback
+    g_delivered_late = g_start_threw.load();
+  }
+}
+
+void test_refused_start_while_a_buffer_is_delivered(const Double& d) {
+  d.reset(23);  // no cuptiFinalize: the buffer callbacks stay registered after a stop
+  d.configure(100, 100, 0, 0);
+  auto first = std::make_unique<Session>(library_clock());
+  first->start();
+  first->stop();
+  d.enable_kind(CUPTI_ACTIVITY_KIND_KERNEL);  // another CUPTI user's kind
+  d.launch(kRuntime, kLaunch, 7, "k", 100);   // a record in a buffer CUPTI holds
+  Gate reached, thrown;
+  g_enable_double = &d;
+  g_failing_reached = &reached;
+  g_start_thrown = &thrown;
+  g_start_threw = g_delivered_late = false;
+  g_pause_refused = true;
+  skipnative::set_pause_point(&complete_a_buffer_while_published);
+  skipnative::callback_state::benchmarking.store(true);  // as a record-path benchmark does
+  auto s = std::make_unique<Session>(library_clock());
+  bool threw = false;
+  try {
+    s->start();
+  } catch (const SessionError&) {
+    threw = true;
+  }
+  g_start_threw = true;
+  thrown.release();
+  skipnative::callback_state::benchmarking.store(false);
   if (g_completer != nullptr) {
     g_completer->join();
     delete g_completer;
@@ -1015,6 +1079,7 @@ void run_concurrency_tests(const Double& d) {
   test_fork_while_a_lock_is_held(d);
   test_stop_while_a_buffer_is_delivered(d);
   test_failed_start_while_a_buffer_is_delivered(d);
+  test_refused_start_while_a_buffer_is_delivered(d);
   test_attach_across_stop_and_start(d);
   test_restarts_while_eight_threads_launch(d);
   test_stop_while_delivering(d);
