@@ -367,13 +367,19 @@ Session::BufferOrigin Session::buffer_origin(uint8_t* b) {
 }
 
 void Session::release_buffer(uint8_t* b) {
-  // cleared here, off the launching threads (CUPTI completes buffers on its own
+  // Cleared here, off the launching threads (CUPTI completes buffers on its own
   // thread or in a flush); all of it, whatever CUPTI reported as valid. Not at
-  // stop: those buffers are not handed out again.
-  if (!stopping_.load(std::memory_order_relaxed))
-    std::memset(b, 0, cs::rounded(opts_.activity_buffer_bytes));
+  // stop, where clearing is wasted: freed instead, never pooled, for CUPTI may
+  // still ask for a buffer before the stop's last flush, and is told that the
+  // ones it gets are zero (a request then gets a new, zeroed one).
+  const bool stopping = stopping_.load(std::memory_order_relaxed);
+  if (!stopping) std::memset(b, 0, cs::rounded(opts_.activity_buffer_bytes));
   std::lock_guard<std::mutex> lock(buffers_mu_);
   handed_out_.erase(b);
+  if (stopping) {
+    std::free(b);
+    return;
+  }
   try {
     free_buffers_.push_back(b);
   } catch (...) {  // out of memory: not pooled

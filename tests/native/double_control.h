@@ -34,6 +34,7 @@ struct Double {
   CUptiResult (*disable_kind)(CUpti_ActivityKind);
   void (*on_activity_enable)(void (*)(int));  // f(kind) at each cuptiActivityEnable
   uint64_t (*calls_after_finalize)();         // external correlation calls after cuptiFinalize
+  uint64_t (*dirty_buffers)();  // buffers handed to CUPTI as zeroed that were not
 };
 
 template <class F>
@@ -67,6 +68,7 @@ Double load_double() {
   bind(h, d.refused_buffers, "skipnative_double_refused_buffers");
   bind(h, d.call_timestamp_callback, "skipnative_double_call_timestamp_callback");
   bind(h, d.enable_kind, "cuptiActivityEnable");
+  bind(h, d.dirty_buffers, "skipnative_double_dirty_buffers");
   bind(h, d.disable_kind, "cuptiActivityDisable");
   bind(h, d.on_activity_enable, "skipnative_double_on_activity_enable");
   bind(h, d.calls_after_finalize, "skipnative_double_calls_after_finalize");

@@ -386,6 +386,40 @@ void test_refused_start_while_a_buffer_is_delivered(const Double& d) {
   CHECK(next->kernels().size() == 1);
 }
 
+// Buffers CUPTI completes in stop()'s first flush go back without being cleared
+// (they are not used again), but until the second flush CUPTI may still ask for
+// one (a launch on another thread, records of work still finishing) while the
+// zeroed-buffer attribute says what it gets is zero. (Before, it got one of
+// those uncleared buffers: CUPTI may then read stale values as records.)
+const Double* g_stop_double = nullptr;
+std::atomic<int> g_stop_deliveries{0};
+
+void launch_at_the_second_stop_delivery(const char* where) {
+  if (std::string(where) != "deliver" || g_stop_deliveries.fetch_add(1) != 1) return;
+  // the first buffer of the flush is back in the pool by now
+  std::thread([] { g_stop_double->launch(kRuntime, kLaunch, 7, "late", 100); }).join();
+}
+
+void test_buffer_requested_while_stopping_is_zeroed(const Double& d) {
+  d.reset(130001);
+  d.configure(100, 100, 0, 0);
+  SessionOptions o = library_clock();
+  o.activity_buffer_bytes = 4096;  // a few records a buffer: CUPTI holds several
+  auto s = std::make_unique<Session>(o);
+  s->start();
+  CHECK(s->stats().buffers_prezeroed);
+  d.launch_many(100, kRuntime, kLaunch, 7, "k", 100);
+  const uint64_t before = d.dirty_buffers();
+  g_stop_double = &d;
+  g_stop_deliveries = 0;
+  skipnative::set_pause_point(&launch_at_the_second_stop_delivery);
+  s->stop();
+  skipnative::set_pause_point(nullptr);
+  CHECK(g_stop_deliveries.load() >= 2);  // the launch came while stop() delivered
+  CHECK(d.dirty_buffers() == before);
+  CHECK(s->kernels().size() >= 100);
+}
+
 // A thread preempted inside a launch record (here: while attaching) across a
 // stop: the stop waits for the record, which lands in the stopped session's
 // buffers (a later stop frees them: a record still writing there would write
@@ -1080,6 +1114,7 @@ void run_concurrency_tests(const Double& d) {
   test_stop_while_a_buffer_is_delivered(d);
   test_failed_start_while_a_buffer_is_delivered(d);
   test_refused_start_while_a_buffer_is_delivered(d);
+  test_buffer_requested_while_stopping_is_zeroed(d);
   test_attach_across_stop_and_start(d);
   test_restarts_while_eight_threads_launch(d);
   test_stop_while_delivering(d);
