@@ -34,7 +34,7 @@ struct Double {
   CUptiResult (*disable_kind)(CUpti_ActivityKind);
   void (*on_activity_enable)(void (*)(int));  // f(kind) at each cuptiActivityEnable
   uint64_t (*calls_after_finalize)();         // external correlation calls after cuptiFinalize
-  uint64_t (*dirty_buffers)();  // buffers handed to CUPTI as zeroed that were not
+  uint64_t (*dirty_buffers)();                // buffers handed to CUPTI as zeroed that were not
 };
 
 template <class F>
