@@ -349,7 +349,10 @@ void Injection::finish() {
 }
 
 void at_exit() {
-  if (g_injection != nullptr) g_injection->finish();
+  // Not in a forked child: it owns none of this, and its copy of the lock may be
+  // held by a thread that exists only in the parent (the controller, closing a
+  // window): waiting for it would hang the child's exit for good.
+  if (g_injection != nullptr && getpid() == g_pid) g_injection->finish();
 }
 
 void install_signal(int sig) {

@@ -452,6 +452,35 @@ def test_a_forked_child_still_dies_of_sigterm(tmp_path):
     assert [p["status"] for p in runfolder.read_run(tmp_path)["processes"]] == ["complete"]
 
 
+_FORK_WHILE_CLOSING = """
+import os, sys, time
+from skipnative.testing.launcher import _Cuda
+t0 = time.monotonic()
+cuda = _Cuda(3000, False, flush_delay_s=4.0)  # a window's close (its stop) takes 4 s
+cuda.launch(cuda.kernel("k"), cuda.stream(), 10)
+time.sleep(max(0.0, 1.3 - (time.monotonic() - t0)))  # the window closes at 0.3 s: still closing
+pid = os.fork()
+if pid == 0:
+    sys.exit(0)  # a normal exit: the exit handlers run, the injection's among them
+deadline = time.monotonic() + 15
+while time.monotonic() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        sys.exit(0 if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else 3)
+    time.sleep(0.01)
+os.kill(pid, 9)
+sys.exit(4)  # the child hung in exit()
+"""
+
+
+def test_a_forked_child_exits_while_its_parent_closes_a_window(tmp_path):
+    # the child inherits the injection's lock as the closing thread held it; its
+    # exit handler must not wait for a thread that does not exist in the child
+    r = skip_run(tmp_path, "--duration", "0.3", "--", sys.executable, "-c", _FORK_WHILE_CLOSING)
+    assert r.returncode == 0, r.stderr
+    assert [p["status"] for p in runfolder.read_run(tmp_path)["processes"]] == ["complete"]
+
+
 def test_a_triggered_window_closes_after_its_duration(tmp_path):
     gate, out = _gated(tmp_path)
     proc = start_run(
