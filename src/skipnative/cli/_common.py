@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 LAUNCH_RECORDS = ["callbacks", "activity", "hook"]
@@ -31,6 +32,39 @@ def check_hook_join(args) -> None:
     """--hook-join is how hook captures join: refused without --launch-records hook."""
     if args.hook_join != "external" and args.launch_records != "hook":
         raise UserError(f"--hook-join {args.hook_join} needs --launch-records hook")
+
+
+def number(
+    kind: type = float,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    above: bool = False,
+) -> Callable[[str], Any]:
+    """An argparse type: a finite `kind` (float or int) from lo to hi (either
+    optional; `above`: lo itself excluded). A value outside is refused by the
+    parser in one line, never taken in to fail later as an internal error."""
+
+    def parse(text: str) -> Any:
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {_KIND_NAMES[kind]}") from None
+        if isinstance(v, float) and not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if lo is not None and (v <= lo if above else v < lo):
+            raise argparse.ArgumentTypeError(
+                f"{text} is not {'above' if above else 'at least'} {lo:g}"
+            )
+        if hi is not None and v > hi:
+            raise argparse.ArgumentTypeError(f"{text} is above the limit of {hi:g}")
+        return v
+
+    parse.__name__ = _KIND_NAMES[kind]  # argparse's "invalid <name> value" otherwise
+    return parse
+
+
+_KIND_NAMES = {float: "a number", int: "an integer"}
 
 
 def require_content(path: str, trace) -> None:
