@@ -201,3 +201,23 @@ def test_a_sweep_folder_is_not_taken_for_ranks(tmp_path):
     r = skip("analyze", tmp_path)
     assert r.returncode == 1 and "sweep folder" in r.stderr and "skip report" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_analyze_folder_takes_window_and_api_as_one_file_does(tmp_path):
+    # each file's window is µs from its own start, as `skip analyze FILE --window` has it
+    rank_trace(tmp_path / "rank0.json", 10, steps=2)
+    rank_trace(tmp_path / "rank1.json", 10, steps=2)
+    one = json.loads(skip("analyze", tmp_path / "rank0.json", "--json", "--window", ":40").stdout)
+    whole = json.loads(skip("analyze", tmp_path, "--json").stdout)
+    cut = json.loads(skip("analyze", tmp_path, "--json", "--window", ":40").stdout)
+    n = {r["name"]: r["metrics"]["n_kernels"] for r in one["regions"]}
+    assert 0 < n["all"] < 6  # the window leaves kernels out of one file
+    for r in cut["regions"]:
+        if r["name"] == "all":
+            assert r["metrics"]["n_kernels"] == n["all"]
+    assert {r["metrics"]["n_kernels"] for r in whole["regions"] if r["name"] == "all"} == {6}
+    assert cut["window_us"] == [None, 40.0]
+    text = skip("analyze", tmp_path, "--api", "--window", ":40").stdout
+    assert "window [start, 40" in text
+    assert text.count("CPU calls of rank") == 2 and "cudaLaunchKernel" in text
+    assert [len(r["api_calls"]) > 0 for r in cut["ranks"]] == [True, True]

@@ -169,3 +169,27 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 
 def short_name(name: str, width: int = 70) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def api_table(calls: list[dict]) -> str:
+    """--api's table: per CPU call name, its count, total, median and longest call."""
+    rows = [
+        [
+            short_name(a["name"]),
+            fmt_value(a["calls"]),
+            fmt_value(a["total_us"]),
+            fmt_value(a["median_us"]),
+            fmt_value(a["max_us"]),
+            fmt_value(a["max_at_us"]),
+        ]
+        for a in calls
+    ]
+    return table(rows, ["api", "calls", "total_us", "median_us", "max_us", "max_at_us"])
+
+
+def window_text(window: tuple[float | None, float | None]) -> str:
+    """The line that says which --window the numbers are of."""
+    lo, hi = window
+    a = "start" if lo is None else fmt_value(lo)
+    b = "end" if hi is None else fmt_value(hi)
+    return f"window [{a}, {b}) µs from the trace's start (launches beginning inside it)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from skipnative.cli import folder_commands
 from skipnative.cli._common import (
     UserError,
+    api_table,
     fmt_value,
     parse_window,
     print_json,
@@ -12,6 +13,7 @@ from skipnative.cli._common import (
     short_name,
     table,
     window_ns,
+    window_text,
 )
 from skipnative.cli._folders import add_jobs_arg
 from skipnative.io.folder import is_folder
@@ -70,9 +72,9 @@ def analysis(path: str, region: str | None, top: int, window=None, trace=None) -
 def run(args) -> int:
     if args.top < 0:
         raise UserError("--top must be >= 0")
-    if is_folder(args.trace):
-        return folder_commands.analyze(args, analysis)
     window = parse_window(args.window)
+    if is_folder(args.trace):
+        return folder_commands.analyze(args, analysis, window)
     result = analysis(args.trace, args.region, args.top, window, trace=_read_early(args.trace))
     if args.json:
         print_json(result)
@@ -80,11 +82,8 @@ def run(args) -> int:
     from skipnative.analysis.metrics import METRIC_KEYS
 
     print(f"{result['trace']} ({result['format']}, {result['vendor']} GPU)")
-    if "window_us" in result:
-        lo, hi = result["window_us"]
-        lo = "start" if lo is None else fmt_value(lo)
-        hi = "end" if hi is None else fmt_value(hi)
-        print(f"window [{lo}, {hi}) µs from the trace's start (launches beginning inside it)")
+    if window is not None:
+        print(window_text(window))
     for r in result["regions"]:
         m = r["metrics"]
         print(f"\nregion {r['name']}  device {r['device']}  -> {_bound_text(m, window)}")
@@ -107,18 +106,7 @@ def run(args) -> int:
             print(table(rows, ["top kernels", "count", "total_us", "mean_us"]))
     if args.api and result["api_calls"]:
         print("\nCPU calls (whole trace; the longest call's begin from the first call)")
-        rows = [
-            [
-                short_name(a["name"]),
-                fmt_value(a["calls"]),
-                fmt_value(a["total_us"]),
-                fmt_value(a["median_us"]),
-                fmt_value(a["max_us"]),
-                fmt_value(a["max_at_us"]),
-            ]
-            for a in result["api_calls"]
-        ]
-        print(table(rows, ["api", "calls", "total_us", "median_us", "max_us", "max_at_us"]))
+        print(api_table(result["api_calls"]))
     return 0
 
 

@@ -13,39 +13,60 @@ from typing import Any
 
 from skipnative.cli._common import (
     UserError,
+    api_table,
     fmt_value,
     print_json,
     require_content,
     short_name,
     table,
+    window_text,
 )
 from skipnative.cli._folders import map_files, report_errors
 from skipnative.cli._pairs import paired_regions
 from skipnative.io.folder import is_folder, list_traces, shared_rank_text, shared_ranks
 
 
-def _analyze_work(path: str, trace, analysis, region: str | None, top: int) -> dict:
-    return analysis(path, region, top, trace=trace)
+def _analyze_work(path: str, trace, analysis, region: str | None, top: int, window) -> dict:
+    return analysis(path, region, top, window, trace=trace)
 
 
 def folder_analysis(
-    analysis, folder: str, region: str | None, top: int, jobs: int = 0, warn_shared: bool = True
+    analysis,
+    folder: str,
+    region: str | None,
+    top: int,
+    jobs: int = 0,
+    warn_shared: bool = True,
+    window=None,
 ):
     """({folder, ranks, regions (each with its rank), steps}, error lines), with
-    `analysis` (skip analyze's, for one trace) run on each file."""
-    kw = {"analysis": analysis, "region": region, "top": top}
+    `analysis` (skip analyze's, for one trace) run on each file (`window`: the
+    parsed --window, each file's own µs from its start)."""
+    kw = {"analysis": analysis, "region": region, "top": top, "window": window}
     rows, errors = map_files(list_traces(folder), _analyze_work, kw, jobs, warn_shared=warn_shared)
     regions = [
         {"rank": rank, "trace": path, **r} for path, rank, res in rows for r in res["regions"]
     ]
-    return {
+    out = {
         "folder": folder,
         "format": "folder",
-        "ranks": [{"rank": rank, "trace": p, "format": res["format"]} for p, rank, res in rows],
+        "ranks": [
+            {
+                "rank": rank,
+                "trace": p,
+                "format": res["format"],
+                "api_calls": res["api_calls"],
+                "dropped": res.get("dropped", {}),
+            }
+            for p, rank, res in rows
+        ],
         "regions": regions,
         "steps": cross_rank(regions),
         "errors": errors,
-    }, errors
+    }
+    if window is not None:
+        out["window_us"] = list(window)
+    return out, errors
 
 
 def cross_rank(regions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -80,8 +101,10 @@ def cross_rank(regions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def analyze(args, analysis) -> int:
-    result, errors = folder_analysis(analysis, args.trace, args.region, args.top, args.jobs)
+def analyze(args, analysis, window=None) -> int:
+    result, errors = folder_analysis(
+        analysis, args.trace, args.region, args.top, args.jobs, window=window
+    )
     if args.region is not None and not result["regions"] and not errors:
         raise UserError(f"{args.trace}: no region named {args.region!r}")
     if args.json:
@@ -95,6 +118,8 @@ def analyze(args, analysis) -> int:
     if n_ranks != n_files:
         what += f", {n_ranks} rank{'s' * (n_ranks != 1)}"
     print(f"{args.trace} (folder of {what})")
+    if window is not None:
+        print(window_text(window) + ", in each file")
     shared = {r for r in ranks if ranks.count(r) > 1}
 
     def rank_cell(rank: int, trace: str) -> str:  # a rank several files have: which file
@@ -130,6 +155,11 @@ def analyze(args, analysis) -> int:
         for s in result["steps"]
     ]
     print(table(rows, ["region", "ranks", "slowest", "fastest", "IL spread us", "TKLQT spread us"]))
+    if args.api:
+        for r in result["ranks"]:
+            if r["api_calls"]:
+                print(f"\nCPU calls of rank {rank_cell(r['rank'], r['trace'])}")
+                print(api_table(r["api_calls"]))
     return report_errors(errors)
 
 
