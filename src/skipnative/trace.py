@@ -201,6 +201,35 @@ def vendor(trace: Trace) -> str:
     return "NVIDIA"
 
 
+# What a capture counted but did not keep (its metadata's "dropped"), and the
+# option whose cap it hit
+LOSS_KINDS = {
+    "launches": "launch calls (max_launch_bytes)",
+    "gpu_rows": "GPU records (max_gpu_records)",
+    "cupti": "records CUPTI had no buffer for (max_activity_buffers)",
+    "spilled": "records CUPTI wrote to spill buffers (max_activity_buffers)",
+}
+
+
+def losses(meta: dict[str, Any]) -> dict[str, int]:
+    """The records a capture counted but did not keep, by kind (LOSS_KINDS), those
+    above zero, from its metadata (a trace's meta): its metrics miss that work."""
+    dropped = meta.get("dropped")
+    if not isinstance(dropped, dict):
+        return {}
+    out = {}
+    for k in LOSS_KINDS:
+        v = dropped.get(k)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+            out[k] = int(v)
+    return out
+
+
+def loss_text(lost: dict[str, int]) -> str:
+    """One phrase for losses(): "49 GPU records (max_gpu_records), ..." """
+    return ", ".join(f"{n:,} {LOSS_KINDS[k]}" for k, n in lost.items())
+
+
 class StringTable:
     """Append-only interning table (id 0 is the empty string)."""
 

@@ -87,7 +87,10 @@ def test_sweep_and_report_on_the_simulated_gpu(tmp_path):
     pytest.importorskip("matplotlib")
     r = skip(tmp_path, "report", "run")
     assert r.returncode == 0, r.stderr
-    assert "simulated GPU" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "simulated GPU" in report
+    assert doc["script"] == str(tmp_path / "w.py") + ":make"
+    assert report.startswith("# TKLQT sweep: w.py:make")  # not the default workload's title
 
 
 def test_a_failing_point_stops_the_sweep_and_keeps_the_others(tmp_path):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import platform
+import subprocess
+import sys
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -154,9 +157,14 @@ def test_activity_buffer_exhaustion_counts_exact_drops(gpu):
     record = 4096 // _kernel_record_slots(gpu)
     per_buffer = 4096 // record
     n = 2 * per_buffer + 37
-    with skipnative.capture(
-        clock="library", activity_buffer_bytes=4096, max_activity_buffers=2
-    ) as cap:
+    with (
+        pytest.warns(
+            RuntimeWarning, match=f"dropped {n - 2 * per_buffer} records CUPTI had no buffer for"
+        ),
+        skipnative.capture(
+            clock="library", activity_buffer_bytes=4096, max_activity_buffers=2
+        ) as cap,
+    ):
         gpu.launch_many(n, "k", 10)
     md = cap.metadata
     assert len(cap.trace.gpu) == 2 * per_buffer
@@ -167,9 +175,8 @@ def test_activity_buffer_exhaustion_counts_exact_drops(gpu):
 
 
 def _kernel_record_slots(gpu):
-    with skipnative.capture(
-        clock="library", activity_buffer_bytes=4096, max_activity_buffers=1
-    ) as cap:
+    probe = skipnative.capture(clock="library", activity_buffer_bytes=4096, max_activity_buffers=1)
+    with pytest.warns(RuntimeWarning, match="records CUPTI had no buffer for"), probe as cap:
         gpu.launch_many(200, "probe", 10)
     return len(cap.trace.gpu)
 
@@ -193,9 +200,13 @@ def test_recycled_activity_buffers_reach_cupti_zeroed(gpu):
 
 def test_launch_buffer_cap_counts_exact_drops(gpu):
     # chunks of 16 records, a cap of exactly two chunks: 32 records kept
-    with skipnative.capture(
+    capped = skipnative.capture(
         clock="library", launch_chunk_records=16, max_launch_bytes=2 * 16 * 24
-    ) as cap:
+    )
+    with (
+        pytest.warns(RuntimeWarning, match=r"dropped 18 launch calls \(max_launch_bytes\)"),
+        capped as cap,
+    ):
         gpu.launch_many(50, "k", 10)
     assert len(cap.trace.launches) == 32
     assert cap.metadata["dropped"]["launches"] == 18
@@ -203,7 +214,10 @@ def test_launch_buffer_cap_counts_exact_drops(gpu):
 
 
 def test_gpu_row_cap_counts_exact_drops(gpu):
-    with skipnative.capture(clock="library", max_gpu_records=10) as cap:
+    with (
+        pytest.warns(RuntimeWarning, match=r"dropped 15 GPU records \(max_gpu_records\)"),
+        skipnative.capture(clock="library", max_gpu_records=10) as cap,
+    ):
         gpu.launch_many(25, "k", 10)
     assert len(cap.trace.gpu) == 10
     assert cap.metadata["dropped"]["gpu_rows"] == 15
@@ -545,9 +559,12 @@ def test_launch_records_rejects_an_unknown_source():
 
 def test_launch_records_from_activity_keep_to_the_launch_memory_cap(gpu):
     cap_rows = (64 << 10) // 32  # max_launch_bytes / one launch row
-    with skipnative.capture(
-        clock="library", launch_records="activity", max_launch_bytes=64 << 10
-    ) as cap:
+    with (
+        pytest.warns(RuntimeWarning, match="dropped 500 launch calls"),
+        skipnative.capture(
+            clock="library", launch_records="activity", max_launch_bytes=64 << 10
+        ) as cap,
+    ):
         gpu.launch_many(cap_rows + 500, "k", 10)
     assert len(cap.trace.launches) == cap_rows
     assert cap.metadata["dropped"]["launches"] == 500
@@ -624,3 +641,31 @@ def test_cupti_overhead_records_are_summed_by_kind_when_asked_for(gpu):
         gpu.launch("k", 1000)
         assert not gpu.kind_enabled(17)
     assert cap.metadata["cupti_overhead"] == {}
+
+
+def test_a_capture_that_drops_records_says_so(gpu, tmp_path):
+    # past max_gpu_records the rows are counted, not kept: the metrics miss them
+    with (
+        pytest.warns(RuntimeWarning, match=r"dropped 49 GPU records \(max_gpu_records\)"),
+        skipnative.capture(clock="library", max_gpu_records=1) as cap,
+    ):
+        for _ in range(50):
+            gpu.launch("k", 1000)
+        gpu.sync()
+    assert len(cap.trace.gpu) == 1
+    cap.trace.save(tmp_path / "lossy.skip")
+    r = subprocess.run(
+        [sys.executable, "-m", "skipnative", "analyze", str(tmp_path / "lossy.skip"), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0 and json.loads(r.stdout)["dropped"] == {"gpu_rows": 49}
+    assert r.stderr.strip().splitlines() == [
+        f"skip: warning: {tmp_path / 'lossy.skip'}: the capture dropped 49 GPU records "
+        "(max_gpu_records); its metrics miss that work"
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a capture within its caps warns of nothing
+        with skipnative.capture(clock="library") as cap:
+            gpu.launch("k", 1000)
+            gpu.sync()

@@ -15,6 +15,7 @@ from skipnative.analysis.whatif import replay
 from skipnative.errors import TraceError
 from skipnative.io import load
 from skipnative.io.sweep import load_sweep
+from skipnative.trace import losses
 
 WHATIF_CPU = (2.0, 0.5)  # the report's default what-if: a CPU 2x slower, 2x faster
 
@@ -49,7 +50,7 @@ def sweep_data(
         raise TraceError(
             os.path.join(folder, "sweep.json"), "the sweep has no points: nothing to report"
         )
-    native, lq, tops = [], [], []
+    native, lq, tops, lost = [], [], [], []
     scenarios: dict[str, dict[str, Any]] = {f"{s:g}": {"cpu_scale": s} for s in whatif_cpu}
     if whatif_graphs:
         scenarios["graphs"] = {"graphs": True}
@@ -59,6 +60,7 @@ def sweep_data(
         kt = join_kernels(t)
         rows = compute_metrics(t, top=0, kt=kt)
         native.append(run_summary(t, rows))
+        lost.append(losses(t.meta))
         # the timed iterations only (a profile's capture also holds its warm-up)
         timed = in_regions(t, kt)
         lq.append(((kt.t_start - kt.l_begin)[kt.counted & timed] / 1e3).tolist())
@@ -78,7 +80,9 @@ def sweep_data(
         "card": sw.card,
         "phase": sw.phase,
         "seq_len": sw.info.get("seq_len"),
+        "script": sw.info.get("script"),
         "values": sw.values,
+        "losses": lost,
         "native": native,
         "native_series": series(native, sw.values),
         "kineto": kineto if all(kineto) else None,

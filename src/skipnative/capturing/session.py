@@ -20,6 +20,8 @@ from skipnative.trace import (
     REGION_DTYPE,
     StringTable,
     Trace,
+    loss_text,
+    losses,
 )
 
 
@@ -237,6 +239,14 @@ class Capture:
         finally:
             _running.discard(self)
         self._trace = None  # built on first access of .trace
+        lost = losses(self._session.metadata())
+        if lost:
+            warnings.warn(
+                f"the capture dropped {loss_text(lost)}; its metrics miss that work "
+                "(raise the cap named)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         kernels = len(self._session.kernels()) if self._hooked else 0
         launches = len(self._session.launches()) if kernels else 1
         if not launches and self._session.metadata().get("launch_source") == "hook":

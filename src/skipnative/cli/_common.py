@@ -193,3 +193,16 @@ def window_text(window: tuple[float | None, float | None]) -> str:
     a = "start" if lo is None else fmt_value(lo)
     b = "end" if hi is None else fmt_value(hi)
     return f"window [{a}, {b}) µs from the trace's start (launches beginning inside it)"
+
+
+def warn_losses(result: dict) -> None:
+    """One warning line for an analysis result (skip analyze's, of one trace) whose
+    capture dropped records: its numbers miss that work."""
+    from skipnative.trace import loss_text
+
+    if result.get("dropped"):
+        print(
+            f"skip: warning: {result['trace']}: the capture dropped "
+            f"{loss_text(result['dropped'])}; its metrics miss that work",
+            file=sys.stderr,
+        )

@@ -12,6 +12,7 @@ from skipnative.cli._common import (
     require_content,
     short_name,
     table,
+    warn_losses,
     window_ns,
     window_text,
 )
@@ -54,7 +55,7 @@ def analysis(path: str, region: str | None, top: int, window=None, trace=None) -
     fmt = detect_format(path)
     from skipnative.analysis.kernels import unknown_region
     from skipnative.analysis.metrics import api_summary, compute_metrics
-    from skipnative.trace import vendor
+    from skipnative.trace import losses, vendor
 
     trace = trace if trace is not None else skipnative.load(path)
     require_content(path, trace)
@@ -66,6 +67,7 @@ def analysis(path: str, region: str | None, top: int, window=None, trace=None) -
         out["window_us"] = list(window)
     out["regions"] = [r.to_dict() for r in regions]
     out["api_calls"] = api_summary(trace)
+    out["dropped"] = losses(trace.meta)
     return out
 
 
@@ -76,6 +78,7 @@ def run(args) -> int:
     if is_folder(args.trace):
         return folder_commands.analyze(args, analysis, window)
     result = analysis(args.trace, args.region, args.top, window, trace=_read_early(args.trace))
+    warn_losses(result)
     if args.json:
         print_json(result)
         return 0

@@ -19,6 +19,7 @@ from skipnative.cli._common import (
     require_content,
     short_name,
     table,
+    warn_losses,
     window_text,
 )
 from skipnative.cli._folders import map_files, report_errors
@@ -105,6 +106,8 @@ def analyze(args, analysis, window=None) -> int:
     result, errors = folder_analysis(
         analysis, args.trace, args.region, args.top, args.jobs, window=window
     )
+    for r in result["ranks"]:
+        warn_losses(r)
     if args.region is not None and not result["regions"] and not errors:
         raise UserError(f"{args.trace}: no region named {args.region!r}")
     if args.json:

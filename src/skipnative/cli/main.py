@@ -7,6 +7,7 @@ import importlib
 import os
 import sys
 import traceback
+import warnings
 from typing import NoReturn
 
 from skipnative.cli._common import UserError
@@ -98,9 +99,17 @@ def _internal_error(e: BaseException, debug: bool) -> int:
     return 70
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning the library gives (a capture that dropped records, say) as the
+    command's own one line, not Python's two with a source line."""
+    print(f"skip: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
     full = list(sys.argv[1:] if argv is None else argv)
     debug, argv = _debug(full)
+    if not debug:
+        warnings.showwarning = _one_line_warning
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     args.skip_argv = full  # to start the command again (skip profile --launch-records hook)

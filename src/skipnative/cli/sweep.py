@@ -106,7 +106,10 @@ def _hook_notes(stderr: str) -> list[str]:
     launch), once each."""
     notes = []
     for line in stderr.splitlines():
-        _, sep, msg = line.partition("RuntimeWarning: ")
+        # `skip profile` prints a warning as one line; Python's own form also counts
+        _, sep, msg = line.partition("skip: warning: ")
+        if not sep:
+            _, sep, msg = line.partition("RuntimeWarning: ")
         if sep and ("launch_records='hook'" in msg or "launch hooks" in msg) and msg not in notes:
             notes.append(msg.strip())
     return notes
@@ -121,6 +124,7 @@ def _write(out: str, args, points: list[dict], failed: dict | None = None) -> di
         "card": _card(points),
         "phase": args.phase,
         "seq_len": args.seq_len,
+        "script": _absolute(args.script) if args.script else None,
         "graphs": args.graphs,
         "points": points,
     }

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from skipnative.report.document import Images, Section, Table
+from skipnative.trace import loss_text
 
 
 def whatif_label(key: str) -> str:
@@ -30,6 +32,8 @@ def _ms(us: float) -> str:
 
 
 def title(data: dict[str, Any]) -> str:
+    if data.get("script"):  # a workload of the user's: its phase and length are its own
+        return f"TKLQT sweep: {os.path.basename(data['script'])}"
     return f"TKLQT sweep: {data['phase']}, sequence length {data['seq_len']}"
 
 
@@ -39,6 +43,11 @@ def summary(data: dict[str, Any], source_note: str = "") -> Section:
     if source_note:
         blocks.append(source_note)
     blocks.append(_verdict(data))
+    for b, lost in zip(data["values"], data.get("losses") or []):
+        if lost:
+            blocks.append(
+                f"**Batch {b}'s capture dropped {loss_text(lost)}**: its numbers miss that work."
+            )
     if data["failed"]:
         f = data["failed"]
         blocks.append(
