@@ -19,6 +19,10 @@ difference in null-kernel launch cost between two machines, from
 
 Unchanged (``cpu_scale=1``), the replay reproduces the measured schedule.
 Cross-stream dependencies are not modelled beyond these per-activity offsets.
+Steps (step and marker regions) are barriers: a call of a later step, on any
+thread, begins after every call of the earlier steps has begun, so each step
+keeps its calls and their kernels. Ops and region bounds move with the replayed
+calls around them (the host work in between scaled), each within its step.
 Changes: ``fuse`` chains of kernel names (each occurrence becomes one kernel
 running the chain's total duration; the launch calls of the chain's later
 kernels disappear), and ``graphs`` (each region's kernel launches become one
@@ -40,22 +44,66 @@ from skipnative.analysis.kernels import join_by_correlation, join_kernels, queue
 from skipnative.trace import KIND_GRAPH, KIND_KERNEL, KIND_SYNC, Trace
 
 
-def _map_times(times, tid, pid, call_tid, call_pid, old_b, new_b, scale):
-    """Moves CPU times (op and region bounds) with the replayed calls of their thread:
-    t' = new_begin(next call) - (old_begin(next call) - t) * scale."""
-    out = np.asarray(times, dtype=np.int64).copy()
-    for p, t in set(zip(pid.tolist(), tid.tolist())):
-        sel = np.flatnonzero((pid == p) & (tid == t))
-        calls = np.flatnonzero((call_pid == p) & (call_tid == t))
-        if len(calls) == 0:
-            calls = np.arange(len(old_b))  # no calls on that thread: use all
-        if len(calls) == 0:
-            continue
-        o = calls[np.argsort(old_b[calls], kind="stable")]
-        ob, nb = old_b[o], new_b[o]
-        i = np.minimum(np.searchsorted(ob, out[sel]), len(o) - 1)
-        out[sel] = nb[i] - ((ob[i] - out[sel]) * scale).astype(np.int64)
-    return out
+def _anchored(times, ev_old, ev_new, scale):
+    """CPU times (ops, region bounds) moved with the replayed calls around them: from
+    the last call begin or end at or before each time, as measured, the host work in
+    between scaled, t' = new(event) + (t - old(event)) * scale, but not past the next
+    event; before the first event, back from it. ``ev_old`` sorted, ``ev_new`` its
+    replayed times."""
+    t = np.asarray(times, dtype=np.int64)
+    if len(ev_old) == 0:
+        return t.copy()
+    idx = np.searchsorted(ev_old, t, side="right") - 1
+    i = np.maximum(idx, 0)
+    after = ev_new[i] + ((t - ev_old[i]) * scale).astype(np.int64)
+    before = ev_new[0] - ((ev_old[0] - t) * scale).astype(np.int64)
+    out = np.where(idx >= 0, after, before)
+    nxt = np.minimum(idx + 1, len(ev_old) - 1)
+    return np.where(idx + 1 < len(ev_old), np.minimum(out, ev_new[nxt]), out)
+
+
+def _events(old_b, old_e, new_b, new_e, sel):
+    """The begins and ends of the calls in `sel`: sorted measured times, replayed times."""
+    old = np.concatenate([old_b[sel], old_e[sel]]).astype(np.int64)
+    new = np.concatenate([new_b[sel], new_e[sel]]).astype(np.int64)
+    o = np.argsort(old, kind="stable")
+    return old[o], new[o]
+
+
+def _step_bounds(t: Trace) -> np.ndarray:
+    """The measured begins and ends of the step and marker regions, sorted: the
+    replay's barriers (_Replay.run)."""
+    it = t.iterations
+    return np.unique(np.concatenate([it["t_begin"], it["t_end"]]).astype(np.int64))
+
+
+def _map_bounds(bounds, old_b, new_b, est):
+    """The replayed times of the step bounds: the estimate `est`, moved where needed so
+    that every call begins on the same side of each bound as measured (the replay's
+    barriers make that possible), never decreasing."""
+    if len(bounds) == 0:
+        return bounds.copy()
+    out = np.asarray(est, dtype=np.int64).copy()
+    if len(old_b):
+        o = np.argsort(old_b, kind="stable")
+        ob, nb = old_b[o].astype(np.int64), new_b[o].astype(np.int64)
+        k = np.searchsorted(ob, bounds, side="left")  # calls [0, k) begin before
+        pre = np.maximum.accumulate(nb)
+        suf = np.minimum.accumulate(nb[::-1])[::-1]
+        lo = np.where(k > 0, pre[np.maximum(k - 1, 0)] + 1, out)
+        hi = np.where(k < len(ob), suf[np.minimum(k, len(ob) - 1)], out)
+        out = np.minimum(np.maximum(out, lo), np.maximum(hi, lo))
+    return np.maximum.accumulate(out)
+
+
+def _into_steps(old, new, bounds, new_bounds):
+    """Replayed CPU times kept in the step their measured time lies in."""
+    if len(bounds) == 0:
+        return new
+    seg = np.searchsorted(bounds, old, side="right")
+    lo = np.where(seg > 0, new_bounds[np.maximum(seg - 1, 0)], new)
+    hi = np.where(seg < len(bounds), new_bounds[np.minimum(seg, len(bounds) - 1)] - 1, new)
+    return np.minimum(np.maximum(new, lo), np.maximum(hi, lo))
 
 
 @dataclass
@@ -152,6 +200,7 @@ class _Replay:
         self.go = np.argsort(plan.launch_begin, kind="stable")
         self.cum_end = np.maximum.accumulate(g["t_end"][self.go]) if len(g) else g["t_end"][:0]
         self.dep = _handoffs(ln)
+        self.bounds = _step_bounds(t)
         self.new_b = np.zeros(n_l, dtype=np.int64)
         self.new_e = np.zeros(n_l, dtype=np.int64)
         self.done = np.zeros(n_l, dtype=bool)
@@ -175,10 +224,25 @@ class _Replay:
         for key, calls in threads.items():
             start = origin + int((ln["t_begin"][calls[0]] - origin) * scale)
             heapq.heappush(heap, (start, key, 0))
+        # Steps are barriers: a call of a later step (any thread) begins after every
+        # call of the earlier ones has begun, as measured; so each step keeps its
+        # calls, and their kernels, however much faster or slower one thread gets.
+        step = np.searchsorted(self.bounds, ln["t_begin"], side="right")
+        left = np.bincount(step, minlength=len(self.bounds) + 1)
+        open_step = 0
+        while open_step < len(self.bounds) and left[open_step] == 0:
+            open_step += 1
+        held: dict[int, list] = {}
+        floor = int(np.iinfo(np.int64).min)  # earliest begin in the open step
+        last_begin = floor
         while heap:
             tb, key, pos = heapq.heappop(heap)
             calls = threads[key]
             i = calls[pos]
+            if step[i] > open_step:
+                held.setdefault(int(step[i]), []).append((tb, key, pos))
+                continue
+            tb = max(tb, floor)
             d_i = int(self.dep[i])
             if d_i >= 0:
                 # Hand-offs between threads: a call that began within HANDOFF_NS after
@@ -191,8 +255,15 @@ class _Replay:
                 lag = int(ln["t_begin"][i] - ln["t_end"][d_i])
                 tb = max(tb, int(self.new_e[d_i]) + int(lag * scale))
             te = self.call(i, tb)
+            last_begin = max(last_begin, tb)
             for item in waiting.pop(i, ()):
                 heapq.heappush(heap, item)
+            left[step[i]] -= 1
+            while open_step < len(self.bounds) and left[open_step] == 0:
+                open_step += 1
+                floor = last_begin + 1
+                for item in held.pop(open_step, ()):
+                    heapq.heappush(heap, item)
             if pos + 1 < len(calls):
                 nxt = calls[pos + 1]
                 gap_cpu = 0 if self.no_host[nxt] else int(ln["t_begin"][nxt] - ln["t_end"][i])
@@ -250,9 +321,23 @@ def _predicted(t: Trace, gl, removed, times, change: dict[str, Any]) -> Trace:
             gl >= 0, ln["correlation"][np.maximum(gl, 0)], out_g["correlation"]
         )
     scale = change["cpu_scale"]
+    old_b, old_e = ln["t_begin"], ln["t_end"]
+    everyone = np.ones(len(ln), dtype=bool)
+    ev_all = _events(old_b, old_e, new_b, new_e, everyone)
+    bounds = _step_bounds(t)
+    new_bounds = _map_bounds(bounds, old_b, new_b, _anchored(bounds, *ev_all, scale))
 
     def move(times, tid, pid):
-        return _map_times(times, tid, pid, ln["tid"], ln["pid"], ln["t_begin"], new_b, scale)
+        """With the calls of their own thread (all calls, where it made none), kept
+        in their step."""
+        times = np.asarray(times, dtype=np.int64)
+        out = times.copy()
+        for p, th in set(zip(pid.tolist(), tid.tolist())):
+            sel = (pid == p) & (tid == th)
+            own = (ln["pid"] == p) & (ln["tid"] == th)
+            ev = _events(old_b, old_e, new_b, new_e, own) if own.any() else ev_all
+            out[sel] = _anchored(times[sel], *ev, scale)
+        return _into_steps(times, out, bounds, new_bounds)
 
     ops = t.ops.copy()
     if len(ops):
@@ -260,11 +345,16 @@ def _predicted(t: Trace, gl, removed, times, change: dict[str, Any]) -> Trace:
         ops["t_end"] = np.maximum(ops["t_begin"], move(ops["t_end"], ops["tid"], ops["pid"]))
     regions = t.regions.copy()
     if len(regions) and len(ln):
-        main = np.bincount(ln["tid"] - ln["tid"].min()).argmax() + ln["tid"].min()
-        rt = np.full(len(regions), main)
-        rp = np.full(len(regions), ln["pid"][ln["tid"] == main][0])
-        regions["t_begin"] = move(regions["t_begin"], rt, rp)
-        regions["t_end"] = move(regions["t_end"], rt, rp)
+        # a region's own thread is not recorded: its bounds move with the calls of
+        # any thread; a step's bound is the one the barriers placed
+        for col in ("t_begin", "t_end"):
+            old = regions[col].astype(np.int64)
+            new = _into_steps(old, _anchored(old, *ev_all, scale), bounds, new_bounds)
+            if len(bounds):
+                at = np.minimum(np.searchsorted(bounds, old), len(bounds) - 1)
+                new = np.where(bounds[at] == old, new_bounds[at], new)
+            regions[col] = new
+        regions["t_end"] = np.maximum(regions["t_begin"], regions["t_end"])
     meta = {**t.meta, "whatif": change}
     return replace(t, launches=out_l[~removed], gpu=out_g, ops=ops, regions=regions, meta=meta)
 
