@@ -172,6 +172,38 @@ def test_cli_launch_cost_and_bad_numbers(tmp_path):
     assert out["launch_add_us"] == 3
     step = next(x for x in out["regions"] if x["name"] == "ProfilerStep#1")
     assert 115 <= step["predicted_il_us"] - step["measured_il_us"] <= 125
-    for bad in (["--cpu-scale", "nan"], ["--cpu-scale", "0"], ["--launch-add-us", "inf"]):
+    refused = [
+        ["--cpu-scale", "nan"],
+        ["--cpu-scale", "0"],
+        ["--cpu-scale", "-1"],
+        ["--cpu-scale", "1e300"],  # was an internal OverflowError
+        ["--cpu-scale", "2e6"],
+        ["--launch-add-us", "inf"],
+        ["--launch-add-us", "1e300"],  # was an internal OverflowError
+        ["--launch-add-us=-1e300"],
+        ["--launch-add-us", "2e6"],
+    ]
+    for bad in refused:
         r = whatif(*bad)
-        assert r.returncode == 1 and r.stderr.count("\n") == 1 and "must be" in r.stderr
+        assert r.returncode == 2, (bad, r.stderr)
+        assert r.stderr.count("\n") == 1 and "internal" not in r.stderr, bad
+        assert bad[0].split("=")[0] in r.stderr and r.stdout == "", bad
+    # the limits themselves are accepted, and print no number that is not finite
+    for edge in (["--cpu-scale", "1e6"], ["--cpu-scale", "1e-9"], ["--launch-add-us=-1e6"]):
+        r = whatif(*edge, "--json")
+        assert r.returncode == 0, (edge, r.stderr)
+        for x in json.loads(r.stdout)["regions"]:
+            assert x["predicted_il_us"] >= 0 and x["predicted_il_us"] < float("inf"), edge
+    h = whatif("--help").stdout
+    assert "1e+06" in h or "1e6" in h or "1,000,000" in h
+
+
+def test_cli_refuses_a_change_the_trace_cannot_hold(tmp_path, monkeypatch, capsys):
+    # within the parser's bounds, but beyond 64-bit ns for this trace: one line, exit 1
+    from skipnative.cli.main import main
+
+    run_trace(tmp_path, 1).save(tmp_path / "b1.skip")
+    monkeypatch.setattr("skipnative.analysis.whatif._TIME_LIMIT", 10**6)
+    assert main(["whatif", str(tmp_path / "b1.skip"), "--cpu-scale", "1e6"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("skip: error:") and err.count("\n") == 1 and "64-bit" in err

@@ -106,3 +106,10 @@ def test_predicted_latency_never_falls_as_the_cpu_slows_down_to_extremes(path):
     for name in il[0]:
         series = [x[name] for x in il]
         assert series == sorted(series), name
+
+
+def test_a_schedule_beyond_64_bit_nanoseconds_is_refused():
+    t = skipnative.load(B1)
+    for kw in ({"cpu_scale": 1e300}, {"launch_add_ns": 10**300}, {"launch_add_ns": -(10**300)}):
+        with pytest.raises(ValueError, match="64-bit"):
+            replay(t, **kw)

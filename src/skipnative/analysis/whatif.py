@@ -148,6 +148,7 @@ def replay(
     predicted Trace."""
     if not cpu_scale > 0:
         raise ValueError("cpu_scale must be > 0")
+    _check_fits(trace, cpu_scale, launch_add_ns)
     t = trace
     # removed: calls a change took away (run in no time, kept for their host gaps);
     # no_host: calls whose preceding host work a change took away
@@ -169,6 +170,35 @@ def replay(
         "graphs": graphs,
     }
     return _predicted(t, plan.gl, removed, times, change)
+
+
+class ReplayRangeError(ValueError):
+    """The change would put the replayed schedule beyond 64-bit nanoseconds."""
+
+
+# replayed times stay below this (int64 nanoseconds, with room for sums)
+_TIME_LIMIT = 2**62
+
+
+def _check_fits(t: Trace, cpu_scale: float, launch_add_ns: int) -> None:
+    """Refuses a change whose replayed times could leave 64-bit nanoseconds (they
+    would wrap or fail midway): a bound on the latest replayed time from the trace's
+    span scaled, every launch call's added time, and all GPU time run back to back."""
+    ln, g = t.launches, t.gpu
+    times = [a for a in (ln["t_begin"], ln["t_end"], g["t_start"], g["t_end"]) if len(a)]
+    lo = min((int(a.min()) for a in times), default=0)
+    hi = max((int(a.max()) for a in times), default=0)
+    add = abs(int(launch_add_ns))
+    worst = None
+    if add < _TIME_LIMIT:
+        gpu = float((g["t_end"] - g["t_start"]).sum()) if len(g) else 0.0
+        span = float(hi - lo)
+        worst = max(abs(lo), abs(hi)) + span * 2 * max(cpu_scale, 1.0) + len(ln) * add + gpu
+    if worst is None or not worst < _TIME_LIMIT:
+        raise ReplayRangeError(
+            f"cpu_scale {cpu_scale:g} and launch_add_ns {launch_add_ns} would put this "
+            "trace's replayed times beyond 64-bit nanoseconds"
+        )
 
 
 class _Replay:

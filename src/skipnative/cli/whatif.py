@@ -4,13 +4,24 @@ fused kernel chains or CUDA graphs, by replaying the trace's schedule."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 
 import numpy as np
 
-from skipnative.cli._common import UserError, fmt_value, print_json, require_content, table
+from skipnative.cli._common import (
+    UserError,
+    fmt_value,
+    number,
+    print_json,
+    require_content,
+    table,
+)
+
+# The changes a replay takes: far beyond any real CPU or launch call, but never a
+# schedule that leaves 64-bit nanoseconds for a trace of hours
+CPU_SCALE_MAX = 1e6
+LAUNCH_ADD_MAX_US = 1e6
 
 
 def add_parser(sub) -> None:
@@ -20,18 +31,21 @@ def add_parser(sub) -> None:
     p.add_argument("trace", help=".skip / torch.profiler trace, or a sweep folder")
     p.add_argument(
         "--cpu-scale",
-        type=float,
+        type=number(float, 0, CPU_SCALE_MAX, above=True),
         default=1.0,
         metavar="S",
-        help="host work takes S times as long (2: a CPU half as fast)",
+        help="host work takes S times as long (2: a CPU half as fast); "
+        f"above 0, at most {CPU_SCALE_MAX:g}",
     )
     p.add_argument(
         "--launch-add-us",
-        type=float,
+        type=number(float, -LAUNCH_ADD_MAX_US, LAUNCH_ADD_MAX_US),
         default=0.0,
         metavar="US",
-        help="each kernel or graph launch call takes US microseconds more (negative: less), "
-        "e.g. the difference in `skip bench launch` call time between two machines",
+        help="each kernel or graph launch call takes US microseconds more (negative: less, "
+        "never below no time), e.g. the difference in `skip bench launch` call time "
+        f"between two machines; from {-LAUNCH_ADD_MAX_US:g} to {LAUNCH_ADD_MAX_US:g} "
+        "(a second)",
     )
     g = p.add_mutually_exclusive_group()
     g.add_argument(
@@ -87,14 +101,21 @@ def _changes(args) -> dict:
     }
 
 
+def _replayed(path, fn, trace, **kw):
+    """fn(trace, **kw) (predict or replay); a change the trace's times cannot hold is
+    the user's error, in one line."""
+    from skipnative.analysis.whatif import ReplayRangeError
+
+    try:
+        return fn(trace, **kw)
+    except ReplayRangeError as e:
+        raise UserError(f"{path}: {e}") from None
+
+
 def run(args) -> int:
     import skipnative
     from skipnative.analysis.whatif import predict
 
-    if not (0 < args.cpu_scale < math.inf):
-        raise UserError("--cpu-scale must be a finite number > 0")
-    if not math.isfinite(args.launch_add_us):
-        raise UserError("--launch-add-us must be a finite number")
     if args.fuse_top is not None and args.fuse_top < 1:
         raise UserError("--fuse-top must be >= 1")
     if os.path.isdir(args.trace):
@@ -102,7 +123,7 @@ def run(args) -> int:
     trace = skipnative.load(args.trace)
     require_content(args.trace, trace)
     chains = _chains(args, trace)
-    rows = predict(trace, fuse=chains, **_changes(args))
+    rows = _replayed(args.trace, predict, trace, fuse=chains, **_changes(args))
     out = {
         "trace": args.trace,
         "cpu_scale": args.cpu_scale,
@@ -151,7 +172,7 @@ def run_sweep(args) -> int:
         t = skipnative.load(f)
         chains = _chains(args, t)
         measured.append(run_summary(t))
-        predicted.append(run_summary(replay(t, fuse=chains, **_changes(args))))
+        predicted.append(run_summary(_replayed(f, replay, t, fuse=chains, **_changes(args))))
     out = {
         "sweep": args.trace,
         "cpu_scale": args.cpu_scale,
