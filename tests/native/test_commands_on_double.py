@@ -114,6 +114,33 @@ def test_a_failing_point_stops_the_sweep_and_keeps_the_others(tmp_path):
     assert "stopped at batch 8, which failed" in (tmp_path / "run" / "report.md").read_text()
 
 
+def test_sweep_and_profile_replace_an_earlier_run_only_with_force(tmp_path):
+    (tmp_path / "w.py").write_text(WORKLOAD)
+    opts = ["--script", "w.py:make", "--iters", "2", "--warmup", "1", "--no-attribution"]
+    r = skip(tmp_path, "sweep", *opts, "--batch-sizes", "1,2", "--out", "run")
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "run" / "report.md").write_text("an earlier report")
+    before = (tmp_path / "run" / "b1.skip").read_bytes()
+    r = skip(tmp_path, "sweep", *opts, "--batch-sizes", "1", "--out", "run")
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        f"skip: error: {tmp_path / 'run' / 'sweep.json'}: already exists "
+        "(use --force to replace it)"
+    ]
+    assert (tmp_path / "run" / "b1.skip").read_bytes() == before  # nothing touched
+    r = skip(tmp_path, "profile", *opts, "--batch", "1", "--out", "run")
+    assert r.returncode == 1 and "run/b1.skip: already exists" in r.stderr
+    r = skip(tmp_path, "sweep", *opts, "--batch-sizes", "1", "--out", "run", "--force")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "run" / "sweep.json").read_text())
+    assert [p["batch"] for p in doc["points"]] == [1]
+    # nothing of the earlier sweep is left to be read as one of this one's
+    left = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert left == ["b1.json", "b1.skip", "sweep.json"]
+    r = skip(tmp_path, "profile", *opts, "--batch", "1", "--out", "run", "--force")
+    assert r.returncode == 0, r.stderr
+
+
 def test_profile_with_launch_times_from_activity_records(tmp_path):
     (tmp_path / "w.py").write_text(WORKLOAD)
     r = skip(

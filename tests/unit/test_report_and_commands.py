@@ -72,6 +72,18 @@ def test_demo_without_a_gpu_reports_the_bundled_capture(tmp_path):
     # seven batch sizes from the bundled capture, 1 to 64
     assert text.count("\n| ") >= 7 + 1
     assert (tmp_path / "demo" / "tklqt_il.png").stat().st_size > 10_000
+    # a second run replaces nothing unless asked
+    (tmp_path / "demo" / "report.md").write_text("mine")
+    r = skip("demo", "--out", tmp_path / "demo")
+    assert r.returncode == 1 and (tmp_path / "demo" / "report.md").read_text() == "mine"
+    assert r.stderr.strip() == (
+        f"skip: error: {tmp_path / 'demo' / 'report.md'}: already exists "
+        "(use --force to replace it)"
+    )
+    r = skip("demo", "--out", tmp_path / "demo", "--force")
+    assert r.returncode == 0 and "No GPU here" in (tmp_path / "demo" / "report.md").read_text()
+    r = skip("demo", "--out", tmp_path / "demo" / "report.md")
+    assert r.returncode == 1 and "report.md: not a folder" in r.stderr
 
 
 @pytest.mark.parametrize("cmd", [["profile", "--out", "OUT"], ["sweep", "--out", "OUT"]])
@@ -204,7 +216,7 @@ def test_demo_on_a_gpu_runs_skip_sweep_with_its_defaults(tmp_path, monkeypatch):
         return subprocess.CompletedProcess(cmd, 1, "", "skip: error: stood in\n")
 
     monkeypatch.setattr(sweep_cmd.subprocess, "run", fake_run)
-    args = argparse.Namespace(out=str(tmp_path / "demo"), batch_sizes="1,4,16")
+    args = argparse.Namespace(out=str(tmp_path / "demo"), batch_sizes="1,4,16", force=False)
     with pytest.raises(UserError, match="batch 1 failed: stood in"):
         demo.run(args)
     (cmd,) = commands

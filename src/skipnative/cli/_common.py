@@ -67,6 +67,16 @@ def number(
 _KIND_NAMES = {float: "a number", int: "an integer"}
 
 
+def refuse_existing(paths: list[str], force: bool) -> None:
+    """A command's outputs are never replaced unless asked: the first of `paths`
+    that exists is refused by name, without --force."""
+    if force:
+        return
+    for path in paths:
+        if os.path.lexists(path):
+            raise UserError(f"{path}: already exists (use --force to replace it)")
+
+
 def require_content(path: str, trace) -> None:
     """A trace with no launch call and no GPU activity is refused by name: every
     number of it would read 0."""

@@ -18,13 +18,18 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--batch-sizes", default="1,4,16", help="on a GPU (default 1,4,16)")
+    p.add_argument("--force", action="store_true", help="replace an earlier demo's files")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    from skipnative.cli._common import UserError, refuse_existing
     from skipnative.cli._gpu import gpu_reason
     from skipnative.report import write_report
+    from skipnative.report.write import REPORT_FILES
 
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UserError(f"{args.out}: not a folder (--out names the folder the demo writes)")
     why = gpu_reason()
     if why is None:
         from skipnative.cli import sweep as sweep_cmd
@@ -34,11 +39,14 @@ def run(args) -> int:
         sweep_cmd.add_parser(sub)
         ns = sub.choices["sweep"].parse_args(
             ["--out", args.out, "--iters", "3", "--warmup", "2", "--fidelity", "20"]
+            + ["--force"] * args.force
         )
         sweep_cmd.sweep(ns, sweep_cmd.batch_sizes(args.batch_sizes))
         path = write_report(args.out)
     else:
         data = os.path.join(args.out, "capture")
+        mine = [os.path.join(args.out, f) for f in REPORT_FILES]
+        refuse_existing([*mine, data], args.force)
         shutil.copytree(BUNDLED, data, dirs_exist_ok=True)
         note = (
             f"No GPU here ({why}), so this report is made from the real capture bundled "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import sys
 
 import numpy as np
@@ -13,6 +12,7 @@ from skipnative.cli._common import (
     fmt_value,
     parse_window,
     print_json,
+    refuse_existing,
     require_content,
     short_name,
     table,
@@ -75,8 +75,8 @@ def _table(args) -> tuple[dict, list[str]]:
 
 
 def _check_out(path: str, force: bool) -> None:
-    if path != "-" and os.path.exists(path) and not force:
-        raise UserError(f"{path}: already exists (use --force to replace it)")
+    if path != "-":
+        refuse_existing([path], force)
 
 
 def write_csv(cols: dict, path: str, force: bool = False) -> None:

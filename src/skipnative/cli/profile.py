@@ -15,6 +15,7 @@ from skipnative.cli._common import (
     LAUNCH_RECORDS_HELP,
     UserError,
     check_hook_join,
+    refuse_existing,
     with_launch_hooks,
 )
 
@@ -75,6 +76,7 @@ def add_parser(sub) -> None:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--name", help="file name stem (default b<batch>)")
+    p.add_argument("--force", action="store_true", help="replace the files of an earlier run")
     p.set_defaults(run=run)
 
 
@@ -193,8 +195,13 @@ def run(args) -> int:
         raise UserError("--batch and --iters must be >= 1")
     if args.fidelity < 0:
         raise UserError("--fidelity must be >= 0")
-    os.makedirs(args.out, exist_ok=True)
     name = args.name or f"b{args.batch}"
+    # before the workload runs (minutes): what it would write must not exist
+    refuse_existing(
+        [os.path.join(args.out, name + x) for x in (".skip", ".json", "_kineto.json.gz")],
+        args.force,
+    )
+    os.makedirs(args.out, exist_ok=True)
     try:
         step = build_workload(args, args.batch)
         prof = profile(

@@ -8,7 +8,12 @@ import subprocess
 import sys
 import time
 
-from skipnative.cli._common import UserError, check_hook_join, with_launch_hooks
+from skipnative.cli._common import (
+    UserError,
+    check_hook_join,
+    refuse_existing,
+    with_launch_hooks,
+)
 from skipnative.cli.profile import add_workload_args
 
 
@@ -17,6 +22,12 @@ def add_parser(sub) -> None:
     add_workload_args(p)
     p.add_argument("--batch-sizes", default="1,2,4,8,16,32,64")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a sweep already in the output folder (its points' files and report "
+        "are removed first)",
+    )
     p.set_defaults(run=run)
 
 
@@ -36,9 +47,36 @@ def _absolute(value: str) -> str:
     return os.path.abspath(path) + sep + func if os.path.exists(path) else value
 
 
+def _point_files(b: int | str) -> list[str]:
+    """What `skip profile` writes for one point (its default name, b<batch>)."""
+    return [f"b{b}.skip", f"b{b}.json", f"b{b}_kineto.json.gz"]
+
+
+def _clear(out: str, sizes: list[int], force: bool) -> None:
+    """The folder holds no sweep's files but with --force, which removes those of
+    the sweep there (every point its sweep.json lists, and the report), so that
+    none of an earlier sweep is left beside the new one's."""
+    from skipnative.report.write import REPORT_FILES
+
+    mine = ["sweep.json", *(f for b in sizes for f in _point_files(b)), *REPORT_FILES]
+    refuse_existing([os.path.join(out, f) for f in mine], force)
+    old: list[str] = []
+    try:
+        with open(os.path.join(out, "sweep.json")) as f:
+            points = json.load(f).get("points") or []
+        old = [f for p in points if isinstance(p, dict) for f in _point_files(p.get("batch"))]
+    except (OSError, ValueError, AttributeError):
+        pass  # no sweep there, or not one to read: only the names this sweep writes
+    for name in {*mine, *old}:
+        path = os.path.join(out, name)
+        if os.path.isfile(path) and not os.path.islink(path):
+            os.remove(path)
+
+
 def sweep(args, sizes: list[int], env: dict[str, str] | None = None) -> dict:
     """The points, each a `skip profile` process run with `env` (None: this one's)."""
     out = os.path.abspath(args.out)
+    _clear(out, sizes, getattr(args, "force", False))
     os.makedirs(out, exist_ok=True)
     points: list[dict] = []
     doc: dict = {}

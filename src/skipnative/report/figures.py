@@ -17,13 +17,7 @@ def write_figures(data: dict[str, Any], out: str) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plots = [
-        ("tklqt_il.png", _tklqt_il),
-        ("tklqt_parts.png", _tklqt_parts),
-        ("lq_distribution.png", _lq_distribution),
-    ]
-    if data["whatif"]:
-        plots.append(("whatif_il.png", _whatif_il))
+    plots = [(n, PLOTS[n]) for n in FIGURE_NAMES if n != "whatif_il.png" or data["whatif"]]
     files = []
     for name, plot in plots:
         fig = plot(plt, data)
@@ -129,3 +123,12 @@ def _whatif_il(plt, data: dict[str, Any]):
     ax.set_title("What if: replayed schedules (dotted: queue transitions)", fontsize=9)
     ax.legend(fontsize=8)
     return fig
+
+
+PLOTS = {
+    "tklqt_il.png": _tklqt_il,
+    "tklqt_parts.png": _tklqt_parts,
+    "lq_distribution.png": _lq_distribution,
+    "whatif_il.png": _whatif_il,
+}
+FIGURE_NAMES = tuple(PLOTS)  # every file the report may write beside report.md

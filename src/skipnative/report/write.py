@@ -11,7 +11,10 @@ import os
 from skipnative.analysis.report_data import WHATIF_CPU, sweep_data
 from skipnative.report import sections
 from skipnative.report.document import Document, to_html, to_markdown
-from skipnative.report.figures import write_figures
+from skipnative.report.figures import FIGURE_NAMES, write_figures
+
+# what write_report may write into its folder
+REPORT_FILES = ("report.md", "report.html", *FIGURE_NAMES)
 
 
 def write_report(
