@@ -31,18 +31,53 @@ def add_parser(sub) -> None:
 
 
 def _per_iteration(path: str) -> dict:
-    """A trace's analysis with one region: the mean over its iterations."""
+    """A trace's analysis with one region per device that ran kernels: the mean over
+    its iterations that launched a kernel there (an empty one, such as a last
+    ProfilerStep that only closed the profile, would scale every mean down by the
+    number of iterations; it is left out and counted)."""
     import skipnative
     from skipnative.analysis.metrics import api_summary
     from skipnative.analysis.sweep import run_summary
 
     trace = skipnative.load(path)
-    m = run_summary(trace)
-    n = m.pop("iterations")
-    devices = [d.get("id", 0) for d in trace.meta.get("devices") or []] or [0]
-    name = f"per iteration (mean of {n})" if n else "whole trace (no iterations)"
-    region = {"name": name, "device": devices[0], "metrics": m, "iterations": n}
-    return {"regions": [region], "api_calls": api_summary(trace)}
+    rows = trace.metrics(top=0)
+    whole = [r for r in rows if r.name == "all"]
+    steps = [r for r in rows if r.name != "all"]
+    n_steps = len(trace.iterations)
+    regions = []
+    # the devices that ran kernels, as `skip analyze` names them (not the trace's
+    # first listed device)
+    for w in [r for r in whole if r.metrics["n_kernels"] > 0] or whole[:1]:
+        if not n_steps:
+            m = run_summary(trace, [w])
+            name = label = "whole trace (no iterations)"
+            n = empty = 0
+        else:
+            full = [r for r in steps if r.device == w.device and r.metrics["n_kernels"] > 0]
+            if not full:
+                continue
+            m = run_summary(trace, full)
+            n, empty = len(full), n_steps - len(full)
+            name = "per iteration"
+            left_out = f"; {empty} empty iteration{'s' * (empty != 1)} left out" if empty else ""
+            label = f"per iteration (mean of {n}{left_out})"
+        m.pop("iterations")
+        regions.append(
+            {
+                "name": name,
+                "label": label,
+                "device": w.device,
+                "metrics": m,
+                "iterations": n,
+                "empty_iterations": empty,
+            }
+        )
+    if not regions:
+        raise UserError(
+            f"{path}: no kernel was launched in any of its {n_steps} iteration(s): nothing "
+            "to average per iteration (compare without --per-iteration)"
+        )
+    return {"regions": regions, "api_calls": api_summary(trace)}
 
 
 def comparison(a: str, b: str, region: str, per_iteration: bool = False, window=None) -> dict:
@@ -61,9 +96,14 @@ def comparison(a: str, b: str, region: str, per_iteration: bool = False, window=
     rows = []
     for r, other, metrics in paired_regions(ra["regions"], rb["regions"]):
         row = {"name": r["name"], "device_a": r["device"], "device_b": other["device"]}
-        row |= {"label_a": r["name"], "label_b": other["name"], "metrics": metrics}
+        label_a, label_b = r.get("label", r["name"]), other.get("label", other["name"])
+        row |= {"label_a": label_a, "label_b": label_b, "metrics": metrics}
         if "iterations" in r:
             row |= {"iterations_a": r["iterations"], "iterations_b": other["iterations"]}
+            row |= {
+                "empty_iterations_a": r["empty_iterations"],
+                "empty_iterations_b": other["empty_iterations"],
+            }
         rows.append(row)
     if not rows:
         raise UserError(f"no region/device present in both {a} and {b}")

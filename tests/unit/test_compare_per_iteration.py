@@ -1,0 +1,81 @@
+"""skip compare --per-iteration: each side is labelled with the device its kernels
+ran on, and its mean is over the iterations that ran kernels (an empty step would
+halve every mean); those left out are counted and said."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+import skipnative
+from kineto_gen import kernel, launch, step, write
+from realdata import DATA, ROCM
+
+
+def skip(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "skipnative", *map(str, args)], capture_output=True, text=True
+    )
+
+
+def _kernel_devices(path) -> set[int]:
+    return {int(d) for d in np.unique(skipnative.load(path).kernels["device"])}
+
+
+def _steps(path) -> list[dict]:
+    return [r.metrics for r in skipnative.load(path).metrics(top=0) if r.name != "all"]
+
+
+def test_rocm_per_iteration_is_labelled_with_the_device_its_kernels_ran_on():
+    # the MI250 trace's kernels all ran on device 2 of the four it lists
+    (dev,) = _kernel_devices(ROCM)
+    assert dev == 2
+    r = skip("compare", ROCM, ROCM, "--per-iteration", "--json")
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads(r.stdout)["regions"]
+    assert row["device_a"] == row["device_b"] == dev
+    plain = json.loads(skip("compare", ROCM, ROCM, "--json").stdout)["regions"][0]
+    assert (row["device_a"], row["device_b"]) == (plain["device_a"], plain["device_b"])
+
+
+def test_an_empty_step_is_left_out_of_the_mean_and_said():
+    steps = _steps(ROCM)
+    full = [m for m in steps if m["n_kernels"] > 0]
+    assert len(steps) == 2 and len(full) == 1  # ProfilerStep#2 launched nothing
+    r = skip("compare", ROCM, ROCM, "--per-iteration", "--json")
+    (row,) = json.loads(r.stdout)["regions"]
+    m = row["metrics"]
+    # the mean over the steps that ran kernels: the one full step, not it halved
+    assert m["n_kernels"]["a"] == m["n_kernels"]["b"] == full[0]["n_kernels"]
+    assert m["il_us"]["a"] == full[0]["il_us"]
+    assert row["iterations_a"] == row["iterations_b"] == 1
+    assert row["empty_iterations_a"] == row["empty_iterations_b"] == 1
+    text = skip("compare", ROCM, ROCM, "--per-iteration").stdout
+    assert "1 empty iteration left out" in text
+
+
+def test_two_different_traces_each_keep_their_own_device_and_mean():
+    a = DATA / "a100_trace_diff_control.json.gz"  # six steps, on device 3
+    r = skip("compare", a, ROCM, "--per-iteration", "--json")
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads(r.stdout)["regions"]
+    (dev_a,) = _kernel_devices(a)
+    (dev_b,) = _kernel_devices(ROCM)
+    assert (row["device_a"], row["device_b"]) == (dev_a, dev_b)
+    for side, path in (("a", a), ("b", ROCM)):
+        full = [m["n_kernels"] for m in _steps(path) if m["n_kernels"] > 0]
+        assert row["metrics"]["n_kernels"][side] == sum(full) / len(full)
+        assert row[f"iterations_{side}"] == len(full)
+
+
+def test_a_trace_whose_every_step_is_empty_is_refused(tmp_path):
+    # one step that ends before anything is launched: no iteration to average
+    ev = [step(0, 5, 1), launch(10, 5, 1), kernel(20, 5, 1)]
+    empty = write(tmp_path / "empty_steps.json", ev)
+    r = skip("compare", ROCM, empty, "--per-iteration")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "internal" not in r.stderr
+    assert str(empty) in r.stderr and "no kernel" in r.stderr
