@@ -171,6 +171,15 @@ void check_event(const EventFields& f, Cat cat, uint64_t index) {
   }
   if (f.dur.v < 0) fail("negative 'dur'");
   if (f.ts.v > INT64_MAX - f.dur.v) fail("'ts' + 'dur' does not fit 64-bit nanoseconds");
+  if (gpu) {
+    // a GPU row's device, args.device or else the pid (older traces), is kept in
+    // 32 bits: anything else would be read as another device
+    const bool given = f.device.state == IntField::kOk;
+    const int64_t d = given ? f.device.v : f.pid.state == IntField::kOk ? f.pid.v : 0;
+    if (d < 0 || d > INT32_MAX)
+      fail(std::string(given ? "'args.device' " : "'pid' ") + std::to_string(d) +
+           " is not a device index");
+  }
 }
 
 int64_t value_or(const IntField& f, int64_t fallback) {
@@ -299,7 +308,7 @@ void TraceReader::store_event(const EventFields& f, uint64_t index) {
     g.ts = ts;
     g.dur = dur;
     g.correlation = value_or(f.correlation, -1);
-    g.device = value_or(f.device, -1) >= 0 ? f.device.v : pid;
+    g.device = f.device.state == IntField::kOk ? f.device.v : pid;  // checked: 0 to INT32_MAX
     g.stream = value_or(f.stream, -1) >= 0 ? f.stream.v : tid;
     g.bytes = value_or(f.bytes, 0);
     g.name_id = name_id;

@@ -340,3 +340,24 @@ def test_hook_join_without_hook_launch_records_is_refused(tmp_path, command):
     r = subprocess.run([sys.executable, "-m", "skipnative", *argv], capture_output=True, text=True)
     assert r.returncode == 1
     assert r.stderr.strip() == "skip: error: --hook-join order needs --launch-records hook"
+
+
+@pytest.mark.parametrize("device", [-1, -2, 2**31, 2**32, 2**32 + 1])
+def test_a_device_index_outside_what_a_device_can_be_is_refused(tmp_path, device):
+    # a GPU row keeps its device in 32 bits: 2**32 + 1 once read as device 1,
+    # and a negative index as the event's pid
+    k = kernel(10, 5, 1)
+    k["args"]["device"] = device
+    path = write(tmp_path / "t.json", [launch(1, 2, 1), k])
+    expect_error(path, "traceEvents[1]", f"'args.device' {device} is not a device index")
+
+
+def test_a_device_taken_from_pid_must_be_one_too(tmp_path):
+    k = kernel(10, 5, 1)
+    del k["args"]["device"]
+    k["pid"] = 2**32 + 3
+    path = write(tmp_path / "t.json", [launch(1, 2, 1), k])
+    expect_error(path, "traceEvents[1]", f"'pid' {2**32 + 3} is not a device index")
+    k["pid"] = 3  # without args.device, the pid names the device (older traces)
+    t = skipnative.load(write(tmp_path / "ok.json", [launch(1, 2, 1), k]))
+    assert t.gpu["device"].tolist() == [3]
