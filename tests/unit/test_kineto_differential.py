@@ -171,12 +171,16 @@ def expected_row(i: int, e: dict):
         return "error", (i, "negative 'dur'")
     if got["ts"] + got["dur"] > INT64[1]:
         return "error", (i, "'ts' + 'dur'")
+    if table == "gpu":  # the device, args.device or else the pid, is a 32-bit index
+        field = "args.device" if "device" in got else "pid"
+        if not 0 <= got.get(field.split(".")[-1], 0) <= 2**31 - 1:
+            return "error", (i, f"'{field}' {got[field.split('.')[-1]]} is not a device index")
     row = {"ts": got["ts"], "dur": got["dur"], "name": name}
     if table in ("gpu", "launch"):
         row["correlation"] = got.get("correlation", -1)
     if table == "gpu":
-        dev, stream = got.get("device", -1), got.get("stream", -1)
-        row["device"] = dev if dev >= 0 else got.get("pid", 0)
+        stream = got.get("stream", -1)
+        row["device"] = got["device"] if "device" in got else got.get("pid", 0)
         row["stream"] = stream if stream >= 0 else got.get("tid", 0)
     return table, row
 
