@@ -18,6 +18,7 @@ from skipnative.cli._common import (
     LAUNCH_RECORDS_HELP,
     UserError,
     check_hook_join,
+    number,
     with_launch_hooks,
 )
 from skipnative.io import runfolder
@@ -50,6 +51,20 @@ operators or NVTX ranges: use skipnative.profile() in the program for those.
 """
 
 
+# Seconds (--delay, --duration, --trigger-duration, --wait-children): up to about
+# 116 days, so that every time computed from them fits the int64 ns of the
+# trigger file and the captured processes' window.
+_SECONDS = number(float, 0, 1e7)
+
+
+def _size(lo: int):
+    """A capture option's count or byte size: from the least skipnative.capture()
+    takes (csrc/bindings/register_session.cpp: activity_buffer_bytes >= 4096,
+    max_activity_buffers >= 1, the other sizes >= 0, as size_t) up to 1e18, within
+    the 19 digits the captured processes read (csrc/cupti/metadata.cpp)."""
+    return number(int, lo, 10**18)
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "run",
@@ -60,19 +75,23 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--out", default="skip-run", help="run folder (default ./skip-run)")
     p.add_argument("--force", action="store_true", help="reuse a run folder that holds a run")
-    p.add_argument("--delay", type=float, default=0.0, metavar="S", help="start capturing S s in")
-    p.add_argument("--duration", type=float, default=0.0, metavar="S", help="capture S s (0: all)")
+    p.add_argument(
+        "--delay", type=_SECONDS, default=0.0, metavar="S", help="start capturing S s in"
+    )
+    p.add_argument(
+        "--duration", type=_SECONDS, default=0.0, metavar="S", help="capture S s (0: all)"
+    )
     p.add_argument("--on-demand", action="store_true", help="record only in triggered windows")
     p.add_argument(
         "--trigger-duration",
-        type=float,
+        type=_SECONDS,
         default=2.0,
         metavar="S",
-        help="window length opened by SIGUSR1 (default 2 s)",
+        help="window length opened by SIGUSR1 (default 2 s; 0: until skip trigger --stop)",
     )
     p.add_argument(
         "--wait-children",
-        type=float,
+        type=_SECONDS,
         default=30.0,
         metavar="S",
         help="after CMD exits, wait up to S s for the processes it started",
@@ -88,11 +107,11 @@ def add_parser(sub) -> None:
         "--launch-records", choices=LAUNCH_RECORDS, default="callbacks", help=LAUNCH_RECORDS_HELP
     )
     c.add_argument("--hook-join", choices=HOOK_JOIN, default="external", help=HOOK_JOIN_HELP)
-    c.add_argument("--activity-buffer-bytes", type=int, default=4 << 20)
-    c.add_argument("--max-activity-buffers", type=int, default=64)
-    c.add_argument("--max-launch-bytes", type=int, default=512 << 20)
-    c.add_argument("--max-gpu-records", type=int, default=64 << 20)
-    c.add_argument("--device-buffer-bytes", type=int, default=0)
+    c.add_argument("--activity-buffer-bytes", type=_size(4096), default=4 << 20)
+    c.add_argument("--max-activity-buffers", type=_size(1), default=64)
+    c.add_argument("--max-launch-bytes", type=_size(0), default=512 << 20)
+    c.add_argument("--max-gpu-records", type=_size(0), default=64 << 20)
+    c.add_argument("--device-buffer-bytes", type=_size(0), default=0)
     c.add_argument("--hw-trace", action="store_true", help="Blackwell hardware event timestamps")
     c.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
     p.set_defaults(run=run)
@@ -101,10 +120,6 @@ def add_parser(sub) -> None:
 def _options(args) -> dict[str, object]:
     from skipnative.capturing.loader import wheel_cupti_dirs
 
-    if args.activity_buffer_bytes < 4096:
-        raise UserError("--activity-buffer-bytes must be >= 4096")
-    if args.max_activity_buffers < 1:
-        raise UserError("--max-activity-buffers must be >= 1")
     check_hook_join(args)
     return {
         "clock": args.clock,
@@ -175,8 +190,6 @@ def _prepare(out: str, force: bool, mode: str) -> None:
 
 
 def _window(args) -> tuple[str, str]:
-    if min(args.delay, args.duration, args.trigger_duration) < 0:
-        raise UserError("--delay, --duration and --trigger-duration must be >= 0")
     if args.on_demand:
         if args.delay or args.duration:
             raise UserError("--on-demand windows come from skip trigger; drop --delay/--duration")

@@ -1,0 +1,69 @@
+"""`skip run` / `skip trigger` on bad input and in the corners of their messages:
+refused in one line before CMD starts, and messages that say what happened."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from test_run import LAUNCHER, skip_run
+
+import skipnative
+from skipnative.io import runfolder
+
+
+def refused_at_parse(r: subprocess.CompletedProcess, option: str) -> str:
+    """The argparse refusal: exit 2, one line naming the option, no internal error."""
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert option in lines[0] and "internal error" not in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--duration", "nan"],
+        ["--duration", "inf"],
+        ["--duration", "-1"],
+        ["--delay", "1e300"],
+        ["--delay", "-0.5"],
+        ["--on-demand", "--trigger-duration", "nan"],
+        ["--on-demand", "--trigger-duration", "inf"],
+        ["--on-demand", "--trigger-duration", "-2"],
+        ["--wait-children=-1"],
+        ["--wait-children", "nan"],
+        ["--max-gpu-records=-5"],
+        ["--device-buffer-bytes=-5"],
+        ["--max-launch-bytes=-1"],
+        ["--activity-buffer-bytes", "99999999999999999999"],
+        ["--activity-buffer-bytes", "4095"],
+        ["--max-activity-buffers", "0"],
+        ["--max-activity-buffers", "1.5"],
+    ],
+)
+def test_a_bad_option_value_is_refused_before_cmd_starts(tmp_path, args):
+    marker, out = tmp_path / "cmd-ran", tmp_path / "run"
+    r = skip_run(out, *args, "--", "sh", "-c", f"touch {marker}")
+    refused_at_parse(r, args[-1].split("=")[0] if "=" in args[-1] else args[-2])
+    assert not marker.exists() and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "capture_kw"),
+    [
+        ("--activity-buffer-bytes", "4096", "activity_buffer_bytes"),
+        ("--max-activity-buffers", "1", "max_activity_buffers"),
+    ],
+)
+def test_the_smallest_value_the_in_process_api_takes_is_taken(
+    tmp_path, gpu, option, value, capture_kw
+):
+    # the same bound as skipnative.capture(): one below it is refused there too
+    with pytest.raises(ValueError, match=capture_kw):
+        skipnative.capture(**{capture_kw: int(value) - 1})
+    skipnative.capture(**{capture_kw: int(value)})
+    r = skip_run(tmp_path, option, value, "--", *LAUNCHER, "5")
+    assert r.returncode == 0, r.stderr
+    (p,) = runfolder.read_run(tmp_path)["processes"]
+    assert p["status"] == "complete" and p["kernels"] == 5
