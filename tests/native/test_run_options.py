@@ -3,10 +3,14 @@ refused in one line before CMD starts, and messages that say what happened."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import sys
+import textwrap
+import time
 
 import pytest
-from test_run import LAUNCHER, skip_run
+from test_run import LAUNCHER, _gated, skip_run
 
 import skipnative
 from skipnative.io import runfolder
@@ -67,3 +71,45 @@ def test_the_smallest_value_the_in_process_api_takes_is_taken(
     assert r.returncode == 0, r.stderr
     (p,) = runfolder.read_run(tmp_path)["processes"]
     assert p["status"] == "complete" and p["kernels"] == 5
+
+
+_FAILING_TRIGGER = textwrap.dedent(
+    """
+    import sys
+    from skipnative.io import runfolder
+    from skipnative.cli.main import main
+    real = runfolder.request
+    def request(run_dir, op, duration_s=0.0):
+        if op == "open":
+            raise RuntimeError("the trigger file broke")
+        return real(run_dir, op, duration_s)
+    runfolder.request = request
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+def test_a_failing_sigusr1_leaves_neither_cmd_running_nor_run_json_unwritten(tmp_path):
+    gate, out = _gated(tmp_path)
+    cmd = [sys.executable, "-c", _FAILING_TRIGGER, "run", "--on-demand", "--out", str(out)]
+    cmd += ["--", *LAUNCHER, "10", "--batches", "2", "--gate", str(gate)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (gate / "done0-0").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()  # skip run waits on for CMD
+        (gate / "go1").touch()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "internal error" not in err and "Traceback" not in err, err
+    assert "SIGUSR1" in err and "the trigger file broke" in err, err
+    run = runfolder.read_run(out)
+    assert run["exit_code"] == 0 and [p["status"] for p in run["processes"]] == ["no window"]
+    launcher_pid = run["processes"][0]["pid"]
+    assert not runfolder.alive(launcher_pid)

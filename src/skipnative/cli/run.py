@@ -238,17 +238,27 @@ def _launch(cmd: list[str], env: dict[str, str], args, out: str) -> tuple[int, i
     except OSError as e:
         raise UserError(f"{cmd[0]}: cannot start: {e.strerror or e}") from None
 
+    # The handlers run inside child.wait(): an exception out of one would end
+    # skip run there, leaving CMD running and run.json unwritten. Each says what
+    # failed in a line and lets skip run go on.
     def forward(sig, _frame) -> None:
         first = not forwarded
         forwarded.append(sig)
         if first:  # first end every capture, whatever CMD does with the signal;
-            _end_captures(out)  # a second signal meanwhile is passed on at once
+            try:  # a second signal meanwhile is passed on at once
+                _end_captures(out)
+            except Exception as e:
+                _warn(f"{signal.Signals(sig).name}: could not end the captures first ({e})")
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, sig)
 
     def trigger(_sig, _frame) -> None:
-        if args.on_demand:
+        if not args.on_demand:
+            return
+        try:
             runfolder.request(out, "open", args.trigger_duration)
+        except Exception as e:
+            _warn(f"SIGUSR1: no window opened ({e})")
 
     old = {s: signal.signal(s, forward) for s in _FORWARDED}
     old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, trigger)
@@ -259,6 +269,11 @@ def _launch(cmd: list[str], env: dict[str, str], args, out: str) -> tuple[int, i
         for s, h in old.items():
             signal.signal(s, h)
     return (128 - code if code < 0 else code), (forwarded[0] if forwarded else None)
+
+
+def _warn(message: str) -> None:
+    with contextlib.suppress(OSError):
+        print(f"skip: warning: {message}", file=sys.stderr, flush=True)
 
 
 def run(args) -> int:
