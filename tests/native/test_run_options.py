@@ -10,7 +10,7 @@ import textwrap
 import time
 
 import pytest
-from test_run import LAUNCHER, _gated, skip_run
+from test_run import LAUNCHER, SKIP, _env, _gated, one_line_error, skip_run
 
 import skipnative
 from skipnative.io import runfolder
@@ -71,6 +71,31 @@ def test_the_smallest_value_the_in_process_api_takes_is_taken(
     assert r.returncode == 0, r.stderr
     (p,) = runfolder.read_run(tmp_path)["processes"]
     assert p["status"] == "complete" and p["kernels"] == 5
+
+
+def test_out_an_existing_file_is_one_line_naming_it(tmp_path):
+    f = tmp_path / "taken"
+    f.write_text("mine")
+    line = one_line_error(skip_run(f, "--", *LAUNCHER, "1"))
+    assert str(f) in line and "not a folder" in line
+    assert f.read_text() == "mine"
+
+
+def test_out_below_a_file_is_one_line_naming_it(tmp_path):
+    f = tmp_path / "taken"
+    f.write_text("mine")
+    line = one_line_error(skip_run(f / "run", "--", *LAUNCHER, "1"))
+    assert str(f / "run") in line and "File exists" not in line
+
+
+def test_no_cuda_process_error_is_the_last_line(tmp_path):
+    cmd = [*SKIP, "run", "--out", str(tmp_path), "--", "true"]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+    lines = [x for x in r.stdout.splitlines() if x.strip()]
+    assert r.returncode == 1 and "Traceback" not in r.stdout
+    assert lines[-1].startswith("skip: error: no process of the command initialised CUDA")
+    assert sum(x.startswith("skip: error:") for x in lines) == 1
+    assert runfolder.read_run(tmp_path)["processes"] == []
 
 
 _FAILING_TRIGGER = textwrap.dedent(

@@ -173,7 +173,12 @@ def _injection_library() -> str:
 
 
 def _prepare(out: str, force: bool, mode: str) -> None:
-    os.makedirs(out, exist_ok=True)
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise UserError(f"{out}: exists and is not a folder; --out names the run's folder")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{out}: cannot create the run folder ({e.strerror or e})") from None
     pid = runfolder.running_pid(out)
     if pid is not None:
         raise UserError(f"{out}: skip run (pid {pid}) is already writing into this folder")
@@ -312,8 +317,10 @@ def run(args) -> int:
 
 
 def _report(out: str, run: dict, code: int) -> int:
+    """The files written on stdout, then the problems on stderr: the last line
+    of the two says what went wrong, where anything did."""
     procs = run["processes"]
-    problems = 0
+    errors = []
     for p in procs:
         who = f"pid {p['pid']}" + (f" (rank {p['rank']})" if p.get("rank") is not None else "")
         if p.get("file"):
@@ -322,24 +329,24 @@ def _report(out: str, run: dict, code: int) -> int:
                 f"{p['kernels']} kernels, {p['windows']} window(s), {p['status']}"
             )
         if p.get("error"):
-            problems += 1
-            print(f"skip: error: {who}: {p['error']}", file=sys.stderr)
+            errors.append(f"{who}: {p['error']}")
         elif not p.get("file"):
             print(f"{who}: {p['status']}, nothing recorded")
     if not procs:
-        problems += 1
-        print(
-            f"skip: error: no process of the command initialised CUDA, so nothing was "
-            f"captured ({_no_gpu_reason()})",
-            file=sys.stderr,
+        errors.append(
+            f"no process of the command initialised CUDA, so nothing was captured "
+            f"({_no_gpu_reason()})"
         )
     print(
         f"{os.path.join(out, runfolder.RUN_JSON)}: {len(procs)} process(es), "
-        f"{len(run['files'])} file(s)"
+        f"{len(run['files'])} file(s)",
+        flush=True,
     )
+    for e in errors:
+        print(f"skip: error: {e}", file=sys.stderr)
     if code != 0:
         return code
-    return 1 if problems else 0
+    return 1 if errors else 0
 
 
 def _no_gpu_reason() -> str:
