@@ -8,9 +8,10 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
-from test_run import LAUNCHER, SKIP, _env, _gated, one_line_error, skip_run
+from test_run import LAUNCHER, SKIP, _env, _gated, one_line_error, skip_run, start_run, trigger
 
 import skipnative
 from skipnative.io import runfolder
@@ -96,6 +97,67 @@ def test_no_cuda_process_error_is_the_last_line(tmp_path):
     assert lines[-1].startswith("skip: error: no process of the command initialised CUDA")
     assert sum(x.startswith("skip: error:") for x in lines) == 1
     assert runfolder.read_run(tmp_path)["processes"] == []
+
+
+def _gated_run(tmp_path: Path, *args: str, batches: int = 2):
+    gate, out = _gated(tmp_path)
+    proc = start_run(
+        out, *args, "--", *LAUNCHER, "10", "--batches", str(batches), "--gate", str(gate)
+    )
+    deadline = time.monotonic() + 60
+    while not (gate / "done0-0").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the launcher did not start"
+        time.sleep(0.01)
+    return gate, out, proc
+
+
+def _finish(gate: Path, proc: subprocess.Popen, batches: int = 2) -> str:
+    for b in range(1, batches):
+        (gate / f"go{b}").touch()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e300", "-1"])
+def test_trigger_refuses_a_bad_duration_and_the_run_goes_on(tmp_path, value):
+    gate, out, proc = _gated_run(tmp_path, "--on-demand")
+    try:
+        refused_at_parse(trigger(out, "--duration", value), "--duration")
+        refused_at_parse(trigger(out, "--timeout", value), "--timeout")
+    finally:
+        _finish(gate, proc)
+    assert runfolder.read_run(out)["triggers"] == []
+
+
+def test_trigger_messages_say_what_happened(tmp_path):
+    gate, out, proc = _gated_run(tmp_path, "--on-demand")
+    try:
+        t = trigger(out, "--stop")
+        assert t.returncode == 0, t.stderr
+        assert "no window was open" in t.stdout and "closed" not in t.stdout
+        t = trigger(out, "--duration", "0")
+        assert t.returncode == 0 and "opened in 1 process" in t.stdout, t.stdout + t.stderr
+        t = trigger(out, "--duration", "60")
+        assert t.returncode == 0, t.stderr
+        # the window open until a stop now ends in 60 s: no second window opened
+        assert "opened" not in t.stdout and "already open in 1 process" in t.stdout, t.stdout
+        assert "60 s" in t.stdout
+        t = trigger(out, "--stop")
+        assert t.returncode == 0 and "closed in 1 process" in t.stdout, t.stdout + t.stderr
+    finally:
+        _finish(gate, proc)
+    run = runfolder.read_run(out)
+    assert [x["op"] for x in run["triggers"]] == ["stop", "open", "open", "stop"]
+    assert [p["windows"] for p in run["processes"]] == [1]
+
+
+def test_trigger_help_says_what_duration_0_means():
+    r = subprocess.run([*SKIP, "trigger", "--help"], capture_output=True, text=True, env=_env())
+    assert "0: until skip trigger --stop" in " ".join(r.stdout.split())
+    r = subprocess.run([*SKIP, "run", "--help"], capture_output=True, text=True, env=_env())
+    assert "0: until skip trigger --stop" in " ".join(r.stdout.split())
 
 
 _FAILING_TRIGGER = textwrap.dedent(
