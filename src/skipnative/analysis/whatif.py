@@ -64,15 +64,13 @@ def _anchored(times, ev_old, ev_new, scale):
 
 def _events(old_b, old_e, new_b, new_e, sel):
     """The begins and ends of the calls in `sel`: sorted measured times, replayed times."""
-    old = np.concatenate([old_b[sel], old_e[sel]]).astype(np.int64)
-    new = np.concatenate([new_b[sel], new_e[sel]]).astype(np.int64)
+    old, new = np.r_[old_b[sel], old_e[sel]], np.r_[new_b[sel], new_e[sel]]
     o = np.argsort(old, kind="stable")
-    return old[o], new[o]
+    return old[o].astype(np.int64), new[o].astype(np.int64)
 
 
 def _step_bounds(t: Trace) -> np.ndarray:
-    """The measured begins and ends of the step and marker regions, sorted: the
-    replay's barriers (_Replay.run)."""
+    """Sorted begins and ends of the step and marker regions: the replay's barriers."""
     it = t.iterations
     return np.unique(np.concatenate([it["t_begin"], it["t_end"]]).astype(np.int64))
 
@@ -81,8 +79,6 @@ def _map_bounds(bounds, old_b, new_b, est):
     """The replayed times of the step bounds: the estimate `est`, moved where needed so
     that every call begins on the same side of each bound as measured (the replay's
     barriers make that possible), never decreasing."""
-    if len(bounds) == 0:
-        return bounds.copy()
     out = np.asarray(est, dtype=np.int64).copy()
     if len(old_b):
         o = np.argsort(old_b, kind="stable")
@@ -97,13 +93,16 @@ def _map_bounds(bounds, old_b, new_b, est):
 
 
 def _into_steps(old, new, bounds, new_bounds):
-    """Replayed CPU times kept in the step their measured time lies in."""
+    """Replayed CPU times kept in the step their measured time lies in; a step bound
+    itself where the barriers placed it."""
     if len(bounds) == 0:
         return new
     seg = np.searchsorted(bounds, old, side="right")
-    lo = np.where(seg > 0, new_bounds[np.maximum(seg - 1, 0)], new)
+    at = np.maximum(seg - 1, 0)
+    lo = np.where(seg > 0, new_bounds[at], new)
     hi = np.where(seg < len(bounds), new_bounds[np.minimum(seg, len(bounds) - 1)] - 1, new)
-    return np.minimum(np.maximum(new, lo), np.maximum(hi, lo))
+    out = np.minimum(np.maximum(new, lo), np.maximum(hi, lo))
+    return np.where((seg > 0) & (bounds[at] == old), new_bounds[at], out)
 
 
 @dataclass
@@ -176,25 +175,19 @@ class ReplayRangeError(ValueError):
     """The change would put the replayed schedule beyond 64-bit nanoseconds."""
 
 
-# replayed times stay below this (int64 nanoseconds, with room for sums)
-_TIME_LIMIT = 2**62
+_TIME_LIMIT = 2**62  # replayed times stay below (int64 ns, with room for sums)
 
 
 def _check_fits(t: Trace, cpu_scale: float, launch_add_ns: int) -> None:
-    """Refuses a change whose replayed times could leave 64-bit nanoseconds (they
-    would wrap or fail midway): a bound on the latest replayed time from the trace's
-    span scaled, every launch call's added time, and all GPU time run back to back."""
+    """Refuses a change whose replayed times could leave int64 ns (they would wrap or
+    fail midway): bounded by the trace's span scaled, every launch call's added time
+    and all GPU time run back to back."""
     ln, g = t.launches, t.gpu
-    times = [a for a in (ln["t_begin"], ln["t_end"], g["t_start"], g["t_end"]) if len(a)]
-    lo = min((int(a.min()) for a in times), default=0)
-    hi = max((int(a.max()) for a in times), default=0)
-    add = abs(int(launch_add_ns))
-    worst = None
-    if add < _TIME_LIMIT:
-        gpu = float((g["t_end"] - g["t_start"]).sum()) if len(g) else 0.0
-        span = float(hi - lo)
-        worst = max(abs(lo), abs(hi)) + span * 2 * max(cpu_scale, 1.0) + len(ln) * add + gpu
-    if worst is None or not worst < _TIME_LIMIT:
+    ts = np.concatenate([ln["t_begin"], ln["t_end"], g["t_start"], g["t_end"]]).astype(np.int64)
+    lo, hi = (int(ts.min()), int(ts.max())) if len(ts) else (0, 0)
+    add = min(abs(int(launch_add_ns)), _TIME_LIMIT)
+    gpu = float((g["t_end"] - g["t_start"]).sum())
+    if not max(-lo, hi) + (hi - lo) * 2.0 * max(cpu_scale, 1.0) + len(ln) * add + gpu < _TIME_LIMIT:
         raise ReplayRangeError(
             f"cpu_scale {cpu_scale:g} and launch_add_ns {launch_add_ns} would put this "
             "trace's replayed times beyond 64-bit nanoseconds"
@@ -352,14 +345,12 @@ def _predicted(t: Trace, gl, removed, times, change: dict[str, Any]) -> Trace:
         )
     scale = change["cpu_scale"]
     old_b, old_e = ln["t_begin"], ln["t_end"]
-    everyone = np.ones(len(ln), dtype=bool)
-    ev_all = _events(old_b, old_e, new_b, new_e, everyone)
+    ev_all = _events(old_b, old_e, new_b, new_e, slice(None))
     bounds = _step_bounds(t)
     new_bounds = _map_bounds(bounds, old_b, new_b, _anchored(bounds, *ev_all, scale))
 
     def move(times, tid, pid):
-        """With the calls of their own thread (all calls, where it made none), kept
-        in their step."""
+        """With the calls of their thread (all, where it made none), in their step."""
         times = np.asarray(times, dtype=np.int64)
         out = times.copy()
         for p, th in set(zip(pid.tolist(), tid.tolist())):
@@ -374,16 +365,10 @@ def _predicted(t: Trace, gl, removed, times, change: dict[str, Any]) -> Trace:
         ops["t_begin"] = move(ops["t_begin"], ops["tid"], ops["pid"])
         ops["t_end"] = np.maximum(ops["t_begin"], move(ops["t_end"], ops["tid"], ops["pid"]))
     regions = t.regions.copy()
-    if len(regions) and len(ln):
-        # a region's own thread is not recorded: its bounds move with the calls of
-        # any thread; a step's bound is the one the barriers placed
+    if len(regions):  # a region's thread is not recorded: with the calls of any thread
         for col in ("t_begin", "t_end"):
             old = regions[col].astype(np.int64)
-            new = _into_steps(old, _anchored(old, *ev_all, scale), bounds, new_bounds)
-            if len(bounds):
-                at = np.minimum(np.searchsorted(bounds, old), len(bounds) - 1)
-                new = np.where(bounds[at] == old, new_bounds[at], new)
-            regions[col] = new
+            regions[col] = _into_steps(old, _anchored(old, *ev_all, scale), bounds, new_bounds)
         regions["t_end"] = np.maximum(regions["t_begin"], regions["t_end"])
     meta = {**t.meta, "whatif": change}
     return replace(t, launches=out_l[~removed], gpu=out_g, ops=ops, regions=regions, meta=meta)
