@@ -79,3 +79,30 @@ def test_a_trace_whose_every_step_is_empty_is_refused(tmp_path):
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and "internal" not in r.stderr
     assert str(empty) in r.stderr and "no kernel" in r.stderr
+
+
+def _two_device_trace(path, steps):
+    """`steps` steps of 100 us, each launching one kernel on device 0 and one on 1."""
+    ev, corr = [], 1
+    for n in range(steps):
+        t = n * 100
+        ev.append(step(t, 100, n + 1))
+        for dev in (0, 1):
+            ev += [
+                launch(t + 10 + 20 * dev, 5, corr),
+                kernel(t + 20 + 20 * dev, 5, corr, device=dev),
+            ]
+            corr += 1
+    return write(path, ev)
+
+
+def test_each_device_is_compared_with_the_same_device_whatever_the_counts(tmp_path):
+    a = _two_device_trace(tmp_path / "a.json", 2)
+    b = _two_device_trace(tmp_path / "b.json", 3)
+    r = skip("compare", a, b, "--per-iteration", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)["regions"]
+    assert sorted((x["device_a"], x["device_b"]) for x in rows) == [(0, 0), (1, 1)]
+    for x in rows:  # one kernel per step and device on both sides
+        assert x["metrics"]["n_kernels"]["a"] == x["metrics"]["n_kernels"]["b"] == 1
+        assert (x["iterations_a"], x["iterations_b"]) == (2, 3)

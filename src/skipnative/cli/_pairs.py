@@ -22,11 +22,12 @@ def side_by_side(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 def paired_regions(ra: list[dict], rb: list[dict]) -> list[tuple[dict, dict, dict]]:
     """(region of A, region of B, metrics side by side) for each (name, device) in
-    both; with one region each, those two whatever their names and devices."""
-    by_b = {(r["name"], r["device"]): r for r in rb}
+    both (a region's "pair", where it has one, in place of its name); with one
+    region each, those two whatever their names and devices."""
+    by_b = {(r.get("pair", r["name"]), r["device"]): r for r in rb}
     out = []
     for r in ra:
-        other = by_b.get((r["name"], r["device"]))
+        other = by_b.get((r.get("pair", r["name"]), r["device"]))
         if other is None and len(ra) == 1 and len(rb) == 1:
             other = rb[0]  # one region each: compare across names and device ids
         if other is not None:

@@ -58,7 +58,7 @@ def _per_iteration(path: str) -> dict:
                 continue
             m = run_summary(trace, full)
             n, empty = len(full), n_steps - len(full)
-            name = "per iteration"
+            name = f"per iteration (mean of {n})"
             left_out = f"; {empty} empty iteration{'s' * (empty != 1)} left out" if empty else ""
             label = f"per iteration (mean of {n}{left_out})"
         m.pop("iterations")
@@ -66,6 +66,7 @@ def _per_iteration(path: str) -> dict:
             {
                 "name": name,
                 "label": label,
+                "pair": "per iteration",  # devices pair whatever each side's count
                 "device": w.device,
                 "metrics": m,
                 "iterations": n,
