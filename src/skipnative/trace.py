@@ -352,7 +352,7 @@ def _pandas():
 
 
 # columns of the per-kernel table that hold few distinct strings
-CATEGORICAL = ("name", "api", "api_kind", "op", "top_op", "region", "count")
+CATEGORICAL = ("file", "name", "api", "api_kind", "op", "top_op", "region", "count")
 
 
 def _categorical_frame(cols: dict[str, Any]):

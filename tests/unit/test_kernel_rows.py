@@ -124,3 +124,26 @@ def test_region_and_window_select_like_the_metrics(tmp_path):
     assert r.returncode == 1 and "nope" in r.stderr
     r = skip("kernels", p, "--window", "5:1")
     assert r.returncode == 1 and "--window" in r.stderr
+
+
+def test_a_folder_table_tells_apart_files_that_share_a_rank(tmp_path):
+    folder = tmp_path / "ranks"
+    folder.mkdir()
+    mixed(folder / "a_rank0.json")  # two runs' rank 0
+    one = mixed(folder / "b_rank0.json")
+    n = len(kernel_rows(skipnative.load(one))["name"])
+    r = skip("kernels", folder, "--csv", tmp_path / "k.csv")
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / "k.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [k for k in rows[0]][:3] == ["rank", "file", "device"]
+    want = [("0", "a_rank0.json")] * n + [("0", "b_rank0.json")] * n
+    assert [(x["rank"], x["file"]) for x in rows] == want
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    assert skip("kernels", folder, "--parquet", tmp_path / "k.parquet").returncode == 0
+    files = pq.read_table(tmp_path / "k.parquet").column("file").to_pylist()
+    assert files == ["a_rank0.json"] * n + ["b_rank0.json"] * n
+    single = skip("kernels", one, "--csv", "-").stdout.splitlines()[0]
+    assert "file" not in single.split(",")  # one file: no column to tell files apart

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import sys
 
 import numpy as np
@@ -65,13 +66,17 @@ def _table(args) -> tuple[dict, list[str]]:
         except ValueError as e:
             raise UserError(f"{args.trace}: {e}") from None
     rows, errors = map_files(list_traces(args.trace), _rows_work, kw, args.jobs)
+    # a folder's table names each row's file beside its rank: two files may
+    # share a rank (two runs, a rank written twice), and are told apart by it
+    names = (*COLUMNS[:1], "file", *COLUMNS[1:])
     parts = []
-    for _path, rank, cols in rows:
+    for path, rank, cols in rows:
         cols["rank"][:] = rank
+        cols["file"] = np.full(len(cols["rank"]), os.path.basename(path), dtype=object)
         parts.append(cols)
     if not parts:
-        return {c: np.zeros(0) for c in COLUMNS}, errors
-    return {c: np.concatenate([p[c] for p in parts]) for c in COLUMNS}, errors
+        return {c: np.zeros(0) for c in names}, errors
+    return {c: np.concatenate([p[c] for p in parts]) for c in names}, errors
 
 
 def _check_out(path: str, force: bool) -> None:
