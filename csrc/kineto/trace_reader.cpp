@@ -80,6 +80,11 @@ void TraceReader::step(Cursor& c) {
         saw_events_ = array_top_ = true;
         state_ = Top::kEventsFirst;
       } else if (starts_value(ch)) {
+        // a whole value indeed ('nul', 'not json', 'nullx' are none): else invalid JSON
+        c.skip_value();
+        c.ws();
+        if (c.i < c.n) c.fail("trailing data after the top-level value");
+        if (!c.final) throw NeedMore{};  // more may follow: judged when it has
         throw ReadError(std::string("top level is ") + type_name(ch) +
                         ", not a trace object (not a torch.profiler trace)");
       } else {

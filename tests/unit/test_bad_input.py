@@ -361,3 +361,8 @@ def test_a_device_taken_from_pid_must_be_one_too(tmp_path):
     k["pid"] = 3  # without args.device, the pid names the device (older traces)
     t = skipnative.load(write(tmp_path / "ok.json", [launch(1, 2, 1), k]))
     assert t.gpu["device"].tolist() == [3]
+
+
+@pytest.mark.parametrize("doc", ["not json at all", "nul", "nullx", "tru", "fals", "-x", "1.2.3"])
+def test_text_that_only_begins_like_a_json_value_is_invalid_json(tmp_path, doc):
+    expect_error(raw(tmp_path, doc), "invalid JSON")
