@@ -1,0 +1,42 @@
+"""skipnative.io.safe_json.loads: untrusted JSON refused in one line naming the file."""
+
+from __future__ import annotations
+
+import pytest
+
+from skipnative import TraceError
+from skipnative.io.safe_json import MAX_DEPTH, loads
+
+
+def refused(text, what="header"):
+    with pytest.raises(TraceError) as e:
+        loads(text, "/some/file.json", what)
+    msg = str(e.value)
+    assert msg.startswith("/some/file.json: " + what + ": "), msg
+    assert "\n" not in msg
+    return msg
+
+
+def test_valid_json_passes_through():
+    assert loads('{"a": [1, 2.5, "x", null]}', "p", "w") == {"a": [1, 2.5, "x", None]}
+    assert loads(b"[1]", "p", "w") == [1]
+    assert loads(memoryview(b'"s"'), "p", "w") == "s"
+
+
+@pytest.mark.parametrize("n", [10_000, 200_000])
+def test_deep_nesting_is_refused_not_a_recursion_error(n):
+    assert "nested" in refused("[" * n + "]" * n)
+    assert "nested" in refused('{"a":' * n + "1" + "}" * n)
+
+
+def test_nesting_deeper_than_the_cap_but_parseable_is_refused():
+    # parses without RecursionError, yet would exhaust the stack of code walking it
+    n = MAX_DEPTH + 1
+    assert "nested" in refused("[" * n + "]" * n)
+    ok = MAX_DEPTH
+    assert loads("[" * ok + "]" * ok, "p", "w") is not None
+
+
+@pytest.mark.parametrize("text", ["", "{", "nul", "[1,]", b"\xff\xfe\x00", b'"\xc3"', "1" * 5000])
+def test_malformed_text_is_refused(text):
+    refused(text, "strings")
