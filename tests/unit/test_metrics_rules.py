@@ -238,3 +238,22 @@ def test_gpu_idle_splits_at_each_launch_begin(tmp_path):
     assert m["gpu_idle_host_us"] == 10 + 20
     assert m["gpu_idle_launch_us"] == 10 + 10 + 5
     assert m["gpu_idle_us"] == m["gpu_idle_host_us"] + m["gpu_idle_launch_us"]
+
+
+@pytest.mark.parametrize("shift", [0, -100, -(10**9)])
+def test_every_metric_is_the_same_wherever_the_clock_starts(tmp_path, shift):
+    # a trace's clock may start anywhere, negative included: moving every event
+    # by the same amount moves no metric (the GPU's busy union was clamped at 0)
+    ev = [
+        launch(0, 1, 1),
+        kernel(10, 50, 1, stream=7),
+        launch(2, 1, 2),
+        kernel(20, 50, 2, stream=8),
+        launch(80, 1, 3),
+        kernel(90, 5, 3, stream=7),
+    ]
+    for e in ev:
+        e["ts"] += shift
+    m = metrics(tmp_path, ev)
+    assert m["gpu_busy_us"] == 60 + 5  # union [10, 70] and [90, 95]
+    assert m["il_us"] == 95 and m["gpu_idle_union_us"] == 95 - 65

@@ -89,11 +89,10 @@ def _union_length(start: np.ndarray, end: np.ndarray) -> int:
     # a new busy block starts where a kernel starts after everything before it ended
     new_block = np.ones(len(s), dtype=bool)
     new_block[1:] = s[1:] > run_end[:-1]
-    block_id = np.cumsum(new_block) - 1
     block_start = s[new_block]
-    block_end = np.zeros(len(block_start), dtype=np.int64)
-    np.maximum.at(block_end, block_id, e)
-    return int((block_end - block_start).sum())
+    # a block ends where the running end stands at its last kernel (any sign)
+    last = np.append(np.flatnonzero(new_block)[1:] - 1, len(s) - 1)
+    return int((run_end[last] - block_start).sum())
 
 
 def top_kernels(
