@@ -29,9 +29,19 @@ from typing import Any
 import numpy as np
 
 from skipnative.errors import TraceError
+from skipnative.io import safe_json
 from skipnative.io.atomic import atomic_output, read_whole
 from skipnative.io.sniff import SKIP_MAGIC
-from skipnative.trace import GPU_DTYPE, LAUNCH_DTYPE, OP_DTYPE, REGION_DTYPE, Trace
+from skipnative.trace import (
+    API_KINDS,
+    GPU_DTYPE,
+    GPU_KINDS,
+    LAUNCH_DTYPE,
+    OP_DTYPE,
+    REGION_DTYPE,
+    REGION_KINDS,
+    Trace,
+)
 
 FORMAT_VERSION = 1
 TABLES = {"launches": LAUNCH_DTYPE, "gpu": GPU_DTYPE, "ops": OP_DTYPE, "regions": REGION_DTYPE}
@@ -40,6 +50,21 @@ _PREFIX = struct.Struct("<8sII")
 _MAX_HEADER = 64 << 20
 _MAX_STRINGS = 1 << 30
 _MAX_INFLATE = 1100  # zlib cannot expand data by more than ~1032x
+_I64 = 2**63
+# the enum columns and the names their values index
+KINDS = {"launches": API_KINDS, "gpu": GPU_KINDS, "regions": REGION_KINDS}
+# (begin, end) of each table's rows; the gpu table's t_queued and t_submitted
+# are times too, 0 where unknown
+INTERVALS = {
+    "launches": ("t_begin", "t_end"),
+    "gpu": ("t_start", "t_end"),
+    "ops": ("t_begin", "t_end"),
+    "regions": ("t_begin", "t_end"),
+}
+_OPTIONAL_TIMES = ("t_queued", "t_submitted")
+# metadata the code reads as integers (perfetto export, kernel tables, run dumps)
+_INT_META = ("clock_realtime_offset_ns", "t_start_ns", "t_stop_ns", "events")
+_INT_OR_NONE_META = ("pid", "rank")
 
 
 def _jsonable(x: Any) -> Any:
@@ -140,8 +165,12 @@ def _parse_checked(path: str, data: memoryview) -> Trace:
         ids = out[name]["name_id"]
         if len(ids) and (ids.min() < 0 or ids.max() >= n):
             raise r.corrupt(f"table {name} refers to names beyond the string table")
-    meta_raw = header.get("meta")
-    meta: dict[str, Any] = meta_raw if isinstance(meta_raw, dict) else {}
+    meta = header.get("meta")
+    if not isinstance(meta, dict):
+        raise r.corrupt("meta is not an object")
+    problem = rows_problem(out) or _meta_problem(meta) or _times_problem(out, meta)
+    if problem:
+        raise r.corrupt(problem)
     return Trace(
         launches=out["launches"],
         gpu=out["gpu"],
@@ -178,10 +207,8 @@ class _Reader:
             )
         if hlen > _MAX_HEADER or _PREFIX.size + hlen > len(data):
             raise self.corrupt("header length beyond the end of the file")
-        try:
-            header = json.loads(bytes(data[_PREFIX.size : _PREFIX.size + hlen]))
-        except (ValueError, UnicodeDecodeError):
-            raise self.corrupt("header is not valid JSON") from None
+        text = bytes(data[_PREFIX.size : _PREFIX.size + hlen])
+        header = safe_json.loads(text, path, "corrupted .skip file: header")
         if not isinstance(header, dict):
             raise self.corrupt("header is not an object")
         self.payload = data[_PREFIX.size + hlen :]
@@ -211,10 +238,8 @@ class _Reader:
         return out
 
     def strings(self, header: dict[str, Any]) -> list[str]:
-        try:
-            strings = json.loads(self.blob(header.get("strings"), "strings"))
-        except ValueError:
-            raise self.corrupt("strings are not valid JSON") from None
+        text = self.blob(header.get("strings"), "strings")
+        strings = safe_json.loads(text, self.path, "corrupted .skip file: strings")
         if not isinstance(strings, list) or not all(isinstance(s, str) for s in strings):
             raise self.corrupt("strings are not a list of strings")
         return strings or [""]
@@ -252,3 +277,101 @@ class _Reader:
         if c.get("codec") != "zlib":
             raise corrupt(f"column {what} has unknown codec {c.get('codec')!r}")
         return col
+
+
+def time_range(tables: dict[str, np.ndarray]) -> tuple[int, int] | None:
+    """(earliest, latest) time of the tables' rows (INTERVALS and the gpu rows'
+    known t_queued, t_submitted), as Python ints; None without any row."""
+    lo: int | None = None
+    hi: int | None = None
+    for name, cols in INTERVALS.items():
+        t = tables[name]
+        if not len(t):
+            continue
+        names = cols + (_OPTIONAL_TIMES if name == "gpu" else ())
+        for c in names:
+            v = t[c][t[c] != 0] if c in _OPTIONAL_TIMES else t[c]
+            if len(v):
+                a, b = int(v.min()), int(v.max())
+                lo, hi = (a, b) if lo is None or hi is None else (min(lo, a), max(hi, b))
+    return None if lo is None or hi is None else (lo, hi)
+
+
+def span_problem(tables: dict[str, np.ndarray]) -> str | None:
+    """Why the tables' times cannot be analysed: the distance between the earliest
+    and the latest must fit int64, or every duration and gap may wrap."""
+    r = time_range(tables)
+    if r is not None and r[1] - r[0] >= _I64:
+        return f"the trace spans more than 2^63 ns (its times run from {r[0]} to {r[1]} ns)"
+    return None
+
+
+def rows_problem(tables: dict[str, np.ndarray]) -> str | None:
+    """What no reader produces in the tables: a kind beyond its names, a row that
+    ends before it begins, ops that do not nest (or None)."""
+    for name, kinds in KINDS.items():
+        k = tables[name]["kind"]
+        if len(k) and int(k.max()) >= len(kinds):
+            return f"table {name}.kind holds {int(k.max())}, beyond its {len(kinds)} kinds"
+    for name, (b, e) in INTERVALS.items():
+        t = tables[name]
+        bad = np.flatnonzero(t[e] < t[b])
+        if len(bad):
+            return f"table {name}: row {int(bad[0])} ends before it begins"
+    return _ops_problem(tables["ops"])
+
+
+def _ops_problem(ops: np.ndarray) -> str | None:
+    """Ops must form a forest as the Kineto reader nests them: a root has depth 0
+    and is its own top; any other op is one deeper than its parent and shares
+    its top (so no parent chain loops)."""
+    n = len(ops)
+    if not n:
+        return None
+    parent, top = ops["parent"], ops["top"]
+    depth = ops["depth"].astype(np.int64)
+    if ((parent < -1) | (parent >= n) | (top < 0) | (top >= n) | (depth < 0)).any():
+        return "table ops refers to rows beyond the table"
+    root = parent == -1
+    p = np.where(root, 0, parent)
+    rows = np.arange(n)
+    nested = np.where(root, (depth == 0) & (top == rows), (depth == depth[p] + 1) & (top == top[p]))
+    if not nested.all():
+        return f"table ops: row {int(np.flatnonzero(~nested)[0])} does not nest in its parent"
+    return None
+
+
+def _meta_problem(meta: dict[str, Any]) -> str | None:
+    for key in (*_INT_META, *_INT_OR_NONE_META):
+        if key not in meta:
+            continue
+        v = meta[key]
+        if v is None and key in _INT_OR_NONE_META:
+            continue
+        if key == "rank" and isinstance(v, str) and v.isdigit():  # as folder.rank_in_trace
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or not -_I64 <= v < _I64:
+            return f"meta {key} is {_short(v)}, not a 64-bit integer"
+    if "devices" in meta and not isinstance(meta["devices"], list):
+        return f"meta devices is {_short(meta['devices'])}, not a list"
+    return None
+
+
+def _times_problem(tables: dict[str, np.ndarray], meta: dict[str, Any]) -> str | None:
+    """A native capture's times are session-clock ns (unsigned, from the start of
+    its clock) and, moved by clock_realtime_offset_ns, unix ns: both fit int64."""
+    problem = span_problem(tables)
+    r = time_range(tables)
+    if problem or r is None:
+        return problem
+    if meta.get("source") == "skipnative" and r[0] < 0:
+        return f"negative time {r[0]} ns in a native capture"
+    off = meta.get("clock_realtime_offset_ns", 0)
+    if not (r[0] + off >= -_I64 and r[1] + off < _I64):
+        return f"meta clock_realtime_offset_ns {off} moves the trace's times beyond 64 bits"
+    return None
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
