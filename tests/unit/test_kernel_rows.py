@@ -147,3 +147,21 @@ def test_a_folder_table_tells_apart_files_that_share_a_rank(tmp_path):
     assert files == ["a_rank0.json"] * n + ["b_rank0.json"] * n
     single = skip("kernels", one, "--csv", "-").stdout.splitlines()[0]
     assert "file" not in single.split(",")  # one file: no column to tell files apart
+
+
+def test_kernels_without_any_launch_call_are_unmatched_everywhere(tmp_path):
+    # a trace of GPU activity alone (launch calls not recorded): every kernel
+    # unmatched, nothing to average per name, and every command still answers
+    path = write(tmp_path / "t.json", [kernel(10, 5, 1), kernel(20, 5, 2, name="other")])
+    cols = kernel_rows(skipnative.load(path))
+    assert list(cols["count"]) == ["unmatched", "unmatched"]
+    r = skip("kernels", path, "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)  # strict JSON: no NaN
+    assert out["counts"]["unmatched"] == 2
+    assert [s["mean_lq_us"] for s in out["by_name"]] == [None, None]
+    text = skip("kernels", path).stdout
+    assert "nan" not in text
+    for cmd in (["whatif", "--graphs"], ["whatif", "--cpu-scale", "2"], ["analyze"]):
+        r = skip(*cmd, path)
+        assert r.returncode == 0 and "error" not in r.stderr, (cmd, r.stderr)

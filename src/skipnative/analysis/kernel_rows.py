@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from skipnative.analysis.kernels import join_kernels, select_kernels
+from skipnative.analysis.kernels import join_kernels, select_kernels, take
 from skipnative.trace import API_KINDS, KIND_GRAPH, Trace
 
 # SPEC.md §2: every kernel is in exactly one of these counts
@@ -47,7 +47,7 @@ COLUMNS = (
 
 def _count_class(trace: Trace, kt) -> np.ndarray:
     has = kt.launch >= 0
-    kind = np.where(has, trace.launches["kind"][np.maximum(kt.launch, 0)], 255)
+    kind = take(trace.launches["kind"], kt.launch, 255)
     cls = np.full(len(kt.launch), COUNTS.index("other_call"), dtype=np.uint8)
     cls[~has] = COUNTS.index("unmatched")
     cls[has & (kind == KIND_GRAPH) & ~kt.counted] = COUNTS.index("graph_extra")

@@ -5,6 +5,7 @@ window, rank) that metrics, fusion, what-if and the pass alignment share."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -64,6 +65,16 @@ def stream_order(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return so, prev
 
 
+def take(values: np.ndarray, index: np.ndarray, fill: Any) -> np.ndarray:
+    """values[index] where index >= 0, else `fill` (also for every index when
+    `values` is empty: a trace with kernels and no launch call)."""
+    if len(values) == 0:
+        return np.full(
+            np.shape(index), fill, dtype=np.result_type(values.dtype, np.min_scalar_type(fill))
+        )
+    return np.where(index >= 0, values[np.maximum(index, 0)], fill)
+
+
 def queued_at_return(
     g: np.ndarray, launched: np.ndarray, l_end: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -72,7 +83,7 @@ def queued_at_return(
     first row), queued). A row is queued when it has a launch (`launched`) and its
     stream predecessor was still running when that launch call returned (`l_end`)."""
     so, prev = stream_order(g)
-    prev_end = np.where(prev >= 0, g["t_end"][np.maximum(prev, 0)], np.iinfo(np.int64).min)
+    prev_end = take(g["t_end"], prev, np.iinfo(np.int64).min)
     return so, prev_end, launched & (prev_end > l_end)
 
 

@@ -40,7 +40,12 @@ from typing import Any
 import numpy as np
 
 from skipnative.analysis.fusion import find_candidates
-from skipnative.analysis.kernels import join_by_correlation, join_kernels, queued_at_return
+from skipnative.analysis.kernels import (
+    join_by_correlation,
+    join_kernels,
+    queued_at_return,
+    take,
+)
 from skipnative.trace import KIND_GRAPH, KIND_KERNEL, KIND_SYNC, Trace
 
 
@@ -120,11 +125,9 @@ class _GpuPlan:
 
 def _gpu_plan(t: Trace) -> _GpuPlan:
     ln, g = t.launches, t.gpu
-    n_l = len(ln)
     gl = join_by_correlation(ln["correlation"], g["correlation"])
     has = gl >= 0
-    l_b = np.where(has, ln["t_begin"][np.maximum(gl, 0)] if n_l else 0, 0)
-    l_e = np.where(has, ln["t_end"][np.maximum(gl, 0)] if n_l else 0, 0)
+    l_b, l_e = take(ln["t_begin"], gl, 0), take(ln["t_end"], gl, 0)
     so, prev_end, queued = queued_at_return(g, has, l_e)
     rho = (g["t_start"] - l_b).astype(np.int64)
     if (has & ~queued).any():
@@ -206,12 +209,8 @@ class _Replay:
         gl = plan.gl
         # each GPU row's launch-call duration as measured, and its latency after the
         # call returned (negative: it started inside the call)
+        self.api_r = take(ln["t_end"] - ln["t_begin"], gl, 0)
         n_l = len(ln)
-        self.api_r = (
-            np.where(gl >= 0, (ln["t_end"] - ln["t_begin"])[np.maximum(gl, 0)], 0)
-            if n_l
-            else np.zeros(len(g), dtype=np.int64)
-        )
         self.post = plan.rho - self.api_r
         self.launching = (ln["kind"] == KIND_KERNEL) | (ln["kind"] == KIND_GRAPH)
         # GPU rows per launch, in stream order
@@ -341,7 +340,7 @@ def _predicted(t: Trace, gl, removed, times, change: dict[str, Any]) -> Trace:
     out_g["t_submitted"] = 0
     if change["graphs"]:  # kernels now belong to their region's graph launch
         out_g["correlation"] = np.where(
-            gl >= 0, ln["correlation"][np.maximum(gl, 0)], out_g["correlation"]
+            gl >= 0, take(ln["correlation"], gl, 0), out_g["correlation"]
         )
     scale = change["cpu_scale"]
     old_b, old_e = ln["t_begin"], ln["t_end"]
@@ -443,9 +442,9 @@ def _apply_graphs(t: Trace, gl, rho, gap, queued, removed):
     gk = ln["kind"] == KIND_GRAPH
     cost = int(np.median(api[gk])) if gk.any() else int(2 * np.median(api[kl])) if kl.any() else 0
     med_gap = int(np.median(gap[queued])) if queued.any() else 0
-    bounds = [(int(r["t_begin"]), int(r["t_end"])) for r in t.iterations] or [
-        (int(ln["t_begin"].min()), int(ln["t_end"].max()) + 1)
-    ]
+    bounds = [(int(r["t_begin"]), int(r["t_end"])) for r in t.iterations]
+    if not bounds and len(ln):  # no iteration: the whole trace is one graph
+        bounds = [(int(ln["t_begin"].min()), int(ln["t_end"].max()) + 1)]
     keep = np.ones(len(ln), dtype=bool)
     no_host = np.zeros(len(ln), dtype=bool)
     new_gl = gl.copy()
@@ -467,7 +466,7 @@ def _apply_graphs(t: Trace, gl, rho, gap, queued, removed):
     gap = np.where(new_gl != gl, med_gap, gap)
     # renumber launches after dropping
     idx = np.cumsum(keep) - 1
-    new_gl = np.where(new_gl >= 0, idx[np.maximum(new_gl, 0)], -1)
+    new_gl = take(idx, new_gl, -1)
     return ln[keep], new_gl, rho, gap, removed[keep], no_host[keep]
 
 

@@ -142,9 +142,20 @@ def with_launch_hooks(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def print_json(obj: Any) -> None:
-    """One compact JSON object on its own line on stdout (every --json output)."""
-    json.dump(obj, sys.stdout, separators=(",", ":"))
+    """One compact JSON object on its own line on stdout (every --json output); a
+    number that is not one (NaN: nothing to average) is null, as JSON has no NaN."""
+    json.dump(_no_nan(obj), sys.stdout, separators=(",", ":"), allow_nan=False)
     sys.stdout.write("\n")
+
+
+def _no_nan(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _no_nan(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_no_nan(v) for v in obj]
+    return obj
 
 
 def fmt_value(v: Any) -> str:
@@ -154,7 +165,7 @@ def fmt_value(v: Any) -> str:
         return f"{v:,}"
     if isinstance(v, float):
         if math.isnan(v):
-            return "nan"
+            return "-"  # not recorded, or nothing to average
         return f"{v:,.3f}" if abs(v) < 1000 else f"{v:,.1f}"
     return str(v)
 
