@@ -16,10 +16,15 @@ _EXISTS = "already exists (pass overwrite=True, or --force, to replace it)"
 def atomic_output(path: str, *, overwrite: bool) -> Iterator:
     """Yields a temporary binary file in `path`'s folder; on success it is flushed to
     disk and renamed to `path` (refusing to replace an existing file unless
-    `overwrite`); on failure it is removed."""
+    `overwrite`); on failure it is removed. A link is written through (its
+    target replaced); what is no regular file (a FIFO, a device, a folder) is
+    refused: renaming over it would replace, not write, it."""
     if os.path.exists(path) and not overwrite:
         raise TraceError(path, _EXISTS)
-    folder = os.path.dirname(os.path.abspath(path))
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    if os.path.exists(target) and not os.path.isfile(target):
+        raise TraceError(path, "exists and is not a regular file; --force replaces files only")
+    folder = os.path.dirname(os.path.abspath(target))
     try:
         fd, tmp = tempfile.mkstemp(prefix=".skipnative-", suffix=".tmp", dir=folder)
     except OSError as e:  # named by the output asked for, not by the temporary file
@@ -30,12 +35,12 @@ def atomic_output(path: str, *, overwrite: bool) -> Iterator:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        if not overwrite and os.path.exists(path):  # appeared while we wrote
+        if not overwrite and os.path.exists(target):  # appeared while we wrote
             raise TraceError(path, _EXISTS)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
