@@ -102,7 +102,7 @@ def test_a_failing_point_stops_the_sweep_and_keeps_the_others(tmp_path):
     assert r.returncode == 1
     line = r.stderr.strip().splitlines()[-1]
     assert line == (
-        "skip: error: batch 8 failed: the workload failed at batch 8: "
+        "skip: error: batch 8 failed: the workload (w.py:make) failed at batch 8: "
         "RuntimeError: CUDA out of memory (simulated) (sweep.json holds the 1 point before it)"
     )
     doc = json.loads((tmp_path / "run" / "sweep.json").read_text())
@@ -139,6 +139,15 @@ def test_sweep_and_profile_replace_an_earlier_run_only_with_force(tmp_path):
     assert left == ["b1.json", "b1.skip", "sweep.json"]
     r = skip(tmp_path, "profile", *opts, "--batch", "1", "--out", "run", "--force")
     assert r.returncode == 0, r.stderr
+
+
+def test_a_script_that_fails_to_import_is_named(tmp_path):
+    (tmp_path / "w.py").write_text("raise ValueError(1)\n")
+    r = skip(tmp_path, "profile", "--script", "w.py:make", "--no-attribution", "--out", "run")
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        "skip: error: --script: w.py: importing it failed: ValueError: 1"
+    ]
 
 
 def test_profile_with_launch_times_from_activity_records(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -298,3 +299,35 @@ def test_kernels_checks_its_output_before_reading_a_folder(tmp_path):
     out.write_text("x")
     r = skip("kernels", tmp_path, "--csv", out, ok=False)
     assert r.returncode == 1 and "already exists" in r.stderr and "warning" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--iters", "99999999999999"], "--iters: 99999999999999 is above the limit of 1e+08"),
+        (["--iters", "5"], "--iters: 5 is not at least 10"),
+        (["--graph-kernels", "0"], "--graph-kernels: 0 is not at least 1"),
+        (["--iters", "1e3"], "--iters: '1e3' is not an integer"),
+    ],
+)
+def test_bench_launch_refuses_counts_it_cannot_run_in_one_line(args, message):
+    # a count past what a C int takes ended in a 4-line pybind TypeError (exit 70)
+    r = skip("bench", "launch", *args, ok=False)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [
+        f"skip: error: argument {message} (see 'skip bench --help')"
+    ]
+
+
+def test_number_type_bounds():
+    from skipnative.cli._common import number
+
+    f = number(float, 0, 10, above=True)
+    assert f("10") == 10.0 and f("1e-9") == 1e-9
+    for bad in ("0", "-1", "nan", "inf", "-inf", "10.5", "x", ""):
+        with pytest.raises(argparse.ArgumentTypeError):
+            f(bad)
+    n = number(int, -3)
+    assert n("-3") == -3 and n(str(10**30)) == 10**30
+    with pytest.raises(argparse.ArgumentTypeError):
+        n("-4")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from skipnative.cli._common import UserError, print_json
+from skipnative.cli._common import UserError, number, print_json
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="microbenchmarks: `skip bench launch`")
     p.add_argument("what", choices=["launch"])
-    p.add_argument("--iters", type=int, default=2000)
-    p.add_argument("--graph-kernels", type=int, default=100)
+    p.add_argument("--iters", type=number(int, 10, 10**8), default=2000, help="at least 10")
+    p.add_argument("--graph-kernels", type=number(int, 1, 10**6), default=100)
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument(
         "--no-profilers",
@@ -24,8 +24,6 @@ def run(args) -> int:
     from skipnative.profiling.launchbench import run as run_bench
     from skipnative.profiling.launchbench import table
 
-    if args.iters < 10 or args.graph_kernels < 1:
-        raise UserError("--iters must be >= 10 and --graph-kernels >= 1")
     ok, why, _count = _native.probe_driver()
     if not ok:
         raise UserError(f"skip bench launch needs a GPU: {why}")

@@ -88,7 +88,13 @@ def load_script(spec: str):
         raise UserError(f"--script: {path}: no such file")
     s = importlib.util.spec_from_file_location("skip_user_workload", path)
     mod = importlib.util.module_from_spec(s)
-    s.loader.exec_module(mod)  # the user's own workload code, by request
+    try:
+        s.loader.exec_module(mod)  # the user's own workload code, by request
+    except Exception as e:  # its own failure, said of it (a traceback is --traceback's)
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise UserError(
+            f"--script: {path}: importing it failed: {type(e).__name__}: {first}"
+        ) from e
     f = getattr(mod, func, None)
     if not callable(f):
         raise UserError(f"--script: {path} has no function {func!r}")
@@ -218,9 +224,8 @@ def run(args) -> int:
         raise
     except Exception as e:  # the workload's own failure (out of memory, a bug in it)
         first = (str(e).strip().splitlines() or [""])[0]
-        raise UserError(
-            f"the workload failed at batch {args.batch}: {type(e).__name__}: {first}"
-        ) from None
+        what = f"the workload ({os.path.basename(args.script)})" if args.script else "the workload"
+        raise UserError(f"{what} failed at batch {args.batch}: {type(e).__name__}: {first}") from e
     prof.native.save(os.path.join(args.out, f"{name}.skip"), overwrite=True)
     if prof.kineto is not None:
         from skipnative.io.perfetto import export_perfetto
