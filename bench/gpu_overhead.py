@@ -7,7 +7,7 @@
 - after stop: the unprofiled loop again after skipnative's session ended
   (a session must leave the process as fast as before it started).
 
-torch.profiler runs last: it keeps CUPTI once used (DESIGN.md).
+torch.profiler runs last: it keeps CUPTI once used.
 
 Configurations: the timing pass as `skip profile` runs it (timing_pass), the
 kernel-activity-only floor (kernel_activity_only), the timing pass with launch

@@ -1,4 +1,4 @@
-"""The package's layers (DESIGN.md, "Layers and folders"), read from the source.
+"""The package's layers (README, "Layout"), read from the source.
 
 Each module's imports are parsed with ast, those inside functions included:
 

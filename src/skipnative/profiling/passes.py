@@ -1,4 +1,4 @@
-"""Profiling a PyTorch workload: a timing pass and an attribution pass (DESIGN.md).
+"""Profiling a PyTorch workload: a timing pass and an attribution pass.
 
 1. Timing pass: skipnative's own CUPTI session and nothing else, ``iters``
    iterations, one region each. These are the numbers reported.
