@@ -9,7 +9,6 @@ the reader's columns become a Trace.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +17,8 @@ import numpy as np
 
 from skipnative.errors import TraceError
 from skipnative.io.kineto_stream import read
+from skipnative.io.safe_json import loads
+from skipnative.io.skipfile import span_problem
 from skipnative.trace import (
     GPU_DTYPE,
     LAUNCH_DTYPE,
@@ -59,13 +60,10 @@ def _region_kinds(names: list[str], name_id: np.ndarray) -> np.ndarray:
     return np.where(step[name_id], STEP, ANNOTATION).astype(np.uint8)
 
 
-def _exported_native(top: dict[str, str]) -> dict | None:
+def _exported_native(path: str, top: dict[str, str]) -> dict | None:
     """The header of a native capture written out by `skip export --perfetto`, or
     None for any other document."""
-    try:
-        info = json.loads(top.get("skipnative", "null"))
-    except ValueError:
-        return None
+    info = loads(top.get("skipnative", "null"), path, "skipnative export block")
     return info if isinstance(info, dict) and info.get("source") == "skipnative" else None
 
 
@@ -98,10 +96,7 @@ def _meta(path: str, top: dict[str, str]) -> dict:
         "displayTimeUnit",
     ):
         if key in top:
-            try:
-                value = json.loads(top[key])
-            except ValueError:
-                continue
+            value = loads(top[key], path, key)
             if key == "deviceProperties" and isinstance(value, list):
                 for d in value:
                     if isinstance(d, dict):
@@ -133,21 +128,26 @@ def _check_base(path: str, base: int, reader) -> None:
 
 
 def _regions_from(rows: list, strings: StringTable) -> np.ndarray:
-    """Regions an export listed ([t_begin, t_end, name, kind]), in begin order."""
-    ok = [
-        r
-        for r in rows
-        if isinstance(r, list) and len(r) == 4 and isinstance(r[0], int) and isinstance(r[1], int)
-    ]
-    out = np.zeros(len(ok), dtype=REGION_DTYPE)
-    for i, (t0, t1, name, kind) in enumerate(ok):
-        out[i] = (
-            t0,
-            t1,
-            strings.intern(str(name)),
-            REGION_KINDS.index(kind) if kind in REGION_KINDS else 0,
-        )
+    """Regions an export listed ([t_begin, t_end, name, kind], as perfetto.read_extras
+    checked them: int64 times, a name, one of REGION_KINDS), in begin order."""
+    out = np.zeros(len(rows), dtype=REGION_DTYPE)
+    for i, (t0, t1, name, kind) in enumerate(rows):
+        out[i] = (t0, t1, strings.intern(name), REGION_KINDS.index(kind))
     return out[np.argsort(out["t_begin"], kind="stable")]
+
+
+def _latency_times(path: str, start: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """start + offsets where the offset is known (else 0, unknown), refused where
+    the sum would not fit int64 (numpy would wrap it)."""
+    lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+    known = offsets != lo
+    over = known & (
+        ((offsets > 0) & (start > hi - np.maximum(offsets, 0)))
+        | ((offsets < 0) & (start < lo - np.minimum(offsets, 0)))
+    )
+    if over.any():
+        raise TraceError(path, "skipnative export block: latency offsets beyond 64-bit times")
+    return np.where(known, start + np.where(known, offsets, 0), 0)
 
 
 def _table(
@@ -206,11 +206,10 @@ def _to_trace(path: str, reader) -> Trace:
     if "skipnative" in top:  # an export of a native capture (skip export --perfetto)
         from skipnative.io.perfetto import read_extras
 
-        extra_regions, latency = read_extras(top)
-    if latency is not None and len(latency) == len(gpu):
+        extra_regions, latency = read_extras(top, path, len(gpu))
+    if latency is not None:
         for j, col in enumerate(("t_queued", "t_submitted")):
-            known = latency[:, j] != np.iinfo(np.int64).min
-            gpu[col] = np.where(known, gpu["t_start"] + latency[:, j], 0)
+            gpu[col] = _latency_times(path, gpu["t_start"], latency[:, j])
     order = np.argsort(gpu["t_start"], kind="stable")
     gpu = gpu[order]
 
@@ -222,7 +221,7 @@ def _to_trace(path: str, reader) -> Trace:
     steps = ks.view(np.uint8).reshape(-1)
     regions = _table(steps, "step", REGION_DTYPE, begin_end, ("name_id",), base)
     regions["kind"] = _region_kinds(strings.strings, ks["name_id"])
-    exported = _exported_native(top)
+    exported = _exported_native(path, top)
     if exported is not None:
         regions["kind"] = MARKER  # a native capture's iteration markers, exported
         if exported.get("cupti_test_double") is True:
@@ -231,6 +230,10 @@ def _to_trace(path: str, reader) -> Trace:
         regions = _regions_from(extra_regions, strings)
 
     meta["events"] = int(reader.events)
+    tables = {"launches": launches, "gpu": gpu, "ops": ops, "regions": regions}
+    problem = span_problem(tables)
+    if problem:
+        raise TraceError(path, problem)
     return Trace(
         launches=launches,
         gpu=gpu,

@@ -22,6 +22,7 @@ import numpy as np
 
 from skipnative.errors import TraceError
 from skipnative.io.atomic import atomic_output
+from skipnative.io.safe_json import loads
 from skipnative.trace import API_KINDS, GPU_KINDS, REGION_KINDS, Trace
 
 _GPU_CAT = {"kernel": "kernel", "memcpy": "gpu_memcpy", "memset": "gpu_memset"}
@@ -210,24 +211,72 @@ def _latency_shards(trace: Trace, header: dict) -> list[str]:
     return keys
 
 
-def read_extras(top: dict[str, str]) -> tuple[list | None, np.ndarray | None]:
-    """From an export's raw top-level values: (its regions, or None; its GPU rows'
-    (queued, submitted) offsets from start in file order, or None)."""
-    try:
-        info = json.loads(top["skipnative"])
-    except (KeyError, ValueError):
-        return None, None
+def read_extras(
+    top: dict[str, str], path: str, gpu_rows: int
+) -> tuple[list | None, np.ndarray | None]:
+    """From an export's raw top-level values: (its regions, [t_begin, t_end, name,
+    kind] each, or None; its `gpu_rows` GPU rows' (queued, submitted) offsets from
+    start in file order, or None). A block that is not what export_perfetto
+    writes is a TraceError: its data would otherwise be dropped or misread."""
+    what = "skipnative export block"
+    info = loads(top["skipnative"], path, what)
     if not isinstance(info, dict):
-        return None, None
-    regions = info.get("regions") if isinstance(info.get("regions"), list) else None
-    parts = []
-    for key in info.get("latency") or []:
+        raise TraceError(path, f"{what} is not an object")
+    regions = info.get("regions")
+    if regions is not None:
+        _check_regions(regions, path, f"{what}: regions")
+    keys = info.get("latency")
+    if keys is None or keys == []:
+        return regions, None
+    return regions, _latency(top, keys, path, f"{what}: latency", gpu_rows)
+
+
+def _check_regions(rows: object, path: str, what: str) -> None:
+    if not isinstance(rows, list):
+        raise TraceError(path, f"{what} is not a list")
+    for i, r in enumerate(rows):
+        ok = isinstance(r, list) and len(r) == 4 and isinstance(r[2], str)
+        if not ok or not all(_is_i64(t) for t in r[:2]):
+            raise TraceError(path, f"{what}[{i}] is not [t_begin, t_end, name, kind] in int64 ns")
+        if r[3] not in REGION_KINDS:
+            raise TraceError(path, f"{what}[{i}] has kind {str(r[3])[:40]!r}")
+        if r[1] < r[0]:
+            raise TraceError(path, f"{what}[{i}] ends before it begins")
+
+
+def _is_i64(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63
+
+
+def _latency(top: dict[str, str], keys: object, path: str, what: str, rows: int) -> np.ndarray:
+    """The (queued, submitted) pairs of the shards named `keys`: exactly `rows`."""
+    if not isinstance(keys, list) or not all(isinstance(k, str) and k in top for k in keys):
+        raise TraceError(path, f"{what} is not a list of the document's keys")
+    parts, left = [], rows * 16
+    for key in keys:
+        text = loads(top[key], path, f"{what} {key}")
         try:
-            raw = zlib.decompress(base64.b64decode(json.loads(top[key])))
-        except (KeyError, ValueError, TypeError, zlib.error):
-            return regions, None
+            blob = base64.b64decode(text, validate=True) if isinstance(text, str) else None
+            d = zlib.decompressobj()
+            raw = d.decompress(blob, left + 1) if blob is not None else None
+        except (ValueError, zlib.error):  # binascii.Error is a ValueError
+            raw = None
+        if raw is not None and len(raw) > left:
+            raise TraceError(path, f"{what} holds more pairs than {_edited(rows)}")
+        if raw is None or not d.eof or d.unconsumed_tail or len(raw) % 16:
+            raise TraceError(path, f"{what} {key} is not zlib-compressed base64 int64 pairs")
+        left -= len(raw)
         parts.append(np.frombuffer(raw, dtype="<i8").reshape(-1, 2))
-    return regions, (np.concatenate(parts) if parts else None)
+    if left:
+        raise TraceError(path, f"{what} holds fewer pairs than {_edited(rows)}")
+    return np.concatenate(parts) if parts else np.zeros((0, 2), dtype="<i8")
+
+
+def _edited(rows: int) -> str:
+    return (
+        f"the {rows} GPU rows (an edited export? without its 'skipnative' key "
+        "it reads as a plain Kineto trace)"
+    )
 
 
 def source_unchanged(trace: Trace) -> bool:
