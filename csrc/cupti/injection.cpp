@@ -272,21 +272,25 @@ void Injection::poll_triggers() {
 bool Injection::init(std::string* why) {
   pid_ = getpid();
   dir_ = env("SKIPNATIVE_RUN_DIR");
-  if (!parse_options(env("SKIPNATIVE_RUN_OPTIONS"), &opts_, why)) return false;
-  std::string window = env("SKIPNATIVE_RUN_WINDOW");
-  if (window == "on-demand") {
+  bool ok = parse_options(env("SKIPNATIVE_RUN_OPTIONS"), &opts_, why);
+  const std::string window = env("SKIPNATIVE_RUN_WINDOW");
+  if (ok && window == "on-demand") {
     mode_ = Mode::kOnDemand;
-  } else if (window.rfind("at ", 0) == 0) {
+  } else if (ok && window.rfind("at ", 0) == 0) {
     mode_ = Mode::kScheduled;
     std::istringstream f(window.substr(3));
     f >> open_at_ >> close_at_;
-  } else if (!window.empty() && window != "whole") {
+  } else if (ok && !window.empty() && window != "whole") {
     *why = "malformed SKIPNATIVE_RUN_WINDOW: " + window;
-    return false;
+    ok = false;
   }
   const char* names[] = {"whole", "scheduled", "on-demand"};
   std::string ignored;
   write_file_atomic(path(".json"), identity_json(unix_ns(), names[int(mode_)]), &ignored);
+  if (!ok) {  // listed in run.json with the reason, not missing from it
+    state("error", *why);
+    return false;
+  }
   std::string load_why;
   api_ = load_cupti(opts_.wheel_dirs, &load_why);
   if (api_ == nullptr) {

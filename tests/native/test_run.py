@@ -601,3 +601,20 @@ def test_launch_records_hook_reaches_every_worker(tmp_path):
         trace = skipnative.load(tmp_path / f)
         _hook_rows(trace)
         assert len(trace.launches) == 100 and joined(trace) == 100
+
+
+_BAD_OPTIONS = """
+import os
+os.environ["SKIPNATIVE_RUN_OPTIONS"] = "no_such_option=1"  # as a tampered environment would
+from skipnative.testing.launcher import _Cuda
+_Cuda(3000, False)  # cuInit: the injection cannot read its options
+"""
+
+
+def test_a_process_that_cannot_read_its_options_is_listed_with_why(tmp_path):
+    r = skip_run(tmp_path, "--", sys.executable, "-c", _BAD_OPTIONS)
+    assert r.returncode == 1
+    (p,) = runfolder.read_run(tmp_path)["processes"]
+    assert "no_such_option" in p["error"] and not p.get("file")
+    assert "no process of the command initialised CUDA" not in r.stderr
+    assert f"pid {p['pid']}: " in r.stderr and "no_such_option" in r.stderr
