@@ -279,7 +279,10 @@ void complete_a_buffer_now(int) {  // as CUPTI's thread does, at any time
   g_failing_reached->wait(5000);
 }
 
-void test_failed_start_while_a_buffer_is_delivered(const Double& d) {
+// A start() that fails while CUPTI delivers a buffer that read the session:
+// `arm` sets the failure and the delivery up, `disarm` undoes what it set.
+template <class Arm, class Disarm>
+void check_failed_start_waits_for_delivery(const Double& d, Arm arm, Disarm disarm) {
   d.reset(23);  // no cuptiFinalize: the buffer callbacks stay registered after a stop
   d.configure(100, 100, 0, 0);
   auto first = std::make_unique<Session>(library_clock());
@@ -291,10 +294,8 @@ void test_failed_start_while_a_buffer_is_delivered(const Double& d) {
   g_enable_double = &d;
   g_failing_reached = &reached;
   g_start_thrown = &thrown;
-  g_pause_failing = true;
   g_start_threw = g_delivered_late = false;
-  skipnative::set_pause_point(&pause_failing_start_delivery);
-  d.on_activity_enable(&complete_a_buffer_now);
+  arm();
   auto s = std::make_unique<Session>(library_clock());
   bool threw = false;
   try {
@@ -304,7 +305,7 @@ void test_failed_start_while_a_buffer_is_delivered(const Double& d) {
   }
   g_start_threw = true;
   thrown.release();
-  d.on_activity_enable(nullptr);
+  disarm();
   if (g_completer != nullptr) {
     g_completer->join();
     delete g_completer;
@@ -321,6 +322,17 @@ void test_failed_start_while_a_buffer_is_delivered(const Double& d) {
   d.launch(kRuntime, kLaunch, 7, "k", 100);
   next->stop();
   CHECK(next->kernels().size() == 1);
+}
+
+void test_failed_start_while_a_buffer_is_delivered(const Double& d) {
+  check_failed_start_waits_for_delivery(
+      d,
+      [&] {
+        g_pause_failing = true;
+        skipnative::set_pause_point(&pause_failing_start_delivery);
+        d.on_activity_enable(&complete_a_buffer_now);
+      },
+      [&] { d.on_activity_enable(nullptr); });
 }
 
 // The same when start() is refused because a record-path benchmark runs: the
@@ -343,47 +355,14 @@ void complete_a_buffer_while_published(const char* where) {
 }
 
 void test_refused_start_while_a_buffer_is_delivered(const Double& d) {
-  d.reset(23);  // no cuptiFinalize: the buffer callbacks stay registered after a stop
-  d.configure(100, 100, 0, 0);
-  auto first = std::make_unique<Session>(library_clock());
-  first->start();
-  first->stop();
-  d.enable_kind(CUPTI_ACTIVITY_KIND_KERNEL);  // another CUPTI user's kind
-  d.launch(kRuntime, kLaunch, 7, "k", 100);   // a record in a buffer CUPTI holds
-  Gate reached, thrown;
-  g_enable_double = &d;
-  g_failing_reached = &reached;
-  g_start_thrown = &thrown;
-  g_start_threw = g_delivered_late = false;
-  g_pause_refused = true;
-  skipnative::set_pause_point(&complete_a_buffer_while_published);
-  skipnative::callback_state::benchmarking.store(true);  // as a record-path benchmark does
-  auto s = std::make_unique<Session>(library_clock());
-  bool threw = false;
-  try {
-    s->start();
-  } catch (const SessionError&) {
-    threw = true;
-  }
-  g_start_threw = true;
-  thrown.release();
-  skipnative::callback_state::benchmarking.store(false);
-  if (g_completer != nullptr) {
-    g_completer->join();
-    delete g_completer;
-    g_completer = nullptr;
-  }
-  skipnative::set_pause_point(nullptr);
-  d.disable_kind(CUPTI_ACTIVITY_KIND_KERNEL);
-  CHECK(threw && !s->active());
-  CHECK(reached.wait(0));           // the buffer was delivered while start() ran
-  CHECK(!g_delivered_late.load());  // and start() waited for it
-  s.reset();
-  auto next = std::make_unique<Session>(library_clock());  // the process can capture again
-  next->start();
-  d.launch(kRuntime, kLaunch, 7, "k", 100);
-  next->stop();
-  CHECK(next->kernels().size() == 1);
+  check_failed_start_waits_for_delivery(
+      d,
+      [] {
+        g_pause_refused = true;
+        skipnative::set_pause_point(&complete_a_buffer_while_published);
+        skipnative::callback_state::benchmarking.store(true);  // as a record-path benchmark does
+      },
+      [] { skipnative::callback_state::benchmarking.store(false); });
 }
 
 // Buffers CUPTI completes in stop()'s first flush go back without being cleared
