@@ -16,6 +16,7 @@ import zlib
 from typing import Any
 
 from skipnative.errors import TraceError
+from skipnative.io.sniff import refuse_special
 
 try:  # optional: ISA-L's inflate, the same stream API as zlib's
     from isal import isal_zlib as _inflate
@@ -58,14 +59,20 @@ def _feed_pipelined(reader, chunks) -> None:
     GIL, so a gzipped trace costs about max(inflate, parse) instead of the sum."""
     q: queue.Queue = queue.Queue(maxsize=2)
     done = object()
+    stop = threading.Event()  # the consumer is gone: an endless input (/dev/zero) ends here
 
     def produce():
         try:
             for c in chunks:
+                if stop.is_set():
+                    break
                 q.put(c)
             q.put(done)
         except BaseException as e:  # handed to the consumer
             q.put(e)
+        finally:
+            with contextlib.suppress(Exception):
+                chunks.close()  # the file it reads, closed on this thread
 
     t = threading.Thread(target=produce, name="skipnative-inflate", daemon=True)
     t.start()
@@ -78,7 +85,8 @@ def _feed_pipelined(reader, chunks) -> None:
                 raise item
             reader.feed(item)
     finally:
-        # unblock and drain the producer if the reader failed first
+        # stop the producer, and unblock it, if the reader failed first
+        stop.set()
         while t.is_alive():
             with contextlib.suppress(queue.Empty):
                 q.get(timeout=0.05)
@@ -90,6 +98,7 @@ def read(path: str) -> Any:
     that cannot be read or parsed raises TraceError naming it."""
     from skipnative import _native
 
+    refuse_special(path)  # open() would wait on a FIFO's writer
     reader = _native.KinetoReader()
     try:
         _feed_pipelined(reader, _open_chunks(path))

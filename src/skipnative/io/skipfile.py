@@ -31,7 +31,7 @@ import numpy as np
 from skipnative.errors import TraceError
 from skipnative.io import safe_json
 from skipnative.io.atomic import atomic_output, read_whole
-from skipnative.io.sniff import SKIP_MAGIC
+from skipnative.io.sniff import SKIP_MAGIC, refuse_special
 from skipnative.trace import (
     API_KINDS,
     GPU_DTYPE,
@@ -139,6 +139,7 @@ def save(trace: Trace, path: str, *, overwrite: bool = False) -> None:
 
 def load(path: str) -> Trace:
     path = os.fspath(path)
+    refuse_special(path)  # read_whole would wait on a FIFO's writer
     return _parse(path, memoryview(read_whole(path)))
 
 
