@@ -18,13 +18,14 @@ from typing import Any
 from skipnative.errors import TraceError
 from skipnative.io.sniff import refuse_special
 
+_inflate: Any
 try:  # optional: ISA-L's inflate, the same stream API as zlib's
     from isal import isal_zlib as _inflate
 except ImportError:  # pragma: no cover - depends on the environment
     _inflate = zlib
 
 CHUNK = 4 << 20  # the reader parses in place: larger chunks only cost memory
-_INFLATE_ERRORS = (zlib.error, _inflate.error)
+_INFLATE_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _inflate.error)
 
 
 def _open_chunks(path: str):
