@@ -11,7 +11,7 @@ from typing import Any
 from skipnative.analysis.kernels import in_regions, join_kernels
 from skipnative.analysis.metrics import compute_metrics, top_kernels
 from skipnative.analysis.sweep import run_summary, series
-from skipnative.analysis.whatif import replay
+from skipnative.analysis.whatif import ReplayRangeError, replay
 from skipnative.errors import TraceError
 from skipnative.io import load
 from skipnative.io.sweep import load_sweep
@@ -72,7 +72,10 @@ def sweep_data(
             ]
         )
         for key, change in scenarios.items():
-            predicted[key].append(run_summary(replay(t, **change)))
+            try:
+                predicted[key].append(run_summary(replay(t, **change)))
+            except ReplayRangeError as e:  # a change this point's times cannot hold
+                raise TraceError(f, str(e)) from None
     points = sw.info.get("points", [])
     kineto = [p.get("kineto") for p in points]
     data: dict[str, Any] = {

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
-from skipnative.cli._common import UserError
+from skipnative.cli._common import number
+
+# as `skip whatif --cpu-scale`: a replay's times must stay within 64-bit ns
+CPU_SCALE_MAX = 1e6
+_SCALE = number(float, 0, CPU_SCALE_MAX, above=True)
 
 
 def add_parser(sub) -> None:
@@ -13,10 +18,11 @@ def add_parser(sub) -> None:
     p.add_argument("--out", help="where to write (default: the folder)")
     p.add_argument(
         "--whatif-cpu",
-        default="2,0.5",
+        type=_scales,
+        default=(2.0, 0.5),
         metavar="S,...",
-        help="also predict each point for a CPU S times slower (S < 1: faster); "
-        "'' for none (default: 2,0.5)",
+        help="also predict each point for a CPU S times slower (S < 1: faster), each S "
+        f"above 0, at most {CPU_SCALE_MAX:g}; '' for none (default: 2,0.5)",
     )
     p.add_argument(
         "--html",
@@ -32,23 +38,20 @@ def add_parser(sub) -> None:
 
 
 def _scales(text: str) -> tuple[float, ...]:
+    """An argparse type: the comma-separated scales, each as --cpu-scale takes it."""
     try:
-        scales = tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise UserError(f"--whatif-cpu: not a list of numbers: {text!r}") from None
-    if any(not (s > 0) or s == float("inf") for s in scales):
-        raise UserError(f"--whatif-cpu: scales must be finite and > 0: {text!r}")
-    return scales
+        return tuple(_SCALE(x.strip()) for x in text.split(",") if x.strip())
+    except argparse.ArgumentTypeError as e:
+        raise argparse.ArgumentTypeError(f"in {text!r}: {e}") from None
 
 
 def run(args) -> int:
     from skipnative.report import write_report
 
-    scales = _scales(args.whatif_cpu)
     path = write_report(
         args.folder,
         args.out,
-        whatif_cpu=scales,
+        whatif_cpu=args.whatif_cpu,
         whatif_graphs=not args.no_whatif_graphs,
         html=args.html,
     )
