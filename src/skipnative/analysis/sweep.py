@@ -45,11 +45,23 @@ def queue_transition(values, queued_fraction, threshold: float = GPU_BOUND_THRES
 
 
 def run_summary(trace, rows=None) -> dict[str, Any]:
-    """Mean metrics over a run's iteration regions (all regions but "all"), or the
-    whole capture when it has none. `rows`: the trace's metrics, if computed already."""
+    """Mean metrics per iteration of a run: over its step regions (every region but
+    "all") that launched a kernel, on one device. `rows`: the trace's metrics, if
+    computed already.
+
+    - An empty step (n_kernels 0, such as a last ProfilerStep that only closed the
+      profile) is left out of the mean and counted as "empty_iterations"; it would
+      scale every mean down.
+    - A trace with kernels on several devices is summarised on the device that ran
+      the most kernels in its steps (the lowest id on a tie), named as "device":
+      a mean over rows of different devices describes none of them.
+    - Without a kernel in any step (or without steps), the whole capture ("all")
+      on its busiest device, with "iterations" 0.
+    """
     rows = rows if rows is not None else trace.metrics(top=0)
-    its = [r for r in rows if r.name != "all"]
-    use = its or [r for r in rows if r.name == "all"]
+    steps = [r for r in rows if r.name != "all"]
+    full = [r for r in steps if r.metrics.get("n_kernels", 0) > 0]
+    use = _busiest(full) or _busiest([r for r in rows if r.name == "all"]) or rows[:1]
     keys = [
         k
         for k, v in use[0].metrics.items()
@@ -57,8 +69,21 @@ def run_summary(trace, rows=None) -> dict[str, Any]:
     ]
     out: dict[str, Any] = {k: float(np.mean([r.metrics[k] for r in use])) for k in keys}
     out["bound"] = bound_of(out["queued_fraction"], out["n_counted_kernels"])
-    out["iterations"] = len(its)
+    out["iterations"] = len(use) if full else 0
+    out["empty_iterations"] = len(steps) - len(full)
+    out["device"] = int(use[0].device)
     return out
+
+
+def _busiest(rows: list) -> list:
+    """The rows of the device with the most kernels among `rows` (lowest id on a tie)."""
+    if not rows:
+        return []
+    kernels: dict[int, float] = {}
+    for r in rows:
+        kernels[r.device] = kernels.get(r.device, 0) + r.metrics.get("n_kernels", 0)
+    device = min(kernels, key=lambda d: (-kernels[d], d))
+    return [r for r in rows if r.device == device]
 
 
 def series(summaries: list[dict[str, Any]], values: list[int], tau: float = TAU) -> dict:
