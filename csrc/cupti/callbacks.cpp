@@ -291,6 +291,10 @@ void wait_for_records() {
 }
 
 void external_after_fork() {
+  // no push or pop from the child: it inherits CUPTI as the parent's threads
+  // left it (a lock held at the fork would hang it), and records nothing
+  push_external.store(nullptr);
+  pop_external.store(nullptr);
   for (ExternalUser* u = g_external_users.load(); u != nullptr; u = u->next) {
     u->inside.store(false);
     if (u != t_external_user) u->taken.store(false);

@@ -34,6 +34,7 @@ void after_fork_in_child() {
   cs::buffers.store(nullptr);
   cs::generation.fetch_add(1);
   cs::external_after_fork();
+  stream_keys::after_fork();
 }
 
 std::once_flag g_atfork_once;

@@ -134,6 +134,8 @@ void reopen(const Lookup* before) {
   if (before == nullptr) cs::wait_for_records();
 }
 
+void after_fork() { g_open.store(nullptr, std::memory_order_seq_cst); }
+
 uint32_t key(const SkipnativeHookCall& call) {
   const Lookup* f = g_open.load(std::memory_order_acquire);
   if (f == nullptr) return kNone;

@@ -45,6 +45,9 @@ void close();
 // What open() returned: open again, or closed (the record-path benchmark
 // leaves the gate as it found it).
 void reopen(const Lookup* before);
+// In a forked child: no lookup asks CUPTI there (nothing is in flight to wait
+// for: only the forking thread exists).
+void after_fork();
 
 // The key of a GPU-work call's stream (kNone where it cannot be found).
 uint32_t key(const SkipnativeHookCall& call);

@@ -933,6 +933,45 @@ void test_order_hooked_calls_while_sessions_finalize(const Double& d) {
   CHECK(d.calls_after_finalize() == 0);
 }
 
+// fork() during a hook capture: a hooked call in the child (CUDA is unusable
+// there, but a program may still call it) reaches none of CUPTI, which the
+// child inherits in whatever state the parent's threads left it (a lock held
+// at the fork would hang it). Before, the child pushed external ids and looked
+// streams up in CUPTI.
+void test_hooked_call_in_a_forked_child(const Double& d, skipnative::HookJoin join) {
+  if (join == skipnative::HookJoin::kOrder && !driver_double_loaded()) return;
+  d.reset(130001);
+  d.configure(100, 100, 0, 0);
+  SessionOptions o = hooked();
+  o.hook_join = join;
+  auto s = std::make_unique<Session>(o);
+  s->start();
+  if (!hooks_attached(*s, "hooked call in a forked child")) return;
+  void* h = dlopen(skipnative::loaded_cupti()->path.c_str(), RTLD_NOW | RTLD_NOLOAD);
+  auto pushes = reinterpret_cast<uint64_t (*)()>(dlsym(h, "skipnative_double_external_pushes"));
+  auto lookups = reinterpret_cast<uint64_t (*)()>(dlsym(h, "skipnative_double_stream_lookups"));
+  std::fflush(nullptr);
+  pid_t child = fork();
+  if (child == 0) {
+    const uint64_t p0 = pushes(), l0 = lookups();
+    const SkipnativeHookSink* sink = g_hook_sink.load();
+    CUstream_st stream;  // a stream not seen before
+    stream.id = 300;
+    SkipnativeHookCall call{};
+    call.stream = &stream;
+    call.has_stream = 1;
+    call.cbid = kDriverLaunch;
+    uint32_t id = 0;
+    if (sink != nullptr) sink->exit(sink->enter(&call, &id), id, kDriverLaunch, 0);
+    _exit(pushes() == p0 && lookups() == l0 ? 0 : 1);
+  }
+  int status = 0;
+  CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  d.launch(kRuntime, kLaunch, 7, "k", 100);
+  s->stop();  // the parent's capture goes on unharmed
+  CHECK(s->kernels().size() == 1);
+}
+
 // metadata() on one thread while another starts, captures and stops (the
 // bindings run start() and stop() without the GIL, and cap.metadata may be read
 // meanwhile), and a third completes buffers as CUPTI's thread does: what they
@@ -1104,6 +1143,8 @@ void run_concurrency_tests(const Double& d) {
   test_out_of_memory_while_decoding(d);
   test_hooked_call_across_a_finalizing_stop(d);
   test_hooked_calls_while_sessions_finalize(d);
+  test_hooked_call_in_a_forked_child(d, skipnative::HookJoin::kExternal);
+  test_hooked_call_in_a_forked_child(d, skipnative::HookJoin::kOrder);
   test_order_hooked_calls_while_sessions_finalize(d);
   test_metadata_read_while_starting_and_stopping(d);
   test_start_while_the_record_bench_runs(d);
