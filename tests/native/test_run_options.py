@@ -200,3 +200,22 @@ def test_a_failing_sigusr1_leaves_neither_cmd_running_nor_run_json_unwritten(tmp
     assert run["exit_code"] == 0 and [p["status"] for p in run["processes"]] == ["no window"]
     launcher_pid = run["processes"][0]["pid"]
     assert not runfolder.alive(launcher_pid)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ['printf "[" > "$f"', 'rm "$f" && mkdir "$f"'],
+    ids=["invalid JSON", "a folder"],
+)
+def test_a_state_file_damaged_after_its_process_exits_still_ends_in_run_json(tmp_path, damage):
+    out = tmp_path / "run"
+    # CMD runs the launcher, then damages the state file its process left
+    script = f'{" ".join(LAUNCHER)} 4 && for f in "$SKIPNATIVE_RUN_DIR"/*.state; do {damage}; done'
+    r = skip_run(out, "--", "sh", "-c", script)
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+    run = runfolder.read_run(out)
+    (p,) = run["processes"]
+    assert p["status"] == "error" and ".state" in p["error"], p
+    # the dump was still converted: the capture is kept beside the error
+    assert run["files"] == [p["file"]] and len(skipnative.load(out / p["file"]).kernels) > 0
+    assert r.returncode == 1 and ".state" in r.stderr.strip().splitlines()[-1]

@@ -60,6 +60,17 @@ def _states(run_dir: str) -> dict[int, dict]:
     return {pid: p["state"] for pid, p in runfolder.processes(run_dir).items()}
 
 
+def _checked_states(run_dir: str) -> dict[int, dict]:
+    """Each process's state, once every control file has been read: a damaged one
+    is refused before any request is made, as what each process did with the
+    request could not be told from it."""
+    procs = runfolder.processes(run_dir)
+    for p in procs.values():
+        if p.get("problem"):
+            raise UserError(p["problem"])
+    return {pid: p["state"] for pid, p in procs.items()}
+
+
 def _count(n: int) -> str:
     return f"{n} process(es)"
 
@@ -110,7 +121,7 @@ def run(args) -> int:
     if args.wait and (args.stop or args.duration == 0):
         raise UserError("--wait needs a --duration (a window without one ends at --stop)")
     op = "stop" if args.stop else "open"
-    before = _states(args.run_dir)
+    before = _checked_states(args.run_dir)
     seq = runfolder.request(args.run_dir, op, 0.0 if args.stop else args.duration)
     done, waiting = _await(args.run_dir, op, seq, args.timeout)
     if args.wait:

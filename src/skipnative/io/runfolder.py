@@ -19,7 +19,11 @@ dumps of each process into ``rank<R>.skip`` (or ``pid<P>.skip``) and writes
 
 A process killed before its dump was written (SIGKILL) loses only its own
 file: it is listed with status "lost" (or "incomplete" when earlier on-demand
-windows were saved) and an error saying so.
+windows were saved) and an error saying so. A process whose control files
+cannot be read, or hold what no process writes, is listed with status "error"
+and an error naming the file (its dumps are still converted); a trigger file
+that cannot be read leaves "triggers" empty and says why in "trigger_error".
+Either way run.json is written, and the control folder kept.
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ import json
 import os
 import re
 import shutil
+import stat
 import time
 from typing import Any
 
 from skipnative.errors import TraceError
 from skipnative.io.atomic import atomic_output
+from skipnative.io.safe_json import loads
 
 RUN_FORMAT = "skipnative-run"
 RUN_VERSION = 1
@@ -48,14 +54,35 @@ def control_dir(run_dir: str) -> str:
     return os.path.join(run_dir, CONTROL)
 
 
-def _read_json(path: str) -> Any:
+_MAX_CONTROL_BYTES = 1 << 20  # a process's identity or state: a few hundred bytes
+
+
+def _read_bytes(path: str, limit: int | None = None) -> bytes | None:
+    """The file's bytes, None if it does not exist, or TraceError: a file that is
+    not a regular one (a FIFO would block the open), too long, or unreadable."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise TraceError(path, f"unreadable ({e})") from None
+    except OSError as e:
+        raise TraceError(path, f"unreadable ({e.strerror or e})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise TraceError(path, "unreadable (not a regular file)")
+        if limit is not None and st.st_size > limit:
+            raise TraceError(path, f"unreadable ({st.st_size} bytes, over {limit})")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    except OSError as e:
+        raise TraceError(path, f"unreadable ({e.strerror or e})") from None
+    finally:
+        os.close(fd)
+
+
+def _read_json(path: str, limit: int | None = None) -> Any:
+    data = _read_bytes(path, limit)
+    return None if data is None else loads(data, path, "unreadable")
 
 
 def _pids(control: str, suffix: str) -> list[int]:
@@ -69,14 +96,52 @@ def _pids(control: str, suffix: str) -> list[int]:
 
 
 def processes(run_dir: str) -> dict[int, dict[str, Any]]:
-    """The processes that have initialised CUDA so far, by pid: identity and state."""
+    """The processes that have initialised CUDA so far, by pid: identity and state.
+    A control file that cannot be read, or holds what no process writes, is named
+    in the process's "problem" (its identity or state then taken as empty): this
+    never raises, so that `skip run` always gets to write run.json."""
     control = control_dir(run_dir)
     out = {}
     for pid in _pids(control, ".json"):
-        ident = _read_json(os.path.join(control, f"{pid}.json")) or {}
-        state = _read_json(os.path.join(control, f"{pid}.state")) or {}
+        problems: list[str] = []
+        ident = _control_file(os.path.join(control, f"{pid}.json"), _check_identity, problems)
+        state = _control_file(os.path.join(control, f"{pid}.state"), _check_state, problems)
         out[pid] = {**ident, "pid": pid, "state": state}
+        if problems:
+            out[pid]["problem"] = "; ".join(problems)
     return out
+
+
+def _control_file(path: str, check, problems: list[str]) -> dict[str, Any]:
+    try:
+        doc = _read_json(path, _MAX_CONTROL_BYTES)
+        if doc is None:
+            return {}
+        why = check(doc)
+    except TraceError as e:
+        why = e.problem
+    if why:
+        problems.append(f"{path}: {why}")
+        return {}
+    return doc
+
+
+def _check_identity(doc: Any) -> str | None:
+    return None if isinstance(doc, dict) else f"not a JSON object ({type(doc).__name__})"
+
+
+def _check_state(doc: Any) -> str | None:
+    """Why the state file is not one a process writes (None: it is)."""
+    if not isinstance(doc, dict):
+        return f"not a JSON object ({type(doc).__name__})"
+    for k in ("state", "error"):
+        if doc.get(k) is not None and not isinstance(doc[k], str):
+            return f"{k!r} is not text: {doc[k]!r:.40}"
+    for k in ("seq", "last_seq", "windows"):
+        v = doc.get(k)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+            return f"{k!r} is not a count: {v!r:.40}"
+    return None
 
 
 def alive(pid: int) -> bool:
@@ -104,11 +169,27 @@ def running_pid(run_dir: str) -> int | None:
 
 
 def _triggers(control: str) -> list[list[str]]:
+    """The lines of the trigger file (each a request's fields), or TraceError."""
+    path = os.path.join(control, "trigger")
+    data = _read_bytes(path)
     try:
-        with open(os.path.join(control, "trigger"), encoding="utf-8") as f:
-            return [line.split() for line in f if line.endswith("\n")]
-    except FileNotFoundError:
-        return []
+        text = (data or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        raise TraceError(path, "unreadable (not UTF-8)") from None
+    return [line.split() for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+
+def _requests(lines: list[list[str]]) -> list[dict[str, Any]]:
+    """The trigger file's requests (a malformed line is none: no process acts on it)."""
+    out = []
+    for t in lines:
+        if len(t) == 4 and t[0] in ("open", "stop", "end"):
+            try:
+                seq, t_ns, dur = int(t[1]), int(t[2]), int(t[3])
+            except ValueError:
+                continue
+            out.append({"op": t[0], "seq": seq, "t_unix_ns": t_ns, "duration_s": dur / 1e9})
+    return out
 
 
 def request(run_dir: str, op: str, duration_s: float = 0.0) -> int:
@@ -180,7 +261,9 @@ def _convert(run_dir: str, p: dict[str, Any], regions: bool, taken: set[str]) ->
     windows = int(st.get("windows", 0) or 0)
     entry = {k: p.get(k) for k in _IDENTITY}
     entry.update(file=None, windows=len(dumps), launches=0, kernels=0, devices=[], error=None)
-    if st.get("error"):
+    if p.get("problem"):
+        entry["error"] = p["problem"]
+    elif st.get("error"):
         entry["error"] = st["error"]
     if dumps:
         trace = process_trace([read_dump(os.path.join(control, n)) for n in dumps], regions=regions)
@@ -194,7 +277,7 @@ def _convert(run_dir: str, p: dict[str, Any], regions: bool, taken: set[str]) ->
             devices=trace.meta.get("devices", []),
         )
     exited = st.get("state") in ("exited", "ended")
-    if st.get("state") == "error" or (entry["error"] and not dumps):
+    if st.get("state") == "error" or (entry["error"] and not dumps) or p.get("problem"):
         entry["status"] = "error"
     elif not exited:
         entry["status"] = "incomplete" if dumps else "lost"
@@ -228,6 +311,8 @@ def finish(run_dir: str, info: dict[str, Any]) -> dict[str, Any]:
     taken: set[str] = set()
     procs, problems = [], []
     for pid, p in sorted(processes(run_dir).items(), key=lambda kv: _order(kv[1])):
+        if p.get("problem"):
+            problems.append(p["problem"])
         try:
             procs.append(_convert(run_dir, p, regions, taken))
         except TraceError as e:
@@ -241,18 +326,21 @@ def finish(run_dir: str, info: dict[str, Any]) -> dict[str, Any]:
                     "file": None,
                 }
             )
+    try:
+        triggers, trigger_error = _requests(_triggers(control_dir(run_dir))), None
+    except TraceError as e:
+        triggers, trigger_error = [], str(e)
+        problems.append(trigger_error)
     run = {
         "format": RUN_FORMAT,
         "version": RUN_VERSION,
         **info,
-        "triggers": [
-            {"op": t[0], "seq": int(t[1]), "t_unix_ns": int(t[2]), "duration_s": int(t[3]) / 1e9}
-            for t in _triggers(control_dir(run_dir))
-            if len(t) == 4
-        ],
+        "triggers": triggers,
         "files": [p["file"] for p in procs if p.get("file")],
         "processes": procs,
     }
+    if trigger_error:
+        run["trigger_error"] = trigger_error
     with atomic_output(os.path.join(run_dir, RUN_JSON), overwrite=True) as f:
         f.write(json.dumps(run, indent=1).encode())
     if not problems:
@@ -262,7 +350,9 @@ def finish(run_dir: str, info: dict[str, Any]) -> dict[str, Any]:
 
 def _order(p: dict[str, Any]) -> tuple:
     rank = p.get("rank")
-    return (0, int(rank)) if isinstance(rank, str) and rank.isdigit() else (1, p["pid"])
+    if isinstance(rank, str) and re.fullmatch(r"[0-9]{1,9}", rank):
+        return (0, int(rank))
+    return (1, p["pid"])
 
 
 def read_run(path: str) -> dict[str, Any]:
