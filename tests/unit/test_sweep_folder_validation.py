@@ -171,3 +171,14 @@ def test_skip_report_refuses_a_script_that_is_not_a_path(tmp_path):
     folder = one_point(tmp_path / "s", SWEEP_CASES["script_list"])
     r = skip("report", "--out", tmp_path / "r", folder)
     assert r.returncode == 1 and "script" in r.stderr and "internal error" not in r.stderr
+
+
+@pytest.mark.parametrize("depth", [150, 100_000])
+def test_a_deeply_nested_sweep_json_is_refused_in_one_line(tmp_path, depth):
+    def deep(doc, p):
+        p["extra"] = json.loads("[" * 50 + "]" * 50)  # a nesting any reader walks
+        doc["note"] = "DEEP"
+
+    text = json.dumps(json.loads((one_point(tmp_path / "s", deep) / "sweep.json").read_text()))
+    (tmp_path / "s" / "sweep.json").write_text(text.replace('"DEEP"', "[" * depth + "]" * depth))
+    assert "nested" in refused(tmp_path / "s")

@@ -10,7 +10,6 @@ point that is not is refused in one line naming sweep.json and the point.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import stat
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skipnative.errors import TraceError
+from skipnative.io.safe_json import loads
 
 MAX_BATCH = 2**31 - 1  # far beyond any batch size; 10**30 is a damaged file
 _SUMMARY_KEYS = ("tklqt_us", "il_us", "queued_fraction")  # what a series reads
@@ -76,11 +76,7 @@ def _read(path: str) -> Any:
         raise TraceError(path, "no sweep.json: not a sweep folder") from None
     except OSError as e:
         raise TraceError(path, f"cannot read sweep.json ({e.strerror or e})") from None
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as e:  # RecursionError: nested too deeply
-        why = "JSON nested too deeply" if isinstance(e, RecursionError) else e
-        raise TraceError(path, f"cannot read sweep.json ({why})") from None
+    return loads(text, path, "sweep.json")
 
 
 def _number(v: Any) -> bool:
