@@ -139,3 +139,14 @@ def test_a_rank_of_unicode_digits_does_not_break_the_order(tmp_path):
     (c / "4243.state").write_text('{"state": "exited"}')
     run = runfolder.finish(str(tmp_path / "run"), {"mode": "whole"})
     assert [p["pid"] for p in run["processes"]] == [4243, 4242]
+
+
+@pytest.mark.parametrize("depth", [150, 100_000])
+def test_a_deeply_nested_run_json_is_refused_in_one_line(tmp_path, depth):
+    from skipnative.errors import TraceError
+
+    doc = {"format": runfolder.RUN_FORMAT, "version": 1, "processes": [], "x": "DEEP"}
+    (tmp_path / "run.json").write_text(json.dumps(doc).replace('"DEEP"', "[" * depth + "]" * depth))
+    with pytest.raises(TraceError) as e:
+        runfolder.read_run(tmp_path)
+    assert e.value.path == str(tmp_path / "run.json") and "nested" in e.value.problem
