@@ -60,3 +60,28 @@ def test_without_a_kernel_in_any_step_the_whole_capture_is_summarised(tmp_path):
     t = skipnative.load(write(tmp_path / "outside.json", ev))
     s = run_summary(t)
     assert s["n_kernels"] == 3 and s["iterations"] == 0 and s["empty_iterations"] == 1
+
+
+def _data(values, knee, transition, kineto=None):
+    def s(k, t):
+        return {"values": values, "knee": k, "queue_transition": t, "agree": k == t}
+
+    data = {"values": values, "graphs": False, "native_series": s(knee, transition)}
+    if kineto:
+        data |= {"kineto": [{}] * len(values), "kineto_series": s(*kineto)}
+    return data
+
+
+def test_the_report_never_prints_none_for_a_knee_or_transition():
+    from skipnative.report.sections import _verdict, kineto_transition
+
+    for data in (_data([4], None, 4, (None, None)), _data([1, 2, 4], None, None, (None, 2))):
+        text = _verdict(data) + " ".join(kineto_transition(data).blocks)
+        assert "None" not in text and "disagree" not in text, text
+
+
+def test_a_one_point_sweep_says_the_knee_needs_two_batch_sizes():
+    from skipnative.report.sections import _verdict
+
+    text = _verdict(_data([4], None, 4))
+    assert "two or more batch sizes" in text and "not reached" not in text.split("knee")[1]

@@ -27,6 +27,14 @@ def _transition(batch: int | None) -> str:
     return "not reached in this range" if batch is None else str(batch)
 
 
+def _knee(series: dict[str, Any]) -> str:
+    """The TKLQT knee, or why there is none: it is a rise over the smallest batch
+    size's TKLQT, which one batch size cannot show."""
+    if len(series["values"]) < 2:
+        return "not found (it needs two or more batch sizes)"
+    return _transition(series["knee"])
+
+
 def _ms(us: float) -> str:
     return f"{us / 1e3:,.2f}"
 
@@ -58,7 +66,8 @@ def summary(data: dict[str, Any], source_note: str = "") -> Section:
 
 def _verdict(data: dict[str, Any]) -> str:
     n = data["native_series"]
-    knee = f"the TKLQT knee (paper's method, tau 0.5) is at **{_transition(n['knee'])}**"
+    knee = f"the TKLQT knee (paper's method, tau 0.5) is {'at ' * (n['knee'] is not None)}"
+    knee += f"**{_knee(n)}**"
     if data["graphs"]:
         return (
             "Each iteration is one CUDA graph launch: its kernels do not wait for "
@@ -186,8 +195,8 @@ def kineto_transition(data: dict[str, Any]) -> Section | None:
     return Section(
         None,
         [
-            f"From the Kineto (torch.profiler) pass the transition would be at "
-            f"{k['queue_transition']} and the knee at {k['knee']}."
+            f"From the Kineto (torch.profiler) pass the transition would be at: "
+            f"{_transition(k['queue_transition'])}; the knee at: {_knee(k)}."
         ],
     )
 
