@@ -254,7 +254,7 @@ def _latency(top: dict[str, str], keys: object, path: str, what: str, rows: int)
         raise TraceError(path, f"{what} is not a list of the document's keys")
     parts, left = [], rows * 16
     for key in keys:
-        text = loads(top[key], path, f"{what} {key}")
+        text = loads(top[key], path, f"{what} shard {key[:40]!r}")
         try:
             blob = base64.b64decode(text, validate=True) if isinstance(text, str) else None
             d = zlib.decompressobj()
@@ -264,7 +264,9 @@ def _latency(top: dict[str, str], keys: object, path: str, what: str, rows: int)
         if raw is not None and len(raw) > left:
             raise TraceError(path, f"{what} holds more pairs than {_edited(rows)}")
         if raw is None or not d.eof or d.unconsumed_tail or len(raw) % 16:
-            raise TraceError(path, f"{what} {key} is not zlib-compressed base64 int64 pairs")
+            raise TraceError(
+                path, f"{what} shard {key[:40]!r} is not zlib-compressed base64 int64 pairs"
+            )
         left -= len(raw)
         parts.append(np.frombuffer(raw, dtype="<i8").reshape(-1, 2))
     if left:
