@@ -221,3 +221,12 @@ def test_analyze_folder_takes_window_and_api_as_one_file_does(tmp_path):
     assert "window [start, 40" in text
     assert text.count("CPU calls of rank") == 2 and "cudaLaunchKernel" in text
     assert [len(r["api_calls"]) > 0 for r in cut["ranks"]] == [True, True]
+
+
+def test_a_run_json_too_deep_to_read_leaves_a_folder_of_plain_files(tmp_path):
+    # json.load raised an uncaught RecursionError on it (an internal error)
+    rank_trace(tmp_path / "rank0.json", 10)
+    (tmp_path / "run.json").write_text("[" * 100_000 + "]" * 100_000)
+    r = skip("analyze", tmp_path, "--json")
+    assert r.returncode == 0, r.stderr
+    assert [x["trace"].rsplit("/", 1)[1] for x in json.loads(r.stdout)["ranks"]] == ["rank0.json"]

@@ -117,7 +117,7 @@ def test_report_what_if_options(generated_sweep, tmp_path):
     assert r.returncode == 0 and "## What if" not in (out / "report.md").read_text()
     for bad in ("0", "-1", "x", "nan"):
         r = skip("report", generated_sweep, "--whatif-cpu", bad)
-        assert r.returncode == 1 and "--whatif-cpu" in r.stderr and "Traceback" not in r.stderr
+        assert r.returncode == 2 and "--whatif-cpu" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_report_of_a_folder_that_is_not_a_sweep(tmp_path):
@@ -337,3 +337,24 @@ def test_report_says_why_tklqt_exceeds_il_where_it_does(generated_sweep):
     data = sweep_data(str(generated_sweep))
     text = " ".join(b for b in per_iteration(data).blocks if isinstance(b, str))
     assert "exceeds IL" not in text
+
+
+@pytest.mark.parametrize(
+    ("values", "knee", "trans", "agree", "said"),
+    [
+        ([1], None, None, True, "queue transition at not reached, TKLQT knee at not found (it "
+         "needs two or more batch sizes)"),
+        ([1], None, 1, False, "queue transition at batch 1, TKLQT knee at not found (it needs "
+         "two or more batch sizes)"),
+        ([1, 2, 4], 2, 4, False, "queue transition at batch 4, TKLQT knee at batch 2 (they "
+         "disagree)"),
+        ([1, 2, 4], 4, 4, True, "queue transition at batch 4, TKLQT knee at batch 4"),
+        ([1, 2, 4], None, 4, False, "queue transition at batch 4, TKLQT knee at not reached"),
+    ],
+)  # fmt: skip
+def test_sweep_says_its_transitions_as_found(values, knee, trans, agree, said):
+    # a one-point sweep said "TKLQT knee at None (they disagree)"
+    from skipnative.cli.sweep import transitions_text
+
+    n = {"values": values, "knee": knee, "queue_transition": trans, "agree": agree}
+    assert transitions_text(n) == said

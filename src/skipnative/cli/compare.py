@@ -61,7 +61,8 @@ def _per_iteration(path: str) -> dict:
             name = f"per iteration (mean of {n})"
             left_out = f"; {empty} empty iteration{'s' * (empty != 1)} left out" if empty else ""
             label = f"per iteration (mean of {n}{left_out})"
-        m.pop("iterations")
+        for k in ("iterations", "empty_iterations", "device"):  # said in the label, not rows
+            m.pop(k, None)
         regions.append(
             {
                 "name": name,

@@ -206,9 +206,19 @@ def run(args) -> int:
     env = with_launch_hooks(os.environ) if args.launch_records == "hook" else None
     require_gpu("sweep")
     doc = sweep(args, sizes, env)
-    n = doc["native"]
-    print(
-        f"{args.out}: queue transition at batch {n['queue_transition']}, TKLQT knee at "
-        f"{n['knee']}" + ("" if n["agree"] else " (they disagree)")
-    )
+    print(f"{args.out}: {transitions_text(doc['native'])}")
     return 0
+
+
+def transitions_text(n: dict) -> str:
+    """The sweep's two transition points, said of what was found: a knee needs two
+    batch sizes, and two points that were not reached do not disagree."""
+    trans = "not reached" if n["queue_transition"] is None else f"batch {n['queue_transition']}"
+    if len(n["values"]) < 2:
+        knee = "not found (it needs two or more batch sizes)"
+    else:
+        knee = "not reached" if n["knee"] is None else f"batch {n['knee']}"
+    found = None not in (n["knee"], n["queue_transition"])
+    return f"queue transition at {trans}, TKLQT knee at {knee}" + (
+        " (they disagree)" if found and not n["agree"] else ""
+    )

@@ -10,12 +10,12 @@ holds every ``.json``, ``.json.gz`` and ``.skip`` file at its top level.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from typing import Any
 
 from skipnative.errors import TraceError
+from skipnative.io import safe_json
 
 TRACE_SUFFIXES = (".json", ".json.gz", ".skip")
 _RANK_IN_NAME = re.compile(r"rank[-_]?(\d+)", re.IGNORECASE)
@@ -59,9 +59,9 @@ def list_traces(folder: str | os.PathLike) -> list[str]:
 def _run_files(folder: str) -> list[str] | None:
     path = os.path.join(folder, "run.json")
     try:
-        with open(path, encoding="utf-8") as f:
-            run = json.load(f)
-    except (OSError, ValueError, UnicodeDecodeError):
+        with open(path, "rb") as f:
+            run = safe_json.loads(f.read(), path, "run.json")
+    except (OSError, TraceError):  # no run folder's, or not readable as one: plain files
         return None
     if not isinstance(run, dict) or run.get("format") != "skipnative-run":
         return None
