@@ -147,8 +147,9 @@ ApiKindTable::ApiKindTable() {
 }
 
 const ApiKindTable& api_kind_table() {
-  static const ApiKindTable t;
-  return t;
+  // never destroyed: launch callbacks may run while static destructors do
+  static const ApiKindTable* const t = new ApiKindTable;
+  return *t;
 }
 
 }  // namespace skipnative

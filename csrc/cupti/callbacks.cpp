@@ -36,7 +36,9 @@ namespace {
 const ClockParams kNoClock{};  // read before any clock is published (monotonic_raw)
 std::mutex clocks_mu;
 [[maybe_unused]] const int clocks_mu_fork = hold_across_fork<clocks_mu>();
-std::unique_ptr<ClockParams> clocks_kept[kClocksKept];
+// never destroyed: CUPTI may call the timestamp callback while static
+// destructors run at exit (a thread still timestamping, no cuptiFinalize)
+std::unique_ptr<ClockParams>* const clocks_kept = new std::unique_ptr<ClockParams>[kClocksKept];
 unsigned clocks_published = 0;
 std::atomic<PausePoint> pause_point{nullptr};
 }  // namespace

@@ -1121,6 +1121,34 @@ void test_record_in_flight_across_the_bench_end() {
   CHECK(!bench_failed);
 }
 
+// Process exit while another thread still reaches the capture's callbacks: a
+// CUPTI that keeps the timestamp callback after a stop (no cuptiFinalize before
+// 12.6) calls it whenever it timestamps, also while static destructors run.
+// What the callbacks read is never destroyed (the clocks once were: under
+// AddressSanitizer, a use after free in the exiting child).
+void test_callbacks_while_the_process_exits(const Double& d) {
+  d.reset(23);
+  d.configure(100, 100, 0, 0);
+  std::fflush(nullptr);
+  pid_t child = fork();
+  if (child == 0) {
+    {
+      Session s(library_clock());
+      s.start();
+      d.launch(kRuntime, kLaunch, 7, "k", 100);
+      s.stop();
+    }
+    static const Double* dd = &d;
+    std::thread([] {
+      for (;;) dd->call_timestamp_callback();
+    }).detach();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::exit(0);  // static destructors run under the calling thread
+  }
+  int status = 0;
+  CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 void run_concurrency_tests(const Double& d) {
   test_buffer_refusal_by_version(d, 26);      // CUDA 12.8: refusal may crash CUPTI
   test_buffer_refusal_by_version(d, 27);      // CUDA 12.9
@@ -1149,6 +1177,7 @@ void run_concurrency_tests(const Double& d) {
   test_metadata_read_while_starting_and_stopping(d);
   test_start_while_the_record_bench_runs(d);
   test_record_in_flight_across_the_bench_end();
+  test_callbacks_while_the_process_exits(d);
 }
 
 }  // namespace
