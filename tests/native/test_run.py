@@ -618,3 +618,28 @@ def test_a_process_that_cannot_read_its_options_is_listed_with_why(tmp_path):
     assert "no_such_option" in p["error"] and not p.get("file")
     assert "no process of the command initialised CUDA" not in r.stderr
     assert f"pid {p['pid']}: " in r.stderr and "no_such_option" in r.stderr
+
+
+def test_records_dropped_in_every_window_are_said_and_summed(tmp_path):
+    # two windows, each past max_gpu_records: run.json and the summary say what
+    # was lost, over both windows (the first window's count alone was kept)
+    gate, out = _gated(tmp_path)
+    proc = start_run(
+        out, "--on-demand", "--max-gpu-records", "2", "--",
+        *LAUNCHER, "10", "--batches", "5", "--gate", str(gate),
+    )  # fmt: skip
+    wait_file(gate / "done0-0")
+    for b in (1, 3):
+        assert trigger(out, "--duration", "0").returncode == 0
+        (gate / f"go{b}").touch()
+        wait_file(gate / f"done{b}-0")
+        assert trigger(out, "--stop").returncode == 0
+        (gate / f"go{b + 1}").touch()
+        wait_file(gate / f"done{b + 1}-0")
+    out_text, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    (p,) = runfolder.read_run(out)["processes"]
+    assert p["kernels"] == 4 and p["dropped"] == {"gpu_rows": 16}
+    trace = skipnative.load(out / p["file"])
+    assert trace.meta["dropped"]["gpu_rows"] == 16
+    assert "16 GPU records (max_gpu_records)" in out_text + err

@@ -319,14 +319,21 @@ def run(args) -> int:
 def _report(out: str, run: dict, code: int) -> int:
     """The files written on stdout, then the problems on stderr: the last line
     of the two says what went wrong, where anything did."""
+    from skipnative.trace import loss_text
+
     procs = run["processes"]
-    errors = []
+    errors, warnings = [], []
     for p in procs:
         who = f"pid {p['pid']}" + (f" (rank {p['rank']})" if p.get("rank") is not None else "")
         if p.get("file"):
             print(
                 f"{os.path.join(out, p['file'])}: {who}, {p['launches']} launches, "
                 f"{p['kernels']} kernels, {p['windows']} window(s), {p['status']}"
+            )
+        if p.get("dropped"):
+            warnings.append(
+                f"{p.get('file') or who}: the capture dropped {loss_text(p['dropped'])}; "
+                "its metrics miss that work"
             )
         if p.get("error"):
             errors.append(f"{who}: {p['error']}")
@@ -342,6 +349,8 @@ def _report(out: str, run: dict, code: int) -> int:
         f"{len(run['files'])} file(s)",
         flush=True,
     )
+    for w in warnings:
+        print(f"skip: warning: {w}", file=sys.stderr)
     for e in errors:
         print(f"skip: error: {e}", file=sys.stderr)
     if code != 0:

@@ -182,6 +182,7 @@ def process_trace(dumps: list[Dump], *, regions: bool) -> Trace:
     merged["regions"] = merged["regions"][np.argsort(merged["regions"]["t_begin"], kind="stable")]
     meta = dict(parts[0].meta)
     meta["t_stop_ns"] = parts[-1].meta["t_stop_ns"]
+    meta["dropped"] = _summed([t.meta.get("dropped") for t in parts])  # every window's
     meta["windows"] = [
         {"window": d.window, "t_start_ns": t.meta["t_start_ns"], "t_stop_ns": t.meta["t_stop_ns"]}
         for d, t in zip(dumps, parts)
@@ -196,3 +197,14 @@ def process_trace(dumps: list[Dump], *, regions: bool) -> Trace:
         strings=strings.strings,
         meta=meta,
     )
+
+
+def _summed(counts: list[Any]) -> dict[str, int]:
+    """Per-window counts (each a dict of numbers, or anything else: nothing) added up."""
+    out: dict[str, int] = {}
+    for c in counts:
+        if isinstance(c, dict):
+            for k, v in c.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    out[k] = out.get(k, 0) + int(v)
+    return out

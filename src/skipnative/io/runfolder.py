@@ -15,7 +15,7 @@ dumps of each process into ``rank<R>.skip`` (or ``pid<P>.skip``) and writes
      "exit_code", "signal", "triggers": [...], "files": ["rank0.skip", ...],
      "processes": [{"pid", "ppid", "argv", "rank", "local_rank", "world_size",
                     "status": "complete" | "incomplete" | "lost" | "no window" | "error",
-                    "file", "windows", "launches", "kernels", "devices", "error"}]}
+                    "file", "windows", "launches", "kernels", "devices", "dropped", "error"}]}
 
 A process killed before its dump was written (SIGKILL) loses only its own
 file: it is listed with status "lost" (or "incomplete" when earlier on-demand
@@ -39,6 +39,7 @@ from typing import Any
 from skipnative.errors import TraceError
 from skipnative.io.atomic import atomic_output
 from skipnative.io.safe_json import loads
+from skipnative.trace import losses
 
 RUN_FORMAT = "skipnative-run"
 RUN_VERSION = 1
@@ -275,6 +276,7 @@ def _convert(run_dir: str, p: dict[str, Any], regions: bool, taken: set[str]) ->
             launches=len(trace.launches),
             kernels=int((trace.gpu["kind"] == 0).sum()),
             devices=trace.meta.get("devices", []),
+            dropped=losses(trace.meta),
         )
     exited = st.get("state") in ("exited", "ended")
     if st.get("state") == "error" or (entry["error"] and not dumps) or p.get("problem"):
