@@ -67,7 +67,7 @@ def _anchored(times, ev_old, ev_new, scale):
     return np.where(idx + 1 < len(ev_old), np.minimum(out, ev_new[nxt]), out)
 
 
-def _events(old_b, old_e, new_b, new_e, sel):
+def _events(old_b, old_e, new_b, new_e, sel) -> tuple[np.ndarray, np.ndarray]:
     """The begins and ends of the calls in `sel`: sorted measured times, replayed times."""
     old, new = np.r_[old_b[sel], old_e[sel]], np.r_[new_b[sel], new_e[sel]]
     o = np.argsort(old, kind="stable")

@@ -18,11 +18,13 @@ from typing import Any
 from skipnative.errors import TraceError
 from skipnative.io.sniff import refuse_special
 
-_inflate: Any
+_inflate: Any = zlib
 try:  # optional: ISA-L's inflate, the same stream API as zlib's
-    from isal import isal_zlib as _inflate
+    from isal import isal_zlib
+
+    _inflate = isal_zlib
 except ImportError:  # pragma: no cover - depends on the environment
-    _inflate = zlib
+    pass
 
 CHUNK = 4 << 20  # the reader parses in place: larger chunks only cost memory
 _INFLATE_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _inflate.error)

@@ -14,7 +14,7 @@ import math
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from skipnative.errors import TraceError
 from skipnative.io.safe_json import loads
@@ -122,10 +122,10 @@ def _check_point(path: str, i: int, p: Any) -> int:
     if not isinstance(p, dict):
         raise TraceError(path, f"point {i} is {_kind(p)}, not an object")
     b = p.get("batch")
-    if not _batch(b):
+    if not isinstance(b, int) or not _batch(b):
         raise TraceError(path, f"point {i}: 'batch' must be an integer 1..{MAX_BATCH}: {b!r:.40}")
 
-    def bad(what: str):
+    def bad(what: str) -> NoReturn:
         raise TraceError(path, f"point {i} (batch {b}): {what}")
 
     if "file" in p:
