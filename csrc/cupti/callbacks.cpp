@@ -466,6 +466,9 @@ bool Session::pin_completion_thread() {
   static thread_local int pinned = -2;
   if (opts_.completion_cpu < 0 || cs::flushing_at_stop || pinned == opts_.completion_cpu)
     return false;
+  // a thread that recorded launches is the application's (it completes a buffer
+  // in a flush of its own): pinned, it would stay on that CPU for good
+  if (t_slot.tb != nullptr || t_external_user != nullptr) return false;
   pinned = opts_.completion_cpu;
   cpu_set_t set;
   CPU_ZERO(&set);

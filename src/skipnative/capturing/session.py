@@ -138,7 +138,8 @@ class Capture:
       CUPTI's first requests on a launching thread;
     - ``completion_cpu``: run CUPTI's buffer-completion work (decoding) on this
       CPU, off the launching threads' cores (-1: wherever CUPTI runs it); the
-      thread that calls stop() completes the last buffers where it runs;
+      thread that calls stop(), and any thread that launched, completes
+      buffers where it runs (it is never pinned);
     - ``serial_kernels``: record kernels as CUPTI_ACTIVITY_KIND_KERNEL, which
       serialises them (no two kernels overlap), instead of CONCURRENT_KERNEL;
       for single-stream work the two record the same, at a cost to compare;
