@@ -219,3 +219,10 @@ def test_a_state_file_damaged_after_its_process_exits_still_ends_in_run_json(tmp
     # the dump was still converted: the capture is kept beside the error
     assert run["files"] == [p["file"]] and len(skipnative.load(out / p["file"]).kernels) > 0
     assert r.returncode == 1 and ".state" in r.stderr.strip().splitlines()[-1]
+
+
+def test_trigger_duration_without_on_demand_is_refused(tmp_path):
+    # it was taken and ignored: only an on-demand run opens windows on SIGUSR1
+    line = one_line_error(skip_run(tmp_path, "--trigger-duration", "5", "--", *LAUNCHER, "1"))
+    assert "--trigger-duration" in line and "--on-demand" in line
+    assert not (tmp_path / "run.json").exists()

@@ -85,7 +85,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--trigger-duration",
         type=_SECONDS,
-        default=2.0,
+        default=None,
         metavar="S",
         help="window length opened by SIGUSR1 (default 2 s; 0: until skip trigger --stop)",
     )
@@ -195,6 +195,8 @@ def _prepare(out: str, force: bool, mode: str) -> None:
 
 
 def _window(args) -> tuple[str, str]:
+    if args.trigger_duration is not None and not args.on_demand:
+        raise UserError("--trigger-duration is the length of an --on-demand run's SIGUSR1 window")
     if args.on_demand:
         if args.delay or args.duration:
             raise UserError("--on-demand windows come from skip trigger; drop --delay/--duration")
@@ -261,7 +263,9 @@ def _launch(cmd: list[str], env: dict[str, str], args, out: str) -> tuple[int, i
         if not args.on_demand:
             return
         try:
-            runfolder.request(out, "open", args.trigger_duration)
+            runfolder.request(
+                out, "open", 2.0 if args.trigger_duration is None else args.trigger_duration
+            )
         except Exception as e:
             _warn(f"SIGUSR1: no window opened ({e})")
 
