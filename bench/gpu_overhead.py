@@ -28,10 +28,9 @@ import argparse
 import json
 import os
 import statistics
-import time
 
 import numpy as np
-from _gpu import require_cuda
+from _gpu import loop_ns_per_launch, require_cuda
 
 import skipnative
 from skipnative.profiling import cuda_event_ms
@@ -45,20 +44,6 @@ def il_ms(fn, reps, mark=None):
         if mark:
             mark(f"rep{i}")
         out.append(cuda_event_ms(fn))
-    return statistics.median(out)
-
-
-def loop_ns_per_launch(x, n, reps):
-    import torch
-
-    out = []
-    for _ in range(reps):
-        torch.cuda.synchronize()
-        t = time.perf_counter_ns()
-        for _ in range(n):
-            x.add_(1.0)
-        torch.cuda.synchronize()
-        out.append((time.perf_counter_ns() - t) / n)
     return statistics.median(out)
 
 

@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
+
+from _gpu import loop_ns_per_launch
 
 
 def workload(n: int, reps: int) -> dict:
@@ -36,18 +36,11 @@ def workload(n: int, reps: int) -> dict:
 
     x = torch.zeros(1024, device="cuda")
     a = torch.randn(256, 256, device="cuda")
-    out = []
-    for _ in range(reps):
-        torch.cuda.synchronize()
-        t = time.perf_counter_ns()
-        for _ in range(n):
-            x.add_(1.0)
-        torch.cuda.synchronize()
-        out.append((time.perf_counter_ns() - t) / n)
+    ns = loop_ns_per_launch(x, n, reps)
     for _ in range(10):
         a = torch.tanh(a @ a)
     torch.cuda.synchronize()
-    return {"ns_per_launch": statistics.median(out)}
+    return {"ns_per_launch": ns}
 
 
 def inprocess(n: int, reps: int) -> dict:
