@@ -438,7 +438,8 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
                    s->opts_.max_launch_bytes / sizeof(LaunchRow),
                    &s->api_rows_dropped_,
                    s->source_ == LaunchRecords::kHook ? &s->external_ : nullptr,
-                   s->opts_.overhead_records ? &s->stats_.cupti_overhead : nullptr};
+                   s->opts_.overhead_records ? &s->stats_.cupti_overhead : nullptr,
+                   &s->stats_.gpu_rows_incomplete};
     if (spilled)
       s->stats_.records_spilled += count_records(*s->api_, buffer, valid);
     else if (buffer != nullptr && valid > 0)

@@ -57,9 +57,18 @@ bool room(DecodeTarget& out) {
   return false;
 }
 
+// A record CUPTI delivered before its work finished (a forced flush may: its
+// end is not written yet): no interval to keep.
+template <class R>
+bool unfinished(const R* r, DecodeTarget& out) {
+  if (r->start != 0 && r->end >= r->start) return false;
+  if (out.rows_incomplete != nullptr) ++*out.rows_incomplete;
+  return true;
+}
+
 template <class K>
 void decode_kernel(const K* k, DecodeTarget& out) {
-  if (!room(out)) return;
+  if (unfinished(k, out) || !room(out)) return;
   KernelRow r{};
   r.t_start = k->start;
   r.t_end = k->end;
@@ -83,7 +92,7 @@ void decode_kernel(const K* k, DecodeTarget& out) {
 // A memcpy (copy_kind: CUpti_ActivityMemcpyKind) or memset record.
 template <class M>
 void decode_transfer(const M* m, uint8_t is_set, uint8_t copy_kind, DecodeTarget& out) {
-  if (!room(out)) return;
+  if (unfinished(m, out) || !room(out)) return;
   CopyRow r{};
   r.t_start = m->start;
   r.t_end = m->end;

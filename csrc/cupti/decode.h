@@ -50,6 +50,9 @@ struct DecodeTarget {
   std::unordered_map<uint32_t, uint32_t>* external = nullptr;
   // CUPTI's overhead records, summed by kind; nullptr: ignored.
   OverheadTotals* overhead = nullptr;
+  // GPU records delivered unfinished (a forced flush at stop: no end yet),
+  // counted, not kept; nullptr: not counted.
+  uint64_t* rows_incomplete = nullptr;
 };
 
 // The number of records in a buffer (one not decoded: its records are counted;

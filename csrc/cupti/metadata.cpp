@@ -176,7 +176,8 @@ std::string metadata_json(const Session& s) {
     << ",\"clock_realtime_uncertainty_ns\":" << c.realtime_uncertainty_ns
     << ",\"t_start_ns\":" << s.t_start_ns() << ",\"t_stop_ns\":" << s.t_stop_ns()
     << ",\"dropped\":{\"launches\":" << st.launches_dropped << ",\"cupti\":" << st.cupti_dropped
-    << ",\"gpu_rows\":" << st.gpu_rows_dropped << ",\"spilled\":" << st.records_spilled << "}"
+    << ",\"gpu_rows\":" << st.gpu_rows_dropped << ",\"spilled\":" << st.records_spilled
+    << ",\"incomplete\":" << st.gpu_rows_incomplete << "}"
     << ",\"buffers_refused\":" << st.buffers_refused
     << ",\"buffers_spilled\":" << st.buffers_spilled
     << ",\"buffers_completed\":" << st.buffers_completed

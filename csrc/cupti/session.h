@@ -99,14 +99,15 @@ class SessionError : public std::runtime_error {
 };
 
 struct SessionStats {
-  uint64_t launches_dropped = 0;  // launch records over max_launch_bytes
-  uint64_t cupti_dropped = 0;     // CUPTI's count (no buffer space)
-  uint64_t buffers_refused = 0;   // buffer requests refused (CUPTI >= 12.9 only; see below)
-  uint64_t buffers_spilled = 0;   // spill buffers handed out where refusing is unsafe
-  uint64_t records_spilled = 0;   // records CUPTI wrote into spill buffers: counted, not kept
-  uint64_t gpu_rows_dropped = 0;  // decoded rows over max_gpu_records
-  uint64_t records_ignored = 0;   // activity kinds not decoded
-  uint64_t launches_outside = 0;  // calls that began before the session started
+  uint64_t launches_dropped = 0;     // launch records over max_launch_bytes
+  uint64_t cupti_dropped = 0;        // CUPTI's count (no buffer space)
+  uint64_t buffers_refused = 0;      // buffer requests refused (CUPTI >= 12.9 only; see below)
+  uint64_t buffers_spilled = 0;      // spill buffers handed out where refusing is unsafe
+  uint64_t records_spilled = 0;      // records CUPTI wrote into spill buffers: counted, not kept
+  uint64_t gpu_rows_dropped = 0;     // decoded rows over max_gpu_records
+  uint64_t gpu_rows_incomplete = 0;  // records delivered unfinished (forced flush at stop)
+  uint64_t records_ignored = 0;      // activity kinds not decoded
+  uint64_t launches_outside = 0;     // calls that began before the session started
   uint64_t buffers_completed = 0;
   uint64_t max_buffers_in_use = 0;
   bool buffers_prezeroed = false;  // CUPTI accepted ZEROED_OUT_ACTIVITY_BUFFER

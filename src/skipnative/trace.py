@@ -208,6 +208,7 @@ LOSS_KINDS = {
     "gpu_rows": "GPU records (max_gpu_records)",
     "cupti": "records CUPTI had no buffer for (max_activity_buffers)",
     "spilled": "records CUPTI wrote to spill buffers (max_activity_buffers)",
+    "incomplete": "GPU records delivered unfinished (work still running at the stop)",
 }
 
 

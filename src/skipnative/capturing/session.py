@@ -242,9 +242,10 @@ class Capture:
         self._trace = None  # built on first access of .trace
         lost = losses(self._session.metadata())
         if lost:
+            capped = set(lost) - {"incomplete"}  # past a cap: the cap is named
             warnings.warn(
-                f"the capture dropped {loss_text(lost)}; its metrics miss that work "
-                "(raise the cap named)",
+                f"the capture dropped {loss_text(lost)}; its metrics miss that work"
+                + (" (raise the cap named)" if capped else ""),
                 RuntimeWarning,
                 stacklevel=3,
             )

@@ -86,6 +86,7 @@ class SimulatedGpu:
             "skipnative_double_clock_ns": (u64, []),
             "skipnative_double_hold_subscriber": (None, [i32]),
             "skipnative_double_flush_delay": (None, [u64]),
+            "skipnative_double_incomplete_next": (None, [u32]),
             "skipnative_double_launch": (u32, [i32, i32, u32, ctypes.c_char_p, u64]),
             "skipnative_double_launch_nested": (
                 u32,
@@ -143,6 +144,11 @@ class SimulatedGpu:
     def hold_subscriber(self, held: bool = True) -> None:
         """Simulates another CUPTI subscriber (torch.profiler) in the process."""
         self._lib.skipnative_double_hold_subscriber(int(held))
+
+    def incomplete_next(self, n: int) -> None:
+        """The next `n` GPU records are delivered unfinished (an end of 0), as
+        CUPTI's forced flush may deliver work still running at a stop."""
+        self._lib.skipnative_double_incomplete_next(n)
 
     def flush_delay(self, ns: int) -> None:
         """Makes every activity flush take `ns` of real time (a slow flush at stop)."""

@@ -57,7 +57,8 @@ struct State {
 
   bool subscribed = false;
   bool held_by_other = false;
-  uint64_t flush_delay_ns = 0;  // real time each cuptiActivityFlushAll takes (a slow flush)
+  uint64_t flush_delay_ns = 0;   // real time each cuptiActivityFlushAll takes (a slow flush)
+  uint32_t incomplete_next = 0;  // GPU records still to write unfinished (end 0, as a forced flush)
   CUpti_CallbackFunc callback = nullptr;
   void* userdata = nullptr;
   std::set<std::pair<int, int>> enabled_callbacks;
@@ -240,6 +241,10 @@ R gpu_record(State& s, CUpti_ActivityKind kind, int64_t off, uint32_t corr, uint
   r.kind = kind;
   r.start = at(off, start);
   r.end = at(off, end);
+  if (s.incomplete_next > 0) {  // delivered before it finished: no end yet
+    --s.incomplete_next;
+    r.end = 0;
+  }
   r.deviceId = s.device;
   r.contextId = 1;
   r.streamId = stream;
@@ -752,6 +757,7 @@ DOUBLE_API void skipnative_double_reset(uint32_t version) {
   std::lock_guard<std::mutex> lock(s.mu);
   s.version = version;
   s.now = 1000000;
+  s.incomplete_next = 0;
   s.real_time = false;
   s.launch_cost = 2000;
   s.submit_latency = 1000;
@@ -820,6 +826,12 @@ DOUBLE_API void skipnative_double_configure(uint64_t launch_cost_ns, uint64_t su
 }
 
 DOUBLE_API void skipnative_double_advance(uint64_t ns) { spend(ns); }
+
+DOUBLE_API void skipnative_double_incomplete_next(uint32_t n) {
+  State& s = st();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.incomplete_next = n;
+}
 
 DOUBLE_API void skipnative_double_flush_delay(uint64_t ns) {
   State& s = st();
