@@ -85,3 +85,17 @@ def test_a_one_point_sweep_says_the_knee_needs_two_batch_sizes():
 
     text = _verdict(_data([4], None, 4))
     assert "two or more batch sizes" in text and "not reached" not in text.split("knee")[1]
+
+
+def test_the_kineto_sentence_reads_as_a_sentence():
+    # 480db24 left it as "would be at: 8; the knee at: 2."
+    from skipnative.report.sections import kineto_transition
+
+    data = _data([1, 2, 4, 8], 2, 4, kineto=(2, 8))
+    (text,) = kineto_transition(data).blocks
+    assert text == (
+        "From the Kineto (torch.profiler) pass the transition would be at 8, and the knee at 2."
+    )
+    data = _data([1, 2], None, None, kineto=(None, None))
+    (text,) = kineto_transition(data).blocks
+    assert text.endswith("would not be reached in this range, and no knee in this range.")

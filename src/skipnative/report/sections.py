@@ -192,12 +192,14 @@ def kineto_transition(data: dict[str, Any]) -> Section | None:
     if not data.get("kineto"):
         return None
     k = data["kineto_series"]
+    t = k["queue_transition"]
+    trans = f"would be at {t}" if t is not None else "would not be reached in this range"
+    if len(k["values"]) < 2:
+        knee = "no knee (it needs two or more batch sizes)"
+    else:
+        knee = f"the knee at {k['knee']}" if k["knee"] is not None else "no knee in this range"
     return Section(
-        None,
-        [
-            f"From the Kineto (torch.profiler) pass the transition would be at: "
-            f"{_transition(k['queue_transition'])}; the knee at: {_knee(k)}."
-        ],
+        None, [f"From the Kineto (torch.profiler) pass the transition {trans}, and {knee}."]
     )
 
 
