@@ -366,3 +366,8 @@ def test_a_device_taken_from_pid_must_be_one_too(tmp_path):
 @pytest.mark.parametrize("doc", ["not json at all", "nul", "nullx", "tru", "fals", "-x", "1.2.3"])
 def test_text_that_only_begins_like_a_json_value_is_invalid_json(tmp_path, doc):
     expect_error(raw(tmp_path, doc), "invalid JSON")
+
+
+def test_a_top_level_member_that_is_not_utf8_is_one_line(tmp_path):
+    # it ended in an internal UnicodeDecodeError, even for a key nothing reads
+    expect_error(raw(tmp_path, b'{"foo": "\xff", "traceEvents": []}'), "not valid UTF-8")

@@ -186,9 +186,19 @@ def _table(
     return out
 
 
+def _top_level(path: str, reader) -> dict[str, str]:
+    """The document's top-level members (raw JSON text by key); text that is not
+    UTF-8 there is no JSON, refused in one line (JSON text is UTF-8)."""
+    try:
+        return dict(reader.top_level)
+    except UnicodeDecodeError:
+        raise TraceError(path, "a top-level member is not valid UTF-8 (not JSON)") from None
+
+
 def _to_trace(path: str, reader) -> Trace:
     strings = StringTable([b.decode("utf-8", "replace") for b in reader.strings()])
-    meta = _meta(path, dict(reader.top_level))
+    top = _top_level(path, reader)
+    meta = _meta(path, top)
     base = meta.get("baseTimeNanoseconds")
     base = int(base) if isinstance(base, int) and not isinstance(base, bool) else 0
     _check_base(path, base, reader)
@@ -201,7 +211,6 @@ def _to_trace(path: str, reader) -> Trace:
 
     cols = ("correlation", "device", "stream", "bytes", "name_id", "grid", "block", "kind")
     gpu = _table(reader.gpu(), "gpu", GPU_DTYPE, ("t_start", "t_end"), cols, base)
-    top = dict(reader.top_level)
     extra_regions, latency = None, None
     if "skipnative" in top:  # an export of a native capture (skip export --perfetto)
         from skipnative.io.perfetto import read_extras
