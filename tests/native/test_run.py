@@ -350,7 +350,25 @@ def test_trigger_without_a_run_is_one_line(tmp_path):
 def test_a_folder_with_a_run_is_kept_unless_forced(tmp_path):
     assert skip_run(tmp_path, "--", *LAUNCHER, "1").returncode == 0
     assert "already holds a run" in one_line_error(skip_run(tmp_path, "--", *LAUNCHER, "1"))
+    (tmp_path / "notes.txt").write_text("mine")
     assert skip_run(tmp_path, "--force", "--", *LAUNCHER, "1").returncode == 0
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_force_never_removes_a_capture_no_run_lists(tmp_path):
+    # --force removed every .skip in the folder, a capture of the user's among them
+    mine = tmp_path / "important.skip"
+    mine.write_bytes(b"a capture of mine")
+    for extra in ([], ["--force"]):
+        line = one_line_error(skip_run(tmp_path, *extra, "--", *LAUNCHER, "1"))
+        assert "important.skip, which no run there lists" in line
+    assert mine.read_bytes() == b"a capture of mine"
+    assert not (tmp_path / "run.json").exists()
+    run = tmp_path / "run"
+    assert skip_run(run, "--", *LAUNCHER, "1").returncode == 0
+    (run / "important.skip").write_bytes(b"a capture of mine")  # beside a run's files
+    line = one_line_error(skip_run(run, "--force", "--", *LAUNCHER, "1"))
+    assert "important.skip" in line and (run / "important.skip").exists()
 
 
 def _raw_dump(tmp_path: Path) -> Path:

@@ -21,6 +21,7 @@ from skipnative.cli._common import (
     number,
     with_launch_hooks,
 )
+from skipnative.errors import TraceError
 from skipnative.io import runfolder
 
 _EPILOG = """\
@@ -182,10 +183,22 @@ def _prepare(out: str, force: bool, mode: str) -> None:
     pid = runfolder.running_pid(out)
     if pid is not None:
         raise UserError(f"{out}: skip run (pid {pid}) is already writing into this folder")
-    held = [n for n in os.listdir(out) if n == runfolder.RUN_JSON or n.endswith(".skip")]
-    if held and not force:
-        raise UserError(f"{out}: already holds a run ({held[0]}); pass --force or another --out")
-    for n in held:
+    names = set(os.listdir(out))
+    ours: list[str] = []  # an earlier run's: its run.json and the files it lists
+    if runfolder.RUN_JSON in names:
+        if not force:
+            raise UserError(f"{out}: already holds a run (run.json); pass --force or another --out")
+        try:
+            listed = runfolder.read_run(out).get("files") or []
+        except TraceError:
+            listed = []
+        ours = [runfolder.RUN_JSON, *(f for f in listed if isinstance(f, str) and f in names)]
+    foreign = sorted(n for n in names if n.endswith(".skip") and n not in ours)
+    if foreign:  # a capture no run here lists: never replaced, even with --force
+        raise UserError(
+            f"{out}: holds {foreign[0]}, which no run there lists; move it or use another --out"
+        )
+    for n in ours:
         os.unlink(os.path.join(out, n))
     control = runfolder.control_dir(out)
     shutil.rmtree(control, ignore_errors=True)
