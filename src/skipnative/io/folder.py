@@ -28,7 +28,8 @@ def is_folder(path: str | os.PathLike) -> bool:
 
 def list_traces(folder: str | os.PathLike) -> list[str]:
     """The trace files of `folder`, sorted by name (a ``skip run`` folder: the
-    files its run.json lists that exist). Raises TraceError when there are none."""
+    files its run.json lists, also one that is gone, which its reader then
+    names as missing). Raises TraceError when there are none."""
     folder = os.fspath(folder)
     try:
         names = sorted(os.listdir(folder))
@@ -41,8 +42,10 @@ def list_traces(folder: str | os.PathLike) -> list[str]:
             "`skip report` and `skip whatif` read it; analyse one of its traces on its own",
         )
     run_files = _run_files(folder)
-    if run_files is not None:
-        names = [n for n in run_files if n in names]
+    if run_files is not None:  # each listed file, there or not: a missing one is an error
+        listed = [n for n in run_files if n == os.path.basename(n) and n.endswith(TRACE_SUFFIXES)]
+        if listed:
+            return [os.path.join(folder, n) for n in listed]
     paths = [
         os.path.join(folder, n)
         for n in names
