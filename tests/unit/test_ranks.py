@@ -251,3 +251,40 @@ def test_a_run_folder_names_a_listed_file_that_is_gone(tmp_path):
     assert [x["trace"].rsplit("/", 1)[1] for x in json.loads(r.stdout)["ranks"]] == ["rank0.skip"]
     sh.copy(run / "rank0.skip", run / "rank1.skip")
     assert skip("analyze", run, "--json").returncode == 0
+
+
+def test_compare_folders_takes_the_window_and_says_what_it_leaves_out(tmp_path):
+    # --window was ignored on folders (even 'abc' taken), and a rank or region on
+    # one side only was dropped without a word
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    rank_trace(a / "rank0.json", 10)
+    rank_trace(a / "rank1.json", 10)
+    rank_trace(b / "rank0.json", 20, steps=3)
+    whole = json.loads(skip("compare", a, b, "--json").stdout)
+    cut = json.loads(skip("compare", a, b, "--json", "--window", ":40").stdout)
+    n = {r["name"]: r["metrics"]["n_kernels"]["a"] for r in whole["regions"]}
+    n_cut = {r["name"]: r["metrics"]["n_kernels"]["a"] for r in cut["regions"]}
+    assert n["all"] == 6 and 0 < n_cut["all"] < 6
+    r = skip("compare", a, b, "--window", "abc")
+    assert r.returncode != 0 and "--window" in r.stderr
+    assert whole["unpaired"] == {"ranks_a": [1], "ranks_b": [], "regions": []}
+    r = skip("compare", a, b)
+    assert r.stderr.strip().splitlines() == [f"skip: warning: {a}: rank 1 only there: not compared"]
+    steps = json.loads(skip("compare", a, b, "--json", "--region", "ProfilerStep#1").stdout)
+    assert steps["unpaired"]["regions"] == []  # ProfilerStep#1 on both sides of rank 0
+
+
+def test_compare_folders_says_a_region_one_side_has_alone(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    write(a / "rank0.json", [launch(1, 2, 1), kernel(5, 10, 1)])
+    write(b / "rank0.json", [launch(1, 2, 1), kernel(5, 10, 1), launch(20, 2, 2),
+                             kernel(25, 10, 2, device=1)])  # fmt: skip
+    out = json.loads(skip("compare", a, b, "--json").stdout)
+    assert [(r["name"], r["device_a"], r["device_b"]) for r in out["regions"]] == [("all", 0, 0)]
+    assert out["unpaired"]["regions"] == [{"rank": 0, "side": "b", "name": "all", "device": 1}]
+    r = skip("compare", a, b)
+    assert f"{b}: regions only there, not compared: all (rank 0, device 1)" in r.stderr

@@ -126,13 +126,13 @@ def comparison(a: str, b: str, region: str, per_iteration: bool = False, window=
 
 
 def run(args) -> int:
-    if is_folder(args.a) or is_folder(args.b):
-        from skipnative.cli.analyze import analysis
-
-        return folder_commands.compare(args, analysis)
     from skipnative.cli._common import parse_window
 
     window = parse_window(args.window)
+    if is_folder(args.a) or is_folder(args.b):
+        from skipnative.cli.analyze import analysis
+
+        return folder_commands.compare(args, analysis, window)
     result = comparison(args.a, args.b, args.region, args.per_iteration, window)
     if args.json:
         print_json(result)

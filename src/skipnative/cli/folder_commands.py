@@ -9,6 +9,7 @@ of a tensor-parallel run (which rank holds the others back, and is it the host).
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from skipnative.cli._common import (
@@ -166,7 +167,7 @@ def analyze(args, analysis, window=None) -> int:
     return report_errors(errors)
 
 
-def _metric_rows(ra: list[dict], rb: list[dict]) -> list[dict]:
+def _metric_rows(pairs: list[tuple[dict, dict, dict]]) -> list[dict]:
     return [
         {
             "rank": r["rank"],
@@ -175,18 +176,19 @@ def _metric_rows(ra: list[dict], rb: list[dict]) -> list[dict]:
             "device_b": other["device"],
             "metrics": metrics,
         }
-        for r, other, metrics in paired_regions(ra, rb)
+        for r, other, metrics in pairs
     ]
 
 
-def compare(args, analysis) -> int:
+def compare(args, analysis, window=None) -> int:
     if not (is_folder(args.a) and is_folder(args.b)):
         raise UserError("compare: give two traces or two folders of per-rank traces")
     if args.per_iteration:
         raise UserError("compare: --per-iteration takes two traces, not folders")
     # a rank in several files is an error here, said once below, not a warning
-    ra, ea = folder_analysis(analysis, args.a, args.region, 0, args.jobs, warn_shared=False)
-    rb, eb = folder_analysis(analysis, args.b, args.region, 0, args.jobs, warn_shared=False)
+    kw = {"warn_shared": False, "window": window}
+    ra, ea = folder_analysis(analysis, args.a, args.region, 0, args.jobs, **kw)
+    rb, eb = folder_analysis(analysis, args.b, args.region, 0, args.jobs, **kw)
     for folder, res in ((args.a, ra), (args.b, rb)):
         ranks = [r["rank"] for r in res["ranks"]]
         for rank, files in shared_ranks([r["trace"] for r in res["ranks"]], ranks).items():
@@ -194,15 +196,27 @@ def compare(args, analysis) -> int:
                 f"{folder}: {shared_rank_text(rank, files)}; compare pairs one file per rank"
             )
     rows = []
-    ranks_b = {r["rank"] for r in rb["ranks"]}
-    for rank in sorted({r["rank"] for r in ra["ranks"]} & ranks_b):
-        rows += _metric_rows(
-            [r for r in ra["regions"] if r["rank"] == rank],
-            [r for r in rb["regions"] if r["rank"] == rank],
-        )
+    ranks_a, ranks_b = {r["rank"] for r in ra["ranks"]}, {r["rank"] for r in rb["ranks"]}
+    unpaired = {"ranks_a": sorted(ranks_a - ranks_b), "ranks_b": sorted(ranks_b - ranks_a)}
+    unpaired["regions"] = []
+    for rank in sorted(ranks_a & ranks_b):
+        a = [r for r in ra["regions"] if r["rank"] == rank]
+        b = [r for r in rb["regions"] if r["rank"] == rank]
+        pairs = paired_regions(a, b)
+        rows += _metric_rows(pairs)
+        for side, regions, paired in (
+            (("a", a, {id(x) for x, _, _ in pairs})),
+            ("b", b, {id(y) for _, y, _ in pairs}),
+        ):
+            unpaired["regions"] += [
+                {"rank": rank, "side": side, "name": r["name"], "device": r["device"]}
+                for r in regions
+                if id(r) not in paired
+            ]
     if not rows and not (ea or eb):
         raise UserError(f"no rank/region/device present in both {args.a} and {args.b}")
-    result = {"a": args.a, "b": args.b, "regions": rows, "errors": ea + eb}
+    _warn_unpaired(args.a, args.b, unpaired)
+    result = {"a": args.a, "b": args.b, "regions": rows, "unpaired": unpaired, "errors": ea + eb}
     if args.json:
         print_json(result)
         return report_errors(ea + eb)
@@ -224,6 +238,29 @@ def compare(args, analysis) -> int:
             )
     print(table(out, ["region metric", "rank", "A", "B", "B / A"]))
     return report_errors(ea + eb)
+
+
+def _warn_unpaired(a: str, b: str, unpaired: dict) -> None:
+    """What the comparison leaves out, said: ranks and regions on one side only."""
+    for side, folder in (("a", a), ("b", b)):
+        if unpaired[f"ranks_{side}"]:
+            ranks = ", ".join(map(str, unpaired[f"ranks_{side}"]))
+            print(
+                f"skip: warning: {folder}: rank {ranks} only there: not compared", file=sys.stderr
+            )
+        names = sorted(
+            {
+                f"{r['name']} (rank {r['rank']}, device {r['device']})"
+                for r in unpaired["regions"]
+                if r["side"] == side
+            }
+        )
+        if names:
+            print(
+                f"skip: warning: {folder}: regions only there, not compared: {', '.join(names[:5])}"
+                + (f" and {len(names) - 5} more" if len(names) > 5 else ""),
+                file=sys.stderr,
+            )
 
 
 def _fusion_work(path: str, trace, **kw) -> list[dict]:
