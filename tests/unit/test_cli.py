@@ -331,3 +331,36 @@ def test_number_type_bounds():
     assert n("-3") == -3 and n(str(10**30)) == 10**30
     with pytest.raises(argparse.ArgumentTypeError):
         n("-4")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["demo", "--out", ""],
+        ["report", "{sweep}", "--out", " "],
+        ["export", TRACE, "--perfetto", ""],
+        ["kernels", TRACE, "--csv", ""],
+        ["run", "--out", "", "--", "true"],
+    ],
+)
+def test_an_empty_output_path_is_refused(args):
+    # `skip demo --out ""` wrote its report into the current folder without a word
+    sweep = str(Path(skipnative.__file__).parent / "data" / "h100_llama1b_prefill")
+    r = skip(*[a.replace("{sweep}", sweep) for a in args], ok=False)
+    assert r.returncode == 2 and "an empty path" in r.stderr and r.stdout == ""
+
+
+def test_followups_of_the_walk_are_one_line(tmp_path):
+    b1 = Path(skipnative.__file__).parent / "data" / "h100_llama1b_prefill" / "b1.skip"
+    r = skip("fusion", b1, "--device", "7", ok=False)
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"skip: error: {b1}: no kernel ran on device 7 (devices: 0)"
+    r = skip("whatif", b1, "--fuse", tmp_path / "none.json", ok=False)
+    assert r.stderr.strip() == (
+        f"skip: error: {tmp_path / 'none.json'}: cannot read chains: No such file or directory"
+    )
+    empty = tmp_path / "sweep"
+    empty.mkdir()
+    (empty / "sweep.json").write_text('{"points": []}')
+    r = skip("whatif", empty, ok=False)
+    assert r.returncode == 1 and "the sweep has no points" in r.stderr

@@ -67,6 +67,14 @@ def number(
 _KIND_NAMES = {float: "a number", int: "an integer"}
 
 
+def out_path(text: str) -> str:
+    """An argparse type for an output path: an empty one is refused (it named the
+    current folder, or a file beside it, without saying so)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return text
+
+
 def refuse_existing(paths: list[str], force: bool) -> None:
     """A command's outputs are never replaced unless asked: the first of `paths`
     that exists is refused by name, without --force."""

@@ -9,6 +9,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from skipnative.cli._common import out_path
+
 BUNDLED = Path(__file__).resolve().parents[1] / "data" / "h100_llama1b_prefill"
 
 
@@ -16,7 +18,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "demo", help="sweep + report on a GPU; without one, the report of a bundled real capture"
     )
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", type=out_path, required=True, help="output folder")
     p.add_argument("--batch-sizes", default="1,4,16", help="on a GPU (default 1,4,16)")
     p.add_argument("--force", action="store_true", help="replace an earlier demo's files")
     p.set_defaults(run=run)

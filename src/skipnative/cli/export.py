@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import sys
 
+from skipnative.cli._common import out_path
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="convert a trace (to Perfetto/chrome JSON, or to .skip)")
     p.add_argument("trace", help=".skip file or torch.profiler trace")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--perfetto", metavar="OUT", help="chrome-trace JSON (.json or .json.gz)")
-    g.add_argument("--skip", metavar="OUT", help="a .skip file")
+    g.add_argument(
+        "--perfetto", type=out_path, metavar="OUT", help="chrome-trace JSON (.json or .json.gz)"
+    )
+    g.add_argument("--skip", type=out_path, metavar="OUT", help="a .skip file")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(run=run)
 

@@ -53,6 +53,12 @@ def run(args) -> int:
         return folder_commands.fusion(args, lengths)
     trace = skipnative.load(args.trace)
     require_content(args.trace, trace)
+    devices = sorted(set(trace.kernels["device"].tolist()))
+    if args.device is not None and args.device not in devices:
+        raise UserError(
+            f"{args.trace}: no kernel ran on device {args.device} "
+            f"(devices: {', '.join(map(str, devices)) or 'none'})"
+        )
     try:
         cands = find_candidates(
             trace,

@@ -11,6 +11,7 @@ import numpy as np
 from skipnative.cli._common import (
     UserError,
     fmt_value,
+    out_path,
     parse_window,
     print_json,
     refuse_existing,
@@ -36,8 +37,12 @@ def add_parser(sub) -> None:
         help="only kernels placed in [START, END) (µs from the trace's start, either end optional)",
     )
     out = p.add_mutually_exclusive_group()
-    out.add_argument("--csv", metavar="OUT", help="write the table as CSV ('-': stdout)")
-    out.add_argument("--parquet", metavar="OUT", help="write the table as Parquet (needs pyarrow)")
+    out.add_argument(
+        "--csv", type=out_path, metavar="OUT", help="write the table as CSV ('-': stdout)"
+    )
+    out.add_argument(
+        "--parquet", type=out_path, metavar="OUT", help="write the table as Parquet (needs pyarrow)"
+    )
     out.add_argument("--json", action="store_true", help="the summary as one JSON object")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.add_argument("--top", type=int, default=20, metavar="K", help="kernel names in the summary")

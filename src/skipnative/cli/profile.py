@@ -15,6 +15,7 @@ from skipnative.cli._common import (
     LAUNCH_RECORDS_HELP,
     UserError,
     check_hook_join,
+    out_path,
     refuse_existing,
     with_launch_hooks,
 )
@@ -74,7 +75,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("profile", help="profile one configuration on the GPU")
     add_workload_args(p)
     p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", type=out_path, required=True, help="output folder")
     p.add_argument("--name", help="file name stem (default b<batch>)")
     p.add_argument("--force", action="store_true", help="replace the files of an earlier run")
     p.set_defaults(run=run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from skipnative.cli._common import number
+from skipnative.cli._common import number, out_path
 
 # as `skip whatif --cpu-scale`: a replay's times must stay within 64-bit ns
 CPU_SCALE_MAX = 1e6
@@ -15,7 +15,7 @@ _SCALE = number(float, 0, CPU_SCALE_MAX, above=True)
 def add_parser(sub) -> None:
     p = sub.add_parser("report", help="report.md with plots from a sweep folder")
     p.add_argument("folder", help="a folder written by `skip sweep` (sweep.json + .skip files)")
-    p.add_argument("--out", help="where to write (default: the folder)")
+    p.add_argument("--out", type=out_path, help="where to write (default: the folder)")
     p.add_argument(
         "--whatif-cpu",
         type=_scales,

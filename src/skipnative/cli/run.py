@@ -19,6 +19,7 @@ from skipnative.cli._common import (
     UserError,
     check_hook_join,
     number,
+    out_path,
     with_launch_hooks,
 )
 from skipnative.errors import TraceError
@@ -74,7 +75,9 @@ def add_parser(sub) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", default="skip-run", help="run folder (default ./skip-run)")
+    p.add_argument(
+        "--out", type=out_path, default="skip-run", help="run folder (default ./skip-run)"
+    )
     p.add_argument("--force", action="store_true", help="reuse a run folder that holds a run")
     p.add_argument(
         "--delay", type=_SECONDS, default=0.0, metavar="S", help="start capturing S s in"

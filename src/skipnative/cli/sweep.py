@@ -11,6 +11,7 @@ import time
 from skipnative.cli._common import (
     UserError,
     check_hook_join,
+    out_path,
     refuse_existing,
     with_launch_hooks,
 )
@@ -21,7 +22,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("sweep", help="profile a batch-size sweep on the GPU")
     add_workload_args(p)
     p.add_argument("--batch-sizes", default="1,2,4,8,16,32,64")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", type=out_path, required=True, help="output folder")
     p.add_argument(
         "--force",
         action="store_true",

@@ -64,8 +64,10 @@ def _chains(args, trace):
         try:
             with open(args.fuse) as f:
                 doc = json.load(f)
-        except (OSError, ValueError) as e:
-            raise UserError(f"{args.fuse}: cannot read chains ({e})") from None
+        except OSError as e:
+            raise UserError(f"{args.fuse}: cannot read chains: {e.strerror or e}") from None
+        except ValueError as e:  # JSON's own message, one line
+            raise UserError(f"{args.fuse}: cannot read chains: not JSON ({e})") from None
         items = doc.get("candidates", []) if isinstance(doc, dict) else doc
         chains = []
         for it in items if isinstance(items, list) else []:
@@ -167,6 +169,8 @@ def run_sweep(args) -> int:
     from skipnative.io.sweep import load_sweep
 
     sw = load_sweep(args.trace)
+    if not sw.files:  # as skip report says it
+        raise UserError(f"{args.trace}: the sweep has no points: nothing to replay")
     measured, predicted = [], []
     for f in sw.files:
         t = skipnative.load(f)
