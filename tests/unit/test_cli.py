@@ -364,3 +364,17 @@ def test_followups_of_the_walk_are_one_line(tmp_path):
     (empty / "sweep.json").write_text('{"points": []}')
     r = skip("whatif", empty, ok=False)
     assert r.returncode == 1 and "the sweep has no points" in r.stderr
+
+
+def test_an_output_folder_that_is_a_file_is_named(tmp_path):
+    # os.makedirs said only "File exists" / "Not a directory"
+    sweep = Path(skipnative.__file__).parent / "data" / "h100_llama1b_prefill"
+    f = tmp_path / "f.md"
+    f.write_text("mine")
+    r = skip("report", sweep, "--out", f, ok=False)
+    assert r.stderr.strip() == f"skip: error: {f}: is a file; the output names a folder"
+    r = skip("report", sweep, "--out", f / "x", ok=False)
+    assert r.stderr.strip() == (
+        f"skip: error: {f / 'x'}: lies below a file ({f}); the output names a folder"
+    )
+    assert f.read_text() == "mine"

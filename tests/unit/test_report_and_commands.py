@@ -83,7 +83,7 @@ def test_demo_without_a_gpu_reports_the_bundled_capture(tmp_path):
     r = skip("demo", "--out", tmp_path / "demo", "--force")
     assert r.returncode == 0 and "No GPU here" in (tmp_path / "demo" / "report.md").read_text()
     r = skip("demo", "--out", tmp_path / "demo" / "report.md")
-    assert r.returncode == 1 and "report.md: not a folder" in r.stderr
+    assert r.returncode == 1 and "report.md: is a file; the output names a folder" in r.stderr
 
 
 @pytest.mark.parametrize("cmd", [["profile", "--out", "OUT"], ["sweep", "--out", "OUT"]])

@@ -75,6 +75,17 @@ def out_path(text: str) -> str:
     return text
 
 
+def check_out_folder(out: str) -> None:
+    """An output folder that is a file, or lies below one, is refused by name
+    (os.makedirs says only "File exists" or "Not a directory")."""
+    path = os.path.abspath(out)
+    while path and not os.path.lexists(path):
+        path = os.path.dirname(path)
+    if path and not os.path.isdir(path):
+        what = "is a file" if path == os.path.abspath(out) else f"lies below a file ({path})"
+        raise UserError(f"{out}: {what}; the output names a folder")
+
+
 def refuse_existing(paths: list[str], force: bool) -> None:
     """A command's outputs are never replaced unless asked: the first of `paths`
     that exists is refused by name, without --force."""

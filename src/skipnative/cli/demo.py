@@ -25,13 +25,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from skipnative.cli._common import UserError, refuse_existing
+    from skipnative.cli._common import check_out_folder, refuse_existing
     from skipnative.cli._gpu import gpu_reason
     from skipnative.report import write_report
     from skipnative.report.write import REPORT_FILES
 
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise UserError(f"{args.out}: not a folder (--out names the folder the demo writes)")
+    check_out_folder(args.out)
     why = gpu_reason()
     if why is None:
         from skipnative.cli import sweep as sweep_cmd

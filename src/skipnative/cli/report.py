@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from skipnative.cli._common import number, out_path
+from skipnative.cli._common import check_out_folder, number, out_path
 
 # as `skip whatif --cpu-scale`: a replay's times must stay within 64-bit ns
 CPU_SCALE_MAX = 1e6
@@ -48,6 +48,8 @@ def _scales(text: str) -> tuple[float, ...]:
 def run(args) -> int:
     from skipnative.report import write_report
 
+    if args.out is not None:
+        check_out_folder(args.out)
     path = write_report(
         args.folder,
         args.out,
