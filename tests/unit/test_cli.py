@@ -378,3 +378,13 @@ def test_an_output_folder_that_is_a_file_is_named(tmp_path):
         f"skip: error: {f / 'x'}: lies below a file ({f}); the output names a folder"
     )
     assert f.read_text() == "mine"
+
+
+def test_a_window_without_launches_says_so(tmp_path):
+    # a window past the trace's end printed all-zero regions without a word
+    r = skip("analyze", TRACE, "--window", "99999999:")
+    assert r.returncode == 0
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith(f"skip: warning: {TRACE}: no launch call begins in --window 99999999:")
+    assert "the trace's launches span" in line
+    assert skip("analyze", TRACE, "--window", "0:").stderr == ""

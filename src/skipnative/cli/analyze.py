@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from skipnative.cli import folder_commands
 from skipnative.cli._common import (
     UserError,
@@ -59,12 +61,20 @@ def analysis(path: str, region: str | None, top: int, window=None, trace=None) -
 
     trace = trace if trace is not None else skipnative.load(path)
     require_content(path, trace)
-    regions = compute_metrics(trace, region=region, top=top, window=window_ns(trace, window))
+    span = window_ns(trace, window)
+    regions = compute_metrics(trace, region=region, top=top, window=span)
     if region is not None and not regions:
         raise UserError(f"{path}: {unknown_region(trace, region)}")
     out = {"trace": path, "format": fmt, "vendor": vendor(trace)}
     if window is not None:
         out["window_us"] = list(window)
+        b = trace.launches["t_begin"]
+        if span is not None and not ((b >= span[0]) & (b < span[1])).any():
+            print(
+                f"skip: warning: {path}: no launch call begins in --window {_window_arg(window)} "
+                f"(the trace's launches span {_launch_span_us(trace):,.1f} µs from its start)",
+                file=sys.stderr,
+            )
     out["regions"] = [r.to_dict() for r in regions]
     out["api_calls"] = api_summary(trace)
     out["dropped"] = losses(trace.meta)
@@ -111,6 +121,18 @@ def run(args) -> int:
         print("\nCPU calls (whole trace; the longest call's begin from the first call)")
         print(api_table(result["api_calls"]))
     return 0
+
+
+def _window_arg(window) -> str:
+    return ":".join("" if x is None else f"{x:.12g}" for x in window)
+
+
+def _launch_span_us(trace) -> float:
+    """Where the trace's last launch call begins, µs from the trace's start."""
+    from skipnative.analysis.kernels import trace_start
+
+    b = trace.launches["t_begin"]
+    return float(b.max() - trace_start(trace)) / 1e3 if len(b) else 0.0
 
 
 def _read_early(path: str):
