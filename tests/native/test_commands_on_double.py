@@ -150,6 +150,22 @@ def test_a_script_that_fails_to_import_is_named(tmp_path):
     ]
 
 
+@pytest.mark.parametrize(
+    ("spec", "said"),
+    [
+        ("w.py:nope", "--script: w.py has no function 'nope'"),
+        ("gone.py:make", "--script: gone.py: no such file"),
+        ("w.py", "--script: expected FILE:FUNC, got 'w.py'"),
+    ],
+)
+def test_a_bad_script_is_refused_before_the_sweep_starts(tmp_path, spec, said):
+    # found only when batch 1 ran, leaving a sweep.json of no points behind
+    (tmp_path / "w.py").write_text(WORKLOAD)
+    r = skip(tmp_path, "sweep", "--script", spec, "--batch-sizes", "1", "--out", "run")
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [f"skip: error: {said}"]
+    assert not (tmp_path / "run").exists()
+
+
 def test_profile_with_launch_times_from_activity_records(tmp_path):
     (tmp_path / "w.py").write_text(WORKLOAD)
     r = skip(

@@ -81,12 +81,46 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def load_script(spec: str):
+def check_script(spec: str, *, names: bool = True) -> tuple[str, str]:
+    """(FILE, FUNC) of a --script value, the file there (and, with `names`, FUNC
+    among the names it binds); nothing of it runs."""
     path, _, func = spec.rpartition(":")
     if not path or not func:
         raise UserError(f"--script: expected FILE:FUNC, got {spec!r}")
     if not os.path.isfile(path):
         raise UserError(f"--script: {path}: no such file")
+    bound = _top_level_names(path) if names else None
+    if bound is not None and func not in bound:
+        raise UserError(f"--script: {path} has no function {func!r}")
+    return path, func
+
+
+def _top_level_names(path: str) -> set[str] | None:
+    """The names a module binds at its top level, read (not run); None where that
+    cannot be told (it does not parse, or imports *)."""
+    import ast
+
+    try:
+        with open(path, "rb") as f:
+            tree = ast.parse(f.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for a in node.names:
+                if a.name == "*":
+                    return None
+                names.add((a.asname or a.name).split(".")[0])
+    return names
+
+
+def load_script(spec: str):
+    path, func = check_script(spec, names=False)  # running it says more than reading it
     s = importlib.util.spec_from_file_location("skip_user_workload", path)
     mod = importlib.util.module_from_spec(s)
     try:

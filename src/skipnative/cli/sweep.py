@@ -15,7 +15,7 @@ from skipnative.cli._common import (
     refuse_existing,
     with_launch_hooks,
 )
-from skipnative.cli.profile import add_workload_args
+from skipnative.cli.profile import add_workload_args, check_script
 
 
 def add_parser(sub) -> None:
@@ -203,6 +203,8 @@ def run(args) -> int:
 
     sizes = batch_sizes(args.batch_sizes)
     check_hook_join(args)
+    if args.script:  # before any point starts (and leaves a sweep.json behind)
+        check_script(args.script)
     # each point is a `skip profile` process: with the hooks preloaded from its start
     env = with_launch_hooks(os.environ) if args.launch_records == "hook" else None
     require_gpu("sweep")
