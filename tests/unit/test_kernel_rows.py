@@ -165,3 +165,14 @@ def test_kernels_without_any_launch_call_are_unmatched_everywhere(tmp_path):
     for cmd in (["whatif", "--graphs"], ["whatif", "--cpu-scale", "2"], ["analyze"]):
         r = skip(*cmd, path)
         assert r.returncode == 0 and "error" not in r.stderr, (cmd, r.stderr)
+
+
+def test_csv_says_microseconds_in_whole_nanoseconds():
+    # float noise such as 0.5759999999999998 in the µs columns
+    r = skip("kernels", CUDA[0], "--csv", "-")
+    rows = list(csv.DictReader(r.stdout.splitlines()))
+    us = [k for k in rows[0] if k.endswith("_us")]
+    for row in rows:
+        for k in us:
+            v = row[k]
+            assert v == "nan" or len(v.partition(".")[2]) <= 3, (k, v)

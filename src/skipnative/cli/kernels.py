@@ -94,7 +94,9 @@ def write_csv(cols: dict, path: str, force: bool = False) -> None:
 
     _check_out(path, force)
     names = list(cols)
-    data = [cols[c].tolist() for c in names]
+    # µs columns hold whole ns: three decimals say them exactly (no float noise
+    # such as 0.5759999999999998)
+    data = [np.round(cols[c], 3).tolist() if c.endswith("_us") else cols[c].tolist() for c in names]
 
     def emit(f) -> None:
         w = csv.writer(f, lineterminator="\n")
