@@ -231,6 +231,11 @@ def loss_text(lost: dict[str, int]) -> str:
     return ", ".join(f"{n:,} {LOSS_KINDS[k]}" for k, n in lost.items())
 
 
+def loss_warning(lost: dict[str, int]) -> str:
+    """What every warning of losses() says (capture, skip analyze, skip run)."""
+    return f"the capture dropped {loss_text(lost)}; its metrics miss that work"
+
+
 class StringTable:
     """Append-only interning table (id 0 is the empty string)."""
 

@@ -20,7 +20,7 @@ from skipnative.trace import (
     REGION_DTYPE,
     StringTable,
     Trace,
-    loss_text,
+    loss_warning,
     losses,
 )
 
@@ -244,8 +244,7 @@ class Capture:
         if lost:
             capped = set(lost) - {"incomplete"}  # past a cap: the cap is named
             warnings.warn(
-                f"the capture dropped {loss_text(lost)}; its metrics miss that work"
-                + (" (raise the cap named)" if capped else ""),
+                loss_warning(lost) + (" (raise the cap named)" if capped else ""),
                 RuntimeWarning,
                 stacklevel=3,
             )

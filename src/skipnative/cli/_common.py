@@ -238,11 +238,10 @@ def window_text(window: tuple[float | None, float | None]) -> str:
 def warn_losses(result: dict) -> None:
     """One warning line for an analysis result (skip analyze's, of one trace) whose
     capture dropped records: its numbers miss that work."""
-    from skipnative.trace import loss_text
+    from skipnative.trace import loss_warning
 
     if result.get("dropped"):
         print(
-            f"skip: warning: {result['trace']}: the capture dropped "
-            f"{loss_text(result['dropped'])}; its metrics miss that work",
+            f"skip: warning: {result['trace']}: {loss_warning(result['dropped'])}",
             file=sys.stderr,
         )

@@ -339,7 +339,7 @@ def run(args) -> int:
 def _report(out: str, run: dict, code: int) -> int:
     """The files written on stdout, then the problems on stderr: the last line
     of the two says what went wrong, where anything did."""
-    from skipnative.trace import loss_text
+    from skipnative.trace import loss_warning
 
     procs = run["processes"]
     errors, warnings = [], []
@@ -351,10 +351,7 @@ def _report(out: str, run: dict, code: int) -> int:
                 f"{p['kernels']} kernels, {p['windows']} window(s), {p['status']}"
             )
         if p.get("dropped"):
-            warnings.append(
-                f"{p.get('file') or who}: the capture dropped {loss_text(p['dropped'])}; "
-                "its metrics miss that work"
-            )
+            warnings.append(f"{p.get('file') or who}: {loss_warning(p['dropped'])}")
         if p.get("error"):
             errors.append(f"{who}: {p['error']}")
         elif not p.get("file"):
