@@ -207,3 +207,42 @@ def test_cli_refuses_a_change_the_trace_cannot_hold(tmp_path, monkeypatch, capsy
     assert main(["whatif", str(tmp_path / "b1.skip"), "--cpu-scale", "1e6"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("skip: error:") and err.count("\n") == 1 and "64-bit" in err
+
+
+def _copy_behind_kernel(tmp_path, copy_dur):
+    """A 200 us kernel, then a cudaMemcpyAsync on its stream whose GPU copy runs after
+    it (217-219 us); the call lasts `copy_dur` us from 20 us; then a second kernel."""
+    copy = kernel(217, 2, 2, name="Memcpy DtoH (Device -> Pageable)")
+    copy["cat"] = "gpu_memcpy"
+    after = 20 + copy_dur + 10
+    ev = [
+        step(0, after + 20, 1),
+        launch(10, 5, 1),
+        kernel(17, 200, 1),
+        launch(20, copy_dur, 2, name="cudaMemcpyAsync"),
+        copy,
+        launch(after, 5, 3),
+        kernel(after + 7, 3, 3),
+    ]
+    return skipnative.load(write(tmp_path / f"copy{copy_dur}.json", ev))
+
+
+def test_a_copy_call_that_waited_for_its_copy_still_waits_on_a_faster_cpu(tmp_path):
+    # the call returned 1 us after its copy ended (a copy to pageable memory): on a
+    # CPU twice as fast it still cannot return before the copy, which waits for the
+    # kernel ahead of it; the next launch follows it
+    t = _copy_behind_kernel(tmp_path, 200)
+    p = replay(t, cpu_scale=0.5)
+    ln, g = p.launches, p.gpu
+    copy_call = ln[ln["correlation"] == 2][0]
+    copy_row = g[g["correlation"] == 2][0]
+    assert copy_row["t_start"] == g[g["correlation"] == 1][0]["t_end"]  # behind the kernel
+    assert copy_call["t_end"] == copy_row["t_end"] + 1_000
+    assert ln[ln["correlation"] == 3][0]["t_begin"] >= copy_call["t_end"]
+
+
+def test_a_copy_call_that_returned_before_its_copy_scales_with_the_cpu(tmp_path):
+    t = _copy_behind_kernel(tmp_path, 50)  # returned at 70 us, the copy ran at 217 us
+    p = replay(t, cpu_scale=0.5)
+    copy_call = p.launches[p.launches["correlation"] == 2][0]
+    assert copy_call["t_end"] - copy_call["t_begin"] == 25_000

@@ -11,7 +11,9 @@ measured quantity that the change does not touch:
   its call keeps its place as a fraction of the call) or its measured gap
   after its stream predecessor (when it queued; offset capped by the measured one);
 - per synchronising call that waited for the GPU, the tail from the GPU's
-  completion to the call's return.
+  completion to the call's return; likewise per copy or set call that returned
+  after its own GPU work ended (it waited for it, as ``cudaMemcpyAsync`` to or
+  from pageable memory does), the tail from that work's end.
 
 ``launch_add_ns`` adds time to every kernel and graph launch call (e.g. the
 difference in null-kernel launch cost between two machines, from
@@ -46,7 +48,7 @@ from skipnative.analysis.kernels import (
     queued_at_return,
     take,
 )
-from skipnative.trace import KIND_GRAPH, KIND_KERNEL, KIND_SYNC, Trace
+from skipnative.trace import API_KINDS, KIND_GRAPH, KIND_KERNEL, KIND_SYNC, Trace
 
 
 def _anchored(times, ev_old, ev_new, scale):
@@ -222,6 +224,9 @@ class _Replay:
         self.go = np.argsort(plan.launch_begin, kind="stable")
         self.cum_end = np.maximum.accumulate(g["t_end"][self.go]) if len(g) else g["t_end"][:0]
         self.dep = _handoffs(ln)
+        # copy and set calls that returned after their own GPU work ended waited for
+        # it (a copy to or from pageable memory): the tail from its end to the return
+        self.wait_tail = _copy_waits(ln, g, gl)
         self.bounds = _step_bounds(t)
         self.new_b = np.zeros(n_l, dtype=np.int64)
         self.new_e = np.zeros(n_l, dtype=np.int64)
@@ -304,10 +309,13 @@ class _Replay:
             measured = self.gpu_done_measured(int(ln["t_begin"][i]))
             if measured is not None and ln["t_begin"][i] < measured <= ln["t_end"][i]:
                 te = max(tb, self.done_so_far + int(ln["t_end"][i] - measured))
+        rows = self.rows_by_launch.get(i, ())
+        for r in rows:
+            self.place(r, tb, te)
+        if self.wait_tail[i] >= 0 and rows:
+            te = max(te, max(int(self.new_end[r]) for r in rows) + int(self.wait_tail[i]))
         self.new_b[i], self.new_e[i] = tb, te
         self.done[i] = True
-        for r in self.rows_by_launch.get(i, ()):
-            self.place(r, tb, te)
         return te
 
     def place(self, r: int, tb: int, te: int) -> None:
@@ -374,6 +382,24 @@ def _predicted(t: Trace, gl, removed, times, change: dict[str, Any]) -> Trace:
 
 
 HANDOFF_NS = 20_000
+_COPY_KINDS = (API_KINDS.index("copy"), API_KINDS.index("set"))
+
+
+def _copy_waits(ln: np.ndarray, g: np.ndarray, gl: np.ndarray) -> np.ndarray:
+    """Per call, -1, or for a copy or set call that returned at or after the end of
+    all the GPU work it launched (it waited for it: cudaMemcpyAsync from or to
+    pageable memory, which waits for the stream's earlier work too), the time from
+    that end to its return."""
+    tail = np.full(len(ln), -1, dtype=np.int64)
+    has = np.flatnonzero(gl >= 0)
+    if len(has) == 0:
+        return tail
+    last = np.full(len(ln), np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(last, gl[has], g["t_end"][has].astype(np.int64))
+    ends = ln["t_end"].astype(np.int64)
+    waited = np.isin(ln["kind"], _COPY_KINDS) & (last > np.iinfo(np.int64).min) & (ends >= last)
+    tail[waited] = ends[waited] - last[waited]
+    return tail
 
 
 def _handoffs(ln: np.ndarray) -> np.ndarray:
