@@ -120,7 +120,7 @@ class _GpuPlan:
     so: np.ndarray  # GPU rows in per-stream start order
     queued: np.ndarray  # the queued test (kernels.queued_at_return)
     rho: np.ndarray  # start - launch-call begin (capped at the median where queued)
-    gap: np.ndarray  # where queued: gap after the stream predecessor's end
+    gap: np.ndarray  # where queued: start - the stream predecessor's end
     dur: np.ndarray
     launch_begin: np.ndarray  # its launch call's begin as measured (its start if none)
 
@@ -135,7 +135,9 @@ def _gpu_plan(t: Trace) -> _GpuPlan:
     if (has & ~queued).any():
         med = int(np.median(rho[has & ~queued]))
         rho = np.where(queued, np.minimum(rho, med), rho)
-    gap = np.where(queued, np.maximum(g["t_start"] - prev_end, 0), 0)
+    # negative where it started before its predecessor ended, as kernels of one
+    # graph may (programmatic dependent launch): kept, so the replay reproduces it
+    gap = g["t_start"] - np.where(queued, prev_end, g["t_start"])
     dur = (g["t_end"] - g["t_start"]).astype(np.int64)
     return _GpuPlan(gl, so, queued, rho, gap, dur, np.where(has, l_b, g["t_start"]))
 
