@@ -7,12 +7,12 @@
 # Usage on a GPU machine, from the repository root:
 #   bash bench/gpu_check.sh
 #   STAGES="tests launch overhead" bash bench/gpu_check.sh   # a subset (the build always runs)
-# Stages: fidelity floor tests launch overhead sweep graphs afterstop record run.
+# Stages: fidelity floor incomplete tests launch overhead sweep graphs afterstop record run.
 # Within a 15-minute device budget (machine start included), in two calls:
-#   STAGES="fidelity floor record" bash bench/gpu_check.sh  # ~9.5 min: build, fidelity.json, floor.json
+#   STAGES="fidelity floor incomplete record" bash bench/gpu_check.sh  # ~10 min: build, fidelity.json, floor.json
 #   STAGES="tests" bash bench/gpu_check.sh                  # ~4 min, if time is left
 set -uo pipefail
-STAGES=${STAGES:-"fidelity floor tests launch overhead sweep graphs afterstop record run"}
+STAGES=${STAGES:-"fidelity floor incomplete tests launch overhead sweep graphs afterstop record run"}
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$REPO/gpu-out}
@@ -60,6 +60,13 @@ if want floor; then
   HOOKS=$(python3 -c "import skipnative; print(skipnative.launch_hooks_library())")
   PYTHONUNBUFFERED=1 LD_PRELOAD="$HOOKS" timeout "${FLOOR_TIMEOUT:-180}" python3 "$REPO/bench/floor_split.py" \
     --blocks "${FLOOR_BLOCKS:-3}" --json "$OUT/floor.json" 2>&1 | tail -12 | tee -a "$LOG"
+fi
+
+if want incomplete; then
+  # a stop, and an on-demand window's close, while spin kernels run: records of
+  # unfinished work counted as dropped.incomplete, none kept with a wrong end
+  say "records of work running at a stop"
+  PYTHONUNBUFFERED=1 timeout 120 python3 "$REPO/bench/gpu_incomplete.py" 2>&1 | tail -40 | tee -a "$LOG"
 fi
 
 if want tests; then
