@@ -86,6 +86,71 @@ def test_demo_without_a_gpu_reports_the_bundled_capture(tmp_path):
     assert r.returncode == 1 and "report.md: is a file; the output names a folder" in r.stderr
 
 
+def _listing(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def test_demo_force_leaves_only_what_the_new_demo_made(tmp_path):
+    """A `skip report` of the demo's capture (its report in demo/capture), and
+    one written beside the demo's own with --html, were left by `skip demo
+    --force`, disagreeing with the new capture; files skipnative did not write
+    stay."""
+    pytest.importorskip("matplotlib")
+    fresh, demo = tmp_path / "fresh", tmp_path / "demo"
+    assert skip("demo", "--out", fresh).returncode == 0
+    made = _listing(fresh)  # what one demo makes, into an empty folder
+    assert skip("demo", "--out", demo).returncode == 0
+    r = skip("report", demo / "capture", "--html")
+    assert r.returncode == 0 and (demo / "capture" / "report.md").exists(), r.stderr
+    r = skip("report", demo / "capture", "--out", demo, "--html")
+    assert r.returncode == 0 and (demo / "report.html").exists(), r.stderr
+    (demo / "mine.txt").write_text("mine")
+    (demo / "capture" / "notes.txt").write_text("mine")
+    r = skip("demo", "--out", demo, "--force")
+    assert r.returncode == 0, r.stderr
+    assert _listing(demo) == made | {"mine.txt", "capture/notes.txt"}
+    assert (demo / "mine.txt").read_text() == (demo / "capture" / "notes.txt").read_text()
+
+
+def test_demo_force_on_a_gpu_removes_an_earlier_demos_bundled_capture(tmp_path, monkeypatch):
+    """The GPU branch writes its sweep into --out itself: the capture/ folder of an
+    earlier demo without a GPU would stay beside it, another sweep's data."""
+    pytest.importorskip("matplotlib")
+    from skipnative.cli import _gpu, demo
+    from skipnative.cli import sweep as sweep_cmd
+    from skipnative.cli._common import UserError
+
+    out = tmp_path / "demo"
+    assert skip("demo", "--out", out).returncode == 0
+    (out / "capture" / "notes.txt").write_text("mine")
+    monkeypatch.setattr(_gpu, "gpu_reason", lambda: None)
+    monkeypatch.setattr(
+        sweep_cmd.subprocess,
+        "run",
+        lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, "", "skip: error: stood in\n"),
+    )
+    args = argparse.Namespace(out=str(out), batch_sizes="1", force=True)
+    with pytest.raises(UserError, match="batch 1 failed"):
+        demo.run(args)
+    # what is left: the failed sweep's sweep.json, and the file skipnative did not write
+    assert _listing(out) == {"sweep.json", "capture", "capture/notes.txt"}
+
+
+def test_clearing_a_sweep_removes_no_file_outside_its_folder(tmp_path):
+    """A sweep.json's batch names point files in its folder: one written as a path
+    (b/../../x) must not reach a file beside the folder."""
+    from skipnative.cli.sweep import clear_sweep
+
+    out = tmp_path / "sweep"
+    (out / "b").mkdir(parents=True)  # any folder in it named b
+    (tmp_path / "x.skip").write_text("mine")
+    (out / "b1.skip").write_text("a point")
+    (out / "sweep.json").write_text(json.dumps({"points": [{"batch": 1}, {"batch": "/../../x"}]}))
+    clear_sweep(str(out), [])
+    assert (tmp_path / "x.skip").read_text() == "mine"
+    assert not (out / "b1.skip").exists() and not (out / "sweep.json").exists()
+
+
 @pytest.mark.parametrize("cmd", [["profile", "--out", "OUT"], ["sweep", "--out", "OUT"]])
 def test_gpu_commands_refuse_clearly_without_a_gpu(tmp_path, cmd):
     try:

@@ -4,6 +4,7 @@ GPU; without one, the same report from the real H100 capture bundled with skipna
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -24,14 +25,34 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _clear(out: str, force: bool) -> None:
+    """The folder holds no demo's files but with --force, which removes those an
+    earlier demo (with a GPU or without) or a `skip report` of its capture wrote:
+    the report beside the capture, the sweep in `out` and the points its sweep.json
+    lists, the bundled capture's files and any report written into it. A file
+    skipnative did not write is left, and the capture folder with it."""
+    from skipnative.cli._common import refuse_existing
+    from skipnative.cli.sweep import clear_sweep
+    from skipnative.report.write import REPORT_FILES
+
+    capture = os.path.join(out, "capture")
+    mine = [os.path.join(out, f) for f in (*REPORT_FILES, "sweep.json")]
+    refuse_existing([*mine, capture], force)
+    clear_sweep(out, [])  # a demo with a GPU's sweep and report
+    if os.path.isdir(capture) and not os.path.islink(capture):
+        clear_sweep(capture, [], extra=sorted(os.listdir(BUNDLED)))
+        with contextlib.suppress(OSError):  # left where it holds files of others
+            os.rmdir(capture)
+
+
 def run(args) -> int:
-    from skipnative.cli._common import check_out_folder, refuse_existing
+    from skipnative.cli._common import check_out_folder
     from skipnative.cli._gpu import gpu_reason
     from skipnative.report import write_report
-    from skipnative.report.write import REPORT_FILES
 
     check_out_folder(args.out)
     why = gpu_reason()
+    _clear(args.out, args.force)
     if why is None:
         from skipnative.cli import sweep as sweep_cmd
 
@@ -46,8 +67,6 @@ def run(args) -> int:
         path = write_report(args.out)
     else:
         data = os.path.join(args.out, "capture")
-        mine = [os.path.join(args.out, f) for f in REPORT_FILES]
-        refuse_existing([*mine, data], args.force)
         shutil.copytree(BUNDLED, data, dirs_exist_ok=True)
         note = (
             f"No GPU here ({why}), so this report is made from the real capture bundled "

@@ -61,6 +61,17 @@ def _clear(out: str, sizes: list[int], force: bool) -> None:
 
     mine = ["sweep.json", *(f for b in sizes for f in _point_files(b)), *REPORT_FILES]
     refuse_existing([os.path.join(out, f) for f in mine], force)
+    clear_sweep(out, sizes)
+
+
+def clear_sweep(out: str, sizes: list[int], extra: list[str] | None = None) -> None:
+    """Removes from `out` the files a sweep of `sizes` writes, those of the sweep
+    there (each point its sweep.json lists), its report, and the names in `extra`:
+    each only where it is a file (never a link, a folder, or a name skipnative
+    does not write)."""
+    from skipnative.report.write import REPORT_FILES
+
+    mine = ["sweep.json", *(f for b in sizes for f in _point_files(b)), *REPORT_FILES]
     old: list[str] = []
     try:
         with open(os.path.join(out, "sweep.json")) as f:
@@ -68,7 +79,9 @@ def _clear(out: str, sizes: list[int], force: bool) -> None:
         old = [f for p in points if isinstance(p, dict) for f in _point_files(p.get("batch"))]
     except (OSError, ValueError, AttributeError):
         pass  # no sweep there, or not one to read: only the names this sweep writes
-    for name in {*mine, *old}:
+    for name in {*mine, *old, *(extra or [])}:
+        if os.path.basename(name) != name or name in (".", ".."):
+            continue  # a sweep.json's batch is a name in `out`, never a path out of it
         path = os.path.join(out, name)
         if os.path.isfile(path) and not os.path.islink(path):
             os.remove(path)
