@@ -83,6 +83,27 @@ def test_skip_bench_launch_measures_the_simulated_gpu():
     assert "torch_profiler" not in res["overhead"]  # no torch in this process
 
 
+def test_each_overhead_line_says_which_capture_it_measured():
+    """The double charges nothing for latency timestamps, so the timing pass's
+    options and the capture defaults cost the same there: two lines that read as
+    one printed twice, unless each says what it measured."""
+    from skipnative.profiling.launchbench import OVERHEAD_CAPTURES
+
+    r = run("""
+        from skipnative.cli.main import main
+        sys.exit(main(["bench", "launch", "--iters", "100", "--graph-kernels", "5"]))
+    """)
+    assert r.returncode == 0, r.stderr
+    lines = [x for x in r.stdout.splitlines() if "added CPU time per launch under" in x]
+    assert len(lines) == len(set(lines)) == len(OVERHEAD_CAPTURES), r.stdout
+    for label, options in OVERHEAD_CAPTURES.items():
+        (line,) = [x for x in lines if f" under {label} (" in x]
+        for k, v in options.items():
+            assert f"{k}={v!r}" in line, line
+        if not options:
+            assert "capture defaults" in line, line
+
+
 def test_overhead_loops_never_wait_for_a_full_queue():
     """Kernels slower than launches fill the queue of a long loop and the calls then
     wait for the GPU; the overhead loops drain it often enough that they measure

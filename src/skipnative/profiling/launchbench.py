@@ -108,6 +108,9 @@ def run(
     drain = max(1, min([OVERHEAD_DRAIN] + [d // 2 for d in depths]))
     out["overhead_drain"] = drain
     over, refused = _overhead_blocks(b, apis, max(iters // OVERHEAD_BLOCKS, 10), drain)
+    # each configuration's capture options, which the table names: two of them can
+    # cost the same (the CUPTI test double charges nothing for latency timestamps)
+    out["overhead_options"] = {k: dict(v) for k, v in OVERHEAD_CAPTURES.items()}
     if refused:
         out["refused"] = refused
     out["launch_to_start_idle"] = stats(_idle_launch_to_start(b, apis))
@@ -194,6 +197,11 @@ def _under_torch_profiler(b, apis: dict, iters: int, drain: int) -> dict | None:
     return runs
 
 
+def _options_text(options: dict[str, Any]) -> str:
+    """A configuration's skipnative.capture() arguments, as written in a call."""
+    return ", ".join(f"{k}={v!r}" for k, v in options.items()) or "capture defaults"
+
+
 def _depth(d: int | None) -> str:
     return "-" if d is None else str(d)
 
@@ -228,6 +236,7 @@ def table(res: dict[str, Any]) -> str:
     if "launch_to_start_idle" in res:
         lines.append(f"  launch-to-start, idle GPU {cell(res['launch_to_start_idle'])}")
     overhead = res.get("overhead", {})
+    options = res.get("overhead_options", {})
     for prof, per_api in overhead.items():
         if prof.startswith("unprofiled"):
             continue
@@ -236,7 +245,8 @@ def table(res: dict[str, Any]) -> str:
             f"{n} {v:+.0f} ns" + (f" (x{ratio[n]:.2f})" if n in ratio else "")
             for n, v in per_api.items()
         )
-        lines.append(f"  added CPU time per launch under {prof}: {added}")
+        name = prof if prof not in options else f"{prof} ({_options_text(options[prof])})"
+        lines.append(f"  added CPU time per launch under {name}: {added}")
     for label, why in res.get("refused", {}).items():
         lines.append(f"  {label}: not measured, this CUPTI refused it ({why})")
     if "unprofiled_before_any_capture" in overhead:
