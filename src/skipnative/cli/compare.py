@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
+
 from skipnative.cli import folder_commands
 from skipnative.cli._common import UserError, fmt_value, print_json, table
 from skipnative.cli._folders import add_jobs_arg
@@ -30,7 +33,37 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def _per_iteration(path: str) -> dict:
+# `skip compare` warns where the two traces' kernel mixes overlap less than this
+# (kernel_mix_overlap): the same model at another batch size, on another card,
+# with CUDA graphs or traced by torch.profiler keeps three quarters or more of its
+# mix (the committed H100/H200 sweeps: 0.76 and up); traces of unrelated work share
+# next to no kernel name (the committed Llama and HTA traces: 0.06 and below)
+MIX_OVERLAP_MIN = 0.1
+
+
+def kernel_mix(trace) -> Counter:
+    """A trace's kernels counted by name."""
+    import numpy as np
+
+    ids, counts = np.unique(trace.kernels["name_id"], return_counts=True)
+    mix: Counter = Counter()
+    for name, n in zip(trace.name(ids), counts.tolist()):
+        mix[name] += n
+    return mix
+
+
+def kernel_mix_overlap(a: Counter, b: Counter) -> float | None:
+    """How much of the same kernel mix two traces ran: each kernel name's share of
+    a side's kernels, the smaller of the two summed over names (1: the same mix
+    whatever the number of iterations; 0: no kernel name in common); None where a
+    side ran no kernel."""
+    na, nb = sum(a.values()), sum(b.values())
+    if not na or not nb:
+        return None
+    return sum((min(n / na, b[name] / nb) for name, n in a.items() if name in b), 0.0)
+
+
+def _per_iteration(path: str, trace=None) -> dict:
     """A trace's analysis with one region per device that ran kernels: the mean over
     its iterations that launched a kernel there (an empty one, such as a last
     ProfilerStep that only closed the profile, would scale every mean down by the
@@ -39,7 +72,7 @@ def _per_iteration(path: str) -> dict:
     from skipnative.analysis.metrics import api_summary
     from skipnative.analysis.sweep import run_summary
 
-    trace = skipnative.load(path)
+    trace = trace if trace is not None else skipnative.load(path)
     rows = trace.metrics(top=0)
     whole = [r for r in rows if r.name == "all"]
     steps = [r for r in rows if r.name != "all"]
@@ -83,14 +116,16 @@ def _per_iteration(path: str) -> dict:
 
 
 def comparison(a: str, b: str, region: str, per_iteration: bool = False, window=None) -> dict:
+    import skipnative
     from skipnative.cli.analyze import analysis
 
+    if per_iteration and window is not None:
+        raise UserError("--window and --per-iteration: choose one")
+    ta, tb = skipnative.load(a), skipnative.load(b)
     if per_iteration:
-        if window is not None:
-            raise UserError("--window and --per-iteration: choose one")
-        ra, rb = _per_iteration(a), _per_iteration(b)
+        ra, rb = _per_iteration(a, ta), _per_iteration(b, tb)
     else:
-        ra, rb = analysis(a, region, 0, window), analysis(b, region, 0, window)
+        ra, rb = analysis(a, region, 0, window, ta), analysis(b, region, 0, window, tb)
     if not ra["regions"]:
         raise UserError(f"{a}: no region named {region!r}")
     if not rb["regions"]:
@@ -122,7 +157,19 @@ def comparison(a: str, b: str, region: str, per_iteration: bool = False, window=
         for c in ra["api_calls"]
         if c["name"] in calls_b
     ]
-    return {"a": a, "b": b, "regions": rows, "api_calls": api}
+    overlap = kernel_mix_overlap(kernel_mix(ta), kernel_mix(tb))
+    return {"a": a, "b": b, "kernel_mix_overlap": overlap, "regions": rows, "api_calls": api}
+
+
+def warn_other_work(result: dict) -> None:
+    """One warning line where the two traces plainly ran different work."""
+    overlap = result["kernel_mix_overlap"]
+    if overlap is not None and overlap < MIX_OVERLAP_MIN:
+        print(
+            f"skip: warning: {result['a']} and {result['b']} may not run the same work: "
+            f"{overlap:.1%} of their kernel mix is in common (kernels by name)",
+            file=sys.stderr,
+        )
 
 
 def run(args) -> int:
@@ -134,6 +181,7 @@ def run(args) -> int:
 
         return folder_commands.compare(args, analysis, window)
     result = comparison(args.a, args.b, args.region, args.per_iteration, window)
+    warn_other_work(result)
     if args.json:
         print_json(result)
         return 0
