@@ -51,6 +51,37 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"skip: error: {message} (see '{self.prog} --help')\n")
 
 
+# what each command takes beside its options, said where it is given more
+_ONE_TRACE = "one trace, or one folder of per-rank traces (a `skip run` folder)"
+TAKES = {
+    "analyze": f"{_ONE_TRACE}; to compare two, use 'skip compare A B'",
+    "kernels": _ONE_TRACE,
+    "fusion": _ONE_TRACE,
+    "whatif": "one trace or one sweep folder",
+    "export": "one trace",
+    "compare": "two traces, or two folders of per-rank traces",
+    "report": "one sweep folder",
+    "trigger": "at most one run folder",
+    "bench": "one benchmark (launch)",
+}
+
+
+class _CommandParser(_Parser):
+    """A subcommand's parser: arguments it does not take are refused here, by the
+    command itself (argparse leaves them to the top-level parser, whose message
+    names neither the command nor what it takes)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        ns, extra = super().parse_known_args(args, namespace)
+        if extra:
+            message = f"unrecognized arguments: {' '.join(extra)}"
+            if any(not a.startswith("-") for a in extra):
+                command = self.prog.split()[-1]
+                message += f"; {self.prog} takes {TAKES.get(command, 'only options')}"
+            self.error(message)
+        return ns, extra
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser of every subcommand; where `argv` names one, of that one alone,
     so that a command imports only its own module (`skip analyze` does not pay
@@ -62,7 +93,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         help="on an unexpected error, print its full traceback (also SKIP_DEBUG=1); "
         "anywhere on the command line",
     )
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     sub.required = True
     before = []  # the top-level options before the subcommand's name
     for a in argv or []:
