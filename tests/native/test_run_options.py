@@ -75,18 +75,23 @@ def test_the_smallest_value_the_in_process_api_takes_is_taken(
 
 
 def test_out_an_existing_file_is_one_line_naming_it(tmp_path):
+    # the check report and demo make (cli._common.check_out_folder), run's own words
     f = tmp_path / "taken"
     f.write_text("mine")
     line = one_line_error(skip_run(f, "--", *LAUNCHER, "1"))
-    assert str(f) in line and "not a folder" in line
+    assert line == f"skip: error: {f}: is a file; --out names the run's folder"
     assert f.read_text() == "mine"
 
 
-def test_out_below_a_file_is_one_line_naming_it(tmp_path):
+def test_out_below_a_file_is_one_line_naming_both(tmp_path):
+    # it said only "cannot create the run folder (Not a directory)", not which file
     f = tmp_path / "taken"
     f.write_text("mine")
     line = one_line_error(skip_run(f / "run", "--", *LAUNCHER, "1"))
-    assert str(f / "run") in line and "File exists" not in line
+    assert line == (
+        f"skip: error: {f / 'run'}: lies below a file ({f}); --out names the run's folder"
+    )
+    assert f.read_text() == "mine"
 
 
 def test_no_cuda_process_error_is_the_last_line(tmp_path):

@@ -378,6 +378,18 @@ def test_an_output_folder_that_is_a_file_is_named(tmp_path):
         f"skip: error: {f / 'x'}: lies below a file ({f}); the output names a folder"
     )
     assert f.read_text() == "mine"
+    # a link to nowhere is no file (it was called one), and no folder either
+    link = tmp_path / "gone"
+    link.symlink_to(tmp_path / "nowhere")
+    r = skip("report", sweep, "--out", link, ok=False)
+    assert r.stderr.strip() == (
+        f"skip: error: {link}: exists and is not a folder; the output names a folder"
+    )
+    r = skip("report", sweep, "--out", link / "x", ok=False)
+    assert r.stderr.strip() == (
+        f"skip: error: {link / 'x'}: lies below {link}, which is not a folder; "
+        "the output names a folder"
+    )
 
 
 def test_a_window_without_launches_says_so(tmp_path):

@@ -75,15 +75,24 @@ def out_path(text: str) -> str:
     return text
 
 
-def check_out_folder(out: str) -> None:
-    """An output folder that is a file, or lies below one, is refused by name
+def check_out_folder(out: str, names: str = "the output names a folder") -> None:
+    """An output folder that is a file (or anything else but a folder: a link to
+    nowhere), or lies below one, is refused by name, the line ending with `names`
     (os.makedirs says only "File exists" or "Not a directory")."""
     path = os.path.abspath(out)
     while path and not os.path.lexists(path):
         path = os.path.dirname(path)
     if path and not os.path.isdir(path):
-        what = "is a file" if path == os.path.abspath(out) else f"lies below a file ({path})"
-        raise UserError(f"{out}: {what}; the output names a folder")
+        is_file = os.path.isfile(path)
+        if path == os.path.abspath(out):
+            what = "is a file" if is_file else "exists and is not a folder"
+        else:
+            what = (
+                f"lies below a file ({path})"
+                if is_file
+                else f"lies below {path}, which is not a folder"
+            )
+        raise UserError(f"{out}: {what}; {names}")
 
 
 def refuse_existing(paths: list[str], force: bool) -> None:

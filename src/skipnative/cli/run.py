@@ -18,6 +18,7 @@ from skipnative.cli._common import (
     LAUNCH_RECORDS_HELP,
     UserError,
     check_hook_join,
+    check_out_folder,
     number,
     out_path,
     with_launch_hooks,
@@ -177,8 +178,7 @@ def _injection_library() -> str:
 
 
 def _prepare(out: str, force: bool, mode: str) -> None:
-    if os.path.lexists(out) and not os.path.isdir(out):
-        raise UserError(f"{out}: exists and is not a folder; --out names the run's folder")
+    check_out_folder(out, "--out names the run's folder")
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as e:
