@@ -350,3 +350,20 @@ def test_a_sweep_says_when_its_points_hooks_saw_no_launch(tmp_path):
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "skip: note: batch 1: the launch hooks recorded no launch call while" in r.stderr
+
+
+@pytest.mark.parametrize("command", ["sweep", "profile"])
+def test_an_out_that_is_a_file_is_refused_by_name_before_the_workload_runs(tmp_path, command):
+    (tmp_path / "w.py").write_text(WORKLOAD)
+    (tmp_path / "taken").write_text("not a folder")
+    opts = ["--script", "w.py:make", "--iters", "2", "--warmup", "1", "--no-attribution"]
+    for out, what in (
+        ("taken", "is a file"),
+        ("taken/run", f"lies below a file ({tmp_path / 'taken'})"),
+    ):
+        r = skip(tmp_path, command, *opts, "--out", out)
+        assert r.returncode == 1
+        assert r.stderr.strip().splitlines() == [
+            f"skip: error: {out}: {what}; the output names a folder"
+        ]
+    assert (tmp_path / "taken").read_text() == "not a folder"

@@ -15,6 +15,7 @@ from skipnative.cli._common import (
     LAUNCH_RECORDS_HELP,
     UserError,
     check_hook_join,
+    check_out_folder,
     out_path,
     refuse_existing,
     with_launch_hooks,
@@ -226,6 +227,7 @@ def run(args) -> int:
     from skipnative.cli._gpu import require_gpu
 
     check_hook_join(args)
+    check_out_folder(args.out)
     if args.launch_records == "hook":
         _preload_hooks(args)
     require_gpu("profile")

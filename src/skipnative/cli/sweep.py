@@ -11,6 +11,7 @@ import time
 from skipnative.cli._common import (
     UserError,
     check_hook_join,
+    check_out_folder,
     out_path,
     refuse_existing,
     with_launch_hooks,
@@ -216,6 +217,7 @@ def run(args) -> int:
 
     sizes = batch_sizes(args.batch_sizes)
     check_hook_join(args)
+    check_out_folder(args.out)
     if args.script:  # before any point starts (and leaves a sweep.json behind)
         check_script(args.script)
     # each point is a `skip profile` process: with the hooks preloaded from its start
