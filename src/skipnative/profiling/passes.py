@@ -167,6 +167,10 @@ def profile(
     perturbation of `fn` is measured too (measure_fidelity) and reported in
     `Profile.fidelity`, beside the kernel-activity-only floor and, with
     `attribution`, torch.profiler's perturbation of the same work."""
+    if iters < 1:  # a trace of no iteration, said nowhere
+        raise ValueError(f"profile: iters must be >= 1, not {iters}")
+    if fidelity_reps < 0:
+        raise ValueError(f"profile: fidelity_reps must be >= 0, not {fidelity_reps}")
     _require_cuda_torch(attribution, fidelity_reps)
     for _ in range(warmup):
         fn()
