@@ -339,13 +339,17 @@ bool Session::should_finalize() const {
 }
 
 void Session::stop() {
-  if (state_.load() != State::kActive) throw SessionError("this session is not capturing");
+  if (state_.load() != State::kActive && state_.load() != State::kStopping)
+    throw SessionError("this session is not capturing");
   if (getpid() != owner_pid_)
     throw SessionError(
         "this session was started in the parent process; after fork() only the parent can "
         "stop it");
+  // One stop() of two racing ones goes on; the other waits here until it is
+  // done, so that whoever called it finds the session finished (a `with` block
+  // that ends while another thread stops its capture has the trace after it).
   std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
-  State expected = State::kActive;  // one stop() of two racing ones goes on
+  State expected = State::kActive;
   if (!state_.compare_exchange_strong(expected, State::kStopping))
     throw SessionError("this session is not capturing");
   {

@@ -439,6 +439,39 @@ void test_attach_across_stop_and_start(const Double& d) {
   CHECK(joined == 100);
 }
 
+// Two stop() calls at once (a watchdog thread's and a `with` block's end): one
+// stops the session; the other waits until that one is done before it says the
+// session is not capturing, so its caller finds the results complete.
+void test_racing_stops(const Double& d) {
+  d.reset(130001);
+  d.configure(100, 100, 0, 0);
+  auto s = std::make_unique<Session>(library_clock());
+  s->start();
+  d.launch_many(10, kRuntime, kLaunch, 7, "k", 100);
+  PauseOnce retire("retire", 5000);  // inside the first stop(), its lock held
+  retire.armed = true;
+  std::thread first([&] { s->stop(); });
+  CHECK(retire.reached.wait(5000));
+  std::atomic<bool> second_done{false};
+  bool finished_at_return = false, refused = false;
+  std::thread second([&] {
+    try {
+      s->stop();
+    } catch (const SessionError&) {
+      refused = true;
+    }
+    finished_at_return = s->finished();
+    second_done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(!second_done.load());  // it waits for the first stop()
+  retire.resume.release();
+  first.join();
+  second.join();
+  CHECK(refused && finished_at_return);
+  CHECK(s->launches().size() == 10 && s->kernels().size() == 10);
+}
+
 // Stop and start, again and again, while eight threads launch; then one more
 // session in which each of the same threads launches a known number: every one
 // is recorded (a thread's stale attachment never swallows launches).
@@ -1175,6 +1208,7 @@ void run_concurrency_tests(const Double& d) {
   test_refused_start_while_a_buffer_is_delivered(d);
   test_buffer_requested_while_stopping_is_zeroed(d);
   test_attach_across_stop_and_start(d);
+  test_racing_stops(d);
   test_restarts_while_eight_threads_launch(d);
   test_stop_while_delivering(d);
   test_buffer_from_outside_the_session(d);
