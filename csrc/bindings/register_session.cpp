@@ -2,6 +2,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <climits>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,8 +44,9 @@ void register_record_dtypes() {
 
 // A result table as a numpy structured array (the dtype registered for its row
 // struct in register_record_dtypes), viewing the session's vector: `owner`
-// keeps it alive. Refused while the session captures: the buffer callbacks
-// grow (and reallocate) the vectors until stop().
+// keeps it alive. Read-only: every later view, and the trace built from them,
+// reads the same rows. Refused until stop() has finished: the buffer callbacks
+// grow (and reallocate) the vectors until then.
 template <class T>
 py::array_t<T> table_view(const std::vector<T>& (Session::*table)() const, py::object owner) {
   register_record_dtypes();
@@ -52,23 +55,71 @@ py::array_t<T> table_view(const std::vector<T>& (Session::*table)() const, py::o
     throw SessionError(
         "the capture is running: its tables exist after stop() (the buffer callbacks still "
         "append to them)");
+  if (!s.finished())
+    throw SessionError("the capture has not started: its tables exist after stop()");
   const std::vector<T>& v = (s.*table)();
   static const T empty{};
-  return py::array_t<T>({py::ssize_t(v.size())}, {py::ssize_t(sizeof(T))},
-                        v.empty() ? &empty : v.data(), owner);
+  py::array_t<T> a({py::ssize_t(v.size())}, {py::ssize_t(sizeof(T))}, v.empty() ? &empty : v.data(),
+                   owner);
+  a.attr("setflags")(py::arg("write") = false);
+  return a;
 }
 
 // Python value <-> option value, one pair per option type of
-// SKIPNATIVE_CAPTURE_OPTIONS (cupti/session.h).
-template <class T>
-void from_py(py::handle v, T& out, const char*) {
-  out = v.cast<T>();
+// SKIPNATIVE_CAPTURE_OPTIONS (cupti/session.h). A value of the wrong type or
+// range is a TypeError or ValueError naming the option, never converted: a
+// string given for a bool is truthy whatever it says, a float is no count.
+std::string given(py::handle v) {
+  std::string r = py::repr(v);
+  return r.size() > 40 ? r.substr(0, 40) + "..." : r;
 }
-void from_py(py::handle v, std::optional<bool>& out, const char*) {
-  out = v.is_none() ? std::nullopt : std::optional<bool>(v.cast<bool>());
+[[noreturn]] void wrong_type(const char* name, const char* expected, py::handle v) {
+  throw py::type_error(std::string(name) + ": expected " + expected + ", not " + given(v));
+}
+template <class T>
+T strict(py::handle v, const char* name, const char* expected) {
+  py::detail::make_caster<T> caster;
+  if (!caster.load(v, /*convert=*/false)) wrong_type(name, expected, v);
+  return py::detail::cast_op<T>(std::move(caster));
+}
+// An integer option: an int or a numpy integer, not a bool.
+py::int_ option_int(py::handle v, const char* name) {
+  if (PyBool_Check(v.ptr()) || !PyIndex_Check(v.ptr())) wrong_type(name, "an int", v);
+  PyObject* i = PyNumber_Index(v.ptr());
+  if (i == nullptr) throw py::error_already_set();  // its __index__ raised
+  return py::reinterpret_steal<py::int_>(i);
+}
+void from_py(py::handle v, bool& out, const char* name) {
+  out = strict<bool>(v, name, "True or False");
+}
+void from_py(py::handle v, std::string& out, const char* name) {
+  out = strict<std::string>(v, name, "a str");
+}
+void from_py(py::handle v, std::optional<bool>& out, const char* name) {
+  out = v.is_none() ? std::nullopt
+                    : std::optional<bool>(strict<bool>(v, name, "True, False or None"));
+}
+void from_py(py::handle v, size_t& out, const char* name) {
+  py::int_ i = option_int(v, name);
+  if (PyObject_RichCompareBool(i.ptr(), py::int_(0).ptr(), Py_LT) == 1)
+    throw py::value_error(std::string(name) + " must be >= 0, not " + given(v));
+  out = PyLong_AsSize_t(i.ptr());
+  if (PyErr_Occurred()) {
+    PyErr_Clear();
+    throw py::value_error(std::string(name) + " must be <= " + std::to_string(SIZE_MAX) + ", not " +
+                          given(v));
+  }
+}
+void from_py(py::handle v, int& out, const char* name) {
+  py::int_ i = option_int(v, name);
+  int overflow = 0;
+  long long x = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+  if (overflow != 0 || x < INT_MIN || x > INT_MAX)
+    throw py::value_error(std::string(name) + ": " + given(v) + " is out of range");
+  out = int(x);
 }
 void from_py(py::handle v, LaunchRecords& out, const char* name) {
-  auto src = v.cast<std::string>();
+  auto src = strict<std::string>(v, name, "'callbacks', 'activity' or 'hook'");
   if (src != "callbacks" && src != "activity" && src != "hook")
     throw py::value_error(std::string(name) +
                           ": expected 'callbacks', 'activity' or 'hook', not '" + src + "'");
@@ -77,7 +128,7 @@ void from_py(py::handle v, LaunchRecords& out, const char* name) {
                           : LaunchRecords::kCallbacks;
 }
 void from_py(py::handle v, HookJoin& out, const char* name) {
-  auto join = v.cast<std::string>();
+  auto join = strict<std::string>(v, name, "'external' or 'order'");
   if (join != hook_join_name(HookJoin::kExternal) && join != hook_join_name(HookJoin::kOrder))
     throw py::value_error(std::string(name) + ": expected 'external' or 'order', not '" + join +
                           "'");
@@ -85,13 +136,15 @@ void from_py(py::handle v, HookJoin& out, const char* name) {
 }
 void from_py(py::handle v, ApiDomains& out, const char* name) {
   out.bits = 0;
-  for (const auto& dname : v.cast<std::vector<std::string>>()) {
+  const char* expected = "a list of 'runtime' and/or 'driver'";
+  for (const auto& dname : strict<std::vector<std::string>>(v, name, expected)) {
     if (dname == "runtime")
       out.bits |= 1;
     else if (dname == "driver")
       out.bits |= 2;
     else
-      throw py::value_error(std::string(name) + ": expected 'runtime' and/or 'driver'");
+      throw py::value_error(std::string(name) + ": expected 'runtime' and/or 'driver', not '" +
+                            dname + "'");
   }
 }
 
@@ -140,6 +193,9 @@ SessionOptions options_from(const py::dict& d) {
     throw py::value_error("activity_buffer_bytes must be >= 4096");
   if (o.max_activity_buffers < 1) throw py::value_error("max_activity_buffers must be >= 1");
   if (o.launch_chunk_records < 1) throw py::value_error("launch_chunk_records must be >= 1");
+  if (o.completion_cpu < -1)
+    throw py::value_error("completion_cpu must be a CPU number, or -1 for none, not " +
+                          std::to_string(o.completion_cpu));
   return o;
 }
 

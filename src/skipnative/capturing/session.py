@@ -184,6 +184,8 @@ class Capture:
     ):
         if hook_join != "external" and launch_records != "hook":
             raise ValueError(f"hook_join={hook_join!r} needs launch_records='hook'")
+        if not isinstance(synchronize, (bool, np.bool_)):
+            raise TypeError(f"synchronize: expected True or False, not {synchronize!r}")
         mod, why = native()
         if mod is None:
             raise CaptureError(why)
@@ -191,7 +193,8 @@ class Capture:
         # one definition; tests check this signature against it.
         given = locals()
         options = {name: given[name] for name in mod.capture_options()}
-        options["api_domains"] = list(api_domains)
+        if isinstance(api_domains, str):  # one domain named alone
+            options["api_domains"] = [api_domains]
         self._mod = mod
         self._synchronize = synchronize
         self._hooked = launch_records == "hook"  # stop() checks the hooks saw launches
@@ -264,7 +267,13 @@ class Capture:
 
     def __exit__(self, *exc: Any) -> None:
         if self._session.active and os.getpid() == self._pid:
-            self._stop()
+            try:
+                self._stop()
+            except CaptureError:
+                # another thread stopped it meanwhile (its stop() waited for that one
+                # to finish): the trace is there
+                if not self._session.finished:
+                    raise
 
     def mark(self, name: str) -> None:
         """A timestamped marker: starts a region named `name`."""
@@ -284,8 +293,8 @@ class Capture:
     def raw(self) -> dict[str, np.ndarray]:
         """The native tables as numpy structured arrays (session clock ns).
 
-        Views of the session's own tables, so only after stop(): while the
-        capture runs, CaptureError.
+        Read-only views of the session's own tables (``cap.trace`` is built from
+        them), so only after stop(): before, CaptureError.
         """
         s = self._session
         try:
