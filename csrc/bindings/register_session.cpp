@@ -191,6 +191,10 @@ SessionOptions options_from(const py::dict& d) {
   }
   if (o.activity_buffer_bytes < 4096)
     throw py::value_error("activity_buffer_bytes must be >= 4096");
+  if (o.activity_buffer_bytes > kMaxActivityBufferBytes)
+    throw py::value_error(
+        "activity_buffer_bytes must be <= " + std::to_string(kMaxActivityBufferBytes) + ", not " +
+        std::to_string(o.activity_buffer_bytes));
   if (o.max_activity_buffers < 1) throw py::value_error("max_activity_buffers must be >= 1");
   if (o.launch_chunk_records < 1) throw py::value_error("launch_chunk_records must be >= 1");
   if (o.completion_cpu < -1)

@@ -84,6 +84,10 @@ struct ApiDomains {
   X(size_t, max_launch_bytes, 512u << 20)                                                          \
   X(size_t, max_gpu_records, 64u << 20)
 
+// The largest activity buffer a capture asks for (CUPTI fills buffers of a few MB;
+// a size near 2^64 would wrap when rounded up to 8 bytes).
+constexpr size_t kMaxActivityBufferBytes = size_t(1) << 30;
+
 struct SessionOptions {
 #define SKIPNATIVE_OPTION_FIELD(type, name, default_value) type name = default_value;
   SKIPNATIVE_CAPTURE_OPTIONS(SKIPNATIVE_OPTION_FIELD)

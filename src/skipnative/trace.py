@@ -64,6 +64,7 @@ OP_DTYPE = np.dtype(
 
 # "annotation": a record_function / user_annotation range, a region only when named
 REGION_KINDS = ("marker", "step", "annotation")
+WHOLE_TRACE = "all"  # the pseudo-region of every kernel: no region takes its name
 REGION_DTYPE = np.dtype([("t_begin", "<i8"), ("t_end", "<i8"), ("name_id", "<i4"), ("kind", "u1")])
 
 KIND_KERNEL = API_KINDS.index("kernel")

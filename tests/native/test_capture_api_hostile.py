@@ -207,3 +207,20 @@ def test_profile_with_no_iteration_to_time_is_refused(gpu, iters):
 def test_profile_with_negative_fidelity_reps_names_the_option(gpu):
     with pytest.raises(ValueError, match="fidelity_reps"):
         skipnative.profile(lambda: None, attribution=False, fidelity_reps=-1)
+
+
+@pytest.mark.parametrize("size", [2**64 - 1, 2**64 - 4, (1 << 30) + 8])
+def test_an_activity_buffer_past_the_limit_is_refused_not_wrapped(gpu, size):
+    # rounded up to 8 bytes, 2**64 - 4 would wrap to a 0-byte buffer
+    with pytest.raises(ValueError, match=r"^activity_buffer_bytes must be <= 1073741824, not "):
+        skipnative.capture(activity_buffer_bytes=size)
+    assert not gpu.subscribed
+
+
+def test_a_marker_may_not_take_the_whole_traces_name(gpu):
+    with skipnative.capture(clock="library") as cap:
+        with pytest.raises(ValueError, match="'all' names the whole trace"):
+            cap.mark("all")
+        cap.mark("decode")
+        gpu.launch("k", 1000)
+    assert list(cap.trace.name(cap.trace.regions["name_id"])) == ["decode"]

@@ -43,6 +43,7 @@ def refused_at_parse(r: subprocess.CompletedProcess, option: str) -> str:
         ["--max-launch-bytes=-1"],
         ["--activity-buffer-bytes", "99999999999999999999"],
         ["--activity-buffer-bytes", "4095"],
+        ["--activity-buffer-bytes", "1073741832"],
         ["--max-activity-buffers", "0"],
         ["--max-activity-buffers", "1.5"],
     ],

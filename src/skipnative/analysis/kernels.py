@@ -9,9 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from skipnative.trace import KIND_GRAPH, KIND_KERNEL, REGION_KINDS, Trace
+from skipnative.trace import KIND_GRAPH, KIND_KERNEL, REGION_KINDS, WHOLE_TRACE, Trace
 
-WHOLE_TRACE = "all"  # the pseudo-region of every kernel
 ANY_REGION = "*"  # the kernels in any of a trace's regions (a profile's timed iterations)
 ANNOTATION = REGION_KINDS.index("annotation")
 

@@ -18,6 +18,7 @@ from skipnative.trace import (
     LAUNCH_DTYPE,
     OP_DTYPE,
     REGION_DTYPE,
+    WHOLE_TRACE,
     StringTable,
     Trace,
     loss_warning,
@@ -277,6 +278,10 @@ class Capture:
 
     def mark(self, name: str) -> None:
         """A timestamped marker: starts a region named `name`."""
+        if name == WHOLE_TRACE:
+            raise ValueError(
+                f"{name!r} names the whole trace in every table; give the marker another name"
+            )
         try:
             self._session.mark(name)
         except self._mod.CaptureError as e:

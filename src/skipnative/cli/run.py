@@ -112,7 +112,7 @@ def add_parser(sub) -> None:
         "--launch-records", choices=LAUNCH_RECORDS, default="callbacks", help=LAUNCH_RECORDS_HELP
     )
     c.add_argument("--hook-join", choices=HOOK_JOIN, default="external", help=HOOK_JOIN_HELP)
-    c.add_argument("--activity-buffer-bytes", type=_size(4096), default=4 << 20)
+    c.add_argument("--activity-buffer-bytes", type=number(int, 4096, 1 << 30), default=4 << 20)
     c.add_argument("--max-activity-buffers", type=_size(1), default=64)
     c.add_argument("--max-launch-bytes", type=_size(0), default=512 << 20)
     c.add_argument("--max-gpu-records", type=_size(0), default=64 << 20)
