@@ -400,3 +400,20 @@ def test_a_window_without_launches_says_so(tmp_path):
     assert line.startswith(f"skip: warning: {TRACE}: no launch call begins in --window 99999999:")
     assert "the trace's launches span" in line
     assert skip("analyze", TRACE, "--window", "0:").stderr == ""
+
+
+@pytest.mark.parametrize("command", ["profile", "sweep"])
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--warmup", "-1"), ("--iters", "0"), ("--seq-len", "0"), ("--iters", "2.5")],
+)
+def test_workload_sizes_out_of_range_are_refused_when_parsed(tmp_path, command, option, value):
+    r = skip(command, option, value, "--out", str(tmp_path / "o"), ok=False)
+    assert r.returncode == 2 and not (tmp_path / "o").exists()
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"argument {option}" in lines[0], r.stderr
+
+
+def test_profile_batch_below_one_is_refused_when_parsed(tmp_path):
+    r = skip("profile", "--batch", "0", "--out", str(tmp_path / "o"), ok=False)
+    assert r.returncode == 2 and "argument --batch" in r.stderr

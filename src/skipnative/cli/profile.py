@@ -16,6 +16,7 @@ from skipnative.cli._common import (
     UserError,
     check_hook_join,
     check_out_folder,
+    number,
     out_path,
     refuse_existing,
     with_launch_hooks,
@@ -37,9 +38,11 @@ def add_workload_args(p) -> None:
         "batch, seq_len and phase that it names",
     )
     p.add_argument("--phase", choices=["prefill", "decode"], default="prefill")
-    p.add_argument("--seq-len", type=int, default=512, help="prompt / context length")
-    p.add_argument("--iters", type=int, default=5, help="timed iterations")
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument(
+        "--seq-len", type=number(int, 1, 10**7), default=512, help="prompt / context length"
+    )
+    p.add_argument("--iters", type=number(int, 1, 10**6), default=5, help="timed iterations")
+    p.add_argument("--warmup", type=number(int, 0, 10**6), default=3)
     p.add_argument(
         "--graphs", action="store_true", help="run each iteration as one CUDA graph (captured once)"
     )
@@ -57,7 +60,7 @@ def add_workload_args(p) -> None:
     p.add_argument("--hook-join", choices=HOOK_JOIN, default="external", help=HOOK_JOIN_HELP)
     p.add_argument(
         "--fidelity",
-        type=int,
+        type=number(int, 0, 10**6),
         default=0,
         metavar="N",
         help="also measure the timing pass's perturbation of the workload (SPEC.md "
@@ -75,7 +78,7 @@ def add_workload_args(p) -> None:
 def add_parser(sub) -> None:
     p = sub.add_parser("profile", help="profile one configuration on the GPU")
     add_workload_args(p)
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--batch", type=number(int, 1, 10**6), default=1)
     p.add_argument("--out", type=out_path, required=True, help="output folder")
     p.add_argument("--name", help="file name stem (default b<batch>)")
     p.add_argument("--force", action="store_true", help="replace the files of an earlier run")
@@ -234,10 +237,6 @@ def run(args) -> int:
     from skipnative import CaptureError
     from skipnative.profiling import profile
 
-    if args.batch < 1 or args.iters < 1:
-        raise UserError("--batch and --iters must be >= 1")
-    if args.fidelity < 0:
-        raise UserError("--fidelity must be >= 0")
     name = args.name or f"b{args.batch}"
     # before the workload runs (minutes): what it would write must not exist
     refuse_existing(
