@@ -308,7 +308,10 @@ void register_session(py::module_& m) {
     CUpti_SubscriberHandle h = nullptr;
     CUptiResult r = api->Subscribe(
         &h, [](void*, CUpti_CallbackDomain, CUpti_CallbackId, const void*) {}, nullptr);
-    if (r != CUPTI_SUCCESS) return py::make_tuple(false, api->error_string(r));
+    if (r != CUPTI_SUCCESS)
+      return py::make_tuple(false, forked_from_capture()
+                                       ? std::string("forked while its parent's capture ran")
+                                       : api->error_string(r));
     api->Unsubscribe(h);
     return py::make_tuple(true, std::string());
   });

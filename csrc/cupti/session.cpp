@@ -27,9 +27,12 @@ std::mutex g_retired_mu;
 [[maybe_unused]] const int g_retired_mu_fork = hold_across_fork<g_retired_mu>();
 std::unique_ptr<LaunchBuffers> g_retired;
 
+std::atomic<bool> g_forked_from_capture{false};
+
 void after_fork_in_child() {
   // A forked child must not write into the parent's session (its copy of the
   // buffers is private, and CUDA is unusable after fork anyway).
+  if (cs::session.load() != nullptr) g_forked_from_capture.store(true);
   cs::session.store(nullptr);
   cs::buffers.store(nullptr);
   cs::generation.fetch_add(1);
@@ -42,6 +45,8 @@ std::once_flag g_atfork_once;
 SkipnativeHooksAttachFn g_hooks_attach = nullptr;
 
 }  // namespace
+
+bool forked_from_capture() { return g_forked_from_capture.load(); }
 
 Session::Session(SessionOptions opts) : opts_(std::move(opts)) {}
 
@@ -164,6 +169,12 @@ void Session::enable_callbacks() {
   CUptiResult r = api_->Subscribe(&subscriber_, &Session::on_api, this);
   if (r == CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED) {
     subscriber_ = nullptr;
+    if (forked_from_capture())
+      throw SessionError(
+          "CUPTI already has a subscriber in this process: the skipnative capture its "
+          "parent was running when it forked, inherited. Capture in a child forked after "
+          "the parent's capture stopped, or in a process started fresh (multiprocessing "
+          "'spawn')");
     throw SessionError(
         "CUPTI already has a subscriber in this process (" + api_->error_string(r) +
         "). torch.profiler (Kineto) subscribes at its first use and keeps the subscription: "

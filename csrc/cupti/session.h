@@ -284,6 +284,10 @@ class Session {
 // The session the callbacks write to, if any.
 Session* active_session();
 
+// This process was forked while a session of its parent was capturing: CUPTI's
+// subscriber here is that session's, inherited (what a refused start says).
+bool forked_from_capture();
+
 // Test seam: f(where) is called where a callback has read shared state and not
 // yet used it: "attach" (a thread joins the launch buffers; once per thread per
 // session) and "deliver" (a completed activity buffer, before decoding), and

@@ -51,6 +51,12 @@ def available() -> tuple[bool, str]:
     else:
         where += ", a CUPTI test double (simulated GPU)"
     free, sub_why = mod.probe_subscriber()
+    if not free and sub_why.startswith("forked while"):
+        return False, (
+            f"{where}, but CUPTI's subscriber here is the skipnative capture this process's "
+            "parent was running when it forked; capture in a child forked after that "
+            "capture stopped, or in a process started fresh"
+        )
     if not free:
         return False, (
             f"{where}, but CUPTI is held by another subscriber ({sub_why}); torch.profiler "
