@@ -224,3 +224,26 @@ def test_a_marker_may_not_take_the_whole_traces_name(gpu):
         cap.mark("decode")
         gpu.launch("k", 1000)
     assert list(cap.trace.name(cap.trace.regions["name_id"])) == ["decode"]
+
+
+def test_the_blocks_own_exception_is_not_replaced_by_a_warning_made_an_error(gpu):
+    # under -W error the stop's loss warning is an exception; it must not hide the
+    # exception that ended the block
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with (
+            pytest.raises(KeyError, match="the block's own"),
+            skipnative.capture(clock="library", max_gpu_records=1),
+        ):
+            for _ in range(3):
+                gpu.launch("k", 1000)
+            raise KeyError("the block's own")
+        # with no exception of its own, the warning is the block's error
+        with (
+            pytest.raises(RuntimeWarning, match="dropped"),
+            skipnative.capture(clock="library", max_gpu_records=1),
+        ):
+            for _ in range(3):
+                gpu.launch("k", 1000)

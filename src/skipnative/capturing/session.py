@@ -266,7 +266,7 @@ class Capture:
     def __enter__(self) -> Capture:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
         if self._session.active and os.getpid() == self._pid:
             try:
                 self._stop()
@@ -274,6 +274,11 @@ class Capture:
                 # another thread stopped it meanwhile (its stop() waited for that one
                 # to finish): the trace is there
                 if not self._session.finished:
+                    raise
+            except Warning:
+                # a warning of the stop made an error (-W error), raised once the
+                # session had stopped: the exception that ended the block goes on
+                if exc_type is None:
                     raise
 
     def mark(self, name: str) -> None:
