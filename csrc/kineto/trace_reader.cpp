@@ -16,7 +16,8 @@ TraceReader::TraceReader() = default;
 
 // Parses the chunk in place. A step cut by the end of the previous chunk is
 // completed first from a prefix of this one that doubles until it suffices,
-// so only about one event's bytes are ever copied per chunk.
+// so only about one event's bytes are ever copied per chunk; a step that spans
+// chunks is retried only once its carry has doubled (linear, not quadratic).
 void TraceReader::feed(const char* data, size_t n) {
   size_t off = 0;
   for (size_t take = kFirstCarryStep; !carry_.empty(); take *= 2) {
@@ -27,6 +28,7 @@ void TraceReader::feed(const char* data, size_t n) {
     const size_t old = carry_.size(), add = std::min(take, n - off);
     carry_.append(data + off, add);
     off += add;
+    if (carry_.size() < 2 * carry_tried_) continue;  // not yet worth a retry
     const size_t stop = run(carry_.data(), carry_.size(), carry_base_, false);
     if (stop >= old) {  // what is left lies in this chunk: parse it there
       off -= carry_.size() - stop;
@@ -34,11 +36,13 @@ void TraceReader::feed(const char* data, size_t n) {
     } else {
       carry_.erase(0, stop);
       carry_base_ += stop;
+      carry_tried_ = carry_.size();
     }
   }
   const size_t stop = run(data + off, n - off, fed_ + off, false);
   carry_.assign(data + off + stop, n - off - stop);
   carry_base_ = fed_ + off + stop;
+  carry_tried_ = carry_.size();
   fed_ += n;
 }
 

@@ -95,6 +95,9 @@ class TraceReader {
   std::string carry_;
   uint64_t carry_base_ = 0;  // offset of carry_[0] in the document
   uint64_t fed_ = 0;         // bytes of input before the chunk being parsed
+  // carry_'s length when its step last ran out of input: the step is retried
+  // once the carry has doubled, so a step of many chunks is parsed O(log) times
+  size_t carry_tried_ = 0;
   std::string scratch_;
   Top state_ = Top::kStart;
   bool saw_events_ = false;

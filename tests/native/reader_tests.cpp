@@ -1,6 +1,7 @@
 // The Kineto reader's own tests: JSON cursor, exact numbers, events, chunking.
 // No CUDA headers; built with -DSKIPNATIVE_CORE_TESTS=ON, or directly:
 //   g++ -std=c++17 -O2 -Icsrc csrc/core/*.cpp csrc/kineto/*.cpp tests/native/reader_tests.cpp
+#include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -261,6 +262,32 @@ void test_ops_nest() {
   if (a.ok && a.r.ops.size() == 2) CHECK(a.r.ops[1].parent == 0 && a.r.ops[1].depth == 1);
 }
 
+// A step longer than many chunks (one event holding a 16 MB string, fed in 4 KB
+// chunks, as a gzip bomb's inflate could hand it over) must not be re-parsed
+// from its start at every chunk: that was quadratic, a hang on a big event.
+void test_long_step_is_linear() {
+  const std::string doc =
+      doc_of(R"({"ph": "X", "cat": "cpu_op", "name": "x", "ts": 1, "dur": 2, "args": {"s": ")" +
+             std::string(16 << 20, 'x') + "\"}}");
+  using Clock = std::chrono::steady_clock;
+  auto seconds = [](Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  };
+  Clock::time_point t0 = Clock::now();
+  Result whole;
+  read_doc(doc, 0, whole);
+  const double one = seconds(t0);
+  t0 = Clock::now();
+  Result cut;
+  read_doc(doc, 4096, cut);
+  const double chunked = seconds(t0);
+  CHECK(whole.ok && cut.ok && cut.r.ops.size() == 1 && cut.r.ops[0].dur == 2000);
+  // linear: a few times the one-buffer read; quadratic was thousands of times
+  if (chunked > 50 * one + 0.3)
+    std::fprintf(stderr, "chunked %.3f s, one buffer %.3f s\n", chunked, one);
+  CHECK(chunked <= 50 * one + 0.3);
+}
+
 }  // namespace
 
 int main() {
@@ -273,6 +300,7 @@ int main() {
   test_unused_fields_are_not_checked();
   test_document_errors();
   test_ops_nest();
+  test_long_step_is_linear();
   if (failures) {
     std::fprintf(stderr, "%d check(s) failed\n", failures);
     return 1;
