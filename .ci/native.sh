@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The native C++ tests on this machine (x86-64): the core (clock, buffers,
 # string table), the Kineto reader (when its tests exist), the capture session
-# on the CUPTI test double and the launch hooks on the CUDA driver double;
+# on the CUPTI test double and the launch hooks on the CUDA driver double, and
+# the reader's fuzz target replaying tests/native/fuzz_corpus/reader/;
 # built three times: optimised (-O2), under ThreadSanitizer, and under
 # AddressSanitizer + UndefinedBehaviorSanitizer.
 # Any failed check or sanitizer report fails the script.
@@ -49,6 +50,11 @@ build() {
     "$CXX" "${common[@]}" "$@" csrc/core/*.cpp csrc/kineto/*.cpp tests/native/reader_tests.cpp \
       -o "$out/reader_tests" &
   fi
+  # the reader's fuzz target with a main that replays its committed corpus (no clang needed)
+  if [ -f tests/native/fuzz_reader.cpp ]; then
+    "$CXX" "${common[@]}" "$@" -DSKIPNATIVE_FUZZ_REPLAY csrc/core/*.cpp csrc/kineto/*.cpp \
+      tests/native/fuzz_reader.cpp -o "$out/fuzz_reader" &
+  fi
   local rc=0
   for job in $(jobs -p); do wait "$job" || rc=1; done
   return $rc
@@ -61,6 +67,7 @@ run() {
   echo "== $(basename "$out")"
   "$@" "$out/core_tests"
   [ ! -x "$out/reader_tests" ] || "$@" "$out/reader_tests"
+  [ ! -x "$out/fuzz_reader" ] || "$@" "$out/fuzz_reader" tests/native/fuzz_corpus/reader
   SKIPNATIVE_CUPTI_LIBRARY="$out/libskipnative_cupti_double.so" "$@" "$out/session_tests"
   "$@" "$out/hooks_tests" "$out/libskipnative_cupti_double.so" \
     "$out/libskipnative_cuda_double.so" "$out/libskipnative_hooks.so"
