@@ -8,3 +8,11 @@ class TraceError(Exception):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class OutputExistsError(TraceError):
+    """An output file exists and was not to be replaced. The message names the
+    Python API's way to replace it (overwrite=True); `skip` says --force instead."""
+
+    def __init__(self, path: str):
+        super().__init__(path, "already exists (pass overwrite=True to replace it)")

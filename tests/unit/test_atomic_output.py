@@ -48,3 +48,35 @@ def test_a_file_is_replaced_only_when_asked(tmp_path):
         _write(out, b"two", overwrite=False)
     _write(out, b"two")
     assert out.read_bytes() == b"two"
+
+
+def test_the_python_api_names_its_own_argument_not_the_command_line(tmp_path):
+    # a library caller can pass overwrite=True; --force is no argument of theirs
+    import skipnative
+    from kineto_gen import kernel, launch, write
+    from skipnative.io.perfetto import export_perfetto
+
+    trace = skipnative.load(write(tmp_path / "t.json", [launch(0, 1, 1), kernel(2, 1, 1)]))
+    out = tmp_path / "o.bin"
+    out.write_bytes(b"mine")
+    for call in (
+        lambda: _write(out, overwrite=False),
+        lambda: trace.save(str(out)),
+        lambda: export_perfetto(trace, str(out)),
+    ):
+        with pytest.raises(TraceError) as e:
+            call()
+        assert "already exists" in str(e.value) and "overwrite=True" in str(e.value)
+        assert "--force" not in str(e.value)
+    assert out.read_bytes() == b"mine"
+
+
+def test_a_folder_is_never_offered_a_replacement(tmp_path):
+    # overwrite would not replace it either: it is refused as what it is
+    folder = tmp_path / "dir.skip"
+    folder.mkdir()
+    for overwrite in (False, True):
+        with pytest.raises(TraceError, match="not a regular file") as e:
+            _write(folder, overwrite=overwrite)
+        assert "overwrite" not in str(e.value) and "--force" not in str(e.value)
+    assert folder.is_dir()

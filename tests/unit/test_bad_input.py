@@ -253,10 +253,36 @@ def test_a_window_that_is_no_finite_number_is_one_line(tmp_path, command, window
     good = write(tmp_path / "t.json", [launch(0, 1, 1), kernel(2, 1, 1)])
     argv = [command, good, *([good] if command == "compare" else []), f"--window={window}"]
     r = subprocess.run([sys.executable, "-m", "skipnative", *argv], capture_output=True, text=True)
-    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    # a bad argument, refused by the parser as any other (exit status 2)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.strip() == (
-        f"skip: error: --window: each end a finite number of µs below 1e15, got {window!r}"
+        f"skip: error: argument --window: each end a finite number of µs below 1e15, got "
+        f"{window!r} (see 'skip {command} --help')"
     )
+
+
+@pytest.mark.parametrize("command", ["analyze", "kernels", "compare"])
+@pytest.mark.parametrize(
+    ("window", "what"),
+    [
+        ("abc", "expected START:END"),
+        ("", "expected START:END"),
+        ("5", "expected START:END"),
+        ("1:x", "expected START:END"),
+        ("100:50", "END must be after START"),
+        ("7:7", "END must be after START"),
+    ],
+)
+def test_a_malformed_or_empty_window_is_a_bad_argument(tmp_path, command, window, what):
+    # exit status 2 and one line naming --window, as every other bad argument;
+    # nothing read or computed before the refusal
+    good = write(tmp_path / "t.json", [launch(0, 1, 1), kernel(2, 1, 1)])
+    argv = [command, good, *([good] if command == "compare" else []), f"--window={window}"]
+    r = subprocess.run([sys.executable, "-m", "skipnative", *argv], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("skip: error: argument --window: "), lines
+    assert what in lines[0] and repr(window) in lines[0]
 
 
 def test_kernels_takes_the_window_of_analyze(tmp_path):

@@ -96,6 +96,22 @@ def test_export_skip_and_perfetto_round_trip(tmp_path):
     assert r.returncode == 1 and "already exists" in r.stderr
 
 
+@pytest.mark.parametrize("fmt", ["--skip", "--perfetto"])
+def test_export_says_what_the_command_line_can_do(tmp_path, fmt):
+    # the CLI user has --force, not the Python API's overwrite=True
+    out = tmp_path / "t.out"
+    out.write_text("mine")
+    r = skip("export", TRACE, fmt, out, ok=False)
+    assert r.returncode == 1 and out.read_text() == "mine"
+    assert r.stderr == f"skip: error: {out}: already exists (use --force to replace it)\n"
+    # a folder is no file --force would replace: neither is offered
+    for force in ([], ["--force"]):
+        r = skip("export", TRACE, fmt, tmp_path, *force, ok=False)
+        assert r.returncode == 1 and len(r.stderr.splitlines()) == 1
+        assert "not a regular file" in r.stderr, r.stderr
+        assert "overwrite" not in r.stderr and "--force" not in r.stderr
+
+
 def test_compare_identical_traces_has_unit_ratios(tmp_path):
     out = json.loads(skip("compare", TRACE, TRACE, "--json").stdout)
     m = out["regions"][0]["metrics"]
@@ -417,3 +433,11 @@ def test_workload_sizes_out_of_range_are_refused_when_parsed(tmp_path, command, 
 def test_profile_batch_below_one_is_refused_when_parsed(tmp_path):
     r = skip("profile", "--batch", "0", "--out", str(tmp_path / "o"), ok=False)
     assert r.returncode == 2 and "argument --batch" in r.stderr
+
+
+def test_version_is_the_package_s():
+    from importlib.metadata import version
+
+    r = skip("--version")
+    assert r.stdout == f"skip {version('skipnative')}\n" and r.stderr == ""
+    assert version("skipnative") == skipnative.__version__

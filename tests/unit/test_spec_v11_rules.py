@@ -155,7 +155,7 @@ def test_window_restricts_every_metric_to_launches_inside_it(tmp_path):
     open_end = json.loads(skip("analyze", path, "--json", "--window", "200:").stdout)
     assert open_end["regions"][0]["metrics"]["n_kernels"] == 2
     bad = skip("analyze", path, "--window", "300:100", ok=False)
-    assert bad.returncode == 1 and "--window" in bad.stderr
+    assert bad.returncode == 2 and "--window" in bad.stderr  # a bad argument: exit status 2
 
 
 def test_idle_split_over_several_streams_is_said_and_given_per_stream(tmp_path):

@@ -122,7 +122,8 @@ _WINDOW_LIMIT_US = 1e15
 
 def parse_window(text: str | None) -> tuple[float | None, float | None] | None:
     """--window START:END (µs from the trace's start; either end optional) ->
-    (start, end), or None. The one form every command's --window takes."""
+    (start, end), or None. The one form every command's --window takes (parsed
+    by window_arg, its argparse type)."""
     if text is None:
         return None
     lo, sep, hi = text.partition(":")
@@ -137,6 +138,18 @@ def parse_window(text: str | None) -> tuple[float | None, float | None] | None:
     if out[0] is not None and out[1] is not None and out[1] <= out[0]:
         raise UserError(f"--window: END must be after START, got {text!r}")
     return out  # type: ignore[return-value]
+
+
+def window_arg(text: str) -> tuple[float | None, float | None]:
+    """An argparse type for --window: a malformed or empty one is refused by the
+    parser (exit status 2, one line naming --window), as any bad argument is."""
+    try:
+        return parse_window(text)  # type: ignore[return-value]
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--window: ")) from None
+
+
+window_arg.__name__ = "START:END"  # argparse's "invalid <name> value" otherwise
 
 
 def window_ns(trace, window: tuple[float | None, float | None] | None) -> tuple[int, int] | None:
@@ -194,8 +207,22 @@ def fmt_value(v: Any) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return "-"  # not recorded, or nothing to average
-        return f"{v:,.3f}" if abs(v) < 1000 else f"{v:,.1f}"
+        return unsigned_zero(f"{v:,.3f}" if abs(v) < 1000 else f"{v:,.1f}")
     return str(v)
+
+
+def fmt_ratio(r: float | None) -> str:
+    """A ratio (B / A) to 3 decimals; "-" where there is none (A is 0, or a side
+    does not record the metric)."""
+    if r is None or math.isnan(r):
+        return "-"
+    return unsigned_zero(f"{r:.3f}")
+
+
+def unsigned_zero(text: str) -> str:
+    """A formatted number that reads as zero without its sign: "-0.000" (of -0.0,
+    or of a negative number too small for the digits shown) is "0.000"."""
+    return text[1:] if text[:1] in "-+" and not text.strip("-+0.,") else text
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:

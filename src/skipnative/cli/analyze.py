@@ -9,12 +9,12 @@ from skipnative.cli._common import (
     UserError,
     api_table,
     fmt_value,
-    parse_window,
     print_json,
     require_content,
     short_name,
     table,
     warn_losses,
+    window_arg,
     window_ns,
     window_text,
 )
@@ -36,6 +36,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--window",
+        type=window_arg,
         metavar="START:END",
         help="only kernels whose launch begins in this window, in µs from the trace's start "
         "(either end may be left out: '2000:', ':5000')",
@@ -84,7 +85,7 @@ def analysis(path: str, region: str | None, top: int, window=None, trace=None) -
 def run(args) -> int:
     if args.top < 0:
         raise UserError("--top must be >= 0")
-    window = parse_window(args.window)
+    window = args.window
     if is_folder(args.trace):
         return folder_commands.analyze(args, analysis, window)
     result = analysis(args.trace, args.region, args.top, window, trace=_read_early(args.trace))

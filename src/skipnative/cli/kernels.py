@@ -12,12 +12,12 @@ from skipnative.cli._common import (
     UserError,
     fmt_value,
     out_path,
-    parse_window,
     print_json,
     refuse_existing,
     require_content,
     short_name,
     table,
+    window_arg,
     window_ns,
 )
 from skipnative.cli._folders import add_jobs_arg, map_files, report_errors
@@ -33,6 +33,7 @@ def add_parser(sub) -> None:
     p.add_argument("--region", help="only kernels placed in regions of this name")
     p.add_argument(
         "--window",
+        type=window_arg,
         metavar="START:END",
         help="only kernels placed in [START, END) (µs from the trace's start, either end optional)",
     )
@@ -60,7 +61,7 @@ def _rows_work(path: str, trace, region, window) -> dict:
 def _table(args) -> tuple[dict, list[str]]:
     from skipnative.analysis.kernel_rows import COLUMNS
 
-    window = parse_window(args.window)
+    window = args.window
     kw = {"region": args.region, "window": window}
     if not is_folder(args.trace):
         import skipnative

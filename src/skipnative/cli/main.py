@@ -10,8 +10,9 @@ import traceback
 import warnings
 from typing import NoReturn
 
+import skipnative
 from skipnative.cli._common import UserError
-from skipnative.errors import TraceError
+from skipnative.errors import OutputExistsError, TraceError
 
 # optional dependencies, by the extra that installs them
 EXTRAS = {
@@ -93,6 +94,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         help="on an unexpected error, print its full traceback (also SKIP_DEBUG=1); "
         "anywhere on the command line",
     )
+    p.add_argument("--version", action="version", version=f"skip {skipnative.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     sub.required = True
     before = []  # the top-level options before the subcommand's name
@@ -103,6 +105,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     first = (argv or [])[len(before) :][:1]
     asks_help = {"-h", "--help"} & set(before)
     names = first if first and first[0] in COMMANDS and not asks_help else COMMANDS
+    if "--version" in before and not asks_help:
+        names = ()  # it prints and exits before any command is looked at
     for name in names:
         importlib.import_module(f"skipnative.cli.{name}").add_parser(sub)
     return p
@@ -146,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     args.skip_argv = full  # to start the command again (skip profile --launch-records hook)
     try:
         return int(args.run(args) or 0)
+    except OutputExistsError as e:  # said as the command line replaces it, not the API
+        how = " (use --force to replace it)" if hasattr(args, "force") else ""
+        print(f"skip: error: {e.path}: already exists{how}", file=sys.stderr)
+        return 1
     except _user_errors() as e:
         print(f"skip: error: {e}", file=sys.stderr)
         return 1

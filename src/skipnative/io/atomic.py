@@ -7,9 +7,18 @@ import os
 import tempfile
 from collections.abc import Iterator
 
-from skipnative.errors import TraceError
+from skipnative.errors import OutputExistsError, TraceError
 
-_EXISTS = "already exists (pass overwrite=True, or --force, to replace it)"
+
+def refuse_output(path: str, *, overwrite: bool) -> None:
+    """An output `path` that is no regular file (a FIFO, a device, a folder; a link
+    to one) is refused whatever `overwrite` says: renaming over it would replace,
+    not write, it. An existing file is refused unless `overwrite`."""
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    if os.path.exists(target) and not os.path.isfile(target):
+        raise TraceError(path, "exists and is not a regular file; only a file is replaced")
+    if os.path.exists(path) and not overwrite:
+        raise OutputExistsError(path)
 
 
 @contextlib.contextmanager
@@ -19,11 +28,8 @@ def atomic_output(path: str, *, overwrite: bool) -> Iterator:
     `overwrite`); on failure it is removed. A link is written through (its
     target replaced); what is no regular file (a FIFO, a device, a folder) is
     refused: renaming over it would replace, not write, it."""
-    if os.path.exists(path) and not overwrite:
-        raise TraceError(path, _EXISTS)
+    refuse_output(path, overwrite=overwrite)
     target = os.path.realpath(path) if os.path.islink(path) else path
-    if os.path.exists(target) and not os.path.isfile(target):
-        raise TraceError(path, "exists and is not a regular file; --force replaces files only")
     folder = os.path.dirname(os.path.abspath(target))
     try:
         fd, tmp = tempfile.mkstemp(prefix=".skipnative-", suffix=".tmp", dir=folder)
@@ -36,7 +42,7 @@ def atomic_output(path: str, *, overwrite: bool) -> Iterator:
             f.flush()
             os.fsync(f.fileno())
         if not overwrite and os.path.exists(target):  # appeared while we wrote
-            raise TraceError(path, _EXISTS)
+            raise OutputExistsError(path)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode

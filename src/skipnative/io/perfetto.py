@@ -21,7 +21,7 @@ import zlib
 import numpy as np
 
 from skipnative.errors import TraceError
-from skipnative.io.atomic import atomic_output
+from skipnative.io.atomic import atomic_output, refuse_output
 from skipnative.io.safe_json import loads
 from skipnative.trace import API_KINDS, GPU_KINDS, REGION_KINDS, Trace
 
@@ -47,8 +47,7 @@ def export_perfetto(trace: Trace, path: str, *, overwrite: bool = False) -> int:
     the number of events written. A trace read from a Kineto file that is still
     as it was is written as that file's document, every event kept."""
     path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise TraceError(path, "already exists (use --force to replace it)")
+    refuse_output(path, overwrite=overwrite)
     if source_unchanged(trace):
         return _copy_source(trace, path, overwrite)
     off = unix_offset_ns(trace)

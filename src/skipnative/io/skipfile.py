@@ -30,7 +30,7 @@ import numpy as np
 
 from skipnative.errors import TraceError
 from skipnative.io import safe_json
-from skipnative.io.atomic import atomic_output, read_whole
+from skipnative.io.atomic import atomic_output, read_whole, refuse_output
 from skipnative.io.sniff import SKIP_MAGIC, refuse_special
 from skipnative.trace import (
     API_KINDS,
@@ -90,8 +90,7 @@ def _encode_column(col: np.ndarray) -> tuple[bytes, str]:
 
 def save(trace: Trace, path: str, *, overwrite: bool = False) -> None:
     path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:  # before the work of encoding
-        raise TraceError(path, "already exists (pass overwrite=True, or --force, to replace it)")
+    refuse_output(path, overwrite=overwrite)  # before the work of encoding
     blobs: list[bytes] = []
     offset = 0
 
