@@ -106,3 +106,55 @@ def test_each_device_is_compared_with_the_same_device_whatever_the_counts(tmp_pa
     for x in rows:  # one kernel per step and device on both sides
         assert x["metrics"]["n_kernels"]["a"] == x["metrics"]["n_kernels"]["b"] == 1
         assert (x["iterations_a"], x["iterations_b"]) == (2, 3)
+
+
+def _with_and_without_latency(tmp_path):
+    """(A, B): the same three launches and kernels in one step; A, a .skip file,
+    has CUPTI's submitted times and one kernel that starts before its launch call
+    returns; B, a torch.profiler trace, records no submitted time."""
+    import dataclasses
+
+    b = write(
+        tmp_path / "b.json",
+        [step(0, 400, 1)]
+        + [launch(100 * i, 10, i + 1) for i in range(3)]
+        + [kernel(100 * i + 20, 10, i + 1) for i in range(3)],
+    )
+    t = skipnative.load(b)
+    g = t.gpu.copy()
+    k = np.flatnonzero(g["kind"] == 0)
+    g["t_submitted"][k] = g["t_start"][k] - 4_000
+    early = k[1]  # starts 5 µs before its call returns
+    shift = g["t_start"][early] - (int(t.launches["t_end"].max()) - 100_000 - 5_000)
+    g["t_start"][early] -= shift
+    g["t_end"][early] -= shift
+    g["t_submitted"][early] = g["t_start"][early] - 1_000
+    a = tmp_path / "a.skip"
+    dataclasses.replace(t, gpu=g, origin=None).save(str(a))
+    return a, b
+
+
+LATENCY_ONLY = ("n_latency_kernels", "launch_submit_us", "launch_queue_us")
+
+
+def test_a_metric_one_side_does_not_record_is_no_zero(tmp_path):
+    a, b = _with_and_without_latency(tmp_path)
+    for mode in ([], ["--per-iteration"]):
+        r = skip("compare", a, b, "--json", *mode)
+        assert r.returncode == 0, r.stderr
+        (row,) = json.loads(r.stdout)["regions"]
+        for key in LATENCY_ONLY:
+            m = row["metrics"][key]
+            assert m["a"] > 0 and m["b"] is None, (mode, key, m)
+            assert m["diff"] is None and m["ratio"] is None, (mode, key, m)
+        # measured on both sides: no early start in B is a true 0
+        early = row["metrics"]["launch_early_us"]
+        assert early["a"] < 0 and early["b"] == 0 and early["ratio"] == 0
+        assert "-0.0" not in r.stdout
+        r = skip("compare", a, b, *mode)
+        assert r.returncode == 0, r.stderr
+        rows = {ln.split()[0]: ln.split()[1:] for ln in r.stdout.splitlines() if ln.strip()}
+        for key in LATENCY_ONLY:
+            assert rows[key][1:] == ["-", "-", "-"], (mode, key, rows[key])
+        assert rows["launch_early_us"][-1] == "0.000"
+        assert [c for c in r.stdout.split() if c[:2] == "-0" and not c.strip("-0.,")] == []

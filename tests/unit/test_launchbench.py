@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -110,3 +111,27 @@ def test_ptx_is_embedded():
 
     ptx = _native.null_kernel_ptx()
     assert ".entry skipnative_null" in ptx and ".entry skipnative_spin" in ptx
+
+
+def test_a_difference_that_rounds_to_nothing_reads_as_no_negative_zero():
+    # medians of differences can be fractional: -0.4 ns is no "-0 ns"
+    res = json.loads(json.dumps(RECORDED))
+    res["overhead"]["skipnative"] = {"driver": -0.4, "runtime": 0.3}
+    res["overhead"]["unprofiled_before_any_capture"] = {"driver": 0.4, "runtime": -0.0}
+    res["overhead"]["torch_profiler"] = {"driver": float("nan"), "runtime": -0.5}
+    t = table(res)
+    numbers = re.findall(r"(\S+) ns(?=[ ,]|$)", t, re.M)
+    assert len(numbers) == 6, t
+    assert [n for n in numbers if n.lstrip("+-") == "0" and n.startswith("-")] == [], t
+    assert "nan" not in t.lower()
+    assert "skipnative: driver +0 ns" in t
+
+
+def test_numbers_that_read_as_zero_carry_no_minus_sign():
+    from skipnative.cli._common import fmt_ratio, fmt_value
+
+    assert fmt_value(-0.0) == fmt_value(0.0) == "0.000"
+    assert fmt_value(-0.0004) == "0.000" and fmt_value(-0.0005) == "-0.001"
+    assert fmt_value(-1234.56) == "-1,234.6" and fmt_value(-0.04) == "-0.040"
+    assert fmt_ratio(-0.0) == fmt_ratio(-0.0001) == "0.000" and fmt_ratio(-0.25) == "-0.250"
+    assert fmt_ratio(None) == fmt_ratio(float("nan")) == "-"

@@ -61,6 +61,24 @@ METRIC_KEYS = (
     "bound",
 )
 
+# the metrics of CUPTI's latency timestamps (the submitted time), which only a
+# skipnative capture with latency_timestamps records (torch.profiler never does)
+LATENCY_METRICS = ("n_latency_kernels", "launch_submit_us", "launch_queue_us")
+
+
+def records_latency(trace: Trace) -> bool:
+    """Whether the trace holds CUPTI's submitted times (any GPU row with one)."""
+    return bool(len(trace.gpu)) and bool((trace.gpu["t_submitted"] != 0).any())
+
+
+def mark_unrecorded(metrics: dict[str, Any], trace: Trace) -> dict[str, Any]:
+    """`metrics` (of `trace`) with those the trace does not record set to NaN (what
+    the commands print as "-" and write as null), not the 0 they are computed as:
+    a side of a comparison that lacks them must not read as none measured."""
+    if not records_latency(trace):
+        metrics.update({k: float("nan") for k in LATENCY_METRICS if k in metrics})
+    return metrics
+
 
 @dataclass
 class RegionMetrics:

@@ -3,6 +3,7 @@ of two traces or of two rank folders)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -15,7 +16,11 @@ def side_by_side(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k in numeric + extra:
         va, vb = a[k], b[k]
-        out[k] = {"a": va, "b": vb, "diff": vb - va, "ratio": (vb / va) if va else None}
+        if math.isnan(va) or math.isnan(vb):  # not recorded on a side: nothing to compare
+            out[k] = {"a": va, "b": vb, "diff": math.nan, "ratio": None}
+            continue
+        # + 0.0: a ratio of 0 to a negative number is 0, never -0
+        out[k] = {"a": va, "b": vb, "diff": vb - va, "ratio": (vb / va + 0.0) if va else None}
     out["bound"] = {"a": a["bound"], "b": b["bound"]}
     return out
 

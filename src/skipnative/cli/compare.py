@@ -6,7 +6,14 @@ import sys
 from collections import Counter
 
 from skipnative.cli import folder_commands
-from skipnative.cli._common import UserError, fmt_value, print_json, table
+from skipnative.cli._common import (
+    UserError,
+    fmt_ratio,
+    fmt_value,
+    print_json,
+    table,
+    window_arg,
+)
 from skipnative.cli._folders import add_jobs_arg
 from skipnative.cli._pairs import paired_regions
 from skipnative.io.folder import is_folder
@@ -25,6 +32,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--window",
+        type=window_arg,
         metavar="START:END",
         help="only kernels whose launch begins in this window, µs from each trace's start",
     )
@@ -117,6 +125,7 @@ def _per_iteration(path: str, trace=None) -> dict:
 
 def comparison(a: str, b: str, region: str, per_iteration: bool = False, window=None) -> dict:
     import skipnative
+    from skipnative.analysis.metrics import mark_unrecorded
     from skipnative.cli.analyze import analysis
 
     if per_iteration and window is not None:
@@ -126,6 +135,9 @@ def comparison(a: str, b: str, region: str, per_iteration: bool = False, window=
         ra, rb = _per_iteration(a, ta), _per_iteration(b, tb)
     else:
         ra, rb = analysis(a, region, 0, window, ta), analysis(b, region, 0, window, tb)
+    for res, trace in ((ra, ta), (rb, tb)):  # what a side does not record is no 0 beside the other
+        for r in res["regions"]:
+            mark_unrecorded(r["metrics"], trace)
     if not ra["regions"]:
         raise UserError(f"{a}: no region named {region!r}")
     if not rb["regions"]:
@@ -173,9 +185,7 @@ def warn_other_work(result: dict) -> None:
 
 
 def run(args) -> int:
-    from skipnative.cli._common import parse_window
-
-    window = parse_window(args.window)
+    window = args.window
     if is_folder(args.a) or is_folder(args.b):
         from skipnative.cli.analyze import analysis
 
@@ -198,7 +208,7 @@ def run(args) -> int:
         for k, m in r["metrics"].items():
             if k == "bound":
                 continue
-            ratio = "-" if m["ratio"] is None else f"{m['ratio']:.3f}"
+            ratio = fmt_ratio(m["ratio"])
             rows.append([k, fmt_value(m["a"]), fmt_value(m["b"]), fmt_value(m["diff"]), ratio])
         b = r["metrics"]["bound"]
         rows.append(["bound", b["a"], b["b"], "", ""])
@@ -211,7 +221,7 @@ def run(args) -> int:
                 f"{c['calls_a']} / {c['calls_b']}",
                 fmt_value(c["median_us_a"]),
                 fmt_value(c["median_us_b"]),
-                "-" if c["ratio"] is None else f"{c['ratio']:.3f}",
+                fmt_ratio(c["ratio"]),
             ]
             for c in result["api_calls"]
         ]

@@ -15,6 +15,7 @@ from typing import Any
 from skipnative.cli._common import (
     UserError,
     api_table,
+    fmt_ratio,
     fmt_value,
     print_json,
     require_content,
@@ -226,7 +227,7 @@ def compare(args, analysis, window=None) -> int:
     for r in rows:
         for k in keys:
             m = r["metrics"][k]
-            ratio = "-" if m["ratio"] is None else f"{m['ratio']:.3f}"
+            ratio = fmt_ratio(m["ratio"])
             out.append(
                 [
                     f"{short_name(r['name'], 30)} {k}",

@@ -25,6 +25,7 @@ Each measurement is a distribution (median, p10, p90) in nanoseconds:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -202,6 +203,12 @@ def _options_text(options: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in options.items()) or "capture defaults"
 
 
+def _signed_ns(v: float) -> str:
+    """A difference in whole ns with its sign; one that rounds to 0 is "+0", never
+    "-0"; "-" where there is none (NaN: no run to take a median of)."""
+    return "-" if not math.isfinite(v) else f"{round(float(v)):+d}"
+
+
 def _depth(d: int | None) -> str:
     return "-" if d is None else str(d)
 
@@ -242,7 +249,7 @@ def table(res: dict[str, Any]) -> str:
             continue
         ratio = res.get("overhead_ratio", {}).get(prof, {})
         added = ", ".join(
-            f"{n} {v:+.0f} ns" + (f" (x{ratio[n]:.2f})" if n in ratio else "")
+            f"{n} {_signed_ns(v)} ns" + (f" (x{ratio[n]:.2f})" if n in ratio else "")
             for n, v in per_api.items()
         )
         name = prof if prof not in options else f"{prof} ({_options_text(options[prof])})"
@@ -251,7 +258,7 @@ def table(res: dict[str, Any]) -> str:
         lines.append(f"  {label}: not measured, this CUPTI refused it ({why})")
     if "unprofiled_before_any_capture" in overhead:
         after = ", ".join(
-            f"{n} {-v:+.0f} ns" for n, v in overhead["unprofiled_before_any_capture"].items()
+            f"{n} {_signed_ns(-v)} ns" for n, v in overhead["unprofiled_before_any_capture"].items()
         )
         lines.append(f"  unprofiled launch calls after captures, against before any: {after}")
     return "\n".join(lines)
