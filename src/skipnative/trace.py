@@ -354,7 +354,10 @@ def _pandas():
     try:
         import pandas as pd
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("DataFrame views need pandas: pip install pandas", name="pandas") from e
+        msg = (
+            "DataFrame views need pandas, which is not installed: pip install 'skipnative[pandas]'"
+        )
+        raise ImportError(msg, name="pandas") from e
     return pd
 
 
@@ -376,7 +379,10 @@ def arrow_table(cols: dict[str, Any]):
     try:
         import pyarrow as pa
     except ImportError as e:  # pragma: no cover - depends on the environment
-        msg = "Arrow and Parquet need pyarrow: pip install pyarrow"
+        msg = (
+            "Arrow and Parquet need pyarrow, which is not installed: "
+            "pip install 'skipnative[parquet]'"
+        )
         raise ImportError(msg, name="pyarrow") from e
     arrays = {}
     for c, v in cols.items():

@@ -176,3 +176,32 @@ def test_cli_json_carries_the_total_and_whether_it_was_cut(tmp_path):
     assert (whole["total"], whole["cut"], len(whole["candidates"])) == (13, False, 13)
     assert whole["candidates"][:5] == cut["candidates"]
     assert "5 of 13 candidates shown" in run("--top", "5")
+
+
+def _fusion_text(path, *extra):
+    r = subprocess.run(
+        [sys.executable, "-m", "skipnative", "fusion", str(path), "--lengths", "2", *extra],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_a_trace_without_ops_says_so_instead_of_an_empty_column(tmp_path):
+    # a native capture records no ATen op: no column left blank without a word
+    t = trace_of(tmp_path, list("ABAB"))
+    assert len(t.ops) == 0
+    t.save(tmp_path / "t.skip")
+    out = _fusion_text(tmp_path / "t.skip")
+    assert "A -> B" in out and out.split()[:4] == ["chain", "count", "PS", "saving_us"]
+    assert "top-level ops" not in out.splitlines()[0]  # no column, blank all the way down
+    notes = [ln for ln in out.splitlines() if "no ATen op" in ln]
+    assert len(notes) == 1 and "skipnative.profile()" in notes[0] and "torch.profiler" in notes[0]
+    # with ops, the column stays and the note goes
+    (tmp_path / "ops").mkdir()
+    with_ops = trace_of(tmp_path / "ops", list("ABAB"), with_ops=True)
+    with_ops.save(tmp_path / "ops.skip")
+    out = _fusion_text(tmp_path / "ops.skip")
+    assert "top-level ops" in out.splitlines()[0] and "aten::op_A" in out
+    assert "no ATen op" not in out

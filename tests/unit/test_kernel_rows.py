@@ -123,7 +123,7 @@ def test_region_and_window_select_like_the_metrics(tmp_path):
     r = skip("kernels", p, "--region", "nope")
     assert r.returncode == 1 and "nope" in r.stderr
     r = skip("kernels", p, "--window", "5:1")
-    assert r.returncode == 1 and "--window" in r.stderr
+    assert r.returncode == 2 and "--window" in r.stderr  # a bad argument, as argparse's
 
 
 def test_a_folder_table_tells_apart_files_that_share_a_rank(tmp_path):
@@ -176,3 +176,19 @@ def test_csv_says_microseconds_in_whole_nanoseconds():
         for k in us:
             v = row[k]
             assert v == "nan" or len(v.partition(".")[2]) <= 3, (k, v)
+
+
+@pytest.mark.parametrize(
+    ("module", "view", "extra"),
+    [("pyarrow", "to_arrow", "parquet"), ("pandas", "kernels_df", "pandas")],
+)
+def test_a_view_without_its_library_names_the_extra(tmp_path, monkeypatch, module, view, extra):
+    # what the README installs: skipnative[parquet] / skipnative[pandas], as `skip`
+    # names them, not the bare library
+    t = skipnative.load(write(tmp_path / "t.json", [launch(0, 1, 1), kernel(2, 1, 1)]))
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    with pytest.raises(ImportError) as e:
+        getattr(t, view)()
+    assert e.value.name == module
+    assert f"pip install 'skipnative[{extra}]'" in str(e.value)
+    assert f"{module}, which is not installed" in str(e.value)

@@ -85,17 +85,27 @@ def run(args) -> int:
     if not cands:
         print(f"{args.trace}: no chain reaches PS >= {args.threshold}")
         return 0
+    has_ops = len(trace.ops) > 0  # a native capture records none: no column left blank
     rows = [
         [
             " -> ".join(short_name(n, 40) for n in c.chain),
             fmt_value(c.count),
             f"{c.ps:.2f}",
             fmt_value(c.saving_us),
-            short_name(", ".join(c.ops), 40),
+            *([short_name(", ".join(c.ops), 40)] if has_ops else []),
         ]
         for c in cands
     ]
-    print(table(rows, ["chain", "count", "PS", "saving_us", "top-level ops"]))
+    header = ["chain", "count", "PS", "saving_us", *(["top-level ops"] if has_ops else [])]
+    print(table(rows, header))
     if len(cands) < total:
         print(f"\n{len(cands)} of {total} candidates shown (--top 0 for all)")
+    if not has_ops:
+        print(f"\n{NO_OPS}")
     return 0
+
+
+NO_OPS = (
+    "no top-level ops: the trace has no ATen op (a native capture records none); "
+    "for attribution, use skipnative.profile() or a torch.profiler trace"
+)
