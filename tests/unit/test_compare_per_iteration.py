@@ -5,6 +5,7 @@ halve every mean); those left out are counted and said."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -158,3 +159,21 @@ def test_a_metric_one_side_does_not_record_is_no_zero(tmp_path):
             assert rows[key][1:] == ["-", "-", "-"], (mode, key, rows[key])
         assert rows["launch_early_us"][-1] == "0.000"
         assert [c for c in r.stdout.split() if c[:2] == "-0" and not c.strip("-0.,")] == []
+
+
+def test_folders_of_ranks_mark_what_one_side_does_not_record(tmp_path):
+    # the same pair as rank 0 of two folders: compared as folders, a metric one
+    # side does not record is no 0 either
+    a, b = _with_and_without_latency(tmp_path)
+    (tmp_path / "A").mkdir()
+    (tmp_path / "B").mkdir()
+    os.rename(a, tmp_path / "A" / "rank0.skip")
+    os.rename(b, tmp_path / "B" / "rank0.json")
+    r = skip("compare", tmp_path / "A", tmp_path / "B", "--json")
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads(r.stdout)["regions"]
+    for key in LATENCY_ONLY:
+        m = row["metrics"][key]
+        assert m["a"] > 0 and m["b"] is None, (key, m)
+        assert m["diff"] is None and m["ratio"] is None, (key, m)
+    assert row["metrics"]["launch_early_us"]["ratio"] == 0

@@ -71,11 +71,12 @@ def records_latency(trace: Trace) -> bool:
     return bool(len(trace.gpu)) and bool((trace.gpu["t_submitted"] != 0).any())
 
 
-def mark_unrecorded(metrics: dict[str, Any], trace: Trace) -> dict[str, Any]:
-    """`metrics` (of `trace`) with those the trace does not record set to NaN (what
-    the commands print as "-" and write as null), not the 0 they are computed as:
-    a side of a comparison that lacks them must not read as none measured."""
-    if not records_latency(trace):
+def mark_unrecorded(metrics: dict[str, Any], latency_recorded: bool) -> dict[str, Any]:
+    """`metrics` of a trace with those it does not record (the latency metrics,
+    unless `latency_recorded`: records_latency()) set to NaN (what the commands
+    print as "-" and write as null), not the 0 they are computed as: a side of a
+    comparison that lacks them must not read as none measured."""
+    if not latency_recorded:
         metrics.update({k: float("nan") for k in LATENCY_METRICS if k in metrics})
     return metrics
 

@@ -125,7 +125,7 @@ def _per_iteration(path: str, trace=None) -> dict:
 
 def comparison(a: str, b: str, region: str, per_iteration: bool = False, window=None) -> dict:
     import skipnative
-    from skipnative.analysis.metrics import mark_unrecorded
+    from skipnative.analysis.metrics import mark_unrecorded, records_latency
     from skipnative.cli.analyze import analysis
 
     if per_iteration and window is not None:
@@ -137,7 +137,7 @@ def comparison(a: str, b: str, region: str, per_iteration: bool = False, window=
         ra, rb = analysis(a, region, 0, window, ta), analysis(b, region, 0, window, tb)
     for res, trace in ((ra, ta), (rb, tb)):  # what a side does not record is no 0 beside the other
         for r in res["regions"]:
-            mark_unrecorded(r["metrics"], trace)
+            mark_unrecorded(r["metrics"], records_latency(trace))
     if not ra["regions"]:
         raise UserError(f"{a}: no region named {region!r}")
     if not rb["regions"]:

@@ -60,6 +60,7 @@ def folder_analysis(
                 "format": res["format"],
                 "api_calls": res["api_calls"],
                 "dropped": res.get("dropped", {}),
+                "records_latency": res.get("records_latency", True),
             }
             for p, rank, res in rows
         ],
@@ -182,6 +183,8 @@ def _metric_rows(pairs: list[tuple[dict, dict, dict]]) -> list[dict]:
 
 
 def compare(args, analysis, window=None) -> int:
+    from skipnative.analysis.metrics import mark_unrecorded
+
     if not (is_folder(args.a) and is_folder(args.b)):
         raise UserError("compare: give two traces or two folders of per-rank traces")
     if args.per_iteration:
@@ -196,6 +199,10 @@ def compare(args, analysis, window=None) -> int:
             raise UserError(
                 f"{folder}: {shared_rank_text(rank, files)}; compare pairs one file per rank"
             )
+    for res in (ra, rb):  # what a rank does not record is no 0 beside the other's
+        recorded = {r["rank"]: r["records_latency"] for r in res["ranks"]}
+        for r in res["regions"]:
+            mark_unrecorded(r["metrics"], recorded[r["rank"]])
     rows = []
     ranks_a, ranks_b = {r["rank"] for r in ra["ranks"]}, {r["rank"] for r in rb["ranks"]}
     unpaired = {"ranks_a": sorted(ranks_a - ranks_b), "ranks_b": sorted(ranks_b - ranks_a)}
