@@ -247,3 +247,12 @@ def test_the_blocks_own_exception_is_not_replaced_by_a_warning_made_an_error(gpu
         ):
             for _ in range(3):
                 gpu.launch("k", 1000)
+
+
+@pytest.mark.parametrize(
+    "domains", [{"driver"}, frozenset({"driver"}), (d for d in ["driver"]), {"driver": 1}.keys()]
+)
+def test_api_domains_may_be_any_collection_of_names(gpu, domains):
+    with skipnative.capture(clock="library", api_domains=domains) as cap:
+        gpu.launch("k", 1000)
+    assert cap.metadata["api_domains"] == ["driver"]

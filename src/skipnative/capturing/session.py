@@ -196,6 +196,10 @@ class Capture:
         options = {name: given[name] for name in mod.capture_options()}
         if isinstance(api_domains, str):  # one domain named alone
             options["api_domains"] = [api_domains]
+        elif isinstance(api_domains, (set, frozenset, type({}.keys()))) or (
+            hasattr(api_domains, "__next__")  # a generator, an iterator
+        ):
+            options["api_domains"] = sorted(api_domains, key=str)
         self._mod = mod
         self._synchronize = synchronize
         self._hooked = launch_records == "hook"  # stop() checks the hooks saw launches
