@@ -189,17 +189,8 @@ SessionOptions options_from(const py::dict& d) {
 #undef SKIPNATIVE_OPTION_FROM_PY
     throw py::value_error("unknown session option '" + k + "'");
   }
-  if (o.activity_buffer_bytes < 4096)
-    throw py::value_error("activity_buffer_bytes must be >= 4096");
-  if (o.activity_buffer_bytes > kMaxActivityBufferBytes)
-    throw py::value_error(
-        "activity_buffer_bytes must be <= " + std::to_string(kMaxActivityBufferBytes) + ", not " +
-        std::to_string(o.activity_buffer_bytes));
-  if (o.max_activity_buffers < 1) throw py::value_error("max_activity_buffers must be >= 1");
-  if (o.launch_chunk_records < 1) throw py::value_error("launch_chunk_records must be >= 1");
-  if (o.completion_cpu < -1)
-    throw py::value_error("completion_cpu must be a CPU number, or -1 for none, not " +
-                          std::to_string(o.completion_cpu));
+  const std::string problem = options_problem(o);
+  if (!problem.empty()) throw py::value_error(problem);
   return o;
 }
 

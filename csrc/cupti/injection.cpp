@@ -37,6 +37,7 @@
 #include <string>
 #include <thread>
 
+#include "cupti/metadata.h"
 #include "cupti/run_dump.h"
 #include "cupti/session.h"
 
@@ -74,7 +75,9 @@ bool parse_options(const std::string& text, SessionOptions* o, std::string* why)
       return false;
     }
   }
-  return true;
+  *why = options_problem(*o);
+  if (!why->empty()) *why += " in SKIPNATIVE_RUN_OPTIONS";
+  return why->empty();
 }
 
 std::string env(const char* name) {

@@ -139,6 +139,19 @@ std::string to_json(const std::vector<std::string>& v) {
 
 }  // namespace
 
+std::string options_problem(const SessionOptions& o) {
+  if (o.activity_buffer_bytes < 4096) return "activity_buffer_bytes must be >= 4096";
+  if (o.activity_buffer_bytes > kMaxActivityBufferBytes)
+    return "activity_buffer_bytes must be <= " + std::to_string(kMaxActivityBufferBytes) +
+           ", not " + std::to_string(o.activity_buffer_bytes);
+  if (o.max_activity_buffers < 1) return "max_activity_buffers must be >= 1";
+  if (o.launch_chunk_records < 1) return "launch_chunk_records must be >= 1";
+  if (o.completion_cpu < -1)
+    return "completion_cpu must be a CPU number, or -1 for none, not " +
+           std::to_string(o.completion_cpu);
+  return "";
+}
+
 bool set_option_text(SessionOptions& o, const std::string& key, const std::string& value,
                      std::string* why) {
 #define SKIPNATIVE_OPTION_FROM_TEXT(type, name, default_value)         \

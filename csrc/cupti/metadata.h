@@ -19,6 +19,10 @@ std::string json_quote(const std::string& s);
 bool set_option_text(SessionOptions& o, const std::string& key, const std::string& value,
                      std::string* why);
 
+// What is wrong with a set of options as a whole ("" when nothing): the bounds
+// every way of setting them shares (skipnative.capture(), `skip run`'s injection).
+std::string options_problem(const SessionOptions& o);
+
 // The session's metadata as one JSON object: every capture option (the clock as
 // the clock used), the CUPTI library, the clock's parameters, the time span and
 // every drop and buffer count.

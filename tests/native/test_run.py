@@ -629,13 +629,24 @@ _Cuda(3000, False)  # cuInit: the injection cannot read its options
 """
 
 
-def test_a_process_that_cannot_read_its_options_is_listed_with_why(tmp_path):
-    r = skip_run(tmp_path, "--", sys.executable, "-c", _BAD_OPTIONS)
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        ("no_such_option=1", "no_such_option"),
+        # out of the bounds capture() holds too: the injection checks them itself
+        ("max_activity_buffers=0", "max_activity_buffers must be >= 1"),
+        ("activity_buffer_bytes=9999999999999999999", "activity_buffer_bytes must be <="),
+        ("completion_cpu=-5", "completion_cpu must be a CPU number"),
+    ],
+)
+def test_a_process_that_cannot_read_its_options_is_listed_with_why(tmp_path, options, said):
+    code = _BAD_OPTIONS.replace("no_such_option=1", options)
+    r = skip_run(tmp_path, "--", sys.executable, "-c", code)
     assert r.returncode == 1
     (p,) = runfolder.read_run(tmp_path)["processes"]
-    assert "no_such_option" in p["error"] and not p.get("file")
+    assert said in p["error"] and not p.get("file")
     assert "no process of the command initialised CUDA" not in r.stderr
-    assert f"pid {p['pid']}: " in r.stderr and "no_such_option" in r.stderr
+    assert f"pid {p['pid']}: " in r.stderr and said in r.stderr
 
 
 def test_records_dropped_in_every_window_are_said_and_summed(tmp_path):
