@@ -27,12 +27,15 @@ std::mutex g_retired_mu;
 [[maybe_unused]] const int g_retired_mu_fork = hold_across_fork<g_retired_mu>();
 std::unique_ptr<LaunchBuffers> g_retired;
 
+// A session holds CUPTI's subscription (from cuptiSubscribe to cuptiUnsubscribe);
+// a child forked meanwhile inherits it.
+std::atomic<bool> g_subscribed{false};
 std::atomic<bool> g_forked_from_capture{false};
 
 void after_fork_in_child() {
   // A forked child must not write into the parent's session (its copy of the
   // buffers is private, and CUDA is unusable after fork anyway).
-  if (cs::session.load() != nullptr) g_forked_from_capture.store(true);
+  g_forked_from_capture.store(g_subscribed.load());
   cs::session.store(nullptr);
   cs::buffers.store(nullptr);
   cs::generation.fetch_add(1);
@@ -181,6 +184,7 @@ void Session::enable_callbacks() {
         "run skipnative's capture before any torch.profiler use, or in its own process");
   }
   check(r, "cuptiSubscribe");
+  g_subscribed.store(true);
   for (const auto& a : subscribed_apis()) {
     if (!opts_.launch_callbacks || source_ != LaunchRecords::kCallbacks ||
         !opts_.api_domains.has(a.domain))
@@ -338,6 +342,7 @@ void Session::teardown_cupti(bool flush) {
                            a.cbid);
     api_->Unsubscribe(subscriber_);
     subscriber_ = nullptr;
+    g_subscribed.store(false);
   }
 }
 

@@ -234,6 +234,30 @@ void test_fork_while_a_lock_is_held(const Double& d) {
   CHECK(s->launches().size() == 1 && s->kernels().size() == 1);
 }
 
+// fork() while another thread's start() has published its session but not yet
+// subscribed to CUPTI: the child inherits no subscription, so it is not told
+// that its parent's capture holds CUPTI (forked_from_capture); a child forked
+// while a session is subscribed is.
+void test_fork_before_the_subscription(const Double& d) {
+  d.reset(130001);
+  PauseOnce published("published", 300);
+  auto s = std::make_unique<Session>(library_clock());
+  published.armed = true;
+  std::thread starter([&] { s->start(); });
+  CHECK(published.reached.wait(5000));
+  std::fflush(nullptr);
+  pid_t child = fork();
+  if (child == 0) std::_Exit(skipnative::forked_from_capture() ? 1 : 0);
+  published.resume.release();
+  starter.join();
+  int status = 0;
+  CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  child = fork();  // subscribed now
+  if (child == 0) std::_Exit(skipnative::forked_from_capture() ? 0 : 1);
+  CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  s->stop();
+}
+
 // A buffer callback that read the session just before stop() must finish
 // before stop() returns: nothing is appended to a stopped session's rows.
 void test_stop_while_a_buffer_is_delivered(const Double& d) {
@@ -1203,6 +1227,7 @@ void run_concurrency_tests(const Double& d) {
   test_clock_readers_during_restarts(d);
   test_fork_while_capturing(d);
   test_fork_while_a_lock_is_held(d);
+  test_fork_before_the_subscription(d);
   test_stop_while_a_buffer_is_delivered(d);
   test_failed_start_while_a_buffer_is_delivered(d);
   test_refused_start_while_a_buffer_is_delivered(d);
