@@ -246,3 +246,27 @@ def test_a_copy_call_that_returned_before_its_copy_scales_with_the_cpu(tmp_path)
     p = replay(t, cpu_scale=0.5)
     copy_call = p.launches[p.launches["correlation"] == 2][0]
     assert copy_call["t_end"] - copy_call["t_begin"] == 25_000
+
+
+def test_a_quick_copy_on_an_idle_stream_is_not_held_for_its_copy(tmp_path):
+    # the call (20-40 us) returned after its copy (25-30 us) ended, but nothing ran
+    # before it on the stream: nothing says the call waited, so on a CPU twice as
+    # fast it takes half the time, as any call
+    copy = kernel(25, 5, 1, name="Memcpy HtoD (Pinned -> Device)")
+    copy["cat"] = "gpu_memcpy"
+    ev = [step(0, 60, 1), launch(20, 20, 1, name="cudaMemcpyAsync"), copy]
+    t = skipnative.load(write(tmp_path / "idle_copy.json", ev))
+    call = replay(t, cpu_scale=0.5).launches[0]
+    assert call["t_end"] - call["t_begin"] == 10_000
+
+
+def test_which_copies_can_wait_by_their_names():
+    from skipnative.analysis.whatif import _asynchronous_copy
+
+    # torch.profiler's names on CUDA, its name on ROCm (host memory of unknown kind),
+    # a native capture's (no memory kinds)
+    assert _asynchronous_copy("Memcpy HtoD (Pinned -> Device)")
+    assert _asynchronous_copy("Memcpy DtoD (Device -> Device)")
+    assert not _asynchronous_copy("Memcpy DtoH (Device -> Pageable)")
+    assert not _asynchronous_copy("Memcpy HtoD (Host -> Device)")
+    assert not _asynchronous_copy("Memcpy DtoH")

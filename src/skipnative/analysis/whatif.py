@@ -36,6 +36,7 @@ The result is a predicted Trace; every metric is computed from it as usual.
 from __future__ import annotations
 
 import heapq
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -168,7 +169,7 @@ class _Replay:
         self.dep = _handoffs(ln)
         # copy and set calls that returned after their own GPU work ended waited for
         # it (a copy to or from pageable memory): the tail from its end to the return
-        self.wait_tail = _copy_waits(ln, g, gl)
+        self.wait_tail = _copy_waits(t, gl)
         self.bounds = step_bounds(t)
         self.new_b = np.zeros(n_l, dtype=np.int64)
         self.new_e = np.zeros(n_l, dtype=np.int64)
@@ -281,21 +282,42 @@ HANDOFF_NS = 20_000
 _COPY_KINDS = (API_KINDS.index("copy"), API_KINDS.index("set"))
 
 
-def _copy_waits(ln: np.ndarray, g: np.ndarray, gl: np.ndarray) -> np.ndarray:
-    """Per call, -1, or for a copy or set call that returned at or after the end of
-    all the GPU work it launched (it waited for it: cudaMemcpyAsync from or to
-    pageable memory, which waits for the stream's earlier work too), the time from
-    that end to its return."""
+def _copy_waits(t: Trace, gl: np.ndarray) -> np.ndarray:
+    """Per call, -1, or for a copy or set call that waited for its GPU work (as
+    cudaMemcpyAsync from or to pageable memory does, behind the stream's earlier
+    work), the time from that work's end to its return. It waited where it returned
+    at or after the end of all the GPU work it launched, unless that work's names
+    say it touched only pinned or device memory (torch.profiler's "Memcpy HtoD
+    (Pinned -> Device)": such a copy is asynchronous, and one that ended inside its
+    call says nothing of a wait)."""
+    ln, g = t.launches, t.gpu
     tail = np.full(len(ln), -1, dtype=np.int64)
     has = np.flatnonzero(gl >= 0)
     if len(has) == 0:
         return tail
-    last = np.full(len(ln), np.iinfo(np.int64).min, dtype=np.int64)
+    never = np.iinfo(np.int64).min
+    last = np.full(len(ln), never, dtype=np.int64)
     np.maximum.at(last, gl[has], g["t_end"][has].astype(np.int64))
+    names = t.strings
+    ids = np.unique(g["name_id"][has])
+    async_ids = [i for i in ids.tolist() if _asynchronous_copy(names[i])]
+    all_async = np.ones(len(ln), dtype=bool)
+    np.logical_and.at(all_async, gl[has], np.isin(g["name_id"][has], async_ids))
     ends = ln["t_end"].astype(np.int64)
-    waited = np.isin(ln["kind"], _COPY_KINDS) & (last > np.iinfo(np.int64).min) & (ends >= last)
+    waited = np.isin(ln["kind"], _COPY_KINDS) & ~all_async & (last > never) & (ends >= last)
     tail[waited] = ends[waited] - last[waited]
     return tail
+
+
+_COPY_ENDS = re.compile(r"\((\w+) -> (\w+)\)")
+
+
+def _asynchronous_copy(name: str) -> bool:
+    """A copy whose name gives both ends as memory no host thread has to wait on:
+    pinned host memory, device memory or an array ("Memcpy HtoD (Pinned ->
+    Device)"); not pageable or unspecified host memory ("Host -> Device")."""
+    m = _COPY_ENDS.search(name)
+    return m is not None and {m.group(1), m.group(2)} <= {"Pinned", "Device", "Array"}
 
 
 def _handoffs(ln: np.ndarray) -> np.ndarray:
