@@ -192,3 +192,21 @@ def test_a_view_without_its_library_names_the_extra(tmp_path, monkeypatch, modul
     assert e.value.name == module
     assert f"pip install 'skipnative[{extra}]'" in str(e.value)
     assert f"{module}, which is not installed" in str(e.value)
+
+
+@pytest.mark.parametrize("option", ["--csv", "--parquet"])
+def test_an_output_that_is_a_folder_is_refused_with_or_without_force(tmp_path, option):
+    if option == "--parquet":
+        pytest.importorskip("pyarrow")
+    (tmp_path / "out").mkdir()
+    for force in ([], ["--force"]):
+        r = subprocess.run(
+            [sys.executable, "-m", "skipnative", "kernels", str(CUDA[0]), option, "out", *force],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        assert r.stderr.strip().splitlines() == [
+            "skip: error: out: exists and is not a regular file; only a file is replaced"
+        ], force

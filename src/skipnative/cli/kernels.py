@@ -13,7 +13,6 @@ from skipnative.cli._common import (
     fmt_value,
     out_path,
     print_json,
-    refuse_existing,
     require_content,
     short_name,
     table,
@@ -86,8 +85,12 @@ def _table(args) -> tuple[dict, list[str]]:
 
 
 def _check_out(path: str, force: bool) -> None:
+    """Before any work: an output that is no file (a folder) is refused, --force or
+    not; an existing file without --force."""
+    from skipnative.io.atomic import refuse_output
+
     if path != "-":
-        refuse_existing([path], force)
+        refuse_output(path, overwrite=force)
 
 
 def write_csv(cols: dict, path: str, force: bool = False) -> None:
