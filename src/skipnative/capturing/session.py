@@ -7,6 +7,7 @@ import os
 import sys
 import warnings
 import weakref
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -196,10 +197,8 @@ class Capture:
         options = {name: given[name] for name in mod.capture_options()}
         if isinstance(api_domains, str):  # one domain named alone
             options["api_domains"] = [api_domains]
-        elif isinstance(api_domains, (set, frozenset, type({}.keys()))) or (
-            hasattr(api_domains, "__next__")  # a generator, an iterator
-        ):
-            options["api_domains"] = sorted(api_domains, key=str)
+        elif isinstance(api_domains, Iterable):  # a set, a generator: names checked natively
+            options["api_domains"] = list(api_domains)
         self._mod = mod
         self._synchronize = synchronize
         self._hooked = launch_records == "hook"  # stop() checks the hooks saw launches
