@@ -15,6 +15,7 @@ using skipnative::kineto::OpEvent;
 using skipnative::kineto::ReadError;
 using skipnative::kineto::StepEvent;
 using skipnative::kineto::TraceReader;
+using skipnative::kineto::WaitEvent;
 
 namespace {
 
@@ -38,6 +39,8 @@ void register_reader_dtypes() {
   PYBIND11_NUMPY_DTYPE(OpEvent, ts, dur, pid, tid, external_id, parent, top, name_id, depth);
   PYBIND11_NUMPY_DTYPE_EX(StepEvent, ts, "ts", dur, "dur", pid, "pid", tid, "tid", name_id,
                           "name_id", pad, "_pad");
+  PYBIND11_NUMPY_DTYPE(WaitEvent, ts, dur, correlation, record_correlation, device, stream,
+                       on_stream);
 }
 
 // Rows of one layout -> rows of another, field by field in one pass over the
@@ -137,6 +140,7 @@ void register_kineto(py::module_& m) {
       .def("gpu", [](py::object self) { return table(self.cast<TraceReader&>().gpu, self); })
       .def("ops", [](py::object self) { return table(self.cast<TraceReader&>().ops, self); })
       .def("steps", [](py::object self) { return table(self.cast<TraceReader&>().steps, self); })
+      .def("waits", [](py::object self) { return table(self.cast<TraceReader&>().waits, self); })
       // as bytes: a trace may hold invalid UTF-8, which Python decodes with replacement
       .def("strings",
            [](TraceReader& r) {
@@ -154,6 +158,7 @@ void register_kineto(py::module_& m) {
     d["gpu"] = py::dtype::of<GpuEvent>();
     d["op"] = py::dtype::of<OpEvent>();
     d["step"] = py::dtype::of<StepEvent>();
+    d["wait"] = py::dtype::of<WaitEvent>();
     return d;
   });
   m.def("copy_rows", &copy_rows, py::arg("src"), py::arg("src_itemsize"), py::arg("dst"),
@@ -164,6 +169,7 @@ void register_kineto(py::module_& m) {
     d["gpu"] = sizeof(skipnative::kineto::GpuEvent);
     d["op"] = sizeof(skipnative::kineto::OpEvent);
     d["step"] = sizeof(skipnative::kineto::StepEvent);
+    d["wait"] = sizeof(skipnative::kineto::WaitEvent);
     return d;
   });
 }

@@ -17,6 +17,7 @@ enum Cat : int {
   kCatDriver,
   kCatCpuOp,
   kCatAnnotation,
+  kCatSync,
 };
 
 // Current Kineto category names, and the capitalised ones of torch 1.8-1.10 traces.
@@ -33,6 +34,9 @@ Cat category(std::string_view c) {
       break;
     case 8:
       if (c == "Operator") return kCatCpuOp;
+      break;
+    case 9:
+      if (c == "cuda_sync") return kCatSync;
       break;
     case 10:
       if (c == "gpu_memcpy") return kCatMemcpy;
@@ -101,6 +105,7 @@ struct EventFields {
   bool name_is_string = true;
   IntField ts, dur, pid, tid;
   IntField correlation, external_id, device, stream, bytes, cbid;
+  IntField wait_on_stream, wait_on_record;  // cuda_sync "Stream Wait Event"
   int32_t grid[3] = {0, 0, 0}, block[3] = {0, 0, 0};
 };
 
@@ -150,14 +155,17 @@ struct Use {
 void check_event(const EventFields& f, Cat cat, uint64_t index) {
   const bool launch = cat == kCatRuntime || cat == kCatDriver;
   const bool gpu = cat == kCatKernel || cat == kCatMemcpy || cat == kCatMemset;
+  const bool wait = cat == kCatSync;  // a Stream Wait Event: the what-if replay's edges
   const Use uses[] = {
       {"ts", &f.ts, true},
       {"dur", &f.dur, true},
       {"pid", &f.pid, false},
       {"tid", &f.tid, false},
-      {"args.correlation", launch || gpu ? &f.correlation : nullptr, false},
-      {"args.device", gpu ? &f.device : nullptr, false},
-      {"args.stream", gpu ? &f.stream : nullptr, false},
+      {"args.correlation", launch || gpu || wait ? &f.correlation : nullptr, wait},
+      {"args.device", gpu || wait ? &f.device : nullptr, wait},
+      {"args.stream", gpu || wait ? &f.stream : nullptr, wait},
+      {"args.wait_on_stream", wait ? &f.wait_on_stream : nullptr, true},
+      {"args.wait_on_cuda_event_record_corr_id", wait ? &f.wait_on_record : nullptr, true},
   };
   auto fail = [&](const std::string& what) {
     throw ReadError("traceEvents[" + std::to_string(index) + "]: (" + ascii(f.cat) + " '" +
@@ -171,7 +179,7 @@ void check_event(const EventFields& f, Cat cat, uint64_t index) {
   }
   if (f.dur.v < 0) fail("negative 'dur'");
   if (f.ts.v > INT64_MAX - f.dur.v) fail("'ts' + 'dur' does not fit 64-bit nanoseconds");
-  if (gpu) {
+  if (gpu || wait) {
     // a GPU row's device, args.device or else the pid (older traces), is kept in
     // 32 bits: anything else would be read as another device
     const bool given = f.device.state == IntField::kOk;
@@ -258,6 +266,10 @@ void TraceReader::read_args(Cursor& c, EventFields& f) {
       dst = &f.bytes;
     else if (key == "cbid")
       dst = &f.cbid;
+    else if (key == "wait_on_stream")
+      dst = &f.wait_on_stream;
+    else if (key == "wait_on_cuda_event_record_corr_id")
+      dst = &f.wait_on_record;
     if (dst)
       read_int(c, *dst, 0);
     else if (key == "grid" || key == "block")
@@ -283,7 +295,10 @@ void TraceReader::read_thread_id(Cursor& c, EventFields& f, bool is_pid) {
 }
 
 void TraceReader::store_event(const EventFields& f, uint64_t index) {
-  const Cat cat = f.ph == 'X' ? category(f.cat) : kCatOther;
+  Cat cat = f.ph == 'X' ? category(f.cat) : kCatOther;
+  // of the cuda_sync events only waits of one stream on another's event are kept
+  // (stream, context and event synchronisation show on the CPU side as sync calls)
+  if (cat == kCatSync && f.name != std::string_view("Stream Wait Event")) cat = kCatOther;
   // ProfilerStep#N (a cpu_op in older traces) and every record_function /
   // user_annotation range go to the steps table; the conversion tells them apart.
   const bool step = cat == kCatAnnotation ||
@@ -295,7 +310,10 @@ void TraceReader::store_event(const EventFields& f, uint64_t index) {
   check_event(f, cat, index);
   const int64_t ts = f.ts.v, dur = f.dur.v, pid = value_or(f.pid, 0), tid = value_or(f.tid, 0);
   const int32_t name_id = int32_t(names.intern(f.name));
-  if (step) {
+  if (cat == kCatSync) {
+    waits.push_back(WaitEvent{ts, dur, f.correlation.v, f.wait_on_record.v, f.device.v, f.stream.v,
+                              f.wait_on_stream.v});
+  } else if (step) {
     steps.push_back(StepEvent{ts, dur, pid, tid, name_id, 0});
   } else if (cat == kCatCpuOp) {
     ops.push_back(OpEvent{ts, dur, pid, tid, value_or(f.external_id, -1), -1, -1, name_id, 0});

@@ -67,6 +67,20 @@ REGION_KINDS = ("marker", "step", "annotation")
 WHOLE_TRACE = "all"  # the pseudo-region of every kernel: no region takes its name
 REGION_DTYPE = np.dtype([("t_begin", "<i8"), ("t_end", "<i8"), ("name_id", "<i4"), ("kind", "u1")])
 
+# Cross-stream waits (cudaStreamWaitEvent), where the trace says which record they
+# wait on (Kineto's cuda_sync "Stream Wait Event"): from the wait call
+# `correlation` on, work on `stream` waits for the work on `on_stream` that was
+# launched before the cudaEventRecord call `record_correlation`.
+WAIT_DTYPE = np.dtype(
+    [
+        ("correlation", "<i8"),
+        ("record_correlation", "<i8"),
+        ("device", "<i4"),
+        ("stream", "<i8"),
+        ("on_stream", "<i8"),
+    ]
+)
+
 KIND_KERNEL = API_KINDS.index("kernel")
 KIND_GRAPH = API_KINDS.index("graph")
 KIND_SYNC = API_KINDS.index("sync")
@@ -264,6 +278,8 @@ class Trace:
     path: str | None = None
     # the file this trace was read from, as it was then (a Kineto export copies it)
     origin: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    # cross-stream waits (WAIT_DTYPE): none where the source does not record them
+    waits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=WAIT_DTYPE))
 
     @property
     def source(self) -> str:

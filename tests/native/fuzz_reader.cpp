@@ -83,7 +83,8 @@ void compare(const Outcome& a, const Outcome& b, const char* how) {
                     " / cut: " + (b.ok ? std::string("ok") : b.error));
   if (!a.ok) return;
   if (!same_rows(a.r.launches, b.r.launches) || !same_rows(a.r.gpu, b.r.gpu) ||
-      !same_rows(a.r.ops, b.r.ops) || !same_rows(a.r.steps, b.r.steps))
+      !same_rows(a.r.ops, b.r.ops) || !same_rows(a.r.steps, b.r.steps) ||
+      !same_rows(a.r.waits, b.r.waits))
     broken(how, "different rows");
   if (a.r.names.snapshot() != b.r.names.snapshot()) broken(how, "different strings");
   if (a.r.top_level != b.r.top_level) broken(how, "different top-level members");
@@ -102,6 +103,10 @@ void check_rows(const TraceReader& r) {
   for (const auto& g : r.gpu) {
     timed(g.ts, g.dur, g.name_id);
     if (g.device < 0 || g.device > INT32_MAX || g.kind < 0 || g.kind > 2) broken("a bad GPU row");
+  }
+  for (const auto& w : r.waits) {
+    if (w.dur < 0 || w.ts > INT64_MAX - w.dur) broken("a wait with a bad ts/dur");
+    if (w.device < 0 || w.device > INT32_MAX) broken("a wait with a bad device");
   }
   const int64_t n_ops = int64_t(r.ops.size());
   for (int64_t k = 0; k < n_ops; ++k) {

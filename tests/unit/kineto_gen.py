@@ -65,3 +65,24 @@ def write(path, events, gz=False, **top):
     with open(path, "wb") as f:
         f.write(data)
     return str(path)
+
+
+def stream_wait(ts, corr, record_corr, stream, on_stream, device=0):
+    """Kineto's record of a cudaStreamWaitEvent call `corr`: `stream` waits for the
+    work on `on_stream` before the cudaEventRecord call `record_corr`."""
+    return {
+        "ph": "X",
+        "cat": "cuda_sync",
+        "name": "Stream Wait Event",
+        "pid": device,
+        "tid": stream,
+        "ts": ts,
+        "dur": 0,
+        "args": {
+            "correlation": corr,
+            "device": device,
+            "stream": stream,
+            "wait_on_stream": on_stream,
+            "wait_on_cuda_event_record_corr_id": record_corr,
+        },
+    }

@@ -84,6 +84,10 @@ KINETO_FIELDS = {
     "op": {f: ("i", 8, ()) for f in ("ts", "dur", "pid", "tid", "external_id", "parent", "top")}
     | {"name_id": ("i", 4, ()), "depth": ("i", 4, ())},
     "step": {f: ("i", 8, ()) for f in ("ts", "dur", "pid", "tid")} | {"name_id": ("i", 4, ())},
+    "wait": {
+        f: ("i", 8, ())
+        for f in ("correlation", "record_correlation", "device", "stream", "on_stream")
+    },
 }
 
 

@@ -20,7 +20,12 @@ difference in null-kernel launch cost between two machines, from
 ``skip bench launch``), on top of ``cpu_scale``.
 
 Unchanged (``cpu_scale=1``), the replay reproduces the measured schedule.
-Cross-stream dependencies are not modelled beyond these per-activity offsets.
+Cross-stream waits (``cudaStreamWaitEvent``) are kept where the trace says which
+event record each waits on (``Trace.waits``: Kineto's cuda_sync events; see
+whatif_waits): the first GPU row after the wait starts no earlier than its
+measured lag after the awaited row's end, and a row whose start the wait decided
+is treated as queued. Elsewhere cross-stream order is not modelled beyond the
+per-activity offsets.
 Steps (step and marker regions) are barriers: a call of a later step, on any
 thread, begins after every call of the earlier steps has begun, so each step
 keeps its calls and their kernels. Ops and region bounds move with the replayed
@@ -50,6 +55,7 @@ from skipnative.analysis.kernels import (
     take,
 )
 from skipnative.analysis.whatif_times import predicted_trace, step_bounds
+from skipnative.analysis.whatif_waits import WaitEdges, wait_edges
 from skipnative.trace import API_KINDS, KIND_GRAPH, KIND_KERNEL, KIND_SYNC, Trace
 
 
@@ -64,6 +70,7 @@ class _GpuPlan:
     gap: np.ndarray  # where queued: start - the stream predecessor's end
     dur: np.ndarray
     launch_begin: np.ndarray  # its launch call's begin as measured (its start if none)
+    waits: WaitEdges  # cross-stream waits between rows
 
 
 def _gpu_plan(t: Trace) -> _GpuPlan:
@@ -72,15 +79,20 @@ def _gpu_plan(t: Trace) -> _GpuPlan:
     has = gl >= 0
     l_b, l_e = take(ln["t_begin"], gl, 0), take(ln["t_end"], gl, 0)
     so, prev_end, queued = queued_at_return(g, has, l_e)
+    launch_begin = np.where(has, l_b, g["t_start"])
+    waits = wait_edges(t, has, launch_begin, np.where(has, l_e, g["t_start"]))
+    # rows that queued, behind their stream or another stream they waited for,
+    # keep at most the median latency of those that did not
+    behind = queued | waits.waited
     rho = (g["t_start"] - l_b).astype(np.int64)
-    if (has & ~queued).any():
-        med = int(np.median(rho[has & ~queued]))
-        rho = np.where(queued, np.minimum(rho, med), rho)
+    if (has & ~behind).any():
+        med = int(np.median(rho[has & ~behind]))
+        rho = np.where(behind, np.minimum(rho, med), rho)
     # negative where it started before its predecessor ended, as kernels of one
     # graph may (programmatic dependent launch): kept, so the replay reproduces it
     gap = g["t_start"] - np.where(queued, prev_end, g["t_start"])
     dur = (g["t_end"] - g["t_start"]).astype(np.int64)
-    return _GpuPlan(gl, so, queued, rho, gap, dur, np.where(has, l_b, g["t_start"]))
+    return _GpuPlan(gl, so, queued, rho, gap, dur, launch_begin, waits)
 
 
 def replay(
@@ -176,6 +188,7 @@ class _Replay:
         self.done = np.zeros(n_l, dtype=bool)
         self.new_s = g["t_start"].astype(np.int64).copy()
         self.new_end = g["t_end"].astype(np.int64).copy()
+        self.placed = gl < 0  # rows without a launch keep their measured times
         self.stream_free: dict[tuple[int, int], int] = {}
         self.done_so_far = int(np.iinfo(np.int64).min)
 
@@ -273,7 +286,11 @@ class _Replay:
             rho = int(plan.rho[r])
             ready = tb + (int(float(rho) * (te - tb) / a) if a > 0 else rho)
         s = ready if free is None else max(ready, free + int(plan.gap[r]))
+        for a, lag in plan.waits.after.get(r, ()):
+            if self.placed[a]:  # else its launch comes later in the replay: not waited for
+                s = max(s, int(self.new_end[a]) + lag)
         self.new_s[r], self.new_end[r] = s, s + int(plan.dur[r])
+        self.placed[r] = True
         self.stream_free[sk] = int(self.new_end[r])
         self.done_so_far = max(self.done_so_far, int(self.new_end[r]))
 

@@ -25,6 +25,7 @@ from skipnative.trace import (
     OP_DTYPE,
     REGION_DTYPE,
     REGION_KINDS,
+    WAIT_DTYPE,
     StringTable,
     Trace,
     call_kind,
@@ -239,6 +240,7 @@ def _to_trace(path: str, reader) -> Trace:
         regions = _regions_from(extra_regions, strings)
 
     meta["events"] = int(reader.events)
+    waits = _waits(reader)
     tables = {"launches": launches, "gpu": gpu, "ops": ops, "regions": regions}
     problem = span_problem(tables)
     if problem:
@@ -251,4 +253,15 @@ def _to_trace(path: str, reader) -> Trace:
         strings=strings.strings,
         meta=meta,
         path=path,
+        waits=waits,
     )
+
+
+def _waits(reader) -> np.ndarray:
+    """The trace's cross-stream waits (trace.WAIT_DTYPE; the reader checked that each
+    field is an integer and the device fits 32 bits)."""
+    rows = reader.waits().view(record_dtypes()["wait"])
+    out = np.zeros(len(rows), dtype=WAIT_DTYPE)
+    for name in WAIT_DTYPE.names or ():
+        out[name] = rows[name]
+    return out

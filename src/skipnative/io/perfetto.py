@@ -54,7 +54,7 @@ def export_perfetto(trace: Trace, path: str, *, overwrite: bool = False) -> int:
     pid_cpu = int(trace.meta.get("pid", 0) or 0)
     events = _launch_events(trace, off, pid_cpu)
     gpu_events, devices = _gpu_events(trace, off)
-    events += gpu_events + _cpu_events(trace, off, pid_cpu)
+    events += gpu_events + _cpu_events(trace, off, pid_cpu) + _wait_events(trace, off)
     for dev in sorted(devices):
         events.append(
             f'{{"name":"process_name","ph":"M","pid":{dev},"tid":0,"args":{{"name":"GPU {dev}"}}}}'
@@ -154,6 +154,27 @@ def _gpu_events(trace: Trace, off: int) -> tuple[list[str], set[int]]:
                 f'"ts":{_us(ts)},"cat":"ac2g","name":"ac2g","bp":"e"}}'
             )
     return events, devices
+
+
+def _wait_events(trace: Trace, off: int) -> list[str]:
+    """Cross-stream waits as Kineto writes them (cuda_sync "Stream Wait Event", on the
+    waiting stream's track at its wait call's begin), so that the export reads back
+    with them; a wait whose call the trace lacks has no time and is left out."""
+    ln = trace.launches
+    begin = dict(zip(ln["correlation"].tolist(), ln["t_begin"].tolist()))
+    out = []
+    for w in trace.waits:
+        ts = begin.get(int(w["correlation"]))
+        if ts is None:
+            continue
+        dev, stream, corr = int(w["device"]), int(w["stream"]), int(w["correlation"])
+        out.append(
+            f'{{"ph":"X","cat":"cuda_sync","name":"Stream Wait Event","pid":{dev},'
+            f'"tid":{stream},"ts":{_us(ts + off)},"dur":0,"args":{{"correlation":{corr},'
+            f'"device":{dev},"stream":{stream},"wait_on_stream":{int(w["on_stream"])},'
+            f'"wait_on_cuda_event_record_corr_id":{int(w["record_correlation"])}}}}}'
+        )
+    return out
 
 
 def _cpu_events(trace: Trace, off: int, pid_cpu: int) -> list[str]:

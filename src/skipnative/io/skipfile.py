@@ -11,6 +11,8 @@ Layout (all little-endian):
                                                      "offset", "nbytes", "crc32"}]}}}
     payload  the blobs the header points to (offsets from the payload start)
 
+The tables are launches, gpu, ops, regions and waits (trace.py's dtypes); files
+written before the waits table existed lack it and read as having none.
 Tables are stored column by column; int64 columns are delta-encoded before
 zlib, which makes timestamps a few bytes each. Loading never executes
 anything from the file (no pickle): dtypes come from a fixed list, and every
@@ -40,11 +42,20 @@ from skipnative.trace import (
     OP_DTYPE,
     REGION_DTYPE,
     REGION_KINDS,
+    WAIT_DTYPE,
     Trace,
 )
 
 FORMAT_VERSION = 1
-TABLES = {"launches": LAUNCH_DTYPE, "gpu": GPU_DTYPE, "ops": OP_DTYPE, "regions": REGION_DTYPE}
+TABLES = {
+    "launches": LAUNCH_DTYPE,
+    "gpu": GPU_DTYPE,
+    "ops": OP_DTYPE,
+    "regions": REGION_DTYPE,
+    "waits": WAIT_DTYPE,
+}
+# tables that files written before them lack: read as empty
+_OPTIONAL_TABLES = ("waits",)
 _ALLOWED_DTYPES = {"<i8", "<i4", "|u1", "<u8", "<u4", "<i2", "<u2"}
 _PREFIX = struct.Struct("<8sII")
 _MAX_HEADER = 64 << 20
@@ -159,7 +170,12 @@ def _parse_checked(path: str, data: memoryview) -> Trace:
     tables = header.get("tables")
     if not isinstance(tables, dict):
         raise r.corrupt("no tables")
-    out = {name: r.table(name, dtype, tables.get(name)) for name, dtype in TABLES.items()}
+    out = {
+        name: r.table(name, dtype, tables.get(name))
+        if name not in _OPTIONAL_TABLES or name in tables
+        else np.zeros(0, dtype=dtype)
+        for name, dtype in TABLES.items()
+    }
     n = len(strings)
     for name in ("launches", "gpu", "ops", "regions"):
         ids = out[name]["name_id"]
@@ -179,6 +195,7 @@ def _parse_checked(path: str, data: memoryview) -> Trace:
         strings=strings,
         meta=meta,
         path=path,
+        waits=out["waits"],
     )
 
 
