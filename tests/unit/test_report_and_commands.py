@@ -423,3 +423,19 @@ def test_sweep_says_its_transitions_as_found(values, knee, trans, agree, said):
 
     n = {"values": values, "knee": knee, "queue_transition": trans, "agree": agree}
     assert transitions_text(n) == said
+
+
+@pytest.mark.parametrize(
+    "part, of, shown",
+    [
+        (3.0, 1000.0, "0.00 ms (<1 % of IL)"),
+        (0.0, 1000.0, "0.00 ms (0 % of IL)"),
+        (6.0, 1000.0, "0.01 ms (1 % of IL)"),
+        (10.0, 0.0, "-"),
+    ],
+)
+def test_idle_shares_too_small_to_round_up_are_not_shown_as_zero(part, of, shown):
+    """The report's idle table: 0.3 % of IL is "<1 %", not the "0 %" of no idle time."""
+    from skipnative.report.sections import _share
+
+    assert _share(part, of) == shown

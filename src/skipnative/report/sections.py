@@ -20,7 +20,11 @@ def whatif_label(key: str) -> str:
 
 
 def _share(part_us: float, of_us: float) -> str:
-    return f"{part_us / 1e3:,.2f} ms ({100 * part_us / of_us:.0f} % of IL)" if of_us else "-"
+    """"1.20 ms (12 % of IL)"; a share that rounds to 0 but is not is "<1 %"."""
+    if not of_us:
+        return "-"
+    pct = 100 * part_us / of_us
+    return f"{part_us / 1e3:,.2f} ms ({'<1' if 0 < pct < 0.5 else f'{pct:.0f}'} % of IL)"
 
 
 def _transition(batch: int | None) -> str:
