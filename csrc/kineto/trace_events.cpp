@@ -1,6 +1,7 @@
 // One element of traceEvents -> at most one row of the reader's columns.
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 
 #include "kineto/trace_reader.h"
 
@@ -161,11 +162,11 @@ void check_event(const EventFields& f, Cat cat, uint64_t index) {
       {"dur", &f.dur, true},
       {"pid", &f.pid, false},
       {"tid", &f.tid, false},
-      {"args.correlation", launch || gpu || wait ? &f.correlation : nullptr, wait},
-      {"args.device", gpu || wait ? &f.device : nullptr, wait},
-      {"args.stream", gpu || wait ? &f.stream : nullptr, wait},
-      {"args.wait_on_stream", wait ? &f.wait_on_stream : nullptr, true},
-      {"args.wait_on_cuda_event_record_corr_id", wait ? &f.wait_on_record : nullptr, true},
+      {"args.correlation", launch || gpu || wait ? &f.correlation : nullptr, false},
+      {"args.device", gpu || wait ? &f.device : nullptr, false},
+      {"args.stream", gpu || wait ? &f.stream : nullptr, false},
+      {"args.wait_on_stream", wait ? &f.wait_on_stream : nullptr, false},
+      {"args.wait_on_cuda_event_record_corr_id", wait ? &f.wait_on_record : nullptr, false},
   };
   auto fail = [&](const std::string& what) {
     throw ReadError("traceEvents[" + std::to_string(index) + "]: (" + ascii(f.cat) + " '" +
@@ -299,6 +300,13 @@ void TraceReader::store_event(const EventFields& f, uint64_t index) {
   // of the cuda_sync events only waits of one stream on another's event are kept
   // (stream, context and event synchronisation show on the CPU side as sync calls)
   if (cat == kCatSync && f.name != std::string_view("Stream Wait Event")) cat = kCatOther;
+  // a wait that does not say on which record and stream is of no use (and an
+  // older trace may write it so): ignored; a field written wrongly is refused
+  if (cat == kCatSync) {
+    for (const IntField* x :
+         {&f.correlation, &f.device, &f.stream, &f.wait_on_stream, &f.wait_on_record})
+      if (x->state == IntField::kAbsent) cat = kCatOther;
+  }
   // ProfilerStep#N (a cpu_op in older traces) and every record_function /
   // user_annotation range go to the steps table; the conversion tells them apart.
   const bool step = cat == kCatAnnotation ||

@@ -57,24 +57,34 @@ def test_the_reader_keeps_stream_waits_only(tmp_path):
 @pytest.mark.parametrize(
     "arg, value, problem",
     [
-        ("wait_on_stream", None, "missing 'args.wait_on_stream'"),
+        ("wait_on_stream", -(2**64), "'args.wait_on_stream' is out of range"),
         ("wait_on_cuda_event_record_corr_id", "x", "corr_id' is not a number"),
         ("device", 2**40, "'args.device' 1099511627776 is not a device index"),
-        ("correlation", None, "missing 'args.correlation'"),
+        ("correlation", 1.5, "'args.correlation' is not an integer"),
     ],
 )
-def test_a_wait_the_replay_cannot_use_is_refused_by_event_and_field(tmp_path, arg, value, problem):
+def test_a_wait_written_wrongly_is_refused_by_event_and_field(tmp_path, arg, value, problem):
     doc = {"traceEvents": [stream_wait(1, 3, 2, 20, 7)]}
-    args = doc["traceEvents"][0]["args"]
-    if value is None:
-        del args[arg]
-    else:
-        args[arg] = value
+    doc["traceEvents"][0]["args"][arg] = value
     (tmp_path / "bad.json").write_text(json.dumps(doc))
     with pytest.raises(TraceError) as e:
         skipnative.load(tmp_path / "bad.json")
     msg = str(e.value)
     assert "bad.json" in msg and "traceEvents[0]" in msg and problem in msg, msg
+
+
+@pytest.mark.parametrize(
+    "arg", ["wait_on_stream", "wait_on_cuda_event_record_corr_id", "stream", "correlation"]
+)
+def test_a_wait_that_does_not_say_what_it_waits_for_is_ignored(tmp_path, arg):
+    """A trace that loaded before waits were read still loads (a writer that leaves
+    out the record or the stream gives the replay nothing to use)."""
+    two_streams(tmp_path)
+    doc = json.loads((tmp_path / "w.json").read_text())
+    del doc["traceEvents"][5]["args"][arg]
+    (tmp_path / "partial.json").write_text(json.dumps(doc))
+    t = skipnative.load(tmp_path / "partial.json")
+    assert len(t.waits) == 0 and len(t.gpu) == 2
 
 
 def test_skip_files_and_exports_keep_the_waits(tmp_path):
@@ -166,3 +176,107 @@ def test_replay_of_a_real_trace_never_starts_work_before_what_it_waits_for(scale
             checked += 1
             assert g["t_start"][after].min() >= g["t_end"][before].max(), (wait, scale)
     assert checked >= 6
+
+
+def long_over(tmp_path, *, record_after_wait=False, devices=(0, 0)):
+    """A ended long before B's launch (B starts 4 us after its call returns): the
+    wait holds but decides nothing."""
+    rec, wait = (9005, 9000) if record_after_wait else (9000, 9005)
+    ev = [
+        step(0, 20000, 1),
+        launch(10, 5, 1),
+        kernel(20, 80, 1, name="A", stream=7, device=devices[0]),  # ends at 100
+        launch(rec, 3, 2, name="cudaEventRecord"),
+        launch(wait, 3, 3, name="cudaStreamWaitEvent"),
+        stream_wait(9006, 3, 2, stream=20, on_stream=7, device=devices[1]),
+        launch(9010, 5, 4),
+        kernel(9019, 50, 4, name="B", stream=20, device=devices[1]),
+        launch(10000, 100, 5, name="cudaDeviceSynchronize"),
+    ]
+    return skipnative.load(write(tmp_path / "long.json", ev))
+
+
+@pytest.mark.parametrize("scale", [0.25, 0.5])
+def test_a_wait_that_decided_nothing_does_not_hold_the_kernel_back(tmp_path, scale):
+    """B keeps its 4 us after its (now earlier) call; the wait's 8.9 ms measured lag,
+    host time really, is not a distance the replay keeps."""
+    t = long_over(tmp_path)
+    assert len(t.waits) == 1
+    p = replay(t, cpu_scale=scale)
+    b = rows(p, "B")
+    b_call = p.launches[p.launches["correlation"] == 4][0]
+    assert b["t_start"] == b_call["t_end"] + 4 * US
+
+
+def test_graphs_keep_a_wait_that_decided_nothing_as_an_order_only(tmp_path):
+    """As one graph B is launched right behind A: it starts when A ends, not at the
+    measured 8.9 ms after it."""
+    p = replay(long_over(tmp_path), graphs=True)
+    assert rows(p, "B")["t_start"] == rows(p, "A")["t_end"]
+
+
+def test_a_wait_on_a_later_record_is_left_out(tmp_path):
+    """A record call after the wait call cannot be the one waited for (the trace
+    contradicts itself; here its kernel is even launched after the waiting one):
+    the unchanged replay stays exact."""
+    ev = [
+        step(0, 3000, 1),
+        launch(1, 1, 9),
+        kernel(3, 5, 9, name="X", stream=20),
+        launch(5, 1, 3, name="cudaStreamWaitEvent"),
+        stream_wait(5, 3, 2, stream=20, on_stream=7),
+        launch(10, 5, 4),
+        kernel(1025, 50, 4, name="B", stream=20),
+        launch(300, 5, 1),
+        kernel(310, 710, 1, name="A", stream=7),
+        launch(400, 3, 2, name="cudaEventRecord"),
+        launch(1500, 1200, 5, name="cudaDeviceSynchronize"),
+    ]
+    t = skipnative.load(write(tmp_path / "later.json", ev))
+    assert len(t.waits) == 1
+    assert replay(t).gpu["t_start"].tolist() == t.gpu["t_start"].tolist()
+
+
+def test_a_wait_on_another_devices_stream_is_found(tmp_path):
+    """Stream 7 is on device 0, the waiting stream on device 1: the stream id names
+    one stream, so the wait holds across the devices."""
+    same_device = two_streams(tmp_path)
+    doc = json.loads((tmp_path / "w.json").read_text())
+    for e in doc["traceEvents"]:
+        if e.get("cat") in ("kernel", "cuda_sync") and e["args"].get("stream") == 20:
+            e["args"]["device"] = e["pid"] = 1
+    (tmp_path / "x.json").write_text(json.dumps(doc))
+    t = skipnative.load(tmp_path / "x.json")
+    assert len(same_device.waits) == len(t.waits) == 1
+    p = replay(t, cpu_scale=0.25)
+    assert rows(p, "B")["t_start"] == rows(p, "A")["t_end"] + 5 * US
+
+
+def test_fusion_moves_a_wait_to_the_kernel_that_holds_the_waiting_work(tmp_path):
+    """Stream 20 runs P then Q per step; Q waits for A on stream 7. Fusing (P, Q) puts
+    Q's work into P's kernel, which must now wait for A, in every step, and no
+    step's wait may fall on the next step's kernel."""
+    ev, rec = [], 100
+    for i in range(3):
+        t0 = i * 3000
+        ev += [
+            step(t0, 2900, i + 1),
+            launch(t0 + 10, 5, rec + 1),
+            kernel(t0 + 20, 1000, rec + 1, name="A", stream=7),
+            launch(t0 + 30, 5, rec + 2),
+            kernel(t0 + 40, 10, rec + 2, name="P", stream=20),
+            launch(t0 + 60, 3, rec + 3, name="cudaEventRecord"),
+            launch(t0 + 70, 3, rec + 4, name="cudaStreamWaitEvent"),
+            stream_wait(t0 + 71, rec + 4, rec + 3, stream=20, on_stream=7),
+            launch(t0 + 80, 5, rec + 5),
+            kernel(t0 + 1025, 50, rec + 5, name="Q", stream=20),
+            launch(t0 + 90, 1100, rec + 6, name="cudaDeviceSynchronize"),
+        ]
+        rec += 10
+    t = skipnative.load(write(tmp_path / "f.json", ev))
+    p = replay(t, cpu_scale=0.25, fuse=[("P", "Q")])
+    names = np.array(p.name(p.gpu["name_id"]))
+    a, fused = p.gpu[names == "A"], p.gpu[names == "P"]
+    assert len(fused) == 3 and "Q" not in names
+    assert (fused["t_start"] >= a["t_end"]).all()
+    assert (fused["t_start"] - a["t_end"] < 100 * US).all()

@@ -22,10 +22,10 @@ difference in null-kernel launch cost between two machines, from
 Unchanged (``cpu_scale=1``), the replay reproduces the measured schedule.
 Cross-stream waits (``cudaStreamWaitEvent``) are kept where the trace says which
 event record each waits on (``Trace.waits``: Kineto's cuda_sync events; see
-whatif_waits): the first GPU row after the wait starts no earlier than its
-measured lag after the awaited row's end, and a row whose start the wait decided
-is treated as queued. Elsewhere cross-stream order is not modelled beyond the
-per-activity offsets.
+whatif_waits): the first GPU row after the wait starts no earlier than the
+awaited row's end (and, where the wait decided its start as measured, no
+earlier than its measured lag after it; such a row is treated as queued).
+Elsewhere cross-stream order is not modelled beyond the per-activity offsets.
 Steps (step and marker regions) are barriers: a call of a later step, on any
 thread, begins after every call of the earlier steps has begun, so each step
 keeps its calls and their kernels. Ops and region bounds move with the replayed
@@ -67,24 +67,23 @@ class _GpuPlan:
     so: np.ndarray  # GPU rows in per-stream start order
     queued: np.ndarray  # the queued test (kernels.queued_at_return)
     rho: np.ndarray  # start - launch-call begin (capped at the median where queued)
+    rho_measured: np.ndarray  # start - launch-call begin, as measured
     gap: np.ndarray  # where queued: start - the stream predecessor's end
     dur: np.ndarray
     launch_begin: np.ndarray  # its launch call's begin as measured (its start if none)
     waits: WaitEdges  # cross-stream waits between rows
 
 
-def _gpu_plan(t: Trace) -> _GpuPlan:
+def _gpu_plan(t: Trace, waits: WaitEdges) -> _GpuPlan:
     ln, g = t.launches, t.gpu
     gl = join_by_correlation(ln["correlation"], g["correlation"])
     has = gl >= 0
     l_b, l_e = take(ln["t_begin"], gl, 0), take(ln["t_end"], gl, 0)
     so, prev_end, queued = queued_at_return(g, has, l_e)
-    launch_begin = np.where(has, l_b, g["t_start"])
-    waits = wait_edges(t, has, launch_begin, np.where(has, l_e, g["t_start"]))
     # rows that queued, behind their stream or another stream they waited for,
     # keep at most the median latency of those that did not
     behind = queued | waits.waited
-    rho = (g["t_start"] - l_b).astype(np.int64)
+    rho_measured = rho = (g["t_start"] - l_b).astype(np.int64)
     if (has & ~behind).any():
         med = int(np.median(rho[has & ~behind]))
         rho = np.where(behind, np.minimum(rho, med), rho)
@@ -92,7 +91,8 @@ def _gpu_plan(t: Trace) -> _GpuPlan:
     # graph may (programmatic dependent launch): kept, so the replay reproduces it
     gap = g["t_start"] - np.where(queued, prev_end, g["t_start"])
     dur = (g["t_end"] - g["t_start"]).astype(np.int64)
-    return _GpuPlan(gl, so, queued, rho, gap, dur, launch_begin, waits)
+    launch_begin = np.where(has, l_b, g["t_start"])
+    return _GpuPlan(gl, so, queued, rho, rho_measured, gap, dur, launch_begin, waits)
 
 
 def replay(
@@ -112,9 +112,11 @@ def replay(
     # removed: calls a change took away (run in no time, kept for their host gaps);
     # no_host: calls whose preceding host work a change took away
     removed = np.zeros(len(t.launches), dtype=bool)
+    waits = wait_edges(t)  # as measured, before a change merges rows
     if fuse:
-        t, removed = _apply_fusion(t, fuse)
-    plan = _gpu_plan(t)
+        t, removed, row_map, merged = _apply_fusion(t, fuse)
+        waits = waits.remapped(row_map, merged, len(t.gpu))
+    plan = _gpu_plan(t, waits)
     no_host = np.zeros(len(t.launches), dtype=bool)
     if graphs:
         ln, plan.gl, plan.rho, plan.gap, removed, no_host = _apply_graphs(
@@ -168,7 +170,6 @@ class _Replay:
         # call returned (negative: it started inside the call)
         self.api_r = take(ln["t_end"] - ln["t_begin"], gl, 0)
         n_l = len(ln)
-        self.post = plan.rho - self.api_r
         self.launching = (ln["kind"] == KIND_KERNEL) | (ln["kind"] == KIND_GRAPH)
         # GPU rows per launch, in stream order
         self.rows_by_launch: dict[int, list[int]] = {}
@@ -279,15 +280,19 @@ class _Replay:
         g, plan = self.g, self.plan
         sk = (int(g["device"][r]), int(g["stream"][r]))
         free = self.stream_free.get(sk)
-        if self.post[r] >= 0:  # submitted after the call returned, as measured
-            ready = te + int(self.post[r])
+        edges = plan.waits.after.get(r, ())
+        # a row whose start a wait decided, waiting for a row the replay has not
+        # placed yet (its launch now comes later): its measured latency, uncapped
+        pending = any(not self.placed[a] for a, _ in edges)
+        rho = int(plan.rho_measured[r] if pending and plan.waits.waited[r] else plan.rho[r])
+        api = int(self.api_r[r])
+        if rho >= api:  # submitted after the call returned, as measured
+            ready = te + rho - api
         else:  # started inside its call: the same fraction of the (new) call
-            a = int(self.api_r[r])
-            rho = int(plan.rho[r])
-            ready = tb + (int(float(rho) * (te - tb) / a) if a > 0 else rho)
+            ready = tb + (int(float(rho) * (te - tb) / api) if api > 0 else rho)
         s = ready if free is None else max(ready, free + int(plan.gap[r]))
-        for a, lag in plan.waits.after.get(r, ()):
-            if self.placed[a]:  # else its launch comes later in the replay: not waited for
+        for a, lag in edges:
+            if self.placed[a]:
                 s = max(s, int(self.new_end[a]) + lag)
         self.new_s[r], self.new_end[r] = s, s + int(plan.dur[r])
         self.placed[r] = True
@@ -355,9 +360,11 @@ def _handoffs(ln: np.ndarray) -> np.ndarray:
     return dep
 
 
-def _apply_fusion(t: Trace, chains: list[tuple[str, ...]]) -> tuple[Trace, np.ndarray]:
+def _apply_fusion(t: Trace, chains: list[tuple[str, ...]]):
     """Each occurrence of a chain: its first kernel runs the chain's total time; the
-    later kernels and their single-kernel launch calls disappear."""
+    later kernels and their single-kernel launch calls disappear. Returns the
+    fused trace, the removed calls, and per measured GPU row its row in the fused
+    trace and whether it was merged into another."""
     wanted = {tuple(c) for c in chains}
     lengths = sorted({len(c) for c in wanted})
     cands = find_candidates(t, lengths=lengths, threshold=0.0)
@@ -365,6 +372,7 @@ def _apply_fusion(t: Trace, chains: list[tuple[str, ...]]) -> tuple[Trace, np.nd
     kernel_rows = np.flatnonzero(t.gpu["kind"] == 0)  # join order -> gpu rows
     drop_gpu, drop_launch = set(), set()
     g = t.gpu.copy()
+    into = np.arange(len(g))  # the row each row's work runs in
     for c in cands:
         if c.chain not in wanted:
             continue
@@ -376,6 +384,7 @@ def _apply_fusion(t: Trace, chains: list[tuple[str, ...]]) -> tuple[Trace, np.nd
             g["t_end"][rows[0]] = g["t_start"][rows[0]] + total
             for k, r in zip(occ[1:], rows[1:]):
                 drop_gpu.add(r)
+                into[r] = rows[0]
                 li = int(kt.launch[k])
                 if li >= 0 and t.launches["kind"][li] == KIND_KERNEL:
                     drop_launch.add(li)
@@ -388,7 +397,8 @@ def _apply_fusion(t: Trace, chains: list[tuple[str, ...]]) -> tuple[Trace, np.nd
     removed[list(drop_launch)] = True
     ln = t.launches.copy()
     ln["correlation"][removed] = -1  # its kernels are gone: nothing may join it
-    return replace(t, gpu=g[keep_g], launches=ln), removed
+    new_row = np.cumsum(keep_g) - 1
+    return replace(t, gpu=g[keep_g], launches=ln), removed, new_row[into], ~keep_g
 
 
 def _apply_graphs(t: Trace, gl, rho, gap, queued, removed):

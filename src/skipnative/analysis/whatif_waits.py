@@ -15,74 +15,114 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skipnative.analysis.kernels import join_by_correlation
+from skipnative.analysis.kernels import join_by_correlation, take
 
 
 @dataclass
 class WaitEdges:
-    """Per waiting GPU row, the rows it waits for and its measured lag after each
-    one's end; ``waited``: rows whose start the wait decided (the row waited for
-    was still running when the waiting row's launch call returned)."""
+    """Per waiting GPU row, the rows it waits for, each with the lag the replay keeps
+    after that row's end: the measured one where the wait decided the start, else
+    0; ``waited``: rows whose start a wait decided (the row waited for was still
+    running when the waiting row's launch call returned)."""
 
     after: dict[int, list[tuple[int, int]]]
     waited: np.ndarray
 
+    def remapped(self, row_map: np.ndarray, merged: np.ndarray, n: int) -> WaitEdges:
+        """The edges between the rows of a changed trace, where GPU row r became row
+        row_map[r] (of n); a `merged` row (a fused chain's later kernel, now part of
+        its first) hands its waits to the row it joined, with no lag and not as the
+        start it decided."""
+        after: dict[int, list[tuple[int, int]]] = {}
+        for d, edges in self.after.items():
+            nd = int(row_map[d])
+            for a, lag in edges:
+                na = int(row_map[a])
+                if na != nd:
+                    after.setdefault(nd, []).append((na, 0 if merged[d] else lag))
+        waited = np.zeros(n, dtype=bool)
+        waited[row_map[self.waited & ~merged]] = True
+        return WaitEdges(after, waited)
 
-def wait_edges(t, has: np.ndarray, launch_begin: np.ndarray, launch_end: np.ndarray) -> WaitEdges:
-    """The edges of `t.waits` between `t.gpu` rows. `has`: rows with a launch call;
-    `launch_begin`, `launch_end`: its begin and end as measured (for a row without
-    one, its start). A wait whose calls or rows the trace lacks, or whose rows
-    ran in an order the wait forbids (the trace read otherwise than it ran), is
-    left out."""
+
+def wait_edges(t) -> WaitEdges:
+    """The edges of `t.waits` between `t.gpu` rows, as measured. A wait is left out
+    where the trace lacks its calls or rows, where its record call began after
+    it (the trace contradicts itself), or where its rows ran in an order the wait
+    forbids. The awaited stream is looked for on the waiting stream's device, else
+    on the one device that has a stream of that id."""
     g, ln, w = t.gpu, t.launches, t.waits
     after: dict[int, list[tuple[int, int]]] = {}
     waited = np.zeros(len(g), dtype=bool)
     if len(w) == 0 or len(g) == 0:
         return WaitEdges(after, waited)
+    gl = join_by_correlation(ln["correlation"], g["correlation"])
+    has = gl >= 0
+    launch_begin = np.where(has, take(ln["t_begin"], gl, 0), g["t_start"])
+    launch_end = np.where(has, take(ln["t_end"], gl, 0), g["t_start"])
     wi = join_by_correlation(ln["correlation"], w["correlation"])
     ri = join_by_correlation(ln["correlation"], w["record_correlation"])
-    by_stream = _rows_by_stream(g, launch_begin)
+    # a row without a launch call keeps its measured times: it can wait for nothing
+    waiting_rows = _rows_by_stream(g, launch_begin, has)
+    awaited_rows = _rows_by_stream(g, launch_begin, np.ones(len(g), dtype=bool))
     for k in np.flatnonzero((wi >= 0) & (ri >= 0)).tolist():
+        t_wait, t_record = int(ln["t_begin"][wi[k]]), int(ln["t_begin"][ri[k]])
+        if t_record > t_wait:
+            continue
         dev = int(w["device"][k])
-        waiting = by_stream.get((dev, int(w["stream"][k])))
-        recorded = by_stream.get((dev, int(w["on_stream"][k])))
+        waiting = waiting_rows.get((dev, int(w["stream"][k])))
+        recorded = _awaited(awaited_rows, dev, int(w["on_stream"][k]))
         if waiting is None or recorded is None:
             continue
         # the first row launched on the waiting stream after the wait call
         rows, begins, _ = waiting
-        j = int(np.searchsorted(begins, ln["t_begin"][wi[k]], side="right"))
+        j = int(np.searchsorted(begins, t_wait, side="right"))
         if j == len(rows):
             continue
         d = int(rows[j])
         # the stream-order last of the rows launched on the other one before the record
         _, begins_a, last = recorded
-        i = int(np.searchsorted(begins_a, ln["t_begin"][ri[k]], side="left"))
+        i = int(np.searchsorted(begins_a, t_record, side="left"))
         if i == 0:
             continue
         a = int(last[i - 1])
         lag = int(g["t_start"][d] - g["t_end"][a])
         if lag < 0 or a == d:
             continue
-        after.setdefault(d, []).append((a, lag))
-        if has[d] and g["t_end"][a] > launch_end[d]:
-            waited[d] = True
+        decided = bool(g["t_end"][a] > launch_end[d])
+        after.setdefault(d, []).append((a, lag if decided else 0))
+        waited[d] |= decided
     return WaitEdges(after, waited)
 
 
-def _rows_by_stream(g: np.ndarray, launch_begin: np.ndarray):
-    """Per (device, stream): its rows in launch order, their launch begins, and for
-    each prefix the row that ended last."""
-    out = {}
-    order = np.lexsort((g["t_start"], launch_begin, g["stream"], g["device"]))
+def _awaited(by_stream: dict, dev: int, stream: int):
+    """The rows of stream `stream` on device `dev`, else on the only device with a
+    stream of that id (a wait across devices), else None."""
+    found = by_stream.get((dev, stream))
+    if found is not None:
+        return found
+    others = [v for (d, s), v in by_stream.items() if s == stream]
+    return others[0] if len(others) == 1 else None
+
+
+def _rows_by_stream(g: np.ndarray, launch_begin: np.ndarray, sel: np.ndarray):
+    """Per (device, stream): its rows in `sel` in launch order, their launch begins,
+    and for each prefix the row that ended last."""
+    out: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    idx = np.flatnonzero(sel)
+    order = idx[
+        np.lexsort((g["t_start"][idx], launch_begin[idx], g["stream"][idx], g["device"][idx]))
+    ]
     dev, stream = g["device"][order], g["stream"][order]
     cut = np.flatnonzero((dev[1:] != dev[:-1]) | (stream[1:] != stream[:-1])) + 1
     for rows in np.split(order, cut):
+        if len(rows) == 0:
+            continue
         ends = g["t_end"][rows]
         run = np.maximum.accumulate(ends)
         # the row holding each prefix's latest end: the last position where the
         # running maximum rose to that value
-        pos = np.arange(len(rows))
-        at = np.maximum.accumulate(np.where(ends == run, pos, 0))
+        at = np.maximum.accumulate(np.where(ends == run, np.arange(len(rows)), 0))
         key = (int(g["device"][rows[0]]), int(g["stream"][rows[0]]))
         out[key] = (rows, launch_begin[rows], rows[at])
     return out
