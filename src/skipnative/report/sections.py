@@ -20,7 +20,7 @@ def whatif_label(key: str) -> str:
 
 
 def _share(part_us: float, of_us: float) -> str:
-    """"1.20 ms (12 % of IL)"; a share that rounds to 0 but is not is "<1 %"."""
+    """The share as "1.20 ms (12 % of IL)"; one that rounds to 0 but is not, "<1 %"."""
     if not of_us:
         return "-"
     pct = 100 * part_us / of_us
