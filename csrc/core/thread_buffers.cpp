@@ -1,6 +1,9 @@
 #include "core/thread_buffers.h"
 
 #include <algorithm>
+#include <new>
+
+#include "core/alloc_fault.h"
 
 namespace skipnative {
 
@@ -24,11 +27,13 @@ LaunchBuffers::~LaunchBuffers() = default;
 
 ThreadBuffer* LaunchBuffers::attach(uint32_t tid) noexcept {
   try {
+    if (allocation_fails("launch_thread")) throw std::bad_alloc();
     auto tb = std::make_unique<ThreadBuffer>();
     tb->tid = tid;
     tb->owner = this;
     ThreadBuffer* raw = tb.get();
-    raw->head = raw->tail = new_chunk();  // may be null at the cap: push() counts drops
+    bool unallocated = false;
+    raw->head = raw->tail = new_chunk(&unallocated);  // may be null: grow() counts drops
     std::lock_guard<std::mutex> lock(mu_);
     threads_.push_back(std::move(tb));
     return raw;
@@ -38,11 +43,12 @@ ThreadBuffer* LaunchBuffers::attach(uint32_t tid) noexcept {
   }
 }
 
-Chunk* LaunchBuffers::new_chunk() noexcept {
+Chunk* LaunchBuffers::new_chunk(bool* unallocated) noexcept {
   size_t i = chunks_used_.fetch_add(1, std::memory_order_relaxed);
   if (i < prealloc_chunks_) return &prealloc_chunk_headers_[i];
   if (i < max_chunks_) {
     try {
+      if (allocation_fails("launch_chunk")) throw std::bad_alloc();
       auto header = std::make_unique<Chunk>();
       std::unique_ptr<LaunchRecord[]> recs(new LaunchRecord[chunk_records_]());  // pre-faulted
       header->capacity = uint32_t(chunk_records_);
@@ -52,7 +58,8 @@ Chunk* LaunchBuffers::new_chunk() noexcept {
       extra_headers_.push_back(std::move(header));
       extra_recs_.push_back(std::move(recs));
       return raw;
-    } catch (...) {  // out of memory: as past the cap (CUPTI calls the launch path from C)
+    } catch (...) {  // out of memory (CUPTI calls the launch path from C)
+      *unallocated = true;
     }
   }
   chunks_used_.fetch_sub(1, std::memory_order_relaxed);
@@ -60,8 +67,13 @@ Chunk* LaunchBuffers::new_chunk() noexcept {
 }
 
 Chunk* LaunchBuffers::grow(ThreadBuffer* tb) {
-  Chunk* c = new_chunk();
-  if (c == nullptr) return nullptr;
+  bool unallocated = false;
+  Chunk* c = new_chunk(&unallocated);
+  if (c == nullptr) {
+    auto& count = unallocated ? tb->unallocated : tb->dropped;  // the owner's alone
+    count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return nullptr;
+  }
   if (tb->tail == nullptr) {
     // The list is empty (attach hit the cap); publish the head under the lock the
     // collector takes.
@@ -78,6 +90,13 @@ uint64_t LaunchBuffers::dropped() const {
   std::lock_guard<std::mutex> lock(mu_);
   uint64_t d = 0;
   for (const auto& tb : threads_) d += tb->dropped.load(std::memory_order_relaxed);
+  return d;
+}
+
+uint64_t LaunchBuffers::unallocated() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t d = 0;
+  for (const auto& tb : threads_) d += tb->unallocated.load(std::memory_order_relaxed);
   return d + unattached_dropped_.load(std::memory_order_relaxed);
 }
 

@@ -5,7 +5,8 @@
 // while the current chunk has room; a full chunk is replaced by one from a
 // preallocated block (one atomic increment), and only past that block is memory
 // allocated, under a mutex, up to the configured cap. Past the cap, records are
-// counted as dropped, never lost silently.
+// counted as dropped; where memory cannot be allocated below it, as unallocated;
+// never lost silently.
 //
 // The one way into shared state: the owner thread appends to its chunk list
 // (release stores of `count` and `next`); the collector walks the list with
@@ -36,7 +37,8 @@ struct ThreadBuffer {
   uint32_t tid = 0;
   Chunk* head = nullptr;
   Chunk* tail = nullptr;
-  std::atomic<uint64_t> dropped{0};
+  std::atomic<uint64_t> dropped{0};      // past the cap
+  std::atomic<uint64_t> unallocated{0};  // out of memory below it
   class LaunchBuffers* owner = nullptr;
 };
 
@@ -50,7 +52,7 @@ class LaunchBuffers {
   LaunchBuffers& operator=(const LaunchBuffers&) = delete;
 
   // nullptr where no memory is left for it: the caller drops its record, which
-  // is counted in dropped(). Never throws (the launch path runs in CUPTI's
+  // is counted in unallocated(). Never throws (the launch path runs in CUPTI's
   // callbacks, called from C).
   ThreadBuffer* attach(uint32_t tid) noexcept;
 
@@ -60,11 +62,7 @@ class LaunchBuffers {
     uint32_t n = c ? c->count.load(std::memory_order_relaxed) : 0;
     if (__builtin_expect(c == nullptr || n == c->capacity, 0)) {
       c = tb->owner->grow(tb);
-      if (c == nullptr) {
-        tb->dropped.store(tb->dropped.load(std::memory_order_relaxed) + 1,
-                          std::memory_order_relaxed);
-        return;
-      }
+      if (c == nullptr) return;  // counted by grow()
       n = 0;
     }
     c->recs[n] = r;
@@ -89,14 +87,18 @@ class LaunchBuffers {
     }
   }
 
-  uint64_t dropped() const;
+  uint64_t dropped() const;      // records past the cap
+  uint64_t unallocated() const;  // records memory could not be allocated for
   size_t max_chunks() const { return max_chunks_; }
   size_t chunk_records() const { return chunk_records_; }
 
+  // A chunk for the owner's next record; nullptr (the record counted as dropped
+  // or unallocated) where there is none.
   Chunk* grow(ThreadBuffer* tb);
 
  private:
-  Chunk* new_chunk() noexcept;  // nullptr past the cap or out of memory
+  // nullptr past the cap or out of memory (*unallocated set).
+  Chunk* new_chunk(bool* unallocated) noexcept;
 
   const size_t chunk_records_;
   const size_t prealloc_chunks_;

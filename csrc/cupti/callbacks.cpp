@@ -12,6 +12,7 @@
 #include <new>
 #include <thread>
 
+#include "core/alloc_fault.h"
 #include "cupti/api_table.h"
 #include "cupti/callback_state.h"
 #include "cupti/fork_lock.h"
@@ -312,7 +313,8 @@ void external_after_fork() {
 // it, and its records are counted (records_spilled), not decoded. Only from
 // version 27 is a request refused (buffers_refused). Where no memory is left
 // for a spill buffer, there is nothing to hand out and the request is refused
-// whatever the version.
+// whatever the version; so too below the cap, where a pool buffer cannot be
+// allocated (buffers_unallocated: asked once more first where refusing is unsafe).
 uint8_t* Session::acquire_buffer() {
   std::lock_guard<std::mutex> lock(buffers_mu_);
   if (handed_out_.size() >= opts_.max_activity_buffers) {
@@ -327,22 +329,36 @@ uint8_t* Session::acquire_buffer() {
   } else {
     // zeroed (and, from the kernel, not yet touched): CUPTI is told the buffers
     // it gets are zero, so it does not clear them on the launching thread
-    b = static_cast<uint8_t*>(std::calloc(1, cs::rounded(opts_.activity_buffer_bytes)));
-    if (b == nullptr) {
-      if (!buffer_refusal_safe(version_)) return spill_buffer();
-      ++stats_.buffers_refused;
-      return nullptr;
-    }
+    auto allocate = [&] {
+      return allocation_fails("activity_buffer")
+                 ? nullptr
+                 : static_cast<uint8_t*>(std::calloc(1, cs::rounded(opts_.activity_buffer_bytes)));
+    };
+    b = allocate();
+    if (b == nullptr && !buffer_refusal_safe(version_)) b = allocate();
+    if (b == nullptr) return refuse_unallocated();
   }
   try {
     handed_out_.insert(b);
   } catch (...) {  // out of memory (a C caller: nothing may throw): refused
     std::free(b);
-    ++stats_.buffers_refused;
-    return nullptr;
+    return refuse_unallocated();
   }
   stats_.max_buffers_in_use = std::max<uint64_t>(stats_.max_buffers_in_use, handed_out_.size());
   return b;
+}
+
+uint8_t* Session::refuse_unallocated() {  // caller holds buffers_mu_
+  ++stats_.buffers_refused;
+  ++stats_.buffers_unallocated;
+  return nullptr;
+}
+
+void Session::count_cupti_dropped(size_t n) {  // caller holds decode_mu_
+  std::lock_guard<std::mutex> lock(buffers_mu_);
+  const bool oom =
+      stats_.buffers_unallocated && stats_.buffers_unallocated == stats_.buffers_refused;
+  (oom ? stats_.records_unallocated : stats_.cupti_dropped) += n;
 }
 
 uint8_t* Session::spill_buffer() {  // caller holds buffers_mu_
@@ -439,14 +455,15 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
                    &s->api_rows_dropped_,
                    s->source_ == LaunchRecords::kHook ? &s->external_ : nullptr,
                    s->opts_.overhead_records ? &s->stats_.cupti_overhead : nullptr,
-                   &s->stats_.gpu_rows_incomplete};
+                   &s->stats_.gpu_rows_incomplete,
+                   &s->stats_.records_unallocated};
     if (spilled)
       s->stats_.records_spilled += count_records(*s->api_, buffer, valid);
     else if (buffer != nullptr && valid > 0)
       decode_buffer(*s->api_, s->layout_, buffer, valid, t);
     size_t dropped = 0;
     if (s->api_->ActivityGetNumDroppedRecords(ctx, stream, &dropped) == CUPTI_SUCCESS)
-      s->stats_.cupti_dropped += dropped;
+      s->count_cupti_dropped(dropped);
     ++s->stats_.buffers_completed;
   }
   if (origin == BufferOrigin::kPool)

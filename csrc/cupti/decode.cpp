@@ -4,9 +4,11 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 #include <string>
 
+#include "core/alloc_fault.h"
 #include "cupti/api_table.h"
 
 namespace skipnative {
@@ -86,6 +88,7 @@ void decode_kernel(const K* k, DecodeTarget& out) {
   r.block[0] = k->blockX;
   r.block[1] = k->blockY;
   r.block[2] = k->blockZ;
+  if (allocation_fails("gpu_row")) throw std::bad_alloc();
   out.kernels->push_back(r);
 }
 
@@ -226,12 +229,16 @@ void decode_record(const CUpti_Activity* rec, RecordLayout layout, DecodeTarget&
   }
 }
 
-// A record whose row could not be stored (out of memory) is counted where a
-// row over the cap would be; a lost external correlation shows as unjoined.
+// A record whose row could not be stored (out of memory) is counted as
+// unallocated (else where a row over the cap would be); a lost external
+// correlation shows as unjoined.
 void count_lost(const CUpti_Activity* rec, DecodeTarget& out) {
-  if (rec->kind == CUPTI_ACTIVITY_KIND_RUNTIME || rec->kind == CUPTI_ACTIVITY_KIND_DRIVER) {
+  if (rec->kind == CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION) return;
+  if (out.rows_unallocated != nullptr) {
+    ++*out.rows_unallocated;
+  } else if (rec->kind == CUPTI_ACTIVITY_KIND_RUNTIME || rec->kind == CUPTI_ACTIVITY_KIND_DRIVER) {
     if (out.api_rows_dropped != nullptr) ++*out.api_rows_dropped;
-  } else if (rec->kind != CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION) {
+  } else {
     ++*out.rows_dropped;
   }
 }

@@ -53,6 +53,9 @@ struct DecodeTarget {
   // GPU records delivered unfinished (a forced flush at stop: no end yet),
   // counted, not kept; nullptr: not counted.
   uint64_t* rows_incomplete = nullptr;
+  // Records whose row could not be stored for want of memory; nullptr: counted
+  // as over the cap (rows_dropped, api_rows_dropped).
+  uint64_t* rows_unallocated = nullptr;
 };
 
 // The number of records in a buffer (one not decoded: its records are counted;

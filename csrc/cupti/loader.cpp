@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 
+#include "core/alloc_fault.h"
 #include "cupti/fork_lock.h"
 
 namespace skipnative {
@@ -68,6 +69,9 @@ std::unique_ptr<CuptiApi> bind(void* h, const std::string& path, const std::stri
   }
   api->double_clock = reinterpret_cast<ExternalClockFn>(dlsym(h, "skipnative_double_clock_ns"));
   api->is_test_double = api->double_clock != nullptr;
+  if (api->is_test_double)
+    g_allocation_fault.store(
+        reinterpret_cast<AllocationFault>(dlsym(h, "skipnative_double_allocation_fails")));
   CUptiResult r = api->GetVersion(&api->version);
   if (r != CUPTI_SUCCESS) {
     *why += path + ": cuptiGetVersion failed (" + api->error_string(r) + "); ";

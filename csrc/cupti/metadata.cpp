@@ -190,8 +190,10 @@ std::string metadata_json(const Session& s) {
     << ",\"t_start_ns\":" << s.t_start_ns() << ",\"t_stop_ns\":" << s.t_stop_ns()
     << ",\"dropped\":{\"launches\":" << st.launches_dropped << ",\"cupti\":" << st.cupti_dropped
     << ",\"gpu_rows\":" << st.gpu_rows_dropped << ",\"spilled\":" << st.records_spilled
-    << ",\"incomplete\":" << st.gpu_rows_incomplete << "}"
+    << ",\"incomplete\":" << st.gpu_rows_incomplete << ",\"unallocated\":" << st.records_unallocated
+    << "}"
     << ",\"buffers_refused\":" << st.buffers_refused
+    << ",\"buffers_unallocated\":" << st.buffers_unallocated
     << ",\"buffers_spilled\":" << st.buffers_spilled
     << ",\"buffers_completed\":" << st.buffers_completed
     << ",\"max_buffers_in_use\":" << st.max_buffers_in_use

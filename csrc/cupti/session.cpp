@@ -412,7 +412,7 @@ void Session::close_delivery() {
   std::lock_guard<std::mutex> lock(decode_mu_);
   size_t dropped = 0;
   if (api_->ActivityGetNumDroppedRecords(nullptr, 0, &dropped) == CUPTI_SUCCESS)
-    stats_.cupti_dropped += dropped;
+    count_cupti_dropped(dropped);
 }
 
 // With the session pointer cleared: the callbacks already past it are waited
@@ -424,6 +424,7 @@ void Session::wait_for_buffer_callbacks() {
 
 void Session::collect_launches() {
   stats_.launches_dropped = launch_buffers_->dropped() + api_rows_dropped_;
+  stats_.records_unallocated += launch_buffers_->unallocated();
   launches_.clear();
   size_t total = 0;
   launch_buffers_->for_each([&](uint32_t, const LaunchRecord*, uint32_t n) { total += n; });

@@ -106,10 +106,12 @@ struct SessionStats {
   uint64_t launches_dropped = 0;     // launch records over max_launch_bytes
   uint64_t cupti_dropped = 0;        // CUPTI's count (no buffer space)
   uint64_t buffers_refused = 0;      // buffer requests refused (CUPTI >= 12.9 only; see below)
+  uint64_t buffers_unallocated = 0;  // of those, refused for want of memory (and on any CUPTI)
   uint64_t buffers_spilled = 0;      // spill buffers handed out where refusing is unsafe
   uint64_t records_spilled = 0;      // records CUPTI wrote into spill buffers: counted, not kept
   uint64_t gpu_rows_dropped = 0;     // decoded rows over max_gpu_records
   uint64_t gpu_rows_incomplete = 0;  // records delivered unfinished (forced flush at stop)
+  uint64_t records_unallocated = 0;  // records lost for want of memory (no cap reached)
   uint64_t records_ignored = 0;      // activity kinds not decoded
   uint64_t launches_outside = 0;     // calls that began before the session started
   uint64_t buffers_completed = 0;
@@ -208,6 +210,10 @@ class Session {
   uint8_t* acquire_buffer();
   void release_buffer(uint8_t* b);
   uint8_t* spill_buffer();
+  uint8_t* refuse_unallocated();  // a request refused for want of memory
+  // CUPTI's count of records it had no buffer for: unallocated where every buffer
+  // refused so far was refused for want of memory, else past the cap.
+  void count_cupti_dropped(size_t n);
   // Where a completed buffer came from: this session's pool, a spill buffer
   // (taken off the list here), or neither (asked for while no session was
   // capturing, or by an earlier session).

@@ -224,6 +224,7 @@ LOSS_KINDS = {
     "cupti": "records CUPTI had no buffer for (max_activity_buffers)",
     "spilled": "records CUPTI wrote to spill buffers (max_activity_buffers)",
     "incomplete": "GPU records delivered unfinished (work still running at the stop)",
+    "unallocated": "records no memory could be allocated for (out of memory, not a cap)",
 }
 
 

@@ -51,7 +51,7 @@ def test_every_kernel_joins_its_launch(captured):
     assert m["n_unmatched_kernels"] == 0
     assert m["n_counted_kernels"] == m["n_kernels"] == len(t.kernels)
     assert captured.metadata["dropped"] == dict.fromkeys(
-        ("launches", "cupti", "gpu_rows", "spilled", "incomplete"), 0
+        ("launches", "cupti", "gpu_rows", "spilled", "incomplete", "unallocated"), 0
     )
 
 

@@ -6,11 +6,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "check.h"
+#include "core/alloc_fault.h"
 #include "core/clock.h"
 #include "core/order_join.h"
 #include "core/records.h"
@@ -59,7 +61,7 @@ static void test_buffers_single() {
   });
   CHECK(ordered);
   CHECK(n == 12);
-  CHECK(lb.dropped() == 8);
+  CHECK(lb.dropped() == 8 && lb.unallocated() == 0);
 }
 
 static void test_buffers_threads() {
@@ -87,6 +89,22 @@ static void test_buffers_cap_zero_chunks_left() {
   LaunchBuffers::push(b, LaunchRecord{});
   LaunchBuffers::push(b, LaunchRecord{});
   CHECK(lb.dropped() == 2);
+}
+
+// A chunk that cannot be allocated below the cap: its records are counted as
+// unallocated, not as past the cap (which they are not).
+static void test_buffers_out_of_memory() {
+  g_allocation_fault.store(
+      [](const char* what) { return std::strcmp(what, "launch_chunk") == 0 ? 1 : 0; });
+  LaunchBuffers lb(4, 1, 3);  // one chunk allocated up front, two more allowed
+  ThreadBuffer* tb = lb.attach(7);
+  for (uint32_t i = 0; i < 10; ++i) LaunchBuffers::push(tb, LaunchRecord{i, i + 1, i, 1, 0, 0});
+  g_allocation_fault.store(nullptr);
+  size_t n = 0;
+  lb.for_each([&](uint32_t, const LaunchRecord*, uint32_t k) { n += k; });
+  CHECK(n == 4 && lb.dropped() == 0 && lb.unallocated() == 6);
+  LaunchBuffers::push(tb, LaunchRecord{});  // memory again: a chunk, kept
+  CHECK(lb.dropped() == 0 && lb.unallocated() == 6);
 }
 
 // The collector walks the chunk lists while their owners append (a session's
@@ -282,6 +300,7 @@ int main() {
   test_buffers_read_while_writing(8, false);
   test_buffers_read_while_writing(2048, true);  // every chunk preallocated: no lock taken
   test_buffers_cap_zero_chunks_left();
+  test_buffers_out_of_memory();
   test_string_table();
   test_order_join_pairs_each_stream_in_order();
   test_order_join_skips_what_has_no_partner();

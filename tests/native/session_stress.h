@@ -741,10 +741,10 @@ inline bool cap_address_space(size_t headroom, rlimit* before) {
 }
 
 // Out of memory on the launch path: a launch record that cannot be stored (no
-// memory for a chunk of the launch buffers) is counted as dropped, and no
-// exception leaves the callback (CUPTI calls it from C: one escaping there ends
-// the process). In a child whose address space is capped, with chunks larger
-// than all the free memory malloc holds.
+// memory for a chunk of the launch buffers) is counted as unallocated (not as
+// past max_launch_bytes), and no exception leaves the callback (CUPTI calls it
+// from C: one escaping there ends the process). In a child whose address space
+// is capped, with chunks larger than all the free memory malloc holds.
 void test_out_of_memory_on_the_launch_path(const Double& d) {
 #ifndef SKIPNATIVE_OOM_TESTS
   (void)d;
@@ -770,8 +770,8 @@ void test_out_of_memory_on_the_launch_path(const Double& d) {
       setrlimit(RLIMIT_AS, &before);
     }
     s->stop();
-    const uint64_t kept = s->launches().size(), dropped = s->stats().launches_dropped;
-    return !escaped && kept == 0 && dropped == n;
+    const uint64_t kept = s->launches().size(), lost = s->stats().records_unallocated;
+    return !escaped && kept == 0 && lost == n && s->stats().launches_dropped == 0;
   });
 #endif
 }
@@ -786,9 +786,10 @@ __attribute__((noinline)) void grow_stack(int depth) {
 }
 
 // Out of memory while a buffer is decoded: the rows that cannot be kept are
-// counted as dropped, and no exception leaves the buffer callback (CUPTI calls
-// it from its own thread, from C). The child caps its address space and then
-// takes every byte malloc has left, so the decode's first allocation fails.
+// counted as unallocated (not as past max_gpu_records), and no exception leaves
+// the buffer callback (CUPTI calls it from its own thread, from C). The child
+// caps its address space and then takes every byte malloc has left, so the
+// decode's first allocation fails.
 void test_out_of_memory_while_decoding(const Double& d) {
 #ifndef SKIPNATIVE_OOM_TESTS
   (void)d;
@@ -823,8 +824,9 @@ void test_out_of_memory_while_decoding(const Double& d) {
       setrlimit(RLIMIT_AS, &before);
     }
     s->stop();
-    const uint64_t kept = s->kernels().size(), dropped = s->stats().gpu_rows_dropped;
-    return exhausted && !escaped && kept + dropped == n && dropped > 0;
+    const uint64_t kept = s->kernels().size(), lost = s->stats().records_unallocated;
+    return exhausted && !escaped && kept + lost == n && lost > 0 &&
+           s->stats().gpu_rows_dropped == 0;
   });
 #endif
 }

@@ -28,6 +28,13 @@ def test_losses_reads_only_positive_counts_of_known_kinds():
     assert loss_text({"gpu_rows": 1234}) == "1,234 GPU records (max_gpu_records)"
 
 
+def test_records_lost_for_want_of_memory_name_no_cap():
+    assert losses({"dropped": {"unallocated": 3, "launches": 0}}) == {"unallocated": 3}
+    said = loss_text({"unallocated": 3})
+    assert said == "3 records no memory could be allocated for (out of memory, not a cap)"
+    assert "max_" not in said
+
+
 def test_the_report_names_a_point_that_dropped_records(tmp_path):
     out = _sweep(tmp_path)
     clean = sweep_data(str(out), whatif_cpu=(), whatif_graphs=False)

@@ -90,7 +90,9 @@ class Capture:
       older CUPTI, which may crash when refused, gets a spill buffer whose
       records are counted (``metadata["dropped"]["spilled"]``);
     - ``max_launch_bytes``: memory cap of the launch-record buffers;
-    - ``max_gpu_records``: cap on decoded kernel/copy rows;
+    - ``max_gpu_records``: cap on decoded kernel/copy rows. Records lost where
+      memory could not be allocated, below every cap, are counted apart
+      (``metadata["dropped"]["unallocated"]``);
     - ``kernel_activity`` / ``memcpy`` / ``memset`` / ``launch_callbacks`` /
       ``api_domains``: what to record (for measuring the cost of each part);
     - ``launch_chunk_records``: launch records per buffer chunk;
@@ -249,7 +251,7 @@ class Capture:
         self._trace = None  # built on first access of .trace
         lost = losses(self._session.metadata())
         if lost:
-            capped = set(lost) - {"incomplete"}  # past a cap: the cap is named
+            capped = set(lost) - {"incomplete", "unallocated"}  # past a cap: the cap is named
             warnings.warn(
                 loss_warning(lost) + (" (raise the cap named)" if capped else ""),
                 RuntimeWarning,

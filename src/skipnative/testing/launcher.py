@@ -15,7 +15,8 @@ no CUDA itself.
 so a test can act between batches. ``--hold S`` sleeps S seconds before exit;
 ``--hold-subscriber`` makes the simulated CUPTI report another subscriber;
 ``--flush-delay S`` makes each of its activity flushes take S seconds (a capture
-slow to stop).
+slow to stop); ``--fail-allocations WHAT`` makes every one of skipnative's
+allocations named WHAT fail, as out of memory (SimulatedGpu.fail_allocations).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--hold-subscriber", action="store_true")
     p.add_argument("--flush-delay", type=float, default=0.0, help="seconds each flush takes")
     p.add_argument("--kernel-ns", type=int, default=3000, help="GPU time of each kernel")
+    p.add_argument("--fail-allocations", metavar="WHAT", help="skipnative's allocations to fail")
     p.add_argument("--rank", type=int, default=0, help=argparse.SUPPRESS)
     return p
 
@@ -66,7 +68,9 @@ def _check(code: int, what: str) -> None:
 class _Cuda:
     """The driver and runtime doubles, through ctypes."""
 
-    def __init__(self, kernel_ns: int, hold_subscriber: bool, flush_delay_s: float = 0.0):
+    def __init__(
+        self, kernel_ns: int, hold_subscriber: bool, flush_delay_s: float = 0.0, fail: str = ""
+    ):
         from skipnative.testing import _DRIVER, _RUNTIME, library_path, simulate_cuda
 
         sim = simulate_cuda()
@@ -74,6 +78,8 @@ class _Cuda:
         sim.set_kernel_ns(kernel_ns)
         sim.hold_subscriber(hold_subscriber)
         sim.flush_delay(int(flush_delay_s * 1e9))
+        if fail:
+            sim.fail_allocations(fail)
         # An injected session (skip run) must find this simulated CUPTI, not a
         # real libcupti of an nvidia-cuda-cupti wheel.
         os.environ["SKIPNATIVE_CUPTI_LIBRARY"] = library_path()
@@ -127,7 +133,7 @@ def _wait_for(path: Path, timeout: float = 120.0) -> None:
 
 
 def _work(args) -> int:
-    cuda = _Cuda(args.kernel_ns, args.hold_subscriber, args.flush_delay)
+    cuda = _Cuda(args.kernel_ns, args.hold_subscriber, args.flush_delay, args.fail_allocations)
     streams = [cuda.stream() for _ in range(max(args.threads, 1))]
     gate = Path(args.gate) if args.gate else None
     for b in range(args.batches):

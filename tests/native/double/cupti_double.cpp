@@ -32,6 +32,7 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
@@ -750,6 +751,34 @@ DOUBLE_API CUptiResult cuptiFinalize() {
 
 // ------------------------------------------------------------ test controls --
 
+namespace {
+// skipnative's own allocations a test makes fail (core/alloc_fault.h): the next n
+// of each name (n < 0: every one). Atomics, not the lock: skipnative asks from
+// its buffer-request callback, which the double calls holding the lock.
+constexpr const char* kAllocations[] = {"launch_thread", "launch_chunk", "activity_buffer",
+                                        "gpu_row"};
+std::atomic<int64_t> g_failing[std::size(kAllocations)];
+std::atomic<int64_t>* failing(const char* what) {
+  for (size_t i = 0; what != nullptr && i < std::size(kAllocations); ++i)
+    if (std::strcmp(what, kAllocations[i]) == 0) return &g_failing[i];
+  return nullptr;
+}
+}  // namespace
+
+// The next n allocations named `what` that skipnative makes fail (n < 0: all; 0: none).
+DOUBLE_API void skipnative_double_fail_allocations(const char* what, int64_t n) {
+  if (auto* f = failing(what)) f->store(n);
+}
+
+// What skipnative asks at each allocation it can fail: nonzero, fail it.
+DOUBLE_API int skipnative_double_allocation_fails(const char* what) {
+  std::atomic<int64_t>* f = failing(what);
+  int64_t n = f ? f->load() : 0;
+  while (n != 0)
+    if (n < 0 || f->compare_exchange_weak(n, n - 1)) return 1;
+  return 0;
+}
+
 DOUBLE_API uint64_t skipnative_double_clock_ns() { return now_ns(); }
 
 DOUBLE_API void skipnative_double_reset(uint32_t version) {
@@ -782,6 +811,7 @@ DOUBLE_API void skipnative_double_reset(uint32_t version) {
   s.external_pushes = 0;
   s.finalized_now = false;
   s.calls_after_finalize = 0;
+  for (auto& f : g_failing) f.store(0);
 }
 
 // What cuptiActivityEnableHWTrace(1) returns from now on (0: it succeeds).
