@@ -45,7 +45,7 @@ if want fidelity; then
   # pass-through alike); batch-1 decode and the launch loop. About 6 minutes.
   say "fidelity"
   HOOKS=$(python3 -c "import skipnative; print(skipnative.launch_hooks_library())")
-  FIDELITY_CONFIGS=unprofiled,kernel_activity_only,timing_pass,timing_pass_hook,timing_pass_hook_order,knob_no_latency_timestamps,knob_device_buffer_pre_allocate_16,knob_device_buffer_pool_limit_64,knob_buffers_pooled_16,knob_buffers_8MiB,knob_completion_cpu_last,torch_profiler
+  FIDELITY_CONFIGS=unprofiled,kernel_activity_only,timing_pass,timing_pass_hook,timing_pass_hook_order,timing_pass_stream_waits,knob_no_latency_timestamps,knob_device_buffer_pre_allocate_16,knob_device_buffer_pool_limit_64,knob_buffers_pooled_16,knob_buffers_8MiB,knob_completion_cpu_last,torch_profiler
   PYTHONUNBUFFERED=1 LD_PRELOAD="$HOOKS" timeout "${FIDELITY_TIMEOUT:-360}" python3 "$REPO/bench/gpu_overhead.py" \
     --blocks "${FIDELITY_BLOCKS:-3}" --reps 20 --no-prefill --only "$FIDELITY_CONFIGS" \
     --json "$OUT/overhead_fidelity.json" 2>&1 | tail -20 | tee -a "$LOG"

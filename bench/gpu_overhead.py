@@ -119,6 +119,8 @@ def configurations(cpu_count: int) -> dict[str, dict]:
         "timing_pass_hook": {**timing_pass, "launch_records": "hook"},
         # the hooks joined by stream order: no API record, no external correlation
         "timing_pass_hook_order": {**timing_pass, "launch_records": "hook", "hook_join": "order"},
+        # CUPTI's event and synchronisation records (which record each wait is on)
+        "timing_pass_stream_waits": {**timing_pass, "stream_waits": True},
         # CUPTI's documented knobs, each on top of the timing pass
         "knob_no_latency_timestamps": {},
         "knob_device_buffer_pre_allocate_16": {**timing_pass, "device_buffer_pre_allocate": 16},

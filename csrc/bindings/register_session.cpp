@@ -40,6 +40,9 @@ void register_record_dtypes() {
                           "device", stream, "stream", graph_id, "graph_id", is_set, "is_set",
                           copy_kind, "copy_kind", pad, "_pad", pad2, "_pad2");
   PYBIND11_NUMPY_DTYPE_EX(MarkerRow, t, "t", name_id, "name_id", tid, "tid");
+  PYBIND11_NUMPY_DTYPE_EX(EventRow, sync_id, "sync_id", correlation_id, "correlation", context_id,
+                          "context", stream, "stream", event_id, "event_id", device, "device", kind,
+                          "kind", pad, "_pad");
 }
 
 // A result table as a numpy structured array (the dtype registered for its row
@@ -220,6 +223,7 @@ void register_session(py::module_& m) {
       .def("kernels", [](py::object self) { return table_view(&Session::kernels, self); })
       .def("copies", [](py::object self) { return table_view(&Session::copies, self); })
       .def("markers", [](py::object self) { return table_view(&Session::markers, self); })
+      .def("events", [](py::object self) { return table_view(&Session::events, self); })
       .def("strings", &Session::strings)
       .def("metadata", &metadata);
 
@@ -230,6 +234,7 @@ void register_session(py::module_& m) {
     d["kernels"] = py::dtype::of<KernelRow>();
     d["copies"] = py::dtype::of<CopyRow>();
     d["markers"] = py::dtype::of<MarkerRow>();
+    d["events"] = py::dtype::of<EventRow>();
     return d;
   });
   m.def("record_sizes", [] {
@@ -238,6 +243,7 @@ void register_session(py::module_& m) {
     d["kernels"] = sizeof(KernelRow);
     d["copies"] = sizeof(CopyRow);
     d["markers"] = sizeof(MarkerRow);
+    d["events"] = sizeof(EventRow);
     return d;
   });
 

@@ -88,6 +88,21 @@ struct CopyRow {
 };
 static_assert(sizeof(CopyRow) == 56, "CopyRow is 56 bytes");
 
+// A CUDA event record (kind 0) or a stream's wait for one (kind 1), from CUPTI's
+// CUDA_EVENT and SYNCHRONIZATION records (capture option stream_waits): enough to
+// tell which record each wait is on, so the what-if replay keeps the order.
+struct EventRow {
+  uint64_t sync_id;  // CUPTI's cudaEventSyncId (12.8+): joins a wait to its record; 0: none
+  uint32_t correlation_id;
+  uint32_t context_id;
+  uint32_t stream;
+  uint32_t event_id;
+  uint32_t device;  // an event record's device (12.8+); UINT32_MAX: not given
+  uint8_t kind;     // 0 = event record, 1 = stream wait event
+  uint8_t pad[3];
+};
+static_assert(sizeof(EventRow) == 32, "EventRow is 32 bytes");
+
 // A marker from cap.mark(name).
 struct MarkerRow {
   uint64_t t;

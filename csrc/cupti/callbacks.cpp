@@ -456,7 +456,9 @@ void Session::on_buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffe
                    s->source_ == LaunchRecords::kHook ? &s->external_ : nullptr,
                    s->opts_.overhead_records ? &s->stats_.cupti_overhead : nullptr,
                    &s->stats_.gpu_rows_incomplete,
-                   &s->stats_.records_unallocated};
+                   &s->stats_.records_unallocated,
+                   s->opts_.stream_waits ? &s->events_ : nullptr,
+                   s->version_ >= kEventSyncIdVersion};
     if (spilled)
       s->stats_.records_spilled += count_records(*s->api_, buffer, valid);
     else if (buffer != nullptr && valid > 0)

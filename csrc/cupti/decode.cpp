@@ -54,7 +54,8 @@ uint32_t intern_name(const char* name, DecodeTarget& out) {
 }
 
 bool room(DecodeTarget& out) {
-  if (out.kernels->size() + out.copies->size() < out.max_rows) return true;
+  const size_t events = out.events ? out.events->size() : 0;
+  if (out.kernels->size() + out.copies->size() + events < out.max_rows) return true;
   ++*out.rows_dropped;
   return false;
 }
@@ -108,6 +109,42 @@ void decode_transfer(const M* m, uint8_t is_set, uint8_t copy_kind, DecodeTarget
   r.is_set = is_set;
   r.copy_kind = copy_kind;
   out.copies->push_back(r);
+}
+
+// A CUDA event record or a stream's wait for one. CudaEvent2 and
+// Synchronization2 (CUPTI 12.8 and newer) extend their first versions, so the
+// fields both have are read through the newer struct from either; the sync id
+// and the event's device only where CUPTI writes them.
+void decode_event(const CUpti_Activity* rec, DecodeTarget& out) {
+  EventRow r{};
+  r.device = UINT32_MAX;
+  if (rec->kind == CUPTI_ACTIVITY_KIND_CUDA_EVENT) {
+    auto e = reinterpret_cast<const CUpti_ActivityCudaEvent2*>(rec);
+    r.kind = 0;
+    r.correlation_id = e->correlationId;
+    r.context_id = e->contextId;
+    r.stream = e->streamId;
+    r.event_id = e->eventId;
+    if (out.event_sync_ids) {
+      r.device = e->deviceId;
+      r.sync_id = e->cudaEventSyncId;
+    }
+  } else {
+    auto w = reinterpret_cast<const CUpti_ActivitySynchronization2*>(rec);
+    // of the synchronisation records only a stream's wait for an event is kept
+    // (stream, context and event synchronisation are the CPU's sync calls)
+    if (w->type != CUPTI_ACTIVITY_SYNCHRONIZATION_TYPE_STREAM_WAIT_EVENT) return;
+    r.kind = 1;
+    r.correlation_id = w->correlationId;
+    r.context_id = w->contextId;
+    r.stream = w->streamId;
+    r.event_id = w->cudaEventId;
+    // "not applicable" is the 32-bit invalid value; taken as such widened either way
+    const uint64_t id = out.event_sync_ids ? w->cudaEventSyncId : 0;
+    if (id != uint64_t(CUPTI_SYNCHRONIZATION_INVALID_VALUE) && id != UINT64_MAX) r.sync_id = id;
+  }
+  if (!room(out)) return;
+  out.events->push_back(r);
 }
 
 // An overhead record: CUpti_ActivityOverhead3 (CUDA 12.2 and newer) where its
@@ -215,6 +252,13 @@ void decode_record(const CUpti_Activity* rec, RecordLayout layout, DecodeTarget&
       } else {
         ++*out.records_ignored;
       }
+      break;
+    case CUPTI_ACTIVITY_KIND_CUDA_EVENT:
+    case CUPTI_ACTIVITY_KIND_SYNCHRONIZATION:
+      if (out.events != nullptr)
+        decode_event(rec, out);
+      else
+        ++*out.records_ignored;
       break;
     case CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION:
       if (out.external != nullptr) {

@@ -56,6 +56,12 @@ struct DecodeTarget {
   // Records whose row could not be stored for want of memory; nullptr: counted
   // as over the cap (rows_dropped, api_rows_dropped).
   uint64_t* rows_unallocated = nullptr;
+  // Event records and stream waits (capture option stream_waits), counted
+  // against max_rows with the kernels and copies; nullptr: ignored.
+  std::vector<EventRow>* events = nullptr;
+  // Whether CUPTI writes CudaEvent2 / Synchronization2 (12.8 and newer, with
+  // cudaEventSyncId and the event's device); older ones write their prefix.
+  bool event_sync_ids = false;
 };
 
 // The number of records in a buffer (one not decoded: its records are counted;

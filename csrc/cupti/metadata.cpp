@@ -149,6 +149,9 @@ std::string options_problem(const SessionOptions& o) {
   if (o.completion_cpu < -1)
     return "completion_cpu must be a CPU number, or -1 for none, not " +
            std::to_string(o.completion_cpu);
+  if (o.stream_waits && o.launch_records == LaunchRecords::kHook)
+    return "stream_waits needs launch_records 'callbacks' or 'activity': a hooked event call "
+           "has no CUPTI correlation id to join its wait records by";
   return "";
 }
 

@@ -34,7 +34,8 @@ bool write_dump(const Session& s, const std::string& path, uint32_t pid, uint32_
     << ",\"row_bytes\":" << sizeof(LaunchRow) << "},\"kernels\":{\"rows\":" << s.kernels().size()
     << ",\"row_bytes\":" << sizeof(KernelRow) << "},\"copies\":{\"rows\":" << s.copies().size()
     << ",\"row_bytes\":" << sizeof(CopyRow) << "},\"markers\":{\"rows\":" << s.markers().size()
-    << ",\"row_bytes\":" << sizeof(MarkerRow) << "}},\"strings\":" << strings.size() << "}";
+    << ",\"row_bytes\":" << sizeof(MarkerRow) << "},\"events\":{\"rows\":" << s.events().size()
+    << ",\"row_bytes\":" << sizeof(EventRow) << "}},\"strings\":" << strings.size() << "}";
   const std::string header = h.str();
 
   const std::string tmp = path + ".tmp";
@@ -48,7 +49,7 @@ bool write_dump(const Session& s, const std::string& path, uint32_t pid, uint32_
             std::fwrite(&hlen, 4, 1, f) == 1 &&
             std::fwrite(header.data(), 1, header.size(), f) == header.size() &&
             put(f, s.launches()) && put(f, s.kernels()) && put(f, s.copies()) &&
-            put(f, s.markers());
+            put(f, s.markers()) && put(f, s.events());
   for (size_t i = 0; ok && i < strings.size(); ++i) {
     const uint32_t n = uint32_t(strings[i].size());
     ok = std::fwrite(&n, 4, 1, f) == 1 && std::fwrite(strings[i].data(), 1, n, f) == n;

@@ -11,10 +11,11 @@
 //   12      4     u32 H, length of the header
 //   16      H     header: UTF-8 JSON object
 //                 {"pid", "window", "meta": {session metadata, as Session.metadata()},
-//                  "devices": [names], "tables": {"launches"|"kernels"|"copies"|"markers":
-//                  {"rows", "row_bytes"}}, "strings": count}
+//                  "devices": [names], "tables": {"launches"|"kernels"|"copies"|"markers"|
+//                  "events": {"rows", "row_bytes"}}, "strings": count}
 //   16+H    ...   the rows of launches (LaunchRow), kernels (KernelRow), copies
-//                 (CopyRow) and markers (MarkerRow) of core/records.h, in that order
+//                 (CopyRow), markers (MarkerRow) and events (EventRow) of
+//                 core/records.h, in that order
 //   ...     ...   strings: for each, u32 byte length then its UTF-8 bytes
 //   end-8   8     trailer "SKIPDEND": a dump without it is incomplete
 //
@@ -33,7 +34,7 @@ namespace skipnative {
 
 constexpr char kDumpMagic[8] = {'S', 'K', 'I', 'P', 'D', 'U', 'M', 'P'};
 constexpr char kDumpTrailer[8] = {'S', 'K', 'I', 'P', 'D', 'E', 'N', 'D'};
-constexpr uint32_t kDumpVersion = 1;
+constexpr uint32_t kDumpVersion = 2;  // 2: the events table
 
 // Writes the stopped session `s` as window `window` of process `pid` to `path`.
 // Returns false with `*why` on failure.

@@ -249,6 +249,10 @@ void Session::enable_activity() {
   if (opts_.memcpy) kinds.push_back(CUPTI_ACTIVITY_KIND_MEMCPY);
   if (opts_.memset) kinds.push_back(CUPTI_ACTIVITY_KIND_MEMSET);
   if (opts_.overhead_records) kinds.push_back(CUPTI_ACTIVITY_KIND_OVERHEAD);
+  if (opts_.stream_waits) {
+    kinds.push_back(CUPTI_ACTIVITY_KIND_CUDA_EVENT);
+    kinds.push_back(CUPTI_ACTIVITY_KIND_SYNCHRONIZATION);
+  }
   for (auto k : kinds) {
     check(api_->ActivityEnable(k), "cuptiActivityEnable");
     enabled_kinds_.push_back(k);

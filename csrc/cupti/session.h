@@ -73,6 +73,7 @@ struct ApiDomains {
   X(size_t, device_buffer_bytes, 0) /* CUPTI_ACTIVITY_ATTR_DEVICE_BUFFER_SIZE; 0: CUPTI's */       \
   X(bool, hw_trace, false)          /* kernel timestamps from the Hardware Event System */         \
   X(bool, overhead_records, false)  /* CUPTI_ACTIVITY_KIND_OVERHEAD, summed by kind */             \
+  X(bool, stream_waits, false)      /* CUDA_EVENT + SYNCHRONIZATION: which record a wait is on */  \
   X(bool, device_buffer_host_pinned, false) /* CUPTI's device buffer in pinned host memory */      \
   X(size_t, device_buffer_pre_allocate, 0)  /* ..._PRE_ALLOCATE_VALUE; 0: CUPTI's */               \
   X(size_t, device_buffer_pool_limit, 0)    /* ..._DEVICE_BUFFER_POOL_LIMIT; 0: CUPTI's */         \
@@ -83,6 +84,10 @@ struct ApiDomains {
   X(size_t, launch_chunk_records, 16384)                                                           \
   X(size_t, max_launch_bytes, 512u << 20)                                                          \
   X(size_t, max_gpu_records, 64u << 20)
+
+// The first CUPTI API version that writes CudaEvent2 / Synchronization2 (CUDA
+// 12.8): records that carry cudaEventSyncId, the exact join of a wait to its record.
+constexpr uint32_t kEventSyncIdVersion = 26;
 
 // The largest activity buffer a capture asks for (CUPTI fills buffers of a few MB;
 // a size near 2^64 would wrap when rounded up to 8 bytes).
@@ -166,6 +171,7 @@ class Session {
   const std::vector<LaunchRow>& launches() const { return launches_; }
   const std::vector<KernelRow>& kernels() const { return kernels_; }
   const std::vector<CopyRow>& copies() const { return copies_; }
+  const std::vector<EventRow>& events() const { return events_; }
   const std::vector<MarkerRow>& markers() const { return markers_; }
   std::vector<std::string> strings() const { return names_.snapshot(); }
   const SessionStats& stats() const { return stats_; }
@@ -270,6 +276,7 @@ class Session {
   std::unordered_map<const char*, std::pair<uint32_t, std::string>> name_cache_;
   std::vector<KernelRow> kernels_;
   std::vector<CopyRow> copies_;
+  std::vector<EventRow> events_;  // stream_waits: event records and stream waits
 
   std::mutex markers_mu_;
   std::vector<MarkerRow> markers_;  // ticks until stop(), then ns

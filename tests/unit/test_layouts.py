@@ -47,6 +47,15 @@ SESSION_FIELDS = {
         "copy_kind": ("u", 1, ()),
     },
     "markers": {"t": ("u", 8, ()), "name_id": ("u", 4, ()), "tid": ("u", 4, ())},
+    "events": {
+        "sync_id": ("u", 8, ()),
+        "correlation": ("u", 4, ()),
+        "context": ("u", 4, ()),
+        "stream": ("u", 4, ()),
+        "event_id": ("u", 4, ()),
+        "device": ("u", 4, ()),
+        "kind": ("u", 1, ()),
+    },
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from skipnative.capturing.loader import available, native, wheel_cupti_dirs
+from skipnative.capturing.waits import waits_from_events
 from skipnative.trace import (
     GPU_DTYPE,
     LAUNCH_DTYPE,
@@ -134,6 +135,11 @@ class Capture:
       flushes and requests, full command buffers, ...), summed by kind in
       ``metadata["cupti_overhead"]`` (``{"CUPTI_INSTRUMENTATION": {"count": n,
       "ns": t}, ...}``); for finding where a capture's cost goes;
+    - ``stream_waits``: CUPTI's CUDA event and synchronisation records, so that
+      ``trace.waits`` says which ``cudaEventRecord`` each ``cudaStreamWaitEvent``
+      waits on (``skip whatif`` keeps those waits). Off by default: CUPTI then
+      records every event call and synchronisation, a cost not yet measured on
+      a GPU. Needs ``launch_records`` "callbacks" or "activity";
     - ``device_buffer_pre_allocate`` / ``device_buffer_pool_limit``: CUPTI's
       DEVICE_BUFFER_PRE_ALLOCATE_VALUE and DEVICE_BUFFER_POOL_LIMIT (device
       buffers allocated up front, not on a launching thread; 0: CUPTI's);
@@ -173,6 +179,7 @@ class Capture:
         device_buffer_bytes: int = 0,
         hw_trace: bool = False,
         overhead_records: bool = False,
+        stream_waits: bool = False,
         serial_kernels: bool = False,
         device_buffer_host_pinned: bool = False,
         device_buffer_pre_allocate: int = 0,
@@ -313,7 +320,8 @@ class Capture:
         """
         s = self._session
         try:
-            return {t: getattr(s, t)() for t in ("launches", "kernels", "copies", "markers")}
+            tables = ("launches", "kernels", "copies", "markers", "events")
+            return {t: getattr(s, t)() for t in tables}
         except self._mod.CaptureError as e:
             raise CaptureError(str(e)) from None
 
@@ -455,4 +463,5 @@ def _to_trace(mod, session, raw: dict[str, np.ndarray]) -> Trace:
         regions=regions,
         strings=strings.strings,
         meta=meta,
+        waits=waits_from_events(raw["events"], gpu),
     )

@@ -118,6 +118,11 @@ def add_parser(sub) -> None:
     c.add_argument("--max-gpu-records", type=_size(0), default=64 << 20)
     c.add_argument("--device-buffer-bytes", type=_size(0), default=0)
     c.add_argument("--hw-trace", action="store_true", help="Blackwell hardware event timestamps")
+    c.add_argument(
+        "--stream-waits",
+        action="store_true",
+        help="which event record each cudaStreamWaitEvent waits on (for skip whatif)",
+    )
     c.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
     p.set_defaults(run=run)
 
@@ -139,6 +144,7 @@ def _options(args) -> dict[str, object]:
         "max_gpu_records": args.max_gpu_records,
         "device_buffer_bytes": args.device_buffer_bytes,
         "hw_trace": args.hw_trace,
+        "stream_waits": args.stream_waits,
         "wheel_dirs": ":".join(wheel_cupti_dirs()),
     }
 

@@ -23,9 +23,9 @@ from skipnative.trace import REGION_DTYPE, StringTable, Trace
 
 MAGIC = b"SKIPDUMP"
 TRAILER = b"SKIPDEND"
-VERSION = 1
+VERSION = 2  # 2: the events table (capture option stream_waits)
 _PREFIX = struct.Struct("<8sII")
-TABLES = ("launches", "kernels", "copies", "markers")
+TABLES = ("launches", "kernels", "copies", "markers", "events")
 
 
 def _dtypes() -> dict[str, np.dtype]:
@@ -180,6 +180,7 @@ def process_trace(dumps: list[Dump], *, regions: bool) -> Trace:
             tables["regions"].append(r)
     merged = {k: np.concatenate(v) if v else getattr(parts[0], k)[:0] for k, v in tables.items()}
     merged["regions"] = merged["regions"][np.argsort(merged["regions"]["t_begin"], kind="stable")]
+    waits = np.concatenate([t.waits for t in parts])
     meta = dict(parts[0].meta)
     meta["t_stop_ns"] = parts[-1].meta["t_stop_ns"]
     meta["dropped"] = _summed([t.meta.get("dropped") for t in parts])  # every window's
@@ -196,6 +197,7 @@ def process_trace(dumps: list[Dump], *, regions: bool) -> Trace:
         regions=merged["regions"],
         strings=strings.strings,
         meta=meta,
+        waits=waits,
     )
 
 

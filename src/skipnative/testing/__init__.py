@@ -106,6 +106,8 @@ class SimulatedGpu:
             "skipnative_double_graph_launch": (u32, [i32, i32, u32, ctypes.c_char_p, u32, u64]),
             "skipnative_double_copy": (u32, [i32, i32, u32, u64, u64, i32]),
             "skipnative_double_sync": (u32, [i32, i32]),
+            "skipnative_double_event_record": (u32, [i32, i32, u32, u32]),
+            "skipnative_double_stream_wait_event": (u32, [i32, i32, u32, u32]),
             "skipnative_double_set_queue_depth": (None, [u32]),
             "skipnative_double_subscribed": (i32, []),
             "skipnative_double_enabled_callbacks": (i32, []),
@@ -239,6 +241,16 @@ class SimulatedGpu:
     def sync(self, api="cudaDeviceSynchronize") -> int:
         dom, cbid = _cbid(api)
         return self._lib.skipnative_double_sync(dom, cbid)
+
+    def event_record(self, event: int, stream: int = 7, api="cudaEventRecord") -> int:
+        """Records `event` on `stream`: it completes when the stream's work so far ends."""
+        dom, cbid = _cbid(api)
+        return self._lib.skipnative_double_event_record(dom, cbid, stream, event)
+
+    def stream_wait_event(self, event: int, stream: int, api="cudaStreamWaitEvent") -> int:
+        """Makes `stream`'s later work wait for `event`'s latest record."""
+        dom, cbid = _cbid(api)
+        return self._lib.skipnative_double_stream_wait_event(dom, cbid, stream, event)
 
     @property
     def subscribed(self) -> bool:

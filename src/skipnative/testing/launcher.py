@@ -16,7 +16,9 @@ so a test can act between batches. ``--hold S`` sleeps S seconds before exit;
 ``--hold-subscriber`` makes the simulated CUPTI report another subscriber;
 ``--flush-delay S`` makes each of its activity flushes take S seconds (a capture
 slow to stop); ``--fail-allocations WHAT`` makes every one of skipnative's
-allocations named WHAT fail, as out of memory (SimulatedGpu.fail_allocations).
+allocations named WHAT fail, as out of memory (SimulatedGpu.fail_allocations);
+``--waits`` ends with an event recorded on the first stream, a new stream made
+to wait for it (cudaStreamWaitEvent) and one kernel, ``after_wait``, there.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--flush-delay", type=float, default=0.0, help="seconds each flush takes")
     p.add_argument("--kernel-ns", type=int, default=3000, help="GPU time of each kernel")
     p.add_argument("--fail-allocations", metavar="WHAT", help="skipnative's allocations to fail")
+    p.add_argument(
+        "--waits", action="store_true", help="end with a kernel on a stream made to wait"
+    )
     p.add_argument("--rank", type=int, default=0, help=argparse.SUPPRESS)
     return p
 
@@ -115,6 +120,18 @@ class _Cuda:
         _check(self.drv.cuStreamCreate(ctypes.byref(s), 0), "cuStreamCreate")
         return s
 
+    def wait_then_launch(self, kernel, after: ctypes.c_void_p) -> None:
+        """An event recorded on `after`, a new stream made to wait for it, and one
+        kernel launched there (the simulated CUPTI's event calls, on the CUPTI
+        stream ids the driver double gives its streams)."""
+        from skipnative.testing import SimulatedGpu
+
+        gpu = SimulatedGpu()
+        waiting = self.stream()
+        gpu.event_record(1, stream=_stream_id(after))
+        gpu.stream_wait_event(1, stream=_stream_id(waiting))
+        self.launch(kernel, waiting, 1)
+
     def launch(self, kernel: ctypes.c_void_p, stream: ctypes.c_void_p, n: int) -> None:
         dim = _Dim3(1, 1, 1)
         f = self.rt.cudaLaunchKernel
@@ -122,6 +139,11 @@ class _Cuda:
         f.argtypes += [ctypes.c_void_p]
         for _ in range(n):
             _check(f(kernel, dim, dim, None, 0, stream), "cudaLaunchKernel")
+
+
+def _stream_id(stream: ctypes.c_void_p) -> int:
+    """The id the driver double gave a stream (the first field of its CUstream_st)."""
+    return ctypes.c_uint32.from_address(int(stream.value or 0)).value
 
 
 def _wait_for(path: Path, timeout: float = 120.0) -> None:
@@ -153,6 +175,8 @@ def _work(args) -> int:
             done = gate / f"done{b}-{args.rank}"
             done.with_suffix(".tmp").write_text(str(os.getpid()))
             os.replace(done.with_suffix(".tmp"), done)
+    if args.waits:
+        cuda.wait_then_launch(cuda.kernel("after_wait"), streams[0])
     if args.hold > 0:
         time.sleep(args.hold)
     return 0

@@ -72,6 +72,10 @@ struct State {
   std::atomic<uint32_t> next_correlation{1};
   uint32_t next_graph = 1;
   std::map<uint32_t, uint64_t> stream_free;
+  // per CUDA event: when the work before its latest record ends, and that
+  // record's cudaEventSyncId
+  std::map<uint32_t, std::pair<uint64_t, uint64_t>> events;
+  uint64_t next_event_sync = 1;
   std::map<uint32_t, std::deque<uint64_t>> pending;  // per stream: ends of unfinished work
   uint32_t queue_depth = 0;                          // 0: unbounded
   std::set<std::string> names;
@@ -201,6 +205,11 @@ size_t record_size(uint32_t version, int kind) {
       return sizeof(CUpti_ActivityExternalCorrelation);
     case CUPTI_ACTIVITY_KIND_OVERHEAD:
       return sizeof(CUpti_ActivityOverhead3);
+    case CUPTI_ACTIVITY_KIND_CUDA_EVENT:
+      return version >= 26 ? sizeof(CUpti_ActivityCudaEvent2) : sizeof(CUpti_ActivityCudaEvent);
+    case CUPTI_ACTIVITY_KIND_SYNCHRONIZATION:
+      return version >= 26 ? sizeof(CUpti_ActivitySynchronization2)
+                           : sizeof(CUpti_ActivitySynchronization);
     default:
       return sizeof(CUpti_ActivityMarker2);
   }
@@ -796,6 +805,8 @@ DOUBLE_API void skipnative_double_reset(uint32_t version) {
   s.overhead_launches = 0;
   s.next_graph = 1;
   s.stream_free.clear();
+  s.events.clear();
+  s.next_event_sync = 1;
   s.pending.clear();
   s.queue_depth = 0;
   s.dropped = 0;
@@ -963,6 +974,73 @@ DOUBLE_API uint32_t skipnative_double_copy(int domain, int cbid, uint32_t stream
 // An API call that does no GPU work (e.g. a launch into a capturing stream).
 DOUBLE_API uint32_t skipnative_double_call(int domain, int cbid) {
   return api_call(domain, cbid, st().launch_cost, [](uint32_t, uint64_t, uint64_t) {});
+}
+
+// cudaEventRecord(event, stream): the event completes when the work queued on
+// `stream` so far has ended. A CUDA_EVENT record (CudaEvent2 with its
+// cudaEventSyncId from CUPTI 12.8, API version 26; the first version before).
+DOUBLE_API uint32_t skipnative_double_event_record(int domain, int cbid, uint32_t stream,
+                                                   uint32_t event) {
+  return api_call(domain, cbid, st().launch_cost, [&](uint32_t corr, uint64_t, uint64_t) {
+    State& s = st();
+    std::lock_guard<std::mutex> lock(s.mu);
+    const uint64_t sync = s.next_event_sync++;
+    s.events[event] = {s.stream_free[stream], sync};
+    if (!s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_CUDA_EVENT)) return;
+    CUpti_ActivityCudaEvent2 r;
+    std::memset(&r, 0, sizeof(r));
+    r.kind = CUPTI_ACTIVITY_KIND_CUDA_EVENT;
+    r.correlationId = corr;
+    r.contextId = 1;
+    r.streamId = stream;
+    r.eventId = event;
+    r.deviceId = s.device;
+    r.cudaEventSyncId = sync;
+    uint8_t* p = reserve(s, record_size(s.version, CUPTI_ACTIVITY_KIND_CUDA_EVENT));
+    if (!p) {
+      ++s.dropped;
+      return;
+    }
+    std::memcpy(p, &r, record_size(s.version, CUPTI_ACTIVITY_KIND_CUDA_EVENT));
+    ++s.records_written;
+  });
+}
+
+// cudaStreamWaitEvent(stream, event): work queued on `stream` from now on starts
+// after the event's recorded work has ended. A SYNCHRONIZATION record of type
+// STREAM_WAIT_EVENT (Synchronization2 with the record's cudaEventSyncId from API
+// version 26; the first version before).
+DOUBLE_API uint32_t skipnative_double_stream_wait_event(int domain, int cbid, uint32_t stream,
+                                                        uint32_t event) {
+  return api_call(
+      domain, cbid, st().launch_cost, [&](uint32_t corr, uint64_t t_begin, uint64_t t_end) {
+        State& s = st();
+        std::lock_guard<std::mutex> lock(s.mu);
+        auto it = s.events.find(event);
+        if (it != s.events.end())
+          s.stream_free[stream] = std::max(s.stream_free[stream], it->second.first);
+        if (!s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_SYNCHRONIZATION)) return;
+        CUpti_ActivitySynchronization2 r;
+        std::memset(&r, 0, sizeof(r));
+        r.kind = CUPTI_ACTIVITY_KIND_SYNCHRONIZATION;
+        r.type = CUPTI_ACTIVITY_SYNCHRONIZATION_TYPE_STREAM_WAIT_EVENT;
+        const int64_t off = clock_offset(s);
+        r.start = at(off, t_begin);
+        r.end = at(off, t_end);
+        r.correlationId = corr;
+        r.contextId = 1;
+        r.streamId = stream;
+        r.cudaEventId = event;
+        r.cudaEventSyncId =
+            it != s.events.end() ? it->second.second : CUPTI_SYNCHRONIZATION_INVALID_VALUE;
+        uint8_t* p = reserve(s, record_size(s.version, CUPTI_ACTIVITY_KIND_SYNCHRONIZATION));
+        if (!p) {
+          ++s.dropped;
+          return;
+        }
+        std::memcpy(p, &r, record_size(s.version, CUPTI_ACTIVITY_KIND_SYNCHRONIZATION));
+        ++s.records_written;
+      });
 }
 
 // At most `depth` unfinished kernels per stream (0: unbounded).

@@ -1,0 +1,126 @@
+"""Native captures of cross-stream waits (capture option stream_waits): CUPTI's event
+and synchronisation records, through the CUPTI double, joined into Trace.waits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import skipnative
+from skipnative.analysis.whatif import replay
+
+COST, LATENCY = 2000, 1000
+
+
+def waiting_work(gpu, *, record_event=5):
+    """A (200 us) on stream 7, the event recorded behind it, stream 20 made to wait,
+    then B on stream 20: B starts when A ends, though launched long before."""
+    gpu.launch("A", 200_000, stream=7)
+    gpu.advance(10_000)
+    rec = gpu.event_record(record_event, stream=7)
+    wait = gpu.stream_wait_event(record_event, stream=20)
+    gpu.launch("B", 5_000, stream=20)
+    gpu.sync()
+    return rec, wait
+
+
+def rows(t, name):
+    return t.gpu[np.array(t.name(t.gpu["name_id"])) == name][0]
+
+
+# 130001: CUDA 13 (CudaEvent2, sync ids); 24: CUDA 12.6 (first versions: no sync id)
+@pytest.mark.parametrize("version", [130001, 26, 24])
+def test_a_wait_joins_the_record_it_waits_on(gpu, version):
+    gpu.reset(version)
+    gpu.configure(launch_cost_ns=COST, submit_latency_ns=LATENCY)
+    with skipnative.capture(clock="library", stream_waits=True) as cap:
+        rec, wait = waiting_work(gpu)
+    t = cap.trace
+    assert t.waits.tolist() == [(wait, rec, 0, 20, 7)]
+    a, b = rows(t, "A"), rows(t, "B")
+    assert b["t_start"] == a["t_end"]  # the double ran the wait
+
+
+def test_without_the_sync_id_a_wait_takes_the_events_latest_earlier_record(gpu):
+    """CUPTI before 12.8: the event recorded twice, waited on after the second
+    record, is the second record's wait (as CUDA defines it)."""
+    gpu.reset(24)
+    gpu.configure(launch_cost_ns=COST, submit_latency_ns=LATENCY)
+    with skipnative.capture(clock="library", stream_waits=True) as cap:
+        gpu.event_record(5, stream=7)
+        gpu.launch("A", 200_000, stream=7)
+        second = gpu.event_record(5, stream=7)
+        wait = gpu.stream_wait_event(5, stream=20)
+        gpu.event_record(5, stream=7)  # a later record: not the one waited on
+        gpu.launch("B", 5_000, stream=20)
+        gpu.sync()
+    assert cap.trace.waits.tolist() == [(wait, second, 0, 20, 7)]
+
+
+def test_the_replay_keeps_a_captured_wait(gpu):
+    with skipnative.capture(clock="library", stream_waits=True) as cap:
+        waiting_work(gpu)
+    p = replay(cap.trace, cpu_scale=0.25)
+    assert rows(p, "B")["t_start"] >= rows(p, "A")["t_end"]
+    unchanged = replay(cap.trace)
+    assert unchanged.gpu["t_start"].tolist() == cap.trace.gpu["t_start"].tolist()
+
+
+def test_waits_are_recorded_only_when_asked_for(gpu):
+    cuda_event, synchronization = 36, 38  # CUPTI_ACTIVITY_KIND_*
+    with skipnative.capture(clock="library") as cap:
+        assert not gpu.kind_enabled(cuda_event) and not gpu.kind_enabled(synchronization)
+        waiting_work(gpu)
+    assert len(cap.trace.waits) == 0
+    with skipnative.capture(clock="library", stream_waits=True) as cap:
+        assert gpu.kind_enabled(cuda_event) and gpu.kind_enabled(synchronization)
+        waiting_work(gpu)
+    assert len(cap.trace.waits) == 1
+
+
+def test_waits_survive_a_skip_file(gpu, tmp_path):
+    with skipnative.capture(clock="library", stream_waits=True) as cap:
+        waiting_work(gpu)
+    cap.trace.save(str(tmp_path / "w.skip"))
+    assert skipnative.load(tmp_path / "w.skip").waits.tolist() == cap.trace.waits.tolist()
+
+
+def test_a_wait_with_the_launch_hooks_is_refused_with_the_reason(gpu):
+    with pytest.raises(ValueError, match="stream_waits needs launch_records 'callbacks' or"):
+        skipnative.capture(stream_waits=True, launch_records="hook")
+
+
+def test_event_rows_count_against_the_gpu_row_cap(gpu):
+    """max_gpu_records bounds what decoding keeps, event rows included."""
+    cap = skipnative.capture(clock="library", stream_waits=True, max_gpu_records=2).start()
+    waiting_work(gpu)
+    gpu.launch("C", 1000, stream=7)
+    with pytest.warns(RuntimeWarning, match="max_gpu_records"):
+        cap.stop()
+    t = cap.trace
+    assert len(t.gpu) + len(cap.raw()["events"]) == 2
+
+
+def test_skip_run_records_the_waits_of_each_process(tmp_path):
+    """skip run --stream-waits: the dump carries the event rows, and the process's
+    .skip its wait, from the launcher's first stream to the one made to wait."""
+    from test_run import LAUNCHER, skip_run
+
+    from skipnative.io import runfolder
+
+    r = skip_run(tmp_path, "--stream-waits", "--", *LAUNCHER, "10", "--waits")
+    assert r.returncode == 0, r.stderr
+    p = runfolder.read_run(tmp_path)["processes"][0]
+    t = skipnative.load(tmp_path / p["file"])
+    assert len(t.waits) == 1
+    w = t.waits[0]
+    first, after = rows(t, "kernel_b0"), rows(t, "after_wait")
+    assert (int(w["on_stream"]), int(w["stream"])) == (int(first["stream"]), int(after["stream"]))
+    names = dict(zip(t.launches["correlation"].tolist(), t.name(t.launches["name_id"])))
+    assert names[int(w["correlation"])] == "cudaStreamWaitEvent"
+    assert names[int(w["record_correlation"])] == "cudaEventRecord"
+    # and without the option, none
+    r = skip_run(tmp_path / "plain", "--", *LAUNCHER, "10", "--waits")
+    assert r.returncode == 0, r.stderr
+    p = runfolder.read_run(tmp_path / "plain")["processes"][0]
+    assert len(skipnative.load(tmp_path / "plain" / p["file"]).waits) == 0
