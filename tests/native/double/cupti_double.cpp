@@ -279,6 +279,20 @@ void commit(State& s, const R& r) {
   reserve_and_commit(s, r);
 }
 
+// A record written as the double's CUPTI version writes its kind: the first
+// record_size() bytes of the newest struct (older versions' structs are its prefix).
+template <class R>
+void commit_versioned(State& s, const R& r) {
+  const size_t n = record_size(s.version, r.kind);
+  uint8_t* p = reserve(s, n);
+  if (!p) {
+    ++s.dropped;
+    return;
+  }
+  std::memcpy(p, &r, n);
+  ++s.records_written;
+}
+
 // The kernel record kind enabled (KERNEL or CONCURRENT_KERNEL), -1 if neither.
 int kernel_kind(const State& s) {
   if (s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL))
@@ -996,13 +1010,7 @@ DOUBLE_API uint32_t skipnative_double_event_record(int domain, int cbid, uint32_
     r.eventId = event;
     r.deviceId = s.device;
     r.cudaEventSyncId = sync;
-    uint8_t* p = reserve(s, record_size(s.version, CUPTI_ACTIVITY_KIND_CUDA_EVENT));
-    if (!p) {
-      ++s.dropped;
-      return;
-    }
-    std::memcpy(p, &r, record_size(s.version, CUPTI_ACTIVITY_KIND_CUDA_EVENT));
-    ++s.records_written;
+    commit_versioned(s, r);
   });
 }
 
@@ -1033,13 +1041,7 @@ DOUBLE_API uint32_t skipnative_double_stream_wait_event(int domain, int cbid, ui
         r.cudaEventId = event;
         r.cudaEventSyncId =
             it != s.events.end() ? it->second.second : CUPTI_SYNCHRONIZATION_INVALID_VALUE;
-        uint8_t* p = reserve(s, record_size(s.version, CUPTI_ACTIVITY_KIND_SYNCHRONIZATION));
-        if (!p) {
-          ++s.dropped;
-          return;
-        }
-        std::memcpy(p, &r, record_size(s.version, CUPTI_ACTIVITY_KIND_SYNCHRONIZATION));
-        ++s.records_written;
+        commit_versioned(s, r);
       });
 }
 
