@@ -3,11 +3,18 @@ and synchronisation records, through the CUPTI double, joined into Trace.waits."
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
+from test_run import LAUNCHER, skip_run
 
 import skipnative
+from skipnative import _native
 from skipnative.analysis.whatif import replay
+from skipnative.capturing.waits import waits_from_events
+from skipnative.io import runfolder
+from skipnative.trace import GPU_DTYPE
 
 COST, LATENCY = 2000, 1000
 
@@ -104,9 +111,6 @@ def test_event_rows_count_against_the_gpu_row_cap(gpu):
 def test_skip_run_records_the_waits_of_each_process(tmp_path):
     """skip run --stream-waits: the dump carries the event rows, and the process's
     .skip its wait, from the launcher's first stream to the one made to wait."""
-    from test_run import LAUNCHER, skip_run
-
-    from skipnative.io import runfolder
 
     r = skip_run(tmp_path, "--stream-waits", "--", *LAUNCHER, "10", "--waits")
     assert r.returncode == 0, r.stderr
@@ -124,3 +128,69 @@ def test_skip_run_records_the_waits_of_each_process(tmp_path):
     assert r.returncode == 0, r.stderr
     p = runfolder.read_run(tmp_path / "plain")["processes"][0]
     assert len(skipnative.load(tmp_path / "plain" / p["file"]).waits) == 0
+
+
+@pytest.mark.parametrize("version", [130001, 24])
+def test_a_wait_across_devices_keeps_its_order(gpu, version):
+    """Stream 7 of device 0 records, stream 20 of device 1 waits: the wait names the
+    waiting stream's device, and the replay keeps B behind A."""
+    gpu.reset(version)
+    gpu.configure(launch_cost_ns=COST, submit_latency_ns=LATENCY, device=0)
+    with skipnative.capture(clock="library", stream_waits=True) as cap:
+        gpu.launch("A", 200_000, stream=7)
+        gpu.advance(10_000)
+        rec = gpu.event_record(5, stream=7)
+        gpu.configure(launch_cost_ns=COST, submit_latency_ns=LATENCY, device=1)
+        wait = gpu.stream_wait_event(5, stream=20)
+        gpu.launch("B", 5_000, stream=20)
+        gpu.sync()
+    t = cap.trace
+    assert t.waits.tolist() == [(wait, rec, 1, 20, 7)]
+    p = replay(t, cpu_scale=0.25)
+    assert rows(p, "B")["t_start"] >= rows(p, "A")["t_end"]
+
+
+@pytest.mark.parametrize("version", [24, 130001])
+def test_a_lost_record_is_never_replaced_by_an_older_one(gpu, version):
+    """The event's second record is lost (no buffer for it): the wait on it is left
+    out, not joined to the first record (CUPTI before 12.8 gives no sync id)."""
+    gpu.reset(version)
+    gpu.configure(launch_cost_ns=COST, submit_latency_ns=LATENCY)
+    opts = {"activity_buffer_bytes": 4096, "max_activity_buffers": 2}
+    cap = skipnative.capture(clock="library", stream_waits=True, **opts).start()
+    first = gpu.event_record(5, stream=7)
+    gpu.launch_many(400, "k", 10)  # the two buffers are full
+    gpu.event_record(5, stream=7)  # its record has no buffer
+    gpu.deliver_buffers()
+    gpu.stream_wait_event(5, stream=20)
+    gpu.sync()
+    with pytest.warns(RuntimeWarning, match="dropped"):
+        cap.stop()
+    assert first not in cap.trace.waits["record_correlation"].tolist()
+
+
+def test_many_waits_on_one_event_join_in_near_linear_time():
+    """Before CUPTI 12.8 every wait looks up its event's latest earlier record: a
+    search, not a scan (a decode loop reuses one event each step)."""
+
+    def join(n):
+        ev = np.zeros(2 * n, dtype=_native.record_dtypes()["events"])
+        ev["correlation"] = np.arange(1, 2 * n + 1)
+        ev["kind"] = np.tile([0, 1], n)  # record, wait, record, wait, ...: one event
+        ev["event_id"], ev["context"], ev["device"] = 5, 1, 0xFFFFFFFF
+        ev["stream"] = np.tile([7, 20], n)
+        t0 = time.perf_counter()
+        w = waits_from_events(ev, np.zeros(0, dtype=GPU_DTYPE))
+        assert w["record_correlation"].tolist() == list(range(1, 2 * n, 2))
+        return time.perf_counter() - t0
+
+    small, large = min(join(2000) for _ in range(3)), min(join(16000) for _ in range(3))
+    assert large < 20 * small  # 8x the waits: a scan would take ~64x
+
+
+def test_skip_run_refuses_waits_with_the_hooks_before_starting(tmp_path):
+    r = skip_run(tmp_path, "--stream-waits", "--launch-records", "hook", "--", *LAUNCHER, "1")
+    assert r.returncode == 1
+    assert r.stderr.startswith("skip: error: --stream-waits needs --launch-records callbacks")
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*.skip"))

@@ -237,14 +237,18 @@ def test_a_wait_on_a_later_record_is_left_out(tmp_path):
     assert replay(t).gpu["t_start"].tolist() == t.gpu["t_start"].tolist()
 
 
-def test_a_wait_on_another_devices_stream_is_found(tmp_path):
-    """Stream 7 is on device 0, the waiting stream on device 1: the stream id names
-    one stream, so the wait holds across the devices."""
+@pytest.mark.parametrize("wait_device", [1, 0])
+def test_a_wait_on_another_devices_stream_is_found(tmp_path, wait_device):
+    """Stream 7 is on device 0, the waiting stream on device 1, and the wait names
+    either device (writers differ): the stream ids name one stream each, so the
+    wait holds across the devices."""
     same_device = two_streams(tmp_path)
     doc = json.loads((tmp_path / "w.json").read_text())
     for e in doc["traceEvents"]:
         if e.get("cat") in ("kernel", "cuda_sync") and e["args"].get("stream") == 20:
             e["args"]["device"] = e["pid"] = 1
+        if e.get("cat") == "cuda_sync":
+            e["args"]["device"] = e["pid"] = wait_device
     (tmp_path / "x.json").write_text(json.dumps(doc))
     t = skipnative.load(tmp_path / "x.json")
     assert len(same_device.waits) == len(t.waits) == 1

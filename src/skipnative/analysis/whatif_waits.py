@@ -49,8 +49,9 @@ def wait_edges(t) -> WaitEdges:
     """The edges of `t.waits` between `t.gpu` rows, as measured. A wait is left out
     where the trace lacks its calls or rows, where its record call began after
     it (the trace contradicts itself), or where its rows ran in an order the wait
-    forbids. The awaited stream is looked for on the waiting stream's device, else
-    on the one device that has a stream of that id."""
+    forbids. Each stream is looked for on the wait's device, else on the one device
+    that has a stream of that id (a wait across devices: which of the two devices
+    a trace names differs between writers)."""
     g, ln, w = t.gpu, t.launches, t.waits
     after: dict[int, list[tuple[int, int]]] = {}
     waited = np.zeros(len(g), dtype=bool)
@@ -70,8 +71,8 @@ def wait_edges(t) -> WaitEdges:
         if t_record > t_wait:
             continue
         dev = int(w["device"][k])
-        waiting = waiting_rows.get((dev, int(w["stream"][k])))
-        recorded = _awaited(awaited_rows, dev, int(w["on_stream"][k]))
+        waiting = _stream_rows(waiting_rows, dev, int(w["stream"][k]))
+        recorded = _stream_rows(awaited_rows, dev, int(w["on_stream"][k]))
         if waiting is None or recorded is None:
             continue
         # the first row launched on the waiting stream after the wait call
@@ -95,7 +96,7 @@ def wait_edges(t) -> WaitEdges:
     return WaitEdges(after, waited)
 
 
-def _awaited(by_stream: dict, dev: int, stream: int):
+def _stream_rows(by_stream: dict, dev: int, stream: int):
     """The rows of stream `stream` on device `dev`, else on the only device with a
     stream of that id (a wait across devices), else None."""
     found = by_stream.get((dev, stream))

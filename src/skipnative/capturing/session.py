@@ -91,7 +91,8 @@ class Capture:
       older CUPTI, which may crash when refused, gets a spill buffer whose
       records are counted (``metadata["dropped"]["spilled"]``);
     - ``max_launch_bytes``: memory cap of the launch-record buffers;
-    - ``max_gpu_records``: cap on decoded kernel/copy rows. Records lost where
+    - ``max_gpu_records``: cap on decoded kernel/copy rows (and ``stream_waits``'
+      event rows). Records lost where
       memory could not be allocated, below every cap, are counted apart
       (``metadata["dropped"]["unallocated"]``);
     - ``kernel_activity`` / ``memcpy`` / ``memset`` / ``launch_callbacks`` /
@@ -381,6 +382,15 @@ def _synchronize_torch() -> None:
         torch.cuda.synchronize()
 
 
+def _lost_any(meta: dict[str, Any]) -> bool:
+    """Whether the capture lost records an event row could be among (GPU records
+    delivered unfinished are kernels and copies)."""
+    dropped = meta.get("dropped")
+    return isinstance(dropped, dict) and any(
+        v for k, v in dropped.items() if k != "incomplete" and isinstance(v, int)
+    )
+
+
 def _to_trace(mod, session, raw: dict[str, np.ndarray]) -> Trace:
     native_strings = session.strings()
     strings = StringTable(native_strings)
@@ -463,5 +473,5 @@ def _to_trace(mod, session, raw: dict[str, np.ndarray]) -> Trace:
         regions=regions,
         strings=strings.strings,
         meta=meta,
-        waits=waits_from_events(raw["events"], gpu),
+        waits=waits_from_events(raw["events"], gpu, lossy=_lost_any(meta)),
     )

@@ -2,8 +2,11 @@
 event records and stream-wait records joined into ``Trace.waits``.
 
 Each ``cudaStreamWaitEvent`` is joined to the ``cudaEventRecord`` it waits on: by
-CUPTI's ``cudaEventSyncId`` (CUPTI 12.8 and newer, exact), else as CUDA does,
-the latest record of the same event (context and event id) made before the wait.
+CUPTI's ``cudaEventSyncId`` (CUPTI 12.8 and newer, exact), else as CUDA defines
+the wait, the latest record of the same event (context and event id) made
+before it, in call (correlation id) order. That second join needs every record:
+where the capture lost records, it is not made (the wait is left out rather
+than joined to an older record).
 """
 
 from __future__ import annotations
@@ -15,52 +18,62 @@ from skipnative.trace import WAIT_DTYPE
 _NO_DEVICE = 0xFFFFFFFF
 
 
-def waits_from_events(events: np.ndarray, gpu: np.ndarray) -> np.ndarray:
+def waits_from_events(events: np.ndarray, gpu: np.ndarray, *, lossy: bool = False) -> np.ndarray:
     """`events`: the session's event rows (kind 0: a record, 1: a stream's wait);
-    `gpu`: the trace's GPU rows, for a device CUPTI did not give. Waits with no
-    record to join are left out (one made before the capture began)."""
+    `gpu`: the trace's GPU rows, for the devices of streams; `lossy`: the capture
+    lost records. A wait's device is its stream's. Waits with no record to join
+    are left out (one made before the capture began)."""
     rec = events[events["kind"] == 0]
     wt = events[events["kind"] == 1]
     out = np.zeros(len(wt), dtype=WAIT_DTYPE)
     if len(wt) == 0:
         return out
     by_sync = {int(s): i for i, s in enumerate(rec["sync_id"].tolist()) if s}
-    # per (context, event): its records in correlation (call) order
-    by_event: dict[tuple[int, int], list[int]] = {}
-    for i in np.argsort(rec["correlation"], kind="stable").tolist():
-        by_event.setdefault((int(rec["context"][i]), int(rec["event_id"][i])), []).append(i)
+    latest = _LatestRecord(rec)
     stream_device = _stream_devices(gpu)
     keep = np.zeros(len(wt), dtype=bool)
-    for k in range(len(wt)):
-        w = wt[k]
-        i = by_sync.get(int(w["sync_id"])) if w["sync_id"] else None
-        if i is None and not w["sync_id"]:
-            i = _latest_before(rec, by_event.get((int(w["context"]), int(w["event_id"]))), w)
+    cols = ("sync_id", "correlation", "context", "stream", "event_id")
+    for k, (sync_id, corr, ctx, stream, event_id) in enumerate(
+        zip(*(wt[c].astype(np.int64).tolist() for c in cols))
+    ):
+        if sync_id:
+            i = by_sync.get(sync_id)
+        else:
+            i = None if lossy else latest.before(ctx, event_id, corr)
         if i is None:
             continue
         r = rec[i]
-        device = int(r["device"])
+        device = stream_device.get(stream, int(r["device"]))
         if device == _NO_DEVICE:
-            device = stream_device.get(int(r["stream"]), stream_device.get(int(w["stream"]), 0))
-        out[k] = (
-            int(w["correlation"]),
-            int(r["correlation"]),
-            device,
-            int(w["stream"]),
-            int(r["stream"]),
-        )
+            device = stream_device.get(int(r["stream"]), 0)
+        out[k] = (corr, int(r["correlation"]), device, stream, int(r["stream"]))
         keep[k] = True
     return out[keep]
 
 
-def _latest_before(rec: np.ndarray, rows: list[int] | None, w) -> int | None:
-    """Of the records `rows` (in call order), the last made before the wait `w`."""
-    best = None
-    for i in rows or ():
-        if int(rec["correlation"][i]) >= int(w["correlation"]):
-            break
-        best = i
-    return best
+class _LatestRecord:
+    """Per (context, event id), its records in correlation order, for the latest
+    one before a correlation id (a binary search)."""
+
+    def __init__(self, rec: np.ndarray):
+        order = np.lexsort((rec["correlation"], rec["event_id"], rec["context"]))
+        self.rows = order
+        self.corr = rec["correlation"][order].astype(np.int64)
+        keys = rec["context"][order].astype(np.int64) << 32 | rec["event_id"][order]
+        self.keys = keys
+        self._first: dict[int, tuple[int, int]] = {}
+        if len(keys):
+            cut = np.flatnonzero(np.diff(keys)) + 1
+            starts, ends = np.r_[0, cut], np.r_[cut, len(keys)]
+            self._first = {int(keys[a]): (int(a), int(b)) for a, b in zip(starts, ends)}
+
+    def before(self, context: int, event_id: int, corr: int) -> int | None:
+        span = self._first.get(context << 32 | event_id)
+        if span is None:
+            return None
+        a, b = span
+        j = a + int(np.searchsorted(self.corr[a:b], corr, side="left")) - 1
+        return int(self.rows[j]) if j >= a else None
 
 
 def _stream_devices(gpu: np.ndarray) -> dict[int, int]:

@@ -28,10 +28,16 @@ class UserError(Exception):
     """A problem the user can fix; printed as one line."""
 
 
-def check_hook_join(args) -> None:
-    """--hook-join is how hook captures join: refused without --launch-records hook."""
+def check_launch_records(args) -> None:
+    """Options that need a kind of launch record: --hook-join (how hook captures
+    join) refused without --launch-records hook; --stream-waits refused with it."""
     if args.hook_join != "external" and args.launch_records != "hook":
         raise UserError(f"--hook-join {args.hook_join} needs --launch-records hook")
+    if getattr(args, "stream_waits", False) and args.launch_records == "hook":
+        raise UserError(
+            "--stream-waits needs --launch-records callbacks or activity (a hooked event "
+            "call has no CUPTI correlation id to join its wait records by)"
+        )
 
 
 def number(

@@ -14,7 +14,7 @@ from skipnative.cli._common import (
     LAUNCH_RECORDS,
     LAUNCH_RECORDS_HELP,
     UserError,
-    check_hook_join,
+    check_launch_records,
     check_out_folder,
     number,
     out_path,
@@ -229,7 +229,7 @@ def interpreter_options(orig_argv: list[str]) -> list[str]:
 def run(args) -> int:
     from skipnative.cli._gpu import require_gpu
 
-    check_hook_join(args)
+    check_launch_records(args)
     check_out_folder(args.out)
     if args.launch_records == "hook":
         _preload_hooks(args)

@@ -17,7 +17,7 @@ from skipnative.cli._common import (
     LAUNCH_RECORDS,
     LAUNCH_RECORDS_HELP,
     UserError,
-    check_hook_join,
+    check_launch_records,
     check_out_folder,
     number,
     out_path,
@@ -130,7 +130,7 @@ def add_parser(sub) -> None:
 def _options(args) -> dict[str, object]:
     from skipnative.capturing.loader import wheel_cupti_dirs
 
-    check_hook_join(args)
+    check_launch_records(args)
     return {
         "clock": args.clock,
         "latency_timestamps": args.latency_timestamps,

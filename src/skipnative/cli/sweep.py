@@ -10,7 +10,7 @@ import time
 
 from skipnative.cli._common import (
     UserError,
-    check_hook_join,
+    check_launch_records,
     check_out_folder,
     out_path,
     refuse_existing,
@@ -216,7 +216,7 @@ def run(args) -> int:
     from skipnative.cli._gpu import require_gpu
 
     sizes = batch_sizes(args.batch_sizes)
-    check_hook_join(args)
+    check_launch_records(args)
     check_out_folder(args.out)
     if args.script:  # before any point starts (and leaves a sweep.json behind)
         check_script(args.script)
