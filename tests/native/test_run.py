@@ -355,6 +355,18 @@ def test_a_folder_with_a_run_is_kept_unless_forced(tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_a_run_that_captured_nothing_does_not_hold_its_folder(tmp_path):
+    """A run whose command initialised no CUDA wrote a run.json listing nothing: the
+    corrected command runs in the same folder without --force (the default folder
+    would otherwise refuse the newcomer's next try)."""
+    failed = skip_run(tmp_path, "--", sys.executable, "-c", "pass")
+    assert failed.returncode != 0 and (tmp_path / "run.json").exists()
+    assert runfolder.read_run(tmp_path)["processes"] == []
+    r = skip_run(tmp_path, "--", *LAUNCHER, "3")
+    assert r.returncode == 0, r.stderr
+    assert len(runfolder.read_run(tmp_path)["files"]) == 1
+
+
 def test_force_never_removes_a_capture_no_run_lists(tmp_path):
     # --force removed every .skip in the folder, a capture of the user's among them
     mine = tmp_path / "important.skip"

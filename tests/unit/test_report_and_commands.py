@@ -439,3 +439,17 @@ def test_idle_shares_too_small_to_round_up_are_not_shown_as_zero(part, of, shown
     from skipnative.report.sections import _share
 
     assert _share(part, of) == shown
+
+
+def test_report_says_every_document_it_wrote(generated_sweep, tmp_path):
+    """With --html, skip report wrote report.md and report.html but named only the
+    second."""
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "rep"
+    r = skip("report", generated_sweep, "--out", out, "--html")
+    assert r.returncode == 0, r.stderr
+    md, html = out / "report.md", out / "report.html"
+    assert r.stderr.strip() == f"wrote {md} and {html}, with its plots"
+    assert md.exists() and html.exists()
+    r = skip("report", generated_sweep, "--out", tmp_path / "md")
+    assert r.stderr.strip() == f"wrote {tmp_path / 'md' / 'report.md'}, with its plots"

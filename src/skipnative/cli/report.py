@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from skipnative.cli._common import check_out_folder, number, out_path
@@ -57,5 +58,7 @@ def run(args) -> int:
         whatif_graphs=not args.no_whatif_graphs,
         html=args.html,
     )
-    print(f"wrote {path}", file=sys.stderr)
+    md = os.path.join(os.path.dirname(path), "report.md")
+    also = f" and {path}" if path != md else ""
+    print(f"wrote {md}{also}, with its plots", file=sys.stderr)
     return 0

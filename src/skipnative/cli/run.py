@@ -195,12 +195,15 @@ def _prepare(out: str, force: bool, mode: str) -> None:
     names = set(os.listdir(out))
     ours: list[str] = []  # an earlier run's: its run.json and the files it lists
     if runfolder.RUN_JSON in names:
-        if not force:
-            raise UserError(f"{out}: already holds a run (run.json); pass --force or another --out")
         try:
-            listed = runfolder.read_run(out).get("files") or []
+            earlier: dict | None = runfolder.read_run(out)
         except TraceError:
-            listed = []
+            earlier = None
+        listed = (earlier or {}).get("files") or []
+        # a run that captured nothing (no process initialised CUDA) holds nothing to lose
+        captured = earlier is None or bool(earlier.get("processes")) or bool(listed)
+        if captured and not force:
+            raise UserError(f"{out}: already holds a run (run.json); pass --force or another --out")
         ours = [runfolder.RUN_JSON, *(f for f in listed if isinstance(f, str) and f in names)]
     foreign = sorted(n for n in names if n.endswith(".skip") and n not in ours)
     if foreign:  # a capture no run here lists: never replaced, even with --force
