@@ -382,6 +382,19 @@ def _synchronize_torch() -> None:
         torch.cuda.synchronize()
 
 
+def _before_stop(launches: np.ndarray, gpu: np.ndarray, meta: dict[str, Any]):
+    """The calls that began before stop() was called, and GPU work not launched by
+    the others: another thread's calls go on being recorded while stop() flushes,
+    but are no more part of the capture than those before its start. Counted in
+    meta (launches_after_stop, gpu_rows_after_stop)."""
+    late = launches["t_begin"] > int(meta["t_stop_ns"])
+    corr = launches["correlation"][late]
+    gone = np.isin(gpu["correlation"], corr[corr != 0])
+    meta["launches_after_stop"] = int(late.sum())
+    meta["gpu_rows_after_stop"] = int(gone.sum())
+    return launches[~late], gpu[~gone]
+
+
 def _lost_any(meta: dict[str, Any]) -> bool:
     """Whether the capture lost records an event row could be among (GPU records
     delivered unfinished are kernels and copies)."""
@@ -446,6 +459,7 @@ def _to_trace(mod, session, raw: dict[str, np.ndarray]) -> Trace:
     gpu = gpu[np.argsort(gpu["t_start"], kind="stable")]
 
     meta = dict(session.metadata())
+    launches, gpu = _before_stop(launches, gpu, meta)
     mr = raw["markers"]
     order = np.argsort(mr["t"], kind="stable")
     mr = mr[order]
