@@ -92,9 +92,8 @@ class Capture:
       records are counted (``metadata["dropped"]["spilled"]``);
     - ``max_launch_bytes``: memory cap of the launch-record buffers;
     - ``max_gpu_records``: cap on decoded kernel/copy rows (and ``stream_waits``'
-      event rows). Records lost where
-      memory could not be allocated, below every cap, are counted apart
-      (``metadata["dropped"]["unallocated"]``);
+      event rows). Records lost where memory could not be allocated, below every
+      cap, are counted apart (``metadata["dropped"]["unallocated"]``);
     - ``kernel_activity`` / ``memcpy`` / ``memset`` / ``launch_callbacks`` /
       ``api_domains``: what to record (for measuring the cost of each part);
     - ``launch_chunk_records``: launch records per buffer chunk;
