@@ -60,7 +60,6 @@ class _LatestRecord:
         self.rows = order
         self.corr = rec["correlation"][order].astype(np.int64)
         keys = rec["context"][order].astype(np.int64) << 32 | rec["event_id"][order]
-        self.keys = keys
         self._first: dict[int, tuple[int, int]] = {}
         if len(keys):
             cut = np.flatnonzero(np.diff(keys)) + 1
