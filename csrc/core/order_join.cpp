@@ -109,14 +109,15 @@ void join_stream(const std::vector<OrderLaunch>& launches, const std::vector<siz
     switch (decide(launches, calls, i, i_end, works[j], p)) {
       case Step::kPair: {
         corr[calls[i]] = works[j].correlation_id;
-        ++st.launches_joined;
+        const uint64_t n = launches[calls[i]].outside ? 0 : 1;
+        st.launches_joined += n;
         const uint64_t q = works[j].t_queued;
         if (p != Place::kInside) {
-          ++by_order;
+          by_order += n;
         } else if (max_end_before >= q || (i + 1 < i_end && launches[calls[i + 1]].t_begin <= q)) {
-          ++st.pairs_ambiguous;
+          st.pairs_ambiguous += n;
         } else {
-          ++st.pairs_checked;
+          st.pairs_checked += n;
           end_segment();
         }
         pass_call();
@@ -124,7 +125,7 @@ void join_stream(const std::vector<OrderLaunch>& launches, const std::vector<siz
         break;
       }
       case Step::kSkipCall:
-        ++st.launches_unjoined;
+        st.launches_unjoined += launches[calls[i]].outside ? 0 : 1;
         ++skipped;
         pass_call();
         break;
@@ -135,7 +136,7 @@ void join_stream(const std::vector<OrderLaunch>& launches, const std::vector<siz
         break;
     }
   }
-  st.launches_unjoined += i_end - i;
+  for (size_t k = i; k < i_end; ++k) st.launches_unjoined += launches[calls[k]].outside ? 0 : 1;
   st.work_unjoined += j_end - j;
   skipped += (i_end - i) + (j_end - j);
   end_segment();

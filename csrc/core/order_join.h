@@ -31,6 +31,10 @@ struct OrderLaunch {
   uint32_t stream = 0;
   uint8_t kind = 0;        // ApiKind (core/records.h)
   bool on_stream = false;  // device and stream known (a GPU-work call whose stream was found)
+  // Outside the capture (made after its stop, and left out with its work once
+  // joined): joined like any call, so its work pairs with it and not with a
+  // neighbour, but not counted in OrderJoinStats.
+  bool outside = false;
 };
 
 enum class OpKind : uint8_t { kKernel = 0, kCopy = 1, kSet = 2 };
@@ -54,6 +58,7 @@ struct OrderRecorded {
   bool sets = true;
 };
 
+// Of the calls not outside, and of all the work.
 struct OrderJoinStats {
   uint64_t launches_joined = 0;
   uint64_t launches_unjoined = 0;  // GPU-work calls on a known stream left without work

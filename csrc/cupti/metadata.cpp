@@ -203,6 +203,7 @@ std::string metadata_json(const Session& s) {
     << ",\"buffers_prezeroed\":" << to_json(st.buffers_prezeroed)
     << ",\"records_ignored\":" << st.records_ignored
     << ",\"launches_outside\":" << st.launches_outside
+    << ",\"gpu_rows_outside\":" << st.gpu_rows_outside
     << ",\"callbacks_unavailable\":" << to_json(st.callbacks_unavailable)
     << ",\"launch_source\":" << to_json(s.launch_source())
     << ",\"launch_hook_fallback\":" << json_quote(st.launch_hook_fallback)

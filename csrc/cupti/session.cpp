@@ -9,7 +9,6 @@
 #include <cstring>
 #include <thread>
 
-#include "core/order_join.h"
 #include "cupti/api_table.h"
 #include "cupti/callback_state.h"
 #include "cupti/fork_lock.h"
@@ -377,7 +376,9 @@ void Session::stop() {
     std::lock_guard<std::mutex> lock(markers_mu_);
     markers_closed_ = true;
   }
-  t_stop_ns_ = ticks_to_ns(clock_, read_ticks(clock_));
+  stop_ticks_ = read_ticks(clock_);
+  t_stop_ns_ = ticks_to_ns(clock_, stop_ticks_);
+  cs::pause_at("stopped");  // calls made from here on are after the capture
   stopping_.store(true, std::memory_order_relaxed);
   // Finished only once every result is complete (also if this throws): another
   // thread reads them as soon as finished() says so.
@@ -424,66 +425,6 @@ void Session::close_delivery() {
 void Session::wait_for_buffer_callbacks() {
   while (cs::buffer_callbacks_running.load() != 0) std::this_thread::yield();
   std::lock_guard<std::mutex> lock(decode_mu_);
-}
-
-void Session::collect_launches() {
-  stats_.launches_dropped = launch_buffers_->dropped() + api_rows_dropped_;
-  stats_.records_unallocated += launch_buffers_->unallocated();
-  launches_.clear();
-  size_t total = 0;
-  launch_buffers_->for_each([&](uint32_t, const LaunchRecord*, uint32_t n) { total += n; });
-  launches_.reserve(total);  // exact: no doubling on the way to millions of rows
-  launch_buffers_->for_each([&](uint32_t tid, const LaunchRecord* r, uint32_t n) {
-    for (uint32_t i = 0; i < n; ++i) {
-      // A call that was already running when the session started has no valid
-      // enter timestamp of this session: leave it out.
-      if (r[i].t_begin < start_ticks_ || r[i].t_begin > r[i].t_end) {
-        ++stats_.launches_outside;
-        continue;
-      }
-      uint32_t corr = r[i].correlation_id;
-      if (source_ == LaunchRecords::kHook && opts_.hook_join == HookJoin::kExternal) {
-        // an external id until here
-        auto it = external_.find(corr);
-        corr = it == external_.end() ? 0 : it->second;
-        if (corr == 0) ++stats_.launches_unjoined;
-      }
-      launches_.push_back(LaunchRow{ticks_to_ns(clock_, r[i].t_begin),
-                                    ticks_to_ns(clock_, r[i].t_end), corr, tid, r[i].cbid,
-                                    r[i].domain, r[i].kind, 0});
-    }
-  });
-  external_.clear();
-  if (source_ == LaunchRecords::kHook && opts_.hook_join == HookJoin::kOrder) join_by_order();
-  append_api_rows();
-  std::sort(launches_.begin(), launches_.end(), [](const LaunchRow& a, const LaunchRow& b) {
-    return a.t_begin != b.t_begin ? a.t_begin < b.t_begin : a.correlation_id < b.correlation_id;
-  });
-}
-
-void Session::append_api_rows() {
-  // A runtime launch calls a driver launch inside it: as with the callbacks
-  // (which skip nested calls), the outer call is the launch. Per thread, drop
-  // a row that lies within an earlier row's span.
-  std::sort(api_rows_.begin(), api_rows_.end(), [](const LaunchRow& a, const LaunchRow& b) {
-    if (a.tid != b.tid) return a.tid < b.tid;
-    return a.t_begin != b.t_begin ? a.t_begin < b.t_begin : a.t_end > b.t_end;
-  });
-  uint32_t tid = 0;
-  uint64_t outer_end = 0;
-  bool have = false;
-  for (const LaunchRow& r : api_rows_) {
-    if (r.t_begin < t_start_ns_ || r.t_begin > r.t_end) {
-      ++stats_.launches_outside;
-      continue;
-    }
-    if (have && r.tid == tid && r.t_end <= outer_end) continue;  // nested
-    launches_.push_back(r);
-    tid = r.tid;
-    outer_end = r.t_end;
-    have = true;
-  }
-  api_rows_.clear();
 }
 
 void Session::mark(const std::string& name) {
@@ -534,65 +475,6 @@ bool Session::attach_hooks() {
   if (!why.empty()) return false;
   g_hooks_attach = attach;
   return true;
-}
-
-namespace {
-
-// A kernel, copy or set row as the order join sees it.
-template <class Row>
-OrderOp order_op(const Row& r, OpKind kind, uint64_t t_queued) {
-  OrderOp o;
-  o.t_start = r.t_start;
-  o.t_queued = t_queued;
-  o.correlation_id = r.correlation_id;
-  o.device = r.device;
-  o.stream = r.stream;
-  o.kind = kind;
-  o.graph = r.graph_id != 0;
-  return o;
-}
-
-}  // namespace
-
-// hook_join = "order": the launch rows hold their stream's key until here
-// (cupti/stream_keys.h); each gets the correlation id of the GPU work its
-// stream's order pairs it with (core/order_join.h).
-void Session::join_by_order() {
-  const auto streams = stream_keys::table();
-  std::vector<OrderLaunch> calls(launches_.size());
-  for (size_t i = 0; i < launches_.size(); ++i) {
-    const LaunchRow& r = launches_[i];
-    OrderLaunch& l = calls[i];
-    l.t_begin = r.t_begin;
-    l.t_end = r.t_end;
-    l.kind = r.kind;
-    const uint32_t key = r.correlation_id;
-    if (key == stream_keys::kCaptured) {
-      ++stats_.launches_captured;
-    } else if (key == stream_keys::kFailed) {
-      ++stats_.launches_failed;
-    } else if (key != stream_keys::kNone && key <= streams.size()) {
-      l.on_stream = true;
-      l.device = streams[key - 1].first;
-      l.stream = streams[key - 1].second;
-    } else if (enqueues_work(ApiKind(r.kind))) {
-      ++stats_.launches_unjoined;  // a GPU-work call whose stream was not found
-    }
-  }
-  std::vector<OrderOp> ops;
-  ops.reserve(kernels_.size() + copies_.size());
-  for (const KernelRow& k : kernels_) ops.push_back(order_op(k, OpKind::kKernel, k.t_queued));
-  for (const CopyRow& c : copies_)
-    ops.push_back(order_op(c, c.is_set ? OpKind::kSet : OpKind::kCopy, 0));
-  OrderJoinStats st;
-  const std::vector<uint32_t> corr = join_by_stream_order(
-      calls, ops, OrderRecorded{opts_.kernel_activity, opts_.memcpy, opts_.memset}, &st);
-  for (size_t i = 0; i < launches_.size(); ++i) launches_[i].correlation_id = corr[i];
-  stats_.launches_unjoined += st.launches_unjoined;
-  stats_.work_unjoined = st.work_unjoined;
-  stats_.pairs_checked = st.pairs_checked;
-  stats_.pairs_ambiguous = st.pairs_ambiguous;
-  stats_.pairs_unverified = st.pairs_unverified;
 }
 
 // hook_join = "order": the functions a stream lookup calls, or why there are none.

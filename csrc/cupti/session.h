@@ -118,7 +118,11 @@ struct SessionStats {
   uint64_t gpu_rows_incomplete = 0;  // records delivered unfinished (forced flush at stop)
   uint64_t records_unallocated = 0;  // records lost for want of memory (no cap reached)
   uint64_t records_ignored = 0;      // activity kinds not decoded
-  uint64_t launches_outside = 0;     // calls that began before the session started
+  // calls outside the window (begun before start() or after stop() was called,
+  // or with no valid timestamps), and the GPU rows (kernels, copies, event
+  // rows) of their correlation ids: left out
+  uint64_t launches_outside = 0;
+  uint64_t gpu_rows_outside = 0;
   uint64_t buffers_completed = 0;
   uint64_t max_buffers_in_use = 0;
   bool buffers_prezeroed = false;  // CUPTI accepted ZEROED_OUT_ACTIVITY_BUFFER
@@ -236,6 +240,7 @@ class Session {
   bool should_finalize() const;
   void collect_launches();
   void append_api_rows();
+  void drop_outside();
   void check_hw_trace();
   void enable_hw_trace();
   bool attach_hooks();
@@ -261,7 +266,7 @@ class Session {
   CUpti_SubscriberHandle subscriber_ = nullptr;
   ClockParams clock_;
   uint64_t t_start_ns_ = 0, t_stop_ns_ = 0;
-  uint64_t start_ticks_ = 0;
+  uint64_t start_ticks_ = 0, stop_ticks_ = 0;
   std::vector<CUpti_ActivityKind> enabled_kinds_;
 
   std::unique_ptr<LaunchBuffers> launch_buffers_;
@@ -305,7 +310,8 @@ bool forked_from_capture();
 // yet used it: "attach" (a thread joins the launch buffers; once per thread per
 // session) and "deliver" (a completed activity buffer, before decoding), and
 // where stop() holds a process-wide lock: "retire" (the launch buffers kept
-// for callbacks still in flight). Never on the per-record path. nullptr: none
+// for callbacks still in flight), and "stopped" (stop() has read its time and
+// records on: a call made here is after the capture). Never on the per-record path. nullptr: none
 // (the default).
 using PausePoint = void (*)(const char* where);
 void set_pause_point(PausePoint f);

@@ -35,6 +35,7 @@ struct Double {
   void (*on_activity_enable)(void (*)(int));  // f(kind) at each cuptiActivityEnable
   uint64_t (*calls_after_finalize)();         // external correlation calls after cuptiFinalize
   uint64_t (*dirty_buffers)();                // buffers handed to CUPTI as zeroed that were not
+  void (*advance)(uint64_t);                  // virtual time moves on by this many ns
 };
 
 template <class F>
@@ -59,6 +60,7 @@ Double load_double() {
   bind(h, d.reset, "skipnative_double_reset");
   bind(h, d.configure, "skipnative_double_configure");
   bind(h, d.launch, "skipnative_double_launch");
+  bind(h, d.advance, "skipnative_double_advance");
   bind(h, d.nested, "skipnative_double_launch_nested");
   bind(h, d.sync, "skipnative_double_sync");
   bind(h, d.launch_many, "skipnative_double_launch_many");

@@ -1005,6 +1005,85 @@ void test_order_hooked_calls_while_sessions_finalize(const Double& d) {
   CHECK(d.calls_after_finalize() == 0);
 }
 
+// Calls made after stop() read its time, while it flushes (here: from the
+// stopping thread, at the "stopped" pause): left out with the GPU work they
+// launched, counted, by the callbacks and by both hook joins alike. For the
+// order join they are joined first, so no kept call takes a late call's kernel.
+const Double* g_late_double = nullptr;
+const SkipnativeHookSink* g_late_sink = nullptr;  // null: the calls go through the callbacks
+constexpr int kLateCalls = 5;
+
+void make_calls(int n) {
+  CUstream_st stream;
+  stream.id = 7;
+  SkipnativeHookCall call{};
+  call.stream = &stream;
+  call.has_stream = 1;
+  call.cbid = kDriverLaunch;
+  for (int i = 0; i < n; ++i) {
+    uint32_t key = 0;
+    const uint64_t t = g_late_sink ? g_late_sink->enter(&call, &key) : 0;
+    g_late_double->launch(kDriver, kDriverLaunch, 7, "k", 100);
+    if (g_late_sink) g_late_sink->exit(t, key, kDriverLaunch, 0);
+  }
+}
+
+void launch_after_the_stop_time(const char* where) {
+  if (std::string(where) != "stopped") return;
+  g_late_double->advance(1);  // virtual time: a call at stop()'s very tick would be in it
+  make_calls(kLateCalls);
+}
+
+void check_calls_after_stop_left_out(const Double& d, skipnative::LaunchRecords source,
+                                     skipnative::HookJoin join) {
+  d.reset(130001);
+  d.configure(100, 100, 0, 0);
+  SessionOptions o = library_clock();
+  o.launch_records = source;
+  o.hook_join = join;
+  o.latency_timestamps = true;
+  auto s = std::make_unique<Session>(o);
+  s->start();
+  const bool hook = source == skipnative::LaunchRecords::kHook;
+  if (hook && (!hooks_attached(*s, "calls after stop, hooked") ||
+               !s->stats().launch_hook_fallback.empty())) {
+    s->stop();
+    return;
+  }
+  g_late_double = &d;
+  g_late_sink = hook ? g_hook_sink.load() : nullptr;
+  make_calls(3 * kLateCalls);  // in the window
+  skipnative::set_pause_point(&launch_after_the_stop_time);
+  s->stop();
+  skipnative::set_pause_point(nullptr);
+  const auto& st = s->stats();
+  CHECK(s->launches().size() == 3 * kLateCalls);
+  CHECK(st.launches_outside == kLateCalls);
+  CHECK(st.gpu_rows_outside == kLateCalls);  // the flush delivered every late kernel
+  CHECK(s->kernels().size() == 3 * kLateCalls);
+  std::set<uint32_t> calls;
+  for (const LaunchRow& r : s->launches()) {
+    CHECK(r.t_begin <= s->t_stop_ns() && r.pad == 0);
+    calls.insert(r.correlation_id);
+  }
+  CHECK(calls.size() == 3 * kLateCalls && calls.count(0) == 0);  // each joined to its own
+  for (const auto& k : s->kernels()) CHECK(calls.count(k.correlation_id) == 1);
+  CHECK(st.launches_unjoined == 0 && st.work_unjoined == 0);
+  // the order join's figures are of the calls kept: each pair checked by its
+  // kernel's queued time, the late ones not among them
+  if (hook && join == skipnative::HookJoin::kOrder) CHECK(st.pairs_checked == 3 * kLateCalls);
+}
+
+void test_calls_after_stop_are_left_out(const Double& d) {
+  check_calls_after_stop_left_out(d, skipnative::LaunchRecords::kCallbacks,
+                                  skipnative::HookJoin::kExternal);
+  check_calls_after_stop_left_out(d, skipnative::LaunchRecords::kHook,
+                                  skipnative::HookJoin::kExternal);
+  if (driver_double_loaded())
+    check_calls_after_stop_left_out(d, skipnative::LaunchRecords::kHook,
+                                    skipnative::HookJoin::kOrder);
+}
+
 // fork() during a hook capture: a hooked call in the child (CUDA is unusable
 // there, but a program may still call it) reaches none of CUPTI, which the
 // child inherits in whatever state the parent's threads left it (a lock held
@@ -1248,6 +1327,7 @@ void run_concurrency_tests(const Double& d) {
   test_hooked_call_in_a_forked_child(d, skipnative::HookJoin::kExternal);
   test_hooked_call_in_a_forked_child(d, skipnative::HookJoin::kOrder);
   test_order_hooked_calls_while_sessions_finalize(d);
+  test_calls_after_stop_are_left_out(d);
   test_metadata_read_while_starting_and_stopping(d);
   test_start_while_the_record_bench_runs(d);
   test_record_in_flight_across_the_bench_end();

@@ -79,7 +79,13 @@ class Capture:
     ``cap.trace`` holds the result. ``cap.mark(name)`` starts a region (an
     iteration) at the current time. The first launch after the capture starts
     carries CUPTI's one-time setup (about 2 ms measured on an H200, 60-85 us on
-    an H100): run one unmarked iteration before the marked ones. Options:
+    an H100): run one unmarked iteration before the marked ones.
+
+    A capture holds the launch calls that began between start() and the call to
+    stop(), and their GPU work. Calls outside that window (another thread's
+    calls go on being recorded while stop() flushes) are left out with their
+    GPU rows, and counted: ``metadata["launches_outside"]`` and
+    ``metadata["gpu_rows_outside"]``. Options:
 
     - ``clock``: "auto" (TSC on x86-64 with an invariant TSC, cntvct on aarch64,
       else CLOCK_MONOTONIC_RAW; on the CUPTI test double its simulated time,
@@ -381,19 +387,6 @@ def _synchronize_torch() -> None:
         torch.cuda.synchronize()
 
 
-def _before_stop(launches: np.ndarray, gpu: np.ndarray, meta: dict[str, Any]):
-    """The calls that began before stop() was called, and GPU work not launched by
-    the others: another thread's calls go on being recorded while stop() flushes,
-    but are no more part of the capture than those before its start. Counted in
-    meta (launches_after_stop, gpu_rows_after_stop)."""
-    late = launches["t_begin"] > int(meta["t_stop_ns"])
-    corr = launches["correlation"][late]
-    gone = np.isin(gpu["correlation"], corr[corr != 0])
-    meta["launches_after_stop"] = int(late.sum())
-    meta["gpu_rows_after_stop"] = int(gone.sum())
-    return launches[~late], gpu[~gone]
-
-
 def _lost_any(meta: dict[str, Any]) -> bool:
     """Whether the capture lost records an event row could be among (GPU records
     delivered unfinished are kernels and copies)."""
@@ -458,7 +451,6 @@ def _to_trace(mod, session, raw: dict[str, np.ndarray]) -> Trace:
     gpu = gpu[np.argsort(gpu["t_start"], kind="stable")]
 
     meta = dict(session.metadata())
-    launches, gpu = _before_stop(launches, gpu, meta)
     mr = raw["markers"]
     order = np.argsort(mr["t"], kind="stable")
     mr = mr[order]

@@ -184,7 +184,7 @@ def process_trace(dumps: list[Dump], *, regions: bool) -> Trace:
     meta = dict(parts[0].meta)
     meta["t_stop_ns"] = parts[-1].meta["t_stop_ns"]
     meta["dropped"] = _summed([t.meta.get("dropped") for t in parts])  # every window's
-    for key in ("launches_after_stop", "gpu_rows_after_stop"):
+    for key in ("launches_outside", "gpu_rows_outside"):
         meta[key] = sum(int(t.meta.get(key, 0)) for t in parts)
     meta["windows"] = [
         {"window": d.window, "t_start_ns": t.meta["t_start_ns"], "t_stop_ns": t.meta["t_stop_ns"]}
