@@ -41,13 +41,19 @@ void Session::collect_launches() {
   size_t total = 0;
   launch_buffers_->for_each([&](uint32_t, const LaunchRecord*, uint32_t n) { total += n; });
   launches_.reserve(total);  // exact: no doubling on the way to millions of rows
+  const bool order = source_ == LaunchRecords::kHook && opts_.hook_join == HookJoin::kOrder;
   launch_buffers_->for_each([&](uint32_t tid, const LaunchRecord* r, uint32_t n) {
     for (uint32_t i = 0; i < n; ++i) {
-      if (r[i].t_begin > r[i].t_end) {  // no valid timestamps: nothing to join it by
+      const bool before = r[i].t_begin < start_ticks_;
+      // No valid timestamps: nothing to join it by. Nor, for the order join, a
+      // call already running at start: its work may not be recorded here (an
+      // earlier session's), and first in its stream's order it would take the
+      // work of the next call, a kept one.
+      if (r[i].t_begin > r[i].t_end || (before && order)) {
         ++stats_.launches_outside;
         continue;
       }
-      const bool outside = r[i].t_begin < start_ticks_ || r[i].t_begin > stop_ticks_;
+      const bool outside = before || r[i].t_begin > stop_ticks_;
       uint32_t corr = r[i].correlation_id;
       if (source_ == LaunchRecords::kHook && opts_.hook_join == HookJoin::kExternal) {
         // an external id until here
@@ -61,7 +67,7 @@ void Session::collect_launches() {
     }
   });
   external_.clear();
-  if (source_ == LaunchRecords::kHook && opts_.hook_join == HookJoin::kOrder) join_by_order();
+  if (order) join_by_order();
   append_api_rows();
   drop_outside();
   std::sort(launches_.begin(), launches_.end(), [](const LaunchRow& a, const LaunchRow& b) {
@@ -98,7 +104,7 @@ void Session::append_api_rows() {
 // One rule for both ends of the window: a call that began before start() or
 // after stop() was called is not part of the capture, and neither is the GPU
 // work it launched. (Another thread's calls go on being recorded while stop()
-// flushes; the calls already running at start() have no valid enter time.)
+// flushes; a call already running at start() began in no session's window.)
 void Session::drop_outside() {
   std::vector<uint32_t> ids;
   size_t kept = 0;

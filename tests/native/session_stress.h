@@ -1084,6 +1084,51 @@ void test_calls_after_stop_are_left_out(const Double& d) {
                                     skipnative::HookJoin::kOrder);
 }
 
+// hook_join = "order": a hooked call made in one session that returns after
+// the next one started (its enter time is before that start). Joined as a call
+// outside the window, it came first in its stream's order and, without queued
+// times, took the first kept call's kernel, which was then left out with it;
+// every kept call shifted by one.
+void test_call_before_start_takes_no_kept_kernel(const Double& d, bool latency) {
+  if (!driver_double_loaded()) return;
+  d.reset(130001);
+  d.configure(100, 100, 0, 0);
+  SessionOptions o = hooked();
+  o.hook_join = skipnative::HookJoin::kOrder;
+  o.latency_timestamps = latency;
+  auto s1 = std::make_unique<Session>(o);
+  s1->start();
+  if (!hooks_attached(*s1, "call before start") || !s1->stats().launch_hook_fallback.empty()) {
+    s1->stop();
+    return;
+  }
+  g_late_double = &d;
+  g_late_sink = g_hook_sink.load();
+  CUstream_st stream;
+  stream.id = 7;
+  SkipnativeHookCall call{};
+  call.stream = &stream;
+  call.has_stream = 1;
+  call.cbid = kDriverLaunch;
+  uint32_t key0 = 0;
+  const uint64_t t0 = g_late_sink->enter(&call, &key0);
+  d.launch(kDriver, kDriverLaunch, 7, "k", 100);  // its real call, in session 1
+  s1->stop();
+  auto s2 = std::make_unique<Session>(o);
+  s2->start();
+  g_late_sink->exit(t0, key0, kDriverLaunch, 0);  // returns in session 2
+  make_calls(5);
+  s2->stop();
+  const auto& st = s2->stats();
+  std::set<uint32_t> kernels;
+  for (const auto& k : s2->kernels()) kernels.insert(k.correlation_id);
+  uint64_t joined = 0;
+  for (const LaunchRow& r : s2->launches()) joined += kernels.count(r.correlation_id);
+  CHECK(s2->launches().size() == 5 && st.launches_outside == 1);
+  CHECK(s2->kernels().size() == 5 && st.gpu_rows_outside == 0);  // every kept call's kernel
+  CHECK(joined == 5 && st.launches_unjoined == 0 && st.work_unjoined == 0);
+}
+
 // fork() during a hook capture: a hooked call in the child (CUDA is unusable
 // there, but a program may still call it) reaches none of CUPTI, which the
 // child inherits in whatever state the parent's threads left it (a lock held
@@ -1328,6 +1373,8 @@ void run_concurrency_tests(const Double& d) {
   test_hooked_call_in_a_forked_child(d, skipnative::HookJoin::kOrder);
   test_order_hooked_calls_while_sessions_finalize(d);
   test_calls_after_stop_are_left_out(d);
+  test_call_before_start_takes_no_kept_kernel(d, false);
+  test_call_before_start_takes_no_kept_kernel(d, true);
   test_metadata_read_while_starting_and_stopping(d);
   test_start_while_the_record_bench_runs(d);
   test_record_in_flight_across_the_bench_end();
