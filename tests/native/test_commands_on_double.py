@@ -151,18 +151,19 @@ def test_a_script_that_fails_to_import_is_named(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("spec", "said"),
+    ("spec", "said", "status"),
     [
-        ("w.py:nope", "--script: w.py has no function 'nope'"),
-        ("gone.py:make", "--script: gone.py: no such file"),
-        ("w.py", "--script: expected FILE:FUNC, got 'w.py'"),
+        ("w.py:nope", "--script: w.py has no function 'nope'", 1),
+        ("gone.py:make", "--script: gone.py: no such file", 1),
+        # a malformed value is a usage error, as the parser's own
+        ("w.py", "--script: expected FILE:FUNC, got 'w.py' (see 'skip sweep --help')", 2),
     ],
 )
-def test_a_bad_script_is_refused_before_the_sweep_starts(tmp_path, spec, said):
+def test_a_bad_script_is_refused_before_the_sweep_starts(tmp_path, spec, said, status):
     # found only when batch 1 ran, leaving a sweep.json of no points behind
     (tmp_path / "w.py").write_text(WORKLOAD)
     r = skip(tmp_path, "sweep", "--script", spec, "--batch-sizes", "1", "--out", "run")
-    assert r.returncode == 1 and r.stderr.strip().splitlines() == [f"skip: error: {said}"]
+    assert r.returncode == status and r.stderr.strip().splitlines() == [f"skip: error: {said}"]
     assert not (tmp_path / "run").exists()
 
 

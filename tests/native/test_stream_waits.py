@@ -190,7 +190,7 @@ def test_many_waits_on_one_event_join_in_near_linear_time():
 
 def test_skip_run_refuses_waits_with_the_hooks_before_starting(tmp_path):
     r = skip_run(tmp_path, "--stream-waits", "--launch-records", "hook", "--", *LAUNCHER, "1")
-    assert r.returncode == 1
+    assert r.returncode == 2  # a usage error
     assert r.stderr.startswith("skip: error: --stream-waits needs --launch-records callbacks")
     assert len(r.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.glob("*.skip"))

@@ -321,6 +321,34 @@ def test_a_command_line_the_parser_refuses_is_one_line(tmp_path, argv, fragment)
 
 
 @pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["analyze", "T", "--top", "-1"], "--top must be >= 0"),
+        (["kernels", "T", "--top", "-1"], "--top must be >= 0"),
+        (["fusion", "T", "--threshold", "2"], "--threshold must be in (0, 1]"),
+        (["fusion", "T", "--lengths", "x"], "--lengths: expected integers like 2,3, got 'x'"),
+        (["whatif", "T", "--fuse-top", "0"], "--fuse-top must be >= 1"),
+        (["compare", "T", "T", "--per-iteration", "--window", "0:5"], "choose one"),
+        (["sweep", "--batch-sizes", "0", "--out", "RUN"], "at least one size, each >= 1"),
+        (["run"], "no command given"),
+        (["run", "--on-demand", "--delay", "1", "--", "true"], "drop --delay/--duration"),
+        (["trigger", "--wait", "--duration", "0", "RUN"], "--wait needs a --duration"),
+    ],
+)
+def test_a_command_line_refused_after_parsing_is_refused_as_the_parser_does(tmp_path, argv, said):
+    """An option's value or a combination of options checked by the command is
+    as much a usage error as one the parser checks: exit status 2 and the
+    command's --help named, not 1 like a file or a GPU that fails."""
+    good = write(tmp_path / "t.json", [launch(0, 1, 1), kernel(2, 1, 1)])
+    argv = [good if a == "T" else str(tmp_path) if a == "RUN" else a for a in argv]
+    r = subprocess.run([sys.executable, "-m", "skipnative", *argv], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stdout == "", r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("skip: error: ") and said in lines[0]
+    assert lines[0].endswith(f"(see 'skip {argv[0]} --help')")
+
+
+@pytest.mark.parametrize(
     "argv", [["analyze"], ["kernels"], ["fusion"], ["whatif"], ["whatif", "--graphs"]]
 )
 def test_commands_that_compute_refuse_a_trace_with_nothing_in_it(tmp_path, argv):
@@ -345,7 +373,8 @@ def test_whatif_refuses_chains_that_fuse_nothing(tmp_path):
     r = whatif("--fuse", str(chains))
     assert r.returncode == 1 and "no chain's kernels all occur in" in r.stderr
     r = whatif("--fuse-top", "-1")
-    assert r.returncode == 1 and r.stderr.strip() == "skip: error: --fuse-top must be >= 1"
+    assert r.returncode == 2
+    assert r.stderr.strip() == "skip: error: --fuse-top must be >= 1 (see 'skip whatif --help')"
 
 
 @pytest.mark.parametrize("command", ["run", "profile", "sweep"])
@@ -353,8 +382,10 @@ def test_hook_join_without_hook_launch_records_is_refused(tmp_path, command):
     argv = [command, "--hook-join", "order", "--out", str(tmp_path / "o")]
     argv += ["--", "true"] if command == "run" else []
     r = subprocess.run([sys.executable, "-m", "skipnative", *argv], capture_output=True, text=True)
-    assert r.returncode == 1
-    assert r.stderr.strip() == "skip: error: --hook-join order needs --launch-records hook"
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        f"skip: error: --hook-join order needs --launch-records hook (see 'skip {command} --help')"
+    )
 
 
 @pytest.mark.parametrize("device", [-1, -2, 2**31, 2**32, 2**32 + 1])

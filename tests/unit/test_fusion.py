@@ -124,7 +124,7 @@ def test_cli_json(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert bad.returncode == 1 and "at least 2" in bad.stderr
+    assert bad.returncode == 2 and "at least 2" in bad.stderr
 
 
 def _with_regions(t, bounds, name="iter"):

@@ -134,7 +134,7 @@ def test_compare_folders_pairs_ranks(tmp_path):
     for x in out["regions"]:
         assert x["metrics"]["akd_us"]["ratio"] == pytest.approx(2.0)
     r = skip("compare", a, b / "rank0.json")
-    assert r.returncode == 1 and "two folders" in r.stderr
+    assert r.returncode == 2 and "two folders" in r.stderr  # a usage error
 
 
 def test_fusion_on_a_folder_gives_each_rank(tmp_path):

@@ -25,16 +25,22 @@ HOOK_JOIN_HELP = (
 
 
 class UserError(Exception):
-    """A problem the user can fix; printed as one line."""
+    """A problem the user can fix; printed as one line (exit status 1)."""
+
+
+class UsageError(UserError):
+    """A command line refused after parsing: an option's value or a combination
+    of options the parser cannot check by itself. Said as the parser says what
+    it refuses: one line, the command's --help named, exit status 2."""
 
 
 def check_launch_records(args) -> None:
     """Options that need a kind of launch record: --hook-join (how hook captures
     join) refused without --launch-records hook; --stream-waits refused with it."""
     if args.hook_join != "external" and args.launch_records != "hook":
-        raise UserError(f"--hook-join {args.hook_join} needs --launch-records hook")
+        raise UsageError(f"--hook-join {args.hook_join} needs --launch-records hook")
     if getattr(args, "stream_waits", False) and args.launch_records == "hook":
-        raise UserError(
+        raise UsageError(
             "--stream-waits needs --launch-records callbacks or activity (a hooked event "
             "call has no CUPTI correlation id to join its wait records by)"
         )

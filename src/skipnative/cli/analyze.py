@@ -6,6 +6,7 @@ import sys
 
 from skipnative.cli import folder_commands
 from skipnative.cli._common import (
+    UsageError,
     UserError,
     api_table,
     fmt_value,
@@ -87,7 +88,7 @@ def analysis(path: str, region: str | None, top: int, window=None, trace=None) -
 
 def run(args) -> int:
     if args.top < 0:
-        raise UserError("--top must be >= 0")
+        raise UsageError("--top must be >= 0")
     window = args.window
     if is_folder(args.trace):
         return folder_commands.analyze(args, analysis, window)

@@ -7,6 +7,7 @@ from collections import Counter
 
 from skipnative.cli import folder_commands
 from skipnative.cli._common import (
+    UsageError,
     UserError,
     fmt_ratio,
     fmt_value,
@@ -129,7 +130,7 @@ def comparison(a: str, b: str, region: str, per_iteration: bool = False, window=
     from skipnative.cli.analyze import analysis
 
     if per_iteration and window is not None:
-        raise UserError("--window and --per-iteration: choose one")
+        raise UsageError("--window and --per-iteration: choose one")
     ta, tb = skipnative.load(a), skipnative.load(b)
     if per_iteration:
         ra, rb = _per_iteration(a, ta), _per_iteration(b, tb)

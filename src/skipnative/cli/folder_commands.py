@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from skipnative.cli._common import (
+    UsageError,
     UserError,
     api_table,
     fmt_ratio,
@@ -186,9 +187,9 @@ def compare(args, analysis, window=None) -> int:
     from skipnative.analysis.metrics import mark_unrecorded
 
     if not (is_folder(args.a) and is_folder(args.b)):
-        raise UserError("compare: give two traces or two folders of per-rank traces")
+        raise UsageError("compare: give two traces or two folders of per-rank traces")
     if args.per_iteration:
-        raise UserError("compare: --per-iteration takes two traces, not folders")
+        raise UsageError("compare: --per-iteration takes two traces, not folders")
     # a rank in several files is an error here, said once below, not a warning
     kw = {"warn_shared": False, "window": window}
     ra, ea = folder_analysis(analysis, args.a, args.region, 0, args.jobs, **kw)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from skipnative.cli import folder_commands
 from skipnative.cli._common import (
+    UsageError,
     UserError,
     fmt_value,
     print_json,
@@ -34,9 +35,9 @@ def parse_lengths(text: str) -> tuple[int, ...]:
     try:
         lengths = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
     except ValueError:
-        raise UserError(f"--lengths: expected integers like 2,3, got {text!r}") from None
+        raise UsageError(f"--lengths: expected integers like 2,3, got {text!r}") from None
     if not lengths or min(lengths) < 2:
-        raise UserError("--lengths: chains have at least 2 kernels")
+        raise UsageError("--lengths: chains have at least 2 kernels")
     return lengths
 
 
@@ -46,9 +47,9 @@ def run(args) -> int:
 
     lengths = parse_lengths(args.lengths)
     if not 0 < args.threshold <= 1:
-        raise UserError("--threshold must be in (0, 1]")
+        raise UsageError("--threshold must be in (0, 1]")
     if args.top < 0:
-        raise UserError("--top must be >= 0 (0: all)")
+        raise UsageError("--top must be >= 0 (0: all)")
     if is_folder(args.trace):
         return folder_commands.fusion(args, lengths)
     trace = skipnative.load(args.trace)

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 from skipnative.cli._common import (
+    UsageError,
     UserError,
     fmt_value,
     out_path,
@@ -133,7 +134,7 @@ def write_parquet(cols: dict, path: str, force: bool = False) -> None:
 
 def run(args) -> int:
     if args.top < 0:
-        raise UserError("--top must be >= 0")
+        raise UsageError("--top must be >= 0")
     out = args.csv or args.parquet
     if out:  # before any trace is read: a long folder read would end in this error
         _check_out(out, args.force)

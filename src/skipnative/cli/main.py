@@ -11,7 +11,7 @@ import warnings
 from typing import NoReturn
 
 import skipnative
-from skipnative.cli._common import UserError
+from skipnative.cli._common import UsageError, UserError
 from skipnative.errors import OutputExistsError, TraceError
 
 # optional dependencies, by the extra that installs them
@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         how = " (use --force to replace it)" if hasattr(args, "force") else ""
         print(f"skip: error: {e.path}: already exists{how}", file=sys.stderr)
         return 1
+    except UsageError as e:  # as the parser refuses a command line
+        print(f"skip: error: {e} (see 'skip {args.command} --help')", file=sys.stderr)
+        return 2
     except _user_errors() as e:
         print(f"skip: error: {e}", file=sys.stderr)
         return 1

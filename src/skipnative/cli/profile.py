@@ -13,6 +13,7 @@ from skipnative.cli._common import (
     HOOK_JOIN_HELP,
     LAUNCH_RECORDS,
     LAUNCH_RECORDS_HELP,
+    UsageError,
     UserError,
     check_launch_records,
     check_out_folder,
@@ -90,7 +91,7 @@ def check_script(spec: str, *, names: bool = True) -> tuple[str, str]:
     among the names it binds); nothing of it runs."""
     path, _, func = spec.rpartition(":")
     if not path or not func:
-        raise UserError(f"--script: expected FILE:FUNC, got {spec!r}")
+        raise UsageError(f"--script: expected FILE:FUNC, got {spec!r}")
     if not os.path.isfile(path):
         raise UserError(f"--script: {path}: no such file")
     bound = _top_level_names(path) if names else None

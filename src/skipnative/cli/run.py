@@ -16,6 +16,7 @@ from skipnative.cli._common import (
     HOOK_JOIN_HELP,
     LAUNCH_RECORDS,
     LAUNCH_RECORDS_HELP,
+    UsageError,
     UserError,
     check_launch_records,
     check_out_folder,
@@ -155,7 +156,7 @@ def _encode(options: dict[str, object]) -> str:
 
     for k, x in options.items():
         if ";" in v(x):
-            raise UserError(f"{k}: a ';' cannot be passed to the captured processes")
+            raise UsageError(f"{k}: a ';' cannot be passed to the captured processes")
     return ";".join(f"{k}={v(x)}" for k, x in options.items())
 
 
@@ -163,7 +164,7 @@ def _command(cmd: list[str]) -> list[str]:
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
     if not cmd:
-        raise UserError("no command given: skip run [options] -- CMD [ARGS...]")
+        raise UsageError("no command given: skip run [options] -- CMD [ARGS...]")
     exe = cmd[0]
     if os.sep in exe:
         if not os.path.exists(exe):
@@ -221,10 +222,10 @@ def _prepare(out: str, force: bool, mode: str) -> None:
 
 def _window(args) -> tuple[str, str]:
     if args.trigger_duration is not None and not args.on_demand:
-        raise UserError("--trigger-duration is the length of an --on-demand run's SIGUSR1 window")
+        raise UsageError("--trigger-duration is the length of an --on-demand run's SIGUSR1 window")
     if args.on_demand:
         if args.delay or args.duration:
-            raise UserError("--on-demand windows come from skip trigger; drop --delay/--duration")
+            raise UsageError("--on-demand windows come from skip trigger; drop --delay/--duration")
         return "on-demand", "on-demand"
     if not args.delay and not args.duration:
         return "whole", "whole"

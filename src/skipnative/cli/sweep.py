@@ -9,6 +9,7 @@ import sys
 import time
 
 from skipnative.cli._common import (
+    UsageError,
     UserError,
     check_launch_records,
     check_out_folder,
@@ -37,9 +38,9 @@ def batch_sizes(text: str) -> list[int]:
     try:
         b = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise UserError(f"--batch-sizes: expected integers like 1,2,4, got {text!r}") from None
+        raise UsageError(f"--batch-sizes: expected integers like 1,2,4, got {text!r}") from None
     if not b or min(b) < 1:
-        raise UserError("--batch-sizes: at least one size, each >= 1")
+        raise UsageError("--batch-sizes: at least one size, each >= 1")
     return sorted(set(b))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from skipnative.cli._common import UserError, number
+from skipnative.cli._common import UsageError, UserError, number
 from skipnative.io import runfolder
 
 # seconds, as skip run's: int64 ns from now in the trigger file, with room to spare
@@ -114,12 +114,12 @@ def _open_message(args, before: dict[int, dict], done: list[int]) -> tuple[str, 
 
 
 def run(args) -> int:
+    if args.wait and (args.stop or args.duration == 0):  # the command line first
+        raise UsageError("--wait needs a --duration (a window without one ends at --stop)")
     if runfolder.running_pid(args.run_dir) is None:
         raise UserError(f"{args.run_dir}: no skip run is running there")
     if _mode(args.run_dir) != "on-demand":
         raise UserError(f"{args.run_dir}: this skip run was not started with --on-demand")
-    if args.wait and (args.stop or args.duration == 0):
-        raise UserError("--wait needs a --duration (a window without one ends at --stop)")
     op = "stop" if args.stop else "open"
     before = _checked_states(args.run_dir)
     seq = runfolder.request(args.run_dir, op, 0.0 if args.stop else args.duration)

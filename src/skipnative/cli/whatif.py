@@ -10,6 +10,7 @@ import sys
 import numpy as np
 
 from skipnative.cli._common import (
+    UsageError,
     UserError,
     fmt_value,
     number,
@@ -119,7 +120,7 @@ def run(args) -> int:
     from skipnative.analysis.whatif import predict
 
     if args.fuse_top is not None and args.fuse_top < 1:
-        raise UserError("--fuse-top must be >= 1")
+        raise UsageError("--fuse-top must be >= 1")
     if os.path.isdir(args.trace):
         return run_sweep(args)
     trace = skipnative.load(args.trace)
