@@ -69,13 +69,14 @@ def run(args) -> int:
         data = os.path.join(args.out, "capture")
         shutil.copytree(BUNDLED, data, dirs_exist_ok=True)
         note = (
-            f"No GPU here ({why}), so this report is made from the real capture bundled "
-            "with skipnative: the Llama-3.2-1B-shaped decoder (random bf16 weights), "
-            "prefill at sequence length 512, batch 1 to 64, on an NVIDIA H100 80GB HBM3 "
+            f"skipnative cannot capture here ({why}), so this report is made from the "
+            "real capture bundled with skipnative: the Llama-3.2-1B-shaped decoder "
+            "(random bf16 weights), prefill at sequence length 512, batch 1 to 64, on an "
+            "NVIDIA H100 80GB HBM3 "
             "(`skip sweep`, one of each point's five timed iterations kept). Kineto's "
             "figures are from the same sweep's attribution pass."
         )
         path = write_report(data, args.out, source_note=note)
-        print(f"no GPU here ({why}); reporting the bundled H100 capture", file=sys.stderr)
+        print(f"cannot capture here ({why}); reporting the bundled H100 capture", file=sys.stderr)
     print(f"wrote {path}")
     return 0
