@@ -8,7 +8,8 @@
 namespace skipnative {
 
 // f(what) nonzero: the allocation named fails ("launch_thread": a thread's launch
-// buffer; "launch_chunk": a launch chunk past the preallocated block;
+// buffer; "launch_flag": a thread's record flag, taken from those freed or
+// allocated; "launch_chunk": a launch chunk past the preallocated block;
 // "activity_buffer": an activity buffer; "gpu_row": a decoded kernel row). Set by
 // the loader where the CUPTI test double is loaded (its
 // skipnative_double_allocation_fails); nullptr otherwise: nothing fails.

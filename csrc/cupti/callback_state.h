@@ -28,6 +28,10 @@ extern std::atomic<Session*> session;
 extern std::atomic<LaunchBuffers*> buffers;
 extern std::atomic<uint64_t> generation;
 extern std::atomic<const ApiKindTable*> kinds;
+// Launch records lost because their thread's flag (what makes a record safe
+// against a stop) could not be allocated: counted process-wide, as no buffer
+// is safe to touch without it; a session counts what it saw rise.
+extern std::atomic<uint64_t> records_without_flag;
 
 // The clock of the launch callbacks and of CUPTI's timestamp callback: an
 // immutable copy, swapped in whole. A published clock stays allocated for the

@@ -26,6 +26,7 @@ namespace callback_state {
 std::atomic<Session*> session{nullptr};
 std::atomic<LaunchBuffers*> buffers{nullptr};
 std::atomic<uint64_t> generation{1};
+std::atomic<uint64_t> records_without_flag{0};
 std::atomic<const ApiKindTable*> kinds{nullptr};
 std::atomic<int> buffer_callbacks_running{0};
 std::atomic<bool> benchmarking{false};
@@ -111,6 +112,7 @@ const bool g_external_user_key_made =
 // This thread's flag; nullptr out of memory (the caller then pushes nothing).
 ExternalUser* external_user() noexcept {
   if (ExternalUser* u = t_external_user) return u;
+  if (allocation_fails("launch_flag")) return nullptr;  // test seam, as if none could be had
   ExternalUser* u = g_external_users.load(std::memory_order_seq_cst);
   for (; u != nullptr; u = u->next) {
     bool free_flag = false;
@@ -177,7 +179,10 @@ namespace {
 // is writing into.
 inline void record(Slot& slot, const LaunchRecord& r) {
   ExternalUser* u = external_user();
-  if (u == nullptr) return;  // out of memory for a 64-byte flag: nothing is safe to write
+  if (u == nullptr) {  // out of memory for a 64-byte flag: nothing is safe to write
+    cs::records_without_flag.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
   const bool was_inside = u->inside.exchange(true, std::memory_order_seq_cst);
   if (__builtin_expect(
           slot.tb == nullptr || slot.generation != cs::generation.load(std::memory_order_seq_cst),

@@ -7,6 +7,7 @@
 
 #include "core/order_join.h"
 #include "cupti/api_table.h"
+#include "cupti/callback_state.h"
 #include "cupti/session.h"
 #include "cupti/stream_keys.h"
 
@@ -37,6 +38,7 @@ uint64_t erase_correlated(std::vector<Row>& rows, const std::vector<uint32_t>& i
 void Session::collect_launches() {
   stats_.launches_dropped = launch_buffers_->dropped() + api_rows_dropped_;
   stats_.records_unallocated += launch_buffers_->unallocated();
+  stats_.records_unallocated += callback_state::records_without_flag.load() - flagless_at_start_;
   launches_.clear();
   size_t total = 0;
   launch_buffers_->for_each([&](uint32_t, const LaunchRecord*, uint32_t n) { total += n; });

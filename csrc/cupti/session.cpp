@@ -140,6 +140,7 @@ void Session::start() {
           "cuptiActivityRegisterCallbacks");
     enable_activity();
     pool_buffers();
+    flagless_at_start_ = cs::records_without_flag.load();
     start_ticks_ = read_ticks(clock_);
     t_start_ns_ = ticks_to_ns(clock_, start_ticks_);
     // buffers before generation: see callback_state.h

@@ -267,6 +267,7 @@ class Session {
   ClockParams clock_;
   uint64_t t_start_ns_ = 0, t_stop_ns_ = 0;
   uint64_t start_ticks_ = 0, stop_ticks_ = 0;
+  uint64_t flagless_at_start_ = 0;  // callback_state::records_without_flag then
   std::vector<CUpti_ActivityKind> enabled_kinds_;
 
   std::unique_ptr<LaunchBuffers> launch_buffers_;

@@ -6,8 +6,10 @@ reached. The double fails skipnative's allocations on request
 
 from __future__ import annotations
 
+import threading
 import warnings
 
+import pytest
 from test_run import LAUNCHER, skip_run
 
 import skipnative
@@ -93,3 +95,26 @@ def test_skip_run_says_records_were_lost_for_want_of_memory(tmp_path):
     assert p["kernels"] == 0 and p["dropped"] == {"unallocated": 10}
     assert f"the capture dropped 10 {UNALLOCATED}; its metrics miss that work" in r.stderr
     assert "max_" not in r.stderr and "raise" not in r.stderr
+
+
+def test_a_launch_lost_for_want_of_its_threads_flag_is_counted(gpu):
+    """A thread's first record takes a 64-byte flag (what keeps a stop from
+    freeing the buffer it writes). Where none could be had, the launch was lost
+    and counted nowhere."""
+
+    def work():
+        gpu.fail_allocations("launch_flag", 3)  # a new thread's first three records
+        t = threading.Thread(target=lambda: gpu.launch_many(20, "k", 10))
+        t.start()
+        t.join()
+
+    cap, said = captured(work)
+    assert len(cap.trace.launches) == 17 and len(cap.trace.gpu) == 20
+    assert cap.metadata["dropped"]["unallocated"] == 3
+    assert said == only(3)
+
+
+def test_an_allocation_the_double_cannot_fail_is_refused(gpu):
+    # a misspelt name failed nothing, silently, and a test of it proved nothing
+    with pytest.raises(ValueError, match="no allocation of skipnative is named 'launch_flags'"):
+        gpu.fail_allocations("launch_flags")

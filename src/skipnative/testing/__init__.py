@@ -87,7 +87,7 @@ class SimulatedGpu:
             "skipnative_double_hold_subscriber": (None, [i32]),
             "skipnative_double_flush_delay": (None, [u64]),
             "skipnative_double_incomplete_next": (None, [u32]),
-            "skipnative_double_fail_allocations": (None, [ctypes.c_char_p, ctypes.c_int64]),
+            "skipnative_double_fail_allocations": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_int64]),
             "skipnative_double_launch": (u32, [i32, i32, u32, ctypes.c_char_p, u64]),
             "skipnative_double_launch_nested": (
                 u32,
@@ -156,9 +156,11 @@ class SimulatedGpu:
     def fail_allocations(self, what: str, n: int = -1) -> None:
         """The next `n` of skipnative's allocations named `what` fail, as out of
         memory (n < 0: all of them; 0: none): "launch_thread" (a thread's launch
-        buffer), "launch_chunk" (a launch chunk past the preallocated ones),
-        "activity_buffer", "gpu_row" (a decoded kernel's row). reset() clears it."""
-        self._lib.skipnative_double_fail_allocations(what.encode(), n)
+        buffer), "launch_flag" (a thread's record flag), "launch_chunk" (a launch
+        chunk past the preallocated ones), "activity_buffer", "gpu_row" (a decoded
+        kernel's row). reset() clears it. ValueError for any other name."""
+        if not self._lib.skipnative_double_fail_allocations(what.encode(), n):
+            raise ValueError(f"no allocation of skipnative is named {what!r}")
 
     def flush_delay(self, ns: int) -> None:
         """Makes every activity flush take `ns` of real time (a slow flush at stop)."""

@@ -778,8 +778,8 @@ namespace {
 // skipnative's own allocations a test makes fail (core/alloc_fault.h): the next n
 // of each name (n < 0: every one). Atomics, not the lock: skipnative asks from
 // its buffer-request callback, which the double calls holding the lock.
-constexpr const char* kAllocations[] = {"launch_thread", "launch_chunk", "activity_buffer",
-                                        "gpu_row"};
+constexpr const char* kAllocations[] = {"launch_thread", "launch_flag", "launch_chunk",
+                                        "activity_buffer", "gpu_row"};
 std::atomic<int64_t> g_failing[std::size(kAllocations)];
 std::atomic<int64_t>* failing(const char* what) {
   for (size_t i = 0; what != nullptr && i < std::size(kAllocations); ++i)
@@ -789,8 +789,11 @@ std::atomic<int64_t>* failing(const char* what) {
 }  // namespace
 
 // The next n allocations named `what` that skipnative makes fail (n < 0: all; 0: none).
-DOUBLE_API void skipnative_double_fail_allocations(const char* what, int64_t n) {
-  if (auto* f = failing(what)) f->store(n);
+// 0: no allocation has that name.
+DOUBLE_API int skipnative_double_fail_allocations(const char* what, int64_t n) {
+  auto* f = failing(what);
+  if (f != nullptr) f->store(n);
+  return f != nullptr;
 }
 
 // What skipnative asks at each allocation it can fail: nonzero, fail it.
