@@ -156,7 +156,9 @@ struct Use {
 void check_event(const EventFields& f, Cat cat, uint64_t index) {
   const bool launch = cat == kCatRuntime || cat == kCatDriver;
   const bool gpu = cat == kCatKernel || cat == kCatMemcpy || cat == kCatMemset;
-  const bool wait = cat == kCatSync;  // a Stream Wait Event: the what-if replay's edges
+  // a Stream Wait Event or a Stream Sync: the what-if replay's edges
+  const bool wait = cat == kCatSync;
+  const bool on_event = wait && f.name == std::string_view("Stream Wait Event");
   const Use uses[] = {
       {"ts", &f.ts, true},
       {"dur", &f.dur, true},
@@ -165,8 +167,8 @@ void check_event(const EventFields& f, Cat cat, uint64_t index) {
       {"args.correlation", launch || gpu || wait ? &f.correlation : nullptr, false},
       {"args.device", gpu || wait ? &f.device : nullptr, false},
       {"args.stream", gpu || wait ? &f.stream : nullptr, false},
-      {"args.wait_on_stream", wait ? &f.wait_on_stream : nullptr, false},
-      {"args.wait_on_cuda_event_record_corr_id", wait ? &f.wait_on_record : nullptr, false},
+      {"args.wait_on_stream", on_event ? &f.wait_on_stream : nullptr, false},
+      {"args.wait_on_cuda_event_record_corr_id", on_event ? &f.wait_on_record : nullptr, false},
   };
   auto fail = [&](const std::string& what) {
     throw ReadError("traceEvents[" + std::to_string(index) + "]: (" + ascii(f.cat) + " '" +
@@ -297,15 +299,19 @@ void TraceReader::read_thread_id(Cursor& c, EventFields& f, bool is_pid) {
 
 void TraceReader::store_event(const EventFields& f, uint64_t index) {
   Cat cat = f.ph == 'X' ? category(f.cat) : kCatOther;
-  // of the cuda_sync events only waits of one stream on another's event are kept
-  // (stream, context and event synchronisation show on the CPU side as sync calls)
-  if (cat == kCatSync && f.name != std::string_view("Stream Wait Event")) cat = kCatOther;
+  // Of the cuda_sync events, the waits on one stream's work are kept: a stream's
+  // wait for another's event record, and a thread's for its stream
+  // (cudaStreamSynchronize). Context and event synchronisation wait for all
+  // the GPU's work as far as the replay knows, as any sync call does.
+  const bool on_event = f.name == std::string_view("Stream Wait Event");
+  if (cat == kCatSync && !on_event && f.name != std::string_view("Stream Sync")) cat = kCatOther;
   // a wait that does not say on which record and stream is of no use (and an
   // older trace may write it so): ignored; a field written wrongly is refused
   if (cat == kCatSync) {
-    for (const IntField* x :
-         {&f.correlation, &f.device, &f.stream, &f.wait_on_stream, &f.wait_on_record})
+    for (const IntField* x : {&f.correlation, &f.device, &f.stream})
       if (x->state == IntField::kAbsent) cat = kCatOther;
+    for (const IntField* x : {&f.wait_on_stream, &f.wait_on_record})
+      if (on_event && x->state == IntField::kAbsent) cat = kCatOther;
   }
   // ProfilerStep#N (a cpu_op in older traces) and every record_function /
   // user_annotation range go to the steps table; the conversion tells them apart.
@@ -318,9 +324,12 @@ void TraceReader::store_event(const EventFields& f, uint64_t index) {
   check_event(f, cat, index);
   const int64_t ts = f.ts.v, dur = f.dur.v, pid = value_or(f.pid, 0), tid = value_or(f.tid, 0);
   const int32_t name_id = int32_t(names.intern(f.name));
-  if (cat == kCatSync) {
+  if (cat == kCatSync && on_event) {
     waits.push_back(WaitEvent{ts, dur, f.correlation.v, f.wait_on_record.v, f.device.v, f.stream.v,
                               f.wait_on_stream.v});
+  } else if (cat == kCatSync) {  // the calling thread waits for its stream's work so far
+    waits.push_back(
+        WaitEvent{ts, dur, f.correlation.v, f.correlation.v, f.device.v, kHostWaits, f.stream.v});
   } else if (step) {
     steps.push_back(StepEvent{ts, dur, pid, tid, name_id, 0});
   } else if (cat == kCatCpuOp) {

@@ -3,15 +3,15 @@
 // Fed the decompressed JSON in chunks of any size, it keeps only the events
 // SPEC.md needs, as columns: launches (cuda_runtime / cuda_driver), GPU
 // activities (kernel, gpu_memcpy, gpu_memset), ATen ops (cpu_op),
-// ProfilerStep#N annotations and cross-stream waits (cuda_sync "Stream Wait
-// Event" with the stream and event record it waits on). Memory is the columns
-// plus one chunk, whatever the file's size. Timestamps are converted from
-// decimal microseconds to integer nanoseconds exactly (no floating point for
-// the common forms).
+// ProfilerStep#N annotations and waits on a stream's work (cuda_sync "Stream
+// Wait Event" with the stream and event record it waits on, and "Stream
+// Sync"). Memory is the columns plus one chunk, whatever the file's size.
+// Timestamps are converted from decimal microseconds to integer nanoseconds
+// exactly (no floating point for the common forms).
 //
 // A number that a metric uses (ts, dur, pid, tid; correlation of launches and
 // GPU activities; device and stream of GPU activities; every field of a
-// Stream Wait Event, which the what-if replay uses) must fit 64-bit integer
+// Stream Wait Event or Stream Sync, which the what-if replay uses) must fit 64-bit integer
 // nanoseconds (SPEC.md §3, input rules), else the event is refused by index and
 // field; other fields are not checked (ROCm writes "stream": "0x0" in the args
 // of copy calls). Errors are ReadError with a one-line message that names the
@@ -55,7 +55,10 @@ struct StepEvent {
 
 // A "Stream Wait Event" (cuda_sync): from the wait call (correlation) on, work on
 // `stream` waits for the work on `on_stream` before the cudaEventRecord call
-// `record_correlation`.
+// `record_correlation`. A "Stream Sync": the calling thread (stream kHostWaits)
+// waits for the work on `on_stream` before the sync call itself
+// (record_correlation = correlation).
+constexpr int64_t kHostWaits = -1;
 struct WaitEvent {
   int64_t ts, dur, correlation, record_correlation, device, stream, on_stream;
 };

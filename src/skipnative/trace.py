@@ -67,10 +67,14 @@ REGION_KINDS = ("marker", "step", "annotation")
 WHOLE_TRACE = "all"  # the pseudo-region of every kernel: no region takes its name
 REGION_DTYPE = np.dtype([("t_begin", "<i8"), ("t_end", "<i8"), ("name_id", "<i4"), ("kind", "u1")])
 
-# Cross-stream waits (cudaStreamWaitEvent), where the trace says which record they
-# wait on (Kineto's cuda_sync "Stream Wait Event"): from the wait call
-# `correlation` on, work on `stream` waits for the work on `on_stream` that was
-# launched before the cudaEventRecord call `record_correlation`.
+# Waits on a stream's work, where the trace says which (Kineto's cuda_sync events):
+# - cudaStreamWaitEvent ("Stream Wait Event"): from the wait call `correlation`
+#   on, work on `stream` waits for the work on `on_stream` that was launched
+#   before the cudaEventRecord call `record_correlation`;
+# - cudaStreamSynchronize ("Stream Sync"): `stream` is HOST_WAITS, the calling
+#   thread, which waits for the work on `on_stream` launched before the sync
+#   call itself (`record_correlation` is `correlation`).
+HOST_WAITS = -1
 WAIT_DTYPE = np.dtype(
     [
         ("correlation", "<i8"),
@@ -279,7 +283,7 @@ class Trace:
     path: str | None = None
     # the file this trace was read from, as it was then (a Kineto export copies it)
     origin: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-    # cross-stream waits (WAIT_DTYPE): none where the source does not record them
+    # waits on a stream's work (WAIT_DTYPE): none where the source does not record them
     waits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=WAIT_DTYPE))
 
     @property

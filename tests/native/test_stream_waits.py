@@ -14,7 +14,7 @@ from skipnative import _native
 from skipnative.analysis.whatif import replay
 from skipnative.capturing.waits import waits_from_events
 from skipnative.io import runfolder
-from skipnative.trace import GPU_DTYPE
+from skipnative.trace import GPU_DTYPE, HOST_WAITS
 
 COST, LATENCY = 2000, 1000
 
@@ -71,6 +71,30 @@ def test_the_replay_keeps_a_captured_wait(gpu):
     assert rows(p, "B")["t_start"] >= rows(p, "A")["t_end"]
     unchanged = replay(cap.trace)
     assert unchanged.gpu["t_start"].tolist() == cap.trace.gpu["t_start"].tolist()
+
+
+@pytest.mark.parametrize("version", [130001, 24])
+def test_a_stream_sync_is_a_wait_of_its_thread_on_its_stream(gpu, version):
+    """A cudaStreamSynchronize of stream 7 while stream 20 runs on: kept as the
+    thread's wait on stream 7, so the replay returns it after stream 7's work
+    (with a slower CPU it kept its measured length, as if it had not waited)."""
+    gpu.reset(version)
+    gpu.configure(launch_cost_ns=COST, submit_latency_ns=LATENCY)
+    with skipnative.capture(clock="library", stream_waits=True) as cap:
+        gpu.launch("A", 5_000_000, stream=20)
+        gpu.launch("B", 1_000_000, stream=7)
+        corr = gpu.stream_sync(7)
+        gpu.launch("C", 100_000, stream=7)
+        gpu.sync()
+    t = cap.trace
+    assert t.waits.tolist() == [(corr, corr, 0, HOST_WAITS, 7)]
+    sync = t.launches[t.launches["correlation"] == corr][0]
+    assert rows(t, "B")["t_end"] <= sync["t_end"] < rows(t, "A")["t_end"]
+    for scale in (2.0, 0.5):
+        p = replay(t, cpu_scale=scale)
+        s = p.launches[p.launches["correlation"] == corr][0]
+        tail = int(sync["t_end"] - rows(t, "B")["t_end"])
+        assert s["t_end"] == max(s["t_begin"], rows(p, "B")["t_end"] + tail)
 
 
 def test_waits_are_recorded_only_when_asked_for(gpu):

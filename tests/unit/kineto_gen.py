@@ -86,3 +86,18 @@ def stream_wait(ts, corr, record_corr, stream, on_stream, device=0):
             "wait_on_cuda_event_record_corr_id": record_corr,
         },
     }
+
+
+def stream_sync(ts, corr, stream, device=0, name="Stream Sync"):
+    """Kineto's record of a cudaStreamSynchronize call `corr` on `stream` ("Context
+    Sync" for a cudaDeviceSynchronize, on no stream)."""
+    return {
+        "ph": "X",
+        "cat": "cuda_sync",
+        "name": name,
+        "pid": device,
+        "tid": stream,
+        "ts": ts,
+        "dur": 0,
+        "args": {"correlation": corr, "device": device, "stream": stream},
+    }

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 import skipnative
-from kineto_gen import kernel, launch, step, stream_wait, write
+from kineto_gen import kernel, launch, step, stream_sync, stream_wait, write
 from realdata import DATA
 from skipnative import TraceError
 from skipnative.analysis.whatif import replay
 from skipnative.io.perfetto import export_perfetto
+from skipnative.trace import HOST_WAITS
 
 US = 1000
 ALEXNET = DATA / "a100_alexnet_train.json.gz"  # 20 "Stream Wait Event" records
@@ -44,14 +45,72 @@ def rows(t, name):
     return t.gpu[np.array(t.name(t.gpu["name_id"])) == name][0]
 
 
-def test_the_reader_keeps_stream_waits_only(tmp_path):
+def test_the_reader_keeps_the_waits_on_one_stream(tmp_path):
     t = two_streams(tmp_path)
     assert t.waits.tolist() == [(3, 2, 0, 20, 7)]
-    # stream and context synchronisation are the CPU's sync calls: not waits
+    # a stream sync: the calling thread (HOST_WAITS) waits for its stream's work
+    # launched before the sync call itself; a context sync waits for all, as any
+    # sync call is taken to: not kept
     doc = json.loads((tmp_path / "w.json").read_text())
-    doc["traceEvents"][5]["name"] = "Stream Sync"
+    doc["traceEvents"][5] = stream_sync(1020, 5, stream=7)
+    doc["traceEvents"].append(stream_sync(1500, 5, stream=4294967295, name="Context Sync"))
     (tmp_path / "s.json").write_text(json.dumps(doc))
-    assert len(skipnative.load(tmp_path / "s.json").waits) == 0
+    assert skipnative.load(tmp_path / "s.json").waits.tolist() == [(5, 5, 0, HOST_WAITS, 7)]
+    # one that does not name its stream says nothing: ignored
+    del doc["traceEvents"][5]["args"]["stream"]
+    (tmp_path / "n.json").write_text(json.dumps(doc))
+    assert len(skipnative.load(tmp_path / "n.json").waits) == 0
+
+
+def busy_side_stream(tmp_path):
+    """A cudaStreamSynchronize of stream 7 (200..1045 us) waits for kernel B on 7
+    (40..1040) while kernel A on stream 20 runs on to 5020; then C on stream 7."""
+    ev = [
+        step(0, 6000, 1),
+        launch(10, 5, 1),
+        kernel(20, 5000, 1, name="A", stream=20),
+        launch(30, 5, 2),
+        kernel(40, 1000, 2, name="B", stream=7),
+        launch(200, 845, 3, name="cudaStreamSynchronize"),
+        stream_sync(200, 3, stream=7),
+        launch(1100, 5, 4),
+        kernel(1110, 100, 4, name="C", stream=7),
+        launch(5100, 10, 5, name="cudaDeviceSynchronize"),
+    ]
+    return skipnative.load(write(tmp_path / "sync.json", ev))
+
+
+def call(t, name):
+    return t.launches[np.array(t.name(t.launches["name_id"])) == name][0]
+
+
+def test_a_stream_sync_waits_for_its_own_stream_not_for_the_whole_gpu(tmp_path):
+    """The replay took every sync to wait for all the GPU's work: a stream sync
+    that returned 5 us after its stream's last kernel, while another stream ran
+    on, read as one that had not waited, so a 2x slower CPU doubled its measured
+    wait (to 1,690 us) instead of keeping it tied to the kernel it waits for."""
+    t = busy_side_stream(tmp_path)
+    same = replay(t)
+    for name in ("cudaStreamSynchronize", "cudaLaunchKernel"):
+        assert call(same, name).tolist() == call(t, name).tolist()
+    for f in ("t_start", "t_end"):
+        assert same.gpu[f].tolist() == t.gpu[f].tolist()
+    for scale in (2.0, 0.5):
+        p = replay(t, cpu_scale=scale)
+        sync, b = call(p, "cudaStreamSynchronize"), rows(p, "B")
+        # it returns 5 us after B ends, as measured: B's end, not A's, decides it
+        assert sync["t_end"] == max(sync["t_begin"], b["t_end"] + 5 * US)
+        assert sync["t_end"] < rows(p, "A")["t_end"]
+        assert rows(p, "C")["t_start"] > sync["t_end"]
+
+
+def test_stream_syncs_survive_an_export(tmp_path):
+    t = busy_side_stream(tmp_path)
+    export_perfetto(t, tmp_path / "x.json")
+    back = skipnative.load(tmp_path / "x.json")
+    assert back.waits.tolist() == t.waits.tolist() == [(3, 3, 0, HOST_WAITS, 7)]
+    t.save(tmp_path / "x.skip")
+    assert skipnative.load(tmp_path / "x.skip").waits.tolist() == t.waits.tolist()
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,11 @@ measured quantity that the change does not touch:
   its call keeps its place as a fraction of the call) or its measured gap
   after its stream predecessor (when it queued; offset capped by the measured one);
 - per synchronising call that waited for the GPU, the tail from the GPU's
-  completion to the call's return; likewise per copy or set call that returned
-  after its own GPU work ended (it waited for it, as ``cudaMemcpyAsync`` to or
-  from pageable memory does), the tail from that work's end.
+  completion to the call's return (for a ``cudaStreamSynchronize`` whose stream
+  the trace names, Kineto's "Stream Sync", that stream's completion); likewise
+  per copy or set call that returned after its own GPU work ended (it waited for
+  it, as ``cudaMemcpyAsync`` to or from pageable memory does), the tail from
+  that work's end.
 
 ``launch_add_ns`` adds time to every kernel and graph launch call (e.g. the
 difference in null-kernel launch cost between two machines, from
@@ -55,7 +57,7 @@ from skipnative.analysis.kernels import (
     take,
 )
 from skipnative.analysis.whatif_times import predicted_trace, step_bounds
-from skipnative.analysis.whatif_waits import WaitEdges, wait_edges
+from skipnative.analysis.whatif_waits import WaitEdges, host_waits, wait_edges
 from skipnative.trace import API_KINDS, KIND_GRAPH, KIND_KERNEL, KIND_SYNC, Trace
 
 
@@ -113,6 +115,7 @@ def replay(
     # no_host: calls whose preceding host work a change took away
     removed = np.zeros(len(t.launches), dtype=bool)
     waits = wait_edges(t)  # as measured, before a change merges rows
+    syncs = host_waits(t)  # by launch row, which no change renumbers
     if fuse:
         t, removed, row_map, merged = _apply_fusion(t, fuse)
         waits = waits.remapped(row_map, merged, len(t.gpu))
@@ -123,7 +126,7 @@ def replay(
             t, plan.gl, plan.rho, plan.gap, plan.queued, removed
         )
         t = replace(t, launches=ln)
-    times = _Replay(t, plan, removed, no_host, cpu_scale, launch_add_ns).run()
+    times = _Replay(t, plan, removed, no_host, cpu_scale, launch_add_ns, syncs).run()
     change = {
         "cpu_scale": cpu_scale,
         "launch_add_ns": launch_add_ns,
@@ -160,8 +163,12 @@ class _Replay:
     """The event loop: per thread, calls in order, each GPU row placed when its
     launch call has been replayed."""
 
-    def __init__(self, t: Trace, plan: _GpuPlan, removed, no_host, cpu_scale, launch_add_ns):
+    def __init__(
+        self, t: Trace, plan: _GpuPlan, removed, no_host, cpu_scale, launch_add_ns, syncs=None
+    ):
         ln, g = t.launches, t.gpu
+        # stream syncs: the one stream each waits for, and its completion as measured
+        self.syncs: dict[int, tuple[tuple[int, int], int]] = syncs or {}
         self.ln, self.g, self.plan = ln, g, plan
         self.removed, self.no_host = removed, no_host
         self.cpu_scale, self.launch_add_ns = cpu_scale, launch_add_ns
@@ -192,6 +199,7 @@ class _Replay:
         self.placed = gl < 0  # rows without a launch keep their measured times
         self.stream_free: dict[tuple[int, int], int] = {}
         self.done_so_far = int(np.iinfo(np.int64).min)
+        self.stream_done: dict[tuple[int, int], int] = {}  # per stream, as done_so_far
 
     def gpu_done_measured(self, t0: int) -> int | None:
         k = np.searchsorted(self.plan.launch_begin[self.go], t0, side="left")
@@ -263,9 +271,13 @@ class _Replay:
         if self.launching[i] and not self.removed[i]:
             te = max(tb, te + self.launch_add_ns)
         if ln["kind"][i] == KIND_SYNC:
-            measured = self.gpu_done_measured(int(ln["t_begin"][i]))
+            stream = self.syncs.get(i)
+            if stream is None:  # waits for all the GPU's work so far
+                measured, done = self.gpu_done_measured(int(ln["t_begin"][i])), self.done_so_far
+            else:  # for one stream's
+                measured, done = stream[1], self.stream_done.get(stream[0], self.done_so_far)
             if measured is not None and ln["t_begin"][i] < measured <= ln["t_end"][i]:
-                te = max(tb, self.done_so_far + int(ln["t_end"][i] - measured))
+                te = max(tb, done + int(ln["t_end"][i] - measured))
         rows = self.rows_by_launch.get(i, ())
         for r in rows:
             self.place(r, tb, te)
@@ -298,6 +310,8 @@ class _Replay:
         self.placed[r] = True
         self.stream_free[sk] = int(self.new_end[r])
         self.done_so_far = max(self.done_so_far, int(self.new_end[r]))
+        end = int(self.new_end[r])
+        self.stream_done[sk] = max(self.stream_done.get(sk, end), end)
 
 
 HANDOFF_NS = 20_000

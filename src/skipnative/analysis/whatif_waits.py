@@ -7,6 +7,10 @@ In rows: the first row launched on the waiting stream after the wait call
 cannot start before the last row launched on the other stream before the
 record call has ended. The replay keeps that order however the change moves
 either side; the rows launched after it follow through their stream's order.
+
+A ``cudaStreamSynchronize`` (Kineto's "Stream Sync") makes its thread wait for
+one stream (``host_waits``): the replay returns it after that stream's work,
+not all the GPU's.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from skipnative.analysis.kernels import join_by_correlation, take
+from skipnative.trace import HOST_WAITS
 
 
 @dataclass
@@ -63,6 +68,7 @@ def wait_edges(t) -> WaitEdges:
     launch_end = np.where(has, take(ln["t_end"], gl, 0), g["t_start"])
     wi = join_by_correlation(ln["correlation"], w["correlation"])
     ri = join_by_correlation(ln["correlation"], w["record_correlation"])
+    wi[w["stream"] == HOST_WAITS] = -1  # a thread's wait: host_waits
     # a row without a launch call keeps its measured times: it can wait for nothing
     waiting_rows = _rows_by_stream(g, launch_begin, has)
     awaited_rows = _rows_by_stream(g, launch_begin, np.ones(len(g), dtype=bool))
@@ -96,14 +102,46 @@ def wait_edges(t) -> WaitEdges:
     return WaitEdges(after, waited)
 
 
-def _stream_rows(by_stream: dict, dev: int, stream: int):
-    """The rows of stream `stream` on device `dev`, else on the only device with a
-    stream of that id (a wait across devices), else None."""
-    found = by_stream.get((dev, stream))
-    if found is not None:
-        return found
-    others = [v for (d, s), v in by_stream.items() if s == stream]
+def host_waits(t) -> dict[int, tuple[tuple[int, int], int]]:
+    """Per stream-synchronising call (its row in `t.launches`) whose stream the
+    trace names: that stream's (device, stream) key, and the end of the work
+    launched on it before the call, as measured; -1 where none was (the call
+    waited for nothing, and is not taken to wait for all the GPU)."""
+    g, ln, w = t.gpu, t.launches, t.waits
+    out: dict[int, tuple[tuple[int, int], int]] = {}
+    host = np.flatnonzero(w["stream"] == HOST_WAITS)
+    if len(host) == 0:
+        return out
+    gl = join_by_correlation(ln["correlation"], g["correlation"])
+    launch_begin = np.where(gl >= 0, take(ln["t_begin"], gl, 0), g["t_start"])
+    by_stream = _rows_by_stream(g, launch_begin, np.ones(len(g), dtype=bool))
+    wi = join_by_correlation(ln["correlation"], w["correlation"][host])
+    for k, i in zip(host.tolist(), wi.tolist()):
+        if i < 0:
+            continue
+        key = _stream_key(by_stream, int(w["device"][k]), int(w["on_stream"][k]))
+        if key is None:
+            out[i] = ((int(w["device"][k]), int(w["on_stream"][k])), -1)
+            continue
+        _, begins, last = by_stream[key]
+        j = int(np.searchsorted(begins, ln["t_begin"][i], side="left"))
+        out[i] = (key, int(g["t_end"][last[j - 1]]) if j > 0 else -1)
+    return out
+
+
+def _stream_key(by_stream: dict, dev: int, stream: int) -> tuple[int, int] | None:
+    """Stream `stream` on device `dev`, else on the only device with a stream of
+    that id (a wait across devices), else None."""
+    if (dev, stream) in by_stream:
+        return (dev, stream)
+    others = [k for k in by_stream if k[1] == stream]
     return others[0] if len(others) == 1 else None
+
+
+def _stream_rows(by_stream: dict, dev: int, stream: int):
+    """The rows of _stream_key's stream, else None."""
+    key = _stream_key(by_stream, dev, stream)
+    return None if key is None else by_stream[key]
 
 
 def _rows_by_stream(g: np.ndarray, launch_begin: np.ndarray, sel: np.ndarray):

@@ -143,7 +143,8 @@ class Capture:
       "ns": t}, ...}``); for finding where a capture's cost goes;
     - ``stream_waits``: CUPTI's CUDA event and synchronisation records, so that
       ``trace.waits`` says which ``cudaEventRecord`` each ``cudaStreamWaitEvent``
-      waits on (``skip whatif`` keeps those waits). Off by default: CUPTI then
+      waits on, and which stream each ``cudaStreamSynchronize`` waits for
+      (``skip whatif`` keeps those waits). Off by default: CUPTI then
       records every event call and synchronisation, a cost not yet measured on
       a GPU. Needs ``launch_records`` "callbacks" or "activity";
     - ``device_buffer_pre_allocate`` / ``device_buffer_pool_limit``: CUPTI's

@@ -13,16 +13,33 @@ from __future__ import annotations
 
 import numpy as np
 
-from skipnative.trace import WAIT_DTYPE
+from skipnative.trace import HOST_WAITS, WAIT_DTYPE
 
 _NO_DEVICE = 0xFFFFFFFF
 
 
 def waits_from_events(events: np.ndarray, gpu: np.ndarray, *, lossy: bool = False) -> np.ndarray:
-    """`events`: the session's event rows (kind 0: a record, 1: a stream's wait);
-    `gpu`: the trace's GPU rows, for the devices of streams; `lossy`: the capture
-    lost records. A wait's device is its stream's. Waits with no record to join
-    are left out (one made before the capture began)."""
+    """`events`: the session's event rows (kind 0: a record, 1: a stream's wait,
+    2: a cudaStreamSynchronize); `gpu`: the trace's GPU rows, for the devices of
+    streams; `lossy`: the capture lost records. A wait's device is its stream's.
+    Waits with no record to join are left out (one made before the capture
+    began); a stream sync waits for its stream's work before the call itself
+    (trace.HOST_WAITS), so it needs no record."""
+    return np.concatenate([_stream_waits(events, gpu, lossy), _stream_syncs(events, gpu)])
+
+
+def _stream_syncs(events: np.ndarray, gpu: np.ndarray) -> np.ndarray:
+    sy = events[events["kind"] == 2]
+    out = np.zeros(len(sy), dtype=WAIT_DTYPE)
+    stream_device = _stream_devices(gpu)
+    out["correlation"] = out["record_correlation"] = sy["correlation"]
+    out["stream"] = HOST_WAITS
+    out["on_stream"] = sy["stream"]
+    out["device"] = [stream_device.get(int(s), 0) for s in sy["stream"].tolist()]
+    return out
+
+
+def _stream_waits(events: np.ndarray, gpu: np.ndarray, lossy: bool) -> np.ndarray:
     rec = events[events["kind"] == 0]
     wt = events[events["kind"] == 1]
     out = np.zeros(len(wt), dtype=WAIT_DTYPE)

@@ -23,7 +23,7 @@ import numpy as np
 from skipnative.errors import TraceError
 from skipnative.io.atomic import atomic_output, refuse_output
 from skipnative.io.safe_json import loads
-from skipnative.trace import API_KINDS, GPU_KINDS, REGION_KINDS, Trace
+from skipnative.trace import API_KINDS, GPU_KINDS, HOST_WAITS, REGION_KINDS, Trace
 
 _GPU_CAT = {"kernel": "kernel", "memcpy": "gpu_memcpy", "memset": "gpu_memset"}
 
@@ -157,9 +157,10 @@ def _gpu_events(trace: Trace, off: int) -> tuple[list[str], set[int]]:
 
 
 def _wait_events(trace: Trace, off: int) -> list[str]:
-    """Cross-stream waits as Kineto writes them (cuda_sync "Stream Wait Event", on the
-    waiting stream's track at its wait call's begin), so that the export reads back
-    with them; a wait whose call the trace lacks has no time and is left out."""
+    """Waits on a stream's work as Kineto writes them (cuda_sync "Stream Wait Event"
+    on the waiting stream's track, "Stream Sync" on the synchronised one's, at the
+    call's begin), so that the export reads back with them; a wait whose call the
+    trace lacks has no time and is left out."""
     if not len(trace.waits):  # most traces: no lookup table of every call to build
         return []
     ln = trace.launches
@@ -170,6 +171,14 @@ def _wait_events(trace: Trace, off: int) -> list[str]:
         if ts is None:
             continue
         dev, stream, corr = int(w["device"]), int(w["stream"]), int(w["correlation"])
+        if stream == HOST_WAITS:
+            on = int(w["on_stream"])
+            out.append(
+                f'{{"ph":"X","cat":"cuda_sync","name":"Stream Sync","pid":{dev},'
+                f'"tid":{on},"ts":{_us(ts + off)},"dur":0,"args":{{"correlation":{corr},'
+                f'"device":{dev},"stream":{on}}}}}'
+            )
+            continue
         out.append(
             f'{{"ph":"X","cat":"cuda_sync","name":"Stream Wait Event","pid":{dev},'
             f'"tid":{stream},"ts":{_us(ts + off)},"dur":0,"args":{{"correlation":{corr},'

@@ -108,6 +108,7 @@ class SimulatedGpu:
             "skipnative_double_sync": (u32, [i32, i32]),
             "skipnative_double_event_record": (u32, [i32, i32, u32, u32]),
             "skipnative_double_stream_wait_event": (u32, [i32, i32, u32, u32]),
+            "skipnative_double_stream_sync": (u32, [i32, i32, u32]),
             "skipnative_double_set_queue_depth": (None, [u32]),
             "skipnative_double_subscribed": (i32, []),
             "skipnative_double_enabled_callbacks": (i32, []),
@@ -243,6 +244,11 @@ class SimulatedGpu:
     def sync(self, api="cudaDeviceSynchronize") -> int:
         dom, cbid = _cbid(api)
         return self._lib.skipnative_double_sync(dom, cbid)
+
+    def stream_sync(self, stream: int = 7, api="cudaStreamSynchronize") -> int:
+        """Returns when `stream`'s work so far has ended; other streams run on."""
+        dom, cbid = _cbid(api)
+        return self._lib.skipnative_double_stream_sync(dom, cbid, stream)
 
     def event_record(self, event: int, stream: int = 7, api="cudaEventRecord") -> int:
         """Records `event` on `stream`: it completes when the stream's work so far ends."""

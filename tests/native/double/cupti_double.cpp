@@ -1070,6 +1070,37 @@ DOUBLE_API uint32_t skipnative_double_sync(int domain, int cbid) {
   return api_call(domain, cbid, cost, [](uint32_t, uint64_t, uint64_t) {});
 }
 
+// cudaStreamSynchronize(stream): returns when `stream` is idle (other streams may
+// run on). A SYNCHRONIZATION record of type STREAM_SYNCHRONIZE.
+DOUBLE_API uint32_t skipnative_double_stream_sync(int domain, int cbid, uint32_t stream) {
+  State& s = st();
+  uint64_t idle;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    auto it = s.stream_free.find(stream);
+    idle = it == s.stream_free.end() ? 0 : it->second;
+  }
+  uint64_t t = now_ns() + s.launch_cost;
+  uint64_t cost = s.launch_cost + (idle > t ? idle - t : 0);
+  return api_call(domain, cbid, cost, [&](uint32_t corr, uint64_t t_begin, uint64_t t_end) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (!s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_SYNCHRONIZATION)) return;
+    CUpti_ActivitySynchronization2 r;
+    std::memset(&r, 0, sizeof(r));
+    r.kind = CUPTI_ACTIVITY_KIND_SYNCHRONIZATION;
+    r.type = CUPTI_ACTIVITY_SYNCHRONIZATION_TYPE_STREAM_SYNCHRONIZE;
+    const int64_t off = clock_offset(s);
+    r.start = at(off, t_begin);
+    r.end = at(off, t_end);
+    r.correlationId = corr;
+    r.contextId = 1;
+    r.streamId = stream;
+    r.cudaEventId = CUPTI_SYNCHRONIZATION_INVALID_VALUE;
+    r.cudaEventSyncId = CUPTI_SYNCHRONIZATION_INVALID_VALUE;
+    commit_versioned(s, r);
+  });
+}
+
 DOUBLE_API int skipnative_double_subscribed() {
   std::lock_guard<std::mutex> lock(st().mu);
   return st().subscribed ? 1 : 0;
