@@ -3,7 +3,7 @@
 Each module's imports are parsed with ast, those inside functions included:
 
 - arrows point down only: cli -> the package root -> report, profiling ->
-  analysis -> io -> capturing -> trace, errors (testing beside the root);
+  analysis -> io -> capturing -> trace, errors, text (testing beside the root);
 - analysis/ imports neither torch, matplotlib nor the compiled module, and
   importing it leaves them out of sys.modules;
 - report/ takes its numbers from skipnative.analysis.report_data alone: it
@@ -30,6 +30,7 @@ PKG = Path(__file__).resolve().parents[2] / "src" / "skipnative"
 RANK = {
     "trace": 0,
     "errors": 0,
+    "text": 0,  # plain-text helpers of the tables (cli and report)
     "_native": 0,  # the compiled module: loaded by capturing and the Kineto reader
     "capturing": 1,
     "io": 2,  # may convert native records with capturing's decoder

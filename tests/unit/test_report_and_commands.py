@@ -459,3 +459,15 @@ def test_report_says_every_document_it_wrote(generated_sweep, tmp_path):
     assert md.exists() and html.exists()
     r = skip("report", generated_sweep, "--out", tmp_path / "md")
     assert r.stderr.strip() == f"wrote {tmp_path / 'md' / 'report.md'}, with its plots"
+
+
+def test_a_long_kernel_name_in_the_report_is_cut_with_an_ellipsis():
+    """The report cut template-heavy kernel names at 90 characters mid-template,
+    with nothing to say so (the command-line tables end theirs with "…")."""
+    from skipnative.report.sections import top_kernels
+
+    name = "void at::native::vectorized_elementwise_kernel<4, " + "x" * 100 + ">"
+    row = {"name": name, "count": 1, "total_us": 10.0, "mean_us": 10.0}
+    section = top_kernels({"top_kernels": [[row]], "values": [1]}, 0, "skipnative")
+    cell = section.blocks[0].rows[0][0]
+    assert len(cell) == 90 and cell.endswith("…") and name.startswith(cell[:-1])

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from skipnative.text import short_name
+
 LAUNCH_RECORDS = ["callbacks", "activity", "hook"]
 LAUNCH_RECORDS_HELP = (
     "launch-call times from skipnative's CUPTI callbacks (default), from CUPTI's API "
@@ -253,10 +255,6 @@ def table(rows: list[list[str]], header: list[str]) -> str:
             )
         )
     return "\n".join(lines)
-
-
-def short_name(name: str, width: int = 70) -> str:
-    return name if len(name) <= width else name[: width - 1] + "…"
 
 
 def api_table(calls: list[dict]) -> str:

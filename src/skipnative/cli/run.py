@@ -52,6 +52,10 @@ recorded its launches.
 
 skip run records launches, kernels, copies, syncs and their metrics, not ATen
 operators or NVTX ranges: use skipnative.profile() in the program for those.
+
+Exit status: CMD's own where it failed (128 + N where signal N ended it), as a
+shell gives it; else 1 where skip run could not capture (no process
+initialised CUDA, a capture failed); 2 for a command line it refuses.
 """
 
 

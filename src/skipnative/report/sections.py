@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from skipnative.report.document import Images, Section, Table
+from skipnative.text import short_name
 from skipnative.trace import loss_text
 
 
@@ -258,7 +259,8 @@ def top_kernels(data: dict[str, Any], i: int, label: str) -> Section | None:
     if not tk:
         return None
     rows = [
-        [t["name"][:90], f"{t['count']:g}", _ms(t["total_us"]), f"{t['mean_us']:,.1f}"] for t in tk
+        [short_name(t["name"], 90), f"{t['count']:g}", _ms(t["total_us"]), f"{t['mean_us']:,.1f}"]
+        for t in tk
     ]
     return Section(
         f"Top kernels at batch {data['values'][i]} ({label}), per iteration",
