@@ -147,6 +147,16 @@ def test_cli_on_a_sweep_folder(tmp_path):
     out = json.loads(r.stdout)
     assert out["measured"]["queue_transition"] == 16
     assert out["predicted"]["queue_transition"] == 64
+    # with CUDA graphs, one launch per iteration: no transition or knee to predict,
+    # as the report says (the text gave a knee of the graph run's TKLQT curve)
+    r = subprocess.run(
+        [sys.executable, "-m", "skipnative", "whatif", str(tmp_path), "--graphs"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    last = r.stdout.strip().splitlines()[-1]
+    assert last.count("predicted not applicable (one launch per iteration)") == 2, last
     r = subprocess.run(
         [sys.executable, "-m", "skipnative", "whatif", str(tmp_path / "b1.skip"), "--json"],
         capture_output=True,
