@@ -343,3 +343,58 @@ def test_fusion_moves_a_wait_to_the_kernel_that_holds_the_waiting_work(tmp_path)
     assert len(fused) == 3 and "Q" not in names
     assert (fused["t_start"] >= a["t_end"]).all()
     assert (fused["t_start"] - a["t_end"] < 100 * US).all()
+
+
+def test_a_stream_sync_keeps_its_stream_when_graphs_renumber_the_calls(tmp_path):
+    """_apply_graphs drops kernel launch rows: a sync keyed by its launch row
+    took another sync's stream (and returned before the kernel it waited for)."""
+    ev = [
+        step(0, 6000, 1),
+        launch(10, 5, 1),
+        kernel(20, 3000, 1, name="A", stream=20),
+        launch(30, 5, 2),
+        kernel(40, 500, 2, name="B1", stream=7),
+        launch(100, 445, 3, name="cudaStreamSynchronize"),
+        stream_sync(100, 3, stream=7),
+        launch(600, 5, 4),
+        kernel(610, 100, 4, name="B2", stream=7),
+        launch(800, 2225, 5, name="cudaStreamSynchronize"),
+        stream_sync(800, 5, stream=20),
+    ]
+    t = skipnative.load(write(tmp_path / "g.json", ev))
+    p = replay(t, graphs=True)
+    sync = p.launches[p.launches["correlation"] == 5][0]
+    assert sync["t_end"] == rows(p, "A")["t_end"] + 5 * US
+
+
+def test_a_stream_sync_on_rows_without_launch_calls_is_reproduced(tmp_path):
+    """The stream's awaited row has no launch call (kept at its measured times):
+    the unchanged replay made the sync wait for the other stream's kernel."""
+    ev = [
+        step(0, 6000, 1),
+        launch(10, 5, 1),
+        kernel(20, 5000, 1, name="A", stream=20),
+        kernel(40, 1000, 99, name="B", stream=7),
+        launch(200, 845, 3, name="cudaStreamSynchronize"),
+        stream_sync(200, 3, stream=7),
+    ]
+    t = skipnative.load(write(tmp_path / "l.json", ev))
+    assert (
+        call(replay(t), "cudaStreamSynchronize").tolist()
+        == call(t, "cudaStreamSynchronize").tolist()
+    )
+
+
+def test_a_stream_sync_on_a_stream_the_trace_lacks_waits_for_all(tmp_path):
+    """Its stream has no GPU row (an id the trace does not use): it was taken to
+    have waited for nothing, and a faster CPU returned it before its kernel ended."""
+    ev = [
+        step(0, 3000, 1),
+        launch(10, 5, 1),
+        kernel(20, 1000, 1, name="B", stream=7),
+        launch(30, 995, 2, name="cudaStreamSynchronize"),
+        stream_sync(30, 2, stream=4294967295),
+    ]
+    t = skipnative.load(write(tmp_path / "u.json", ev))
+    p = replay(t, cpu_scale=0.5)
+    assert call(p, "cudaStreamSynchronize")["t_end"] == rows(p, "B")["t_end"] + 5 * US

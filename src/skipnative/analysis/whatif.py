@@ -115,7 +115,7 @@ def replay(
     # no_host: calls whose preceding host work a change took away
     removed = np.zeros(len(t.launches), dtype=bool)
     waits = wait_edges(t)  # as measured, before a change merges rows
-    syncs = host_waits(t)  # by launch row, which no change renumbers
+    syncs = host_waits(t)  # by correlation id, which no change renumbers
     if fuse:
         t, removed, row_map, merged = _apply_fusion(t, fuse)
         waits = waits.remapped(row_map, merged, len(t.gpu))
@@ -167,8 +167,8 @@ class _Replay:
         self, t: Trace, plan: _GpuPlan, removed, no_host, cpu_scale, launch_add_ns, syncs=None
     ):
         ln, g = t.launches, t.gpu
-        # stream syncs: the one stream each waits for, and its completion as measured
-        self.syncs: dict[int, tuple[tuple[int, int], int]] = syncs or {}
+        # stream syncs by correlation id: the one stream each waits for (host_waits)
+        self.syncs: dict[int, tuple[tuple[int, int], int, int]] = syncs or {}
         self.ln, self.g, self.plan = ln, g, plan
         self.removed, self.no_host = removed, no_host
         self.cpu_scale, self.launch_add_ns = cpu_scale, launch_add_ns
@@ -271,11 +271,15 @@ class _Replay:
         if self.launching[i] and not self.removed[i]:
             te = max(tb, te + self.launch_add_ns)
         if ln["kind"][i] == KIND_SYNC:
-            stream = self.syncs.get(i)
+            stream = self.syncs.get(int(ln["correlation"][i]))
             if stream is None:  # waits for all the GPU's work so far
                 measured, done = self.gpu_done_measured(int(ln["t_begin"][i])), self.done_so_far
-            else:  # for one stream's
-                measured, done = stream[1], self.stream_done.get(stream[0], self.done_so_far)
+            else:  # for one stream's: what the replay placed there, and its rows
+                # without a launch call, which keep their measured times
+                key, measured, fixed = stream
+                done = max(self.stream_done.get(key, fixed), fixed)
+                if done < 0:  # its work's calls are not replayed yet (other threads)
+                    done = self.done_so_far
             if measured is not None and ln["t_begin"][i] < measured <= ln["t_end"][i]:
                 te = max(tb, done + int(ln["t_end"][i] - measured))
         rows = self.rows_by_launch.get(i, ())

@@ -102,30 +102,35 @@ def wait_edges(t) -> WaitEdges:
     return WaitEdges(after, waited)
 
 
-def host_waits(t) -> dict[int, tuple[tuple[int, int], int]]:
-    """Per stream-synchronising call (its row in `t.launches`) whose stream the
-    trace names: that stream's (device, stream) key, and the end of the work
-    launched on it before the call, as measured; -1 where none was (the call
-    waited for nothing, and is not taken to wait for all the GPU)."""
+def host_waits(t) -> dict[int, tuple[tuple[int, int], int, int]]:
+    """Per stream-synchronising call (by correlation id, which no change of the
+    replay renumbers) whose stream the trace names and has: that stream's
+    (device, stream) key; the end of the work launched on it before the call,
+    as measured (-1 where none was: the call waited for nothing, and is not
+    taken to wait for all the GPU); and the end of that work's rows that have
+    no launch call, which keep their measured times in any replay (-1: none).
+    A call whose stream the trace lacks is left out: it waits for all."""
     g, ln, w = t.gpu, t.launches, t.waits
-    out: dict[int, tuple[tuple[int, int], int]] = {}
+    out: dict[int, tuple[tuple[int, int], int, int]] = {}
     host = np.flatnonzero(w["stream"] == HOST_WAITS)
     if len(host) == 0:
         return out
     gl = join_by_correlation(ln["correlation"], g["correlation"])
     launch_begin = np.where(gl >= 0, take(ln["t_begin"], gl, 0), g["t_start"])
     by_stream = _rows_by_stream(g, launch_begin, np.ones(len(g), dtype=bool))
+    fixed = _rows_by_stream(g, launch_begin, gl < 0)
     wi = join_by_correlation(ln["correlation"], w["correlation"][host])
     for k, i in zip(host.tolist(), wi.tolist()):
-        if i < 0:
-            continue
         key = _stream_key(by_stream, int(w["device"][k]), int(w["on_stream"][k]))
-        if key is None:
-            out[i] = ((int(w["device"][k]), int(w["on_stream"][k])), -1)
+        if i < 0 or key is None:
             continue
-        _, begins, last = by_stream[key]
-        j = int(np.searchsorted(begins, ln["t_begin"][i], side="left"))
-        out[i] = (key, int(g["t_end"][last[j - 1]]) if j > 0 else -1)
+        t_call = ln["t_begin"][i]
+        ends = [-1, -1]
+        for n, rows in enumerate((by_stream.get(key), fixed.get(key))):
+            if rows is not None:
+                j = int(np.searchsorted(rows[1], t_call, side="left"))
+                ends[n] = int(g["t_end"][rows[2][j - 1]]) if j > 0 else -1
+        out[int(ln["correlation"][i])] = (key, ends[0], ends[1])
     return out
 
 
