@@ -1013,13 +1013,19 @@ const Double* g_late_double = nullptr;
 const SkipnativeHookSink* g_late_sink = nullptr;  // null: the calls go through the callbacks
 constexpr int kLateCalls = 5;
 
+// A hooked cuLaunchKernel on `stream`.
+SkipnativeHookCall launch_call(CUstream_st* stream) {
+  SkipnativeHookCall call{};
+  call.stream = stream;
+  call.has_stream = 1;
+  call.cbid = kDriverLaunch;
+  return call;
+}
+
 void make_calls(int n) {
   CUstream_st stream;
   stream.id = 7;
-  SkipnativeHookCall call{};
-  call.stream = &stream;
-  call.has_stream = 1;
-  call.cbid = kDriverLaunch;
+  const SkipnativeHookCall call = launch_call(&stream);
   for (int i = 0; i < n; ++i) {
     uint32_t key = 0;
     const uint64_t t = g_late_sink ? g_late_sink->enter(&call, &key) : 0;
@@ -1106,10 +1112,7 @@ void test_call_before_start_takes_no_kept_kernel(const Double& d, bool latency) 
   g_late_sink = g_hook_sink.load();
   CUstream_st stream;
   stream.id = 7;
-  SkipnativeHookCall call{};
-  call.stream = &stream;
-  call.has_stream = 1;
-  call.cbid = kDriverLaunch;
+  const SkipnativeHookCall call = launch_call(&stream);
   uint32_t key0 = 0;
   const uint64_t t0 = g_late_sink->enter(&call, &key0);
   d.launch(kDriver, kDriverLaunch, 7, "k", 100);  // its real call, in session 1

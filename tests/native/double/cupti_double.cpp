@@ -1017,6 +1017,28 @@ DOUBLE_API uint32_t skipnative_double_event_record(int domain, int cbid, uint32_
   });
 }
 
+namespace {
+// A SYNCHRONIZATION record of `type` for call `corr` on `stream` (caller holds s.mu).
+void commit_synchronization(State& s, CUpti_ActivitySynchronizationType type, uint32_t corr,
+                            uint64_t t_begin, uint64_t t_end, uint32_t stream, uint32_t event,
+                            uint64_t sync_id) {
+  if (!s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_SYNCHRONIZATION)) return;
+  CUpti_ActivitySynchronization2 r;
+  std::memset(&r, 0, sizeof(r));
+  r.kind = CUPTI_ACTIVITY_KIND_SYNCHRONIZATION;
+  r.type = type;
+  const int64_t off = clock_offset(s);
+  r.start = at(off, t_begin);
+  r.end = at(off, t_end);
+  r.correlationId = corr;
+  r.contextId = 1;
+  r.streamId = stream;
+  r.cudaEventId = event;
+  r.cudaEventSyncId = sync_id;
+  commit_versioned(s, r);
+}
+}  // namespace
+
 // cudaStreamWaitEvent(stream, event): work queued on `stream` from now on starts
 // after the event's recorded work has ended. A SYNCHRONIZATION record of type
 // STREAM_WAIT_EVENT (Synchronization2 with the record's cudaEventSyncId from API
@@ -1030,21 +1052,9 @@ DOUBLE_API uint32_t skipnative_double_stream_wait_event(int domain, int cbid, ui
         auto it = s.events.find(event);
         if (it != s.events.end())
           s.stream_free[stream] = std::max(s.stream_free[stream], it->second.first);
-        if (!s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_SYNCHRONIZATION)) return;
-        CUpti_ActivitySynchronization2 r;
-        std::memset(&r, 0, sizeof(r));
-        r.kind = CUPTI_ACTIVITY_KIND_SYNCHRONIZATION;
-        r.type = CUPTI_ACTIVITY_SYNCHRONIZATION_TYPE_STREAM_WAIT_EVENT;
-        const int64_t off = clock_offset(s);
-        r.start = at(off, t_begin);
-        r.end = at(off, t_end);
-        r.correlationId = corr;
-        r.contextId = 1;
-        r.streamId = stream;
-        r.cudaEventId = event;
-        r.cudaEventSyncId =
-            it != s.events.end() ? it->second.second : CUPTI_SYNCHRONIZATION_INVALID_VALUE;
-        commit_versioned(s, r);
+        commit_synchronization(
+            s, CUPTI_ACTIVITY_SYNCHRONIZATION_TYPE_STREAM_WAIT_EVENT, corr, t_begin, t_end, stream,
+            event, it != s.events.end() ? it->second.second : CUPTI_SYNCHRONIZATION_INVALID_VALUE);
       });
 }
 
@@ -1084,20 +1094,9 @@ DOUBLE_API uint32_t skipnative_double_stream_sync(int domain, int cbid, uint32_t
   uint64_t cost = s.launch_cost + (idle > t ? idle - t : 0);
   return api_call(domain, cbid, cost, [&](uint32_t corr, uint64_t t_begin, uint64_t t_end) {
     std::lock_guard<std::mutex> lock(s.mu);
-    if (!s.enabled_kinds.count(CUPTI_ACTIVITY_KIND_SYNCHRONIZATION)) return;
-    CUpti_ActivitySynchronization2 r;
-    std::memset(&r, 0, sizeof(r));
-    r.kind = CUPTI_ACTIVITY_KIND_SYNCHRONIZATION;
-    r.type = CUPTI_ACTIVITY_SYNCHRONIZATION_TYPE_STREAM_SYNCHRONIZE;
-    const int64_t off = clock_offset(s);
-    r.start = at(off, t_begin);
-    r.end = at(off, t_end);
-    r.correlationId = corr;
-    r.contextId = 1;
-    r.streamId = stream;
-    r.cudaEventId = CUPTI_SYNCHRONIZATION_INVALID_VALUE;
-    r.cudaEventSyncId = CUPTI_SYNCHRONIZATION_INVALID_VALUE;
-    commit_versioned(s, r);
+    commit_synchronization(s, CUPTI_ACTIVITY_SYNCHRONIZATION_TYPE_STREAM_SYNCHRONIZE, corr, t_begin,
+                           t_end, stream, CUPTI_SYNCHRONIZATION_INVALID_VALUE,
+                           CUPTI_SYNCHRONIZATION_INVALID_VALUE);
   });
 }
 
