@@ -116,10 +116,12 @@ def test_replay_predicts_the_profiled_pass_from_the_native_one():
     native = [run_summary(t) for t in runs]
     scale = kineto[0]["il_us"] / native[0]["il_us"]
     assert 1.2 < scale < 1.5
-    for t, k in zip(runs[1:], kineto[1:]):
+    for t, k, point in zip(runs[1:], kineto[1:], doc["points"][1:]):
         p = run_summary(replay(t, cpu_scale=scale))
         assert p["il_us"] == pytest.approx(k["il_us"], rel=0.05)
         assert abs(p["queued_fraction"] - k["queued_fraction"]) < 0.05
+        if point["batch"] == 4:  # the README: either side of the transition's 0.5
+            assert k["queued_fraction"] < 0.5 < p["queued_fraction"]
 
 
 def test_the_bundled_demo_data_is_each_points_median_iteration():
@@ -173,3 +175,4 @@ def test_compare_per_iteration_shows_where_torch_profilers_cost_lies():
     assert m["gpu_idle_launch_us"]["ratio"] == pytest.approx(1.0, abs=0.1)  # 4.1 -> 4.3 ms
     launch = {c["name"]: c for c in r["api_calls"]}["cudaLaunchKernel"]
     assert launch["ratio"] == pytest.approx(1.0, abs=0.1)  # 5.12 -> 4.81 us
+
