@@ -312,8 +312,8 @@ bool forked_from_capture();
 // session) and "deliver" (a completed activity buffer, before decoding), and
 // where stop() holds a process-wide lock: "retire" (the launch buffers kept
 // for callbacks still in flight), and "stopped" (stop() has read its time and
-// records on: a call made here is after the capture). Never on the per-record path. nullptr: none
-// (the default).
+// records on: a call made here is after the capture). Never on the per-record
+// path. nullptr: none (the default).
 using PausePoint = void (*)(const char* where);
 void set_pause_point(PausePoint f);
 

@@ -11,11 +11,12 @@
 //
 // A number that a metric uses (ts, dur, pid, tid; correlation of launches and
 // GPU activities; device and stream of GPU activities; every field of a
-// Stream Wait Event or Stream Sync, which the what-if replay uses) must fit 64-bit integer
-// nanoseconds (SPEC.md §3, input rules), else the event is refused by index and
-// field; other fields are not checked (ROCm writes "stream": "0x0" in the args
-// of copy calls). Errors are ReadError with a one-line message that names the
-// event index or the byte offset; nothing read executes code.
+// Stream Wait Event or Stream Sync, which the what-if replay uses) must fit
+// 64-bit integer nanoseconds (SPEC.md §3, input rules), else the event is
+// refused by index and field; other fields are not checked (ROCm writes
+// "stream": "0x0" in the args of copy calls). Errors are ReadError with a
+// one-line message that names the event index or the byte offset; nothing
+// read executes code.
 #pragma once
 
 #include <cstdint>

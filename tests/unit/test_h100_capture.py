@@ -175,4 +175,3 @@ def test_compare_per_iteration_shows_where_torch_profilers_cost_lies():
     assert m["gpu_idle_launch_us"]["ratio"] == pytest.approx(1.0, abs=0.1)  # 4.1 -> 4.3 ms
     launch = {c["name"]: c for c in r["api_calls"]}["cudaLaunchKernel"]
     assert launch["ratio"] == pytest.approx(1.0, abs=0.1)  # 5.12 -> 4.81 us
-

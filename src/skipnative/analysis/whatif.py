@@ -163,12 +163,10 @@ class _Replay:
     """The event loop: per thread, calls in order, each GPU row placed when its
     launch call has been replayed."""
 
-    def __init__(
-        self, t: Trace, plan: _GpuPlan, removed, no_host, cpu_scale, launch_add_ns, syncs=None
-    ):
+    def __init__(self, t: Trace, plan: _GpuPlan, removed, no_host, cpu_scale, launch_add_ns, syncs):
         ln, g = t.launches, t.gpu
         # stream syncs by correlation id: the one stream each waits for (host_waits)
-        self.syncs: dict[int, tuple[tuple[int, int], int, int]] = syncs or {}
+        self.syncs: dict[int, tuple[tuple[int, int], int, int]] = syncs
         self.ln, self.g, self.plan = ln, g, plan
         self.removed, self.no_host = removed, no_host
         self.cpu_scale, self.launch_add_ns = cpu_scale, launch_add_ns
