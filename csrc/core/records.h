@@ -98,7 +98,7 @@ struct EventRow {
   uint32_t stream;
   uint32_t event_id;
   uint32_t device;  // an event record's device (12.8+); UINT32_MAX: not given
-  uint8_t kind;     // 0 = event record, 1 = stream wait event, 2 = stream synchronize
+  uint8_t kind;     // 0 = event record, 1 = stream wait event, 2 = stream sync, 3 = event sync
   uint8_t pad[3];
 };
 static_assert(sizeof(EventRow) == 32, "EventRow is 32 bytes");

@@ -132,13 +132,16 @@ void decode_event(const CUpti_Activity* rec, DecodeTarget& out) {
   } else {
     auto w = reinterpret_cast<const CUpti_ActivitySynchronization2*>(rec);
     // Of the synchronisation records, the waits on one stream's work are kept: a
-    // stream's wait for an event (kind 1), and a thread's for its stream (kind
-    // 2: cudaStreamSynchronize). Context and event synchronisation wait for all
-    // the GPU's work as far as the what-if replay knows, as any sync call does.
+    // stream's wait for an event (kind 1), a thread's for its stream (kind 2:
+    // cudaStreamSynchronize) and a thread's for an event (kind 3:
+    // cudaEventSynchronize). Context synchronisation waits for all the GPU's
+    // work as far as the what-if replay knows, as any sync call does.
     if (w->type == CUPTI_ACTIVITY_SYNCHRONIZATION_TYPE_STREAM_WAIT_EVENT)
       r.kind = 1;
     else if (w->type == CUPTI_ACTIVITY_SYNCHRONIZATION_TYPE_STREAM_SYNCHRONIZE)
       r.kind = 2;
+    else if (w->type == CUPTI_ACTIVITY_SYNCHRONIZATION_TYPE_EVENT_SYNCHRONIZE)
+      r.kind = 3;
     else
       return;
     r.correlation_id = w->correlationId;

@@ -99,6 +99,13 @@ void read_dims(Cursor& c, int32_t* dims) {
 
 }  // namespace
 
+namespace {
+// The cuda_sync events that name the cudaEventRecord call they wait on.
+bool names_a_record(std::string_view name) {
+  return name == std::string_view("Stream Wait Event") || name == std::string_view("Event Sync");
+}
+}  // namespace
+
 struct EventFields {
   char ph = 0;
   std::string_view cat, name;
@@ -106,7 +113,7 @@ struct EventFields {
   bool name_is_string = true;
   IntField ts, dur, pid, tid;
   IntField correlation, external_id, device, stream, bytes, cbid;
-  IntField wait_on_stream, wait_on_record;  // cuda_sync "Stream Wait Event"
+  IntField wait_on_stream, wait_on_record;  // cuda_sync "Stream Wait Event", "Event Sync"
   int32_t grid[3] = {0, 0, 0}, block[3] = {0, 0, 0};
 };
 
@@ -156,9 +163,9 @@ struct Use {
 void check_event(const EventFields& f, Cat cat, uint64_t index) {
   const bool launch = cat == kCatRuntime || cat == kCatDriver;
   const bool gpu = cat == kCatKernel || cat == kCatMemcpy || cat == kCatMemset;
-  // a Stream Wait Event or a Stream Sync: the what-if replay's edges
+  // a Stream Wait Event, Stream Sync or Event Sync: the what-if replay's edges
   const bool wait = cat == kCatSync;
-  const bool on_event = wait && f.name == std::string_view("Stream Wait Event");
+  const bool on_event = wait && names_a_record(f.name);
   const Use uses[] = {
       {"ts", &f.ts, true},
       {"dur", &f.dur, true},
@@ -301,9 +308,10 @@ void TraceReader::store_event(const EventFields& f, uint64_t index) {
   Cat cat = f.ph == 'X' ? category(f.cat) : kCatOther;
   // Of the cuda_sync events, the waits on one stream's work are kept: a stream's
   // wait for another's event record, and a thread's for its stream
-  // (cudaStreamSynchronize). Context and event synchronisation wait for all
-  // the GPU's work as far as the replay knows, as any sync call does.
-  const bool on_event = f.name == std::string_view("Stream Wait Event");
+  // (cudaStreamSynchronize) or for an event record (cudaEventSynchronize).
+  // Context synchronisation waits for all the GPU's work, as any sync call is
+  // taken to.
+  const bool on_event = names_a_record(f.name);
   if (cat == kCatSync && !on_event && f.name != std::string_view("Stream Sync")) cat = kCatOther;
   // a wait that does not say on which record and stream is of no use (and an
   // older trace may write it so): ignored; a field written wrongly is refused
@@ -325,8 +333,10 @@ void TraceReader::store_event(const EventFields& f, uint64_t index) {
   const int64_t ts = f.ts.v, dur = f.dur.v, pid = value_or(f.pid, 0), tid = value_or(f.tid, 0);
   const int32_t name_id = int32_t(names.intern(f.name));
   if (cat == kCatSync && on_event) {
-    waits.push_back(WaitEvent{ts, dur, f.correlation.v, f.wait_on_record.v, f.device.v, f.stream.v,
-                              f.wait_on_stream.v});
+    // an Event Sync's stream is CUPTI's invalid id: the calling thread waits
+    const bool thread = f.name == std::string_view("Event Sync");
+    waits.push_back(WaitEvent{ts, dur, f.correlation.v, f.wait_on_record.v, f.device.v,
+                              thread ? kHostWaits : f.stream.v, f.wait_on_stream.v});
   } else if (cat == kCatSync) {  // the calling thread waits for its stream's work so far
     waits.push_back(
         WaitEvent{ts, dur, f.correlation.v, f.correlation.v, f.device.v, kHostWaits, f.stream.v});

@@ -4,14 +4,14 @@
 // SPEC.md needs, as columns: launches (cuda_runtime / cuda_driver), GPU
 // activities (kernel, gpu_memcpy, gpu_memset), ATen ops (cpu_op),
 // ProfilerStep#N annotations and waits on a stream's work (cuda_sync "Stream
-// Wait Event" with the stream and event record it waits on, and "Stream
-// Sync"). Memory is the columns plus one chunk, whatever the file's size.
+// Wait Event" and "Event Sync" with the stream and event record they wait on,
+// and "Stream Sync"). Memory is the columns plus one chunk, whatever the file's size.
 // Timestamps are converted from decimal microseconds to integer nanoseconds
 // exactly (no floating point for the common forms).
 //
 // A number that a metric uses (ts, dur, pid, tid; correlation of launches and
 // GPU activities; device and stream of GPU activities; every field of a
-// Stream Wait Event or Stream Sync, which the what-if replay uses) must fit
+// Stream Wait Event, Stream Sync or Event Sync, which the what-if replay uses) must fit
 // 64-bit integer nanoseconds (SPEC.md §3, input rules), else the event is
 // refused by index and field; other fields are not checked (ROCm writes
 // "stream": "0x0" in the args of copy calls). Errors are ReadError with a
@@ -58,7 +58,8 @@ struct StepEvent {
 // `stream` waits for the work on `on_stream` before the cudaEventRecord call
 // `record_correlation`. A "Stream Sync": the calling thread (stream kHostWaits)
 // waits for the work on `on_stream` before the sync call itself
-// (record_correlation = correlation).
+// (record_correlation = correlation). An "Event Sync": the calling thread waits
+// for the work on `on_stream` before the cudaEventRecord call `record_correlation`.
 constexpr int64_t kHostWaits = -1;
 struct WaitEvent {
   int64_t ts, dur, correlation, record_correlation, device, stream, on_stream;

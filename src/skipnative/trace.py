@@ -73,7 +73,10 @@ REGION_DTYPE = np.dtype([("t_begin", "<i8"), ("t_end", "<i8"), ("name_id", "<i4"
 #   before the cudaEventRecord call `record_correlation`;
 # - cudaStreamSynchronize ("Stream Sync"): `stream` is HOST_WAITS, the calling
 #   thread, which waits for the work on `on_stream` launched before the sync
-#   call itself (`record_correlation` is `correlation`).
+#   call itself (`record_correlation` is `correlation`);
+# - cudaEventSynchronize ("Event Sync"): `stream` is HOST_WAITS, the calling
+#   thread, which waits for the work on `on_stream` launched before the
+#   cudaEventRecord call `record_correlation`.
 HOST_WAITS = -1
 WAIT_DTYPE = np.dtype(
     [

@@ -218,3 +218,37 @@ def test_skip_run_refuses_waits_with_the_hooks_before_starting(tmp_path):
     assert r.stderr.startswith("skip: error: --stream-waits needs --launch-records callbacks")
     assert len(r.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.glob("*.skip"))
+
+
+@pytest.mark.parametrize("version", [130001, 24])
+def test_an_event_sync_is_a_wait_of_its_thread_on_the_record(gpu, version):
+    """A cudaEventSynchronize of an event recorded on stream 7 after A, while B,
+    launched after the record, runs on 7: kept as the thread's wait on stream 7's
+    work before the record (the record's correlation), so the replay returns it
+    after A, not after B nor at its measured length."""
+    gpu.reset(version)
+    gpu.configure(launch_cost_ns=COST, submit_latency_ns=LATENCY)
+    with skipnative.capture(clock="library", stream_waits=True) as cap:
+        gpu.launch("A", 1_000_000, stream=7)
+        rec = gpu.event_record(5, stream=7)
+        gpu.launch("B", 5_000_000, stream=7)
+        corr = gpu.event_sync(5)
+        gpu.launch("C", 100_000, stream=7)
+        gpu.sync()
+    t = cap.trace
+    assert t.waits.tolist() == [(corr, rec, 0, HOST_WAITS, 7)]
+    sync = t.launches[t.launches["correlation"] == corr][0]
+    assert rows(t, "A")["t_end"] <= sync["t_end"] < rows(t, "B")["t_end"]
+    tail = int(sync["t_end"] - rows(t, "A")["t_end"])
+    for scale in (2.0, 0.5):
+        p = replay(t, cpu_scale=scale)
+        s = p.launches[p.launches["correlation"] == corr][0]
+        assert s["t_end"] == max(s["t_begin"], rows(p, "A")["t_end"] + tail)
+
+
+def test_an_event_sync_on_an_event_never_recorded_in_the_capture_is_left_out(gpu):
+    with skipnative.capture(clock="library", stream_waits=True) as cap:
+        gpu.launch("A", 100_000, stream=7)
+        gpu.event_sync(9)
+        gpu.sync()
+    assert len(cap.trace.waits) == 0

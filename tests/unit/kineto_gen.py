@@ -101,3 +101,27 @@ def stream_sync(ts, corr, stream, device=0, name="Stream Sync"):
         "dur": 0,
         "args": {"correlation": corr, "device": device, "stream": stream},
     }
+
+
+def event_sync(ts, corr, record_corr, on_stream, device=0):
+    """Kineto's record of a cudaEventSynchronize call `corr`: the calling thread waits
+    for the work on `on_stream` before the cudaEventRecord call `record_corr` (CUPTI
+    names no stream for it: Kineto writes the invalid id as -1)."""
+    return {
+        "ph": "X",
+        "cat": "cuda_sync",
+        "name": "Event Sync",
+        "pid": device,
+        "tid": -1,
+        "ts": ts,
+        "dur": 0,
+        "args": {
+            "cuda_sync_kind": "Event Sync",
+            "correlation": corr,
+            "device": device,
+            "stream": -1,
+            "wait_on_stream": on_stream,
+            "wait_on_cuda_event_record_corr_id": record_corr,
+            "wait_on_cuda_event_id": 1,
+        },
+    }

@@ -4,15 +4,17 @@ stream's work never starts before that work ends)."""
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import struct
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 import skipnative
-from kineto_gen import kernel, launch, step, stream_sync, stream_wait, write
+from kineto_gen import event_sync, kernel, launch, step, stream_sync, stream_wait, write
 from realdata import DATA
 from skipnative import TraceError
 from skipnative.analysis.whatif import replay
@@ -122,8 +124,9 @@ def test_stream_syncs_survive_an_export(tmp_path):
         ("correlation", 1.5, "'args.correlation' is not an integer"),
     ],
 )
-def test_a_wait_written_wrongly_is_refused_by_event_and_field(tmp_path, arg, value, problem):
-    doc = {"traceEvents": [stream_wait(1, 3, 2, 20, 7)]}
+@pytest.mark.parametrize("wait", [stream_wait(1, 3, 2, 20, 7), event_sync(1, 3, 2, 7)])
+def test_a_wait_written_wrongly_is_refused_by_event_and_field(tmp_path, arg, value, problem, wait):
+    doc = {"traceEvents": [copy.deepcopy(wait)]}
     doc["traceEvents"][0]["args"][arg] = value
     (tmp_path / "bad.json").write_text(json.dumps(doc))
     with pytest.raises(TraceError) as e:
@@ -398,3 +401,62 @@ def test_a_stream_sync_on_a_stream_the_trace_lacks_waits_for_all(tmp_path):
     t = skipnative.load(write(tmp_path / "u.json", ev))
     p = replay(t, cpu_scale=0.5)
     assert call(p, "cudaStreamSynchronize")["t_end"] == rows(p, "B")["t_end"] + 5 * US
+
+
+def event_synced(tmp_path, *, record_corr=2, name="e.json"):
+    """An event recorded on stream 7 after kernel A (20..1020 us); kernel B, launched
+    after the record, queues behind A on 7 (to 5020); a cudaEventSynchronize
+    (200..1025) returns 5 us after A, the work it waits for, long before B ends;
+    then C on 7."""
+    ev = [
+        step(0, 6000, 1),
+        launch(10, 5, 1),
+        kernel(20, 1000, 1, name="A", stream=7),
+        launch(30, 3, 2, name="cudaEventRecord"),
+        launch(40, 5, 3),
+        kernel(1020, 4000, 3, name="B", stream=7),
+        launch(200, 825, 4, name="cudaEventSynchronize"),
+        event_sync(200, 4, record_corr, on_stream=7),
+        launch(1100, 5, 5),
+        kernel(5020, 100, 5, name="C", stream=7),
+        launch(5200, 10, 6, name="cudaDeviceSynchronize"),
+    ]
+    return skipnative.load(write(tmp_path / name, ev))
+
+
+def test_the_reader_keeps_an_event_sync_as_a_wait_of_the_thread(tmp_path):
+    t = event_synced(tmp_path)
+    # the thread waits for stream 7's work before the record call (2), not the sync's
+    assert t.waits.tolist() == [(4, 2, 0, HOST_WAITS, 7)]
+    export_perfetto(t, tmp_path / "x.json")
+    assert skipnative.load(tmp_path / "x.json").waits.tolist() == t.waits.tolist()
+    t.save(tmp_path / "x.skip")
+    assert skipnative.load(tmp_path / "x.skip").waits.tolist() == t.waits.tolist()
+
+
+def test_an_event_sync_waits_for_the_work_before_its_record_not_all_the_gpu(tmp_path):
+    """An event sync was taken to wait for all the GPU: returning long before B (on
+    the same stream, launched after the record) ended, it read as a call that had
+    not waited, so a 2x slower CPU doubled its measured wait (to 1,650 us) instead
+    of keeping it tied to A, and a faster CPU returned it before A ended."""
+    t = event_synced(tmp_path)
+    same = replay(t)
+    assert call(same, "cudaEventSynchronize").tolist() == call(t, "cudaEventSynchronize").tolist()
+    for f in ("t_start", "t_end"):
+        assert same.gpu[f].tolist() == t.gpu[f].tolist()
+    for scale in (2.0, 0.5):
+        p = replay(t, cpu_scale=scale)
+        sync = call(p, "cudaEventSynchronize")
+        assert sync["t_end"] == max(sync["t_begin"], rows(p, "A")["t_end"] + 5 * US)
+        assert sync["t_end"] < rows(p, "B")["t_end"]
+
+
+def test_an_event_sync_whose_record_the_trace_lacks_waits_for_all(tmp_path):
+    """Kineto writes -1 where it did not see the record: nothing says which work
+    the call waited for, so the replay takes it to wait for all, as any sync call."""
+    t = event_synced(tmp_path, record_corr=-1)
+    assert t.waits.tolist() == [(4, -1, 0, HOST_WAITS, 7)]
+    blind = replace(t, waits=t.waits[:0])
+    for scale in (2.0, 0.5):
+        got, want = replay(t, cpu_scale=scale), replay(blind, cpu_scale=scale)
+        assert got.launches.tolist() == want.launches.tolist()

@@ -12,7 +12,9 @@ measured quantity that the change does not touch:
   after its stream predecessor (when it queued; offset capped by the measured one);
 - per synchronising call that waited for the GPU, the tail from the GPU's
   completion to the call's return (for a ``cudaStreamSynchronize`` whose stream
-  the trace names, Kineto's "Stream Sync", that stream's completion); likewise
+  the trace names, Kineto's "Stream Sync", that stream's completion; for a
+  ``cudaEventSynchronize``, "Event Sync", that of the work on the record's
+  stream before the ``cudaEventRecord`` call); likewise
   per copy or set call that returned after its own GPU work ended (it waited for
   it, as ``cudaMemcpyAsync`` to or from pageable memory does), the tail from
   that work's end.
@@ -165,8 +167,12 @@ class _Replay:
 
     def __init__(self, t: Trace, plan: _GpuPlan, removed, no_host, cpu_scale, launch_add_ns, syncs):
         ln, g = t.launches, t.gpu
-        # stream syncs by correlation id: the one stream each waits for (host_waits)
-        self.syncs: dict[int, tuple[tuple[int, int], int, int]] = syncs
+        # stream and event syncs by correlation id: the one stream each waits for
+        # (host_waits); per event record a sync waits on, its stream, and the
+        # replayed end of that stream's work when the record call was replayed
+        self.syncs: dict[int, tuple[tuple[int, int], int, int, int]] = syncs
+        self.records = {rec: key for c, (key, _, _, rec) in syncs.items() if rec != c}
+        self.recorded: dict[int, int] = {}
         self.ln, self.g, self.plan = ln, g, plan
         self.removed, self.no_host = removed, no_host
         self.cpu_scale, self.launch_add_ns = cpu_scale, launch_add_ns
@@ -268,14 +274,22 @@ class _Replay:
         te = tb + int(d * self.cpu_scale)
         if self.launching[i] and not self.removed[i]:
             te = max(tb, te + self.launch_add_ns)
+        corr = int(ln["correlation"][i])
+        if corr in self.records:  # an event record a sync waits on
+            self.recorded[corr] = self.stream_done.get(self.records[corr], -1)
         if ln["kind"][i] == KIND_SYNC:
-            stream = self.syncs.get(int(ln["correlation"][i]))
+            stream = self.syncs.get(corr)
             if stream is None:  # waits for all the GPU's work so far
                 measured, done = self.gpu_done_measured(int(ln["t_begin"][i])), self.done_so_far
-            else:  # for one stream's: what the replay placed there, and its rows
-                # without a launch call, which keep their measured times
-                key, measured, fixed = stream
-                done = max(self.stream_done.get(key, fixed), fixed)
+            else:  # for one stream's up to the sync or the record: what the replay
+                # placed there, and its rows without a launch call, which keep
+                # their measured times
+                key, measured, fixed, record = stream
+                if record == corr:
+                    placed = self.stream_done.get(key, -1)
+                else:
+                    placed = self.recorded.get(record, -1)
+                done = max(placed, fixed)
                 if done < 0:  # its work's calls are not replayed yet (other threads)
                     done = self.done_so_far
             if measured is not None and ln["t_begin"][i] < measured <= ln["t_end"][i]:

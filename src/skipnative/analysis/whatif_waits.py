@@ -10,7 +10,8 @@ either side; the rows launched after it follow through their stream's order.
 
 A ``cudaStreamSynchronize`` (Kineto's "Stream Sync") makes its thread wait for
 one stream (``host_waits``): the replay returns it after that stream's work,
-not all the GPU's.
+not all the GPU's; a ``cudaEventSynchronize`` ("Event Sync"), after the work
+on the record's stream that the replay placed before the ``cudaEventRecord``.
 """
 
 from __future__ import annotations
@@ -102,16 +103,21 @@ def wait_edges(t) -> WaitEdges:
     return WaitEdges(after, waited)
 
 
-def host_waits(t) -> dict[int, tuple[tuple[int, int], int, int]]:
-    """Per stream-synchronising call (by correlation id, which no change of the
-    replay renumbers) whose stream the trace names and has: that stream's
-    (device, stream) key; the end of the work launched on it before the call,
-    as measured (-1 where none was: the call waited for nothing, and is not
-    taken to wait for all the GPU); and the end of that work's rows that have
-    no launch call, which keep their measured times in any replay (-1: none).
-    A call whose stream the trace lacks is left out: it waits for all."""
+def host_waits(t) -> dict[int, tuple[tuple[int, int], int, int, int]]:
+    """Per synchronising call that waits for one stream's work (by correlation id,
+    which no change of the replay renumbers), where the trace names that stream
+    and has it: a ``cudaStreamSynchronize`` waits for the work launched on its
+    stream before the call itself, a ``cudaEventSynchronize`` for the work
+    launched on the record's stream before the ``cudaEventRecord`` call. Each
+    gives the stream's (device, stream) key; the end of that work, as measured
+    (-1 where there was none: the call waited for nothing, and is not taken to
+    wait for all the GPU); the end of that work's rows that have no launch call,
+    which keep their measured times in any replay (-1: none); and the
+    correlation id of the call that closed the work (the sync itself, or the
+    record). A call whose stream or record the trace lacks, or whose record
+    began after it (the trace contradicts itself), is left out: it waits for all."""
     g, ln, w = t.gpu, t.launches, t.waits
-    out: dict[int, tuple[tuple[int, int], int, int]] = {}
+    out: dict[int, tuple[tuple[int, int], int, int, int]] = {}
     host = np.flatnonzero(w["stream"] == HOST_WAITS)
     if len(host) == 0:
         return out
@@ -120,17 +126,18 @@ def host_waits(t) -> dict[int, tuple[tuple[int, int], int, int]]:
     by_stream = _rows_by_stream(g, launch_begin, np.ones(len(g), dtype=bool))
     fixed = _rows_by_stream(g, launch_begin, gl < 0)
     wi = join_by_correlation(ln["correlation"], w["correlation"][host])
-    for k, i in zip(host.tolist(), wi.tolist()):
+    ri = join_by_correlation(ln["correlation"], w["record_correlation"][host])
+    for k, i, r in zip(host.tolist(), wi.tolist(), ri.tolist()):
         key = _stream_key(by_stream, int(w["device"][k]), int(w["on_stream"][k]))
-        if i < 0 or key is None:
+        if i < 0 or r < 0 or key is None or ln["t_begin"][r] > ln["t_begin"][i]:
             continue
-        t_call = ln["t_begin"][i]
+        t_call = ln["t_begin"][r]
         ends = [-1, -1]
         for n, rows in enumerate((by_stream.get(key), fixed.get(key))):
             if rows is not None:
                 j = int(np.searchsorted(rows[1], t_call, side="left"))
                 ends[n] = int(g["t_end"][rows[2][j - 1]]) if j > 0 else -1
-        out[int(ln["correlation"][i])] = (key, ends[0], ends[1])
+        out[int(ln["correlation"][i])] = (key, ends[0], ends[1], int(ln["correlation"][r]))
     return out
 
 

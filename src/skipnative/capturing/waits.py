@@ -1,12 +1,12 @@
 """A native capture's cross-stream waits (capture option ``stream_waits``): CUPTI's
-event records and stream-wait records joined into ``Trace.waits``.
+event records and synchronisation records joined into ``Trace.waits``.
 
-Each ``cudaStreamWaitEvent`` is joined to the ``cudaEventRecord`` it waits on: by
-CUPTI's ``cudaEventSyncId`` (CUPTI 12.8 and newer, exact), else as CUDA defines
-the wait, the latest record of the same event (context and event id) made
-before it, in call (correlation id) order. That second join needs every record:
-where the capture lost records, it is not made (the wait is left out rather
-than joined to an older record).
+Each ``cudaStreamWaitEvent`` and ``cudaEventSynchronize`` is joined to the
+``cudaEventRecord`` it waits on: by CUPTI's ``cudaEventSyncId`` (CUPTI 12.8 and
+newer, exact), else as CUDA defines the wait, the latest record of the same
+event (context and event id) made before it, in call (correlation id) order.
+That second join needs every record: where the capture lost records, it is not
+made (the wait is left out rather than joined to an older record).
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ _NO_DEVICE = 0xFFFFFFFF
 
 def waits_from_events(events: np.ndarray, gpu: np.ndarray, *, lossy: bool = False) -> np.ndarray:
     """`events`: the session's event rows (kind 0: a record, 1: a stream's wait,
-    2: a cudaStreamSynchronize); `gpu`: the trace's GPU rows, for the devices of
-    streams; `lossy`: the capture lost records. A wait's device is its stream's.
-    Waits with no record to join are left out (one made before the capture
-    began); a stream sync waits for its stream's work before the call itself
+    2: a cudaStreamSynchronize, 3: a cudaEventSynchronize); `gpu`: the trace's
+    GPU rows, for the devices of streams; `lossy`: the capture lost records. A
+    stream's wait has its stream's device, a thread's the awaited stream's. Waits
+    with no record to join are left out (one made before the capture began): an
+    event sync then waits for all the GPU, as any sync call is taken to; a
+    stream sync waits for its stream's work before the call itself
     (trace.HOST_WAITS), so it needs no record."""
-    return np.concatenate([_stream_waits(events, gpu, lossy), _stream_syncs(events, gpu)])
+    return np.concatenate([_record_waits(events, gpu, lossy), _stream_syncs(events, gpu)])
 
 
 def _stream_syncs(events: np.ndarray, gpu: np.ndarray) -> np.ndarray:
@@ -39,9 +41,9 @@ def _stream_syncs(events: np.ndarray, gpu: np.ndarray) -> np.ndarray:
     return out
 
 
-def _stream_waits(events: np.ndarray, gpu: np.ndarray, lossy: bool) -> np.ndarray:
+def _record_waits(events: np.ndarray, gpu: np.ndarray, lossy: bool) -> np.ndarray:
     rec = events[events["kind"] == 0]
-    wt = events[events["kind"] == 1]
+    wt = events[(events["kind"] == 1) | (events["kind"] == 3)]
     out = np.zeros(len(wt), dtype=WAIT_DTYPE)
     if len(wt) == 0:
         return out
@@ -49,8 +51,8 @@ def _stream_waits(events: np.ndarray, gpu: np.ndarray, lossy: bool) -> np.ndarra
     latest = _LatestRecord(rec)
     stream_device = _stream_devices(gpu)
     keep = np.zeros(len(wt), dtype=bool)
-    cols = ("sync_id", "correlation", "context", "stream", "event_id")
-    for k, (sync_id, corr, ctx, stream, event_id) in enumerate(
+    cols = ("sync_id", "correlation", "context", "stream", "event_id", "kind")
+    for k, (sync_id, corr, ctx, stream, event_id, kind) in enumerate(
         zip(*(wt[c].astype(np.int64).tolist() for c in cols))
     ):
         if sync_id:
@@ -60,6 +62,8 @@ def _stream_waits(events: np.ndarray, gpu: np.ndarray, lossy: bool) -> np.ndarra
         if i is None:
             continue
         r = rec[i]
+        if kind == 3:  # the calling thread waits (CUPTI names no stream)
+            stream = HOST_WAITS
         device = stream_device.get(stream, int(r["device"]))
         if device == _NO_DEVICE:
             device = stream_device.get(int(r["stream"]), 0)

@@ -158,8 +158,8 @@ def _gpu_events(trace: Trace, off: int) -> tuple[list[str], set[int]]:
 
 def _wait_events(trace: Trace, off: int) -> list[str]:
     """Waits on a stream's work as Kineto writes them (cuda_sync "Stream Wait Event"
-    on the waiting stream's track, "Stream Sync" on the synchronised one's, at the
-    call's begin), so that the export reads back with them; a wait whose call the
+    on the waiting stream's track, "Stream Sync" and "Event Sync" on the awaited
+    one's, at the call's begin), so that the export reads back with them; a wait whose call the
     trace lacks has no time and is left out."""
     if not len(trace.waits):  # most traces: no lookup table of every call to build
         return []
@@ -171,8 +171,16 @@ def _wait_events(trace: Trace, off: int) -> list[str]:
         if ts is None:
             continue
         dev, stream, corr = int(w["device"]), int(w["stream"]), int(w["correlation"])
+        on, record = int(w["on_stream"]), int(w["record_correlation"])
+        if stream == HOST_WAITS and record != corr:  # a thread's wait for an event
+            out.append(
+                f'{{"ph":"X","cat":"cuda_sync","name":"Event Sync","pid":{dev},'
+                f'"tid":{on},"ts":{_us(ts + off)},"dur":0,"args":{{"correlation":{corr},'
+                f'"device":{dev},"stream":-1,"wait_on_stream":{on},'
+                f'"wait_on_cuda_event_record_corr_id":{record}}}}}'
+            )
+            continue
         if stream == HOST_WAITS:
-            on = int(w["on_stream"])
             out.append(
                 f'{{"ph":"X","cat":"cuda_sync","name":"Stream Sync","pid":{dev},'
                 f'"tid":{on},"ts":{_us(ts + off)},"dur":0,"args":{{"correlation":{corr},'
@@ -182,8 +190,8 @@ def _wait_events(trace: Trace, off: int) -> list[str]:
         out.append(
             f'{{"ph":"X","cat":"cuda_sync","name":"Stream Wait Event","pid":{dev},'
             f'"tid":{stream},"ts":{_us(ts + off)},"dur":0,"args":{{"correlation":{corr},'
-            f'"device":{dev},"stream":{stream},"wait_on_stream":{int(w["on_stream"])},'
-            f'"wait_on_cuda_event_record_corr_id":{int(w["record_correlation"])}}}}}'
+            f'"device":{dev},"stream":{stream},"wait_on_stream":{on},'
+            f'"wait_on_cuda_event_record_corr_id":{record}}}}}'
         )
     return out
 

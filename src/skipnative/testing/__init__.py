@@ -109,6 +109,7 @@ class SimulatedGpu:
             "skipnative_double_event_record": (u32, [i32, i32, u32, u32]),
             "skipnative_double_stream_wait_event": (u32, [i32, i32, u32, u32]),
             "skipnative_double_stream_sync": (u32, [i32, i32, u32]),
+            "skipnative_double_event_sync": (u32, [i32, i32, u32]),
             "skipnative_double_set_queue_depth": (None, [u32]),
             "skipnative_double_subscribed": (i32, []),
             "skipnative_double_enabled_callbacks": (i32, []),
@@ -249,6 +250,11 @@ class SimulatedGpu:
         """Returns when `stream`'s work so far has ended; other streams run on."""
         dom, cbid = _cbid(api)
         return self._lib.skipnative_double_stream_sync(dom, cbid, stream)
+
+    def event_sync(self, event: int, api="cudaEventSynchronize") -> int:
+        """Returns when the work `event`'s latest record waits for has ended."""
+        dom, cbid = _cbid(api)
+        return self._lib.skipnative_double_event_sync(dom, cbid, event)
 
     def event_record(self, event: int, stream: int = 7, api="cudaEventRecord") -> int:
         """Records `event` on `stream`: it completes when the stream's work so far ends."""

@@ -38,6 +38,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -1097,6 +1098,27 @@ DOUBLE_API uint32_t skipnative_double_stream_sync(int domain, int cbid, uint32_t
     commit_synchronization(s, CUPTI_ACTIVITY_SYNCHRONIZATION_TYPE_STREAM_SYNCHRONIZE, corr, t_begin,
                            t_end, stream, CUPTI_SYNCHRONIZATION_INVALID_VALUE,
                            CUPTI_SYNCHRONIZATION_INVALID_VALUE);
+  });
+}
+
+// cudaEventSynchronize(event): returns when the work recorded by the event's
+// latest record has ended (at once for an event never recorded). A
+// SYNCHRONIZATION record of type EVENT_SYNCHRONIZE, with no stream (CUPTI names
+// none) and the record's cudaEventSyncId as a stream wait has.
+DOUBLE_API uint32_t skipnative_double_event_sync(int domain, int cbid, uint32_t event) {
+  State& s = st();
+  uint64_t idle = 0, sync = CUPTI_SYNCHRONIZATION_INVALID_VALUE;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    auto it = s.events.find(event);
+    if (it != s.events.end()) std::tie(idle, sync) = it->second;
+  }
+  uint64_t t = now_ns() + s.launch_cost;
+  uint64_t cost = s.launch_cost + (idle > t ? idle - t : 0);
+  return api_call(domain, cbid, cost, [&](uint32_t corr, uint64_t t_begin, uint64_t t_end) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    commit_synchronization(s, CUPTI_ACTIVITY_SYNCHRONIZATION_TYPE_EVENT_SYNCHRONIZE, corr, t_begin,
+                           t_end, CUPTI_SYNCHRONIZATION_INVALID_VALUE, event, sync);
   });
 }
 
