@@ -160,6 +160,21 @@ def test_whatif_of_the_graph_sweep_says_not_reached(capsys):
     assert last.endswith(f"predicted {na}") and "None" not in last
 
 
+def test_whatif_json_of_a_graph_replay_predicts_no_transition(capsys):
+    """--json gave the predicted transition and knee as numbers, where the text
+    and the report say they do not apply."""
+    from skipnative.cli.main import main
+
+    assert main(["whatif", str(SWEEP), "--graphs", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["graphs"] is True
+    p, m = out["predicted"], out["measured"]
+    assert p["queue_transition"] is p["knee"] is p["agree"] is None
+    assert "one launch per iteration" in out["not_applicable"]
+    assert m["queue_transition"] is not None  # the measured side stays
+    assert len(p["il_us"]) == len(m["il_us"]) > 1
+
+
 def test_compare_per_iteration_shows_where_torch_profilers_cost_lies():
     """The README's reading of `skip compare --per-iteration` on batch 1: the same
     kernels and launch-call cost, but the GPU waits twice as long for the host."""

@@ -163,6 +163,9 @@ def run(args) -> int:
     return 0
 
 
+_NA = "one launch per iteration"  # replayed as graphs: nothing for either to mark
+
+
 def run_sweep(args) -> int:
     import skipnative
     from skipnative.analysis.sweep import run_summary, series
@@ -186,6 +189,10 @@ def run_sweep(args) -> int:
         "measured": series(measured, sw.values),
         "predicted": series(predicted, sw.values),
     }
+    if args.graphs:  # one graph launch per iteration: no launch-bound side to mark
+        for k in ("queue_transition", "knee", "agree"):
+            out["predicted"][k] = None
+        out["not_applicable"] = f"predicted queue_transition and knee: {_NA}"
     if args.json:
         print_json(out)
         return 0
@@ -214,9 +221,7 @@ def run_sweep(args) -> int:
     def at(batch):
         return "not reached" if batch is None else batch
 
-    # one graph launch per iteration: no launch-bound side for either to mark (as
-    # the report says it)
-    na = "not applicable (one launch per iteration)"
+    na = f"not applicable ({_NA})"  # as the report says it
     print(
         f"transition (queue): measured {at(m['queue_transition'])}, predicted "
         f"{na if args.graphs else at(p['queue_transition'])}; TKLQT knee: measured "
