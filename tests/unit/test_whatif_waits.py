@@ -9,6 +9,7 @@ import gzip
 import json
 import struct
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -460,3 +461,55 @@ def test_an_event_sync_whose_record_the_trace_lacks_waits_for_all(tmp_path):
     for scale in (2.0, 0.5):
         got, want = replay(t, cpu_scale=scale), replay(blind, cpu_scale=scale)
         assert got.launches.tolist() == want.launches.tolist()
+
+
+def test_waits_the_trace_does_not_name_are_counted_and_said(tmp_path, capsys):
+    """A trace without cuda_sync events (torch.profiler's default) gave no sign that
+    the replay lets the work after a cudaStreamWaitEvent run early when the
+    awaited work is delayed (the A100 control trace under --graphs: each step's
+    side-stream copies ran ahead, so predicted IL grew step by step)."""
+    from skipnative.analysis.whatif_waits import unknown_waits
+    from skipnative.cli.main import main
+
+    t = two_streams(tmp_path)
+    assert unknown_waits(t) == (0, 1)
+    doc = json.loads((tmp_path / "w.json").read_text())
+    del doc["traceEvents"][5]  # the Stream Wait Event
+    (tmp_path / "blind.json").write_text(json.dumps(doc))
+    assert unknown_waits(skipnative.load(tmp_path / "blind.json")) == (1, 1)
+    # a wait whose record call the trace lacks says nothing either
+    doc = json.loads((tmp_path / "w.json").read_text())
+    doc["traceEvents"][5]["args"]["wait_on_cuda_event_record_corr_id"] = 99
+    (tmp_path / "norec.json").write_text(json.dumps(doc))
+    assert unknown_waits(skipnative.load(tmp_path / "norec.json")) == (1, 1)
+
+    assert main(["whatif", str(tmp_path / "blind.json"), "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["unknown_waits"] == {"calls": 1, "of": 1}
+    (note,) = out.err.strip().splitlines()
+    assert note.startswith("skip: note: ") and "blind.json: 1 of 1 cudaStreamWaitEvent" in note
+    assert main(["whatif", str(tmp_path / "w.json")]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_the_report_says_how_many_waits_its_replays_cannot_keep(tmp_path):
+    pytest.importorskip("matplotlib")
+    from skipnative.report import sweep_data, write_report
+
+    two_streams(tmp_path)
+    doc = json.loads((tmp_path / "w.json").read_text())
+    del doc["traceEvents"][5]  # the Stream Wait Event
+    (tmp_path / "blind.json").write_text(json.dumps(doc))
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    for b, path in ((1, "blind.json"), (2, "w.json")):
+        skipnative.load(tmp_path / path).save(sweep / f"b{b}.skip")
+    (sweep / "sweep.json").write_text(
+        json.dumps({"card": "test", "phase": "prefill", "points": [{"batch": 1}, {"batch": 2}]})
+    )
+    assert sweep_data(str(sweep))["unknown_waits"] == [1, 2]
+    text = Path(write_report(str(sweep), str(tmp_path / "r"))).read_text()
+    assert "1 of 2 `cudaStreamWaitEvent` calls do not say which work they wait for" in text
+    # no replay, no sentence
+    none = write_report(str(sweep), str(tmp_path / "n"), whatif_graphs=False, whatif_cpu=())
+    assert "cudaStreamWaitEvent" not in Path(none).read_text()

@@ -12,6 +12,7 @@ from skipnative.analysis.kernels import in_regions, join_kernels
 from skipnative.analysis.metrics import compute_metrics, top_kernels
 from skipnative.analysis.sweep import run_summary, series
 from skipnative.analysis.whatif import ReplayRangeError, replay
+from skipnative.analysis.whatif_waits import unknown_waits
 from skipnative.errors import TraceError
 from skipnative.io import load
 from skipnative.io.sweep import load_sweep
@@ -51,6 +52,7 @@ def sweep_data(
             os.path.join(folder, "sweep.json"), "the sweep has no points: nothing to report"
         )
     native, lq, tops, lost = [], [], [], []
+    unknown = [0, 0]  # cudaStreamWaitEvent calls the replay cannot keep, of all
     scenarios: dict[str, dict[str, Any]] = {f"{s:g}": {"cpu_scale": s} for s in whatif_cpu}
     if whatif_graphs:
         scenarios["graphs"] = {"graphs": True}
@@ -71,6 +73,8 @@ def sweep_data(
                 for r in top_kernels(t, kt, timed, 8)
             ]
         )
+        if scenarios:
+            unknown = [a + b for a, b in zip(unknown, unknown_waits(t))]
         for key, change in scenarios.items():
             try:
                 predicted[key].append(run_summary(replay(t, **change)))
@@ -97,6 +101,7 @@ def sweep_data(
         "failed": sw.info.get("failed"),
         "graphs": bool(sw.info.get("graphs")),
         "whatif": {k: series(v, sw.values) for k, v in predicted.items()},
+        "unknown_waits": unknown,
     }
     if data["kineto"]:
         data["kineto_series"] = series(data["kineto"], sw.values)

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from skipnative.analysis.kernels import join_by_correlation, take
-from skipnative.trace import HOST_WAITS
+from skipnative.trace import _VARIANT, HOST_WAITS
+
+_WAIT_CALLS = ("cudaStreamWaitEvent", "cuStreamWaitEvent", "hipStreamWaitEvent")
 
 
 @dataclass
@@ -49,6 +51,24 @@ class WaitEdges:
         waited = np.zeros(n, dtype=bool)
         waited[row_map[self.waited & ~merged]] = True
         return WaitEdges(after, waited)
+
+
+def unknown_waits(t) -> tuple[int, int]:
+    """Of the trace's cudaStreamWaitEvent calls (first), those for which `t.waits`
+    does not say what they wait for (a Kineto trace without cuda_sync events, a
+    native capture without stream_waits): the replay cannot hold their stream's
+    later work back for the other stream's, so a change that delays that work
+    lets it run early. (the unknown ones, all of them)"""
+    ln = t.launches
+    if len(ln) == 0:
+        return 0, 0
+    ids = np.unique(ln["name_id"])
+    waiting = [i for i, n in zip(ids.tolist(), t.name(ids)) if _VARIANT.sub("", n) in _WAIT_CALLS]
+    calls = np.isin(ln["name_id"], waiting)
+    w = t.waits[t.waits["stream"] != HOST_WAITS]
+    w = w[np.isin(w["record_correlation"], ln["correlation"])]  # whose record it holds
+    known = np.isin(ln["correlation"], w["correlation"])
+    return int((calls & ~known).sum()), int(calls.sum())
 
 
 def wait_edges(t) -> WaitEdges:

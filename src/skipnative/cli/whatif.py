@@ -96,6 +96,27 @@ def _chains(args, trace):
     return None
 
 
+def _unknown_waits(path, traces) -> dict[str, int]:
+    """The cudaStreamWaitEvent calls whose awaited work the traces do not name, of
+    all; said on stderr where there are any (the replay cannot keep them)."""
+    from skipnative.analysis.whatif_waits import unknown_waits
+
+    n = m = 0
+    for t in traces:
+        a, b = unknown_waits(t)
+        n, m = n + a, m + b
+    if n:
+        print(
+            f"skip: note: {path}: {n} of {m} cudaStreamWaitEvent calls do not say which work "
+            "they wait for (recorded by torch.profiler's experimental_config "
+            "enable_cuda_sync_events=True, skipnative's stream_waits=True); the replay "
+            "cannot hold back the work after them, so a change that delays the awaited "
+            "work predicts it too early",
+            file=sys.stderr,
+        )
+    return {"calls": n, "of": m}
+
+
 def _changes(args) -> dict:
     return {
         "cpu_scale": args.cpu_scale,
@@ -134,6 +155,7 @@ def run(args) -> int:
         "graphs": args.graphs,
         "fuse": [list(c) for c in chains or []],
         "regions": rows,
+        "unknown_waits": _unknown_waits(args.trace, [trace]),
     }
     if args.json:
         print_json(out)
@@ -175,12 +197,13 @@ def run_sweep(args) -> int:
     sw = load_sweep(args.trace)
     if not sw.files:  # as skip report says it
         raise UserError(f"{args.trace}: the sweep has no points: nothing to replay")
-    measured, predicted = [], []
+    measured, predicted, traces = [], [], []
     for f in sw.files:
         t = skipnative.load(f)
         chains = _chains(args, t)
         measured.append(run_summary(t))
         predicted.append(run_summary(_replayed(f, replay, t, fuse=chains, **_changes(args))))
+        traces.append(t)
     out = {
         "sweep": args.trace,
         "cpu_scale": args.cpu_scale,
@@ -188,6 +211,7 @@ def run_sweep(args) -> int:
         "graphs": args.graphs,
         "measured": series(measured, sw.values),
         "predicted": series(predicted, sw.values),
+        "unknown_waits": _unknown_waits(args.trace, traces),
     }
     if args.graphs:  # one graph launch per iteration: no launch-bound side to mark
         for k in ("queue_transition", "knee", "agree"):

@@ -237,8 +237,21 @@ def whatif(data: dict[str, Any]) -> Section | None:
             f"Each point's schedule replayed (`skip whatif`), GPU work as measured: {changes}.",
             Table(["batch", "IL ms"] + [f"{whatif_label(k)}: IL ms" for k in keys], rows),
             f"Transition (queue): measured {_transition(n['queue_transition'])}; {moved}.",
+            *_unknown_waits(data),
         ],
     )
+
+
+def _unknown_waits(data: dict[str, Any]) -> list[str]:
+    n, m = data.get("unknown_waits", (0, 0))
+    if not n:
+        return []
+    return [
+        f"{n} of {m} `cudaStreamWaitEvent` calls do not say which work they wait for "
+        "(capture with `stream_waits=True` to record it): the replay cannot hold back "
+        "the work after them, so where a change delays the awaited work it predicts "
+        "too early."
+    ]
 
 
 def figures(names: list[str]) -> Section:
