@@ -166,6 +166,8 @@ void check_event(const EventFields& f, Cat cat, uint64_t index) {
   // a Stream Wait Event, Stream Sync or Event Sync: the what-if replay's edges
   const bool wait = cat == kCatSync;
   const bool on_event = wait && names_a_record(f.name);
+  // an Event Sync's stream is CUPTI's invalid id, which the replay does not use
+  const bool stream = gpu || (wait && f.name != std::string_view("Event Sync"));
   const Use uses[] = {
       {"ts", &f.ts, true},
       {"dur", &f.dur, true},
@@ -173,7 +175,7 @@ void check_event(const EventFields& f, Cat cat, uint64_t index) {
       {"tid", &f.tid, false},
       {"args.correlation", launch || gpu || wait ? &f.correlation : nullptr, false},
       {"args.device", gpu || wait ? &f.device : nullptr, false},
-      {"args.stream", gpu || wait ? &f.stream : nullptr, false},
+      {"args.stream", stream ? &f.stream : nullptr, false},
       {"args.wait_on_stream", on_event ? &f.wait_on_stream : nullptr, false},
       {"args.wait_on_cuda_event_record_corr_id", on_event ? &f.wait_on_record : nullptr, false},
   };
@@ -316,8 +318,9 @@ void TraceReader::store_event(const EventFields& f, uint64_t index) {
   // a wait that does not say on which record and stream is of no use (and an
   // older trace may write it so): ignored; a field written wrongly is refused
   if (cat == kCatSync) {
+    const bool thread = f.name == std::string_view("Event Sync");  // its stream: unused
     for (const IntField* x : {&f.correlation, &f.device, &f.stream})
-      if (x->state == IntField::kAbsent) cat = kCatOther;
+      if (x->state == IntField::kAbsent && !(thread && x == &f.stream)) cat = kCatOther;
     for (const IntField* x : {&f.wait_on_stream, &f.wait_on_record})
       if (on_event && x->state == IntField::kAbsent) cat = kCatOther;
   }

@@ -513,3 +513,63 @@ def test_the_report_says_how_many_waits_its_replays_cannot_keep(tmp_path):
     # no replay, no sentence
     none = write_report(str(sweep), str(tmp_path / "n"), whatif_graphs=False, whatif_cpu=())
     assert "cudaStreamWaitEvent" not in Path(none).read_text()
+
+
+def test_an_event_sync_replayed_before_its_record_waits_for_the_stream_so_far(tmp_path):
+    """The record is on another thread that a faster CPU replays later than the
+    sync: the sync took all the GPU's work so far (a kernel on an unrelated stream
+    to 5030 us) plus the tail measured from the recorded work, ending at 5031 us
+    instead of 5 us after A."""
+    ev = [
+        step(0, 20000, 1),
+        launch(10, 2, 1, tid=1),
+        kernel(20, 1000, 1, name="A", stream=7),
+        launch(13, 2, 2, tid=1),
+        kernel(25, 300, 2, name="K", stream=9),
+        launch(16, 2, 3, tid=1),
+        kernel(30, 5000, 3, name="L", stream=11),
+        launch(20, 310, 4, name="cudaStreamSynchronize", tid=1),
+        stream_sync(20, 4, 9),
+        launch(340, 3, 5, name="cudaEventRecord", tid=1),
+        launch(350, 3, 6, tid=1),
+        kernel(1020, 2000, 6, name="B", stream=7),
+        launch(400, 625, 7, name="cudaEventSynchronize", tid=2),
+        event_sync(400, 7, 5, on_stream=7),
+    ]
+    t = skipnative.load(write(tmp_path / "x.json", ev))
+    p = replay(t, cpu_scale=0.5)
+    assert call(p, "cudaEventSynchronize")["t_begin"] < call(p, "cudaEventRecord")["t_begin"]
+    assert call(p, "cudaEventSynchronize")["t_end"] == rows(p, "A")["t_end"] + 5 * US
+
+
+def test_one_record_awaited_for_streams_on_two_devices_keeps_each(tmp_path):
+    """Two event syncs name one record, with stream 7 on two devices: one snapshot
+    per record gave one sync the other stream's end (the unchanged replay moved
+    both)."""
+    ev = [
+        step(0, 20000, 1),
+        launch(10, 5, 1),
+        kernel(20, 1000, 1, name="A0", stream=7, device=0),
+        launch(20, 5, 2),
+        kernel(30, 2000, 2, name="A1", stream=7, device=1),
+        launch(30, 3, 3, name="cudaEventRecord"),
+        launch(40, 985, 4, name="cudaEventSynchronize"),
+        event_sync(40, 4, 3, on_stream=7, device=0),
+        launch(1100, 935, 5, name="cudaEventSynchronize"),
+        event_sync(1100, 5, 3, on_stream=7, device=1),
+    ]
+    t = skipnative.load(write(tmp_path / "d.json", ev))
+    assert replay(t).launches.tolist() == t.launches.tolist()
+
+
+@pytest.mark.parametrize("stream", [None, "0x0", 4294967295])
+def test_an_event_syncs_own_stream_is_neither_needed_nor_checked(tmp_path, stream):
+    """CUPTI names no stream for an event sync (Kineto writes -1): the reader
+    dropped one without it and refused a trace where it was not a number."""
+    ev = event_sync(200, 4, 2, on_stream=7)
+    if stream is None:
+        del ev["args"]["stream"]
+    else:
+        ev["args"]["stream"] = stream
+    t = skipnative.load(write(tmp_path / "s.json", [launch(30, 3, 2, name="cudaEventRecord"), ev]))
+    assert t.waits.tolist() == [(4, 2, 0, HOST_WAITS, 7)]

@@ -171,8 +171,11 @@ class _Replay:
         # (host_waits); per event record a sync waits on, its stream, and the
         # replayed end of that stream's work when the record call was replayed
         self.syncs: dict[int, tuple[tuple[int, int], int, int, int]] = syncs
-        self.records = {rec: key for c, (key, _, _, rec) in syncs.items() if rec != c}
-        self.recorded: dict[int, int] = {}
+        self.records: dict[int, set[tuple[int, int]]] = {}
+        for c, (key, _, _, rec) in syncs.items():
+            if rec != c:
+                self.records.setdefault(rec, set()).add(key)
+        self.recorded: dict[tuple[int, tuple[int, int]], int] = {}
         self.ln, self.g, self.plan = ln, g, plan
         self.removed, self.no_host = removed, no_host
         self.cpu_scale, self.launch_add_ns = cpu_scale, launch_add_ns
@@ -275,8 +278,8 @@ class _Replay:
         if self.launching[i] and not self.removed[i]:
             te = max(tb, te + self.launch_add_ns)
         corr = int(ln["correlation"][i])
-        if corr in self.records:  # an event record a sync waits on
-            self.recorded[corr] = self.stream_done.get(self.records[corr], -1)
+        for key in self.records.get(corr, ()):  # an event record a sync waits on
+            self.recorded[(corr, key)] = self.stream_done.get(key, -1)
         if ln["kind"][i] == KIND_SYNC:
             stream = self.syncs.get(corr)
             if stream is None:  # waits for all the GPU's work so far
@@ -285,10 +288,11 @@ class _Replay:
                 # placed there, and its rows without a launch call, which keep
                 # their measured times
                 key, measured, fixed, record = stream
-                if record == corr:
-                    placed = self.stream_done.get(key, -1)
-                else:
-                    placed = self.recorded.get(record, -1)
+                placed = self.stream_done.get(key, -1)
+                if record != corr:  # as at the record, once it is replayed (else
+                    # another thread's record comes later in the replay: the stream
+                    # so far is the nearest the replay knows)
+                    placed = self.recorded.get((record, key), placed)
                 done = max(placed, fixed)
                 if done < 0:  # its work's calls are not replayed yet (other threads)
                     done = self.done_so_far

@@ -135,7 +135,8 @@ def host_waits(t) -> dict[int, tuple[tuple[int, int], int, int, int]]:
     which keep their measured times in any replay (-1: none); and the
     correlation id of the call that closed the work (the sync itself, or the
     record). A call whose stream or record the trace lacks, or whose record
-    began after it (the trace contradicts itself), is left out: it waits for all."""
+    began after it (the trace contradicts itself) or at the same instant on
+    another thread, is left out: it waits for all."""
     g, ln, w = t.gpu, t.launches, t.waits
     out: dict[int, tuple[tuple[int, int], int, int, int]] = {}
     host = np.flatnonzero(w["stream"] == HOST_WAITS)
@@ -150,6 +151,11 @@ def host_waits(t) -> dict[int, tuple[tuple[int, int], int, int, int]]:
     for k, i, r in zip(host.tolist(), wi.tolist(), ri.tolist()):
         key = _stream_key(by_stream, int(w["device"][k]), int(w["on_stream"][k]))
         if i < 0 or r < 0 or key is None or ln["t_begin"][r] > ln["t_begin"][i]:
+            continue
+        # a record begun at the sync's instant on another thread: which came first
+        # is unknown (and the replay would take either order)
+        other = (ln["pid"][r], ln["tid"][r]) != (ln["pid"][i], ln["tid"][i])
+        if other and ln["t_begin"][r] == ln["t_begin"][i]:
             continue
         t_call = ln["t_begin"][r]
         ends = [-1, -1]
