@@ -684,3 +684,187 @@ def test_records_dropped_in_every_window_are_said_and_summed(tmp_path):
     trace = skipnative.load(out / p["file"])
     assert trace.meta["dropped"]["gpu_rows"] == 16
     assert "16 GPU records (max_gpu_records)" in out_text + err
+
+
+def _with_header(dump: Path, out: Path, change) -> Path:
+    """`dump` with its JSON header changed by change(header)."""
+    import struct
+
+    data = dump.read_bytes()
+    magic, version, hlen = struct.unpack_from("<8sII", data, 0)
+    header = json.loads(data[16 : 16 + hlen])
+    change(header)
+    hb = json.dumps(header).encode()
+    out.write_bytes(struct.pack("<8sII", magic, version, len(hb)) + hb + data[16 + hlen :])
+    return out
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda h: h["meta"].pop("t_stop_ns"),
+        lambda h: h.update(meta=[]),
+        lambda h: h.update(window=float("inf")),
+    ],
+    ids=["no_t_stop", "meta_list", "window_infinite"],
+)
+def test_a_damaged_dump_costs_only_its_own_file(tmp_path, change):
+    """A dump whose header meta no process writes raised out of finish() (an
+    internal error, exit 70): no run.json, and no file for the sound process."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    good = _raw_dump(raw)
+    run = tmp_path / "run"
+    c = run / runfolder.CONTROL
+    c.mkdir(parents=True)
+    pid = good.name.split(".")[0]
+    for suffix in (".json", ".state", ".1.dump"):
+        src = raw / f"{pid}{suffix}"
+        (c / f"{pid}{suffix}").write_bytes(src.read_bytes())
+        dst = c / f"1{suffix}"
+        if suffix == ".1.dump":
+            _with_header(src, dst, change)
+        else:
+            dst.write_bytes(src.read_bytes())
+    result = runfolder.finish(str(run), {"mode": "whole"})
+    by_pid = {p["pid"]: p for p in result["processes"]}
+    assert by_pid[int(pid)]["status"] == "complete" and (run / by_pid[int(pid)]["file"]).exists()
+    bad = by_pid[1]
+    assert bad["status"] == "error" and "1.*.dump" in bad["error"] and "\n" not in bad["error"]
+    assert json.loads((run / "run.json").read_text())["processes"]
+
+
+def test_a_reader_gone_from_stdout_keeps_cmds_exit_status(tmp_path):
+    """`skip run ... | head`: the summary's write failed and skip run exited 0,
+    hiding CMD's failure (and the problems it would have said on stderr)."""
+    script = (
+        "from skipnative.testing.launcher import _Cuda; c = _Cuda(3000, False); "
+        "c.launch(c.kernel('k'), c.stream(), 5); raise SystemExit(3)"
+    )
+    cmd = [*SKIP, "run", "--out", str(tmp_path / "o"), "--", sys.executable, "-c", script]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    p.stdout.close()  # no reader
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 3, err
+    assert b"Traceback" not in err
+    run = runfolder.read_run(tmp_path / "o")
+    assert run["exit_code"] == 3 and len(run["files"]) == 1
+
+
+def test_a_folder_another_skip_run_holds_is_refused(tmp_path):
+    """Two runs started at once could both pass the check for a run already
+    writing there (it read run.pid before either wrote it)."""
+    import fcntl
+
+    out = tmp_path / "o"
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as a skip run holds its folder
+    try:
+        r = skip_run(out, "--", *LAUNCHER, "5")
+    finally:
+        os.close(fd)
+    assert r.returncode == 1 and "is already writing into this folder" in one_line_error(r)
+    assert not (out / "run.json").exists()
+    assert skip_run(out, "--", *LAUNCHER, "5").returncode == 0
+
+
+def test_the_captures_of_a_skip_run_killed_before_it_finished_are_kept(tmp_path):
+    """skip run killed (SIGKILL, a closed terminal) while CMD ran on: the next run
+    into the folder removed the dumps CMD's processes wrote, saying nothing."""
+    out = tmp_path / "o"
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    # CMD's output goes nowhere that skip run's end closes (it would end on EPIPE)
+    cmd = [*SKIP, "run", "--out", str(out), "--", *LAUNCHER, "10", "--gate", str(gate)]
+    proc = subprocess.Popen([*cmd, "--batches", "2"], stdout=subprocess.DEVNULL, env=_env())
+    wait_file(gate / "done0-0")
+    proc.kill()
+    proc.wait()
+    (gate / "go1").touch()  # CMD, in its own process group, runs on and exits
+    control = out / runfolder.CONTROL
+    deadline = time.monotonic() + 60
+    while not list(control.glob("*.1.dump")) or any(
+        runfolder.alive(pid) for pid in runfolder.processes(str(out))
+    ):
+        assert time.monotonic() < deadline, "CMD did not end"
+        time.sleep(0.05)
+    r = skip_run(out, "--", *LAUNCHER, "5")
+    assert r.returncode == 1, r.stderr
+    assert "an earlier skip run ended before it finished this folder" in r.stderr
+    assert "already holds a run" in one_line_error(r)
+    run = runfolder.read_run(out)
+    assert run["unfinished"] and run["command"][-4:] == ["--gate", str(gate), "--batches", "2"]
+    (f,) = run["files"]
+    assert joined(skipnative.load(out / f)) == 20
+    assert skip_run(out, "--force", "--", *LAUNCHER, "5").returncode == 0
+
+
+def test_sighup_to_skip_run_ends_the_captures_and_reaches_cmd(tmp_path):
+    """CMD is in its own process group, so a closed terminal's SIGHUP reached skip
+    run alone: it died with no run.json while CMD ran on."""
+    gate, out = _gated(tmp_path)
+    proc = start_run(out, "--", *LAUNCHER, "20", "--workers", "2", "--gate", str(gate))
+    wait_file(gate / "done0-0")
+    wait_file(gate / "done0-1")
+    proc.send_signal(signal.SIGHUP)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        subprocess.run(["pkill", "-KILL", "-f", str(gate)], check=False)
+        pytest.fail("skip run did not end after SIGHUP")
+    assert proc.returncode == 128 + signal.SIGHUP, err
+    run = runfolder.read_run(out)
+    assert run["signal"] == "SIGHUP"
+    assert [p["status"] for p in run["processes"]] == ["complete", "complete"]
+
+
+def test_a_signal_while_the_folder_is_finished_waits_for_it(tmp_path):
+    """A SIGTERM after CMD had exited, while skip run turned the dumps into files,
+    ended skip run there: no run.json, the captures left in the control folder."""
+    out = tmp_path / "o"
+    script = (
+        "import os, signal, sys\n"
+        "from skipnative.io import runfolder\n"
+        "from skipnative.cli.main import main\n"
+        "finish = runfolder.finish\n"
+        "def late(*a):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return finish(*a)\n"
+        "runfolder.finish = late\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", script, "run", "--out", str(out), "--", *LAUNCHER, "5"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    (f,) = runfolder.read_run(out)["files"]
+    assert joined(skipnative.load(out / f)) == 5
+
+
+def test_a_process_that_initialises_cuda_after_cmd_exited_is_waited_for(tmp_path):
+    """CMD left a background job that started CUDA after CMD itself had exited:
+    skip run waited only for processes already captured, found none, and said no
+    process had initialised CUDA."""
+    job = " ".join([*LAUNCHER, "10"])
+    r = skip_run(tmp_path / "o", "--", "sh", "-c", f"(sleep 0.5; exec {job}) &")
+    assert r.returncode == 0, r.stderr
+    run = runfolder.read_run(tmp_path / "o")
+    (p,) = run["processes"]
+    assert p["status"] == "complete" and p["launches"] == 10
+
+
+def test_a_process_still_running_after_the_wait_is_named(tmp_path):
+    job = "sleep 30 & " + " ".join([*LAUNCHER, "5"])
+    r = skip_run(tmp_path / "o", "--wait-children", "0.3", "--", "sh", "-c", job)
+    assert r.returncode == 0, r.stderr
+    assert "still running after --wait-children 0.3 s" in r.stderr
+    left = runfolder.read_run(tmp_path / "o")["still_running"]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left

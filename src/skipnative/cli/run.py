@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
+import json
 import os
 import shutil
 import signal
@@ -31,14 +33,21 @@ _EPILOG = """\
 Every process of CMD that initialises CUDA is captured from its cuInit
 (CUDA_INJECTION64_PATH), and writes its own .skip into --out, named by RANK
 (or LOCAL_RANK) where the environment gives one, else by pid, plus run.json.
-CMD runs in its own process group; SIGINT and SIGTERM sent to skip run first
-end every capture (the files are complete whatever CMD then does with the
-signal; skip run waits while a process is still writing its file, and a
-second signal meanwhile is passed on at once, losing what is unwritten), then
-are passed on to CMD's process group; CMD starts with both at
-their default action, even where skip run inherited them ignored (as a
-background job of a script does SIGINT). A process killed with SIGKILL loses
-only its own file (run.json says so).
+CMD runs in its own process group; SIGINT and SIGTERM (and SIGHUP, unless
+skip run started ignoring it, as under nohup) sent to skip run first end every
+capture (the files are complete whatever CMD then does with the signal; skip
+run waits while a process is still writing its file, and a second signal
+meanwhile is passed on at once, losing what is unwritten), then are passed on
+to CMD's process group; CMD starts with SIGINT and SIGTERM at their default
+action, even where skip run inherited them ignored (as a background job of a
+script does SIGINT). A process killed with SIGKILL loses only its own file
+(run.json says so). After CMD exits, skip run waits up to --wait-children
+seconds for every process left in CMD's process group.
+
+One skip run writes into a folder at a time. Where an earlier one ended before
+it finished its folder (killed, its terminal closed), the next one into that
+folder first turns the earlier run's captures into files and a run.json
+marked "unfinished".
 
 --on-demand records nothing until `skip trigger [--duration S] [OUT]` opens a
 window in every process; SIGUSR1 sent to skip run opens one of
@@ -104,7 +113,7 @@ def add_parser(sub) -> None:
         type=_SECONDS,
         default=30.0,
         metavar="S",
-        help="after CMD exits, wait up to S s for the processes it started",
+        help="after CMD exits, wait up to S s for the processes left in its process group",
     )
     c = p.add_argument_group("capture options (as skipnative.capture())")
     c.add_argument(
@@ -188,15 +197,68 @@ def _injection_library() -> str:
     return native_library("libskipnative_inject.so")
 
 
-def _prepare(out: str, force: bool, mode: str) -> None:
+def _claim(out: str) -> int:
+    """An exclusive lock on the run folder, held (by the returned descriptor) for
+    as long as this skip run lives: two runs started at once cannot both pass
+    the check for a run already writing there."""
+    try:
+        fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise UserError(f"{out}: cannot open the run folder ({e.strerror or e})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        pid = runfolder.running_pid(out)
+        who = f"skip run (pid {pid})" if pid is not None else "another skip run"
+        raise UserError(f"{out}: {who} is already writing into this folder") from None
+    except OSError:  # no locks on this file system (some network ones): run.pid still guards
+        pass
+    return fd
+
+
+def _recover(out: str) -> None:
+    """Finishes the folder of an earlier skip run that ended before it did (killed,
+    a closed terminal): its processes' dumps become files and run.json, as that
+    run would have written them, rather than being removed with its control folder."""
+    start = runfolder.unfinished(out)
+    if start is None:
+        return
+    info = {
+        **start,
+        "exit_code": None,
+        "signal": None,
+        "t_end_unix_ns": None,
+        "unfinished": "skip run ended before it finished this folder; a later skip run did",
+    }
+    run = runfolder.finish(out, info)
+    _warn(
+        f"{out}: an earlier skip run ended before it finished this folder: its "
+        f"{len(run['processes'])} process(es) and {len(run['files'])} file(s) are now in run.json"
+    )
+
+
+def _prepare(out: str, force: bool, start: dict) -> int:
+    """Makes `out` this run's folder; returns the descriptor that holds it."""
     check_out_folder(out, "--out names the run's folder")
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as e:
         raise UserError(f"{out}: cannot create the run folder ({e.strerror or e})") from None
+    fd = _claim(out)
+    try:
+        _replace_earlier(out, force, start)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _replace_earlier(out: str, force: bool, start: dict) -> None:
     pid = runfolder.running_pid(out)
     if pid is not None:
         raise UserError(f"{out}: skip run (pid {pid}) is already writing into this folder")
+    _recover(out)
     names = set(os.listdir(out))
     ours: list[str] = []  # an earlier run's: its run.json and the files it lists
     if runfolder.RUN_JSON in names:
@@ -220,8 +282,10 @@ def _prepare(out: str, force: bool, mode: str) -> None:
     control = runfolder.control_dir(out)
     shutil.rmtree(control, ignore_errors=True)
     os.makedirs(control)
+    with open(os.path.join(control, runfolder.START_JSON), "w") as f:
+        json.dump(start, f)
     with open(os.path.join(control, "run.pid"), "w") as f:
-        f.write(f"{os.getpid()} {mode}\n")
+        f.write(f"{os.getpid()} {start['mode']}\n")
 
 
 def _window(args) -> tuple[str, str]:
@@ -260,16 +324,19 @@ def _child_setup() -> None:
     on at their default action. skip run acts on them whatever it inherited, so
     CMD must too: an ignored signal stays ignored across exec (a background job
     of a non-interactive shell starts with SIGINT ignored), and CMD would then
-    never see the signal skip run passes on, running on with its captures ended."""
+    never see the signal skip run passes on, running on with its captures ended.
+    SIGHUP keeps what skip run inherited: under nohup, CMD ignores it too."""
     os.setpgrp()
     for s in _FORWARDED:
         signal.signal(s, signal.SIG_DFL)
 
 
-def _launch(cmd: list[str], env: dict[str, str], args, out: str) -> tuple[int, int | None]:
-    """Runs CMD in its own process group, passing SIGINT/SIGTERM on; returns
-    (exit code, the signal passed on or None)."""
+def _launch(cmd: list[str], env: dict[str, str], args, out: str, info: dict) -> tuple[int, dict]:
+    """Runs CMD in its own process group, passing SIGINT/SIGTERM (and SIGHUP,
+    unless skip run was started ignoring it) on; waits for CMD and the processes
+    it started, then finishes the run folder; returns (exit code, run.json)."""
     forwarded: list[int] = []
+    finishing = False
     try:
         child = subprocess.Popen(cmd, env=env, start_new_session=False, preexec_fn=_child_setup)
     except OSError as e:
@@ -277,8 +344,12 @@ def _launch(cmd: list[str], env: dict[str, str], args, out: str) -> tuple[int, i
 
     # The handlers run inside child.wait(): an exception out of one would end
     # skip run there, leaving CMD running and run.json unwritten. Each says what
-    # failed in a line and lets skip run go on.
+    # failed in a line and lets skip run go on. Once every process has ended, a
+    # signal waits for the folder to be finished: ending skip run then would
+    # leave the captures in the control folder, unlisted.
     def forward(sig, _frame) -> None:
+        if finishing:
+            return
         first = not forwarded
         forwarded.append(sig)
         if first:  # first end every capture, whatever CMD does with the signal;
@@ -299,15 +370,27 @@ def _launch(cmd: list[str], env: dict[str, str], args, out: str) -> tuple[int, i
         except Exception as e:
             _warn(f"SIGUSR1: no window opened ({e})")
 
-    old = {s: signal.signal(s, forward) for s in _FORWARDED}
+    handled = list(_FORWARDED)
+    if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:  # not under nohup
+        handled.append(signal.SIGHUP)
+    old = {s: signal.signal(s, forward) for s in handled}
     old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, trigger)
     try:
         code = child.wait()
-        runfolder.wait_for_processes(out, args.wait_children)
+        left = runfolder.wait_for_processes(out, args.wait_children, pgid=child.pid)
+        finishing = True
+        code = 128 - code if code < 0 else code
+        info.update(
+            t_end_unix_ns=time.time_ns(),
+            exit_code=code,
+            signal=signal.Signals(forwarded[0]).name if forwarded else None,
+        )
+        if left:
+            info["still_running"] = left
+        return code, runfolder.finish(out, info)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    return (128 - code if code < 0 else code), (forwarded[0] if forwarded else None)
 
 
 def _warn(message: str) -> None:
@@ -325,15 +408,6 @@ def run(args) -> int:
         raise UserError(f"CUDA_INJECTION64_PATH is already set ({current}): another profiler?")
     env = with_launch_hooks(os.environ) if args.launch_records == "hook" else dict(os.environ)
     out = os.path.abspath(args.out)
-    _prepare(out, args.force, mode)
-    env.update(
-        CUDA_INJECTION64_PATH=lib,
-        SKIPNATIVE_RUN_DIR=runfolder.control_dir(out),
-        SKIPNATIVE_RUN_OPTIONS=_encode(options),
-        SKIPNATIVE_RUN_WINDOW=window,
-    )
-    t_start = time.time_ns()
-    code, sig = _launch(cmd, env, args, out)
     info = {
         "command": cmd,
         "cwd": os.getcwd(),
@@ -341,26 +415,35 @@ def run(args) -> int:
         "delay_s": args.delay,
         "duration_s": args.duration,
         "options": {k: v for k, v in options.items() if k != "wheel_dirs"},
-        "t_start_unix_ns": t_start,
-        "t_end_unix_ns": time.time_ns(),
-        "exit_code": code,
-        "signal": signal.Signals(sig).name if sig else None,
+        "t_start_unix_ns": time.time_ns(),
     }
-    result = runfolder.finish(out, info)
-    return _report(out, result, code)
+    lock = _prepare(out, args.force, info)
+    try:
+        env.update(
+            CUDA_INJECTION64_PATH=lib,
+            SKIPNATIVE_RUN_DIR=runfolder.control_dir(out),
+            SKIPNATIVE_RUN_OPTIONS=_encode(options),
+            SKIPNATIVE_RUN_WINDOW=window,
+        )
+        code, result = _launch(cmd, env, args, out, info)
+    finally:
+        os.close(lock)
+    return _report(out, result, code, args.wait_children)
 
 
-def _report(out: str, run: dict, code: int) -> int:
+def _report(out: str, run: dict, code: int, waited_s: float) -> int:
     """The files written on stdout, then the problems on stderr: the last line
-    of the two says what went wrong, where anything did."""
+    of the two says what went wrong, where anything did. A reader of stdout that
+    has gone (`skip run ... | head`) changes neither the problems said nor the
+    exit status."""
     from skipnative.trace import loss_warning
 
     procs = run["processes"]
-    errors, warnings = [], []
+    errors, warnings, lines = [], [], []
     for p in procs:
         who = f"pid {p['pid']}" + (f" (rank {p['rank']})" if p.get("rank") is not None else "")
         if p.get("file"):
-            print(
+            lines.append(
                 f"{os.path.join(out, p['file'])}: {who}, {p['launches']} launches, "
                 f"{p['kernels']} kernels, {p['windows']} window(s), {p['status']}"
             )
@@ -369,17 +452,29 @@ def _report(out: str, run: dict, code: int) -> int:
         if p.get("error"):
             errors.append(f"{who}: {p['error']}")
         elif not p.get("file"):
-            print(f"{who}: {p['status']}, nothing recorded")
+            lines.append(f"{who}: {p['status']}, nothing recorded")
+    if run.get("still_running"):
+        left = run["still_running"]
+        warnings.append(
+            f"{len(left)} process(es) of the command still running after --wait-children "
+            f"{waited_s:g} s (pid {', '.join(map(str, left[:5]))}"
+            f"{', ...' if len(left) > 5 else ''}): not waited for, not in this run"
+        )
     if not procs:
         errors.append(
             f"no process of the command initialised CUDA, so nothing was captured "
             f"({_no_gpu_reason()})"
         )
-    print(
+    lines.append(
         f"{os.path.join(out, runfolder.RUN_JSON)}: {len(procs)} process(es), "
-        f"{len(run['files'])} file(s)",
-        flush=True,
+        f"{len(run['files'])} file(s)"
     )
+    try:
+        print("\n".join(lines), flush=True)
+    except BrokenPipeError:  # no reader: the rest goes nowhere, quietly
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
     for w in warnings:
         print(f"skip: warning: {w}", file=sys.stderr)
     for e in errors:

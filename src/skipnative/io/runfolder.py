@@ -13,6 +13,8 @@ dumps of each process into ``rank<R>.skip`` (or ``pid<P>.skip``) and writes
      "mode": "whole" | "scheduled" | "on-demand", "delay_s", "duration_s",
      "options": {capture options}, "t_start_unix_ns", "t_end_unix_ns",
      "exit_code", "signal", "triggers": [...], "files": ["rank0.skip", ...],
+     "still_running": [pids, where any were left after the wait],
+     "unfinished": "why", only where a later skip run finished the folder,
      "processes": [{"pid", "ppid", "argv", "rank", "local_rank", "world_size",
                     "status": "complete" | "incomplete" | "lost" | "no window" | "error",
                     "file", "windows", "launches", "kernels", "devices", "dropped", "error"}]}
@@ -297,13 +299,70 @@ def _unfinished(pid: int, st: dict[str, Any]) -> str:
     return _CUT if st.get("state") == "ending" else _LOST
 
 
-def wait_for_processes(run_dir: str, timeout_s: float) -> None:
-    """Waits until no captured process is alive (they write their dumps at exit)."""
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group `pgid`, from /proc."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if len(fields) > 2 and fields[0] != "Z" and fields[2] == str(pgid):
+            out.append(int(name))
+    return out
+
+
+def wait_for_processes(run_dir: str, timeout_s: float, pgid: int | None = None) -> list[int]:
+    """Waits until no captured process is alive (they write their dumps at exit)
+    and, with `pgid`, no process of that group either (one may initialise CUDA
+    after the command itself has exited); returns those still alive at the end."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not any(alive(pid) for pid in processes(run_dir)):
-            return
-        time.sleep(0.02)
+    while True:
+        left = [pid for pid in processes(run_dir) if alive(pid)]
+        if pgid is not None:
+            left = sorted(set(left) | set(group_members(pgid)))
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.05)
+
+
+START_JSON = "start.json"  # in the control folder: what run.json needs but the exit status
+
+
+def unfinished(run_dir: str) -> dict[str, Any] | None:
+    """The start of an earlier `skip run` into `run_dir` that ended (killed, a
+    closed terminal) before it turned its processes' dumps into files: its
+    start.json (or, from a version without one, what is known), else None."""
+    control = control_dir(run_dir)
+    # a run removes the run.json of the one before when it starts, and writes its
+    # own when it is done: one left there says the control folder is no run's
+    # unfinished work (a finished run keeps it where a file could not be read)
+    if os.path.exists(os.path.join(run_dir, RUN_JSON)) or not _pids(control, ".json"):
+        return None
+    if running_pid(run_dir) is not None:
+        return None
+    try:
+        start = _read_json(os.path.join(control, START_JSON), _MAX_CONTROL_BYTES)
+    except TraceError:
+        start = None
+    return start if isinstance(start, dict) else {"command": None}
+
+
+# What a dump that its writer did not write (a header's meta missing a field or
+# holding a value no process writes, nesting past the recursion limit) raises
+# past read_dump's own checks, in the conversion: never the end of the run.
+_DUMP_ERRORS = (
+    TraceError,
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    OverflowError,
+    RecursionError,
+)
 
 
 def finish(run_dir: str, info: dict[str, Any]) -> dict[str, Any]:
@@ -317,7 +376,12 @@ def finish(run_dir: str, info: dict[str, Any]) -> dict[str, Any]:
             problems.append(p["problem"])
         try:
             procs.append(_convert(run_dir, p, regions, taken))
-        except TraceError as e:
+        except _DUMP_ERRORS as e:  # one process's damaged dumps: the others are still written
+            if not isinstance(e, TraceError):
+                e = TraceError(
+                    os.path.join(control_dir(run_dir), f"{pid}.*.dump"),
+                    f"corrupted skip run dump ({type(e).__name__}: {e})",
+                )
             problems.append(str(e))
             procs.append(
                 {
