@@ -257,3 +257,18 @@ def test_every_metric_is_the_same_wherever_the_clock_starts(tmp_path, shift):
     m = metrics(tmp_path, ev)
     assert m["gpu_busy_us"] == 60 + 5  # union [10, 70] and [90, 95]
     assert m["il_us"] == 95 and m["gpu_idle_union_us"] == 95 - 65
+
+
+def test_sums_past_int64_are_not_wrapped(tmp_path):
+    """Three launch-to-start times of about 2**63 - 904 ns each fit int64 (and the
+    trace's span check); their int64 sum wrapped, so TKLQT read 9.2e15 us, less
+    than three times its median."""
+    big = 4611686018427387  # us: launches at -big - 0.904, kernels at +big
+    ev = []
+    for c in (1, 2, 3):
+        ev += [launch(-big - 0.904, 0, c), kernel(big, 0, c)]
+    m = metrics(tmp_path, ev)
+    lq_ns = 2 * big * 1000 + 904
+    assert m["tklqt_us"] == pytest.approx(3 * lq_ns / 1e3, rel=1e-12)
+    assert m["launch_wait_us"] == pytest.approx(3 * lq_ns / 1e3, rel=1e-12)
+    assert m["mean_lq_us"] == pytest.approx(m["median_lq_us"], rel=1e-12)

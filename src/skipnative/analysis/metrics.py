@@ -99,6 +99,17 @@ class RegionMetrics:
         }
 
 
+def _sum(a: np.ndarray) -> int:
+    """The exact sum of int64 nanoseconds: numpy's int64 sum wraps past 2**63, and
+    a metric is never a wrapped number (SPEC.md §3); each value fits, their sum
+    need not."""
+    if len(a) == 0:
+        return 0
+    if max(abs(int(a.max())), abs(int(a.min()))) * len(a) < 2**63:
+        return int(a.sum())
+    return sum(a.tolist())
+
+
 def _union_length(start: np.ndarray, end: np.ndarray) -> int:
     if len(start) == 0:
         return 0
@@ -111,7 +122,7 @@ def _union_length(start: np.ndarray, end: np.ndarray) -> int:
     block_start = s[new_block]
     # a block ends where the running end stands at its last kernel (any sign)
     last = np.append(np.flatnonzero(new_block)[1:] - 1, len(s) - 1)
-    return int((run_end[last] - block_start).sum())
+    return _sum(run_end[last] - block_start)
 
 
 def top_kernels(
@@ -224,8 +235,8 @@ def _idle_by_cause(kt: KernelTable, start: int | None) -> list[dict[str, Any]]:
         out.append(
             {
                 "stream": int(s),
-                "host_us": int(h[has].sum()) / 1e3,
-                "launch_us": int((gap - h)[has].sum()) / 1e3,
+                "host_us": _sum(h[has]) / 1e3,
+                "launch_us": _sum((gap - h)[has]) / 1e3,
             }
         )
     return out
@@ -242,9 +253,9 @@ def region_metrics(
     wait = kt.t_start[counted] - kt.l_end[counted]
     neg = lq < 0
     ok = ~neg
-    tklqt = int(lq[ok].sum())
-    launch_api = int(api[ok].sum())
-    launch_wait = int(wait[ok].sum())
+    tklqt = _sum(lq[ok])
+    launch_api = _sum(api[ok])
+    launch_wait = _sum(wait[ok])
 
     # wait = submission (call return -> CUPTI's "submitted") + GPU queueing
     # (submitted -> start), for kernels with latency timestamps that started after
@@ -274,7 +285,7 @@ def region_metrics(
         "launch_wait_us": launch_wait / 1e3,
         "akd_us": float(dur.mean()) / 1e3 if n_kernels else 0.0,
         "il_us": il / 1e3,
-        "gpu_idle_us": (il - int(dur.sum())) / 1e3,
+        "gpu_idle_us": (il - _sum(dur)) / 1e3,
         "gpu_busy_us": busy / 1e3,
         "gpu_idle_union_us": (il - busy) / 1e3,
         "queued_fraction": qf,
@@ -282,9 +293,9 @@ def region_metrics(
         # beyond the required keys
         "n_early_start": int((ok & (wait < 0)).sum()),
         "n_latency_kernels": int(split.sum()),
-        "launch_submit_us": int(submit.sum()) / 1e3,
-        "launch_queue_us": int(queue.sum()) / 1e3,
-        "launch_early_us": int(early.sum()) / 1e3,
+        "launch_submit_us": _sum(submit) / 1e3,
+        "launch_queue_us": _sum(queue) / 1e3,
+        "launch_early_us": _sum(early) / 1e3,
         "mean_lq_us": (tklqt / max(int(ok.sum()), 1)) / 1e3,
         "median_lq_us": _median(lq[ok]) / 1e3 if ok.any() else 0.0,
         "gpu_idle_host_us": sum(r["host_us"] for r in by_stream),
@@ -321,7 +332,7 @@ def api_summary(trace: Trace) -> list[dict[str, Any]]:
             {
                 "name": trace.strings[name_id],
                 "calls": len(rows),
-                "total_us": int(d.sum()) / 1e3,
+                "total_us": _sum(d) / 1e3,
                 "median_us": float(np.median(d)) / 1e3,
                 "max_us": int(d.max()) / 1e3,
                 "max_at_us": int(ln["t_begin"][j] - t0) / 1e3,
