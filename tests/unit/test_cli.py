@@ -447,3 +447,22 @@ def test_version_is_the_package_s():
     r = skip("--version")
     assert r.stdout == f"skip {declared}\n" and r.stderr == ""
     assert skipnative.__version__ == declared
+
+
+def test_control_characters_in_trace_names_never_reach_the_terminal(tmp_path):
+    """A kernel name holding ESC sequences (retitle the window, clear the screen)
+    was printed as it was by the text tables; --json keeps the name exact."""
+    from kineto_gen import kernel, launch, write
+
+    name = "\u001b]0;pwned\u0007\u001b[2J\nfake"
+    path = write(tmp_path / "esc.json", [launch(10, 5, 1), kernel(20, 10, 1, name=name)])
+    for cmd in (["analyze", path], ["kernels", path], ["analyze", path, "--api"]):
+        r = subprocess.run(
+            [sys.executable, "-m", "skipnative", *cmd], capture_output=True, text=True
+        )
+        assert r.returncode == 0, r.stderr
+        assert not any(c in r.stdout for c in "\x1b\x07"), cmd
+    r = subprocess.run(
+        [sys.executable, "-m", "skipnative", "analyze", path, "--json"], capture_output=True
+    )
+    assert name in {k["name"] for k in json.loads(r.stdout)["regions"][0]["top_kernels"]}

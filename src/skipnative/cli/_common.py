@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from skipnative.text import short_name
+from skipnative.text import printable, short_name
 
 LAUNCH_RECORDS = ["callbacks", "activity", "hook"]
 LAUNCH_RECORDS_HELP = (
@@ -240,6 +240,7 @@ def unsigned_zero(text: str) -> str:
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
+    rows = [[printable(str(c)) for c in r] for r in rows]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(
