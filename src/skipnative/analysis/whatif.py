@@ -59,7 +59,7 @@ from skipnative.analysis.kernels import (
     take,
 )
 from skipnative.analysis.whatif_times import predicted_trace, step_bounds
-from skipnative.analysis.whatif_waits import WaitEdges, host_waits, wait_edges
+from skipnative.analysis.whatif_waits import HostWaits, WaitEdges, wait_edges
 from skipnative.trace import API_KINDS, KIND_GRAPH, KIND_KERNEL, KIND_SYNC, Trace
 
 
@@ -117,7 +117,7 @@ def replay(
     # no_host: calls whose preceding host work a change took away
     removed = np.zeros(len(t.launches), dtype=bool)
     waits = wait_edges(t)  # as measured, before a change merges rows
-    syncs = host_waits(t)  # by correlation id, which no change renumbers
+    syncs = HostWaits(t)  # by correlation id, which no change renumbers
     if fuse:
         t, removed, row_map, merged = _apply_fusion(t, fuse)
         waits = waits.remapped(row_map, merged, len(t.gpu))
@@ -167,15 +167,7 @@ class _Replay:
 
     def __init__(self, t: Trace, plan: _GpuPlan, removed, no_host, cpu_scale, launch_add_ns, syncs):
         ln, g = t.launches, t.gpu
-        # stream and event syncs by correlation id: the one stream each waits for
-        # (host_waits); per event record a sync waits on, its stream, and the
-        # replayed end of that stream's work when the record call was replayed
-        self.syncs: dict[int, tuple[tuple[int, int], int, int, int]] = syncs
-        self.records: dict[int, set[tuple[int, int]]] = {}
-        for c, (key, _, _, rec) in syncs.items():
-            if rec != c:
-                self.records.setdefault(rec, set()).add(key)
-        self.recorded: dict[tuple[int, tuple[int, int]], int] = {}
+        self.syncs: HostWaits = syncs  # stream and event syncs, by correlation id
         self.ln, self.g, self.plan = ln, g, plan
         self.removed, self.no_host = removed, no_host
         self.cpu_scale, self.launch_add_ns = cpu_scale, launch_add_ns
@@ -278,22 +270,13 @@ class _Replay:
         if self.launching[i] and not self.removed[i]:
             te = max(tb, te + self.launch_add_ns)
         corr = int(ln["correlation"][i])
-        for key in self.records.get(corr, ()):  # an event record a sync waits on
-            self.recorded[(corr, key)] = self.stream_done.get(key, -1)
+        self.syncs.replayed(corr, self.stream_done)
         if ln["kind"][i] == KIND_SYNC:
-            stream = self.syncs.get(corr)
-            if stream is None:  # waits for all the GPU's work so far
+            waits = self.syncs.waits(corr, self.stream_done)
+            if waits is None:  # for all the GPU's work so far
                 measured, done = self.gpu_done_measured(int(ln["t_begin"][i])), self.done_so_far
-            else:  # for one stream's up to the sync or the record: what the replay
-                # placed there, and its rows without a launch call, which keep
-                # their measured times
-                key, measured, fixed, record = stream
-                placed = self.stream_done.get(key, -1)
-                if record != corr:  # as at the record, once it is replayed (else
-                    # another thread's record comes later in the replay: the stream
-                    # so far is the nearest the replay knows)
-                    placed = self.recorded.get((record, key), placed)
-                done = max(placed, fixed)
+            else:  # for one stream's
+                measured, done = waits
                 if done < 0:  # its work's calls are not replayed yet (other threads)
                     done = self.done_so_far
             if measured is not None and ln["t_begin"][i] < measured <= ln["t_end"][i]:

@@ -167,6 +167,41 @@ def host_waits(t) -> dict[int, tuple[tuple[int, int], int, int, int]]:
     return out
 
 
+class HostWaits:
+    """host_waits in the replay: each sync returns after the work it waits for as
+    the replay placed it (`stream_done`: per stream, the replayed end of its work
+    so far); an event sync, after its stream's work as at its record call."""
+
+    def __init__(self, t):
+        self.syncs = host_waits(t)
+        self._records: dict[int, set[tuple[int, int]]] = {}  # record -> streams awaited
+        for c, (key, _, _, rec) in self.syncs.items():
+            if rec != c:
+                self._records.setdefault(rec, set()).add(key)
+        self._at_record: dict[tuple[int, tuple[int, int]], int] = {}
+
+    def replayed(self, corr: int, stream_done: dict[tuple[int, int], int]) -> None:
+        """Call `corr` is being replayed: where it is a record a sync waits on, the
+        replayed end of the work before it."""
+        for key in self._records.get(corr, ()):
+            self._at_record[(corr, key)] = stream_done.get(key, -1)
+
+    def waits(self, corr: int, stream_done: dict[tuple[int, int], int]) -> tuple[int, int] | None:
+        """For sync call `corr`: the measured end of the work it waits for, and that
+        work's replayed end (its rows without a launch call keep their measured
+        times; -1: none placed yet); None: it waits for all the GPU. A record
+        another thread has not replayed yet: the stream so far, the nearest the
+        replay knows."""
+        sync = self.syncs.get(corr)
+        if sync is None:
+            return None
+        key, measured, fixed, record = sync
+        placed = stream_done.get(key, -1)
+        if record != corr:
+            placed = self._at_record.get((record, key), placed)
+        return measured, max(placed, fixed)
+
+
 def _stream_key(by_stream: dict, dev: int, stream: int) -> tuple[int, int] | None:
     """Stream `stream` on device `dev`, else on the only device with a stream of
     that id (a wait across devices), else None."""
