@@ -90,11 +90,18 @@ def test_a_stream_sync_is_a_wait_of_its_thread_on_its_stream(gpu, version):
     assert t.waits.tolist() == [(corr, corr, 0, HOST_WAITS, 7)]
     sync = t.launches[t.launches["correlation"] == corr][0]
     assert rows(t, "B")["t_end"] <= sync["t_end"] < rows(t, "A")["t_end"]
+    replayed_sync_follows(t, corr, "B")
+
+
+def replayed_sync_follows(t, corr: int, name: str) -> None:
+    """With a 2x slower and a 2x faster CPU, sync call `corr` returns the measured
+    tail after kernel `name` ends (or at once, where it ends before the call)."""
+    sync = t.launches[t.launches["correlation"] == corr][0]
+    tail = int(sync["t_end"] - rows(t, name)["t_end"])
     for scale in (2.0, 0.5):
         p = replay(t, cpu_scale=scale)
         s = p.launches[p.launches["correlation"] == corr][0]
-        tail = int(sync["t_end"] - rows(t, "B")["t_end"])
-        assert s["t_end"] == max(s["t_begin"], rows(p, "B")["t_end"] + tail)
+        assert s["t_end"] == max(s["t_begin"], rows(p, name)["t_end"] + tail)
 
 
 def test_waits_are_recorded_only_when_asked_for(gpu):
@@ -239,11 +246,7 @@ def test_an_event_sync_is_a_wait_of_its_thread_on_the_record(gpu, version):
     assert t.waits.tolist() == [(corr, rec, 0, HOST_WAITS, 7)]
     sync = t.launches[t.launches["correlation"] == corr][0]
     assert rows(t, "A")["t_end"] <= sync["t_end"] < rows(t, "B")["t_end"]
-    tail = int(sync["t_end"] - rows(t, "A")["t_end"])
-    for scale in (2.0, 0.5):
-        p = replay(t, cpu_scale=scale)
-        s = p.launches[p.launches["correlation"] == corr][0]
-        assert s["t_end"] == max(s["t_begin"], rows(p, "A")["t_end"] + tail)
+    replayed_sync_follows(t, corr, "A")
 
 
 def test_an_event_sync_on_an_event_never_recorded_in_the_capture_is_left_out(gpu):
