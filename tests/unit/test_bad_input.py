@@ -417,3 +417,23 @@ def test_text_that_only_begins_like_a_json_value_is_invalid_json(tmp_path, doc):
 def test_a_top_level_member_that_is_not_utf8_is_one_line(tmp_path):
     # it ended in an internal UnicodeDecodeError, even for a key nothing reads
     load_refused(raw(tmp_path, b'{"foo": "\xff", "traceEvents": []}'), "not valid UTF-8")
+
+
+@pytest.mark.parametrize(
+    ("header", "problem"),
+    [(b"[" * 100_000 + b"]" * 100_000, "nested"), (b'{"pid": NaN}', "pid is NaN")],
+)
+def test_a_run_dump_header_that_is_no_json_is_one_line(tmp_path, header, problem):
+    # what `skip run` converts; json.loads let a RecursionError through, and NaN
+    import struct
+
+    from skipnative import TraceError
+    from skipnative.io.rundump import MAGIC, TRAILER, VERSION, read_dump
+
+    p = tmp_path / "1.1.dump"
+    p.write_bytes(struct.pack("<8sII", MAGIC, VERSION, len(header)) + header + TRAILER)
+    with pytest.raises(TraceError) as e:
+        read_dump(str(p))
+    msg = str(e.value)
+    assert msg.startswith(f"{p}: corrupted skip run dump: header: "), msg
+    assert problem in msg and "\n" not in msg

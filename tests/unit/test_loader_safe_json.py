@@ -40,3 +40,23 @@ def test_nesting_deeper_than_the_cap_but_parseable_is_refused():
 @pytest.mark.parametrize("text", ["", "{", "nul", "[1,]", b"\xff\xfe\x00", b'"\xc3"', "1" * 5000])
 def test_malformed_text_is_refused(text):
     refused(text, "strings")
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "literal"),
+    [
+        ('{"meta": {"dropped": {"gpu_rows": Infinity}}}', "meta.dropped.gpu_rows", "Infinity"),
+        ('{"points": [{"il_us": 1}, {"il_us": NaN}]}', "points[1].il_us", "NaN"),
+        ('{"a": [-Infinity]}', "a[0]", "-Infinity"),
+        ('{"memory bandwidth (GB/s)": 1e999}', "'memory bandwidth (GB/s)'", "Infinity"),
+        ("NaN", "the document", "NaN"),
+    ],
+)
+def test_nan_and_infinity_are_refused_naming_where(text, where, literal):
+    # json.loads takes them (and reads 1e999 as inf); JSON has no such number
+    msg = refused(text)
+    assert f"{where} is {literal}" in msg, msg
+
+
+def test_finite_floats_pass_through():
+    assert loads('{"a": [1e308, -2.5e-300, 0.0]}', "p", "w") == {"a": [1e308, -2.5e-300, 0.0]}

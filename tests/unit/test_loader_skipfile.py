@@ -218,3 +218,24 @@ def test_export_of_a_bad_kind_is_one_line_not_an_internal_error(native, tmp_path
     assert r.stderr.strip().startswith(f"skip: error: {p}: corrupted .skip file: ")
     assert len(r.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_non_finite_number_in_the_header_is_refused(native, tmp_path):
+    # Infinity in meta.dropped made analyze, compare and report fail in int() (losses)
+    p = tmp_path / "inf.skip"
+    skipfile.save(native, str(p))
+
+    def edit(header, payload):
+        header["meta"]["dropped"] = {"gpu_rows": float("inf")}
+        return json.dumps(header).encode(), payload
+
+    _rewrite(p, edit)
+    load_refused(p, "meta.dropped.gpu_rows is Infinity", after=": corrupted .skip file: header: ")
+    for cmd in (["analyze", p], ["compare", p, p], ["kernels", p]):
+        r = subprocess.run(
+            [sys.executable, "-m", "skipnative", *map(str, cmd)], capture_output=True, text=True
+        )
+        assert r.returncode == 1, (cmd, r.stderr)
+        assert r.stderr.strip() == f"skip: error: {p}: corrupted .skip file: header: " + (
+            "meta.dropped.gpu_rows is Infinity, which is not a JSON number"
+        ), r.stderr

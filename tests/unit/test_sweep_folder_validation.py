@@ -73,7 +73,6 @@ POINT_CASES = {
     "kineto_str": setter("kineto", "x"),
     "kineto_partial": setter("kineto", {"il_us": 1}),
     "kineto_tklqt_str": lambda doc, p: p["kineto"].__setitem__("tklqt_us", "5"),
-    "kineto_nan": lambda doc, p: p["kineto"].__setitem__("queued_fraction", float("nan")),
     "ops_str": setter("ops", "x"),
     "ops_entry_str": setter("ops", ["aten::mm"]),
     "ops_missing_keys": setter("ops", [{"op": "aten::mm", "kernels": 1}]),
@@ -94,6 +93,13 @@ POINT_CASES = {
 def test_a_point_the_report_cannot_use_is_refused_naming_the_point(tmp_path, name):
     problem = refused(one_point(tmp_path / "s", POINT_CASES[name]))
     assert "point 1" in problem, problem
+
+
+def test_a_nan_in_a_point_is_refused_naming_it(tmp_path):
+    # refused as it is read (NaN is no JSON number), before the point's checks
+    change = lambda doc, p: p["kineto"].__setitem__("queued_fraction", float("nan"))  # noqa: E731
+    problem = refused(one_point(tmp_path / "s", change))
+    assert "points[0].kineto.queued_fraction is NaN" in problem, problem
 
 
 SWEEP_CASES = {

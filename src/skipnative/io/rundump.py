@@ -9,7 +9,6 @@ each on-demand window a region of it.
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from skipnative.errors import TraceError
+from skipnative.io import safe_json
 from skipnative.io.atomic import read_whole
 from skipnative.trace import REGION_DTYPE, StringTable, Trace
 
@@ -76,7 +76,10 @@ def _parse(path: str, data: bytes) -> Dump:
     end = len(data) - len(TRAILER)
     if _PREFIX.size + hlen > end:
         raise bad("header beyond the end of the file")
-    header = json.loads(data[_PREFIX.size : _PREFIX.size + hlen])
+    # safe_json: a header nested deep enough for a RecursionError, or holding
+    # NaN, is refused in one line like any other malformed dump
+    text = data[_PREFIX.size : _PREFIX.size + hlen]
+    header = safe_json.loads(text, path, "corrupted skip run dump: header")
     if not isinstance(header, dict):
         raise bad("header is not an object")
     at = _PREFIX.size + hlen

@@ -7,11 +7,18 @@ goes through loads() below, which turns each of them into a TraceError naming
 the file and the part of it that was being read. Nested values are also
 capped in depth, so that the code that walks a loaded value later (exports,
 json.dumps) cannot run out of stack on it either.
+
+json.loads also takes NaN, Infinity and -Infinity, which are no JSON (nothing
+skipnative writes holds them), and reads a number too large for a float, such
+as 1e999, as infinity. A count or time of that kind would overflow where it is
+made an integer, or compare as no number does, so each is refused, naming where
+in the document it stands.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from skipnative.errors import TraceError
@@ -34,8 +41,13 @@ def loads(text: str | bytes | bytearray | memoryview, path: str, what: str) -> A
         raise TraceError(path, f"{what}: invalid JSON ({e.msg} at byte {e.pos})") from None
     except ValueError as e:  # e.g. an integer literal longer than int() accepts
         raise TraceError(path, f"{what}: invalid JSON ({_first_line(e)})") from None
-    if _too_deep(value):
+    too_deep, non_finite = _walk(value)
+    if too_deep:
         raise TraceError(path, f"{what}: JSON nested more than {MAX_DEPTH} levels deep")
+    if non_finite:
+        where, v = _first_non_finite(value)
+        text = "NaN" if v != v else ("-Infinity" if v < 0 else "Infinity")
+        raise TraceError(path, f"{what}: {where} is {text}, which is not a JSON number")
     return value
 
 
@@ -43,8 +55,18 @@ def _first_line(e: Exception) -> str:
     return (str(e).splitlines() or [type(e).__name__])[0]
 
 
-def _too_deep(value: Any) -> bool:
-    """Whether value nests lists or objects more than MAX_DEPTH levels (no recursion)."""
+def _non_finite(v: Any) -> bool:
+    # inf - inf and nan - nan are nan, which is unequal to 0; x - x is 0 for any other float
+    return v.__class__ is float and v - v != 0
+
+
+def _walk(value: Any) -> tuple[bool, bool]:
+    """(whether value nests lists or objects more than MAX_DEPTH levels, whether
+    it holds a NaN or infinite float), without recursion; one pass, as cheap as
+    the depth check alone."""
+    if _non_finite(value):
+        return False, True
+    non_finite = False
     stack = [(value, 1)]
     while stack:
         v, depth = stack.pop()
@@ -55,6 +77,37 @@ def _too_deep(value: Any) -> bool:
         else:
             continue
         if depth > MAX_DEPTH:
-            return True
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-    return False
+            return True, non_finite
+        for c in children:
+            if isinstance(c, (dict, list)):
+                stack.append((c, depth + 1))
+            elif c.__class__ is float and c - c != 0:
+                non_finite = True
+    return False, non_finite
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+
+
+def _first_non_finite(value: Any) -> tuple[str, float]:
+    """Where the first NaN or infinite float of value stands (a path such as
+    meta.dropped.gpu_rows or points[2].il_us), and the float. value holds one,
+    nested at most MAX_DEPTH levels (checked first)."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        v, where = stack.pop()
+        if _non_finite(v):
+            return where or "the document", v
+        if isinstance(v, dict):
+            items: Any = [(_key(where, k), c) for k, c in v.items()]
+        elif isinstance(v, list):
+            items = [(f"{where}[{i}]", c) for i, c in enumerate(v)]
+        else:
+            continue
+        stack.extend((c, w) for w, c in reversed(items))
+    raise AssertionError("no NaN or infinite float")  # _walk found one
+
+
+def _key(where: str, k: str) -> str:
+    name = k if _NAME.fullmatch(k) else repr(k[:40])
+    return f"{where}.{name}" if where else name
