@@ -85,6 +85,9 @@ def test_kind_beyond_its_table(native, tmp_path, table, kinds):
         ("pid", "abc"),
         ("rank", "x"),
         ("rank", [1]),
+        ("rank", "99999999999999999999999"),  # a rank: digits, at most 2**31 - 1
+        ("rank", 2**31),
+        ("rank", "\u00b2"),  # str.isdigit() takes it, int() does not
         ("events", "many"),
         ("t_start_ns", None),
         ("t_stop_ns", "1"),

@@ -288,3 +288,43 @@ def test_compare_folders_says_a_region_one_side_has_alone(tmp_path):
     assert out["unpaired"]["regions"] == [{"rank": 0, "side": "b", "name": "all", "device": 1}]
     r = skip("compare", a, b)
     assert f"{b}: regions only there, not compared: all (rank 0, device 1)" in r.stderr
+
+
+def test_a_rank_in_a_name_beyond_32_bits_is_an_error():
+    from skipnative import TraceError
+
+    assert rank_in_name("rank2147483647.json") == 2**31 - 1
+    for name in ("rank2147483648.json", "rank99999999999999999999999.json", "rank" + "9" * 5000):
+        with pytest.raises(TraceError, match="beyond the largest"):
+            rank_in_name(name)
+
+
+@pytest.mark.parametrize("where", ["skip_meta", "file_name", "distributed_info"])
+def test_a_rank_beyond_32_bits_is_one_error_in_every_folder_command(tmp_path, where):
+    # kernels failed with OverflowError (an int64 column) where analyze and fusion
+    # printed the number: each now names the file and the rank, exit 1
+    import skipnative
+    from skipnative.testing import simulate_cuda
+
+    if where == "skip_meta":
+        g = simulate_cuda()
+        with skipnative.capture() as c:
+            g.launch("k", duration_ns=1000)
+            g.sync()
+        c.trace.meta["rank"] = "99999999999999999999999"
+        bad = tmp_path / "x.skip"
+        c.trace.save(bad)
+        what = "meta rank is '99999999999999999999999', beyond the largest, 2147483647"
+    elif where == "file_name":
+        bad = rank_trace(tmp_path / "rank99999999999999999999999.json", 10)
+        what = "the rank in the file name 99999999999999999999999 is beyond the largest"
+    else:
+        bad = rank_trace(tmp_path / "x.json", 10, distributedInfo={"rank": 10**30})
+        what = "distributedInfo.rank 100000000000000000000000... is beyond the largest"
+    rank_trace(tmp_path / "rank0.json", 10)
+    for cmd in ("kernels", "analyze", "fusion"):
+        r = skip(cmd, tmp_path)
+        assert r.returncode == 1, (cmd, r.stderr)
+        errors = [line for line in r.stderr.splitlines() if line.startswith("skip: error:")]
+        assert len(errors) == 1 and errors[0].startswith(f"skip: error: {bad}: "), r.stderr
+        assert what in errors[0] and "internal error" not in r.stderr, (cmd, r.stderr)

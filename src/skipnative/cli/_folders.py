@@ -58,11 +58,13 @@ def _context():
 def _load_and(path: str, work: Callable, kwargs: dict) -> tuple[str, Any]:
     """In a worker: ("ok", (recorded rank, work's result)) or ("error", message)."""
     import skipnative
-    from skipnative.io.folder import rank_in_trace
+    from skipnative.io.folder import rank_in_name, rank_in_trace
 
     try:
         trace = skipnative.load(path)
-        recorded = rank_in_trace(trace.meta)
+        # the name's rank read here too, so that one beyond a rank is this file's error
+        recorded = rank_in_trace(trace.meta, path)
+        recorded = recorded if recorded is not None else rank_in_name(path)
         return "ok", (recorded, work(path, trace, **kwargs))
     except TraceError as e:
         return "error", str(e)

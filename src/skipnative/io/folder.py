@@ -18,6 +18,9 @@ from skipnative.errors import TraceError
 from skipnative.io import safe_json
 
 TRACE_SUFFIXES = (".json", ".json.gz", ".skip")
+# far beyond any job's process count (a 32-bit count); more is a damaged file,
+# and would not fit the int64 columns ranks are kept in
+MAX_RANK = 2**31 - 1
 _RANK_IN_NAME = re.compile(r"rank[-_]?(\d+)", re.IGNORECASE)
 _NOT_TRACES = {"run.json"}
 
@@ -72,30 +75,41 @@ def _run_files(folder: str) -> list[str] | None:
     return [str(f) for f in files] if isinstance(files, list) else None
 
 
-def _int_rank(value: Any) -> int | None:
-    if isinstance(value, bool):
+def _int_rank(value: Any, path: str, where: str) -> int | None:
+    """value as a rank: a whole number 0..MAX_RANK, or its decimal digits; None
+    for what is no rank (-1, a name); TraceError(path) for one beyond MAX_RANK."""
+    digits = str(value) if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, str) and re.fullmatch(r"[0-9]+", value):
+        digits = value.lstrip("0") or "0"  # int() of 5000 digits is a ValueError: not yet
+    if digits is None or digits.startswith("-"):
         return None
-    if isinstance(value, int) and value >= 0:
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
+    if len(digits) > len(str(MAX_RANK)) or int(digits) > MAX_RANK:
+        text = digits if len(digits) <= 24 else digits[:24] + "..."
+        raise TraceError(path, f"{where} {text} is beyond the largest, {MAX_RANK}")
+    return int(digits)
 
 
-def rank_in_trace(meta: dict[str, Any]) -> int | None:
-    """The rank a trace records about itself (Kineto distributedInfo, skip run)."""
+def rank_in_trace(meta: dict[str, Any], path: str = "") -> int | None:
+    """The rank a trace records about itself (Kineto distributedInfo, skip run);
+    TraceError(path) for one beyond MAX_RANK."""
     info = meta.get("distributedInfo")
-    if isinstance(info, dict) and _int_rank(info.get("rank")) is not None:
-        return _int_rank(info.get("rank"))
+    if isinstance(info, dict):
+        rank = _int_rank(info.get("rank"), path, "distributedInfo.rank")
+        if rank is not None:
+            return rank
     run = meta.get("run")
-    if isinstance(run, dict) and _int_rank(run.get("rank")) is not None:
-        return _int_rank(run.get("rank"))
-    return _int_rank(meta.get("rank"))
+    if isinstance(run, dict):
+        rank = _int_rank(run.get("rank"), path, "the skip run rank (meta run.rank)")
+        if rank is not None:
+            return rank
+    return _int_rank(meta.get("rank"), path, "meta rank")
 
 
 def rank_in_name(path: str) -> int | None:
+    """The rank in the file's name (rank-3, rank3, rank_3); TraceError for one
+    beyond MAX_RANK."""
     m = _RANK_IN_NAME.search(os.path.basename(path))
-    return int(m.group(1)) if m else None
+    return _int_rank(m.group(1), path, "the rank in the file name") if m else None
 
 
 def assign_ranks(paths: list[str], recorded: list[int | None]) -> list[int]:

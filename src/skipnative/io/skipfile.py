@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import zlib
 from typing import Any
@@ -33,6 +34,7 @@ import numpy as np
 from skipnative.errors import TraceError
 from skipnative.io import safe_json
 from skipnative.io.atomic import atomic_output, read_whole, refuse_output
+from skipnative.io.folder import MAX_RANK
 from skipnative.io.sniff import SKIP_MAGIC, refuse_special
 from skipnative.trace import (
     API_KINDS,
@@ -365,8 +367,11 @@ def _meta_problem(meta: dict[str, Any]) -> str | None:
         v = meta[key]
         if v is None and key in _INT_OR_NONE_META:
             continue
-        if key == "rank" and isinstance(v, str) and v.isdigit():  # as folder.rank_in_trace
-            continue
+        if key == "rank":  # as folder.rank_in_trace reads it: digits, or an int
+            if isinstance(v, str) and re.fullmatch(r"[0-9]+", v):
+                v = int(v) if len(v.lstrip("0")) <= len(str(MAX_RANK)) else _I64
+            if isinstance(v, int) and not isinstance(v, bool) and v > MAX_RANK:
+                return f"meta rank is {_short(meta[key])}, beyond the largest, {MAX_RANK}"
         if isinstance(v, bool) or not isinstance(v, int) or not -_I64 <= v < _I64:
             return f"meta {key} is {_short(v)}, not a 64-bit integer"
     if "devices" in meta and not isinstance(meta["devices"], list):
