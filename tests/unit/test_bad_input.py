@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -375,6 +377,35 @@ def test_whatif_refuses_chains_that_fuse_nothing(tmp_path):
     r = whatif("--fuse-top", "-1")
     assert r.returncode == 2
     assert r.stderr.strip() == "skip: error: --fuse-top must be >= 1 (see 'skip whatif --help')"
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda p: p.write_text("[" * 100_000 + "]" * 100_000), "JSON nested too deeply"),
+        (lambda p: p.write_text('[["gemm", "gemm"], NaN]'), "[1] is NaN"),
+        (lambda p: os.mkfifo(p), "not a regular file"),  # open() waited for a writer
+        (None, "not a regular file"),  # /dev/zero: read until memory ran out
+    ],
+)
+def test_whatif_reads_chains_as_any_file(tmp_path, make, problem):
+    t = write(tmp_path / "t.json", [launch(0, 1, 1), kernel(2, 1, 1, "gemm")])
+    chains = tmp_path / "chains.json"
+    if make is None:
+        chains = Path("/dev/zero")
+    else:
+        make(chains)
+    argv = [sys.executable, "-m", "skipnative", "whatif", t, "--fuse", str(chains)]
+
+    def cap_memory():  # should /dev/zero be read again, a MemoryError, not this machine's
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60, preexec_fn=cap_memory)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith(f"skip: error: {chains}: cannot read chains: "), r.stderr
+    assert problem in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 @pytest.mark.parametrize("command", ["run", "profile", "sweep"])

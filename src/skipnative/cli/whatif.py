@@ -3,7 +3,6 @@ fused kernel chains or CUDA graphs, by replaying the trace's schedule."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -23,6 +22,8 @@ from skipnative.cli._common import (
 # schedule that leaves 64-bit nanoseconds for a trace of hours
 CPU_SCALE_MAX = 1e6
 LAUNCH_ADD_MAX_US = 1e6
+# a chains file (`skip fusion --json` output) is kilobytes; more is no chains file
+MAX_CHAINS_BYTES = 64 << 20
 
 
 def add_parser(sub) -> None:
@@ -62,13 +63,22 @@ def add_parser(sub) -> None:
 
 def _chains(args, trace):
     if args.fuse:
+        from skipnative.errors import TraceError
+        from skipnative.io import safe_json
+        from skipnative.io.atomic import read_regular
+
+        # read as every other file is: a FIFO or /dev/zero refused, not waited on
+        # or read until memory runs out; deep nesting one line, not RecursionError
         try:
-            with open(args.fuse) as f:
-                doc = json.load(f)
-        except OSError as e:
-            raise UserError(f"{args.fuse}: cannot read chains: {e.strerror or e}") from None
-        except ValueError as e:  # JSON's own message, one line
-            raise UserError(f"{args.fuse}: cannot read chains: not JSON ({e})") from None
+            data = read_regular(args.fuse, MAX_CHAINS_BYTES)
+        except TraceError as e:
+            raise UserError(f"{args.fuse}: cannot read chains: {e.problem}") from None
+        if data is None:
+            raise UserError(f"{args.fuse}: cannot read chains: No such file or directory")
+        try:
+            doc = safe_json.loads(data, args.fuse, "chains")
+        except TraceError as e:  # "chains: invalid JSON (...)"
+            raise UserError(f"{args.fuse}: cannot read {e.problem}") from None
         items = doc.get("candidates", []) if isinstance(doc, dict) else doc
         chains = []
         for it in items if isinstance(items, list) else []:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 
@@ -60,3 +61,34 @@ def read_whole(path: str) -> bytes:
             return f.read()
     except OSError as e:
         raise TraceError(path, f"cannot read: {e.strerror or e}") from None
+
+
+def read_regular(path: str, limit: int) -> bytes | None:
+    """The bytes of the regular file `path` (None where there is none), at most
+    `limit` of them. Anything else is a TraceError naming it: a FIFO (which would
+    block the open until a writer came), a device such as /dev/zero (which never
+    ends), a folder, a longer file, one that cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise TraceError(path, e.strerror or str(e)) from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise TraceError(path, "is a directory, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise TraceError(path, "not a regular file")
+        too_long = f"longer than {limit:,} bytes"
+        if st.st_size > limit:
+            raise TraceError(path, too_long)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)  # a file still growing is cut off here
+        if len(data) > limit:
+            raise TraceError(path, too_long)
+        return data
+    except OSError as e:
+        raise TraceError(path, e.strerror or str(e)) from None
+    finally:
+        os.close(fd)
