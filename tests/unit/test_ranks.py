@@ -230,6 +230,58 @@ def test_a_run_json_too_deep_to_read_leaves_a_folder_of_plain_files(tmp_path):
     r = skip("analyze", tmp_path, "--json")
     assert r.returncode == 0, r.stderr
     assert [x["trace"].rsplit("/", 1)[1] for x in json.loads(r.stdout)["ranks"]] == ["rank0.json"]
+    assert r.stderr.startswith(f"skip: warning: {tmp_path / 'run.json'}: not a skip run's")
+
+
+RUN = {"format": "skipnative-run", "version": 1, "files": ["rank0.skip"]}
+
+
+@pytest.mark.parametrize(
+    ("doc", "problem"),
+    [
+        ({**RUN, "files": ["rank0.skip", "rank0.skip"]}, "files[1] 'rank0.skip' is listed twice"),
+        ({**RUN, "version": 2}, "run.json version 2 is not supported"),
+        ({**RUN, "files": "rank0.skip"}, "'files' must be a list of file names"),
+        ({**RUN, "files": ["sub/rank0.skip"]}, "files[0] 'sub/rank0.skip' is a path"),
+        ({**RUN, "files": ["rank0.skip", "notes.txt"]}, "files[1] 'notes.txt' is not a trace"),
+        ({**RUN, "files": ["rank0.skip", 7]}, "files[1] is 7, not a file name"),
+        ({**RUN, "files": []}, "lists no trace file"),
+    ],
+)
+def test_a_run_json_that_cannot_be_a_runs_is_an_error(tmp_path, doc, problem):
+    # a file listed twice read as two identical ranks; the others fell back to
+    # the folder's files, or dropped the entry, without a word
+    import skipnative as sn
+
+    sn.load(rank_trace(tmp_path / "t.json", 10)).save(str(tmp_path / "rank0.skip"))
+    (tmp_path / "t.json").unlink()
+    (tmp_path / "run.json").write_text(json.dumps(doc))
+    r = skip("analyze", tmp_path)
+    assert r.returncode == 1 and r.stdout == "", r.stderr
+    assert r.stderr.startswith(f"skip: error: {tmp_path / 'run.json'}: {problem}"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("text", ["{bad", json.dumps({"version": 1, "files": ["rank0.json"]})])
+def test_a_run_json_that_is_not_a_runs_is_said_and_the_files_read(tmp_path, text):
+    rank_trace(tmp_path / "rank0.json", 10)
+    (tmp_path / "run.json").write_text(text)
+    r = skip("analyze", tmp_path)
+    assert r.returncode == 0, r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith(f"skip: warning: {tmp_path / 'run.json'}: not a skip run's run.json")
+    assert line.endswith("the folder's trace files are read instead")
+
+
+def test_a_run_json_that_is_a_fifo_is_an_error_not_a_hang(tmp_path):
+    import os
+
+    rank_trace(tmp_path / "rank0.json", 10)
+    os.mkfifo(tmp_path / "run.json")
+    argv = [sys.executable, "-m", "skipnative", "analyze", str(tmp_path)]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"skip: error: {tmp_path / 'run.json'}: not a regular file"
 
 
 def test_a_run_folder_names_a_listed_file_that_is_gone(tmp_path):

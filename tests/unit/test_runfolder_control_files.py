@@ -150,3 +150,17 @@ def test_a_deeply_nested_run_json_is_refused_in_one_line(tmp_path, depth):
     with pytest.raises(TraceError) as e:
         runfolder.read_run(tmp_path)
     assert e.value.path == str(tmp_path / "run.json") and "nested" in e.value.problem
+
+
+@pytest.mark.parametrize(
+    ("files", "problem"),
+    [(["rank0.skip", "rank0.skip"], "listed twice"), (["a/rank0.skip"], "is a path")],
+)
+def test_read_run_checks_the_files_as_the_folder_commands_do(tmp_path, files, problem):
+    from skipnative.errors import TraceError
+
+    doc = {"format": runfolder.RUN_FORMAT, "version": 1, "processes": [], "files": files}
+    (tmp_path / "run.json").write_text(json.dumps(doc))
+    with pytest.raises(TraceError) as e:
+        runfolder.read_run(tmp_path)
+    assert e.value.path == str(tmp_path / "run.json") and problem in e.value.problem

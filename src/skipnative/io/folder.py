@@ -6,16 +6,24 @@ A rank comes, in this order, from the trace itself (Kineto's
 name (``rank-3``, ``rank3``, ``rank_3``), and else from the order of the file
 names. A ``skip run`` folder lists its files in ``run.json``; any other folder
 holds every ``.json``, ``.json.gz`` and ``.skip`` file at its top level.
+
+A run.json that says it is a ``skip run``'s ("format": "skipnative-run") is
+checked as one: a version this skipnative reads and a list of distinct trace
+file names in the folder, else an error. One that does not say so (another
+tool's, or no JSON) leaves a folder of plain files, with a warning; one that
+cannot be read at all (a FIFO, which would block the open) is an error.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import warnings
 from typing import Any
 
 from skipnative.errors import TraceError
 from skipnative.io import safe_json
+from skipnative.io.atomic import read_regular
 
 TRACE_SUFFIXES = (".json", ".json.gz", ".skip")
 # far beyond any job's process count (a 32-bit count); more is a damaged file,
@@ -23,6 +31,10 @@ TRACE_SUFFIXES = (".json", ".json.gz", ".skip")
 MAX_RANK = 2**31 - 1
 _RANK_IN_NAME = re.compile(r"rank[-_]?(\d+)", re.IGNORECASE)
 _NOT_TRACES = {"run.json"}
+RUN_FORMAT = "skipnative-run"
+RUN_VERSION = 1
+# a run.json lists a few hundred processes at most: kilobytes
+MAX_RUN_JSON = 64 << 20
 
 
 def is_folder(path: str | os.PathLike) -> bool:
@@ -38,17 +50,15 @@ def list_traces(folder: str | os.PathLike) -> list[str]:
         names = sorted(os.listdir(folder))
     except OSError as e:
         raise TraceError(folder, f"cannot list the folder: {e.strerror or e}") from None
-    if os.path.isfile(os.path.join(folder, "sweep.json")) and _run_files(folder) is None:
+    run_files = _run_files(folder)
+    if run_files is not None:  # each listed file, there or not: a missing one is an error
+        return [os.path.join(folder, n) for n in run_files]
+    if os.path.isfile(os.path.join(folder, "sweep.json")):
         raise TraceError(
             folder,
             "a sweep folder (sweep.json: one trace per batch size, not per rank): "
             "`skip report` and `skip whatif` read it; analyse one of its traces on its own",
         )
-    run_files = _run_files(folder)
-    if run_files is not None:  # each listed file, there or not: a missing one is an error
-        listed = [n for n in run_files if n == os.path.basename(n) and n.endswith(TRACE_SUFFIXES)]
-        if listed:
-            return [os.path.join(folder, n) for n in listed]
     paths = [
         os.path.join(folder, n)
         for n in names
@@ -63,16 +73,52 @@ def list_traces(folder: str | os.PathLike) -> list[str]:
 
 
 def _run_files(folder: str) -> list[str] | None:
+    """The files a skip run's run.json lists (None: the folder has no such
+    run.json, said by a warning where it has another)."""
     path = os.path.join(folder, "run.json")
+    data = read_regular(path, MAX_RUN_JSON)  # a FIFO or a folder: TraceError
+    if data is None:
+        return None
+    fallback = "; the folder's trace files are read instead"
     try:
-        with open(path, "rb") as f:
-            run = safe_json.loads(f.read(), path, "run.json")
-    except (OSError, TraceError):  # no run folder's, or not readable as one: plain files
+        run = safe_json.loads(data, path, "not a skip run's run.json")
+    except TraceError as e:
+        warnings.warn(f"{e}{fallback}", RuntimeWarning, stacklevel=3)
         return None
-    if not isinstance(run, dict) or run.get("format") != "skipnative-run":
+    if not isinstance(run, dict) or run.get("format") != RUN_FORMAT:
+        why = f'no "format": "{RUN_FORMAT}"'
+        warnings.warn(f"{path}: not a skip run's run.json ({why}){fallback}", RuntimeWarning, 3)
         return None
+    problem = run_problem(run)
+    if problem:
+        raise TraceError(path, problem)
+    if not run["files"]:
+        raise TraceError(path, "lists no trace file (the run captured no process)")
+    return list(run["files"])
+
+
+def run_problem(run: dict[str, Any]) -> str | None:
+    """Why a skip run's run.json (its "format" checked) cannot be read as one: a
+    version this skipnative does not read, "files" not a list of distinct trace
+    file names in the folder (what `skip run` writes); None where it can."""
+    if run.get("version") != RUN_VERSION:
+        v = run.get("version")
+        return f"run.json version {v!r:.40} is not supported (this skipnative reads {RUN_VERSION})"
     files = run.get("files")
-    return [str(f) for f in files] if isinstance(files, list) else None
+    if not isinstance(files, list):
+        return f"'files' must be a list of file names, not {type(files).__name__}"
+    seen: set[str] = set()
+    for i, f in enumerate(files):
+        if not isinstance(f, str) or not f:
+            return f"files[{i}] is {f!r:.40}, not a file name"
+        if f != os.path.basename(f) or f in (".", "..") or "\\" in f or "\0" in f:
+            return f"files[{i}] {f!r:.80} is a path, not the name of a file in the folder"
+        if not f.endswith(TRACE_SUFFIXES) or f in _NOT_TRACES:
+            return f"files[{i}] {f!r:.80} is not a trace file (.json, .json.gz, .skip)"
+        if f in seen:
+            return f"files[{i}] {f!r:.80} is listed twice"
+        seen.add(f)
+    return None
 
 
 def _int_rank(value: Any, path: str, where: str) -> int | None:

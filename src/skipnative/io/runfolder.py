@@ -40,11 +40,10 @@ from typing import Any
 
 from skipnative.errors import TraceError
 from skipnative.io.atomic import atomic_output
+from skipnative.io.folder import MAX_RUN_JSON, RUN_FORMAT, RUN_VERSION, run_problem
 from skipnative.io.safe_json import loads
 from skipnative.trace import losses
 
-RUN_FORMAT = "skipnative-run"
-RUN_VERSION = 1
 CONTROL = ".skiprun"
 RUN_JSON = "run.json"
 _IDENTITY: tuple[str, ...] = ("pid", "ppid", "argv", "exe", "rank", "local_rank", "world_size")
@@ -426,13 +425,14 @@ def read_run(path: str) -> dict[str, Any]:
     path = os.fspath(path)
     if os.path.isdir(path):
         path = os.path.join(path, RUN_JSON)
-    run = _read_json(path)
+    run = _read_json(path, MAX_RUN_JSON)
     if run is None:
         raise TraceError(path, "no such file")
     if not isinstance(run, dict) or run.get("format") != RUN_FORMAT:
         raise TraceError(path, "not a skip run folder's run.json")
-    if run.get("version") != RUN_VERSION:
-        raise TraceError(path, f"run.json version {run.get('version')} is not supported")
+    problem = run_problem(run)  # as the folder commands read it
+    if problem:
+        raise TraceError(path, problem)
     if not isinstance(run.get("processes"), list):
         raise TraceError(path, "run.json has no process list")
     return run
