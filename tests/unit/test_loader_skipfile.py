@@ -242,3 +242,52 @@ def test_a_non_finite_number_in_the_header_is_refused(native, tmp_path):
         assert r.stderr.strip() == f"skip: error: {p}: corrupted .skip file: header: " + (
             "meta.dropped.gpu_rows is Infinity, which is not a JSON number"
         ), r.stderr
+
+
+def _edited(native, tmp_path, edit) -> Path:
+    p = tmp_path / "edited.skip"
+    skipfile.save(native, str(p), overwrite=True)
+    _rewrite(p, edit)
+    return p
+
+
+def test_the_files_this_version_writes_and_the_bundled_ones_pass_the_checks(native, tmp_path):
+    p = _edited(native, tmp_path, lambda h, payload: (json.dumps(h).encode(), payload))
+    skipnative.load(p)
+    for f in sorted(NATIVE.parent.glob("*.skip")):
+        skipnative.load(f)
+
+
+@pytest.mark.parametrize("extra", [b"\0", b"x" * 4096])
+def test_bytes_after_the_payload_are_refused(native, tmp_path, extra):
+    # they were read past without a word: a file spliced or appended to
+    p = _edited(native, tmp_path, lambda h, payload: (json.dumps(h).encode(), payload + extra))
+    load_refused(p, f"{len(extra):,} bytes after", after=": corrupted .skip file: ")
+
+
+@pytest.mark.parametrize("version", [99, 0, "1", 1.0, None, True])
+def test_a_header_format_version_not_the_files_is_refused(native, tmp_path, version):
+    def edit(h, payload):
+        h["format_version"] = version
+        return json.dumps(h).encode(), payload
+
+    load_refused(
+        _edited(native, tmp_path, edit), "format_version", after=": corrupted .skip file: "
+    )
+
+
+def test_a_header_format_version_of_nan_is_refused(native, tmp_path):
+    def edit(h, payload):
+        h["format_version"] = float("nan")
+        return json.dumps(h).encode(), payload
+
+    load_refused(_edited(native, tmp_path, edit), "format_version is NaN")
+
+
+@pytest.mark.parametrize("delta", [-1, 1, 10**6])
+def test_a_strings_count_that_does_not_match_is_refused(native, tmp_path, delta):
+    def edit(h, payload):
+        h["strings"]["count"] += delta
+        return json.dumps(h).encode(), payload
+
+    load_refused(_edited(native, tmp_path, edit), "strings count", after=": corrupted .skip file: ")

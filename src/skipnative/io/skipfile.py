@@ -16,8 +16,12 @@ written before the waits table existed lack it and read as having none.
 Tables are stored column by column; int64 columns are delta-encoded before
 zlib, which makes timestamps a few bytes each. Loading never executes
 anything from the file (no pickle): dtypes come from a fixed list, and every
-blob is size- and CRC-checked. Writes go to a temporary file in the same
-folder and are renamed into place, so a crash never leaves a partial file.
+blob is size- and CRC-checked. The header's format_version is the prefix's,
+its strings count the strings', and the payload ends with the last blob: a file
+that says otherwise was not written whole by a writer of this format (bytes
+appended, parts spliced), and is refused rather than read in part.
+Writes go to a temporary file in the same folder and are renamed into place,
+so a crash never leaves a partial file.
 """
 
 from __future__ import annotations
@@ -183,6 +187,9 @@ def _parse_checked(path: str, data: memoryview) -> Trace:
         ids = out[name]["name_id"]
         if len(ids) and (ids.min() < 0 or ids.max() >= n):
             raise r.corrupt(f"table {name} refers to names beyond the string table")
+    trailing = len(r.payload) - _payload_end(header)
+    if trailing > 0:
+        raise r.corrupt(f"{trailing:,} bytes after the last table's data")
     meta = header.get("meta")
     if not isinstance(meta, dict):
         raise r.corrupt("meta is not an object")
@@ -199,6 +206,22 @@ def _parse_checked(path: str, data: memoryview) -> Trace:
         path=path,
         waits=out["waits"],
     )
+
+
+def _payload_end(header: dict[str, Any]) -> int:
+    """Where the last blob the header names ends (those of a table this reader
+    does not know too: each is written, in order, after the one before)."""
+    entries = [header.get("strings")]
+    for t in header["tables"].values():
+        if isinstance(t, dict) and isinstance(t.get("columns"), list):
+            entries += t["columns"]
+    ends = [0]
+    for e in entries:
+        if isinstance(e, dict):
+            off, n = e.get("offset"), e.get("nbytes")
+            if isinstance(off, int) and isinstance(n, int):
+                ends.append(off + n)
+    return max(ends)
 
 
 class _Reader:
@@ -230,6 +253,9 @@ class _Reader:
         header = safe_json.loads(text, path, "corrupted .skip file: header")
         if not isinstance(header, dict):
             raise self.corrupt("header is not an object")
+        fv = header.get("format_version")
+        if type(fv) is not int or fv != version:  # every writer wrote it, as the prefix's
+            raise self.corrupt(f"header format_version {_short(fv)} is not the file's, {version}")
         self.payload = data[_PREFIX.size + hlen :]
         return header
 
@@ -261,6 +287,9 @@ class _Reader:
         strings = safe_json.loads(text, self.path, "corrupted .skip file: strings")
         if not isinstance(strings, list) or not all(isinstance(s, str) for s in strings):
             raise self.corrupt("strings are not a list of strings")
+        count = header["strings"].get("count")
+        if type(count) is not int or count != len(strings):
+            raise self.corrupt(f"strings count {_short(count)}, but {len(strings):,} strings")
         return strings or [""]
 
     def table(self, name: str, dtype: np.dtype, t: Any) -> np.ndarray:
