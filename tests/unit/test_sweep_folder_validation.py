@@ -110,12 +110,31 @@ SWEEP_CASES = {
     "script_list": lambda doc, p: doc.__setitem__("script", ["w.py"]),
     "seq_len_str": lambda doc, p: doc.__setitem__("seq_len", {"n": 1}),
     "duplicate_batch": lambda doc, p: doc["points"].append(dict(p)),
+    # "false" was taken as true; a list or an object printed as Python's repr
+    "graphs_str": lambda doc, p: doc.__setitem__("graphs", "false"),
+    "graphs_number": lambda doc, p: doc.__setitem__("graphs", 0),
+    "card_list": lambda doc, p: doc.__setitem__("card", [1]),
+    "phase_object": lambda doc, p: doc.__setitem__("phase", {"a": 1}),
 }
 
 
 @pytest.mark.parametrize("name", list(SWEEP_CASES))
 def test_a_sweep_json_the_report_cannot_use_is_refused(tmp_path, name):
     refused(one_point(tmp_path / "s", SWEEP_CASES[name]))
+
+
+@pytest.mark.parametrize(("key", "value"), [("graphs", "false"), ("card", [1]), ("phase", {})])
+def test_a_sweep_field_of_the_wrong_type_is_named(tmp_path, key, value):
+    problem = refused(one_point(tmp_path / "s", lambda doc, p: doc.__setitem__(key, value)))
+    assert problem.startswith(f"'{key}' must be "), problem
+
+
+def test_graphs_card_and_phase_may_be_null_as_older_sweeps_wrote_them(tmp_path):
+    def nulls(doc, p):
+        doc.update(graphs=None, card=None, phase=None)
+
+    sw = load_sweep(str(one_point(tmp_path / "s", nulls)))
+    assert (sw.card, sw.phase) == ("", "")
 
 
 def test_a_top_level_that_is_no_object_is_refused(tmp_path):

@@ -4,8 +4,9 @@ sweep.json is checked when it is loaded, so that what reads it later (the
 report, `skip whatif DIR`) can take it as written: the points a list of
 objects, each with a batch (an int from 1 to MAX_BATCH, each once), a file
 (default b<batch>.skip: a relative name inside the folder), and the summaries
-the report shows, where present, of the types `skip profile` writes them. A
-point that is not is refused in one line naming sweep.json and the point.
+the report shows, where present, of the types `skip profile` writes them; the
+sweep's card and phase text, graphs true, false or null. A point (or a sweep)
+that is not is refused in one line naming sweep.json and the point.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ def load_sweep(folder: str) -> Sweep:
         files.append(point_file)
     return Sweep(
         folder=folder,
-        phase=str(doc.get("phase", "")),
-        card=str(doc.get("card", "")),
+        phase=doc.get("phase") or "",  # text, or none recorded (checked)
+        card=doc.get("card") or "",
         values=values,
         files=files,
         info=doc,
@@ -94,6 +95,13 @@ def _check_top(path: str, doc: dict[str, Any]) -> None:
 
     if doc.get("script") is not None and not isinstance(doc["script"], str):
         bad(f"'script' must be a path, not {_kind(doc['script'])}")
+    for key in ("card", "phase"):  # printed as they are: a list would print as its repr
+        if doc.get(key) is not None and not isinstance(doc[key], str):
+            bad(f"{key!r} must be text, not {_kind(doc[key])}")
+    graphs = doc.get("graphs")  # null in sweeps written before it was recorded
+    if graphs is not None and not isinstance(graphs, bool):
+        # "false" would be taken as true
+        bad(f"'graphs' must be true, false or null, not {_kind(graphs)}: {graphs!r:.40}")
     seq_len = doc.get("seq_len")
     if seq_len is not None and not (_count(seq_len) and seq_len <= MAX_BATCH):
         bad(f"'seq_len' must be a whole number of tokens, not {seq_len!r:.40}")
