@@ -9,7 +9,9 @@ from skipnative.errors import TraceError
 from test_sweep_folder_validation import BUNDLED, one_point, skip
 
 
-@pytest.mark.parametrize("value", ["1e18", "1e6,2e6", "2,inf", "0", "-1", "x", "nan", "1,,x"])
+@pytest.mark.parametrize(
+    "value", ["1e18", "1e6,2e6", "2,inf", "0", "-1", "x", "nan", "1,,x", "2,,3", ",", "2,", ",2"]
+)
 def test_report_whatif_cpu_out_of_range_is_refused_at_parse_time(tmp_path, value):
     r = skip("report", f"--whatif-cpu={value}", "--out", tmp_path / "r", BUNDLED)
     lines = r.stderr.strip().splitlines()
@@ -23,7 +25,7 @@ def test_report_whatif_cpu_parses_lists_within_the_bounds():
 
     assert _scales("2,0.5") == (2.0, 0.5)
     assert _scales("1e6, 1e-3") == (1e6, 1e-3)
-    assert _scales("") == ()
+    assert _scales("") == () and _scales(" ") == ()
 
 
 def test_a_replay_the_trace_cannot_hold_is_one_line_naming_the_point(tmp_path, monkeypatch):

@@ -39,9 +39,16 @@ def add_parser(sub) -> None:
 
 
 def _scales(text: str) -> tuple[float, ...]:
-    """An argparse type: the comma-separated scales, each as --cpu-scale takes it."""
+    """An argparse type: the comma-separated scales, each as --cpu-scale takes it;
+    '' for none. An empty scale among others ("2,,3", ",") is refused: it is a
+    typo, not a wish for fewer scales."""
+    if not text.strip():
+        return ()
     try:
-        return tuple(_SCALE(x.strip()) for x in text.split(",") if x.strip())
+        parts = [x.strip() for x in text.split(",")]
+        if "" in parts:
+            raise argparse.ArgumentTypeError("an empty scale between commas")
+        return tuple(_SCALE(x) for x in parts)
     except argparse.ArgumentTypeError as e:
         raise argparse.ArgumentTypeError(f"in {text!r}: {e}") from None
 
