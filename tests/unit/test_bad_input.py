@@ -332,6 +332,9 @@ def test_a_command_line_the_parser_refuses_is_one_line(tmp_path, argv, fragment)
         (["whatif", "T", "--fuse-top", "0"], "--fuse-top must be >= 1"),
         (["compare", "T", "T", "--per-iteration", "--window", "0:5"], "choose one"),
         (["sweep", "--batch-sizes", "0", "--out", "RUN"], "at least one size, each >= 1"),
+        # demo checked them only on a GPU: exit 0 without one
+        (["demo", "--batch-sizes", "0", "--out", "RUN"], "at least one size, each >= 1"),
+        (["demo", "--batch-sizes", "x", "--out", "RUN"], "expected integers like 1,2,4"),
         (["run"], "no command given"),
         (["run", "--on-demand", "--delay", "1", "--", "true"], "drop --delay/--duration"),
         (["trigger", "--wait", "--duration", "0", "RUN"], "--wait needs a --duration"),

@@ -20,7 +20,11 @@ def add_parser(sub) -> None:
         "demo", help="sweep + report on a GPU; without one, the report of a bundled real capture"
     )
     p.add_argument("--out", type=out_path, required=True, help="output folder")
-    p.add_argument("--batch-sizes", default="1,4,16", help="on a GPU (default 1,4,16)")
+    p.add_argument(
+        "--batch-sizes",
+        default="1,4,16",
+        help="on a GPU (default 1,4,16); checked on any machine",
+    )
     p.add_argument("--force", action="store_true", help="replace an earlier demo's files")
     p.set_defaults(run=run)
 
@@ -48,8 +52,12 @@ def _clear(out: str, force: bool) -> None:
 def run(args) -> int:
     from skipnative.cli._common import check_out_folder
     from skipnative.cli._gpu import gpu_reason
+    from skipnative.cli.sweep import batch_sizes
     from skipnative.report import write_report
 
+    # on every machine, before anything runs: without a GPU the sizes are not
+    # used, but a command line is refused the same wherever it runs
+    sizes = batch_sizes(args.batch_sizes)
     check_out_folder(args.out)
     why = gpu_reason()
     _clear(args.out, args.force)
@@ -63,7 +71,7 @@ def run(args) -> int:
             ["--out", args.out, "--iters", "3", "--warmup", "2", "--fidelity", "20"]
             + ["--force"] * args.force
         )
-        sweep_cmd.sweep(ns, sweep_cmd.batch_sizes(args.batch_sizes))
+        sweep_cmd.sweep(ns, sizes)
         path = write_report(args.out)
     else:
         data = os.path.join(args.out, "capture")
