@@ -210,3 +210,33 @@ def test_an_output_that_is_a_folder_is_refused_with_or_without_force(tmp_path, o
         assert r.stderr.strip().splitlines() == [
             "skip: error: out: exists and is not a regular file; only a file is replaced"
         ], force
+
+
+def test_parquet_to_dash_goes_to_stdout_as_csv_does(tmp_path):
+    # it wrote a file named "-" in the current folder
+    import io
+
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = str(CUDA[2])
+    argv = [sys.executable, "-m", "skipnative", "kernels", path, "--parquet", "-"]
+    r = subprocess.run(argv, capture_output=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / "-").exists() and r.stderr == b""
+    tbl = pq.read_table(io.BytesIO(r.stdout))
+    assert tbl.num_rows == len(kernel_rows(skipnative.load(path))["name"])
+
+
+def test_parquet_to_a_terminal_is_a_usage_error(tmp_path):
+    import os
+    import pty
+
+    pytest.importorskip("pyarrow")
+    master, terminal = pty.openpty()
+    argv = [sys.executable, "-m", "skipnative", "kernels", str(CUDA[2]), "--parquet", "-"]
+    try:
+        r = subprocess.run(argv, stdout=terminal, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    finally:
+        os.close(terminal)
+        os.close(master)
+    assert r.returncode == 2 and "Parquet is binary" in r.stderr, r.stderr
+    assert not (tmp_path / "-").exists()

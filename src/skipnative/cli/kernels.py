@@ -42,7 +42,10 @@ def add_parser(sub) -> None:
         "--csv", type=out_path, metavar="OUT", help="write the table as CSV ('-': stdout)"
     )
     out.add_argument(
-        "--parquet", type=out_path, metavar="OUT", help="write the table as Parquet (needs pyarrow)"
+        "--parquet",
+        type=out_path,
+        metavar="OUT",
+        help="write the table as Parquet ('-': stdout, when it is no terminal; needs pyarrow)",
     )
     out.add_argument("--json", action="store_true", help="the summary as one JSON object")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
@@ -128,6 +131,15 @@ def write_parquet(cols: dict, path: str, force: bool = False) -> None:
     tbl = arrow_table(cols)
     import pyarrow.parquet as pq
 
+    if path == "-":  # as --csv takes it: stdout, not a file named "-"
+        import pyarrow as pa
+
+        buf = pa.BufferOutputStream()
+        pq.write_table(tbl, buf)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(buf.getvalue().to_pybytes())
+        sys.stdout.buffer.flush()
+        return
     with atomic_output(path, overwrite=force) as f:
         pq.write_table(tbl, f)
 
@@ -138,6 +150,8 @@ def run(args) -> int:
     out = args.csv or args.parquet
     if out:  # before any trace is read: a long folder read would end in this error
         _check_out(out, args.force)
+    if args.parquet == "-" and sys.stdout.isatty():
+        raise UsageError("--parquet -: Parquet is binary; send stdout to a file or a pipe")
     if args.parquet:
         import pyarrow  # noqa: F401  (missing: the command names its extra, as for any)
     cols, errors = _table(args)
@@ -147,8 +161,8 @@ def run(args) -> int:
         write_parquet(cols, args.parquet, args.force)
     else:
         _summary(args, cols)
-    if args.csv not in (None, "-") or args.parquet:
-        out = args.csv or args.parquet
+    out = args.csv or args.parquet
+    if out not in (None, "-"):
         print(f"wrote {out}: {len(cols['name']):,} kernels", file=sys.stderr)
     return report_errors(errors)
 
