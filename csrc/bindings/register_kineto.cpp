@@ -149,6 +149,8 @@ void register_kineto(py::module_& m) {
              return out;
            })
       .def_readonly("top_level", &TraceReader::top_level)
+      .def_readonly("top_level_over_cap", &TraceReader::top_level_over_cap)
+      .def_readonly_static("max_top_level_bytes", &TraceReader::kMaxTopLevelText)
       .def_readonly("events", &TraceReader::events)
       .def_readonly("ignored_events", &TraceReader::ignored_events);
   m.def("kineto_record_dtypes", [] {

@@ -8,7 +8,6 @@
 namespace skipnative::kineto {
 
 namespace {
-constexpr size_t kMaxTopLevelText = 1 << 20;
 constexpr size_t kFirstCarryStep = 4096;
 }  // namespace
 
@@ -142,7 +141,12 @@ void TraceReader::top_member(Cursor& c) {
   }
   size_t vstart = c.i;
   c.skip_value();
-  if (c.i - vstart <= kMaxTopLevelText) top_level[key] = std::string(c.b + vstart, c.i - vstart);
+  // a value over the cap is not kept, but its key and size are: a reader of
+  // that member must refuse the document rather than take it as absent
+  if (c.i - vstart <= kMaxTopLevelText)
+    top_level[key] = std::string(c.b + vstart, c.i - vstart);
+  else
+    top_level_over_cap[key] = c.i - vstart;
   state_ = Top::kCommaOrEnd;
 }
 

@@ -81,6 +81,9 @@ class TraceReader {
   StringTable names;
   // Top-level members other than traceEvents, as raw JSON text (small ones only).
   std::map<std::string, std::string> top_level;
+  // Those over kMaxTopLevelText bytes, not kept: their sizes in bytes, by key.
+  std::map<std::string, uint64_t> top_level_over_cap;
+  static constexpr size_t kMaxTopLevelText = 1 << 20;
   uint64_t events = 0;  // elements of traceEvents seen
   uint64_t ignored_events = 0;
 

@@ -87,7 +87,8 @@ void compare(const Outcome& a, const Outcome& b, const char* how) {
       !same_rows(a.r.waits, b.r.waits))
     broken(how, "different rows");
   if (a.r.names.snapshot() != b.r.names.snapshot()) broken(how, "different strings");
-  if (a.r.top_level != b.r.top_level) broken(how, "different top-level members");
+  if (a.r.top_level != b.r.top_level || a.r.top_level_over_cap != b.r.top_level_over_cap)
+    broken(how, "different top-level members");
   if (a.r.events != b.r.events || a.r.ignored_events != b.r.ignored_events)
     broken(how, "different event counts");
 }

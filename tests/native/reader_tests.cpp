@@ -288,6 +288,23 @@ void test_long_step_is_linear() {
   CHECK(chunked <= 50 * one + 0.3);
 }
 
+// A top-level member over the cap is not kept, but never dropped without a
+// trace: its key and size are, in any chunking, for the loader to refuse it
+// where it reads that member (an export's regions were lost so).
+void test_big_top_level_member_is_reported() {
+  const size_t cap = TraceReader::kMaxTopLevelText;
+  const std::string doc = "{\"big\": \"" + std::string(cap, 'x') +
+                          "\", \"small\": [1], \"edge\": \"" + std::string(cap - 2, 'y') +
+                          "\", \"traceEvents\": []}";
+  for (size_t piece : {size_t(0), size_t(4096), size_t(100000)}) {
+    Result r;
+    read_doc(doc, piece, r);
+    CHECK(r.ok && r.r.top_level.count("small") == 1 && r.r.top_level.count("edge") == 1);
+    CHECK(r.r.top_level.count("big") == 0 && r.r.top_level_over_cap.size() == 1);
+    if (r.r.top_level_over_cap.count("big")) CHECK(r.r.top_level_over_cap.at("big") == cap + 2);
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -301,6 +318,7 @@ int main() {
   test_document_errors();
   test_ops_nest();
   test_long_step_is_linear();
+  test_big_top_level_member_is_reported();
   if (failures) {
     std::fprintf(stderr, "%d check(s) failed\n", failures);
     return 1;

@@ -471,3 +471,16 @@ def test_a_run_dump_header_that_is_no_json_is_one_line(tmp_path, header, problem
     msg = str(e.value)
     assert msg.startswith(f"{p}: corrupted skip run dump: header: "), msg
     assert problem in msg and "\n" not in msg
+
+def test_a_top_level_member_over_the_readers_cap_is_refused_where_read(tmp_path):
+    # the reader keeps no member over 1 MiB: an export's regions were dropped so,
+    # the file read as a plain Kineto trace without a word
+    big = [{"id": 0, "name": "x" * (1 << 20)}]
+    events = [launch(0, 1, 1), kernel(2, 1, 1)]
+    doc = {"deviceProperties": big, "traceEvents": events}
+    load_refused(raw(tmp_path, json.dumps(doc)), "'deviceProperties'", "over the 1 MiB")
+    doc = {"skipnative": {"source": "skipnative", "regions": [[0, 1, "x" * (1 << 20), "marker"]]}}
+    load_refused(raw(tmp_path, json.dumps({**doc, "traceEvents": events})), "'skipnative'")
+    # one that nothing reads is no loss (chrome traces' systemTraceEvents can be big)
+    doc = {"systemTraceEvents": big, "traceEvents": events}
+    assert len(skipnative.load(raw(tmp_path, json.dumps(doc))).gpu) == 1

@@ -85,17 +85,21 @@ def load_kineto(path: str, reader=None) -> Trace:
     return trace
 
 
+# the top-level members the loader reads (besides "skipnative" and its shards)
+_META_KEYS = (
+    "deviceProperties",
+    "schemaVersion",
+    "distributedInfo",
+    "traceName",
+    "baseTimeNanoseconds",
+    "displayTimeUnit",
+)
+
+
 def _meta(path: str, top: dict[str, str]) -> dict:
     meta: dict = {"source": "kineto", "time_unit": "ns", "clock_domain": "unix"}
     devices = []
-    for key in (
-        "deviceProperties",
-        "schemaVersion",
-        "distributedInfo",
-        "traceName",
-        "baseTimeNanoseconds",
-        "displayTimeUnit",
-    ):
+    for key in _META_KEYS:
         if key in top:
             value = loads(top[key], path, key)
             if key == "deviceProperties" and isinstance(value, list):
@@ -189,11 +193,22 @@ def _table(
 
 def _top_level(path: str, reader) -> dict[str, str]:
     """The document's top-level members (raw JSON text by key); text that is not
-    UTF-8 there is no JSON, refused in one line (JSON text is UTF-8)."""
+    UTF-8 there is no JSON, refused in one line (JSON text is UTF-8). The reader
+    keeps no member over its cap: one that the loader reads is refused, as taking
+    it for absent would lose its data without a word (an export's regions, say)."""
     try:
-        return dict(reader.top_level)
+        top, over = dict(reader.top_level), dict(reader.top_level_over_cap)
     except UnicodeDecodeError:
         raise TraceError(path, "a top-level member is not valid UTF-8 (not JSON)") from None
+    for key, size in sorted(over.items()):
+        if key in _META_KEYS or key == "skipnative" or key.startswith("skipnative_"):
+            cap = reader.max_top_level_bytes >> 20
+            raise TraceError(
+                path,
+                f"top-level member {key[:40]!r} is {size} bytes, over the {cap} MiB "
+                "the reader keeps of one: it cannot be read",
+            )
+    return top
 
 
 def _to_trace(path: str, reader) -> Trace:
