@@ -26,8 +26,12 @@ def export(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("export") / "n.json"
     export_perfetto(skipnative.load(NATIVE), str(out))
     doc = json.loads(out.read_text())
-    assert doc["skipnative"]["latency"] and doc["skipnative"]["regions"]
+    assert doc["skipnative"]["latency"] and doc["skipnative"]["region_shards"]
     return doc
+
+
+def _regions(export) -> list:
+    return json.loads("".join(export[k] for k in export["skipnative"]["region_shards"]))
 
 
 def refused(tmp_path, doc, *fragments) -> str:
@@ -46,8 +50,38 @@ def test_the_export_itself_loads(export, tmp_path):
     p = tmp_path / "ok.json"
     p.write_text(json.dumps(export))
     t = skipnative.load(p)
-    assert len(t.regions) == len(export["skipnative"]["regions"])
+    assert len(t.regions) == len(_regions(export))
     assert (t.gpu["t_queued"] != 0).any()
+
+
+def test_an_export_with_its_regions_inline_loads(export, tmp_path):
+    # as exports were written before region_shards
+    doc = edited(export, regions=_regions(export))
+    for key in doc["skipnative"].pop("region_shards"):
+        del doc[key]
+    p = tmp_path / "old.json"
+    p.write_text(json.dumps(doc))
+    t = skipnative.load(p)
+    assert t.name(t.regions["name_id"]) == [r[2] for r in _regions(export)]
+
+
+@pytest.mark.parametrize(
+    "shards,what",
+    [
+        (5, "not a list of the document's keys"),
+        (["no such key"], "not a list of the document's keys"),
+        (["skipnative_latency_0"], "region_shards"),
+        (["traceName"], "is not a string"),
+    ],
+)
+def test_region_shards_that_are_not_what_an_export_writes(export, tmp_path, shards, what):
+    doc = edited(export, region_shards=shards)
+    doc["traceName"] = 5
+    refused(tmp_path, doc, "skipnative", what)
+
+
+def test_regions_both_inline_and_in_shards(export, tmp_path):
+    refused(tmp_path, edited(export, regions=_regions(export)), "both regions and region_shards")
 
 
 @pytest.mark.parametrize("value", [5, "k", {"k": 1}, [5], ["no such key"]])
@@ -109,7 +143,12 @@ def test_latency_offset_beyond_64_bits(export, tmp_path):
     ],
 )
 def test_regions_that_are_not_what_an_export_writes(export, tmp_path, regions):
-    refused(tmp_path, edited(export, regions=regions), "skipnative", "regions")
+    doc = edited(export, regions=regions)  # inline
+    del doc["skipnative"]["region_shards"]
+    refused(tmp_path, doc, "skipnative", "regions")
+    doc = edited(export, region_shards=["skipnative_regions_0"])  # in a shard
+    doc["skipnative_regions_0"] = json.dumps(regions)
+    refused(tmp_path, doc, "skipnative", "regions")
 
 
 @pytest.mark.parametrize("block", ['"a string"', "[1, 2]", "[" * 400 + "]" * 400])

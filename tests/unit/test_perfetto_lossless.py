@@ -151,3 +151,56 @@ def test_a_simulated_capture_stays_simulated_through_an_export(tmp_path):
     real = tmp_path / "r.json"
     export_perfetto(skipnative.load(NATIVE), str(real))
     assert vendor(skipnative.load(real)) == "NVIDIA"
+
+
+def _many_iterations(n: int):
+    """A simulated capture with latency timestamps, its one iteration repeated
+    `n` times (built directly: capturing that many through the double is slow)."""
+    from skipnative.testing import simulate_cuda
+
+    gpu = simulate_cuda()
+    with skipnative.capture(latency_timestamps=True) as cap:
+        cap.mark("it0")
+        gpu.launch("k", duration_ns=1_000)
+        gpu.sync()
+    t, step = cap.trace, 10_000
+    k = next(i for i, r in enumerate(t.launches) if r["correlation"] == t.gpu["correlation"][0])
+    launches = np.repeat(t.launches[k : k + 1], n)
+    gpu_rows = np.repeat(t.gpu[:1], n)
+    regions = np.repeat(t.regions[:1], n)
+    strings = list(t.strings)
+    shift = np.arange(n, dtype=np.int64) * step
+    for col in ("t_begin", "t_end"):
+        launches[col] += shift
+        regions[col] = t.regions["t_begin"][0] + shift + (step if col == "t_end" else 0)
+    for col in ("t_start", "t_end", "t_queued", "t_submitted"):
+        gpu_rows[col] += shift
+    launches["correlation"] = gpu_rows["correlation"] = np.arange(1, n + 1)
+    regions["name_id"] = np.arange(len(strings), len(strings) + n)
+    strings += [f"it{i}" for i in range(n)]
+    return skipnative.Trace(
+        launches=launches,
+        gpu=gpu_rows,
+        ops=t.ops[:0],
+        regions=regions,
+        strings=strings,
+        meta=t.meta,
+    )
+
+
+def test_a_big_native_export_reads_back_every_region_and_latency(tmp_path):
+    from skipnative.trace import vendor
+
+    t = _many_iterations(30_000)  # its regions' JSON alone is more than 1 MiB
+    out = tmp_path / "big.json"
+    export_perfetto(t, str(out))
+    back = skipnative.load(out)
+    assert vendor(back) == "simulated"
+    assert len(back.regions) == len(t.regions) == 30_000
+    assert back.name(back.regions["name_id"]) == t.name(t.regions["name_id"])
+    assert (back.regions["kind"] == t.regions["kind"]).all()
+    shift = int(back.regions["t_begin"][0] - t.regions["t_begin"][0])
+    assert (back.regions["t_end"] - shift == t.regions["t_end"]).all()
+    assert len(back.gpu) == len(t.gpu)
+    for col in ("t_queued", "t_submitted"):
+        assert (t.gpu[col] != 0).all() and (back.gpu[col] - shift == t.gpu[col]).all()

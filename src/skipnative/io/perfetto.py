@@ -63,12 +63,9 @@ def export_perfetto(trace: Trace, path: str, *, overwrite: bool = False) -> int:
     header = {
         "schemaVersion": 1,
         "deviceProperties": device_props,
-        "skipnative": {
-            "source": trace.source,
-            "clock": trace.meta.get("clock"),
-            "regions": _region_list(trace, off),
-        },
+        "skipnative": {"source": trace.source, "clock": trace.meta.get("clock")},
     }
+    header["skipnative"]["region_shards"] = _region_shards(trace, off, header)  # type: ignore[index]
     if trace.meta.get("cupti_test_double") is True:  # read back as "simulated", not NVIDIA
         header["skipnative"]["cupti_test_double"] = True  # type: ignore[index]
     header["skipnative"]["latency"] = _latency_shards(trace, header)  # type: ignore[index]
@@ -217,8 +214,10 @@ def _cpu_events(trace: Trace, off: int, pid_cpu: int) -> list[str]:
     return events
 
 
-# the reader keeps top-level values up to 1 MiB: latency timestamps go in shards
-_SHARD_ROWS = 20_000
+# The reader keeps top-level values up to 1 MiB: regions and latency timestamps,
+# whose size grows with the trace, go in shards (top-level keys) under that.
+_SHARD_ROWS = 20_000  # latency: 320 KB of pairs, under 440 KB in base64 even if incompressible
+_SHARD_CHARS = 256 << 10  # regions: ASCII text, at most twice that once escaped
 _UNKNOWN = np.iinfo(np.int64).min
 
 
@@ -229,6 +228,19 @@ def _region_list(trace: Trace, off: int) -> list:
         [int(r["t_begin"]) + off, int(r["t_end"]) + off, s[r["name_id"]], REGION_KINDS[r["kind"]]]
         for r in trace.regions
     ]
+
+
+def _region_shards(trace: Trace, off: int, header: dict) -> list[str]:
+    """Every region, as the JSON text of _region_list (ASCII) cut into strings in
+    top-level keys; returns the keys' names. Cut by length, not by row: a region
+    of any name fits."""
+    text = json.dumps(_region_list(trace, off))
+    keys: list[str] = []
+    for i in range(0, len(text), _SHARD_CHARS):
+        key = f"skipnative_regions_{len(keys)}"
+        header[key] = text[i : i + _SHARD_CHARS]
+        keys.append(key)
+    return keys
 
 
 def _latency_shards(trace: Trace, header: dict) -> list[str]:
@@ -261,13 +273,32 @@ def read_extras(
     info = loads(top["skipnative"], path, what)
     if not isinstance(info, dict):
         raise TraceError(path, f"{what} is not an object")
-    regions = info.get("regions")
+    regions = info.get("regions")  # inline: exports written before region_shards
+    shards = info.get("region_shards")
+    if shards is not None:
+        if regions is not None:
+            raise TraceError(path, f"{what} has both regions and region_shards")
+        regions = _joined(top, shards, path, f"{what}: region_shards")
     if regions is not None:
         _check_regions(regions, path, f"{what}: regions")
     keys = info.get("latency")
     if keys is None or keys == []:
         return regions, None
     return regions, _latency(top, keys, path, f"{what}: latency", gpu_rows)
+
+
+def _joined(top: dict[str, str], keys: object, path: str, what: str) -> object:
+    """The JSON value whose text the strings in the top-level keys `keys` hold,
+    in that order."""
+    if not isinstance(keys, list) or not all(isinstance(k, str) and k in top for k in keys):
+        raise TraceError(path, f"{what} is not a list of the document's keys")
+    parts = []
+    for key in keys:
+        part = loads(top[key], path, f"{what} shard {key[:40]!r}")
+        if not isinstance(part, str):
+            raise TraceError(path, f"{what} shard {key[:40]!r} is not a string")
+        parts.append(part)
+    return loads("".join(parts), path, f"{what} text")
 
 
 def _check_regions(rows: object, path: str, what: str) -> None:
