@@ -85,3 +85,44 @@ def test_a_socket_is_refused(tmp_path):
         assert str(e.value) == f"{path}: is a socket, not a trace file"
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("inflater", ["zlib", "isal"])
+def test_every_gzip_member_is_read(inflater, monkeypatch, tmp_path):
+    # one new member was read per pass: of 3 or more in a chunk, the third on were
+    # lost (a valid file refused as truncated JSON, or data after the trace unseen)
+    import gzip
+    import random
+    import zlib
+
+    from skipnative.io import kineto_stream
+
+    mod = zlib if inflater == "zlib" else pytest.importorskip("isal.isal_zlib")
+    monkeypatch.setattr(kineto_stream, "_inflate", mod)
+    monkeypatch.setattr(kineto_stream, "_INFLATE_ERRORS", (zlib.error, mod.error))
+    monkeypatch.setattr(kineto_stream, "CHUNK", 4096)
+    rng = random.Random(7)
+    data = bytes(rng.getrandbits(8) for _ in range(30_000)) + b"json " * 20_000
+    n = len(data)
+    layouts = [
+        [0, n // 3, 2 * n // 3, n],  # three members
+        [0, 0, 10, 10, 5000, n, n],  # empty members, first, between and last
+        [*range(0, 3000, 7), n],  # hundreds of members in one chunk
+        [0, 1, 4096, 4097, 8191, n],  # members ending at and around chunk ends
+    ]
+    p = tmp_path / "t.gz"
+    for cuts in layouts:
+        p.write_bytes(b"".join(gzip.compress(data[a:b]) for a, b in zip(cuts, cuts[1:])))
+        assert b"".join(kineto_stream._open_chunks(str(p))) == data, cuts
+    p.write_bytes(gzip.compress(data[:100]) + gzip.compress(b"") + gzip.compress(data[100:])[:-9])
+    with pytest.raises(TraceError, match="truncated gzip"):
+        b"".join(kineto_stream._open_chunks(str(p)))
+    for junk in (b"garbage", b"\x1f", b"\x00" * 4096):
+        p.write_bytes(gzip.compress(data[:10]) + gzip.compress(data[10:]) + junk)
+        with pytest.raises(TraceError, match="corrupt gzip data"):
+            b"".join(kineto_stream._open_chunks(str(p)))
+    # a trace whose third member holds data after it: refused, not ignored
+    doc = b'{"traceEvents": []}'
+    p.write_bytes(gzip.compress(doc[:5]) + gzip.compress(doc[5:]) + gzip.compress(b'{"x":1}'))
+    with pytest.raises(TraceError, match="trailing data after the trace"):
+        skipnative.load(p)

@@ -31,7 +31,9 @@ _INFLATE_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _inflate.error)
 
 
 def _open_chunks(path: str):
-    """Yields decompressed chunks of at most CHUNK bytes (gzip detected by its magic)."""
+    """Yields decompressed chunks of at most CHUNK bytes (gzip detected by its magic).
+    A gzip file is any number of members, one after another (bgzip and pigz write
+    many, some empty); every one is read, whatever chunk it starts or ends in."""
     with open(path, "rb") as f:
         head = f.read(2)
         f.seek(0)
@@ -39,20 +41,25 @@ def _open_chunks(path: str):
             while raw := f.read(CHUNK):
                 yield raw
             return
-        d = _inflate.decompressobj(wbits=47)
+        d = _inflate.decompressobj(wbits=31)
         while True:
-            raw = d.unconsumed_tail or f.read(CHUNK)
-            if not raw:
-                break
+            if d.eof:  # a member ended: what follows it starts the next, if anything does
+                raw = d.unused_data or f.read(CHUNK)
+                if not raw:
+                    break
+                if len(raw) < 2:
+                    raw += f.read(CHUNK)
+                # checked here: ISA-L waits for a whole header where zlib refuses at once
+                if raw[:2] != b"\x1f\x8b":
+                    raise TraceError(path, "corrupt gzip data (bytes after a member are no member)")
+                d = _inflate.decompressobj(wbits=31)
+            else:
+                raw = d.unconsumed_tail or f.read(CHUNK)
+                if not raw:
+                    break
             out = d.decompress(raw, CHUNK)
             if out:
                 yield out
-            if d.eof and d.unused_data:  # concatenated gzip members
-                rest = d.unused_data
-                d = _inflate.decompressobj(wbits=47)
-                out = d.decompress(rest, CHUNK)
-                if out:
-                    yield out
         if not d.eof:
             raise TraceError(path, "truncated gzip stream (the file ends mid-stream)")
 
