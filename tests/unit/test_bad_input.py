@@ -484,3 +484,22 @@ def test_a_top_level_member_over_the_readers_cap_is_refused_where_read(tmp_path)
     # one that nothing reads is no loss (chrome traces' systemTraceEvents can be big)
     doc = {"systemTraceEvents": big, "traceEvents": events}
     assert len(skipnative.load(raw(tmp_path, json.dumps(doc))).gpu) == 1
+
+
+def test_lone_surrogates_in_a_kineto_trace_read_alike_and_never_crash(tmp_path):
+    # in top-level members they were kept, and `export --skip` crashed on them
+    # (UnicodeEncodeError) while an event name's were replaced
+    events = [launch(0, 1, 1), kernel(2, 1, 1, name="k\ud800")]
+    top = {"traceName": "\ud800x", "deviceProperties": [{"id": 0, "name": "\udc00GPU"}]}
+    path = write(tmp_path / "t.json", events, **top)
+    bad = "\ufffd" * 3
+    t = skipnative.load(path)
+    assert t.name(t.gpu["name_id"][0]) == "k" + bad
+    assert t.meta["traceName"] == bad + "x" and t.meta["devices"][0]["name"] == bad + "GPU"
+    out = tmp_path / "o.skip"
+    for argv in (["analyze", path], ["kernels", path], ["export", "--skip", out, path]):
+        r = subprocess.run(
+            [sys.executable, "-m", "skipnative", *map(str, argv)], capture_output=True, text=True
+        )
+        assert r.returncode == 0, (argv, r.stderr)
+    assert skipnative.load(out).meta["traceName"] == bad + "x"

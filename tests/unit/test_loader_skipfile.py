@@ -291,3 +291,44 @@ def test_a_strings_count_that_does_not_match_is_refused(native, tmp_path, delta)
         return json.dumps(h).encode(), payload
 
     load_refused(_edited(native, tmp_path, edit), "strings count", after=": corrupted .skip file: ")
+
+def test_lone_surrogates_read_as_replacement_characters(native, tmp_path):
+    # JSON lets "\ud800" through; kept, it was a UnicodeEncodeError in every
+    # writer (analyze, kernels, --csv, export --skip; --parquet a decode error)
+    p = tmp_path / "s.skip"
+    skipfile.save(native, str(p))
+    k = int(native.gpu["name_id"][np.argmax(native.gpu["t_end"] - native.gpu["t_start"])])
+
+    def edit(header, payload):
+        at = header["strings"]["offset"]
+        strings = json.loads(zlib.decompress(payload[at : at + header["strings"]["nbytes"]]))
+        strings[k] = "\ud800k"
+        blob = zlib.compress(json.dumps(strings).encode())
+        header["strings"].update(offset=len(payload), nbytes=len(blob), crc32=zlib.crc32(blob))
+        header["meta"]["\udc00note"] = "\udfffm"
+        return json.dumps(header).encode(), payload + blob
+
+    _rewrite(p, edit)
+    t = skipnative.load(p)
+    bad = "\ufffd" * 3  # as the Kineto reader reads the escape in an event name
+    assert t.strings[k] == bad + "k" and t.meta[bad + "note"] == bad + "m"
+    out = tmp_path / "out"
+    for argv in (
+        ["analyze", p],
+        ["kernels", p],
+        ["kernels", "--csv", out.with_suffix(".csv"), p],
+        ["export", "--skip", out.with_suffix(".skip"), p],
+        *([["kernels", "--parquet", out.with_suffix(".pq"), p]] * _has("pyarrow")),
+    ):
+        r = subprocess.run(
+            [sys.executable, "-m", "skipnative", *map(str, argv)], capture_output=True, text=True
+        )
+        assert r.returncode == 0, (argv, r.stderr)
+    assert bad + "k" in out.with_suffix(".csv").read_text(encoding="utf-8")
+    assert skipnative.load(out.with_suffix(".skip")).strings[k] == bad + "k"
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None

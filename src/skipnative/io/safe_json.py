@@ -13,6 +13,14 @@ skipnative writes holds them), and reads a number too large for a float, such
 as 1e999, as infinity. A count or time of that kind would overflow where it is
 made an integer, or compare as no number does, so each is refused, naming where
 in the document it stands.
+
+A \\u escape of a lone surrogate (\\ud800 with no low half after it) is valid
+JSON syntax, but json.loads keeps it as a code point that no UTF-8 writer
+accepts: a .skip save, a CSV, a report or stdout would fail on it long after the
+load. loads() reads each as the replacement characters that the Kineto reader
+gives the same escape in an event name (its 3-byte form, invalid UTF-8,
+decoded with replacement), so a name reads alike wherever it is stored and
+every writer takes it.
 """
 
 from __future__ import annotations
@@ -46,8 +54,49 @@ def loads(text: str | bytes | bytearray | memoryview, path: str, what: str) -> A
         raise TraceError(path, f"{what}: JSON nested more than {MAX_DEPTH} levels deep")
     if non_finite:
         where, v = _first_non_finite(value)
-        text = "NaN" if v != v else ("-Infinity" if v < 0 else "Infinity")
-        raise TraceError(path, f"{what}: {where} is {text}, which is not a JSON number")
+        lit = "NaN" if v != v else ("-Infinity" if v < 0 else "Infinity")
+        raise TraceError(path, f"{what}: {where} is {lit}, which is not a JSON number")
+    if isinstance(text, str):
+        escaped = _SURROGATE_ESCAPE.search(text) is not None
+    else:
+        escaped = _SURROGATE_ESCAPE_BYTES.search(text) is not None
+    if escaped:  # rare: other documents are not walked
+        value = _without_surrogates(value)
+    return value
+
+
+# may also match an escaped backslash before "ud800": then the walk finds nothing
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_BYTES = re.compile(_SURROGATE_ESCAPE.pattern.encode())
+
+
+def _fixed(s: str) -> str:
+    return s.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def _without_surrogates(value: Any) -> Any:
+    """`value` with every string (dict keys too) holding no lone surrogate; lists and
+    dicts are changed in place (no recursion: the depth was checked, not bounded)."""
+    if isinstance(value, str):
+        return _fixed(value)
+    stack = [value] if isinstance(value, (dict, list)) else []
+    while stack:
+        v = stack.pop()
+        if isinstance(v, list):
+            for i, c in enumerate(v):
+                if isinstance(c, str):
+                    v[i] = _fixed(c)
+                elif isinstance(c, (dict, list)):
+                    stack.append(c)
+            continue
+        items = list(v.items())
+        v.clear()
+        for k, c in items:
+            if isinstance(c, str):
+                c = _fixed(c)
+            elif isinstance(c, (dict, list)):
+                stack.append(c)
+            v[_fixed(k)] = c
     return value
 
 
