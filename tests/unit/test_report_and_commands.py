@@ -471,3 +471,17 @@ def test_a_long_kernel_name_in_the_report_is_cut_with_an_ellipsis():
     section = top_kernels({"top_kernels": [[row]], "values": [1]}, 0, "skipnative")
     cell = section.blocks[0].rows[0][0]
     assert len(cell) == 90 and cell.endswith("…") and name.startswith(cell[:-1])
+
+
+def test_a_report_that_fails_midway_leaves_the_earlier_one_whole(generated_sweep, monkeypatch):
+    # written in place, a text that did not encode (a lone surrogate in a name)
+    # left an empty report.md in place of the earlier report
+    pytest.importorskip("matplotlib")
+    from skipnative.report import write
+
+    (generated_sweep / "report.md").write_text("the earlier report")
+    monkeypatch.setattr(write, "to_markdown", lambda doc: "# report of k\ud800\n")
+    with pytest.raises(UnicodeEncodeError):
+        write.write_report(str(generated_sweep))
+    assert (generated_sweep / "report.md").read_text() == "the earlier report"
+    assert not [p for p in generated_sweep.iterdir() if p.name.endswith(".tmp")]

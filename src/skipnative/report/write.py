@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from skipnative.analysis.report_data import WHATIF_CPU, sweep_data
+from skipnative.io.atomic import atomic_output
 from skipnative.report import sections
 from skipnative.report.document import Document, to_html, to_markdown
 from skipnative.report.figures import FIGURE_NAMES, write_figures
@@ -34,10 +35,16 @@ def write_report(
     figs = write_figures(data, out)
     doc = Document(sections.title(data), sections.all_sections(data, figs, source_note))
     path = os.path.join(out, "report.md")
-    with open(path, "w") as f:
-        f.write(to_markdown(doc))
+    _write_whole(path, to_markdown(doc))
     if html:
         path = os.path.join(out, "report.html")
-        with open(path, "w") as f:
-            f.write(to_html(doc, out))
+        _write_whole(path, to_html(doc, out))
     return path
+
+
+def _write_whole(path: str, text: str) -> None:
+    """`text` as UTF-8 (what report.html declares; not the locale's encoding) in
+    `path`, replacing an earlier report whole or not at all: written in place, a
+    failure midway (text that does not encode) left an empty report.md."""
+    with atomic_output(path, overwrite=True) as f:
+        f.write(text.encode("utf-8"))
