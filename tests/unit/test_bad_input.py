@@ -472,6 +472,7 @@ def test_a_run_dump_header_that_is_no_json_is_one_line(tmp_path, header, problem
     assert msg.startswith(f"{p}: corrupted skip run dump: header: "), msg
     assert problem in msg and "\n" not in msg
 
+
 def test_a_top_level_member_over_the_readers_cap_is_refused_where_read(tmp_path):
     # the reader keeps no member over 1 MiB: an export's regions were dropped so,
     # the file read as a plain Kineto trace without a word

@@ -61,6 +61,7 @@ def test_nan_and_infinity_are_refused_naming_where(text, where, literal):
 def test_finite_floats_pass_through():
     assert loads('{"a": [1e308, -2.5e-300, 0.0]}', "p", "w") == {"a": [1e308, -2.5e-300, 0.0]}
 
+
 @pytest.mark.parametrize("as_bytes", [False, True])
 def test_lone_surrogates_become_replacement_characters(as_bytes):
     text = r'{"a\ud800": ["\udc00", {"b": "\\ud800"}], "pair": "\ud83d\ude00", "n": [1]}'

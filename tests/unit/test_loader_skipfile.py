@@ -292,6 +292,7 @@ def test_a_strings_count_that_does_not_match_is_refused(native, tmp_path, delta)
 
     load_refused(_edited(native, tmp_path, edit), "strings count", after=": corrupted .skip file: ")
 
+
 def test_lone_surrogates_read_as_replacement_characters(native, tmp_path):
     # JSON lets "\ud800" through; kept, it was a UnicodeEncodeError in every
     # writer (analyze, kernels, --csv, export --skip; --parquet a decode error)
