@@ -85,7 +85,53 @@ std::string env(const char* name) {
   return v ? v : "";
 }
 
-std::string json_or_null(const std::string& v) { return v.empty() ? "null" : json_quote(v); }
+// The length of the valid UTF-8 sequence at s[i] (0: none starts there), valid as
+// Python's decoder takes it: no overlong form, no surrogate, nothing past U+10FFFF.
+size_t utf8_length(const std::string& s, size_t i) {
+  auto at = [&](size_t k) { return i + k < s.size() ? unsigned((unsigned char)s[i + k]) : 0u; };
+  auto cont = [&](size_t k) { return (at(k) & 0xC0) == 0x80; };
+  const unsigned c = at(0);
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    const unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    return at(1) >= lo && at(1) <= hi && cont(2) ? 3 : 0;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    const unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    return at(1) >= lo && at(1) <= hi && cont(2) && cont(3) ? 4 : 0;
+  }
+  return 0;
+}
+
+// A command-line argument, path or environment value as a JSON string. They are
+// bytes, not always UTF-8 (a file name in another encoding), and the JSON file
+// must stay UTF-8 for its reader: a byte that is no part of valid UTF-8 is
+// written as the escape \udcXX, the lone surrogate Python's surrogateescape
+// gives it, so the reader gets what os.fsdecode would (os.fsencode: the bytes).
+std::string json_quote_bytes(const std::string& s) {
+  std::string out = "\"", valid;
+  auto flush = [&] {
+    const std::string q = json_quote(valid);
+    out.append(q, 1, q.size() - 2);
+    valid.clear();
+  };
+  for (size_t i = 0; i < s.size();) {
+    if (const size_t n = utf8_length(s, i)) {
+      valid.append(s, i, n);
+      i += n;
+      continue;
+    }
+    flush();
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "\\udc%02x", unsigned((unsigned char)s[i++]));
+    out += buf;
+  }
+  flush();
+  return out + "\"";
+}
+
+std::string json_or_null(const std::string& v) { return v.empty() ? "null" : json_quote_bytes(v); }
 
 // Written once, at cuInit: who this process is.
 std::string identity_json(int64_t t_init, const std::string& mode) {
@@ -95,14 +141,14 @@ std::string identity_json(int64_t t_init, const std::string& mode) {
   size_t start = 0;
   for (size_t i = 0; i < cmdline.size(); ++i)
     if (cmdline[i] == '\0') {
-      argv += (start ? "," : "") + json_quote(cmdline.substr(start, i - start));
+      argv += (start ? "," : "") + json_quote_bytes(cmdline.substr(start, i - start));
       start = i + 1;
     }
   char exe[4096] = {0};
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   std::ostringstream o;
   o << "{\"pid\":" << getpid() << ",\"ppid\":" << getppid() << ",\"argv\":" << argv << "]"
-    << ",\"exe\":" << json_quote(n > 0 ? std::string(exe, size_t(n)) : "")
+    << ",\"exe\":" << json_quote_bytes(n > 0 ? std::string(exe, size_t(n)) : "")
     << ",\"rank\":" << json_or_null(env("RANK"))
     << ",\"local_rank\":" << json_or_null(env("LOCAL_RANK"))
     << ",\"world_size\":" << json_or_null(env("WORLD_SIZE"))

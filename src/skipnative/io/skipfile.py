@@ -145,7 +145,10 @@ def save(trace: Trace, path: str, *, overwrite: bool = False) -> None:
         "strings": {"count": len(trace.strings), **add(strings_blob)},
         "tables": tables,
     }
-    hbytes = json.dumps(header, ensure_ascii=False).encode()
+    # a lone surrogate (a command line that was not UTF-8, in os.fsdecode's form:
+    # skip run's meta["run"]) has no UTF-8 form; backslashreplace writes it as
+    # \udcXX, which inside the JSON string it stands in is that string's escape
+    hbytes = json.dumps(header, ensure_ascii=False).encode("utf-8", "backslashreplace")
     with atomic_output(path, overwrite=overwrite) as f:
         f.write(_PREFIX.pack(SKIP_MAGIC, FORMAT_VERSION, len(hbytes)))
         f.write(hbytes)
