@@ -202,6 +202,13 @@ class Injection {
   pid_t pid_ = 0;
   std::unique_ptr<Session> session_;
   uint32_t windows_ = 0, seq_ = 0, last_seq_ = 0;
+  // The on-demand window the trigger file has open, by the request that opened
+  // it (0: none), and when it closes (0: at a stop). Followed from the requests'
+  // own times, not this process's, so that every process, one started late
+  // included, numbers a window alike: its dump's window number.
+  uint32_t trigger_window_ = 0;
+  int64_t trigger_close_at_ = 0;
+  uint32_t window_number_ = 0;  // the open window's
   bool finished_ = false, scheduled_done_ = false;
   std::string error_;
   std::vector<std::string> devices_;
@@ -259,6 +266,7 @@ void Injection::open_window(uint32_t seq, int64_t close_at) {
     return;
   }
   ++windows_;
+  window_number_ = mode_ == Mode::kOnDemand ? trigger_window_ : windows_;
   state("open");
 }
 
@@ -273,8 +281,8 @@ void Injection::close_window() {
   if (!have_devices_ && !(api_ && api_->is_test_double)) devices_ = device_names();
   have_devices_ = true;
   if (why.empty())
-    write_dump(*session_, path("." + std::to_string(windows_) + ".dump"), uint32_t(pid_), windows_,
-               devices_, &why);
+    write_dump(*session_, path("." + std::to_string(windows_) + ".dump"), uint32_t(pid_),
+               window_number_, devices_, &why);
   session_.reset();
   last_seq_ = seq_;
   hold_slot();
@@ -285,34 +293,57 @@ void Injection::close_window() {
 // (DURATION 0: until a stop), "stop SEQ" (on demand only) or "end SEQ" (any
 // mode: `skip run` ends every capture before it passes a signal on, so the
 // dumps are written whatever the program does with the signal). A process that
-// starts late reads every line, so it joins a window still open.
+// starts late reads every line, so it joins a window still open, but not one
+// whose stop it already sees (an empty window, which no other process has).
 void Injection::poll_triggers() {
-  std::ifstream in(dir_ + "/trigger");
-  if (!in) return;
-  in.seekg(trigger_offset_);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (in.eof()) break;  // a line still being written
-    trigger_offset_ = in.tellg();
-    std::istringstream f(line);
+  struct Request {
     std::string op;
     uint32_t seq = 0;
     int64_t t_open = 0, duration = 0;
-    f >> op >> seq >> t_open >> duration;
-    if (op == "end") {
+  };
+  std::vector<Request> requests;
+  {
+    std::ifstream in(dir_ + "/trigger");
+    if (!in) return;
+    in.seekg(trigger_offset_);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (in.eof()) break;  // a line still being written
+      trigger_offset_ = in.tellg();
+      std::istringstream f(line);
+      Request r;
+      f >> r.op >> r.seq >> r.t_open >> r.duration;
+      requests.push_back(r);
+    }
+  }
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const Request& r = requests[i];
+    if (r.op == "end") {
       end("ended");
       return;
     }
     if (mode_ != Mode::kOnDemand) continue;
-    if (op == "open") {
-      int64_t close_at = duration > 0 ? t_open + duration : 0;
-      if (close_at == 0 || unix_ns() < close_at)
-        open_window(seq, close_at);
+    if (r.op == "open") {
+      const int64_t close_at = r.duration > 0 ? r.t_open + r.duration : 0;
+      // a request while the file's window is open extends it, as open_window does
+      if (trigger_window_ == 0 || (trigger_close_at_ != 0 && r.t_open >= trigger_close_at_)) {
+        trigger_window_ = r.seq;
+        // the window still open here ended before this request (its end not yet
+        // seen): closed first, as every process that saw it in time has it
+        close_window();
+      }
+      trigger_close_at_ = close_at;
+      bool stopped = false;
+      for (size_t j = i + 1; j < requests.size(); ++j)
+        stopped = stopped || requests[j].op == "stop" || requests[j].op == "end";
+      if (!stopped && (close_at == 0 || unix_ns() < close_at))
+        open_window(r.seq, close_at);
       else {
-        last_seq_ = seq;  // over before this process looked
+        last_seq_ = r.seq;  // over before this process looked
         state(session_ ? "open" : "closed");
       }
-    } else if (op == "stop") {
+    } else if (r.op == "stop") {
+      trigger_window_ = 0;
       close_window();
     }
   }

@@ -1,15 +1,98 @@
-"""`skip run` and the processes it captures: command lines that are not UTF-8."""
+"""`skip run` and the processes it captures: on-demand windows named alike in
+every process (a process that starts late included), and command lines that
+are not UTF-8."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from test_run import LAUNCHER, SKIP, _env
+from test_run import LAUNCHER, SKIP, _env, start_run, trigger, wait_file
 
 import skipnative
 from skipnative.io import runfolder
+
+
+def _regions(out: Path, name: str) -> list[str]:
+    trace = skipnative.load(out / name)
+    return trace.name(trace.regions["name_id"])
+
+
+def _late_script(gate: Path, late_gate: Path, rank0_batches: int, late_args: str) -> str:
+    launcher = " ".join(LAUNCHER)
+    return (
+        f"RANK=0 {launcher} 10 --batches {rank0_batches} --gate {gate} & "
+        f"while [ ! -e {gate}/late ]; do sleep 0.01; done; "
+        f"RANK=1 {launcher} 10 --rank 1 {late_args} --gate {late_gate}; wait"
+    )
+
+
+def test_a_window_has_the_same_name_in_every_process(tmp_path):
+    # rank 1 starts after trigger 1's window: trigger 3's window is "window 3" in
+    # both files, so that `skip analyze RUN_DIR` compares the same window
+    gate, late_gate, out = tmp_path / "gate", tmp_path / "late_gate", tmp_path / "run"
+    gate.mkdir()
+    late_gate.mkdir()
+    script = _late_script(gate, late_gate, 4, "--batches 2")
+    proc = start_run(out, "--on-demand", "--", "sh", "-c", script)
+    wait_file(gate / "done0-0")
+    assert trigger(out, "--duration", "0").returncode == 0  # 1
+    (gate / "go1").touch()
+    wait_file(gate / "done1-0")
+    assert trigger(out, "--stop").returncode == 0  # 2
+    (gate / "late").touch()
+    wait_file(late_gate / "done0-1")  # outside any window
+    t = trigger(out, "--duration", "0")  # 3
+    assert t.returncode == 0 and "in 2 process" in t.stdout, t.stdout + t.stderr
+    (gate / "go2").touch()
+    (late_gate / "go1").touch()
+    wait_file(gate / "done2-0")
+    wait_file(late_gate / "done1-1")
+    assert trigger(out, "--stop").returncode == 0  # 4
+    (gate / "go3").touch()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    run = runfolder.read_run(out)
+    assert run["files"] == ["rank0.skip", "rank1.skip"]
+    assert _regions(out, "rank0.skip") == ["window 1", "window 3"]
+    assert _regions(out, "rank1.skip") == ["window 3"]
+    a = subprocess.run(
+        [*SKIP, "analyze", "--json", str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert a.returncode == 0, a.stderr
+    steps = {s["name"]: s for s in json.loads(a.stdout)["steps"]}
+    assert steps["window 3"]["ranks"] == 2 and steps["window 1"]["ranks"] == 1
+
+
+def test_a_late_process_does_not_replay_a_window_already_stopped(tmp_path):
+    # the window was opened and stopped before rank 1 started: rank 1 has none
+    # (not an empty one, which `skip analyze RUN_DIR` cannot analyse)
+    gate, late_gate, out = tmp_path / "gate", tmp_path / "late_gate", tmp_path / "run"
+    gate.mkdir()
+    late_gate.mkdir()
+    proc = start_run(out, "--on-demand", "--", "sh", "-c", _late_script(gate, late_gate, 3, ""))
+    wait_file(gate / "done0-0")
+    assert trigger(out, "--duration", "0").returncode == 0
+    (gate / "go1").touch()
+    wait_file(gate / "done1-0")
+    assert trigger(out, "--stop").returncode == 0
+    (gate / "late").touch()
+    wait_file(late_gate / "done0-1")
+    (gate / "go2").touch()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    run = runfolder.read_run(out)
+    by_rank = {p["rank"]: p for p in run["processes"]}
+    assert by_rank["1"]["status"] == "no window" and by_rank["1"]["file"] is None
+    assert by_rank["1"]["windows"] == 0
+    assert run["files"] == ["rank0.skip"]
+    assert _regions(out, "rank0.skip") == ["window 1"]
+    a = subprocess.run([*SKIP, "analyze", str(out)], capture_output=True, text=True, timeout=120)
+    assert a.returncode == 0, a.stderr
+
 
 # each not valid UTF-8: a lone continuation byte, a cut sequence, an overlong
 # form, an encoded surrogate, a code point past U+10FFFF; then valid text around

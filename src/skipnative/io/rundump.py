@@ -164,9 +164,15 @@ def window_trace(dump: Dump) -> Trace:
 
 def process_trace(dumps: list[Dump], *, regions: bool) -> Trace:
     """A process's windows, in order, as one Trace; with `regions`, each window
-    is a region named ``window <n>`` (markers inside it stay regions too)."""
-    dumps = sorted(dumps, key=lambda d: d.window)
-    parts = [window_trace(d) for d in dumps]
+    is a region named ``window <n>`` (markers inside it stay regions too). An
+    on-demand window's n is the trigger request that opened it (the injection
+    numbers it so), the same in every process, a process started late included,
+    so that a comparison across ranks pairs the same window."""
+    converted = sorted(
+        ((d, window_trace(d)) for d in dumps),
+        key=lambda dt: (dt[0].window, dt[1].meta["t_start_ns"]),
+    )
+    dumps, parts = [d for d, _ in converted], [t for _, t in converted]
     strings = StringTable([])
     tables: dict[str, list[np.ndarray]] = {"launches": [], "gpu": [], "ops": [], "regions": []}
     for d, t in zip(dumps, parts):
