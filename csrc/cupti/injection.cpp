@@ -14,18 +14,23 @@
 // is), PID.state (what it is doing: the acknowledgement `skip trigger` waits
 // for; "ending" while the last window closes on an "end") and one dump per
 // capture window, PID.W.dump (cupti/run_dump.h), written when the window
-// closes: at its end time, at `skip trigger --stop`, at exit (atexit), or on
-// SIGTERM/SIGINT where the program left those signals at their default (the
-// dump is written, then the signal's default action is taken).
+// closes: at its end time, at `skip trigger --stop`, at exit (atexit; in a
+// Python multiprocessing worker, which ends through os._exit, when its
+// threading shuts down), or on SIGTERM/SIGINT where the program left those
+// signals at their default (the dump is written, then the signal's default
+// action is taken).
 // Between windows CUPTI's one subscriber slot stays held by a subscription that
 // enables nothing, so no other user takes it.
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -439,6 +444,135 @@ void at_exit() {
   if (g_injection != nullptr && getpid() == g_pid) g_injection->finish();
 }
 
+// A Python multiprocessing worker started by fork or forkserver ends through
+// os._exit once Process._bootstrap returns, past every C exit handler, so its
+// capture would be lost. _bootstrap calls threading._shutdown() first (in every
+// start method), which runs what threading._register_atexit (CPython >= 3.9)
+// registered: the worker's capture ends there. Other processes keep ending it at
+// exit. The code runs in globals of its own (nothing of the program's __main__
+// is looked up or left there) and prints nothing, whatever fails. Where
+// threading has already started shutting down, the capture ends at once, the
+// GIL held meanwhile, so that the worker cannot reach os._exit before the dump
+// is written.
+const char kRegisterExit[] = R"py(
+try:
+    import sys
+    m = sys.modules.get("multiprocessing")
+    if m is not None and m.parent_process() is not None:
+        import ctypes, threading
+        try:
+            threading._register_atexit(ctypes.CFUNCTYPE(None)(%llu))
+        except RuntimeError:
+            ctypes.PYFUNCTYPE(None)(%llu)()
+except BaseException:
+    pass
+)py";
+
+// Python's C API, looked up in the process rather than linked: a process that
+// is not Python has none, and is left alone.
+struct PythonApi {
+  int (*initialized)() = nullptr;
+  int (*finalizing)() = nullptr;  // absent before 3.7: taken as not finalizing
+  int (*ensure)() = nullptr;      // returns PyGILState_STATE, an enum
+  void (*release)(int) = nullptr;
+  void* (*new_dict)() = nullptr;
+  int (*set_item)(void*, const char*, void*) = nullptr;  // PyDict_SetItemString
+  void* (*builtins)() = nullptr;                         // PyEval_GetBuiltins: borrowed
+  // PyRun_StringFlags(code, Py_file_input, globals, locals, NULL): a new reference
+  void* (*run)(const char*, int, void*, void*, void*) = nullptr;
+  void (*clear_error)() = nullptr;
+  void (*decref)(void*) = nullptr;
+  int (*add_pending_call)(int (*)(void*), void*) = nullptr;
+  void* (*save_thread)() = nullptr;  // PyEval_SaveThread: lets the GIL go
+  void (*restore_thread)(void*) = nullptr;
+  bool found() const {
+    return initialized && ensure && release && new_dict && set_item && builtins && run &&
+           clear_error && decref && add_pending_call && save_thread && restore_thread;
+  }
+};
+
+PythonApi python_api() {
+  auto sym = [](const char* name) { return dlsym(RTLD_DEFAULT, name); };
+  PythonApi p;
+  p.initialized = reinterpret_cast<int (*)()>(sym("Py_IsInitialized"));
+  void* finalizing = sym("Py_IsFinalizing");  // 3.13; _Py_IsFinalizing before
+  p.finalizing = reinterpret_cast<int (*)()>(finalizing ? finalizing : sym("_Py_IsFinalizing"));
+  p.ensure = reinterpret_cast<int (*)()>(sym("PyGILState_Ensure"));
+  p.release = reinterpret_cast<void (*)(int)>(sym("PyGILState_Release"));
+  p.new_dict = reinterpret_cast<void* (*)()>(sym("PyDict_New"));
+  p.set_item = reinterpret_cast<int (*)(void*, const char*, void*)>(sym("PyDict_SetItemString"));
+  p.builtins = reinterpret_cast<void* (*)()>(sym("PyEval_GetBuiltins"));
+  p.run =
+      reinterpret_cast<void* (*)(const char*, int, void*, void*, void*)>(sym("PyRun_StringFlags"));
+  p.clear_error = reinterpret_cast<void (*)()>(sym("PyErr_Clear"));
+  p.decref = reinterpret_cast<void (*)(void*)>(sym("Py_DecRef"));
+  p.add_pending_call = reinterpret_cast<int (*)(int (*)(void*), void*)>(sym("Py_AddPendingCall"));
+  p.save_thread = reinterpret_cast<void* (*)()>(sym("PyEval_SaveThread"));
+  p.restore_thread = reinterpret_cast<void (*)(void*)>(sym("PyEval_RestoreThread"));
+  return p;
+}
+
+uintptr_t g_exit_function = 0;           // skipnative_run_exit, for Python to call
+std::atomic<bool> g_python_done{false};  // register_python_exit has run (or given up)
+
+// On a thread of its own, holding no lock: the cuInit that loaded this library
+// may hold the GIL (taking it there would deadlock), the controller must not
+// wait for it (a program may hold the GIL for seconds), a thread that asks for
+// it while the interpreter finalises may never come back (3.14 parks it for
+// good; earlier versions end it), which must leave nothing finish() needs held,
+// and a signal's Python handler (KeyboardInterrupt) never runs on it, so the
+// code's catch-all cannot swallow one.
+void* register_python_exit(void*) {
+  const PythonApi py = python_api();
+  if (!py.finalizing || !py.finalizing()) {
+    char code[sizeof kRegisterExit + 64];
+    const auto f = static_cast<unsigned long long>(g_exit_function);
+    std::snprintf(code, sizeof code, kRegisterExit, f, f);
+    const int gil = py.ensure();
+    void* globals = py.new_dict();
+    void* builtins = globals ? py.builtins() : nullptr;
+    if (builtins && py.set_item(globals, "__builtins__", builtins) == 0) {
+      const int file_input = 257;  // Py_file_input: statements
+      void* result = py.run(code, file_input, globals, globals, nullptr);
+      if (result) py.decref(result);
+    }
+    py.clear_error();  // none is left for the program to see
+    if (globals) py.decref(globals);
+    py.release(gil);
+  }
+  g_python_done = true;
+  return nullptr;
+}
+
+// Run by the main thread, GIL held, at its next check between bytecodes: lets
+// the GIL go until register_python_exit has run (bounded: another thread may
+// hold the GIL in a long call). A worker whose cuInit held the GIL and that
+// ends within one switch interval (5 ms) of it would reach os._exit first
+// otherwise, and this check comes before threading's shutdown runs.
+int yield_to_registration(void*) {
+  if (getpid() != g_pid || g_python_done) return 0;  // a forked child has no such thread
+  const PythonApi py = python_api();
+  void* state = py.save_thread();
+  const timespec step{0, 100000};
+  for (int i = 0; i < 1000 && !g_python_done; ++i) nanosleep(&step, nullptr);
+  py.restore_thread(state);
+  return 0;
+}
+
+// Neither waits for the GIL here, inside cuInit: its caller may hold it, or
+// another thread holding it may be waiting for the driver's lock cuInit holds.
+void start_python_exit_hook() {
+  const PythonApi py = python_api();
+  if (!py.found() || !py.initialized()) return;
+  pthread_attr_t attr;
+  pthread_t t;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  const int failed = pthread_create(&t, &attr, register_python_exit, nullptr);
+  pthread_attr_destroy(&attr);
+  if (failed == 0) py.add_pending_call(yield_to_registration, nullptr);
+}
+
 void install_signal(int sig) {
   struct sigaction old{};
   if (sigaction(sig, nullptr, &old) != 0 || old.sa_handler != SIG_DFL) return;
@@ -451,6 +585,13 @@ void install_signal(int sig) {
 
 }  // namespace
 }  // namespace skipnative
+
+// Ends this process's capture and writes its dump, as at exit; nothing in a
+// process forked from it, nor after the first call. Python calls it from
+// threading's shutdown in a multiprocessing worker (register_python_exit).
+extern "C" __attribute__((visibility("default"))) void skipnative_run_exit(void) {
+  skipnative::at_exit();
+}
 
 // Called by the CUDA driver inside cuInit, once per process.
 extern "C" __attribute__((visibility("default"))) int InitializeInjection(void) {
@@ -465,10 +606,12 @@ extern "C" __attribute__((visibility("default"))) int InitializeInjection(void) 
   }
   g_injection = inj;
   g_pid = getpid();
+  g_exit_function = reinterpret_cast<uintptr_t>(&skipnative_run_exit);
   if (pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0) g_wake[0] = g_wake[1] = -1;
   std::atexit(at_exit);
   install_signal(SIGTERM);
   install_signal(SIGINT);
   std::thread([inj] { inj->run_controller(); }).detach();
+  start_python_exit_hook();
   return 1;
 }

@@ -1,6 +1,6 @@
-"""`skip run` and the processes it captures: on-demand windows named alike in
-every process (a process that starts late included), and command lines that
-are not UTF-8."""
+"""`skip run` and the processes it captures: multiprocessing workers that end
+through os._exit, on-demand windows named alike in every process (a process
+that starts late included), and command lines that are not UTF-8."""
 
 from __future__ import annotations
 
@@ -10,10 +10,80 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_run import LAUNCHER, SKIP, _env, start_run, trigger, wait_file
+import pytest
+from test_run import LAUNCHER, SKIP, _env, skip_run, start_run, trigger, wait_file
 
 import skipnative
 from skipnative.io import runfolder
+
+_MP = """
+import multiprocessing as mp, sys
+
+def work(n, gil):
+    import ctypes
+    from skipnative.testing import _DRIVER, library_path
+    from skipnative.testing.launcher import _Cuda
+    if gil:  # cuInit called with the GIL held, as a C++ extension may: PyDLL keeps it
+        cdll = ctypes.CDLL
+        ctypes.CDLL = lambda p, mode=0: (ctypes.PyDLL if p == library_path(_DRIVER) else cdll)(
+            p, mode=mode
+        )
+    cuda = _Cuda(3000, False)
+    cuda.launch(cuda.kernel("k"), cuda.stream(), n)
+
+if __name__ == "__main__":
+    ctx = mp.get_context(sys.argv[1])
+    gil = sys.argv[2] == "gil"
+    ps = [ctx.Process(target=work, args=(10 * (i + 1), gil)) for i in range(3)]
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join()
+    sys.exit(max(p.exitcode for p in ps))
+"""
+
+
+@pytest.mark.parametrize(
+    ("method", "gil"),
+    [("fork", "released"), ("forkserver", "released"), ("spawn", "released"), ("fork", "gil")],
+)
+def test_multiprocessing_workers_each_write_their_file(tmp_path, method, gil):
+    # a worker started with fork or forkserver ends through os._exit once
+    # multiprocessing's bootstrap returns: no C exit handler runs there. These
+    # workers end within milliseconds of their cuInit, the GIL held through it
+    # or not, before a thread waiting for the GIL would get it unasked.
+    script = tmp_path / "mp_work.py"
+    script.write_text(_MP)
+    out = tmp_path / "run"
+    r = skip_run(out, "--", sys.executable, str(script), method, gil)
+    assert r.returncode == 0, r.stderr
+    run = runfolder.read_run(out)
+    procs = run["processes"]
+    assert [p["status"] for p in procs] == ["complete"] * 3, procs
+    assert sorted(p["launches"] for p in procs) == [10, 20, 30]
+    assert len(run["files"]) == 3
+    # nothing printed into the workers' output by the injection
+    assert "Traceback" not in r.stderr and "Error" not in r.stderr
+
+
+_MAIN_UNTOUCHED = """
+import sys
+from skipnative.testing.launcher import _Cuda
+before = set(vars(sys.modules["__main__"]))
+cuda = _Cuda(3000, False)
+cuda.launch(cuda.kernel("k"), cuda.stream(), 4)
+import time
+time.sleep(0.3)  # the injection's threads have run by now
+added = set(vars(sys.modules["__main__"])) - before - {"before", "cuda", "time"}
+sys.exit(f"names added to __main__: {sorted(added)}" if added else 0)
+"""
+
+
+def test_a_plain_python_process_keeps_its_main_module_and_exit(tmp_path):
+    r = skip_run(tmp_path, "--", sys.executable, "-c", _MAIN_UNTOUCHED)
+    assert r.returncode == 0, r.stderr
+    (p,) = runfolder.read_run(tmp_path)["processes"]
+    assert p["status"] == "complete" and p["launches"] == 4
 
 
 def _regions(out: Path, name: str) -> list[str]:
