@@ -109,31 +109,42 @@ size_t utf8_length(const std::string& s, size_t i) {
   return 0;
 }
 
+// The length of the invalid sequence at s[i], where utf8_length found none: its
+// maximal part that could start a valid one (at least the byte itself), which
+// Python's decoder also replaces by one U+FFFD.
+size_t invalid_length(const std::string& s, size_t i) {
+  auto at = [&](size_t k) { return i + k < s.size() ? unsigned((unsigned char)s[i + k]) : 0u; };
+  auto cont = [&](size_t k) { return (at(k) & 0xC0) == 0x80; };
+  const unsigned c = at(0);
+  if (c >= 0xE0 && c <= 0xEF) {
+    const unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    return at(1) >= lo && at(1) <= hi ? 2 : 1;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    const unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    if (!(at(1) >= lo && at(1) <= hi)) return 1;
+    return cont(2) ? 3 : 2;
+  }
+  return 1;
+}
+
 // A command-line argument, path or environment value as a JSON string. They are
 // bytes, not always UTF-8 (a file name in another encoding), and the JSON file
-// must stay UTF-8 for its reader: a byte that is no part of valid UTF-8 is
-// written as the escape \udcXX, the lone surrogate Python's surrogateescape
-// gives it, so the reader gets what os.fsdecode would (os.fsencode: the bytes).
+// must stay UTF-8 for its reader: each invalid sequence is written as U+FFFD, as
+// bytes.decode("utf-8", "replace") reads it (and as the trace readers read the
+// names they are given that are not UTF-8).
 std::string json_quote_bytes(const std::string& s) {
-  std::string out = "\"", valid;
-  auto flush = [&] {
-    const std::string q = json_quote(valid);
-    out.append(q, 1, q.size() - 2);
-    valid.clear();
-  };
+  std::string valid;
   for (size_t i = 0; i < s.size();) {
     if (const size_t n = utf8_length(s, i)) {
       valid.append(s, i, n);
       i += n;
-      continue;
+    } else {
+      valid += "\xEF\xBF\xBD";  // U+FFFD
+      i += invalid_length(s, i);
     }
-    flush();
-    char buf[8];
-    std::snprintf(buf, sizeof buf, "\\udc%02x", unsigned((unsigned char)s[i++]));
-    out += buf;
   }
-  flush();
-  return out + "\"";
+  return json_quote(valid);
 }
 
 std::string json_or_null(const std::string& v) { return v.empty() ? "null" : json_quote_bytes(v); }

@@ -441,8 +441,7 @@ def _report(out: str, run: dict, code: int, waited_s: float) -> int:
     procs = run["processes"]
     errors, warnings, lines = [], [], []
     for p in procs:
-        rank = p.get("rank")
-        who = f"pid {p['pid']}" + (f" (rank {_printable(rank)})" if rank is not None else "")
+        who = f"pid {p['pid']}" + (f" (rank {p['rank']})" if p.get("rank") is not None else "")
         if p.get("file"):
             lines.append(
                 f"{os.path.join(out, p['file'])}: {who}, {p['launches']} launches, "
@@ -483,12 +482,6 @@ def _report(out: str, run: dict, code: int, waited_s: float) -> int:
     if code != 0:
         return code
     return 1 if errors else 0
-
-
-def _printable(text: object) -> str:
-    """Environment text as a line can show it: bytes that were not UTF-8 (read
-    back as os.fsdecode gives them) as \\xNN, where a strict stdout would refuse them."""
-    return os.fsencode(str(text)).decode("utf-8", "backslashreplace")
 
 
 def _no_gpu_reason() -> str:

@@ -145,9 +145,9 @@ def save(trace: Trace, path: str, *, overwrite: bool = False) -> None:
         "strings": {"count": len(trace.strings), **add(strings_blob)},
         "tables": tables,
     }
-    # a lone surrogate (a command line that was not UTF-8, in os.fsdecode's form:
-    # skip run's meta["run"]) has no UTF-8 form; backslashreplace writes it as
-    # \udcXX, which inside the JSON string it stands in is that string's escape
+    # a lone surrogate in the metadata (os.fsdecode's form of bytes that are not
+    # UTF-8) has no UTF-8 form; backslashreplace writes it as \udcXX, which inside
+    # the JSON string it stands in is that string's escape (read back as U+FFFD)
     hbytes = json.dumps(header, ensure_ascii=False).encode("utf-8", "backslashreplace")
     with atomic_output(path, overwrite=overwrite) as f:
         f.write(_PREFIX.pack(SKIP_MAGIC, FORMAT_VERSION, len(hbytes)))
