@@ -15,22 +15,20 @@
 // for; "ending" while the last window closes on an "end") and one dump per
 // capture window, PID.W.dump (cupti/run_dump.h), written when the window
 // closes: at its end time, at `skip trigger --stop`, at exit (atexit; in a
-// Python multiprocessing worker, which ends through os._exit, when its
-// threading shuts down), or on SIGTERM/SIGINT where the program left those
-// signals at their default (the dump is written, then the signal's default
-// action is taken).
+// Python multiprocessing worker started by fork or forkserver, which ends
+// through os._exit, when its threading shuts down), or on SIGTERM/SIGINT where
+// the program left those signals at their default (the dump is written, then
+// the signal's default action is taken).
 // Between windows CUPTI's one subscriber slot stays held by a subscription that
 // enables nothing, so no other user takes it.
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -457,25 +455,25 @@ void at_exit() {
 
 // A Python multiprocessing worker started by fork or forkserver ends through
 // os._exit once Process._bootstrap returns, past every C exit handler, so its
-// capture would be lost. _bootstrap calls threading._shutdown() first (in every
-// start method), which runs what threading._register_atexit (CPython >= 3.9)
-// registered: the worker's capture ends there. Other processes keep ending it at
-// exit. The code runs in globals of its own (nothing of the program's __main__
-// is looked up or left there) and prints nothing, whatever fails. Where
-// threading has already started shutting down, the capture ends at once, the
-// GIL held meanwhile, so that the worker cannot reach os._exit before the dump
-// is written.
+// capture would be lost. _bootstrap calls threading._shutdown() first, which
+// runs what threading._register_atexit (CPython >= 3.9) registered: such a
+// worker's capture ends there (a spawn worker exits as any program does, its
+// capture ending at exit, after its threads). The code runs in globals of its
+// own (nothing of the program's __main__ is looked up or left there) and says
+// nothing where it fails; a KeyboardInterrupt arriving meanwhile is the
+// program's.
 const char kRegisterExit[] = R"py(
 try:
     import sys
     m = sys.modules.get("multiprocessing")
-    if m is not None and m.parent_process() is not None:
+    if (
+        m is not None
+        and m.parent_process() is not None
+        and m.get_start_method(allow_none=True) in ("fork", "forkserver")
+    ):
         import ctypes, threading
-        try:
-            threading._register_atexit(ctypes.CFUNCTYPE(None)(%llu))
-        except RuntimeError:
-            ctypes.PYFUNCTYPE(None)(%llu)()
-except BaseException:
+        threading._register_atexit(ctypes.CFUNCTYPE(None)(%llu))
+except Exception:
     pass
 )py";
 
@@ -483,22 +481,15 @@ except BaseException:
 // is not Python has none, and is left alone.
 struct PythonApi {
   int (*initialized)() = nullptr;
-  int (*finalizing)() = nullptr;  // absent before 3.7: taken as not finalizing
-  int (*ensure)() = nullptr;      // returns PyGILState_STATE, an enum
-  void (*release)(int) = nullptr;
   void* (*new_dict)() = nullptr;
   int (*set_item)(void*, const char*, void*) = nullptr;  // PyDict_SetItemString
   void* (*builtins)() = nullptr;                         // PyEval_GetBuiltins: borrowed
   // PyRun_StringFlags(code, Py_file_input, globals, locals, NULL): a new reference
   void* (*run)(const char*, int, void*, void*, void*) = nullptr;
-  void (*clear_error)() = nullptr;
   void (*decref)(void*) = nullptr;
   int (*add_pending_call)(int (*)(void*), void*) = nullptr;
-  void* (*save_thread)() = nullptr;  // PyEval_SaveThread: lets the GIL go
-  void (*restore_thread)(void*) = nullptr;
   bool found() const {
-    return initialized && ensure && release && new_dict && set_item && builtins && run &&
-           clear_error && decref && add_pending_call && save_thread && restore_thread;
+    return initialized && new_dict && set_item && builtins && run && decref && add_pending_call;
   }
 };
 
@@ -506,82 +497,51 @@ PythonApi python_api() {
   auto sym = [](const char* name) { return dlsym(RTLD_DEFAULT, name); };
   PythonApi p;
   p.initialized = reinterpret_cast<int (*)()>(sym("Py_IsInitialized"));
-  void* finalizing = sym("Py_IsFinalizing");  // 3.13; _Py_IsFinalizing before
-  p.finalizing = reinterpret_cast<int (*)()>(finalizing ? finalizing : sym("_Py_IsFinalizing"));
-  p.ensure = reinterpret_cast<int (*)()>(sym("PyGILState_Ensure"));
-  p.release = reinterpret_cast<void (*)(int)>(sym("PyGILState_Release"));
   p.new_dict = reinterpret_cast<void* (*)()>(sym("PyDict_New"));
   p.set_item = reinterpret_cast<int (*)(void*, const char*, void*)>(sym("PyDict_SetItemString"));
   p.builtins = reinterpret_cast<void* (*)()>(sym("PyEval_GetBuiltins"));
   p.run =
       reinterpret_cast<void* (*)(const char*, int, void*, void*, void*)>(sym("PyRun_StringFlags"));
-  p.clear_error = reinterpret_cast<void (*)()>(sym("PyErr_Clear"));
   p.decref = reinterpret_cast<void (*)(void*)>(sym("Py_DecRef"));
   p.add_pending_call = reinterpret_cast<int (*)(int (*)(void*), void*)>(sym("Py_AddPendingCall"));
-  p.save_thread = reinterpret_cast<void* (*)()>(sym("PyEval_SaveThread"));
-  p.restore_thread = reinterpret_cast<void (*)(void*)>(sym("PyEval_RestoreThread"));
   return p;
 }
 
-uintptr_t g_exit_function = 0;           // skipnative_run_exit, for Python to call
-std::atomic<bool> g_python_done{false};  // register_python_exit has run (or given up)
+uintptr_t g_exit_function = 0;  // skipnative_run_exit, for Python to call
 
-// On a thread of its own, holding no lock: the cuInit that loaded this library
-// may hold the GIL (taking it there would deadlock), the controller must not
-// wait for it (a program may hold the GIL for seconds), a thread that asks for
-// it while the interpreter finalises may never come back (3.14 parks it for
-// good; earlier versions end it), which must leave nothing finish() needs held,
-// and a signal's Python handler (KeyboardInterrupt) never runs on it, so the
-// code's catch-all cannot swallow one.
-void* register_python_exit(void*) {
+// A pending call: the main thread runs it between two bytecodes, the GIL held,
+// before it can reach threading's shutdown (and before the interpreter
+// finalises, which runs the calls still pending first); no thread of this
+// library ever waits for the GIL. An exception it leaves (a KeyboardInterrupt:
+// every other is caught) is raised in the program, as a signal handler's is.
+int register_python_exit(void*) {
+  if (getpid() != g_pid) return 0;  // a forked child: its capture is not this one
   const PythonApi py = python_api();
-  if (!py.finalizing || !py.finalizing()) {
-    char code[sizeof kRegisterExit + 64];
-    const auto f = static_cast<unsigned long long>(g_exit_function);
-    std::snprintf(code, sizeof code, kRegisterExit, f, f);
-    const int gil = py.ensure();
-    void* globals = py.new_dict();
-    void* builtins = globals ? py.builtins() : nullptr;
-    if (builtins && py.set_item(globals, "__builtins__", builtins) == 0) {
-      const int file_input = 257;  // Py_file_input: statements
-      void* result = py.run(code, file_input, globals, globals, nullptr);
-      if (result) py.decref(result);
-    }
-    py.clear_error();  // none is left for the program to see
-    if (globals) py.decref(globals);
-    py.release(gil);
+  char code[sizeof kRegisterExit + 32];
+  std::snprintf(code, sizeof code, kRegisterExit, static_cast<unsigned long long>(g_exit_function));
+  void* globals = py.new_dict();
+  if (globals == nullptr) return -1;  // out of memory: MemoryError, set
+  void* builtins = py.builtins();
+  int status = 0;
+  if (builtins != nullptr && py.set_item(globals, "__builtins__", builtins) == 0) {
+    const int file_input = 257;  // Py_file_input: statements
+    void* result = py.run(code, file_input, globals, globals, nullptr);
+    if (result != nullptr)
+      py.decref(result);
+    else
+      status = -1;
+  } else {
+    status = -1;
   }
-  g_python_done = true;
-  return nullptr;
+  py.decref(globals);
+  return status;
 }
 
-// Run by the main thread, GIL held, at its next check between bytecodes: lets
-// the GIL go until register_python_exit has run (bounded: another thread may
-// hold the GIL in a long call). A worker whose cuInit held the GIL and that
-// ends within one switch interval (5 ms) of it would reach os._exit first
-// otherwise, and this check comes before threading's shutdown runs.
-int yield_to_registration(void*) {
-  if (getpid() != g_pid || g_python_done) return 0;  // a forked child has no such thread
-  const PythonApi py = python_api();
-  void* state = py.save_thread();
-  const timespec step{0, 100000};
-  for (int i = 0; i < 1000 && !g_python_done; ++i) nanosleep(&step, nullptr);
-  py.restore_thread(state);
-  return 0;
-}
-
-// Neither waits for the GIL here, inside cuInit: its caller may hold it, or
-// another thread holding it may be waiting for the driver's lock cuInit holds.
+// Inside cuInit, which may hold the GIL or run on a thread that has none: only
+// a pending call is queued (Py_AddPendingCall needs no GIL).
 void start_python_exit_hook() {
   const PythonApi py = python_api();
-  if (!py.found() || !py.initialized()) return;
-  pthread_attr_t attr;
-  pthread_t t;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  const int failed = pthread_create(&t, &attr, register_python_exit, nullptr);
-  pthread_attr_destroy(&attr);
-  if (failed == 0) py.add_pending_call(yield_to_registration, nullptr);
+  if (py.found() && py.initialized()) py.add_pending_call(register_python_exit, nullptr);
 }
 
 void install_signal(int sig) {

@@ -806,7 +806,9 @@ def test_sighup_to_skip_run_ends_the_captures_and_reaches_cmd(tmp_path):
     """CMD is in its own process group, so a closed terminal's SIGHUP reached skip
     run alone: it died with no run.json while CMD ran on."""
     gate, out = _gated(tmp_path)
-    proc = start_run(out, "--", *LAUNCHER, "20", "--workers", "2", "--gate", str(gate))
+    proc = start_run(
+        out, "--", *LAUNCHER, "20", "--workers", "2", "--gate", str(gate), "--hold", "60"
+    )
     wait_file(gate / "done0-0")
     wait_file(gate / "done0-1")
     proc.send_signal(signal.SIGHUP)

@@ -209,3 +209,38 @@ def test_a_rank_that_is_not_utf8_names_the_file_by_pid(tmp_path):
     assert p["file"] == f"pid{p['pid']}.skip"
     assert "(rank 3\ufffd)".encode() in r.stdout
     assert not (out / runfolder.CONTROL).exists()
+
+
+_MP_TAIL = """
+import multiprocessing as mp, sys, threading, time
+
+def work():
+    from skipnative.testing.launcher import _Cuda
+    cuda = _Cuda(3000, False)
+    stream = cuda.stream()
+    cuda.launch(cuda.kernel("k"), stream, 5)
+
+    def tail():  # a non-daemon thread: the worker waits for it before it exits
+        time.sleep(0.3)
+        cuda.launch(cuda.kernel("tail"), stream, 20)
+
+    threading.Thread(target=tail).start()
+
+if __name__ == "__main__":
+    p = mp.get_context("spawn").Process(target=work)
+    p.start()
+    p.join()
+    sys.exit(p.exitcode)
+"""
+
+
+def test_a_spawn_workers_threads_are_captured_to_its_end(tmp_path):
+    """A spawn worker exits as any program does (its threads joined first): its
+    capture ends at exit. Ended at threading's shutdown instead, which runs before
+    the joins, it lost the 20 launches of a thread still running."""
+    script = tmp_path / "tail.py"
+    script.write_text(_MP_TAIL)
+    r = skip_run(tmp_path / "run", "--", sys.executable, str(script))
+    assert r.returncode == 0, r.stderr
+    (p,) = runfolder.read_run(tmp_path / "run")["processes"]
+    assert p["status"] == "complete" and p["launches"] == 25
