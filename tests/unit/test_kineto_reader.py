@@ -263,3 +263,14 @@ def test_copy_rows_narrows_as_numpy_and_refuses_fields_outside_a_row():
         _native.copy_rows(raw, src.itemsize, dst, [(0, 4, 0, 3, -1, 0)])
     with pytest.raises(ValueError, match="lengths"):
         _native.copy_rows(raw[:-1], src.itemsize, dst, plan)
+
+
+@pytest.mark.parametrize("base", [b"1.5e18", b'"abc"', b"true", b"null", b"[1]"])
+def test_base_time_that_is_not_an_integer_is_an_error(tmp_path, base):
+    """It was taken as 0 without a word, so every time lost its offset."""
+    ev = '{"ph": "X", "cat": "cpu_op", "name": "x", "ts": 1, "dur": 1}'
+    p = tmp_path / "b.json"
+    p.write_bytes(_doc(ev)[:-1] + b', "baseTimeNanoseconds": ' + base + b"}")
+    with pytest.raises(TraceError, match=r"baseTimeNanoseconds is .*not an integer") as e:
+        skipnative.load(p)
+    assert str(p) in str(e.value)

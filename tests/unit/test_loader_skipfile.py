@@ -93,6 +93,12 @@ def test_kind_beyond_its_table(native, tmp_path, table, kinds):
         ("t_stop_ns", "1"),
         ("devices", 5),
         ("devices", {"id": 0}),
+        # its losses, which a count of another type left unsaid
+        ("dropped", [3]),
+        ("dropped", {"gpu_rows": "abc"}),
+        ("dropped", {"gpu_rows": -1}),
+        ("dropped", {"cupti": 1.5}),
+        ("dropped", {"cupti": True}),
     ],
 )
 def test_metadata_of_the_wrong_type(native, tmp_path, key, value):

@@ -215,8 +215,9 @@ def _to_trace(path: str, reader) -> Trace:
     strings = StringTable([b.decode("utf-8", "replace") for b in reader.strings()])
     top = _top_level(path, reader)
     meta = _meta(path, top)
-    base = meta.get("baseTimeNanoseconds")
-    base = int(base) if isinstance(base, int) and not isinstance(base, bool) else 0
+    base = meta.get("baseTimeNanoseconds", 0)
+    if isinstance(base, bool) or not isinstance(base, int):  # else every time moves
+        raise TraceError(path, f"baseTimeNanoseconds is {str(base)[:40]!r}, not an integer")
     _check_base(path, base, reader)
 
     begin_end = ("t_begin", "t_end")

@@ -408,6 +408,19 @@ def _meta_problem(meta: dict[str, Any]) -> str | None:
             return f"meta {key} is {_short(v)}, not a 64-bit integer"
     if "devices" in meta and not isinstance(meta["devices"], list):
         return f"meta devices is {_short(meta['devices'])}, not a list"
+    return _dropped_problem(meta.get("dropped"))
+
+
+def _dropped_problem(dropped: Any) -> str | None:
+    """The losses a capture counted (trace.losses reads them): an object of counts.
+    A count of another type was passed over, so the file's losses went unsaid."""
+    if dropped is None:
+        return None
+    if not isinstance(dropped, dict):
+        return f"meta dropped is {_short(dropped)}, not an object of counts"
+    for k, v in dropped.items():
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < _I64:
+            return f"meta dropped.{k} is {_short(v)}, not a count"
     return None
 
 
