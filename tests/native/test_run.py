@@ -198,8 +198,9 @@ def test_a_signal_to_skip_run_still_completes_every_file(tmp_path, sig):
     assert time.monotonic() - t0 < 30  # the workers were stopped, not waited out
     if sig == signal.SIGTERM:
         assert proc.returncode == 128 + signal.SIGTERM, err
-    else:  # Python's KeyboardInterrupt in the launcher
-        assert proc.returncode != 0, err
+    else:  # Python's KeyboardInterrupt in the launcher: its exit, no traceback
+        assert proc.returncode == 128 + signal.SIGINT, err
+        assert "Traceback" not in err, err
     run = runfolder.read_run(out)
     assert run["signal"] == sig.name
     assert [p["status"] for p in run["processes"]] == ["complete", "complete"]
@@ -362,6 +363,18 @@ def test_a_run_that_captured_nothing_does_not_hold_its_folder(tmp_path):
     failed = skip_run(tmp_path, "--", sys.executable, "-c", "pass")
     assert failed.returncode != 0 and (tmp_path / "run.json").exists()
     assert runfolder.read_run(tmp_path)["processes"] == []
+    r = skip_run(tmp_path, "--", *LAUNCHER, "3")
+    assert r.returncode == 0, r.stderr
+    assert len(runfolder.read_run(tmp_path)["files"]) == 1
+
+
+def test_a_run_whose_window_never_opened_does_not_hold_its_folder(tmp_path):
+    """Its process initialised CUDA, but the command ended before --delay: run.json
+    lists that process and no file, which held the folder as if it had one."""
+    r = skip_run(tmp_path, "--delay", "30", "--", *LAUNCHER, "3")
+    assert r.returncode == 0 and "no window" in r.stdout, r.stderr
+    (p,) = runfolder.read_run(tmp_path)["processes"]
+    assert p["status"] == "no window" and runfolder.read_run(tmp_path)["files"] == []
     r = skip_run(tmp_path, "--", *LAUNCHER, "3")
     assert r.returncode == 0, r.stderr
     assert len(runfolder.read_run(tmp_path)["files"]) == 1

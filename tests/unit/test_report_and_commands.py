@@ -485,3 +485,18 @@ def test_a_report_that_fails_midway_leaves_the_earlier_one_whole(generated_sweep
         write.write_report(str(generated_sweep))
     assert (generated_sweep / "report.md").read_text() == "the earlier report"
     assert not [p for p in generated_sweep.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_report_without_html_removes_its_earlier_page_only(generated_sweep, tmp_path):
+    """report.html from an earlier `--html` run stayed beside a rewritten report.md
+    that it no longer matched; a page of the user's own is left alone."""
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "r"
+    assert skip("report", generated_sweep, "--out", out, "--html").returncode == 0
+    assert (out / "report.html").exists()
+    r = skip("report", generated_sweep, "--out", out, "--whatif-cpu", "3")
+    assert r.returncode == 0, r.stderr
+    assert not (out / "report.html").exists()
+    (out / "report.html").write_text("<html>mine</html>")
+    assert skip("report", generated_sweep, "--out", out).returncode == 0
+    assert (out / "report.html").read_text() == "<html>mine</html>"

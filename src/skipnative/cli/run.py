@@ -64,7 +64,8 @@ operators or NVTX ranges: use skipnative.profile() in the program for those.
 
 Exit status: CMD's own where it failed (128 + N where signal N ended it), as a
 shell gives it; else 1 where skip run could not capture (no process
-initialised CUDA, a capture failed); 2 for a command line it refuses.
+initialised CUDA, a capture failed), 0 where no window opened (said as "no
+window"); 2 for a command line it refuses.
 """
 
 
@@ -267,8 +268,9 @@ def _replace_earlier(out: str, force: bool, start: dict) -> None:
         except TraceError:
             earlier = None
         listed = (earlier or {}).get("files") or []
-        # a run that captured nothing (no process initialised CUDA) holds nothing to lose
-        captured = earlier is None or bool(earlier.get("processes")) or bool(listed)
+        # a run that wrote no file (no process initialised CUDA, or no window opened)
+        # holds nothing to lose
+        captured = earlier is None or bool(listed)
         if captured and not force:
             raise UserError(f"{out}: already holds a run (run.json); pass --force or another --out")
         ours = [runfolder.RUN_JSON, *(f for f in listed if isinstance(f, str) and f in names)]

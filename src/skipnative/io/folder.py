@@ -93,7 +93,7 @@ def _run_files(folder: str) -> list[str] | None:
     if problem:
         raise TraceError(path, problem)
     if not run["files"]:
-        raise TraceError(path, "lists no trace file (the run captured no process)")
+        raise TraceError(path, "lists no trace file (the run captured nothing)")
     return list(run["files"])
 
 

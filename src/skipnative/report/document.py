@@ -74,6 +74,10 @@ _HTML_STYLE = (
 )
 
 
+# marks a page as skip report's own (write_report replaces or removes only such a one)
+HTML_GENERATOR = '<meta name="generator" content="skipnative report">'
+
+
 def to_html(doc: Document, base: str) -> str:
     """One page; the images (read from `base`) are embedded, so it travels alone."""
     body = [f"<h1>{_inline(doc.title)}</h1>"]
@@ -82,7 +86,7 @@ def to_html(doc: Document, base: str) -> str:
             body.append(f"<h{s.level}>{_inline(s.title)}</h{s.level}>")
         body += [_html_block(b, base) for b in s.blocks]
     return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{HTML_GENERATOR}'
         f"<title>{escape(doc.title)}</title><style>{_HTML_STYLE}</style></head>\n<body>\n"
         + "\n".join(body)
         + "\n</body></html>\n"

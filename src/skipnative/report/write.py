@@ -6,12 +6,13 @@ only consume it; Markdown and HTML render from the same sections.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from skipnative.analysis.report_data import WHATIF_CPU, sweep_data
 from skipnative.io.atomic import atomic_output
 from skipnative.report import sections
-from skipnative.report.document import Document, to_html, to_markdown
+from skipnative.report.document import HTML_GENERATOR, Document, to_html, to_markdown
 from skipnative.report.figures import FIGURE_NAMES, write_figures
 
 # what write_report may write into its folder
@@ -36,10 +37,26 @@ def write_report(
     doc = Document(sections.title(data), sections.all_sections(data, figs, source_note))
     path = os.path.join(out, "report.md")
     _write_whole(path, to_markdown(doc))
+    page = os.path.join(out, "report.html")
     if html:
-        path = os.path.join(out, "report.html")
+        path = page
         _write_whole(path, to_html(doc, out))
+    else:  # an earlier run's page would no longer match report.md
+        _remove_own_page(page)
     return path
+
+
+def _remove_own_page(path: str) -> None:
+    """Removes `path` where it is a page write_report wrote (its generator mark):
+    a report.html of the user's own is left where it is."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return
+    if HTML_GENERATOR.encode() in head:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def _write_whole(path: str, text: str) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -200,9 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.n < 0 or args.threads < 1 or args.workers < 0 or args.batches < 1:
         raise SystemExit("launcher: N >= 0, --threads >= 1, --workers >= 0, --batches >= 1")
-    if args.workers > 0:
-        return _spawn(args, argv)
-    return _work(args)
+    try:
+        if args.workers > 0:
+            return _spawn(args, argv)
+        return _work(args)
+    except KeyboardInterrupt:  # Ctrl-C: ends by SIGINT at once, as Python does, untraced
+        print("launcher: interrupted", file=sys.stderr, flush=True)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+        return 128 + signal.SIGINT  # not reached
 
 
 if __name__ == "__main__":
