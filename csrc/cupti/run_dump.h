@@ -13,6 +13,8 @@
 //                 {"pid", "window", "meta": {session metadata, as Session.metadata()},
 //                  "devices": [names], "tables": {"launches"|"kernels"|"copies"|"markers"|
 //                  "events": {"rows", "row_bytes"}}, "strings": count}
+//                 ("window": the window's number; on demand, the trigger request's
+//                 that opened it, alike in every process)
 //   16+H    ...   the rows of launches (LaunchRow), kernels (KernelRow), copies
 //                 (CopyRow), markers (MarkerRow) and events (EventRow) of
 //                 core/records.h, in that order
