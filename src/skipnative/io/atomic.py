@@ -63,9 +63,9 @@ def read_whole(path: str) -> bytes:
         raise TraceError(path, f"cannot read: {e.strerror or e}") from None
 
 
-def read_regular(path: str, limit: int) -> bytes | None:
+def read_regular(path: str, limit: int | None) -> bytes | None:
     """The bytes of the regular file `path` (None where there is none), at most
-    `limit` of them. Anything else is a TraceError naming it: a FIFO (which would
+    `limit` of them (None: any number). Anything else is a TraceError naming it: a FIFO (which would
     block the open until a writer came), a device such as /dev/zero (which never
     ends), a folder, a longer file, one that cannot be read."""
     try:
@@ -80,6 +80,9 @@ def read_regular(path: str, limit: int) -> bytes | None:
             raise TraceError(path, "is a directory, not a file")
         if not stat.S_ISREG(st.st_mode):
             raise TraceError(path, "not a regular file")
+        if limit is None:
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                return f.read()
         too_long = f"longer than {limit:,} bytes"
         if st.st_size > limit:
             raise TraceError(path, too_long)

@@ -34,12 +34,11 @@ import json
 import os
 import re
 import shutil
-import stat
 import time
 from typing import Any
 
 from skipnative.errors import TraceError
-from skipnative.io.atomic import atomic_output
+from skipnative.io.atomic import atomic_output, read_regular
 from skipnative.io.folder import MAX_RUN_JSON, RUN_FORMAT, RUN_VERSION, run_problem
 from skipnative.io.safe_json import loads
 from skipnative.trace import losses
@@ -63,23 +62,9 @@ def _read_bytes(path: str, limit: int | None = None) -> bytes | None:
     """The file's bytes, None if it does not exist, or TraceError: a file that is
     not a regular one (a FIFO would block the open), too long, or unreadable."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise TraceError(path, f"unreadable ({e.strerror or e})") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise TraceError(path, "unreadable (not a regular file)")
-        if limit is not None and st.st_size > limit:
-            raise TraceError(path, f"unreadable ({st.st_size} bytes, over {limit})")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read()
-    except OSError as e:
-        raise TraceError(path, f"unreadable ({e.strerror or e})") from None
-    finally:
-        os.close(fd)
+        return read_regular(path, limit)
+    except TraceError as e:
+        raise TraceError(path, f"unreadable ({e.problem})") from None
 
 
 def _read_json(path: str, limit: int | None = None) -> Any:
