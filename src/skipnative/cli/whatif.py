@@ -106,15 +106,11 @@ def _chains(args, trace):
     return None
 
 
-def _unknown_waits(path, traces) -> dict[str, int]:
+def _unknown_waits(path, counts: list[tuple[int, int]]) -> dict[str, int]:
     """The cudaStreamWaitEvent calls whose awaited work the traces do not name, of
-    all; said on stderr where there are any (the replay cannot keep them)."""
-    from skipnative.analysis.whatif_waits import unknown_waits
-
-    n = m = 0
-    for t in traces:
-        a, b = unknown_waits(t)
-        n, m = n + a, m + b
+    all (whatif_waits.unknown_waits of each); said on stderr where there are any
+    (the replay cannot keep them)."""
+    n, m = sum(c[0] for c in counts), sum(c[1] for c in counts)
     if n:
         print(
             f"skip: note: {path}: {n} of {m} cudaStreamWaitEvent calls do not say which work "
@@ -149,6 +145,7 @@ def _replayed(path, fn, trace, **kw):
 def run(args) -> int:
     import skipnative
     from skipnative.analysis.whatif import predict
+    from skipnative.analysis.whatif_waits import unknown_waits
 
     if args.fuse_top is not None and args.fuse_top < 1:
         raise UsageError("--fuse-top must be >= 1")
@@ -165,7 +162,7 @@ def run(args) -> int:
         "graphs": args.graphs,
         "fuse": [list(c) for c in chains or []],
         "regions": rows,
-        "unknown_waits": _unknown_waits(args.trace, [trace]),
+        "unknown_waits": _unknown_waits(args.trace, [unknown_waits(trace)]),
     }
     if args.json:
         print_json(out)
@@ -202,18 +199,19 @@ def run_sweep(args) -> int:
     import skipnative
     from skipnative.analysis.sweep import run_summary, series
     from skipnative.analysis.whatif import replay
+    from skipnative.analysis.whatif_waits import unknown_waits
     from skipnative.io.sweep import load_sweep
 
     sw = load_sweep(args.trace)
     if not sw.files:  # as skip report says it
         raise UserError(f"{args.trace}: the sweep has no points: nothing to replay")
-    measured, predicted, traces = [], [], []
+    measured, predicted, unknown = [], [], []
     for f in sw.files:
         t = skipnative.load(f)
         chains = _chains(args, t)
         measured.append(run_summary(t))
         predicted.append(run_summary(_replayed(f, replay, t, fuse=chains, **_changes(args))))
-        traces.append(t)
+        unknown.append(unknown_waits(t))  # the counts, not the trace: one point in memory
     out = {
         "sweep": args.trace,
         "cpu_scale": args.cpu_scale,
@@ -221,7 +219,7 @@ def run_sweep(args) -> int:
         "graphs": args.graphs,
         "measured": series(measured, sw.values),
         "predicted": series(predicted, sw.values),
-        "unknown_waits": _unknown_waits(args.trace, traces),
+        "unknown_waits": _unknown_waits(args.trace, unknown),
     }
     if args.graphs:  # one graph launch per iteration: no launch-bound side to mark
         for k in ("queue_transition", "knee", "agree"):
