@@ -9,6 +9,12 @@ def short_name(name: str, width: int = 70) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
+def short_repr(value: object) -> str:
+    """repr(value), cut to 40 characters: a bad value named in a one-line error."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 # C0 and C1 control characters (ESC among them): a terminal acts on them
 _CONTROL = {c: "?" for c in (*range(0x20), *range(0x7F, 0xA0))}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -718,10 +719,12 @@ def _with_header(dump: Path, out: Path, change) -> Path:
         lambda h: h["meta"].pop("t_stop_ns"),
         lambda h: h.update(meta=[]),
         lambda h: h.update(window=float("inf")),
+        lambda h: h["meta"].update(t_stop_ns=h["meta"]["t_start_ns"] - 1),
     ],
-    ids=["no_t_stop", "meta_list", "window_infinite"],
+    ids=["no_t_stop", "meta_list", "window_infinite", "stop_before_start"],
 )
-def test_a_damaged_dump_costs_only_its_own_file(tmp_path, change):
+@pytest.mark.parametrize("mode", ["whole", "on-demand"])
+def test_a_damaged_dump_costs_only_its_own_file(tmp_path, change, mode):
     """A dump whose header meta no process writes raised out of finish() (an
     internal error, exit 70): no run.json, and no file for the sound process."""
     raw = tmp_path / "raw"
@@ -739,7 +742,7 @@ def test_a_damaged_dump_costs_only_its_own_file(tmp_path, change):
             _with_header(src, dst, change)
         else:
             dst.write_bytes(src.read_bytes())
-    result = runfolder.finish(str(run), {"mode": "whole"})
+    result = runfolder.finish(str(run), {"mode": mode})
     by_pid = {p["pid"]: p for p in result["processes"]}
     assert by_pid[int(pid)]["status"] == "complete" and (run / by_pid[int(pid)]["file"]).exists()
     bad = by_pid[1]
@@ -747,6 +750,75 @@ def test_a_damaged_dump_costs_only_its_own_file(tmp_path, change):
     assert bad["status"] == "error" and "\n" not in bad["error"]
     assert f"{runfolder.CONTROL}/1." in bad["error"] and ".dump" in bad["error"]
     assert json.loads((run / "run.json").read_text())["processes"]
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (lambda h: h.update(window="1"), "header window is '1', not a count"),
+        (lambda h: h.update(pid=-4), "header pid is -4, not a count"),
+        (lambda h: h.update(strings=2.0), "header strings is 2.0, not a count"),
+        (
+            lambda h: h["tables"]["kernels"].update(rows="7"),
+            "header tables.kernels.rows is '7', not a count",
+        ),
+        (lambda h: h.update(devices=[0]), "header devices is [0], not a list of names"),
+        (lambda h: h["meta"].update(t_start_ns="5"), "meta t_start_ns is '5', not a count"),
+        (lambda h: h["meta"].update(t_stop_ns=2**64), "meta t_stop_ns is 18446744073709551616"),
+        (lambda h: h["meta"].update(t_stop_ns=h["meta"]["t_start_ns"] - 1), "is before t_start_ns"),
+        (lambda h: h["meta"].update(launches_outside=None), "meta launches_outside is None"),
+        (lambda h: h["meta"].update(cupti_test_double=1), "cupti_test_double is 1, not a boolean"),
+        (lambda h: h["meta"]["dropped"].update(cupti="3"), "meta dropped.cupti is '3'"),
+    ],
+    ids=[
+        "window_text",
+        "pid_negative",
+        "strings_float",
+        "rows_text",
+        "device_number",
+        "t_start_text",
+        "t_stop_past_64_bits",
+        "stop_before_start",
+        "outside_null",
+        "double_number",
+        "dropped_text",
+    ],
+)
+def test_a_dump_header_no_process_writes_is_refused(tmp_path, change, problem):
+    """read_dump took what the conversion then read as it came: "1" as window 1,
+    "7" as seven rows, a stop before the start (in an on-demand run, a window
+    region that ends before it begins: a .skip that no reader loads)."""
+    bad = _with_header(_raw_dump(tmp_path), tmp_path / "bad.dump", change)
+    with pytest.raises(TraceError, match=re.escape(problem)) as e:
+        read_dump(bad)
+    assert str(e.value).startswith(str(bad)) and "\n" not in str(e.value)
+
+
+def test_a_dump_whose_skip_would_not_load_is_that_processs_error(tmp_path):
+    """A launch row that ends before it begins passed the dump's reader and was
+    written into a .skip that no reader loads, listed in run.json as complete."""
+    import struct
+
+    from skipnative import _native
+
+    good = _raw_dump(tmp_path)
+    run = tmp_path / "run"
+    c = run / runfolder.CONTROL
+    c.mkdir(parents=True)
+    pid = good.name.split(".")[0]
+    for suffix in (".json", ".state"):
+        (c / f"{pid}{suffix}").write_bytes((tmp_path / f"{pid}{suffix}").read_bytes())
+    data = bytearray(good.read_bytes())
+    (hlen,) = struct.unpack_from("<I", data, 12)
+    row0 = 16 + hlen  # the launches table comes first
+    dtype = _native.record_dtypes()["launches"]
+    begin = struct.unpack_from("<Q", data, row0 + dtype.fields["t_begin"][1])[0]
+    struct.pack_into("<Q", data, row0 + dtype.fields["t_end"][1], begin - 1)
+    (c / f"{pid}.1.dump").write_bytes(bytes(data))
+    (p,) = runfolder.finish(str(run), {"mode": "whole"})["processes"]
+    assert p["status"] == "error" and p["file"] is None, p
+    assert "launches: row 0 ends before it begins" in p["error"]
+    assert f"{pid}.*.dump" in p["error"] and not list(run.glob("*.skip"))
 
 
 def test_a_reader_gone_from_stdout_keeps_cmds_exit_status(tmp_path):

@@ -19,6 +19,8 @@ import numpy as np
 from skipnative.errors import TraceError
 from skipnative.io import safe_json
 from skipnative.io.atomic import read_whole
+from skipnative.io.skipfile import dropped_problem
+from skipnative.text import short_repr
 from skipnative.trace import REGION_DTYPE, StringTable, Trace
 
 MAGIC = b"SKIPDUMP"
@@ -26,6 +28,7 @@ TRAILER = b"SKIPDEND"
 VERSION = 2  # 2: the events table (capture option stream_waits)
 _PREFIX = struct.Struct("<8sII")
 TABLES = ("launches", "kernels", "copies", "markers", "events")
+_I64 = 2**63
 
 
 def _dtypes() -> dict[str, np.dtype]:
@@ -82,13 +85,16 @@ def _parse(path: str, data: bytes) -> Dump:
     header = safe_json.loads(text, path, "corrupted skip run dump: header")
     if not isinstance(header, dict):
         raise bad("header is not an object")
+    problem = _header_problem(header)
+    if problem:
+        raise bad(problem)
     at = _PREFIX.size + hlen
     tables = {}
     dtypes = _dtypes()
     for name in TABLES:
         dtype = dtypes[name]
         t = header["tables"][name]
-        rows, row_bytes = int(t["rows"]), int(t["row_bytes"])
+        rows, row_bytes = t["rows"], t["row_bytes"]
         if row_bytes != dtype.itemsize:
             raise bad(f"{name} rows are {row_bytes} bytes, this skipnative reads {dtype.itemsize}")
         n = rows * row_bytes
@@ -97,7 +103,7 @@ def _parse(path: str, data: bytes) -> Dump:
         tables[name] = np.frombuffer(data, dtype=dtype, count=rows, offset=at).copy()
         at += n
     strings = []
-    for _ in range(int(header["strings"])):
+    for _ in range(header["strings"]):
         if at + 4 > end:
             raise bad("string table beyond the end of the file")
         (n,) = struct.unpack_from("<I", data, at)
@@ -113,13 +119,47 @@ def _parse(path: str, data: bytes) -> Dump:
             raise bad(f"table {name} refers to names beyond the string table")
     return Dump(
         path=path,
-        pid=int(header["pid"]),
-        window=int(header["window"]),
-        meta=dict(header["meta"]),
-        devices=[str(d) for d in header.get("devices", [])],
+        pid=header["pid"],
+        window=header["window"],
+        meta=header["meta"],
+        devices=header.get("devices", []),
         tables=tables,
         strings=strings,
     )
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < _I64
+
+
+def _header_problem(header: dict[str, Any]) -> str | None:
+    """What no process writes in a dump's header (csrc/cupti/run_dump.h), where
+    the conversion reads it: counts that are not counts, and the session
+    metadata that becomes the .skip's (its window's times, its losses)."""
+    for key in ("pid", "window", "strings"):
+        if not _count(header.get(key)):
+            return f"header {key} is {short_repr(header.get(key))}, not a count"
+    tables = header.get("tables")
+    for name in TABLES:
+        t = tables.get(name) if isinstance(tables, dict) else None
+        for key in ("rows", "row_bytes"):
+            v = t.get(key) if isinstance(t, dict) else None
+            if not _count(v):
+                return f"header tables.{name}.{key} is {short_repr(v)}, not a count"
+    devices = header.get("devices", [])
+    if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):
+        return f"header devices is {short_repr(devices)}, not a list of names"
+    meta = header.get("meta")
+    if not isinstance(meta, dict):
+        return f"header meta is {short_repr(meta)}, not an object"
+    for key in ("t_start_ns", "t_stop_ns", "launches_outside", "gpu_rows_outside"):
+        if not _count(meta.get(key, 0 if key.endswith("outside") else None)):
+            return f"meta {key} is {short_repr(meta.get(key))}, not a count"
+    if meta["t_stop_ns"] < meta["t_start_ns"]:
+        return f"meta t_stop_ns {meta['t_stop_ns']} is before t_start_ns {meta['t_start_ns']}"
+    if not isinstance(meta.get("cupti_test_double", False), bool):
+        return f"meta cupti_test_double is {short_repr(meta['cupti_test_double'])}, not a boolean"
+    return dropped_problem(meta.get("dropped"))
 
 
 class _DumpSession:

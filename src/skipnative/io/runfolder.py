@@ -242,6 +242,7 @@ def _skip_name(p: dict[str, Any], taken: set[str]) -> str:
 
 def _convert(run_dir: str, p: dict[str, Any], regions: bool, taken: set[str]) -> dict[str, Any]:
     from skipnative.io.rundump import process_trace, read_dump
+    from skipnative.io.skipfile import trace_problem
 
     control, pid, st = control_dir(run_dir), p["pid"], p["state"]
     dumps = sorted(n for n in os.listdir(control) if re.fullmatch(rf"{pid}\.\d+\.dump", n))
@@ -257,6 +258,9 @@ def _convert(run_dir: str, p: dict[str, Any], regions: bool, taken: set[str]) ->
         name = _skip_name(p, taken)
         entry["file"] = name
         trace.meta["run"] = {"pid": pid, "rank": p.get("rank"), "argv": p.get("argv")}
+        problem = trace_problem(trace)
+        if problem:  # a file no reader would take: this process's error instead
+            raise TraceError(dump_paths(run_dir, pid), f"corrupted skip run dump ({problem})")
         trace.save(os.path.join(run_dir, name), overwrite=True)
         entry.update(
             launches=len(trace.launches),
@@ -275,6 +279,11 @@ def _convert(run_dir: str, p: dict[str, Any], regions: bool, taken: set[str]) ->
     else:
         entry["status"] = "complete" if dumps else "no window"
     return entry
+
+
+def dump_paths(run_dir: str, pid: int) -> str:
+    """A process's dumps, as an error names them."""
+    return os.path.join(control_dir(run_dir), f"{pid}.*.dump")
 
 
 def _unfinished(pid: int, st: dict[str, Any]) -> str:
@@ -363,7 +372,7 @@ def finish(run_dir: str, info: dict[str, Any]) -> dict[str, Any]:
         except _DUMP_ERRORS as e:  # one process's damaged dumps: the others are still written
             if not isinstance(e, TraceError):
                 e = TraceError(
-                    os.path.join(control_dir(run_dir), f"{pid}.*.dump"),
+                    dump_paths(run_dir, pid),
                     f"corrupted skip run dump ({type(e).__name__}: {e})",
                 )
             problems.append(str(e))

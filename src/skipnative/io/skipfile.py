@@ -40,6 +40,7 @@ from skipnative.io import safe_json
 from skipnative.io.atomic import atomic_output, read_whole, refuse_output
 from skipnative.io.folder import MAX_RANK
 from skipnative.io.sniff import SKIP_MAGIC, refuse_special
+from skipnative.text import short_repr
 from skipnative.trace import (
     API_KINDS,
     GPU_DTYPE,
@@ -258,7 +259,9 @@ class _Reader:
             raise self.corrupt("header is not an object")
         fv = header.get("format_version")
         if type(fv) is not int or fv != version:  # every writer wrote it, as the prefix's
-            raise self.corrupt(f"header format_version {_short(fv)} is not the file's, {version}")
+            raise self.corrupt(
+                f"header format_version {short_repr(fv)} is not the file's, {version}"
+            )
         self.payload = data[_PREFIX.size + hlen :]
         return header
 
@@ -292,7 +295,7 @@ class _Reader:
             raise self.corrupt("strings are not a list of strings")
         count = header["strings"].get("count")
         if type(count) is not int or count != len(strings):
-            raise self.corrupt(f"strings count {_short(count)}, but {len(strings):,} strings")
+            raise self.corrupt(f"strings count {short_repr(count)}, but {len(strings):,} strings")
         return strings or [""]
 
     def table(self, name: str, dtype: np.dtype, t: Any) -> np.ndarray:
@@ -392,6 +395,15 @@ def _ops_problem(ops: np.ndarray) -> str | None:
     return None
 
 
+def trace_problem(trace: Trace) -> str | None:
+    """Why a .skip written from `trace` would not load (the checks load makes),
+    or None: a writer that meets one says so rather than leave a file no reader
+    takes."""
+    tables = {name: getattr(trace, name) for name in TABLES}
+    meta = _jsonable(trace.meta)
+    return rows_problem(tables) or _meta_problem(meta) or _times_problem(tables, meta)
+
+
 def _meta_problem(meta: dict[str, Any]) -> str | None:
     for key in (*_INT_META, *_INT_OR_NONE_META):
         if key not in meta:
@@ -403,24 +415,24 @@ def _meta_problem(meta: dict[str, Any]) -> str | None:
             if isinstance(v, str) and re.fullmatch(r"[0-9]+", v):
                 v = int(v) if len(v.lstrip("0")) <= len(str(MAX_RANK)) else _I64
             if isinstance(v, int) and not isinstance(v, bool) and v > MAX_RANK:
-                return f"meta rank is {_short(meta[key])}, beyond the largest, {MAX_RANK}"
+                return f"meta rank is {short_repr(meta[key])}, beyond the largest, {MAX_RANK}"
         if isinstance(v, bool) or not isinstance(v, int) or not -_I64 <= v < _I64:
-            return f"meta {key} is {_short(v)}, not a 64-bit integer"
+            return f"meta {key} is {short_repr(v)}, not a 64-bit integer"
     if "devices" in meta and not isinstance(meta["devices"], list):
-        return f"meta devices is {_short(meta['devices'])}, not a list"
-    return _dropped_problem(meta.get("dropped"))
+        return f"meta devices is {short_repr(meta['devices'])}, not a list"
+    return dropped_problem(meta.get("dropped"))
 
 
-def _dropped_problem(dropped: Any) -> str | None:
+def dropped_problem(dropped: Any) -> str | None:
     """The losses a capture counted (trace.losses reads them): an object of counts.
     A count of another type was passed over, so the file's losses went unsaid."""
     if dropped is None:
         return None
     if not isinstance(dropped, dict):
-        return f"meta dropped is {_short(dropped)}, not an object of counts"
+        return f"meta dropped is {short_repr(dropped)}, not an object of counts"
     for k, v in dropped.items():
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < _I64:
-            return f"meta dropped.{k} is {_short(v)}, not a count"
+            return f"meta dropped.{k} is {short_repr(v)}, not a count"
     return None
 
 
@@ -437,8 +449,3 @@ def _times_problem(tables: dict[str, np.ndarray], meta: dict[str, Any]) -> str |
     if not (r[0] + off >= -_I64 and r[1] + off < _I64):
         return f"meta clock_realtime_offset_ns {off} moves the trace's times beyond 64 bits"
     return None
-
-
-def _short(v: Any) -> str:
-    text = repr(v)
-    return text if len(text) <= 40 else text[:37] + "..."
