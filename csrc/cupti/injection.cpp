@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -175,6 +176,8 @@ volatile sig_atomic_t g_signal = 0;
 int g_wake[2] = {-1, -1};  // self-pipe: a signal or exit wakes the controller
 
 pid_t g_pid = 0;  // the process the controller runs in
+
+void retry_python_exit_hook();  // below, with the rest of the Python hook
 
 void on_signal(int sig) {
   if (getpid() != g_pid) {  // a forked child: no controller here, take the default action
@@ -411,6 +414,7 @@ void Injection::run_controller() {
       ssize_t r = read(g_wake[0], buf, sizeof buf);
       (void)r;
     }
+    retry_python_exit_hook();
     const int sig = g_signal;
     if (sig != 0) {
       finish();
@@ -453,43 +457,50 @@ void at_exit() {
   if (g_injection != nullptr && getpid() == g_pid) g_injection->finish();
 }
 
-// A Python multiprocessing worker started by fork or forkserver ends through
-// os._exit once Process._bootstrap returns, past every C exit handler, so its
-// capture would be lost. _bootstrap calls threading._shutdown() first, which
-// runs what threading._register_atexit (CPython >= 3.9) registered: such a
-// worker's capture ends there (a spawn worker exits as any program does, its
-// capture ending at exit, after its threads). The code runs in globals of its
-// own (nothing of the program's __main__ is looked up or left there) and says
-// nothing where it fails; a KeyboardInterrupt arriving meanwhile is the
-// program's.
-const char kRegisterExit[] = R"py(
-try:
-    import sys
-    m = sys.modules.get("multiprocessing")
-    if (
-        m is not None
-        and m.parent_process() is not None
-        and m.get_start_method(allow_none=True) in ("fork", "forkserver")
-    ):
-        import ctypes, threading
-        threading._register_atexit(ctypes.CFUNCTYPE(None)(%llu))
-except Exception:
-    pass
+// A Python process may end through os._exit, past every C exit handler: a
+// multiprocessing worker started by fork or forkserver always does (once
+// Process._bootstrap returns, its threads joined and, from CPython 3.13, its
+// atexit handlers run), and so may any program, a SIGTERM handler of its own
+// among them. The capture would be lost; os._exit is wrapped so that it ends
+// the capture first (multiprocessing looks os._exit up when it calls it). In a
+// process forked from this one the call ends nothing (at_exit: not its
+// capture). The code runs in globals of its own, with the builtins module's
+// names (the frame it interrupts may have none); where it fails, the program
+// is not told (wrap_python_exit).
+const char kWrapExit[] = R"py(
+import ctypes, functools, os
+_end = ctypes.CFUNCTYPE(None)(%llu)
+_real_exit = os._exit
+@functools.wraps(_real_exit)
+def _exit(status):
+    _end()
+    _real_exit(status)
+os._exit = _exit
 )py";
 
 // Python's C API, looked up in the process rather than linked: a process that
 // is not Python has none, and is left alone.
 struct PythonApi {
   int (*initialized)() = nullptr;
+  int (*finalizing)() = nullptr;  // Py_IsFinalizing (3.13), _Py_IsFinalizing before
   void* (*new_dict)() = nullptr;
   int (*set_item)(void*, const char*, void*) = nullptr;  // PyDict_SetItemString
-  void* (*builtins)() = nullptr;                         // PyEval_GetBuiltins: borrowed
+  // sys.modules[name], created where missing: PyImport_AddModuleRef (3.13), a new
+  // reference, else PyImport_AddModule, a borrowed one. Not PyImport_ImportModule:
+  // it takes __import__ from the builtins of the frame it interrupts.
+  void* (*add_module)(const char*) = nullptr;
+  bool add_module_is_new = false;
+  void* (*module_dict)(void*) = nullptr;  // PyModule_GetDict: borrowed
   // PyRun_StringFlags(code, Py_file_input, globals, locals, NULL): a new reference
   void* (*run)(const char*, int, void*, void*, void*) = nullptr;
   void (*decref)(void*) = nullptr;
   int (*add_pending_call)(int (*)(void*), void*) = nullptr;
+  int (*error_matches)(void*) = nullptr;  // PyErr_ExceptionMatches
+  void (*error_clear)() = nullptr;
+  void** keyboard_interrupt = nullptr;  // &PyExc_KeyboardInterrupt
   bool found() const {
-    return initialized && new_dict && set_item && builtins && run && decref && add_pending_call;
+    return initialized && finalizing && new_dict && set_item && add_module && module_dict && run &&
+           decref && add_pending_call && error_matches && error_clear && keyboard_interrupt;
   }
 };
 
@@ -497,51 +508,81 @@ PythonApi python_api() {
   auto sym = [](const char* name) { return dlsym(RTLD_DEFAULT, name); };
   PythonApi p;
   p.initialized = reinterpret_cast<int (*)()>(sym("Py_IsInitialized"));
+  void* finalizing = sym("Py_IsFinalizing");
+  p.finalizing = reinterpret_cast<int (*)()>(finalizing ? finalizing : sym("_Py_IsFinalizing"));
   p.new_dict = reinterpret_cast<void* (*)()>(sym("PyDict_New"));
   p.set_item = reinterpret_cast<int (*)(void*, const char*, void*)>(sym("PyDict_SetItemString"));
-  p.builtins = reinterpret_cast<void* (*)()>(sym("PyEval_GetBuiltins"));
+  void* add_ref = sym("PyImport_AddModuleRef");
+  p.add_module =
+      reinterpret_cast<void* (*)(const char*)>(add_ref ? add_ref : sym("PyImport_AddModule"));
+  p.add_module_is_new = add_ref != nullptr;
+  p.module_dict = reinterpret_cast<void* (*)(void*)>(sym("PyModule_GetDict"));
   p.run =
       reinterpret_cast<void* (*)(const char*, int, void*, void*, void*)>(sym("PyRun_StringFlags"));
   p.decref = reinterpret_cast<void (*)(void*)>(sym("Py_DecRef"));
   p.add_pending_call = reinterpret_cast<int (*)(int (*)(void*), void*)>(sym("Py_AddPendingCall"));
+  p.error_matches = reinterpret_cast<int (*)(void*)>(sym("PyErr_ExceptionMatches"));
+  p.error_clear = reinterpret_cast<void (*)()>(sym("PyErr_Clear"));
+  p.keyboard_interrupt = reinterpret_cast<void**>(sym("PyExc_KeyboardInterrupt"));
   return p;
 }
 
 uintptr_t g_exit_function = 0;  // skipnative_run_exit, for Python to call
 
+// The wrapper's state: queued as a pending call, to be queued again by the
+// controller (the pending-call queue was full, or the code could not run where
+// the main thread was: at its recursion limit, a KeyboardInterrupt), or done.
+enum HookState : int { kHookNone, kHookQueued, kHookRetry, kHookDone };
+std::atomic<int> g_hook_state{kHookNone};
+std::atomic<int> g_hook_retries{0};
+constexpr int kHookMaxRetries = 100;  // the controller's ticks: about 2 s
+
 // A pending call: the main thread runs it between two bytecodes, the GIL held,
-// before it can reach threading's shutdown (and before the interpreter
-// finalises, which runs the calls still pending first); no thread of this
-// library ever waits for the GIL. An exception it leaves (a KeyboardInterrupt:
-// every other is caught) is raised in the program, as a signal handler's is.
-int register_python_exit(void*) {
+// before the interpreter finalises; no thread of this library ever waits for
+// the GIL. Only a KeyboardInterrupt leaves it as an error (raised in the
+// program, as a signal handler's is); any other is cleared, the program never
+// sees it, and the wrapper is tried again later.
+int wrap_python_exit(void*) {
   if (getpid() != g_pid) return 0;  // a forked child: its capture is not this one
   const PythonApi py = python_api();
-  char code[sizeof kRegisterExit + 32];
-  std::snprintf(code, sizeof code, kRegisterExit, static_cast<unsigned long long>(g_exit_function));
-  void* globals = py.new_dict();
-  if (globals == nullptr) return -1;  // out of memory: MemoryError, set
-  void* builtins = py.builtins();
-  int status = 0;
-  if (builtins != nullptr && py.set_item(globals, "__builtins__", builtins) == 0) {
-    const int file_input = 257;  // Py_file_input: statements
-    void* result = py.run(code, file_input, globals, globals, nullptr);
-    if (result != nullptr)
-      py.decref(result);
-    else
-      status = -1;
-  } else {
-    status = -1;
+  char code[sizeof kWrapExit + 32];
+  std::snprintf(code, sizeof code, kWrapExit, static_cast<unsigned long long>(g_exit_function));
+  bool ran = false;
+  if (void* globals = py.new_dict()) {
+    if (void* builtins = py.add_module("builtins")) {
+      if (py.set_item(globals, "__builtins__", py.module_dict(builtins)) == 0) {
+        const int file_input = 257;  // Py_file_input: statements
+        if (void* result = py.run(code, file_input, globals, globals, nullptr)) {
+          py.decref(result);
+          ran = true;
+        }
+      }
+      if (py.add_module_is_new) py.decref(builtins);
+    }
+    py.decref(globals);
   }
-  py.decref(globals);
-  return status;
+  g_hook_state = ran ? kHookDone : kHookRetry;
+  if (ran || !py.error_matches(*py.keyboard_interrupt)) {
+    py.error_clear();
+    return 0;
+  }
+  return -1;
 }
 
-// Inside cuInit, which may hold the GIL or run on a thread that has none: only
-// a pending call is queued (Py_AddPendingCall needs no GIL).
-void start_python_exit_hook() {
+// Queues the wrapper; from cuInit, which may hold the GIL or run on a thread
+// that has none, or from the controller (Py_AddPendingCall needs neither).
+void queue_python_exit_hook() {
   const PythonApi py = python_api();
-  if (py.found() && py.initialized()) py.add_pending_call(register_python_exit, nullptr);
+  if (!py.found()) return;  // not Python
+  if (!py.initialized() || py.finalizing()) {
+    g_hook_state = kHookNone;  // too late: exit handlers run, not os._exit
+    return;
+  }
+  g_hook_state = py.add_pending_call(wrap_python_exit, nullptr) == 0 ? kHookQueued : kHookRetry;
+}
+
+void retry_python_exit_hook() {
+  if (g_hook_state == kHookRetry && g_hook_retries++ < kHookMaxRetries) queue_python_exit_hook();
 }
 
 void install_signal(int sig) {
@@ -559,7 +600,7 @@ void install_signal(int sig) {
 
 // Ends this process's capture and writes its dump, as at exit; nothing in a
 // process forked from it, nor after the first call. Python calls it from
-// threading's shutdown in a multiprocessing worker (register_python_exit).
+// os._exit (kWrapExit).
 extern "C" __attribute__((visibility("default"))) void skipnative_run_exit(void) {
   skipnative::at_exit();
 }
@@ -583,6 +624,6 @@ extern "C" __attribute__((visibility("default"))) int InitializeInjection(void) 
   install_signal(SIGTERM);
   install_signal(SIGINT);
   std::thread([inj] { inj->run_controller(); }).detach();
-  start_python_exit_hook();
+  queue_python_exit_hook();
   return 1;
 }

@@ -227,20 +227,117 @@ def work():
     threading.Thread(target=tail).start()
 
 if __name__ == "__main__":
-    p = mp.get_context("spawn").Process(target=work)
+    p = mp.get_context(sys.argv[1]).Process(target=work)
     p.start()
     p.join()
     sys.exit(p.exitcode)
 """
 
 
-def test_a_spawn_workers_threads_are_captured_to_its_end(tmp_path):
-    """A spawn worker exits as any program does (its threads joined first): its
-    capture ends at exit. Ended at threading's shutdown instead, which runs before
-    the joins, it lost the 20 launches of a thread still running."""
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_a_workers_threads_are_captured_to_its_end(tmp_path, method):
+    """A worker's capture ends when the worker does, its threads joined first. A
+    fork or forkserver worker's ended at threading's shutdown, which runs before
+    the joins: the 20 launches of a thread still running were lost."""
     script = tmp_path / "tail.py"
     script.write_text(_MP_TAIL)
-    r = skip_run(tmp_path / "run", "--", sys.executable, str(script))
+    r = skip_run(tmp_path / "run", "--", sys.executable, str(script), method)
     assert r.returncode == 0, r.stderr
     (p,) = runfolder.read_run(tmp_path / "run")["processes"]
     assert p["status"] == "complete" and p["launches"] == 25
+
+
+_OS_EXIT = """
+import os
+from skipnative.testing.launcher import _Cuda
+cuda = _Cuda(3000, False)
+cuda.launch(cuda.kernel("k"), cuda.stream(), 5)
+os._exit(3)
+"""
+
+
+def test_a_process_ending_through_os_exit_keeps_its_capture(tmp_path):
+    """os._exit passes every C exit handler by: the capture was lost."""
+    r = skip_run(tmp_path, "--", sys.executable, "-c", _OS_EXIT)
+    assert r.returncode == 3, r.stderr
+    (p,) = runfolder.read_run(tmp_path)["processes"]
+    assert p["status"] == "complete" and p["launches"] == 5
+
+
+_NO_BUILTINS = """
+import ctypes, os
+from skipnative.testing import _DRIVER, library_path, simulate_cuda
+from skipnative.testing.launcher import _Cuda
+simulate_cuda()  # as _Cuda() does before its cuInit
+os.environ["SKIPNATIVE_CUPTI_LIBRARY"] = library_path()
+opts = os.environ["SKIPNATIVE_RUN_OPTIONS"].split(";")
+os.environ["SKIPNATIVE_RUN_OPTIONS"] = ";".join(o for o in opts if "wheel_dirs=" not in o)
+f = ctypes.CDLL(library_path(_DRIVER), mode=ctypes.RTLD_GLOBAL).cuInit
+# cuInit where the frame has no builtins (a sandboxed evaluator): the injection's
+# code runs at the loop's first turn, in this frame
+exec("f(0)\\nfor i in r: pass", {"__builtins__": {}, "f": f, "r": range(1000)})
+cuda = _Cuda(3000, False)
+cuda.launch(cuda.kernel("k"), cuda.stream(), 5)
+print("finished")
+os._exit(0)
+"""
+
+
+def test_a_frame_without_builtins_neither_fails_the_program_nor_loses_its_capture(tmp_path):
+    """The injection's code took the builtins of the frame it interrupted: with
+    none, its own `import` raised NameError into the program, which died."""
+    r = skip_run(tmp_path, "--", sys.executable, "-c", _NO_BUILTINS)
+    assert r.returncode == 0, r.stderr
+    assert "finished" in r.stdout and "Error" not in r.stderr
+    (p,) = runfolder.read_run(tmp_path)["processes"]
+    assert p["status"] == "complete" and p["launches"] == 5
+
+
+_AT_RECURSION_LIMIT = """
+import ctypes, os, sys, threading, time
+from skipnative.testing import _DRIVER, library_path, simulate_cuda
+from skipnative.testing.launcher import _Cuda
+simulate_cuda()  # as _Cuda() does before its cuInit
+os.environ["SKIPNATIVE_CUPTI_LIBRARY"] = library_path()
+opts = os.environ["SKIPNATIVE_RUN_OPTIONS"].split(";")
+os.environ["SKIPNATIVE_RUN_OPTIONS"] = ";".join(o for o in opts if "wheel_dirs=" not in o)
+f = ctypes.CDLL(library_path(_DRIVER), mode=ctypes.RTLD_GLOBAL).cuInit
+
+def probe(n):
+    return 0 if n == 0 else probe(n - 1)
+
+depth = 1
+while True:
+    try:
+        probe(depth + 1)
+        depth += 1
+    except RecursionError:
+        break
+
+def deep(n, until):  # one argument more than probe: the same frames
+    if n == 0:
+        while time.monotonic() < until:
+            pass
+        return 0
+    return deep(n - 1, until)
+
+t = threading.Thread(target=lambda: (time.sleep(0.1), f(0)))
+t.start()
+deep(depth - 1, time.monotonic() + 0.5)  # cuInit while the main thread is at its limit
+t.join()
+cuda = _Cuda(3000, False)
+cuda.launch(cuda.kernel("k"), cuda.stream(), 5)
+print("finished")
+os._exit(0)
+"""
+
+
+def test_a_hook_that_cannot_run_yet_is_tried_again(tmp_path):
+    """cuInit while the main thread was at its recursion limit: compiling the
+    injection's code raised RecursionError into the program (CPython 3.11).
+    The error is the injection's own now, and the code is queued again later."""
+    r = skip_run(tmp_path, "--", sys.executable, "-c", _AT_RECURSION_LIMIT)
+    assert r.returncode == 0, r.stderr
+    assert "finished" in r.stdout and "Error" not in r.stderr
+    (p,) = runfolder.read_run(tmp_path)["processes"]
+    assert p["status"] == "complete" and p["launches"] == 5
