@@ -335,6 +335,11 @@ def test_a_command_line_the_parser_refuses_is_one_line(tmp_path, argv, fragment)
         # demo checked them only on a GPU: exit 0 without one
         (["demo", "--batch-sizes", "0", "--out", "RUN"], "at least one size, each >= 1"),
         (["demo", "--batch-sizes", "x", "--out", "RUN"], "expected integers like 1,2,4"),
+        # an empty item is a typo, refused as --whatif-cpu's is, never dropped
+        (["sweep", "--batch-sizes", "1,,2", "--out", "RUN"], "in '1,,2': an empty size"),
+        (["sweep", "--batch-sizes", "1,2,", "--out", "RUN"], "in '1,2,': an empty size"),
+        (["demo", "--batch-sizes", ",4", "--out", "RUN"], "in ',4': an empty size"),
+        (["fusion", "T", "--lengths", "2,,3"], "--lengths: in '2,,3': an empty length"),
         (["run"], "no command given"),
         (["run", "--on-demand", "--delay", "1", "--", "true"], "drop --delay/--duration"),
         (["trigger", "--wait", "--duration", "0", "RUN"], "--wait needs a --duration"),

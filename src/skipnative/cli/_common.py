@@ -81,6 +81,19 @@ def number(
 _KIND_NAMES = {float: "a number", int: "an integer"}
 
 
+def comma_items(text: str, what: str) -> list[str]:
+    """The items of a comma-separated option value, each stripped; [] for an empty
+    or blank value. An empty item among others ("2,,3", ",", "2,") is refused
+    (ArgumentTypeError naming `what`, the kind of item): it is a typo, not a
+    wish for fewer items. Every comma-list option splits its value here."""
+    if not text.strip():
+        return []
+    parts = [x.strip() for x in text.split(",")]
+    if "" in parts:
+        raise argparse.ArgumentTypeError(f"in {text!r}: an empty {what} between commas")
+    return parts
+
+
 def out_path(text: str) -> str:
     """An argparse type for an output path: an empty one is refused (it named the
     current folder, or a file beside it, without saying so)."""

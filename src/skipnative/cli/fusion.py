@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+
 from skipnative.cli import folder_commands
 from skipnative.cli._common import (
     UsageError,
     UserError,
+    comma_items,
     fmt_value,
     print_json,
     require_content,
@@ -33,7 +36,9 @@ def add_parser(sub) -> None:
 
 def parse_lengths(text: str) -> tuple[int, ...]:
     try:
-        lengths = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+        lengths = tuple(sorted({int(x) for x in comma_items(text, "length")}))
+    except argparse.ArgumentTypeError as e:
+        raise UsageError(f"--lengths: {e}") from None
     except ValueError:
         raise UsageError(f"--lengths: expected integers like 2,3, got {text!r}") from None
     if not lengths or min(lengths) < 2:

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from skipnative.cli._common import check_out_folder, number, out_path
+from skipnative.cli._common import check_out_folder, comma_items, number, out_path
 
 # as `skip whatif --cpu-scale`: a replay's times must stay within 64-bit ns
 CPU_SCALE_MAX = 1e6
@@ -42,12 +42,8 @@ def _scales(text: str) -> tuple[float, ...]:
     """An argparse type: the comma-separated scales, each as --cpu-scale takes it;
     '' for none. An empty scale among others ("2,,3", ",") is refused: it is a
     typo, not a wish for fewer scales."""
-    if not text.strip():
-        return ()
+    parts = comma_items(text, "scale")
     try:
-        parts = [x.strip() for x in text.split(",")]
-        if "" in parts:
-            raise argparse.ArgumentTypeError("an empty scale between commas")
         return tuple(_SCALE(x) for x in parts)
     except argparse.ArgumentTypeError as e:
         raise argparse.ArgumentTypeError(f"in {text!r}: {e}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ from skipnative.cli._common import (
     UserError,
     check_launch_records,
     check_out_folder,
+    comma_items,
     out_path,
     refuse_existing,
     with_launch_hooks,
@@ -36,7 +38,9 @@ def add_parser(sub) -> None:
 
 def batch_sizes(text: str) -> list[int]:
     try:
-        b = [int(x) for x in text.split(",") if x.strip()]
+        b = [int(x) for x in comma_items(text, "size")]
+    except argparse.ArgumentTypeError as e:
+        raise UsageError(f"--batch-sizes: {e}") from None
     except ValueError:
         raise UsageError(f"--batch-sizes: expected integers like 1,2,4, got {text!r}") from None
     if not b or min(b) < 1:
