@@ -85,6 +85,22 @@ T strict(py::handle v, const char* name, const char* expected) {
   if (!caster.load(v, /*convert=*/false)) wrong_type(name, expected, v);
   return py::detail::cast_op<T>(std::move(caster));
 }
+// A str as UTF-8, for a name or an option the user gives. A lone surrogate
+// ("\ud800", or os.fsdecode's form of bytes that are not UTF-8) has no UTF-8
+// form: it is read as the replacement characters the project's readers give
+// it (safe_json, the Kineto reader: its 3-byte form decoded with replacement),
+// so a name reads alike wherever it is stored and every writer takes it.
+// Anything but a str is a TypeError naming `name`.
+std::string utf8_text(py::handle v, const char* name, const char* expected) {
+  if (!PyUnicode_Check(v.ptr())) wrong_type(name, expected, v);
+  Py_ssize_t n = 0;
+  if (const char* p = PyUnicode_AsUTF8AndSize(v.ptr(), &n)) return std::string(p, size_t(n));
+  PyErr_Clear();  // UnicodeEncodeError: a lone surrogate
+  auto raw = py::reinterpret_steal<py::object>(
+      PyUnicode_AsEncodedString(v.ptr(), "utf-8", "surrogatepass"));
+  if (!raw) throw py::error_already_set();
+  return py::bytes(raw).attr("decode")("utf-8", "replace").cast<std::string>();
+}
 // An integer option: an int or a numpy integer, not a bool.
 py::int_ option_int(py::handle v, const char* name) {
   if (PyBool_Check(v.ptr()) || !PyIndex_Check(v.ptr())) wrong_type(name, "an int", v);
@@ -96,7 +112,7 @@ void from_py(py::handle v, bool& out, const char* name) {
   out = strict<bool>(v, name, "True or False");
 }
 void from_py(py::handle v, std::string& out, const char* name) {
-  out = strict<std::string>(v, name, "a str");
+  out = utf8_text(v, name, "a str");
 }
 void from_py(py::handle v, std::optional<bool>& out, const char* name) {
   out = v.is_none() ? std::nullopt
@@ -122,7 +138,7 @@ void from_py(py::handle v, int& out, const char* name) {
   out = int(x);
 }
 void from_py(py::handle v, LaunchRecords& out, const char* name) {
-  auto src = strict<std::string>(v, name, "'callbacks', 'activity' or 'hook'");
+  auto src = utf8_text(v, name, "'callbacks', 'activity' or 'hook'");
   if (src != "callbacks" && src != "activity" && src != "hook")
     throw py::value_error(std::string(name) +
                           ": expected 'callbacks', 'activity' or 'hook', not '" + src + "'");
@@ -131,7 +147,7 @@ void from_py(py::handle v, LaunchRecords& out, const char* name) {
                           : LaunchRecords::kCallbacks;
 }
 void from_py(py::handle v, HookJoin& out, const char* name) {
-  auto join = strict<std::string>(v, name, "'external' or 'order'");
+  auto join = utf8_text(v, name, "'external' or 'order'");
   if (join != hook_join_name(HookJoin::kExternal) && join != hook_join_name(HookJoin::kOrder))
     throw py::value_error(std::string(name) + ": expected 'external' or 'order', not '" + join +
                           "'");
@@ -140,7 +156,12 @@ void from_py(py::handle v, HookJoin& out, const char* name) {
 void from_py(py::handle v, ApiDomains& out, const char* name) {
   out.bits = 0;
   const char* expected = "a list of 'runtime' and/or 'driver'";
-  for (const auto& dname : strict<std::vector<std::string>>(v, name, expected)) {
+  // a sequence of names (a str is one, but not a list of them), each a str
+  if (!py::isinstance<py::sequence>(v) || PyUnicode_Check(v.ptr()) || PyBytes_Check(v.ptr()))
+    wrong_type(name, expected, v);
+  for (auto item : py::reinterpret_borrow<py::sequence>(v)) {
+    if (!PyUnicode_Check(item.ptr())) wrong_type(name, expected, v);
+    const std::string dname = utf8_text(item, name, expected);
     if (dname == "runtime")
       out.bits |= 1;
     else if (dname == "driver")
@@ -216,7 +237,10 @@ void register_session(py::module_& m) {
            py::arg("options") = py::dict())
       .def("start", &Session::start, py::call_guard<py::gil_scoped_release>())
       .def("stop", &Session::stop, py::call_guard<py::gil_scoped_release>())
-      .def("mark", &Session::mark)
+      .def(
+          "mark",
+          [](Session& s, py::handle name) { s.mark(utf8_text(name, "mark() name", "a str")); },
+          py::arg("name"))
       .def_property_readonly("active", &Session::active)
       .def_property_readonly("finished", &Session::finished)
       .def("launches", [](py::object self) { return table_view(&Session::launches, self); })

@@ -301,7 +301,9 @@ class Capture:
                     raise
 
     def mark(self, name: str) -> None:
-        """A timestamped marker: starts a region named `name`."""
+        """A timestamped marker: starts a region named `name` (a str; a lone
+        surrogate in it, which has no UTF-8 form, is kept as the replacement
+        characters that a trace file's reader gives it)."""
         if name == WHOLE_TRACE:
             raise ValueError(
                 f"{name!r} names the whole trace in every table; give the marker another name"
