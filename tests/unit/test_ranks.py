@@ -157,6 +157,26 @@ def test_run_folder_uses_run_json_files(tmp_path):
     assert [p.rsplit("/", 1)[1] for p in list_traces(tmp_path)] == ["rank0.json"]
 
 
+def test_a_run_folders_run_json_given_as_a_trace_names_the_folder(tmp_path):
+    run = tmp_path / "run-demo"
+    run.mkdir()
+    rank_trace(run / "rank0.json", 10)
+    doc = {"format": "skipnative-run", "version": 1, "files": ["rank0.json"]}
+    (run / "run.json").write_text(json.dumps(doc))
+    for command in ("analyze", "kernels", "export"):
+        extra = ["--perfetto", tmp_path / "o.json"] if command == "export" else []
+        r = skip(command, run / "run.json", *extra)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 1 and len(lines) == 1, r.stderr
+        assert lines[0].startswith(f"skip: error: {run / 'run.json'}: ")
+        assert "`skip run` folder's run.json" in lines[0] and f"skip analyze {run}" in lines[0]
+    assert skip("analyze", run).returncode == 0  # the folder it names is read
+    # a JSON document of another kind keeps the reader's own words
+    (tmp_path / "other.json").write_text(json.dumps({"format": "other", "files": []}))
+    r = skip("analyze", tmp_path / "other.json")
+    assert r.returncode == 1 and "no traceEvents" in r.stderr and "skip run" not in r.stderr
+
+
 def test_two_files_of_one_rank_are_said_and_not_merged(tmp_path):
     # rank0.json by its name, other.json by what it records: both rank 0
     a = tmp_path / "a"

@@ -114,12 +114,34 @@ def read(path: str) -> Any:
         _feed_pipelined(reader, _open_chunks(path))
         reader.finish()
     except _native.TraceReadError as e:
-        raise TraceError(path, str(e)) from None
+        raise TraceError(path, _run_json_problem(path, reader, str(e)) or str(e)) from None
     except _INFLATE_ERRORS as e:
         raise TraceError(path, f"corrupt gzip data ({e})") from None
     except (OSError, EOFError) as e:
         raise TraceError(path, f"cannot read: {e}") from None
     return reader
+
+
+def _run_json_problem(path: str, reader, problem: str) -> str | None:
+    """What a `skip run` folder's run.json, given where a trace goes, is: said so,
+    with the folder to give instead (its files are the traces); None for any
+    other document the reader refused (`problem`: the reader's words)."""
+    import json
+    import os
+    import shlex
+
+    from skipnative.io.folder import RUN_FORMAT
+
+    if not problem.startswith("no traceEvents"):
+        return None
+    try:
+        if json.loads(reader.top_level.get("format", "null")) != RUN_FORMAT:
+            return None
+    except ValueError:
+        return None
+    folder = shlex.quote(os.path.dirname(path) or ".")
+    what = "a `skip run` folder's run.json, not a trace"
+    return f"{what}: analyse the folder (skip analyze {folder})"
 
 
 class Prefetch:
