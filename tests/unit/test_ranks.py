@@ -157,6 +157,22 @@ def test_run_folder_uses_run_json_files(tmp_path):
     assert [p.rsplit("/", 1)[1] for p in list_traces(tmp_path)] == ["rank0.json"]
 
 
+def test_analyze_folder_names_the_file_of_each_rank(tmp_path):
+    rank_trace(tmp_path / "rank0.json", 10)
+    rank_trace(tmp_path / "worker_b.json.gz", 30, gz=True, distributedInfo={"rank": 1})
+    want = {(0, "rank0.json"), (1, "worker_b.json.gz")}
+    text = skip("analyze", tmp_path, "--api").stdout
+    lines = text.split("\n\n")[0].splitlines()[1:]  # the table: header, rule, rows
+    assert lines[0].split()[:3] == ["region", "rank", "file"]
+    rows = [line.split() for line in lines[2:]]
+    assert {(int(r[1]), r[2]) for r in rows} == want and len(rows) == 6
+    assert len({len(line) for line in lines}) == 1  # every row as wide as the header
+    assert "CPU calls of rank 1 (worker_b.json.gz)" in text
+    out = json.loads(skip("analyze", tmp_path, "--json").stdout)
+    assert {(r["rank"], r["file"]) for r in out["ranks"]} == want
+    assert {(r["rank"], r["file"]) for r in out["regions"]} == want
+
+
 def test_a_run_folders_run_json_given_as_a_trace_names_the_folder(tmp_path):
     run = tmp_path / "run-demo"
     run.mkdir()

@@ -28,6 +28,7 @@ from skipnative.cli._common import (
 from skipnative.cli._folders import map_files, report_errors
 from skipnative.cli._pairs import paired_regions
 from skipnative.io.folder import is_folder, list_traces, shared_rank_text, shared_ranks
+from skipnative.text import printable
 
 
 def _analyze_work(path: str, trace, analysis, region: str | None, top: int, window) -> dict:
@@ -49,7 +50,9 @@ def folder_analysis(
     kw = {"analysis": analysis, "region": region, "top": top, "window": window}
     rows, errors = map_files(list_traces(folder), _analyze_work, kw, jobs, warn_shared=warn_shared)
     regions = [
-        {"rank": rank, "trace": path, **r} for path, rank, res in rows for r in res["regions"]
+        {"rank": rank, "trace": path, "file": os.path.relpath(path, folder), **r}
+        for path, rank, res in rows
+        for r in res["regions"]
     ]
     out = {
         "folder": folder,
@@ -58,6 +61,7 @@ def folder_analysis(
             {
                 "rank": rank,
                 "trace": p,
+                "file": os.path.relpath(p, folder),  # the file's name in the folder
                 "format": res["format"],
                 "api_calls": res["api_calls"],
                 "dropped": res.get("dropped", {}),
@@ -135,7 +139,8 @@ def analyze(args, analysis, window=None) -> int:
     rows = [
         [
             short_name(r["name"], 40),
-            rank_cell(r["rank"], r["trace"]),
+            str(r["rank"]),
+            r["file"],
             str(r["device"]),
             fmt_value(r["metrics"]["il_us"]),
             fmt_value(r["metrics"]["tklqt_us"]),
@@ -145,7 +150,7 @@ def analyze(args, analysis, window=None) -> int:
         ]
         for r in result["regions"]
     ]
-    header = ["region", "rank", "device", "il_us", "tklqt_us", "akd_us", "kernels", "bound"]
+    header = ["region", "rank", "file", "device", "il_us", "tklqt_us", "akd_us", "kernels", "bound"]
     print(table(rows, header))
     print("\nacross ranks (per region: slowest/fastest rank by IL, spread = max - min)")
     if shared:
@@ -165,7 +170,7 @@ def analyze(args, analysis, window=None) -> int:
     if args.api:
         for r in result["ranks"]:
             if r["api_calls"]:
-                print(f"\nCPU calls of rank {rank_cell(r['rank'], r['trace'])}")
+                print(f"\nCPU calls of rank {r['rank']} ({printable(r['file'])})")
                 print(api_table(r["api_calls"]))
     return report_errors(errors)
 
