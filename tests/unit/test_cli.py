@@ -98,17 +98,40 @@ def test_export_skip_and_perfetto_round_trip(tmp_path):
     assert r.returncode == 1 and "already exists" in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("argv", "name", "named"),
+    [
+        (["export", "--perfetto"], "t.txt", ".json or .json.gz"),
+        (["export", "--perfetto"], "t.skip", ".json or .json.gz"),  # not a .skip to read back
+        (["export", "--skip"], "t.json.gz", ".skip"),  # not gzip: read back, refused
+        (["kernels", "--csv"], "k.parquet", ".csv"),
+        (["kernels", "--parquet"], "k.csv", ".parquet or .pq"),
+    ],
+)
+def test_an_output_named_for_another_format_is_refused(tmp_path, argv, name, named):
+    out = tmp_path / name
+    r = skip(argv[0], TRACE, argv[1], out, ok=False)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"skip: error: argument {argv[1]}: '{out}': ")
+    assert f"must end in {named}" in lines[0]
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("fmt", ["--skip", "--perfetto"])
 def test_export_says_what_the_command_line_can_do(tmp_path, fmt):
     # the CLI user has --force, not the Python API's overwrite=True
-    out = tmp_path / "t.out"
+    suffix = ".skip" if fmt == "--skip" else ".json"
+    out = tmp_path / f"t{suffix}"
     out.write_text("mine")
     r = skip("export", TRACE, fmt, out, ok=False)
     assert r.returncode == 1 and out.read_text() == "mine"
     assert r.stderr == f"skip: error: {out}: already exists (use --force to replace it)\n"
     # a folder is no file --force would replace: neither is offered
+    folder = tmp_path / f"d{suffix}"
+    folder.mkdir()
     for force in ([], ["--force"]):
-        r = skip("export", TRACE, fmt, tmp_path, *force, ok=False)
+        r = skip("export", TRACE, fmt, folder, *force, ok=False)
         assert r.returncode == 1 and len(r.stderr.splitlines()) == 1
         assert "not a regular file" in r.stderr, r.stderr
         assert "overwrite" not in r.stderr and "--force" not in r.stderr
@@ -314,6 +337,7 @@ def test_kernels_checks_its_output_before_reading_a_folder(tmp_path):
     )
     assert r.returncode == 1 and "needs pyarrow" in r.stderr and "warning" not in r.stderr
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    out = out.with_suffix(".csv")
     out.write_text("x")
     r = skip("kernels", tmp_path, "--csv", out, ok=False)
     assert r.returncode == 1 and "already exists" in r.stderr and "warning" not in r.stderr

@@ -198,17 +198,18 @@ def test_a_view_without_its_library_names_the_extra(tmp_path, monkeypatch, modul
 def test_an_output_that_is_a_folder_is_refused_with_or_without_force(tmp_path, option):
     if option == "--parquet":
         pytest.importorskip("pyarrow")
-    (tmp_path / "out").mkdir()
+    out = "out.csv" if option == "--csv" else "out.parquet"
+    (tmp_path / out).mkdir()
     for force in ([], ["--force"]):
         r = subprocess.run(
-            [sys.executable, "-m", "skipnative", "kernels", str(CUDA[0]), option, "out", *force],
+            [sys.executable, "-m", "skipnative", "kernels", str(CUDA[0]), option, out, *force],
             capture_output=True,
             text=True,
             cwd=tmp_path,
         )
         assert r.returncode == 1 and "Traceback" not in r.stderr
         assert r.stderr.strip().splitlines() == [
-            "skip: error: out: exists and is not a regular file; only a file is replaced"
+            f"skip: error: {out}: exists and is not a regular file; only a file is replaced"
         ], force
 
 

@@ -102,6 +102,25 @@ def out_path(text: str) -> str:
     return text
 
 
+def out_file(*suffixes: str, stdout: bool = False) -> Callable[[str], str]:
+    """An argparse type for an output file of one format: an out_path whose name
+    ends in one of `suffixes` ("-", stdout, where `stdout`). A name of another
+    kind is refused: skip's readers and folder listings go by the name (a .skip
+    without its header, a .gz that is no gzip are refused; a folder lists only
+    .json, .json.gz and .skip files), so the file written would not read back."""
+
+    def parse(text: str) -> str:
+        out_path(text)
+        if (stdout and text == "-") or text.endswith(suffixes):
+            return text
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the name must end in {' or '.join(suffixes)} (the format written)"
+        )
+
+    parse.__name__ = "OUT"
+    return parse
+
+
 def check_out_folder(out: str, names: str = "the output names a folder") -> None:
     """An output folder that is a file (or anything else but a folder: a link to
     nowhere), or lies below one, is refused by name, the line ending with `names`

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from skipnative.cli._common import out_path
+from skipnative.cli._common import out_file
 
 
 def add_parser(sub) -> None:
@@ -12,9 +12,12 @@ def add_parser(sub) -> None:
     p.add_argument("trace", help=".skip file or torch.profiler trace")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument(
-        "--perfetto", type=out_path, metavar="OUT", help="chrome-trace JSON (.json or .json.gz)"
+        "--perfetto",
+        type=out_file(".json", ".json.gz"),
+        metavar="OUT",
+        help="chrome-trace JSON (OUT ends in .json, or .json.gz for gzip)",
     )
-    g.add_argument("--skip", type=out_path, metavar="OUT", help="a .skip file")
+    g.add_argument("--skip", type=out_file(".skip"), metavar="OUT", help="a .skip file")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(run=run)
 

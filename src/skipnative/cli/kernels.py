@@ -12,7 +12,7 @@ from skipnative.cli._common import (
     UsageError,
     UserError,
     fmt_value,
-    out_path,
+    out_file,
     print_json,
     require_content,
     short_name,
@@ -39,13 +39,17 @@ def add_parser(sub) -> None:
     )
     out = p.add_mutually_exclusive_group()
     out.add_argument(
-        "--csv", type=out_path, metavar="OUT", help="write the table as CSV ('-': stdout)"
+        "--csv",
+        type=out_file(".csv", stdout=True),
+        metavar="OUT",
+        help="write the table as CSV (OUT ends in .csv; '-': stdout)",
     )
     out.add_argument(
         "--parquet",
-        type=out_path,
+        type=out_file(".parquet", ".pq", stdout=True),
         metavar="OUT",
-        help="write the table as Parquet ('-': stdout, when it is no terminal; needs pyarrow)",
+        help="write the table as Parquet (OUT ends in .parquet or .pq; '-': stdout, when "
+        "it is no terminal; needs pyarrow)",
     )
     out.add_argument("--json", action="store_true", help="the summary as one JSON object")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
