@@ -152,7 +152,15 @@ void register_kineto(py::module_& m) {
       .def_readonly("top_level_over_cap", &TraceReader::top_level_over_cap)
       .def_readonly_static("max_top_level_bytes", &TraceReader::kMaxTopLevelText)
       .def_readonly("events", &TraceReader::events)
-      .def_readonly("ignored_events", &TraceReader::ignored_events);
+      .def_readonly("ignored_events", &TraceReader::ignored_events)
+      // of those, the malformed ones by the field that broke them (trace_reader.h)
+      .def_property_readonly("malformed_events", [](const TraceReader& r) {
+        py::dict d;
+        d["ph"] = r.malformed_ph;
+        d["cat"] = r.malformed_cat;
+        d["args"] = r.malformed_args;
+        return d;
+      });
   m.def("kineto_record_dtypes", [] {
     register_reader_dtypes();
     py::dict d;

@@ -106,8 +106,12 @@ bool names_a_record(std::string_view name) {
 }
 }  // namespace
 
+// The fields of the wrong type that keep an event from being read (EventFields::bad).
+enum Malformed : uint8_t { kBadPh = 1, kBadCat = 2, kBadArgs = 4 };
+
 struct EventFields {
   char ph = 0;
+  uint8_t bad = 0;  // Malformed bits
   std::string_view cat, name;
   std::string cat_s, name_s;  // owners where a view would point into the scratch
   bool name_is_string = true;
@@ -183,6 +187,9 @@ void check_event(const EventFields& f, Cat cat, uint64_t index) {
     throw ReadError("traceEvents[" + std::to_string(index) + "]: (" + ascii(f.cat) + " '" +
                     ascii(f.name.substr(0, 60)) + "') " + what);
   };
+  if (f.bad & kBadPh) fail("'ph' is not a one-letter string");
+  if (f.bad & kBadCat) fail("'cat' is not a string");
+  if (f.bad & kBadArgs) fail("'args' is not an object");
   if (!f.name_is_string) fail("'name' is not a string");
   for (const Use& u : uses) {
     if (!u.value) continue;
@@ -243,8 +250,12 @@ void TraceReader::read_member(Cursor& c, EventFields& f) {
   } else if (key == "ph" && v == '"') {
     std::string_view s = c.string(scratch_);
     f.ph = s.size() == 1 ? s[0] : 0;
+    if (s.size() != 1) f.bad |= kBadPh;
   } else if (key == "cat" && v == '"') {
     f.cat = keep(c.string(scratch_), scratch_, f.cat_s);
+  } else if (key == "args" || key == "ph" || key == "cat") {  // of the wrong type
+    f.bad |= key == "args" ? kBadArgs : key == "ph" ? kBadPh : kBadCat;
+    c.skip_value();
   } else if (key == "name") {
     f.name_is_string = v == '"';
     if (v == '"')
@@ -308,6 +319,9 @@ void TraceReader::read_thread_id(Cursor& c, EventFields& f, bool is_pid) {
 
 void TraceReader::store_event(const EventFields& f, uint64_t index) {
   Cat cat = f.ph == 'X' ? category(f.cat) : kCatOther;
+  // an event of a kind the metrics use whose args (or a duplicate ph, cat) are
+  // of the wrong type: refused, as a number of the wrong type is
+  if (cat != kCatOther && f.bad) check_event(f, cat, index);
   // Of the cuda_sync events, the waits on one stream's work are kept: a stream's
   // wait for another's event record, and a thread's for its stream
   // (cudaStreamSynchronize) or for an event record (cudaEventSynchronize).
@@ -330,6 +344,12 @@ void TraceReader::store_event(const EventFields& f, uint64_t index) {
                     (cat == kCatCpuOp && f.name.substr(0, 13) == std::string_view("ProfilerStep#"));
   if (cat == kCatOther) {
     ++ignored_events;
+    if (f.bad & kBadPh)
+      ++malformed_ph;
+    else if (f.bad & kBadCat)
+      ++malformed_cat;
+    else if (f.bad & kBadArgs)
+      ++malformed_args;
     return;
   }
   check_event(f, cat, index);

@@ -86,6 +86,12 @@ class TraceReader {
   static constexpr size_t kMaxTopLevelText = 1 << 20;
   uint64_t events = 0;  // elements of traceEvents seen
   uint64_t ignored_events = 0;
+  // Of the ignored events, those with a field of the wrong type among the ones
+  // that say what an event is: a 'ph' that is no one-letter string, a 'cat'
+  // that is no string, 'args' that is no object. Each is counted once, by the
+  // first of these it breaks; what a writer broke, not an event of a kind the
+  // reader does not use ("M", "i", flows), which is ignored without a word.
+  uint64_t malformed_ph = 0, malformed_cat = 0, malformed_args = 0;
 
  private:
   // Each state is one step of the top-level parse; a step that runs out of

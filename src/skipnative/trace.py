@@ -249,6 +249,36 @@ def losses(meta: dict[str, Any]) -> dict[str, int]:
     return out
 
 
+# The events a Kineto trace's reader ignored as malformed (its meta's
+# "malformed_events"), by the field of the wrong type that broke them
+MALFORMED_KINDS = {
+    "ph": "'ph' not a one-letter string",
+    "cat": "'cat' not a string",
+    "args": "'args' not an object",
+}
+
+
+def malformed_events(meta: dict[str, Any]) -> dict[str, int]:
+    """The malformed events a Kineto trace's reader ignored, by MALFORMED_KINDS,
+    those above zero, from a trace's meta: the metrics miss any work they held."""
+    found = meta.get("malformed_events")
+    if not isinstance(found, dict):
+        return {}
+    out = {}
+    for k in MALFORMED_KINDS:
+        v = found.get(k)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            out[k] = v
+    return out
+
+
+def malformed_warning(found: dict[str, int]) -> str:
+    """What the warning of malformed_events() says (once per trace read)."""
+    n = sum(found.values())
+    parts = ", ".join(f"{v:,} with {MALFORMED_KINDS[k]}" for k, v in found.items())
+    return f"{n:,} malformed trace event{'s' * (n != 1)} ignored ({parts})"
+
+
 def loss_text(lost: dict[str, int]) -> str:
     """One phrase for losses(): "49 GPU records (max_gpu_records), ..." """
     return ", ".join(f"{n:,} {LOSS_KINDS[k]}" for k, n in lost.items())

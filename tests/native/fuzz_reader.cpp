@@ -89,7 +89,9 @@ void compare(const Outcome& a, const Outcome& b, const char* how) {
   if (a.r.names.snapshot() != b.r.names.snapshot()) broken(how, "different strings");
   if (a.r.top_level != b.r.top_level || a.r.top_level_over_cap != b.r.top_level_over_cap)
     broken(how, "different top-level members");
-  if (a.r.events != b.r.events || a.r.ignored_events != b.r.ignored_events)
+  if (a.r.events != b.r.events || a.r.ignored_events != b.r.ignored_events ||
+      a.r.malformed_ph != b.r.malformed_ph || a.r.malformed_cat != b.r.malformed_cat ||
+      a.r.malformed_args != b.r.malformed_args)
     broken(how, "different event counts");
 }
 

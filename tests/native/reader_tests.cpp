@@ -225,6 +225,26 @@ void test_unused_fields_are_not_checked() {
   CHECK(!c.ok);
 }
 
+void test_malformed_events_are_counted() {
+  // a field that says what the event is, of the wrong type: ignored and counted,
+  // by the first such field; other ignored events ("M", "i") are not counted
+  Result a;
+  read_doc(doc_of(R"({"ph": 5, "cat": "kernel", "name": "k", "ts": 1, "dur": 1},)"
+                  R"({"ph": "X", "cat": null, "name": "k", "ts": 1, "dur": 1},)"
+                  R"({"ph": "XX", "cat": 1, "ts": 1},)"
+                  R"({"ph": "X", "cat": "python_function", "args": [1], "ts": 1, "dur": 1},)"
+                  R"({"ph": "M", "name": "process_name", "args": {"name": "x"}},)"
+                  R"({"ph": "i", "name": "mark", "ts": 1})"),
+           0, a);
+  CHECK(a.ok && a.r.ignored_events == 6);
+  CHECK(a.r.malformed_ph == 2 && a.r.malformed_cat == 1 && a.r.malformed_args == 1);
+  // args of the wrong type on an event the metrics use: refused, naming it
+  Result b;
+  read_doc(doc_of(R"({"ph": "X", "cat": "kernel", "name": "k", "ts": 1, "dur": 1, "args": []})"), 0,
+           b);
+  CHECK(!b.ok && contains(b.error, "'args' is not an object"));
+}
+
 void test_document_errors() {
   const char* bad[] = {
       "",
@@ -315,6 +335,7 @@ int main() {
   test_events();
   test_metric_numbers_must_fit();
   test_unused_fields_are_not_checked();
+  test_malformed_events_are_counted();
   test_document_errors();
   test_ops_nest();
   test_long_step_is_linear();

@@ -59,7 +59,7 @@ def analysis(path: str, region: str | None, top: int, window=None, trace=None) -
     fmt = detect_format(path)
     from skipnative.analysis.kernels import unknown_region
     from skipnative.analysis.metrics import api_summary, compute_metrics, records_latency
-    from skipnative.trace import losses, vendor
+    from skipnative.trace import losses, malformed_events, vendor
 
     trace = trace if trace is not None else skipnative.load(path)
     require_content(path, trace)
@@ -80,6 +80,8 @@ def analysis(path: str, region: str | None, top: int, window=None, trace=None) -
     out["regions"] = [r.to_dict() for r in regions]
     out["api_calls"] = api_summary(trace)
     out["dropped"] = losses(trace.meta)
+    # events the Kineto reader ignored as malformed, by the field that broke them
+    out["malformed_events"] = malformed_events(trace.meta)
     # whether its latency metrics were measured (CUPTI's submitted times) or are
     # the 0 of a trace without them (torch.profiler's): compare tells them apart
     out["records_latency"] = records_latency(trace)

@@ -65,6 +65,7 @@ def folder_analysis(
                 "format": res["format"],
                 "api_calls": res["api_calls"],
                 "dropped": res.get("dropped", {}),
+                "malformed_events": res.get("malformed_events", {}),
                 "records_latency": res.get("records_latency", True),
             }
             for p, rank, res in rows

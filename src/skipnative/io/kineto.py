@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,8 @@ from skipnative.trace import (
     StringTable,
     Trace,
     call_kind,
+    malformed_events,
+    malformed_warning,
 )
 
 MARKER, STEP, ANNOTATION = (REGION_KINDS.index(k) for k in ("marker", "step", "annotation"))
@@ -73,6 +76,9 @@ def load_kineto(path: str, reader=None) -> Trace:
     (kineto_stream.read or a Prefetch's result), else it is read now."""
     reader = reader if reader is not None else read(path)
     trace = _to_trace(path, reader)
+    found = malformed_events(trace.meta)
+    if found:  # said once per read; the reader counted them as it parsed
+        warnings.warn(f"{path}: {malformed_warning(found)}", RuntimeWarning, stacklevel=2)
     with contextlib.suppress(OSError):
         st = os.stat(path)
         shape = [len(trace.launches), len(trace.gpu), len(trace.ops), len(trace.regions)]
@@ -256,6 +262,9 @@ def _to_trace(path: str, reader) -> Trace:
         regions = _regions_from(extra_regions, strings)
 
     meta["events"] = int(reader.events)
+    found = {k: int(v) for k, v in reader.malformed_events.items() if v}
+    if found:
+        meta["malformed_events"] = found
     waits = _waits(reader)
     tables = {"launches": launches, "gpu": gpu, "ops": ops, "regions": regions}
     problem = span_problem(tables)
