@@ -193,6 +193,22 @@ def test_a_run_folders_run_json_given_as_a_trace_names_the_folder(tmp_path):
     assert r.returncode == 1 and "no traceEvents" in r.stderr and "skip run" not in r.stderr
 
 
+def test_a_sweep_folders_sweep_json_given_as_a_trace_names_the_folder(tmp_path):
+    sweep = tmp_path / "sw"
+    sweep.mkdir()
+    rank_trace(sweep / "b1.json", 10)
+    doc = {"phase": "prefill", "points": [{"batch": 1, "file": "b1.json"}]}
+    (sweep / "sweep.json").write_text(json.dumps(doc))
+    r = skip("analyze", sweep / "sweep.json")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1, r.stderr
+    assert "`skip sweep` folder's sweep.json" in lines[0] and f"skip report {sweep}" in lines[0]
+    # another file with a points list is not taken for one
+    (tmp_path / "points.json").write_text(json.dumps(doc))
+    r = skip("analyze", tmp_path / "points.json")
+    assert r.returncode == 1 and "no traceEvents" in r.stderr and "skip sweep" not in r.stderr
+
+
 def test_two_files_of_one_rank_are_said_and_not_merged(tmp_path):
     # rank0.json by its name, other.json by what it records: both rank 0
     a = tmp_path / "a"

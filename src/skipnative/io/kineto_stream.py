@@ -123,9 +123,10 @@ def read(path: str) -> Any:
 
 
 def _run_json_problem(path: str, reader, problem: str) -> str | None:
-    """What a `skip run` folder's run.json, given where a trace goes, is: said so,
-    with the folder to give instead (its files are the traces); None for any
-    other document the reader refused (`problem`: the reader's words)."""
+    """What a folder's own listing, given where a trace goes, is: a `skip run`
+    folder's run.json (its files are the traces: the folder is what to give) or
+    a `skip sweep` folder's sweep.json (its report and what-if read it), said
+    so; None for any other document the reader refused (`problem`: its words)."""
     import json
     import os
     import shlex
@@ -134,14 +135,20 @@ def _run_json_problem(path: str, reader, problem: str) -> str | None:
 
     if not problem.startswith("no traceEvents"):
         return None
+    top = reader.top_level
     try:
-        if json.loads(reader.top_level.get("format", "null")) != RUN_FORMAT:
-            return None
+        is_run = json.loads(top.get("format", "null")) == RUN_FORMAT
+        is_sweep = os.path.basename(path) == "sweep.json" and "points" in top
     except ValueError:
         return None
     folder = shlex.quote(os.path.dirname(path) or ".")
-    what = "a `skip run` folder's run.json, not a trace"
-    return f"{what}: analyse the folder (skip analyze {folder})"
+    if is_run:
+        what = "a `skip run` folder's run.json, not a trace"
+        return f"{what}: analyse the folder (skip analyze {folder})"
+    if is_sweep:
+        what = "a `skip sweep` folder's sweep.json, not a trace"
+        return f"{what}: report on the folder (skip report {folder}) or analyse one of its traces"
+    return None
 
 
 class Prefetch:
