@@ -6,6 +6,7 @@ once, a capture dropped while running. On the CUPTI test double."""
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 import time
 
@@ -256,3 +257,39 @@ def test_api_domains_may_be_any_collection_of_names(gpu, domains):
     with skipnative.capture(clock="library", api_domains=domains) as cap:
         gpu.launch("k", 1000)
     assert cap.metadata["api_domains"] == ["driver"]
+
+
+class _FailingCuda:
+    """torch.cuda after a device-side assert: every synchronize raises again."""
+
+    @staticmethod
+    def is_available():
+        return True
+
+    @staticmethod
+    def is_initialized():
+        return True
+
+    @staticmethod
+    def synchronize():
+        raise RuntimeError("CUDA error: device-side assert triggered")
+
+
+def test_a_failed_synchronize_at_stop_still_releases_cupti(gpu, monkeypatch):
+    # A CUDA error is sticky: stop()'s torch.cuda.synchronize() raises it again.
+    # Raised before the session stopped, it left CUPTI subscribed, and every
+    # later stop() raised it again: no capture could start in the process.
+    import types
+
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=_FailingCuda))
+    with (
+        pytest.raises(RuntimeError, match="device-side assert"),
+        skipnative.capture(clock="library") as cap,
+    ):
+        gpu.launch("k", 1000)
+    assert not cap.active and not gpu.subscribed
+    assert len(cap.trace.gpu) == 1
+    monkeypatch.delitem(sys.modules, "torch")
+    with skipnative.capture(clock="library") as again:
+        gpu.launch("k", 1000)
+    assert len(again.trace.gpu) == 1

@@ -254,22 +254,35 @@ class Capture:
                 "this capture was started in the parent process; after fork() it records "
                 "nothing in the child, and only the parent can stop it"
             )
+        # A failed synchronisation (a CUDA error, which stays for every later call)
+        # is raised once the session has stopped: CUPTI is released either way.
+        sync_error: BaseException | None = None
         if self._synchronize:
-            _synchronize_torch()
+            try:
+                _synchronize_torch()
+            except BaseException as e:
+                sync_error = e
         try:
             self._session.stop()
         except self._mod.CaptureError as e:
-            raise CaptureError(str(e)) from None
+            raise CaptureError(str(e)) from sync_error
         finally:
             _running.discard(self)
         self._trace = None  # built on first access of .trace
+        try:
+            self._warn_after_stop()
+        finally:
+            if sync_error is not None:
+                raise sync_error
+
+    def _warn_after_stop(self) -> None:
         lost = losses(self._session.metadata())
         if lost:
             capped = set(lost) - {"incomplete", "unallocated"}  # past a cap: the cap is named
             warnings.warn(
                 loss_warning(lost) + (" (raise the cap named)" if capped else ""),
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         kernels = len(self._session.kernels()) if self._hooked else 0
         launches = len(self._session.launches()) if kernels else 1
@@ -279,7 +292,7 @@ class Capture:
                 "launched other than through the CUDA driver's entry points (simulate_cuda()'s "
                 "gpu.launch, a library loaded with dlmopen) is not seen by the hooks",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
     def __enter__(self) -> Capture:
