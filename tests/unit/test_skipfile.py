@@ -10,6 +10,7 @@ import pytest
 
 import skipnative
 from skipnative import TraceError
+from skipnative.io.perfetto import export_perfetto
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kineto"
 
@@ -51,6 +52,20 @@ def test_no_silent_overwrite_and_no_partial_files(trace, tmp_path):
     assert p.read_bytes() == before
     trace.save(p, overwrite=True)
     assert sorted(os.listdir(tmp_path)) == ["t.skip"]  # no temporary left behind
+
+
+@pytest.mark.parametrize("overwrite", ["no", "False", 0, None])
+def test_overwrite_that_is_no_bool_is_refused_and_the_file_kept(trace, tmp_path, overwrite):
+    # a str is truthy whatever it says: overwrite="no" replaced the file
+    p = tmp_path / "t.skip"
+    p.write_bytes(b"keep me")
+    with pytest.raises(TypeError, match=r"^overwrite: expected True or False, not "):
+        trace.save(p, overwrite=overwrite)
+    with pytest.raises(TypeError, match=r"^overwrite: expected True or False, not "):
+        export_perfetto(trace, str(p), overwrite=overwrite)
+    assert p.read_bytes() == b"keep me"
+    trace.save(p, overwrite=np.True_)  # numpy's bool is a bool
+    assert skipnative.load(p).strings == trace.strings
 
 
 def test_compact(trace, tmp_path):

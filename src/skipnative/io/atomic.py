@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 
@@ -14,12 +15,21 @@ from skipnative.errors import OutputExistsError, TraceError
 def refuse_output(path: str, *, overwrite: bool) -> None:
     """An output `path` that is no regular file (a FIFO, a device, a folder; a link
     to one) is refused whatever `overwrite` says: renaming over it would replace,
-    not write, it. An existing file is refused unless `overwrite`."""
+    not write, it. An existing file is refused unless `overwrite`, which must be
+    True or False: a str such as "no" is truthy, and would replace the file."""
+    if not _is_bool(overwrite):
+        raise TypeError(f"overwrite: expected True or False, not {overwrite!r}")
     target = os.path.realpath(path) if os.path.islink(path) else path
     if os.path.exists(target) and not os.path.isfile(target):
         raise TraceError(path, "exists and is not a regular file; only a file is replaced")
     if os.path.exists(path) and not overwrite:
         raise OutputExistsError(path)
+
+
+def _is_bool(value: object) -> bool:
+    """A bool, or numpy's (numpy is not imported for it)."""
+    np = sys.modules.get("numpy")
+    return isinstance(value, bool) or (np is not None and isinstance(value, np.bool_))
 
 
 @contextlib.contextmanager
