@@ -324,10 +324,30 @@ class Trace:
         return str(self.meta.get("source", "unknown"))
 
     def name(self, ids) -> Any:
-        """Name(s) for id(s)."""
+        """Name(s) for id(s): a name for an integer id, a list for ids. An id that
+        is no integer, or outside the string table (a negative one would count
+        from its end), is an error naming it."""
         if np.isscalar(ids):
+            self._check_ids(np.asarray([ids] if isinstance(ids, (int, np.integer)) else ids))
             return self.strings[int(ids)]  # type: ignore[arg-type]
-        return [self.strings[int(i)] for i in ids]
+        if not hasattr(ids, "__len__") and not hasattr(ids, "__iter__"):
+            raise TypeError(f"name(): ids are an integer or integers, not {ids!r}")
+        arr = np.asarray(ids if hasattr(ids, "__len__") else list(ids))
+        self._check_ids(arr)
+        return [self.strings[i] for i in arr.reshape(-1).tolist()]
+
+    def _check_ids(self, arr: np.ndarray) -> None:
+        if not arr.size:
+            return
+        if arr.dtype.kind not in "iu":  # a float, a str, a bool, an int past 64 bits
+            first = arr.reshape(-1)[0].item()
+            raise TypeError(f"name(): an id is an integer in the string table, not {first!r}")
+        bad = arr[(arr < 0) | (arr >= len(self.strings))]
+        if bad.size:
+            raise IndexError(
+                f"name(): id {int(bad[0])} is not in the trace's string table "
+                f"(ids 0 to {len(self.strings) - 1})"
+            )
 
     @property
     def iterations(self) -> np.ndarray:
