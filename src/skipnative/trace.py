@@ -369,8 +369,9 @@ class Trace:
         """SKIP metrics (SPEC.md §2–3) per region and device: a list of RegionMetrics
         (with the `top` kernels of each; None: all), of the kernels whose launch
         begins in `window` [t0, t1) ns where given."""
-        from skipnative.analysis.metrics import compute_metrics
+        from skipnative.analysis.metrics import check_arguments, compute_metrics
 
+        check_arguments(self, region, device, top, window)
         return compute_metrics(self, region=region, device=device, top=top, window=window)
 
     def save(self, path: str, *, overwrite: bool = False) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from skipnative.analysis.kernels import join_kernels, select_kernels, take
+from skipnative.analysis.kernels import check_window, join_kernels, select_kernels, take
 from skipnative.trace import API_KINDS, KIND_GRAPH, Trace
 
 # SPEC.md §2: every kernel is in exactly one of these counts
@@ -97,6 +97,7 @@ def kernel_rows(
     """Columns (numpy arrays, COLUMNS order) of the kernels placed in `region` and
     `window` (select_kernels' rules). Times are ns on the trace's clock, durations
     µs; NaN where a part is not recorded (no launch call, no submitted time)."""
+    check_window(window)
     g = trace.gpu[trace.gpu["kind"] == 0]
     kt = join_kernels(trace)
     sel = select_kernels(trace, kt, region=region, window=window)

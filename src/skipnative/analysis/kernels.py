@@ -153,6 +153,25 @@ def region_windows(trace: Trace, region: str | None) -> list[tuple[int, int]] | 
     return out
 
 
+def is_int(v: Any) -> bool:
+    """An int or a numpy integer, not a bool."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def check_window(window: Any) -> None:
+    """A `window` argument is None or (t0, t1), two finite numbers of ns with
+    t0 < t1; anything else, which selected nothing or failed deep in numpy, is
+    refused naming it."""
+    if window is None:
+        return
+    ends = tuple(window) if isinstance(window, (tuple, list, np.ndarray)) else ()
+    finite = [is_int(t) or (isinstance(t, (float, np.floating)) and np.isfinite(t)) for t in ends]
+    if len(ends) != 2 or not all(finite):
+        raise TypeError(f"window: expected (t0, t1), two finite numbers of ns, not {window!r}")
+    if not ends[0] < ends[1]:
+        raise ValueError(f"window: t1 must be after t0, not {window!r}")
+
+
 def unknown_region(trace: Trace, region: str) -> str:
     """The message for a region name the trace does not have: the names it has."""
     names = sorted({trace.strings[i] for i in trace.regions["name_id"]}, key=_natural)

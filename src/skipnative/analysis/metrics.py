@@ -36,7 +36,10 @@ from skipnative.analysis.kernels import (
     ANNOTATION,
     WHOLE_TRACE,
     KernelTable,
+    check_window,
+    is_int,
     join_kernels,
+    unknown_region,
 )
 from skipnative.trace import LAUNCH_KINDS, Trace
 
@@ -340,6 +343,26 @@ def api_summary(trace: Trace) -> list[dict[str, Any]]:
         )
     out.sort(key=lambda r: (-r["total_us"], r["name"]))
     return out
+
+
+def check_arguments(trace: Trace, region: Any, device: Any, top: Any, window: Any) -> None:
+    """Trace.metrics()'s arguments, each refused by name where no reading of it
+    can mean anything: a region the trace does not have (which gave no row, as
+    if it were empty), a negative `top` (which left out the last kernels), a
+    window that is no pair of numbers t0 < t1."""
+    if region is not None:
+        if not isinstance(region, str):
+            raise TypeError(f"region: expected a str or None, not {region!r}")
+        names = {trace.strings[i] for i in np.unique(trace.regions["name_id"]).tolist()}
+        if region != WHOLE_TRACE and region not in names:
+            raise ValueError(unknown_region(trace, region))
+    if device is not None and not is_int(device):
+        raise TypeError(f"device: expected an int or None, not {device!r}")
+    if top is not None and not is_int(top):
+        raise TypeError(f"top: expected an int or None (all), not {top!r}")
+    if top is not None and top < 0:
+        raise ValueError(f"top must be >= 0 or None (all), not {top}")
+    check_window(window)
 
 
 def compute_metrics(
