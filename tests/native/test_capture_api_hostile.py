@@ -293,3 +293,38 @@ def test_a_failed_synchronize_at_stop_still_releases_cupti(gpu, monkeypatch):
     with skipnative.capture(clock="library") as again:
         gpu.launch("k", 1000)
     assert len(again.trace.gpu) == 1
+
+
+def test_a_capture_that_failed_to_start_has_no_trace_not_an_empty_one(gpu):
+    # its trace was an empty one (no launch, no kernel, t_start 0), as if the
+    # capture had run and recorded nothing; it can be saved and analysed as such
+    gpu.hold_subscriber(True)
+    cap = skipnative.capture(clock="library")
+    with pytest.raises(skipnative.CaptureError, match="already has a subscriber") as e:
+        cap.start()
+    for read in (lambda: cap.trace, cap.raw):
+        with pytest.raises(skipnative.CaptureError, match="did not start") as no_trace:
+            read()
+        assert str(e.value) in str(no_trace.value) and "\n" not in str(no_trace.value)
+    gpu.hold_subscriber(False)
+    with skipnative.capture(clock="library") as again:
+        gpu.launch("k", 1000)
+    assert len(again.trace.gpu) == 1
+
+
+def test_a_start_refused_leaves_the_capture_as_it_was(gpu):
+    # refused while another capture runs, or started twice: not a failed capture
+    first = skipnative.capture(clock="library").start()
+    later = skipnative.capture(clock="library")
+    with pytest.raises(skipnative.CaptureError, match="another skipnative session"):
+        later.start()
+    with pytest.raises(skipnative.CaptureError, match="already capturing"):
+        first.start()
+    gpu.launch("k", 1000)
+    assert len(first.stop().gpu) == 1
+    with pytest.raises(skipnative.CaptureError, match="finished"):
+        first.start()
+    assert len(first.trace.gpu) == 1
+    with later:
+        gpu.launch("k", 1000)
+    assert len(later.trace.gpu) == 1

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from skipnative.capturing.loader import available, native, wheel_cupti_dirs
-from skipnative.capturing.waits import waits_from_events
+from skipnative.capturing.waits import lost_any, waits_from_events
 from skipnative.trace import (
     GPU_DTYPE,
     LAUNCH_DTYPE,
@@ -221,12 +221,17 @@ class Capture:
         self._session = mod.Session({**options, "wheel_dirs": wheel_cupti_dirs()})
         self._trace: Trace | None = None
         self._pid = os.getpid()
+        self._failed = ""  # why start() failed: there is no trace, not an empty one
 
     def start(self) -> Capture:
+        fresh = not (self._session.active or self._session.finished)
         try:
             self._session.start()
         except self._mod.CaptureError as e:
-            raise CaptureError(_start_failure(self._mod, str(e))) from None
+            why = _start_failure(self._mod, str(e))
+            if fresh and self._session.finished:  # it ended unstarted, not refused a start
+                self._failed = why
+            raise CaptureError(why) from None
         self._pid = os.getpid()
         _running.add(self)
         fallback = self._session.metadata().get("launch_hook_fallback")
@@ -341,6 +346,8 @@ class Capture:
         them), so only after stop(): before, CaptureError.
         """
         s = self._session
+        if self._failed:
+            raise CaptureError(f"the capture did not start ({self._failed}); it has no trace")
         try:
             tables = ("launches", "kernels", "copies", "markers", "events")
             return {t: getattr(s, t)() for t in tables}
@@ -349,6 +356,8 @@ class Capture:
 
     @property
     def trace(self) -> Trace:
+        if self._failed:
+            self.raw()  # says why there is none
         if not self._session.finished:
             raise CaptureError("the capture has not finished; its trace exists after stop()")
         if self._trace is None:
@@ -401,15 +410,6 @@ def _synchronize_torch() -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.synchronize()
-
-
-def _lost_any(meta: dict[str, Any]) -> bool:
-    """Whether the capture lost records an event row could be among (GPU records
-    delivered unfinished are kernels and copies)."""
-    dropped = meta.get("dropped")
-    return isinstance(dropped, dict) and any(
-        v for k, v in dropped.items() if k != "incomplete" and isinstance(v, int)
-    )
 
 
 def _to_trace(mod, session, raw: dict[str, np.ndarray]) -> Trace:
@@ -494,5 +494,5 @@ def _to_trace(mod, session, raw: dict[str, np.ndarray]) -> Trace:
         regions=regions,
         strings=strings.strings,
         meta=meta,
-        waits=waits_from_events(raw["events"], gpu, lossy=_lost_any(meta)),
+        waits=waits_from_events(raw["events"], gpu, lossy=lost_any(meta)),
     )

@@ -11,6 +11,8 @@ made (the wait is left out rather than joined to an older record).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from skipnative.trace import HOST_WAITS, WAIT_DTYPE
@@ -106,3 +108,12 @@ def _stream_devices(gpu: np.ndarray) -> dict[int, int]:
             shared.add(s)
         seen[s] = d
     return {s: d for s, d in seen.items() if s not in shared}
+
+
+def lost_any(meta: dict[str, Any]) -> bool:
+    """Whether the capture lost records an event row could be among (GPU records
+    delivered unfinished are kernels and copies)."""
+    dropped = meta.get("dropped")
+    return isinstance(dropped, dict) and any(
+        v for k, v in dropped.items() if k != "incomplete" and isinstance(v, int)
+    )
