@@ -6,6 +6,7 @@ once, a capture dropped while running. On the CUPTI test double."""
 from __future__ import annotations
 
 import gc
+import re
 import sys
 import threading
 import time
@@ -328,3 +329,33 @@ def test_a_start_refused_leaves_the_capture_as_it_was(gpu):
     with later:
         gpu.launch("k", 1000)
     assert len(later.trace.gpu) == 1
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "said"),
+    [
+        ({"warmup": -1}, ValueError, "warmup must be >= 0, not -1"),
+        ({"warmup": "3"}, TypeError, "warmup must be an int, not '3'"),
+        ({"iters": 2.5}, TypeError, "iters must be an int, not 2.5"),
+        ({"iters": True}, TypeError, "iters must be an int, not True"),
+        ({"iters": None}, TypeError, "iters must be an int, not None"),
+        ({"fidelity_reps": 1.0}, TypeError, "fidelity_reps must be an int, not 1.0"),
+    ],
+)
+def test_profile_counts_that_are_no_count_are_refused_by_name(gpu, arguments, error, said):
+    # warmup=-1 ran no warmup and iters=True one iteration, without a word; a
+    # str or None failed in a comparison that named neither
+    ran = []
+    with pytest.raises(error, match=f"^profile: {re.escape(said)}$"):
+        skipnative.profile(lambda: ran.append(1), attribution=False, **arguments)
+    assert ran == [] and not gpu.subscribed
+
+
+def test_profile_of_no_callable_is_refused_before_anything_runs(gpu):
+    with pytest.raises(TypeError, match=r"^profile: fn must be a callable"):
+        skipnative.profile("model", attribution=False)
+    steps = []
+    prof = skipnative.profile(
+        lambda: steps.append(gpu.launch("k", 1000)), attribution=False, warmup=np.int64(0), iters=2
+    )
+    assert len(steps) == 3 and len(prof.native.gpu) == 3  # one unmarked, two timed

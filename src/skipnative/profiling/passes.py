@@ -167,10 +167,11 @@ def profile(
     perturbation of `fn` is measured too (measure_fidelity) and reported in
     `Profile.fidelity`, beside the kernel-activity-only floor and, with
     `attribution`, torch.profiler's perturbation of the same work."""
-    if iters < 1:  # a trace of no iteration, said nowhere
-        raise ValueError(f"profile: iters must be >= 1, not {iters}")
-    if fidelity_reps < 0:
-        raise ValueError(f"profile: fidelity_reps must be >= 0, not {fidelity_reps}")
+    if not callable(fn):
+        raise TypeError(f"profile: fn must be a callable (one iteration), not {fn!r}")
+    _count("warmup", warmup, 0)  # a negative one ran no warmup, said nowhere
+    _count("iters", iters, 1)  # a trace of no iteration, said nowhere
+    _count("fidelity_reps", fidelity_reps, 0)
     _require_cuda_torch(attribution, fidelity_reps)
     for _ in range(warmup):
         fn()
@@ -210,6 +211,14 @@ def profile(
     prof = attribute(native, kineto)
     prof.fidelity = fidelity
     return prof
+
+
+def _count(name: str, value: Any, least: int) -> None:
+    """An int (a numpy one too; not a bool, a float, a str) of at least `least`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"profile: {name} must be an int, not {value!r}")
+    if value < least:
+        raise ValueError(f"profile: {name} must be >= {least}, not {value}")
 
 
 def _synchronize() -> None:
