@@ -115,3 +115,16 @@ def test_dataframe_views(trace):
     assert g["name"].iloc[0] == trace.strings[trace.gpu["name_id"][0]]
     assert len(trace.launches_df()) == len(trace.launches)
     assert (trace.ops_df()["depth"] >= 0).all()
+
+
+def test_an_empty_or_bytes_output_path(trace, tmp_path, monkeypatch):
+    # "" failed in os.replace, naming the temporary file (made in the folder
+    # above the current one); a bytes path failed mixing bytes and str
+    monkeypatch.chdir(tmp_path)
+    for write in (trace.save, lambda p: export_perfetto(trace, p)):
+        with pytest.raises(ValueError, match=r"^the output path is empty"):
+            write("")
+    assert os.listdir(tmp_path) == [] and not list(tmp_path.parent.glob(".skipnative-*"))
+    trace.save(os.fsencode(tmp_path / "b.skip"))
+    export_perfetto(trace, os.fsencode(tmp_path / "b.json"))
+    same(trace, skipnative.load(os.fsencode(tmp_path / "b.skip")))

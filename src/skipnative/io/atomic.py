@@ -19,6 +19,8 @@ def refuse_output(path: str, *, overwrite: bool) -> None:
     True or False: a str such as "no" is truthy, and would replace the file."""
     if not _is_bool(overwrite):
         raise TypeError(f"overwrite: expected True or False, not {overwrite!r}")
+    if not path:  # its folder would be the current one's parent, and no file is named
+        raise ValueError("the output path is empty: name the file to write")
     target = os.path.realpath(path) if os.path.islink(path) else path
     if os.path.exists(target) and not os.path.isfile(target):
         raise TraceError(path, "exists and is not a regular file; only a file is replaced")

@@ -46,7 +46,7 @@ def export_perfetto(trace: Trace, path: str, *, overwrite: bool = False) -> int:
     """Writes the trace as chrome-trace JSON (gzip when `path` ends in .gz). Returns
     the number of events written. A trace read from a Kineto file that is still
     as it was is written as that file's document, every event kept."""
-    path = os.fspath(path)
+    path = os.fsdecode(path)  # a bytes path too, as load() takes it
     refuse_output(path, overwrite=overwrite)
     if source_unchanged(trace):
         return _copy_source(trace, path, overwrite)

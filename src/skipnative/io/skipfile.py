@@ -107,7 +107,7 @@ def _encode_column(col: np.ndarray) -> tuple[bytes, str]:
 
 
 def save(trace: Trace, path: str, *, overwrite: bool = False) -> None:
-    path = os.fspath(path)
+    path = os.fsdecode(path)  # a bytes path too, as load() takes it
     refuse_output(path, overwrite=overwrite)  # before the work of encoding
     blobs: list[bytes] = []
     offset = 0
