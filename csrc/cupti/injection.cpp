@@ -177,7 +177,7 @@ int g_wake[2] = {-1, -1};  // self-pipe: a signal or exit wakes the controller
 
 pid_t g_pid = 0;  // the process the controller runs in
 
-void retry_python_exit_hook();  // below, with the rest of the Python hook
+int retry_python_exit_hook();  // below, with the rest of the Python hook
 
 void on_signal(int sig) {
   if (getpid() != g_pid) {  // a forked child: no controller here, take the default action
@@ -409,12 +409,11 @@ bool Injection::init(std::string* why) {
 void Injection::run_controller() {
   for (;;) {
     pollfd p{g_wake[0], POLLIN, 0};
-    if (poll(&p, 1, 20) > 0) {
+    if (poll(&p, 1, retry_python_exit_hook()) > 0) {
       char buf[16];
       ssize_t r = read(g_wake[0], buf, sizeof buf);
       (void)r;
     }
-    retry_python_exit_hook();
     const int sig = g_signal;
     if (sig != 0) {
       finish();
@@ -457,132 +456,141 @@ void at_exit() {
   if (g_injection != nullptr && getpid() == g_pid) g_injection->finish();
 }
 
-// A Python process may end through os._exit, past every C exit handler: a
-// multiprocessing worker started by fork or forkserver always does (once
-// Process._bootstrap returns, its threads joined and, from CPython 3.13, its
-// atexit handlers run), and so may any program, a SIGTERM handler of its own
-// among them. The capture would be lost; os._exit is wrapped so that it ends
-// the capture first (multiprocessing looks os._exit up when it calls it). In a
-// process forked from this one the call ends nothing (at_exit: not its
-// capture). The code runs in globals of its own, with the builtins module's
-// names (the frame it interrupts may have none); where it fails, the program
-// is not told (wrap_python_exit).
-const char kWrapExit[] = R"py(
-import ctypes, functools, os
-_end = ctypes.CFUNCTYPE(None)(%llu)
-_real_exit = os._exit
-@functools.wraps(_real_exit)
-def _exit(status):
-    _end()
-    _real_exit(status)
-os._exit = _exit
-)py";
-
 // Python's C API, looked up in the process rather than linked: a process that
-// is not Python has none, and is left alone.
+// is not Python has none, and is left alone. Only functions of the stable ABI.
 struct PythonApi {
   int (*initialized)() = nullptr;
   int (*finalizing)() = nullptr;  // Py_IsFinalizing (3.13), _Py_IsFinalizing before
-  void* (*new_dict)() = nullptr;
-  int (*set_item)(void*, const char*, void*) = nullptr;  // PyDict_SetItemString
-  // sys.modules[name], created where missing: PyImport_AddModuleRef (3.13), a new
-  // reference, else PyImport_AddModule, a borrowed one. Not PyImport_ImportModule:
-  // it takes __import__ from the builtins of the frame it interrupts.
-  void* (*add_module)(const char*) = nullptr;
-  bool add_module_is_new = false;
-  void* (*module_dict)(void*) = nullptr;  // PyModule_GetDict: borrowed
-  // PyRun_StringFlags(code, Py_file_input, globals, locals, NULL): a new reference
-  void* (*run)(const char*, int, void*, void*, void*) = nullptr;
-  void (*decref)(void*) = nullptr;
   int (*add_pending_call)(int (*)(void*), void*) = nullptr;
-  int (*error_matches)(void*) = nullptr;  // PyErr_ExceptionMatches
+  void* (*unicode)(const char*) = nullptr;               // PyUnicode_FromString: new
+  void* (*get_module)(void*) = nullptr;                  // PyImport_GetModule: new, or NULL
+  void* (*new_function)(void*, void*, void*) = nullptr;  // PyCFunction_NewEx: new
+  int (*set_attr)(void*, const char*, void*) = nullptr;  // PyObject_SetAttrString
+  void (*decref)(void*) = nullptr;
   void (*error_clear)() = nullptr;
-  void** keyboard_interrupt = nullptr;  // &PyExc_KeyboardInterrupt
+  int (*parse)(void*, void*, const char*, char**, ...) = nullptr;  // PyArg_ParseTupleAndKeywords
   bool found() const {
-    return initialized && finalizing && new_dict && set_item && add_module && module_dict && run &&
-           decref && add_pending_call && error_matches && error_clear && keyboard_interrupt;
+    return initialized && finalizing && add_pending_call && unicode && get_module && new_function &&
+           set_attr && decref && error_clear && parse;
   }
 };
 
-PythonApi python_api() {
-  auto sym = [](const char* name) { return dlsym(RTLD_DEFAULT, name); };
-  PythonApi p;
-  p.initialized = reinterpret_cast<int (*)()>(sym("Py_IsInitialized"));
-  void* finalizing = sym("Py_IsFinalizing");
-  p.finalizing = reinterpret_cast<int (*)()>(finalizing ? finalizing : sym("_Py_IsFinalizing"));
-  p.new_dict = reinterpret_cast<void* (*)()>(sym("PyDict_New"));
-  p.set_item = reinterpret_cast<int (*)(void*, const char*, void*)>(sym("PyDict_SetItemString"));
-  void* add_ref = sym("PyImport_AddModuleRef");
-  p.add_module =
-      reinterpret_cast<void* (*)(const char*)>(add_ref ? add_ref : sym("PyImport_AddModule"));
-  p.add_module_is_new = add_ref != nullptr;
-  p.module_dict = reinterpret_cast<void* (*)(void*)>(sym("PyModule_GetDict"));
-  p.run =
-      reinterpret_cast<void* (*)(const char*, int, void*, void*, void*)>(sym("PyRun_StringFlags"));
-  p.decref = reinterpret_cast<void (*)(void*)>(sym("Py_DecRef"));
-  p.add_pending_call = reinterpret_cast<int (*)(int (*)(void*), void*)>(sym("Py_AddPendingCall"));
-  p.error_matches = reinterpret_cast<int (*)(void*)>(sym("PyErr_ExceptionMatches"));
-  p.error_clear = reinterpret_cast<void (*)()>(sym("PyErr_Clear"));
-  p.keyboard_interrupt = reinterpret_cast<void**>(sym("PyExc_KeyboardInterrupt"));
-  return p;
+const PythonApi& python_api() {
+  static const PythonApi api = [] {
+    auto sym = [](const char* name) { return dlsym(RTLD_DEFAULT, name); };
+    PythonApi p;
+    p.initialized = reinterpret_cast<int (*)()>(sym("Py_IsInitialized"));
+    void* finalizing = sym("Py_IsFinalizing");
+    p.finalizing = reinterpret_cast<int (*)()>(finalizing ? finalizing : sym("_Py_IsFinalizing"));
+    p.add_pending_call = reinterpret_cast<int (*)(int (*)(void*), void*)>(sym("Py_AddPendingCall"));
+    p.unicode = reinterpret_cast<void* (*)(const char*)>(sym("PyUnicode_FromString"));
+    p.get_module = reinterpret_cast<void* (*)(void*)>(sym("PyImport_GetModule"));
+    p.new_function = reinterpret_cast<void* (*)(void*, void*, void*)>(sym("PyCFunction_NewEx"));
+    p.set_attr =
+        reinterpret_cast<int (*)(void*, const char*, void*)>(sym("PyObject_SetAttrString"));
+    p.decref = reinterpret_cast<void (*)(void*)>(sym("Py_DecRef"));
+    p.error_clear = reinterpret_cast<void (*)()>(sym("PyErr_Clear"));
+    p.parse = reinterpret_cast<int (*)(void*, void*, const char*, char**, ...)>(
+        sym("PyArg_ParseTupleAndKeywords"));
+    return p;
+  }();
+  return api;
 }
 
-uintptr_t g_exit_function = 0;  // skipnative_run_exit, for Python to call
+// os._exit as skip run installs it in a Python process: it ends the capture,
+// then the process, both in C. A Python process may end through os._exit,
+// past every C exit handler: a multiprocessing worker started by fork or
+// forkserver always does (once Process._bootstrap returns: its threads joined
+// and, from CPython 3.13, its atexit handlers run), and so may any program, a
+// SIGTERM handler of its own among them. The GIL stays held while the dump is
+// written: no other Python thread runs on, nor a signal handler, and the
+// status given is the process's (nothing here waits for the GIL: the
+// controller and at_exit never take it). The argument is checked first, as
+// os._exit checks it; in a process forked from this one the capture is not
+// its own and at_exit ends nothing.
+void* os_exit(void*, void* args, void* kwargs) {
+  int status = 0;
+  static const char* keywords[] = {"status", nullptr};
+  if (!python_api().parse(args, kwargs, "i:_exit", const_cast<char**>(keywords), &status))
+    return nullptr;  // TypeError, OverflowError: raised, as os._exit raises them
+  at_exit();
+  _exit(status);
+}
+
+// PyMethodDef, as the stable ABI lays it out
+struct MethodDef {
+  const char* name;
+  void* function;
+  int flags;
+  const char* doc;
+};
+constexpr int kMethVarargs = 0x1, kMethKeywords = 0x2;
+MethodDef g_os_exit_def = {"_exit", reinterpret_cast<void*>(&os_exit), kMethVarargs | kMethKeywords,
+                           "Exit to the system with specified status, without normal exit "
+                           "processing (skip run ends its capture first)."};
 
 // The wrapper's state: queued as a pending call, to be queued again by the
-// controller (the pending-call queue was full, or the code could not run where
-// the main thread was: at its recursion limit, a KeyboardInterrupt), or done.
+// controller (the pending-call queue was full, os not imported yet, or no
+// memory), or done.
 enum HookState : int { kHookNone, kHookQueued, kHookRetry, kHookDone };
 std::atomic<int> g_hook_state{kHookNone};
 std::atomic<int> g_hook_retries{0};
-constexpr int kHookMaxRetries = 100;  // the controller's ticks: about 2 s
+constexpr int kHookMaxRetries = 2000;  // the controller's ticks while retrying (1 ms): 2 s
 
 // A pending call: the main thread runs it between two bytecodes, the GIL held,
 // before the interpreter finalises; no thread of this library ever waits for
-// the GIL. Only a KeyboardInterrupt leaves it as an error (raised in the
-// program, as a signal handler's is); any other is cleared, the program never
-// sees it, and the wrapper is tried again later.
-int wrap_python_exit(void*) {
+// the GIL. It runs no Python code (nothing is compiled, no handler of the
+// program's runs inside it), so the frame it interrupts, the recursion limit,
+// and the program's signal handlers cannot make it fail; what fails (no
+// memory) is its own error, cleared, and it is tried again later.
+int install_os_exit(void*) {
   if (getpid() != g_pid) return 0;  // a forked child: its capture is not this one
-  const PythonApi py = python_api();
-  char code[sizeof kWrapExit + 32];
-  std::snprintf(code, sizeof code, kWrapExit, static_cast<unsigned long long>(g_exit_function));
-  bool ran = false;
-  if (void* globals = py.new_dict()) {
-    if (void* builtins = py.add_module("builtins")) {
-      if (py.set_item(globals, "__builtins__", py.module_dict(builtins)) == 0) {
-        const int file_input = 257;  // Py_file_input: statements
-        if (void* result = py.run(code, file_input, globals, globals, nullptr)) {
-          py.decref(result);
-          ran = true;
-        }
+  const PythonApi& py = python_api();
+  bool done = false;
+  if (void* name = py.unicode("os")) {
+    void* os = py.get_module(name);  // os as imported: not importing it here
+    py.decref(name);
+    if (os != nullptr) {
+      if (void* fn = py.new_function(&g_os_exit_def, nullptr, nullptr)) {
+        done = py.set_attr(os, "_exit", fn) == 0;
+        py.decref(fn);
       }
-      if (py.add_module_is_new) py.decref(builtins);
+      py.decref(os);
     }
-    py.decref(globals);
   }
-  g_hook_state = ran ? kHookDone : kHookRetry;
-  if (ran || !py.error_matches(*py.keyboard_interrupt)) {
-    py.error_clear();
-    return 0;
-  }
-  return -1;
+  if (!done) py.error_clear();
+  g_hook_state = done ? kHookDone : kHookRetry;
+  return 0;
 }
 
 // Queues the wrapper; from cuInit, which may hold the GIL or run on a thread
-// that has none, or from the controller (Py_AddPendingCall needs neither).
+// that has none, or from the controller (Py_AddPendingCall needs neither). A
+// call queued from a thread other than the main one runs when the main thread
+// next looks for one: at once from CPython 3.12; up to 3.11, when it next
+// takes the GIL back from another thread.
 void queue_python_exit_hook() {
-  const PythonApi py = python_api();
+  const PythonApi& py = python_api();
   if (!py.found()) return;  // not Python
   if (!py.initialized() || py.finalizing()) {
     g_hook_state = kHookNone;  // too late: exit handlers run, not os._exit
     return;
   }
-  g_hook_state = py.add_pending_call(wrap_python_exit, nullptr) == 0 ? kHookQueued : kHookRetry;
+  g_hook_state = kHookQueued;  // before: the call may run (and set its state) at once
+  if (py.add_pending_call(install_os_exit, nullptr) != 0) {
+    int queued = kHookQueued;
+    g_hook_state.compare_exchange_strong(queued, kHookRetry);
+  }
 }
 
-void retry_python_exit_hook() {
-  if (g_hook_state == kHookRetry && g_hook_retries++ < kHookMaxRetries) queue_python_exit_hook();
+// The controller's tick: how long it may wait, and a retry where one is due.
+int retry_python_exit_hook() {
+  if (g_hook_state != kHookRetry) return 20;
+  if (g_hook_retries++ >= kHookMaxRetries) {
+    g_hook_state = kHookNone;
+    return 20;
+  }
+  queue_python_exit_hook();
+  return 1;
 }
 
 void install_signal(int sig) {
@@ -598,13 +606,6 @@ void install_signal(int sig) {
 }  // namespace
 }  // namespace skipnative
 
-// Ends this process's capture and writes its dump, as at exit; nothing in a
-// process forked from it, nor after the first call. Python calls it from
-// os._exit (kWrapExit).
-extern "C" __attribute__((visibility("default"))) void skipnative_run_exit(void) {
-  skipnative::at_exit();
-}
-
 // Called by the CUDA driver inside cuInit, once per process.
 extern "C" __attribute__((visibility("default"))) int InitializeInjection(void) {
   using namespace skipnative;
@@ -618,7 +619,6 @@ extern "C" __attribute__((visibility("default"))) int InitializeInjection(void) 
   }
   g_injection = inj;
   g_pid = getpid();
-  g_exit_function = reinterpret_cast<uintptr_t>(&skipnative_run_exit);
   if (pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0) g_wake[0] = g_wake[1] = -1;
   std::atexit(at_exit);
   install_signal(SIGTERM);

@@ -332,12 +332,61 @@ os._exit(0)
 """
 
 
-def test_a_hook_that_cannot_run_yet_is_tried_again(tmp_path):
+def test_cuinit_at_the_recursion_limit_neither_fails_the_program_nor_loses_its_capture(
+    tmp_path,
+):
     """cuInit while the main thread was at its recursion limit: compiling the
-    injection's code raised RecursionError into the program (CPython 3.11).
-    The error is the injection's own now, and the code is queued again later."""
+    injection's Python code raised RecursionError into the program (3.11), or
+    failed on every try until the program had ended (3.13, 3.14). The wrapper
+    is installed in C now: no code is compiled, nothing Python runs."""
     r = skip_run(tmp_path, "--", sys.executable, "-c", _AT_RECURSION_LIMIT)
     assert r.returncode == 0, r.stderr
     assert "finished" in r.stdout and "Error" not in r.stderr
     (p,) = runfolder.read_run(tmp_path)["processes"]
     assert p["status"] == "complete" and p["launches"] == 5
+
+
+_THREAD_EXIT = """
+import os, threading, time
+from skipnative.testing.launcher import _Cuda
+cuda = _Cuda(3000, False)
+cuda.launch(cuda.kernel("k"), cuda.stream(), 50)
+threading.Thread(target=os._exit, args=(3,), daemon=True).start()
+time.sleep(0.01)  # the capture is being written by now: the program must not end meanwhile
+print("the main thread went on past another thread's os._exit")
+"""
+
+
+def test_os_exit_from_a_thread_still_ends_the_process_at_once_with_its_status(tmp_path):
+    """The wrapper let every other thread run while the capture was written: the
+    main thread went on, and the process exited 0 instead of the 3 given."""
+    r = skip_run(tmp_path, "--", sys.executable, "-c", _THREAD_EXIT)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "went on" not in r.stdout
+    (p,) = runfolder.read_run(tmp_path)["processes"]
+    assert p["status"] == "complete" and p["launches"] == 50
+
+
+_EXIT_MISUSED = """
+import os, pickle
+from skipnative.testing.launcher import _Cuda
+cuda = _Cuda(3000, False)
+cuda.launch(cuda.kernel("k"), cuda.stream(), 5)
+for bad in ("not a status", 2**80):
+    try:
+        os._exit(bad)
+    except (TypeError, OverflowError):
+        pass
+assert pickle.loads(pickle.dumps(os._exit)) is os._exit
+cuda.launch(cuda.kernel("after"), cuda.stream(), 7)
+os._exit(status=0)
+"""
+
+
+def test_a_bad_os_exit_argument_is_refused_and_the_capture_goes_on(tmp_path):
+    """os._exit("x") ended the capture before it raised TypeError: the
+    launches after it were lost."""
+    r = skip_run(tmp_path, "--", sys.executable, "-c", _EXIT_MISUSED)
+    assert r.returncode == 0, r.stderr
+    (p,) = runfolder.read_run(tmp_path)["processes"]
+    assert p["status"] == "complete" and p["launches"] == 12
