@@ -900,13 +900,57 @@ def test_sighup_to_skip_run_ends_the_captures_and_reaches_cmd(tmp_path):
     try:
         _, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
+        # communicate() also waits for CMD, which holds skip run's stdout and stderr
+        status = proc.poll()
         proc.kill()
         subprocess.run(["pkill", "-KILL", "-f", str(gate)], check=False)
-        pytest.fail("skip run did not end after SIGHUP")
+        who = "skip run" if status is None else f"CMD (skip run had ended with {status})"
+        pytest.fail(f"{who} did not end after SIGHUP")
     assert proc.returncode == 128 + signal.SIGHUP, err
     run = runfolder.read_run(out)
     assert run["signal"] == "SIGHUP"
     assert [p["status"] for p in run["processes"]] == ["complete", "complete"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT])
+def test_a_signal_just_after_cmd_started_is_passed_on(tmp_path, sig):
+    """A signal between CMD's start and skip run's handlers took its default
+    action: skip run ended alone (SIGINT: a KeyboardInterrupt), with no run.json,
+    while CMD ran on in its own process group, holding skip run's stdout and
+    stderr (a caller reading them to their end waited for CMD)."""
+    out, cmd_pid = tmp_path / "o", tmp_path / "cmd.pid"
+    script = (
+        "import os, signal, subprocess, sys\n"
+        "from skipnative.cli import run\n"
+        "from skipnative.cli.main import main\n"
+        "class Popen(subprocess.Popen):\n"
+        "    def __init__(self, *a, **k):\n"
+        "        super().__init__(*a, **k)\n"
+        f"        open({str(cmd_pid)!r}, 'w').write(str(self.pid))\n"
+        f"        os.kill(os.getpid(), {int(sig)})\n"
+        "run.subprocess.Popen = Popen\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    argv = [sys.executable, "-c", script, "run", "--out", str(out), "--", *LAUNCHER, "5"]
+    proc = subprocess.Popen(
+        [*argv, "--hold", "60"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_env(),
+    )
+    try:
+        code = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        ran_on = True
+        try:
+            os.killpg(int(cmd_pid.read_text()), signal.SIGKILL)
+        except ProcessLookupError:
+            ran_on = False
+    assert not ran_on, "CMD ran on after skip run ended"
+    assert code == 128 + sig
+    run = runfolder.read_run(out)
+    assert run["signal"] == signal.Signals(sig).name and run["exit_code"] == 128 + sig
 
 
 def test_a_signal_while_the_folder_is_finished_waits_for_it(tmp_path):

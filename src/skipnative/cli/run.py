@@ -321,16 +321,19 @@ def _end_captures(out: str, timeout_s: float = 10.0) -> None:
 _FORWARDED = (signal.SIGINT, signal.SIGTERM)
 
 
-def _child_setup() -> None:
+def _child_setup(mask: set[signal.Signals]) -> None:
     """In CMD before exec: its own process group, and the signals skip run passes
     on at their default action. skip run acts on them whatever it inherited, so
     CMD must too: an ignored signal stays ignored across exec (a background job
     of a non-interactive shell starts with SIGINT ignored), and CMD would then
     never see the signal skip run passes on, running on with its captures ended.
-    SIGHUP keeps what skip run inherited: under nohup, CMD ignores it too."""
+    SIGHUP keeps what skip run inherited: under nohup, CMD ignores it too. The
+    signal mask is skip run's from before it blocked the signals it handles while
+    CMD starts (a blocked signal stays blocked across exec)."""
     os.setpgrp()
     for s in _FORWARDED:
         signal.signal(s, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _launch(cmd: list[str], env: dict[str, str], args, out: str, info: dict) -> tuple[int, dict]:
@@ -339,10 +342,25 @@ def _launch(cmd: list[str], env: dict[str, str], args, out: str, info: dict) -> 
     it started, then finishes the run folder; returns (exit code, run.json)."""
     forwarded: list[int] = []
     finishing = False
+    handled = list(_FORWARDED)
+    if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:  # not under nohup
+        handled.append(signal.SIGHUP)
+    # Blocked from before CMD starts until the handlers are in place: one arriving
+    # in between took its default action (SIGINT: a KeyboardInterrupt) and ended
+    # skip run alone, CMD running on in its own process group with no run.json
+    # to come (SIGUSR1 too, which ends a process by default). Now it waits, and
+    # is handled as any later one.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [*handled, signal.SIGUSR1])
     try:
-        child = subprocess.Popen(cmd, env=env, start_new_session=False, preexec_fn=_child_setup)
-    except OSError as e:
-        raise UserError(f"{cmd[0]}: cannot start: {e.strerror or e}") from None
+        try:
+            child = subprocess.Popen(
+                cmd, env=env, start_new_session=False, preexec_fn=lambda: _child_setup(mask)
+            )
+        except OSError as e:
+            raise UserError(f"{cmd[0]}: cannot start: {e.strerror or e}") from None
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        raise
 
     # The handlers run inside child.wait(): an exception out of one would end
     # skip run there, leaving CMD running and run.json unwritten. Each says what
@@ -372,12 +390,10 @@ def _launch(cmd: list[str], env: dict[str, str], args, out: str, info: dict) -> 
         except Exception as e:
             _warn(f"SIGUSR1: no window opened ({e})")
 
-    handled = list(_FORWARDED)
-    if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:  # not under nohup
-        handled.append(signal.SIGHUP)
     old = {s: signal.signal(s, forward) for s in handled}
     old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, trigger)
     try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one that came meanwhile: handled now
         code = child.wait()
         left = runfolder.wait_for_processes(out, args.wait_children, pgid=child.pid)
         finishing = True
