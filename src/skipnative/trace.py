@@ -238,12 +238,17 @@ LOSS_KINDS = {
 def losses(meta: dict[str, Any]) -> dict[str, int]:
     """The records a capture counted but did not keep, by kind (LOSS_KINDS), those
     above zero, from its metadata (a trace's meta): its metrics miss that work."""
-    dropped = meta.get("dropped")
-    if not isinstance(dropped, dict):
+    return _counts(meta.get("dropped"), LOSS_KINDS)
+
+
+def _counts(found: Any, kinds: dict[str, str]) -> dict[str, int]:
+    """The counts of `found` (an object of counts, else nothing) named in `kinds`,
+    those above zero."""
+    if not isinstance(found, dict):
         return {}
     out = {}
-    for k in LOSS_KINDS:
-        v = dropped.get(k)
+    for k in kinds:
+        v = found.get(k)
         if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
             out[k] = int(v)
     return out
@@ -261,15 +266,7 @@ MALFORMED_KINDS = {
 def malformed_events(meta: dict[str, Any]) -> dict[str, int]:
     """The malformed events a Kineto trace's reader ignored, by MALFORMED_KINDS,
     those above zero, from a trace's meta: the metrics miss any work they held."""
-    found = meta.get("malformed_events")
-    if not isinstance(found, dict):
-        return {}
-    out = {}
-    for k in MALFORMED_KINDS:
-        v = found.get(k)
-        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
-            out[k] = v
-    return out
+    return _counts(meta.get("malformed_events"), MALFORMED_KINDS)
 
 
 def malformed_warning(found: dict[str, int]) -> str:

@@ -264,8 +264,9 @@ def test_a_process_ending_through_os_exit_keeps_its_capture(tmp_path):
     assert p["status"] == "complete" and p["launches"] == 5
 
 
-_NO_BUILTINS = """
-import ctypes, os
+# the setup _Cuda() makes before its cuInit, without it: f is cuInit
+_BEFORE_CUINIT = """
+import ctypes, os, sys, threading, time
 from skipnative.testing import _DRIVER, library_path, simulate_cuda
 from skipnative.testing.launcher import _Cuda
 simulate_cuda()  # as _Cuda() does before its cuInit
@@ -273,6 +274,11 @@ os.environ["SKIPNATIVE_CUPTI_LIBRARY"] = library_path()
 opts = os.environ["SKIPNATIVE_RUN_OPTIONS"].split(";")
 os.environ["SKIPNATIVE_RUN_OPTIONS"] = ";".join(o for o in opts if "wheel_dirs=" not in o)
 f = ctypes.CDLL(library_path(_DRIVER), mode=ctypes.RTLD_GLOBAL).cuInit
+"""
+
+_NO_BUILTINS = (
+    _BEFORE_CUINIT
+    + """
 # cuInit where the frame has no builtins (a sandboxed evaluator): the injection's
 # code runs at the loop's first turn, in this frame
 exec("f(0)\\nfor i in r: pass", {"__builtins__": {}, "f": f, "r": range(1000)})
@@ -281,6 +287,7 @@ cuda.launch(cuda.kernel("k"), cuda.stream(), 5)
 print("finished")
 os._exit(0)
 """
+)
 
 
 def test_a_frame_without_builtins_neither_fails_the_program_nor_loses_its_capture(tmp_path):
@@ -293,16 +300,9 @@ def test_a_frame_without_builtins_neither_fails_the_program_nor_loses_its_captur
     assert p["status"] == "complete" and p["launches"] == 5
 
 
-_AT_RECURSION_LIMIT = """
-import ctypes, os, sys, threading, time
-from skipnative.testing import _DRIVER, library_path, simulate_cuda
-from skipnative.testing.launcher import _Cuda
-simulate_cuda()  # as _Cuda() does before its cuInit
-os.environ["SKIPNATIVE_CUPTI_LIBRARY"] = library_path()
-opts = os.environ["SKIPNATIVE_RUN_OPTIONS"].split(";")
-os.environ["SKIPNATIVE_RUN_OPTIONS"] = ";".join(o for o in opts if "wheel_dirs=" not in o)
-f = ctypes.CDLL(library_path(_DRIVER), mode=ctypes.RTLD_GLOBAL).cuInit
-
+_AT_RECURSION_LIMIT = (
+    _BEFORE_CUINIT
+    + """
 def probe(n):
     return 0 if n == 0 else probe(n - 1)
 
@@ -330,6 +330,7 @@ cuda.launch(cuda.kernel("k"), cuda.stream(), 5)
 print("finished")
 os._exit(0)
 """
+)
 
 
 def test_cuinit_at_the_recursion_limit_neither_fails_the_program_nor_loses_its_capture(
