@@ -194,6 +194,18 @@ def test_report_what_if_options(generated_sweep, tmp_path):
 def test_report_of_a_folder_that_is_not_a_sweep(tmp_path):
     r = skip("report", tmp_path)
     assert r.returncode == 1 and "no sweep.json" in r.stderr
+    # the folder, not a sweep.json that is not there, is what the line names
+    assert r.stderr.startswith(f"skip: error: {tmp_path}: no sweep.json")
+
+
+def test_report_of_the_folder_above_a_sweep_names_the_sweep(tmp_path):
+    """`skip demo --out demo` writes the sweep into demo/capture; `skip report
+    demo` said "demo/sweep.json: no sweep.json", pointing nowhere."""
+    (tmp_path / "capture").mkdir()
+    (tmp_path / "capture" / "sweep.json").write_text("{}")
+    r = skip("report", tmp_path)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
+    assert f"it holds one: {tmp_path / 'capture'}" in r.stderr
 
 
 def test_workload_builder_tiny_config_on_cpu():

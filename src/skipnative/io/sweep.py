@@ -67,6 +67,17 @@ def load_sweep(folder: str) -> Sweep:
     )
 
 
+def _inside(folder: str) -> str:
+    """Where a sweep lies one level down (`skip demo --out DIR` writes one into
+    DIR/capture): said, for a folder that is not one itself."""
+    try:
+        subs = sorted(e.name for e in os.scandir(folder) if e.is_dir())
+    except OSError:
+        return ""
+    found = [n for n in subs if os.path.isfile(os.path.join(folder, n, "sweep.json"))]
+    return f" (it holds one: {os.path.join(folder, found[0])})" if found else ""
+
+
 def _read(path: str) -> Any:
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the open
@@ -74,7 +85,8 @@ def _read(path: str) -> Any:
         with open(path, "rb") as f:
             text = f.read()
     except FileNotFoundError:
-        raise TraceError(path, "no sweep.json: not a sweep folder") from None
+        folder = os.path.dirname(path)
+        raise TraceError(folder, "no sweep.json: not a sweep folder" + _inside(folder)) from None
     except OSError as e:
         raise TraceError(path, f"cannot read sweep.json ({e.strerror or e})") from None
     return loads(text, path, "sweep.json")
