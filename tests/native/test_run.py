@@ -37,10 +37,23 @@ def skip_run(out: Path, *args: str, timeout: float = 120) -> subprocess.Complete
     return subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=timeout)
 
 
+def signals_at_default() -> None:
+    """In a child before exec: the signals skip run handles at their default
+    action, whatever the tests inherited (under nohup, SIGHUP is ignored, and
+    skip run then rightly leaves it so: the tests that send it would wait)."""
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def start_run(out: Path, *args: str) -> subprocess.Popen:
     cmd = [*SKIP, "run", "--out", str(out), *args]
     return subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        preexec_fn=signals_at_default,
     )
 
 
@@ -937,6 +950,7 @@ def test_a_signal_just_after_cmd_started_is_passed_on(tmp_path, sig):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=_env(),
+        preexec_fn=signals_at_default,
     )
     try:
         code = proc.wait(timeout=60)
