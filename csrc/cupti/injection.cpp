@@ -465,13 +465,15 @@ struct PythonApi {
   void* (*unicode)(const char*) = nullptr;               // PyUnicode_FromString: new
   void* (*get_module)(void*) = nullptr;                  // PyImport_GetModule: new, or NULL
   void* (*new_function)(void*, void*, void*) = nullptr;  // PyCFunction_NewEx: new
+  void* (*get_attr)(void*, const char*) = nullptr;       // PyObject_GetAttrString: new
+  void* (*call)(void*, void*, void*) = nullptr;          // PyObject_Call: new
   int (*set_attr)(void*, const char*, void*) = nullptr;  // PyObject_SetAttrString
   void (*decref)(void*) = nullptr;
   void (*error_clear)() = nullptr;
   int (*parse)(void*, void*, const char*, char**, ...) = nullptr;  // PyArg_ParseTupleAndKeywords
   bool found() const {
     return initialized && finalizing && add_pending_call && unicode && get_module && new_function &&
-           set_attr && decref && error_clear && parse;
+           get_attr && call && set_attr && decref && error_clear && parse;
   }
 };
 
@@ -486,6 +488,8 @@ const PythonApi& python_api() {
     p.unicode = reinterpret_cast<void* (*)(const char*)>(sym("PyUnicode_FromString"));
     p.get_module = reinterpret_cast<void* (*)(void*)>(sym("PyImport_GetModule"));
     p.new_function = reinterpret_cast<void* (*)(void*, void*, void*)>(sym("PyCFunction_NewEx"));
+    p.get_attr = reinterpret_cast<void* (*)(void*, const char*)>(sym("PyObject_GetAttrString"));
+    p.call = reinterpret_cast<void* (*)(void*, void*, void*)>(sym("PyObject_Call"));
     p.set_attr =
         reinterpret_cast<int (*)(void*, const char*, void*)>(sym("PyObject_SetAttrString"));
     p.decref = reinterpret_cast<void (*)(void*)>(sym("Py_DecRef"));
@@ -507,13 +511,20 @@ const PythonApi& python_api() {
 // status given is the process's (nothing here waits for the GIL: the
 // controller and at_exit never take it). The argument is checked first, as
 // os._exit checks it; in a process forked from this one the capture is not
-// its own and at_exit ends nothing.
+// its own and at_exit ends nothing. The os._exit it replaced is called then
+// (posix._exit, which ends the process; or a program's own wrapper, such as a
+// coverage tool's that saves its data first, which goes on to the original).
+void* g_replaced_exit = nullptr;   // os._exit before: a reference kept for good
+void* g_installed_exit = nullptr;  // this one, kept alive: never mistaken for another
+
 void* os_exit(void*, void* args, void* kwargs) {
+  const PythonApi& py = python_api();
   int status = 0;
   static const char* keywords[] = {"status", nullptr};
-  if (!python_api().parse(args, kwargs, "i:_exit", const_cast<char**>(keywords), &status))
+  if (!py.parse(args, kwargs, "i:_exit", const_cast<char**>(keywords), &status))
     return nullptr;  // TypeError, OverflowError: raised, as os._exit raises them
   at_exit();
+  if (g_replaced_exit != nullptr) return py.call(g_replaced_exit, args, kwargs);
   _exit(status);
 }
 
@@ -526,6 +537,7 @@ struct MethodDef {
 };
 constexpr int kMethVarargs = 0x1, kMethKeywords = 0x2;
 MethodDef g_os_exit_def = {"_exit", reinterpret_cast<void*>(&os_exit), kMethVarargs | kMethKeywords,
+                           "_exit(status)\n--\n\n"
                            "Exit to the system with specified status, without normal exit "
                            "processing (skip run ends its capture first)."};
 
@@ -551,10 +563,21 @@ int install_os_exit(void*) {
     void* os = py.get_module(name);  // os as imported: not importing it here
     py.decref(name);
     if (os != nullptr) {
-      if (void* fn = py.new_function(&g_os_exit_def, nullptr, nullptr)) {
+      void* before = py.get_attr(os, "_exit");
+      if (before == nullptr) py.error_clear();  // none: the new one ends the process itself
+      if (before != nullptr && before == g_installed_exit) {
+        done = true;  // already this one (a second call)
+      } else if (void* fn = py.new_function(&g_os_exit_def, nullptr, nullptr)) {
         done = py.set_attr(os, "_exit", fn) == 0;
-        py.decref(fn);
+        if (done) {
+          g_installed_exit = fn;  // its reference kept, as the one to `before`
+          g_replaced_exit = before;
+          before = nullptr;
+        } else {
+          py.decref(fn);
+        }
       }
+      if (before != nullptr) py.decref(before);
       py.decref(os);
     }
   }

@@ -391,3 +391,50 @@ def test_a_bad_os_exit_argument_is_refused_and_the_capture_goes_on(tmp_path):
     assert r.returncode == 0, r.stderr
     (p,) = runfolder.read_run(tmp_path)["processes"]
     assert p["status"] == "complete" and p["launches"] == 12
+
+
+_OWN_EXIT_WRAPPER = """
+import os, sys
+from skipnative.testing.launcher import _Cuda
+original = os._exit
+
+def saving_exit(status):  # as a coverage tool's patch of os._exit: save, then exit
+    with open(sys.argv[1], "w") as f:
+        f.write(f"saved {status}")
+    original(status)
+
+os._exit = saving_exit
+cuda = _Cuda(3000, False)
+cuda.launch(cuda.kernel("k"), cuda.stream(), 5)
+os._exit(4)
+"""
+
+
+def test_a_programs_own_os_exit_wrapper_still_runs(tmp_path):
+    """The injection replaced os._exit without a look at what was there: a
+    program's (or a coverage tool's) own wrapper never ran."""
+    saved = tmp_path / "saved.txt"
+    r = skip_run(tmp_path / "run", "--", sys.executable, "-c", _OWN_EXIT_WRAPPER, str(saved))
+    assert r.returncode == 4, r.stderr
+    assert saved.read_text() == "saved 4"
+    (p,) = runfolder.read_run(tmp_path / "run")["processes"]
+    assert p["status"] == "complete" and p["launches"] == 5
+
+
+def test_os_exit_keeps_its_signature():
+    """inspect.signature(os._exit) raised ValueError (no text signature)."""
+    script = (
+        "import inspect, os\n"
+        "from skipnative.testing.launcher import _Cuda\n"
+        "_Cuda(3000, False)\n"
+        "for _ in range(3): pass\n"
+        "assert type(os._exit).__name__ == 'builtin_function_or_method'\n"
+        "assert 'ends its capture' in os._exit.__doc__, os._exit.__doc__\n"
+        "print(inspect.signature(os._exit))\n"
+    )
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        r = skip_run(Path(d), "--", sys.executable, "-c", script)
+    assert r.returncode == 0, r.stderr
+    assert "(status)" in r.stdout
