@@ -19,7 +19,7 @@ import numpy as np
 from skipnative.errors import TraceError
 from skipnative.io import safe_json
 from skipnative.io.atomic import read_whole
-from skipnative.io.skipfile import dropped_problem
+from skipnative.io.skipfile import dropped_problem, is_count
 from skipnative.text import short_repr
 from skipnative.trace import REGION_DTYPE, StringTable, Trace
 
@@ -28,7 +28,6 @@ TRAILER = b"SKIPDEND"
 VERSION = 2  # 2: the events table (capture option stream_waits)
 _PREFIX = struct.Struct("<8sII")
 TABLES = ("launches", "kernels", "copies", "markers", "events")
-_I64 = 2**63
 
 
 def _dtypes() -> dict[str, np.dtype]:
@@ -128,23 +127,19 @@ def _parse(path: str, data: bytes) -> Dump:
     )
 
 
-def _count(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < _I64
-
-
 def _header_problem(header: dict[str, Any]) -> str | None:
     """What no process writes in a dump's header (csrc/cupti/run_dump.h), where
     the conversion reads it: counts that are not counts, and the session
     metadata that becomes the .skip's (its window's times, its losses)."""
     for key in ("pid", "window", "strings"):
-        if not _count(header.get(key)):
+        if not is_count(header.get(key)):
             return f"header {key} is {short_repr(header.get(key))}, not a count"
     tables = header.get("tables")
     for name in TABLES:
         t = tables.get(name) if isinstance(tables, dict) else None
         for key in ("rows", "row_bytes"):
             v = t.get(key) if isinstance(t, dict) else None
-            if not _count(v):
+            if not is_count(v):
                 return f"header tables.{name}.{key} is {short_repr(v)}, not a count"
     devices = header.get("devices", [])
     if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):
@@ -153,7 +148,7 @@ def _header_problem(header: dict[str, Any]) -> str | None:
     if not isinstance(meta, dict):
         return f"header meta is {short_repr(meta)}, not an object"
     for key in ("t_start_ns", "t_stop_ns", "launches_outside", "gpu_rows_outside"):
-        if not _count(meta.get(key, 0 if key.endswith("outside") else None)):
+        if not is_count(meta.get(key, 0 if key.endswith("outside") else None)):
             return f"meta {key} is {short_repr(meta.get(key))}, not a count"
     if meta["t_stop_ns"] < meta["t_start_ns"]:
         return f"meta t_stop_ns {meta['t_stop_ns']} is before t_start_ns {meta['t_start_ns']}"

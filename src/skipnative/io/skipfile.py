@@ -423,6 +423,11 @@ def _meta_problem(meta: dict[str, Any]) -> str | None:
     return dropped_problem(meta.get("dropped"))
 
 
+def is_count(v: Any) -> bool:
+    """A count as the native layer writes one: an int (not a bool) in [0, 2^63)."""
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < _I64
+
+
 def dropped_problem(dropped: Any) -> str | None:
     """The losses a capture counted (trace.losses reads them): an object of counts.
     A count of another type was passed over, so the file's losses went unsaid."""
@@ -431,7 +436,7 @@ def dropped_problem(dropped: Any) -> str | None:
     if not isinstance(dropped, dict):
         return f"meta dropped is {short_repr(dropped)}, not an object of counts"
     for k, v in dropped.items():
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < _I64:
+        if not is_count(v):
             return f"meta dropped.{k} is {short_repr(v)}, not a count"
     return None
 
